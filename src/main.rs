@@ -1,0 +1,273 @@
+//! `guidedesk`: the kiosk application and its administration commands.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use guidedesk::config::{self, Config};
+use guidedesk::demo::{self, DemoOptions};
+use guidedesk::export::{self, ExportOptions, Format};
+use guidedesk::model::{Moment, RecordKind};
+use guidedesk::store::{Store, StoreOptions, SystemClock};
+
+/// Offline-first software for hospital lobby guide desks (导医台).
+#[derive(Debug, Parser)]
+#[command(name = "guidedesk", version, about, long_about = None)]
+struct Cli {
+    /// Data directory holding the store and config.toml [default: the platform data directory]
+    #[arg(long, global = true, env = "GUIDEDESK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fill the store with realistic demo data (through the normal validation and outbox path)
+    Demo {
+        /// Number of days of data, ending today
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: u32,
+        /// Arrivals per day (other record kinds scale with it)
+        #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+        per_day: u32,
+        /// Random seed (the same seed gives the same records)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Print record counts, outbox state and store size
+    Stats {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export every field of one record kind as CSV (UTF-8 with BOM) or JSON
+    Export {
+        /// Record kind
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// First day included (YYYY-MM-DD, site local time)
+        #[arg(long, value_parser = parse_date)]
+        from: Option<NaiveDate>,
+        /// Last day included (YYYY-MM-DD, site local time)
+        #[arg(long, value_parser = parse_date)]
+        to: Option<NaiveDate>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+        format: FormatArg,
+        /// Output file [default: standard output]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Mask phone numbers (138****8000)
+        #[arg(long)]
+        mask_phones: bool,
+    },
+    /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
+    Check,
+    /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
+    /// (crash-safety testing and burn-in)
+    #[command(hide = true)]
+    StressWrite {
+        /// Stop after this many writes
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Arrival,
+    Consultation,
+    Feedback,
+    Case,
+    #[value(name = "followup_task")]
+    FollowupTask,
+    #[value(name = "call_attempt")]
+    CallAttempt,
+}
+
+impl From<KindArg> for RecordKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Arrival => RecordKind::Arrival,
+            KindArg::Consultation => RecordKind::Consultation,
+            KindArg::Feedback => RecordKind::Feedback,
+            KindArg::Case => RecordKind::Case,
+            KindArg::FollowupTask => RecordKind::FollowupTask,
+            KindArg::CallAttempt => RecordKind::CallAttempt,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Json,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date in the form YYYY-MM-DD"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            let _ = writeln!(std::io::stderr(), "guidedesk: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_store(data_dir: &std::path::Path, cfg: &Config) -> Result<Store> {
+    let offset = cfg.offset().map_err(anyhow::Error::msg)?;
+    Ok(Store::open_with(data_dir, StoreOptions { clock: Arc::new(SystemClock), utc_offset: offset })?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let data_dir = config::data_dir(cli.data_dir.as_deref())?;
+    let cfg = Config::load(&data_dir)?;
+    let Some(command) = cli.command else {
+        let store = open_store(&data_dir, &cfg)?;
+        return guidedesk::app::run(store, &cfg);
+    };
+    match command {
+        Command::Demo { days, per_day, seed } => {
+            let store = open_store(&data_dir, &cfg)?;
+            let started = std::time::Instant::now();
+            let r = demo::generate(&store, DemoOptions { days, per_day, seed })?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "demo data written to {}: {} arrivals, {} consultations, {} feedback, {} cases, {} follow-up tasks, \
+                 {} call attempts ({} records in {secs:.1} s)",
+                store.path().display(),
+                r.arrivals,
+                r.consultations,
+                r.feedback,
+                r.cases,
+                r.followup_tasks,
+                r.call_attempts,
+                r.total(),
+            );
+        }
+        Command::Stats { json } => {
+            let store = open_store(&data_dir, &cfg)?;
+            let s = store.stats()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("store: {} ({} bytes, schema {})", store.path().display(), s.store_bytes, s.schema);
+                println!("device: {}", s.device);
+                for (k, n) in &s.records {
+                    println!("{k:>14}: {n}");
+                }
+                println!(
+                    "outbox: {} pending (last seq {}, acknowledged through {})",
+                    s.outbox_pending, s.outbox_last_seq, s.outbox_acked_seq
+                );
+            }
+        }
+        Command::Export { kind, from, to, format, out, mask_phones } => {
+            let store = open_store(&data_dir, &cfg)?;
+            let offset = store.utc_offset();
+            if let (Some(f), Some(t)) = (from, to)
+                && f > t
+            {
+                bail!("--from {f} is after --to {t}");
+            }
+            let from_m = from.map_or(Moment(i64::MIN), |d| Moment::start_of_day(d, offset));
+            let to_m = to.and_then(|d| d.succ_opt()).map_or(Moment(i64::MAX), |d| Moment::start_of_day(d, offset));
+            let opts = ExportOptions {
+                kind: kind.into(),
+                from: from_m,
+                to: to_m,
+                format: match format {
+                    FormatArg::Csv => Format::Csv,
+                    FormatArg::Json => Format::Json,
+                },
+                mask_phones,
+            };
+            if let Some(path) = out {
+                // Write to a temporary file beside the target and rename, so a failed export never leaves a
+                // truncated file under the requested name.
+                let tmp = path.with_extension("partial");
+                let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut w = std::io::BufWriter::new(file);
+                let n = export::export(&store, &opts, &mut w);
+                let n = match n.and_then(|n| w.flush().map(|()| n).map_err(Into::into)) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e.into());
+                    }
+                };
+                std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("exported {n} {} records to {}", RecordKind::from(kind), path.display());
+            } else {
+                let stdout = std::io::stdout();
+                let mut w = std::io::BufWriter::new(stdout.lock());
+                export::export(&store, &opts, &mut w)?;
+                w.flush()?;
+            }
+        }
+        Command::Check => {
+            let store = open_store(&data_dir, &cfg)?;
+            let problems = store.check()?;
+            if problems.is_empty() {
+                let s = store.stats()?;
+                println!(
+                    "store OK: {} records, outbox gap-free through seq {}, indexes consistent, feedback chain intact",
+                    s.records.values().sum::<u64>(),
+                    s.outbox_last_seq
+                );
+            } else {
+                for p in &problems {
+                    println!("problem: {p}");
+                }
+                bail!("{} problem(s) found in {}", problems.len(), store.path().display());
+            }
+        }
+        Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
+    }
+    Ok(())
+}
+
+/// Writes one arrival per durable transaction and reports each after its commit returned.
+fn stress_write(store: &Store, limit: Option<u64>) -> Result<()> {
+    use guidedesk::model::{ArrivalChannel, ArrivalForm, Sex, StaffRef, VisitType};
+    let refs = store.reference();
+    let dept = refs.departments.first().context("reference data has no departments")?.id.clone();
+    let mut out = std::io::stdout().lock();
+    let mut n = 0u64;
+    while limit.is_none_or(|l| n < l) {
+        let form = ArrivalForm {
+            name: format!("压力测试{n}"),
+            sex: Some(Sex::Unknown),
+            visit_type: Some(VisitType::First),
+            channel: Some(ArrivalChannel::WalkIn),
+            complaint: "stress".into(),
+            department: dept.clone(),
+            phone: format!("139{:08}", n % 100_000_000),
+            ..ArrivalForm::default()
+        };
+        let (id, stamp, seq) = store.write(|ctx| {
+            let draft = form.validate(ctx.reference(), ctx.today())?;
+            let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+            let rec = draft.into_record(id, at, StaffRef("stress".into()), stamp);
+            ctx.put(&rec)?;
+            Ok((id, stamp, ctx.last_seq().unwrap_or(0)))
+        })?;
+        writeln!(out, "{seq} {id} {} {} {}", stamp.wall_ms, stamp.logical, stamp.node)?;
+        out.flush()?;
+        n += 1;
+    }
+    Ok(())
+}

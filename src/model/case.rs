@@ -1,0 +1,528 @@
+//! Case (客诉): feedback, suggestions, dissatisfaction, complaints, disputes and incidents, with their handling.
+//!
+//! The status only moves forward within a handling round; reopening starts a new round (a new event), so merging by
+//! `(round, rank, stamp)` keeps every replica on the most advanced state.
+
+use chrono::NaiveDate;
+use guidedesk_sync::Hlc;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Lww, Merge, Moment, RecordId, StaffRef, merge_events};
+use super::feedback::Rating;
+use super::reference::ReferenceData;
+use super::validate::{self, Problem, ValidationErrors, limits};
+
+/// The grades of a case (seed 003), in increasing severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseGrade {
+    /// 1 情况反馈 — feedback on the environment.
+    Feedback,
+    /// 2 建议
+    Suggestion,
+    /// 3 不满意
+    Dissatisfied,
+    /// 3+ 非常不满意 (used by the penalty table).
+    VeryDissatisfied,
+    /// 4 投诉
+    Complaint,
+    /// 5 纠纷
+    Dispute,
+    /// 6 事故
+    Incident,
+}
+
+impl CaseGrade {
+    /// Every grade, in order.
+    pub const ALL: [CaseGrade; 7] = [
+        CaseGrade::Feedback,
+        CaseGrade::Suggestion,
+        CaseGrade::Dissatisfied,
+        CaseGrade::VeryDissatisfied,
+        CaseGrade::Complaint,
+        CaseGrade::Dispute,
+        CaseGrade::Incident,
+    ];
+
+    /// Stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            CaseGrade::Feedback => "feedback",
+            CaseGrade::Suggestion => "suggestion",
+            CaseGrade::Dissatisfied => "dissatisfied",
+            CaseGrade::VeryDissatisfied => "very_dissatisfied",
+            CaseGrade::Complaint => "complaint",
+            CaseGrade::Dispute => "dispute",
+            CaseGrade::Incident => "incident",
+        }
+    }
+
+    /// Grades 1–3 are handled on the spot by the specialist.
+    pub fn handled_on_the_spot(self) -> bool {
+        self <= CaseGrade::VeryDissatisfied
+    }
+}
+
+/// How the case reached the hospital.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseChannel {
+    /// 现场
+    InPerson,
+    /// 电话
+    Phone,
+    /// 来信
+    Letter,
+    /// 网络
+    Online,
+    /// 满意度评价
+    FeedbackScreen,
+    /// 其他
+    Other,
+}
+
+impl CaseChannel {
+    /// Every channel.
+    pub const ALL: [CaseChannel; 6] = [
+        CaseChannel::InPerson,
+        CaseChannel::Phone,
+        CaseChannel::Letter,
+        CaseChannel::Online,
+        CaseChannel::FeedbackScreen,
+        CaseChannel::Other,
+    ];
+
+    /// Stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            CaseChannel::InPerson => "in_person",
+            CaseChannel::Phone => "phone",
+            CaseChannel::Letter => "letter",
+            CaseChannel::Online => "online",
+            CaseChannel::FeedbackScreen => "feedback_screen",
+            CaseChannel::Other => "other",
+        }
+    }
+}
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// 已受理
+    Received,
+    /// 已转科室
+    Assigned,
+    /// 调查处理中
+    Investigating,
+    /// 已处理
+    Resolved,
+    /// 不成立
+    NotEstablished,
+    /// 已反馈投诉人
+    Notified,
+    /// 已结案
+    Closed,
+    /// 转法律途径
+    ReferredLegal,
+}
+
+impl CaseStatus {
+    /// Every status.
+    pub const ALL: [CaseStatus; 8] = [
+        CaseStatus::Received,
+        CaseStatus::Assigned,
+        CaseStatus::Investigating,
+        CaseStatus::Resolved,
+        CaseStatus::NotEstablished,
+        CaseStatus::Notified,
+        CaseStatus::Closed,
+        CaseStatus::ReferredLegal,
+    ];
+
+    /// Progress rank: a status may only be replaced by one of higher rank.
+    pub fn rank(self) -> u8 {
+        match self {
+            CaseStatus::Received => 0,
+            CaseStatus::Assigned => 1,
+            CaseStatus::Investigating => 2,
+            CaseStatus::Resolved | CaseStatus::NotEstablished => 3,
+            CaseStatus::Notified => 4,
+            CaseStatus::Closed | CaseStatus::ReferredLegal => 5,
+        }
+    }
+
+    /// Stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            CaseStatus::Received => "received",
+            CaseStatus::Assigned => "assigned",
+            CaseStatus::Investigating => "investigating",
+            CaseStatus::Resolved => "resolved",
+            CaseStatus::NotEstablished => "not_established",
+            CaseStatus::Notified => "notified",
+            CaseStatus::Closed => "closed",
+            CaseStatus::ReferredLegal => "referred_legal",
+        }
+    }
+
+    /// Whether the case is finished (no deadline applies).
+    pub fn is_final(self) -> bool {
+        self.rank() == 5
+    }
+}
+
+/// A status within a handling round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundStatus {
+    /// Handling round: 0, then +1 per reopening.
+    pub round: u32,
+    /// The status.
+    pub status: CaseStatus,
+}
+
+/// What happened to a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseEventKind {
+    /// Received (first contact).
+    Received,
+    /// Assigned to a department (and person).
+    Assigned {
+        /// Department code.
+        department: String,
+        /// Assignee staff id.
+        assignee: Option<String>,
+    },
+    /// Investigation started.
+    Investigating,
+    /// Resolved.
+    Resolved {
+        /// What was found and decided.
+        resolution: String,
+        /// Corrective actions.
+        actions: String,
+        /// The person responsible.
+        responsible: String,
+    },
+    /// Found not established.
+    NotEstablished,
+    /// Result told to the complainant.
+    Notified,
+    /// Closed, with the complainant's satisfaction with the handling.
+    Closed {
+        /// Satisfaction with the handling, if asked and answered.
+        satisfaction: Option<Rating>,
+    },
+    /// Escalated to a higher grade.
+    Escalated {
+        /// Previous grade.
+        from: CaseGrade,
+        /// New grade.
+        to: CaseGrade,
+        /// New deadline.
+        due: NaiveDate,
+    },
+    /// Referred to legal channels.
+    ReferredLegal,
+    /// Reopened.
+    Reopened,
+    /// A note.
+    Note,
+}
+
+/// One entry of a case's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseEvent {
+    /// When.
+    pub at: Moment,
+    /// Who.
+    pub by: StaffRef,
+    /// What.
+    pub kind: CaseEventKind,
+    /// Free note.
+    pub note: Option<String>,
+    /// HLC stamp.
+    pub stamp: Hlc,
+}
+
+/// A case record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// UUIDv7 id.
+    pub id: RecordId,
+    /// When it was received.
+    pub received_at: Moment,
+    /// First-contact owner (首问负责).
+    pub received_by: StaffRef,
+    /// Channel.
+    pub channel: CaseChannel,
+    /// Grade (changes on escalation).
+    pub grade: Lww<CaseGrade>,
+    /// Complainant's name.
+    pub complainant: String,
+    /// Complainant's phone digits.
+    pub complainant_phone: Option<String>,
+    /// Relation to the patient (本人, 配偶, 子女…).
+    pub relation: Option<String>,
+    /// Departments concerned.
+    pub departments: Vec<String>,
+    /// Staff concerned (ids or names).
+    pub staff_concerned: Vec<String>,
+    /// Facts and reasons.
+    pub facts: String,
+    /// The complainant's request.
+    pub request: Option<String>,
+    /// The feedback record that led to this case, if any.
+    pub from_feedback: Option<RecordId>,
+    /// Responsible department.
+    pub assigned_department: Lww<Option<String>>,
+    /// Person handling it.
+    pub assignee: Lww<Option<String>>,
+    /// Status in its round.
+    pub status: Lww<RoundStatus>,
+    /// Deadline (working days from receipt) and whether the calendar had to guess.
+    pub due: Lww<(NaiveDate, bool)>,
+    /// Satisfaction with the handling.
+    pub handling_satisfaction: Lww<Option<Rating>>,
+    /// When it was closed.
+    pub closed_at: Lww<Option<Moment>>,
+    /// History, ordered by stamp.
+    pub events: Vec<CaseEvent>,
+}
+
+impl Case {
+    /// The current status.
+    pub fn current(&self) -> CaseStatus {
+        self.status.value.status
+    }
+
+    /// Whether the case is still open.
+    pub fn is_open(&self) -> bool {
+        !self.current().is_final()
+    }
+
+    /// Moves the status forward, appending the event. A backward or same-rank move is refused.
+    pub fn advance(
+        &mut self,
+        to: CaseStatus,
+        kind: CaseEventKind,
+        note: Option<String>,
+        at: Moment,
+        by: StaffRef,
+        stamp: Hlc,
+    ) -> Result<(), ValidationErrors> {
+        let from = self.current();
+        if to.rank() <= from.rank() {
+            let mut e = ValidationErrors::default();
+            e.push("status", Problem::Conflict("a case's status only moves forward"));
+            return Err(e);
+        }
+        self.status.set(RoundStatus { round: self.status.value.round, status: to }, stamp);
+        self.events.push(CaseEvent { at, by, kind, note, stamp });
+        Ok(())
+    }
+}
+
+impl Merge for Case {
+    fn merge(&mut self, other: &Self) {
+        self.grade.merge(&other.grade);
+        self.assigned_department.merge(&other.assigned_department);
+        self.assignee.merge(&other.assignee);
+        let key = |s: &Lww<RoundStatus>| (s.value.round, s.value.status.rank(), s.stamp);
+        if key(&other.status) > key(&self.status) {
+            self.status = other.status.clone();
+        }
+        self.due.merge(&other.due);
+        self.handling_satisfaction.merge(&other.handling_satisfaction);
+        self.closed_at.merge(&other.closed_at);
+        merge_events(&mut self.events, &other.events, |e| e.stamp);
+    }
+}
+
+/// The case form as typed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseForm {
+    /// Grade (chosen).
+    pub grade: Option<CaseGrade>,
+    /// Channel (chosen).
+    pub channel: Option<CaseChannel>,
+    /// Complainant's name.
+    pub complainant: String,
+    /// Complainant's phone.
+    pub complainant_phone: String,
+    /// Relation to the patient.
+    pub relation: String,
+    /// Departments concerned (codes).
+    pub departments: Vec<String>,
+    /// Staff concerned.
+    pub staff_concerned: Vec<String>,
+    /// Facts.
+    pub facts: String,
+    /// Request.
+    pub request: String,
+    /// Source feedback.
+    pub from_feedback: Option<RecordId>,
+}
+
+/// A new case's identity and deadline, decided by the caller (policy + calendar).
+#[derive(Debug, Clone)]
+pub struct CaseOrigin {
+    /// Id.
+    pub id: RecordId,
+    /// Receipt time.
+    pub at: Moment,
+    /// Receiver.
+    pub by: StaffRef,
+    /// Deadline and whether it was guessed.
+    pub due: (NaiveDate, bool),
+    /// Stamp.
+    pub stamp: Hlc,
+}
+
+impl CaseForm {
+    /// Validates the form and makes the record (status 已受理).
+    pub fn into_record(&self, refs: &ReferenceData, origin: CaseOrigin) -> Result<Case, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        if self.grade.is_none() {
+            e.push("grade", Problem::Required);
+        }
+        if self.channel.is_none() {
+            e.push("channel", Problem::Required);
+        }
+        let complainant = validate::text(&mut e, "complainant", &self.complainant, limits::NAME, true);
+        let phone = validate::opt_phone(&mut e, "complainant_phone", &self.complainant_phone);
+        let relation = validate::opt_text(&mut e, "relation", &self.relation, limits::NAME);
+        let mut departments: Vec<String> =
+            self.departments.iter().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect();
+        departments.sort();
+        departments.dedup();
+        if let Some(bad) = departments.iter().find(|d| refs.department(d).is_none()) {
+            e.push("departments", Problem::Unknown(bad.clone()));
+        }
+        let staff_concerned: Vec<String> =
+            self.staff_concerned.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let facts = validate::text(&mut e, "facts", &self.facts, limits::LONG, true);
+        let request = validate::opt_text(&mut e, "request", &self.request, limits::LONG);
+        if staff_concerned.contains(&origin.by.0) {
+            // 回避: the receiver cannot own a case about themselves.
+            e.push("staff_concerned", Problem::Conflict("a case about yourself must be received by someone else"));
+        }
+        let CaseOrigin { id, at, by, due, stamp } = origin;
+        e.into_result(|| Case {
+            id,
+            received_at: at,
+            received_by: by.clone(),
+            channel: self.channel.unwrap_or(CaseChannel::Other),
+            grade: Lww::new(self.grade.unwrap_or(CaseGrade::Complaint), stamp),
+            complainant,
+            complainant_phone: phone,
+            relation,
+            departments,
+            staff_concerned,
+            facts,
+            request,
+            from_feedback: self.from_feedback,
+            assigned_department: Lww::new(None, stamp),
+            assignee: Lww::new(None, stamp),
+            status: Lww::new(RoundStatus { round: 0, status: CaseStatus::Received }, stamp),
+            due: Lww::new(due, stamp),
+            handling_satisfaction: Lww::new(None, stamp),
+            closed_at: Lww::new(None, stamp),
+            events: vec![CaseEvent { at, by, kind: CaseEventKind::Received, note: None, stamp }],
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Hlc {
+        Hlc { wall_ms: n, logical: 0, node: 1 }
+    }
+
+    fn case() -> Case {
+        let refs = ReferenceData::bundled().unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        CaseForm {
+            grade: Some(CaseGrade::Complaint),
+            channel: Some(CaseChannel::Phone),
+            complainant: "李强".into(),
+            departments: vec!["cardio".into()],
+            facts: "候诊两小时无人告知".into(),
+            ..CaseForm::default()
+        }
+        .into_record(
+            &refs,
+            CaseOrigin {
+                id: RecordId::new_v7(Moment(1)),
+                at: Moment(1),
+                by: StaffRef("cs1".into()),
+                due: (day, false),
+                stamp: s(1),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn status_only_moves_forward() {
+        let mut c = case();
+        let by = StaffRef("cs1".into());
+        c.advance(CaseStatus::Investigating, CaseEventKind::Investigating, None, Moment(2), by.clone(), s(2)).unwrap();
+        let e = c.advance(
+            CaseStatus::Assigned,
+            CaseEventKind::Assigned { department: "cardio".into(), assignee: None },
+            None,
+            Moment(3),
+            by,
+            s(3),
+        );
+        assert!(e.is_err());
+        assert_eq!(c.current(), CaseStatus::Investigating);
+        assert_eq!(c.events.len(), 2);
+    }
+
+    #[test]
+    fn merge_keeps_most_advanced_status() {
+        let base = case();
+        let by = StaffRef("cs1".into());
+        let mut a = base.clone();
+        a.advance(CaseStatus::Resolved, CaseEventKind::NotEstablished, None, Moment(5), by.clone(), s(5)).unwrap();
+        let mut b = base.clone();
+        // A later stamp but a lower rank must not win.
+        b.advance(CaseStatus::Assigned, CaseEventKind::Investigating, None, Moment(9), by, s(9)).unwrap();
+        let mut m1 = a.clone();
+        m1.merge(&b);
+        let mut m2 = b.clone();
+        m2.merge(&a);
+        assert_eq!(m1, m2);
+        assert_eq!(m1.current(), CaseStatus::Resolved);
+        assert_eq!(m1.events.len(), 3);
+    }
+
+    #[test]
+    fn receiver_cannot_take_a_case_about_themselves() {
+        let refs = ReferenceData::bundled().unwrap();
+        let f = CaseForm {
+            grade: Some(CaseGrade::Dissatisfied),
+            channel: Some(CaseChannel::InPerson),
+            complainant: "赵".into(),
+            facts: "态度差".into(),
+            staff_concerned: vec!["cs1".into()],
+            ..CaseForm::default()
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let origin = CaseOrigin {
+            id: RecordId::new_v7(Moment(1)),
+            at: Moment(1),
+            by: StaffRef("cs1".into()),
+            due: (day, false),
+            stamp: s(1),
+        };
+        let e = f.into_record(&refs, origin).unwrap_err();
+        assert!(matches!(e.get("staff_concerned"), Some(Problem::Conflict(_))));
+    }
+}

@@ -1,0 +1,363 @@
+//! Follow-up calls (回访): the tasks on the call worklist and every attempt made.
+
+use chrono::NaiveDate;
+use guidedesk_sync::Hlc;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Lww, Merge, Moment, RecordId, StaffRef};
+use super::feedback::Rating;
+use super::validate::{self, Problem, ValidationErrors, limits};
+
+/// Why a follow-up call is due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowupSource {
+    /// A discharge from the HIS discharge list.
+    Discharge {
+        /// The HIS's key for the stay (admission number), unique per discharge; re-imports are matched on it.
+        his_key: String,
+        /// Discharge date.
+        discharged_on: NaiveDate,
+        /// Diagnosis, if the list has it.
+        diagnosis: Option<String>,
+    },
+    /// An outpatient first visit (called the next day).
+    OutpatientFirstVisit {
+        /// The arrival.
+        arrival: RecordId,
+    },
+    /// Dissatisfied feedback with contact details (same day).
+    Feedback {
+        /// The feedback record.
+        feedback: RecordId,
+    },
+    /// A closed case.
+    Case {
+        /// The case record.
+        case: RecordId,
+    },
+}
+
+impl FollowupSource {
+    /// Stable key of the source type.
+    pub fn kind_key(&self) -> &'static str {
+        match self {
+            FollowupSource::Discharge { .. } => "discharge",
+            FollowupSource::OutpatientFirstVisit { .. } => "outpatient",
+            FollowupSource::Feedback { .. } => "feedback",
+            FollowupSource::Case { .. } => "case",
+        }
+    }
+
+    /// A key unique per source event, so the same source never makes two tasks.
+    pub fn dedup_key(&self) -> String {
+        match self {
+            FollowupSource::Discharge { his_key, discharged_on, .. } => format!("discharge:{his_key}:{discharged_on}"),
+            FollowupSource::OutpatientFirstVisit { arrival } => format!("outpatient:{arrival}"),
+            FollowupSource::Feedback { feedback } => format!("feedback:{feedback}"),
+            FollowupSource::Case { case } => format!("case:{case}"),
+        }
+    }
+}
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowupStatus {
+    /// Still to call.
+    Open,
+    /// Reached and the script completed.
+    Completed,
+    /// Given up after unsuccessful attempts (never counted as satisfied).
+    Unreachable,
+    /// The patient refused the call.
+    Refused,
+    /// The patient has died.
+    Deceased,
+    /// Cancelled (e.g. created in error), with a reason in the attempt notes.
+    Cancelled,
+}
+
+impl FollowupStatus {
+    /// Stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            FollowupStatus::Open => "open",
+            FollowupStatus::Completed => "completed",
+            FollowupStatus::Unreachable => "unreachable",
+            FollowupStatus::Refused => "refused",
+            FollowupStatus::Deceased => "deceased",
+            FollowupStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the task is off the worklist.
+    pub fn is_final(self) -> bool {
+        self != FollowupStatus::Open
+    }
+}
+
+/// A follow-up task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowupTask {
+    /// UUIDv7 id.
+    pub id: RecordId,
+    /// When the task was made.
+    pub created_at: Moment,
+    /// Who (or which import) made it.
+    pub created_by: StaffRef,
+    /// Why it exists.
+    pub source: FollowupSource,
+    /// Patient name (may be empty for anonymous feedback).
+    pub patient_name: String,
+    /// Phone digits to call.
+    pub phone: String,
+    /// Department the patient was treated in.
+    pub department: Option<String>,
+    /// Whether this is an inpatient follow-up (for rates and targets).
+    pub inpatient: bool,
+    /// First day of the due window.
+    pub due_from: NaiveDate,
+    /// Last day of the due window.
+    pub due_to: NaiveDate,
+    /// Status.
+    pub status: Lww<FollowupStatus>,
+    /// When the status last became final.
+    pub closed_at: Lww<Option<Moment>>,
+}
+
+impl FollowupTask {
+    /// Whether the task is on the worklist and `day` is inside or after its window.
+    pub fn state_on(&self, day: NaiveDate) -> DueState {
+        if self.status.value.is_final() {
+            DueState::Done
+        } else if day < self.due_from {
+            DueState::Upcoming
+        } else if day <= self.due_to {
+            DueState::Due
+        } else {
+            DueState::Overdue
+        }
+    }
+}
+
+/// A task's place relative to its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DueState {
+    /// Before the window.
+    Upcoming,
+    /// Inside the window.
+    Due,
+    /// Past the window, still open.
+    Overdue,
+    /// Off the worklist.
+    Done,
+}
+
+impl Merge for FollowupTask {
+    fn merge(&mut self, other: &Self) {
+        self.status.merge(&other.status);
+        self.closed_at.merge(&other.closed_at);
+    }
+}
+
+/// The result of one call attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// 接通
+    Reached,
+    /// 无人接听
+    NoAnswer,
+    /// 占线
+    Busy,
+    /// 号码错误
+    WrongNumber,
+    /// 拒访
+    Refused,
+    /// 患者已故
+    Deceased,
+}
+
+impl CallOutcome {
+    /// Every outcome.
+    pub const ALL: [CallOutcome; 6] = [
+        CallOutcome::Reached,
+        CallOutcome::NoAnswer,
+        CallOutcome::Busy,
+        CallOutcome::WrongNumber,
+        CallOutcome::Refused,
+        CallOutcome::Deceased,
+    ];
+
+    /// Stable key.
+    pub fn key(self) -> &'static str {
+        match self {
+            CallOutcome::Reached => "reached",
+            CallOutcome::NoAnswer => "no_answer",
+            CallOutcome::Busy => "busy",
+            CallOutcome::WrongNumber => "wrong_number",
+            CallOutcome::Refused => "refused",
+            CallOutcome::Deceased => "deceased",
+        }
+    }
+}
+
+/// What a reached call covered (the department's script).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CallScriptAnswers {
+    /// Recovery.
+    pub recovery: Option<String>,
+    /// Medication.
+    pub medication: Option<String>,
+    /// Diet/activity guidance was given.
+    pub guidance_given: bool,
+    /// Re-visit reminder was given.
+    pub revisit_reminder: bool,
+    /// Satisfaction with the stay/visit.
+    pub satisfaction: Option<Rating>,
+    /// Suggestions.
+    pub suggestions: Option<String>,
+}
+
+/// One call attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallAttempt {
+    /// UUIDv7 id.
+    pub id: RecordId,
+    /// The task.
+    pub task: RecordId,
+    /// When the call was made.
+    pub at: Moment,
+    /// Who called.
+    pub by: StaffRef,
+    /// Result.
+    pub outcome: CallOutcome,
+    /// Script answers (reached calls only).
+    pub script: Option<CallScriptAnswers>,
+    /// A worrying condition to flag to the department head at once.
+    pub worrying: bool,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+impl Merge for CallAttempt {
+    /// Attempts are append-only; copies are identical.
+    fn merge(&mut self, _other: &Self) {}
+}
+
+/// A call attempt as entered.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallAttemptForm {
+    /// Outcome (chosen).
+    pub outcome: Option<CallOutcome>,
+    /// Recovery.
+    pub recovery: String,
+    /// Medication.
+    pub medication: String,
+    /// Guidance given.
+    pub guidance_given: bool,
+    /// Re-visit reminder given.
+    pub revisit_reminder: bool,
+    /// Satisfaction.
+    pub satisfaction: Option<Rating>,
+    /// Suggestions.
+    pub suggestions: String,
+    /// Worrying condition.
+    pub worrying: bool,
+    /// Notes.
+    pub notes: String,
+}
+
+impl CallAttemptForm {
+    /// Validates and makes the record.
+    pub fn into_record(
+        &self,
+        id: RecordId,
+        task: RecordId,
+        at: Moment,
+        by: StaffRef,
+    ) -> Result<CallAttempt, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let notes = validate::opt_text(&mut e, "notes", &self.notes, limits::LONG);
+        let recovery = validate::opt_text(&mut e, "recovery", &self.recovery, limits::LONG);
+        let medication = validate::opt_text(&mut e, "medication", &self.medication, limits::LONG);
+        let suggestions = validate::opt_text(&mut e, "suggestions", &self.suggestions, limits::LONG);
+        let reached = self.outcome == Some(CallOutcome::Reached);
+        match self.outcome {
+            None => e.push("outcome", Problem::Required),
+            Some(_) if !reached && (self.satisfaction.is_some() || self.worrying) => {
+                e.push("satisfaction", Problem::Conflict("only a reached call records answers"));
+            }
+            Some(_) => {}
+        }
+        let script = reached.then_some(CallScriptAnswers {
+            recovery,
+            medication,
+            guidance_given: self.guidance_given,
+            revisit_reminder: self.revisit_reminder,
+            satisfaction: self.satisfaction,
+            suggestions,
+        });
+        e.into_result(|| CallAttempt {
+            id,
+            task,
+            at,
+            by,
+            outcome: self.outcome.unwrap_or(CallOutcome::NoAnswer),
+            script,
+            worrying: self.worrying && reached,
+            notes,
+        })
+    }
+}
+
+/// Helper for building a task's status field at creation.
+pub fn open_status(stamp: Hlc) -> Lww<FollowupStatus> {
+    Lww::new(FollowupStatus::Open, stamp)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreached_calls_cannot_carry_satisfaction() {
+        let f = CallAttemptForm {
+            outcome: Some(CallOutcome::NoAnswer),
+            satisfaction: Some(Rating::Satisfied),
+            ..CallAttemptForm::default()
+        };
+        let id = RecordId::new_v7(Moment(1));
+        let e = f.into_record(id, id, Moment(1), StaffRef("c".into())).unwrap_err();
+        assert!(matches!(e.get("satisfaction"), Some(Problem::Conflict(_))));
+        let ok = CallAttemptForm { outcome: Some(CallOutcome::Reached), ..f }
+            .into_record(id, id, Moment(1), StaffRef("c".into()))
+            .unwrap();
+        assert_eq!(ok.script.unwrap().satisfaction, Some(Rating::Satisfied));
+    }
+
+    #[test]
+    fn due_states() {
+        let d = |n| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
+        let t = FollowupTask {
+            id: RecordId::new_v7(Moment(1)),
+            created_at: Moment(1),
+            created_by: StaffRef("import".into()),
+            source: FollowupSource::Discharge { his_key: "Z1".into(), discharged_on: d(1), diagnosis: None },
+            patient_name: "周".into(),
+            phone: "13800138000".into(),
+            department: None,
+            inpatient: true,
+            due_from: d(8),
+            due_to: d(11),
+            status: open_status(Hlc::ZERO),
+            closed_at: Lww::new(None, Hlc::ZERO),
+        };
+        assert_eq!(t.state_on(d(7)), DueState::Upcoming);
+        assert_eq!(t.state_on(d(11)), DueState::Due);
+        assert_eq!(t.state_on(d(12)), DueState::Overdue);
+        assert_eq!(t.source.dedup_key(), "discharge:Z1:2026-11-01");
+    }
+}

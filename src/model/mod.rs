@@ -1,0 +1,142 @@
+//! The hospital's records and reference data, and the conversion of raw form input into validated values.
+//!
+//! Pure: nothing here does I/O. Every record kind the kiosk writes lives in its own module; [`AnyRecord`] wraps them
+//! for the store and for sync. Records are identified by UUIDv7 ids made on the kiosk ([`RecordId`]). Fields that
+//! change after creation carry an HLC stamp ([`Lww`]) or are append-only lists of stamped events, so copies of a
+//! record merged in any order converge ([`Merge`]).
+
+pub mod arrival;
+pub mod case;
+pub mod common;
+pub mod consultation;
+pub mod feedback;
+pub mod followup;
+pub mod reference;
+pub mod validate;
+
+pub use arrival::{Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, StepEvent, VisitStep, VisitType};
+pub use case::{Case, CaseChannel, CaseEvent, CaseEventKind, CaseForm, CaseGrade, CaseStatus};
+pub use common::{Lww, Merge, Moment, RecordId, RecordKind, StaffRef};
+pub use consultation::{Concern, Consultation, ConsultationChannel, ConsultationForm};
+pub use feedback::{Dimension, Feedback, FeedbackForm, Rating};
+pub use followup::{CallAttempt, CallAttemptForm, CallOutcome, FollowupSource, FollowupStatus, FollowupTask};
+pub use reference::ReferenceData;
+pub use validate::{FieldError, Problem, ValidationErrors};
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version of every record payload written by this build. Bump it (and add a store migration) whenever an
+/// encoded record struct changes shape.
+pub const RECORD_SCHEMA: u16 = 1;
+
+/// Any record the kiosk writes, for code that handles all kinds alike (store, sync, export).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AnyRecord {
+    /// A patient's arrival at the desk.
+    Arrival(Arrival),
+    /// A phone/online/in-person enquiry.
+    Consultation(Consultation),
+    /// A patient's satisfaction feedback.
+    Feedback(Feedback),
+    /// A complaint or other graded case.
+    Case(Case),
+    /// A follow-up call to make.
+    FollowupTask(FollowupTask),
+    /// One attempt at a follow-up call.
+    CallAttempt(CallAttempt),
+}
+
+impl AnyRecord {
+    /// The record's kind.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            AnyRecord::Arrival(_) => RecordKind::Arrival,
+            AnyRecord::Consultation(_) => RecordKind::Consultation,
+            AnyRecord::Feedback(_) => RecordKind::Feedback,
+            AnyRecord::Case(_) => RecordKind::Case,
+            AnyRecord::FollowupTask(_) => RecordKind::FollowupTask,
+            AnyRecord::CallAttempt(_) => RecordKind::CallAttempt,
+        }
+    }
+
+    /// The record's id.
+    pub fn id(&self) -> RecordId {
+        match self {
+            AnyRecord::Arrival(r) => r.id,
+            AnyRecord::Consultation(r) => r.id,
+            AnyRecord::Feedback(r) => r.id,
+            AnyRecord::Case(r) => r.id,
+            AnyRecord::FollowupTask(r) => r.id,
+            AnyRecord::CallAttempt(r) => r.id,
+        }
+    }
+
+    /// The business time the record is filed under (arrival time, receipt time, …), used for date-range queries.
+    pub fn occurred_at(&self) -> Moment {
+        match self {
+            AnyRecord::Arrival(r) => r.arrived_at,
+            AnyRecord::Consultation(r) => r.at,
+            AnyRecord::Feedback(r) => r.at,
+            AnyRecord::Case(r) => r.received_at,
+            AnyRecord::FollowupTask(r) => r.created_at,
+            AnyRecord::CallAttempt(r) => r.at,
+        }
+    }
+
+    /// Merges another copy of the same record into this one. Copies of different kinds or ids are left untouched and
+    /// `false` is returned.
+    pub fn merge_from(&mut self, other: &AnyRecord) -> bool {
+        if self.id() != other.id() {
+            return false;
+        }
+        match (self, other) {
+            (AnyRecord::Arrival(a), AnyRecord::Arrival(b)) => a.merge(b),
+            (AnyRecord::Consultation(a), AnyRecord::Consultation(b)) => a.merge(b),
+            (AnyRecord::Feedback(a), AnyRecord::Feedback(b)) => a.merge(b),
+            (AnyRecord::Case(a), AnyRecord::Case(b)) => a.merge(b),
+            (AnyRecord::FollowupTask(a), AnyRecord::FollowupTask(b)) => a.merge(b),
+            (AnyRecord::CallAttempt(a), AnyRecord::CallAttempt(b)) => a.merge(b),
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Implemented by every record type, tying it to its [`RecordKind`] and to [`AnyRecord`].
+pub trait Record: Clone + Merge + Serialize + serde::de::DeserializeOwned + Send + 'static {
+    /// The kind of this record type.
+    const KIND: RecordKind;
+    /// The record's id.
+    fn id(&self) -> RecordId;
+    /// Wraps the record.
+    fn into_any(self) -> AnyRecord;
+    /// Unwraps a record of this kind.
+    fn from_any(any: AnyRecord) -> Option<Self>;
+}
+
+macro_rules! impl_record {
+    ($ty:ident, $variant:ident) => {
+        impl Record for $ty {
+            const KIND: RecordKind = RecordKind::$variant;
+            fn id(&self) -> RecordId {
+                self.id
+            }
+            fn into_any(self) -> AnyRecord {
+                AnyRecord::$variant(self)
+            }
+            fn from_any(any: AnyRecord) -> Option<Self> {
+                match any {
+                    AnyRecord::$variant(r) => Some(r),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+impl_record!(Arrival, Arrival);
+impl_record!(Consultation, Consultation);
+impl_record!(Feedback, Feedback);
+impl_record!(Case, Case);
+impl_record!(FollowupTask, FollowupTask);
+impl_record!(CallAttempt, CallAttempt);

@@ -1,0 +1,440 @@
+//! Reference data: owned by headquarters, read-only at the kiosk.
+//!
+//! Sites and desks, departments with the symptoms they take, doctors and their duty rosters, staff accounts, the
+//! holiday calendar, the survey and the case/follow-up/visit/retention policies. The kiosk receives them by sync
+//! pull (or, before its first sync, from the bundled default in `assets/reference/default.json`) and keeps them in
+//! its store; [`ReferenceData`] is the in-memory snapshot screens and validation read.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, Weekday};
+use serde::{Deserialize, Serialize};
+
+use super::case::CaseGrade;
+use crate::policy::calendar::HolidayCalendar;
+
+/// A hospital site (院区) and its guide desks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    /// Stable code, e.g. `main`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The guide desks (kiosks) at this site.
+    #[serde(default)]
+    pub desks: Vec<Desk>,
+}
+
+/// A guide desk at a site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desk {
+    /// Stable code, unique within the site.
+    pub id: String,
+    /// Display name, e.g. 门诊大厅一楼.
+    pub name: String,
+}
+
+/// A clinical department and the symptoms it takes (for triage suggestions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    /// Stable code, e.g. `cardio`.
+    pub id: String,
+    /// Chinese name.
+    pub name: String,
+    /// English name.
+    #[serde(default)]
+    pub name_en: String,
+    /// Symptom keywords (Chinese) that suggest this department.
+    #[serde(default)]
+    pub symptoms: Vec<String>,
+    /// Staff id of the department head, who receives worrying follow-up findings.
+    #[serde(default)]
+    pub head: Option<String>,
+    /// Whether the department takes inpatients (for follow-up targets).
+    #[serde(default)]
+    pub inpatient: bool,
+}
+
+/// A doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doctor {
+    /// Stable code.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Department code.
+    pub department: String,
+    /// Title, e.g. 主任医师.
+    #[serde(default)]
+    pub title: String,
+    /// Specialty, e.g. 冠心病.
+    #[serde(default)]
+    pub specialty: String,
+}
+
+/// A session of the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Session {
+    /// Morning clinic.
+    Morning,
+    /// Afternoon clinic.
+    Afternoon,
+    /// Whole day.
+    AllDay,
+}
+
+/// When a doctor sees patients: weekly slots plus dated exceptions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DutySchedule {
+    /// Doctor code.
+    pub doctor: String,
+    /// Regular weekly slots.
+    #[serde(default)]
+    pub weekly: Vec<WeeklySlot>,
+    /// Extra duty days.
+    #[serde(default)]
+    pub extra: Vec<NaiveDate>,
+    /// Days off (leave, conferences), overriding weekly slots.
+    #[serde(default)]
+    pub off: Vec<NaiveDate>,
+}
+
+/// A weekly clinic slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeeklySlot {
+    /// Day of the week.
+    pub weekday: Weekday,
+    /// Which part of the day.
+    pub session: Session,
+}
+
+/// Staff roles, in increasing privilege.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 导医
+    Guide,
+    /// 导医组长
+    GuideLead,
+    /// 客服专员
+    CustomerService,
+    /// 客服主管
+    Supervisor,
+    /// 系统管理员
+    Administrator,
+}
+
+/// A staff account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staff {
+    /// Stable id (employee number).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Department code, for staff who belong to a clinical department (accountability).
+    #[serde(default)]
+    pub department: Option<String>,
+    /// PIN hash (never the PIN); empty until a PIN is set.
+    #[serde(default)]
+    pub pin_hash: String,
+    /// Whether the account may sign in.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One question of the patient survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyQuestion {
+    /// Dimension key (`overall`, `registration`, `guide`, …).
+    pub key: String,
+    /// Question text in Chinese.
+    pub text_zh: String,
+    /// Question text in English.
+    pub text_en: String,
+    /// Whether the patient may skip it.
+    pub optional: bool,
+}
+
+/// The patient survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurveyDefinition {
+    /// Version, recorded on every answer so figures stay comparable.
+    pub version: u32,
+    /// Questions in order; the first is the overall question.
+    pub questions: Vec<SurveyQuestion>,
+    /// Preset reasons a patient can tap (Chinese, English).
+    #[serde(default)]
+    pub reasons: Vec<(String, String)>,
+    /// Seconds of inactivity after which an unfinished survey is saved as incomplete.
+    pub timeout_secs: u32,
+}
+
+/// Case handling policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasePolicy {
+    /// Working days to handle a case, per grade (grades not listed are handled on the spot: 0).
+    pub deadline_working_days: BTreeMap<CaseGrade, u32>,
+    /// Working days for a case concerning more than one department.
+    pub multi_department_working_days: u32,
+    /// A department with more than this many dissatisfied-or-complaint cases in a month is flagged.
+    pub dept_monthly_threshold: u32,
+    /// A person with more than this many dissatisfied-or-complaint cases in a month is flagged.
+    pub staff_monthly_threshold: u32,
+    /// Disputes in a rolling three months that flag a department.
+    pub disputes_per_quarter_threshold: u32,
+    /// Disputes in a year that flag a department.
+    pub disputes_per_year_threshold: u32,
+}
+
+/// A call script for a department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallScript {
+    /// Department code, or `*` for the default script.
+    pub department: String,
+    /// Points to cover, in order (Chinese).
+    pub points: Vec<String>,
+}
+
+/// Follow-up call policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowupPolicy {
+    /// Discharge follow-up window start, days after discharge.
+    pub discharge_from_days: u32,
+    /// Discharge follow-up window end, days after discharge.
+    pub discharge_to_days: u32,
+    /// Outpatient first visits are called this many days later.
+    pub outpatient_after_days: u32,
+    /// Calling hours as (start, end) local times `HH:MM`.
+    pub calling_hours: Vec<(String, String)>,
+    /// Target follow-up rate for inpatients (percent).
+    pub inpatient_target_pct: u32,
+    /// Target follow-up rate for outpatient first visits (percent).
+    pub outpatient_target_pct: u32,
+    /// Call scripts per department.
+    #[serde(default)]
+    pub scripts: Vec<CallScript>,
+}
+
+/// Visit board policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitPolicy {
+    /// Minutes a patient may stay in a step before the board raises an alert, per step key.
+    pub step_limit_minutes: BTreeMap<String, u32>,
+    /// More than this many people waiting at registration alerts the supervisor.
+    pub registration_queue_alert: u32,
+}
+
+/// Retention per record kind, in months, after which acknowledged records are purged from the kiosk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionPolicy {
+    /// Months per record kind name.
+    pub months: BTreeMap<String, u32>,
+}
+
+/// Hospital targets (percent), shown beside KPIs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    /// Patient satisfaction, at least.
+    pub satisfaction_min_pct: f64,
+    /// Registration dissatisfaction, at most.
+    pub registration_dissatisfaction_max_pct: f64,
+    /// Guide dissatisfaction, at most.
+    pub guide_dissatisfaction_max_pct: f64,
+    /// Complaint-handling satisfaction, at least.
+    pub complaint_handling_min_pct: f64,
+}
+
+/// The whole reference-data snapshot a kiosk holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceData {
+    /// Sites and their desks.
+    pub sites: Vec<Site>,
+    /// Departments.
+    pub departments: Vec<Department>,
+    /// Doctors.
+    pub doctors: Vec<Doctor>,
+    /// Duty rosters.
+    pub duty: Vec<DutySchedule>,
+    /// Staff accounts.
+    pub staff: Vec<Staff>,
+    /// The survey.
+    pub survey: SurveyDefinition,
+    /// Case policy.
+    pub case_policy: CasePolicy,
+    /// Follow-up policy.
+    pub followup_policy: FollowupPolicy,
+    /// Visit board policy.
+    pub visit_policy: VisitPolicy,
+    /// Retention policy.
+    pub retention: RetentionPolicy,
+    /// Targets.
+    pub targets: Targets,
+    /// The official holiday calendar (the bundled one when the document has none).
+    #[serde(default = "HolidayCalendar::empty")]
+    pub calendar: HolidayCalendar,
+}
+
+/// Why a reference-data document was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReferenceError {
+    /// The JSON is malformed or a field has the wrong type.
+    #[error("reference data is not valid JSON for GuideDesk: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The document is well-formed but inconsistent.
+    #[error("reference data is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// The default reference data shipped with the application.
+pub const BUNDLED_DEFAULT: &str = include_str!("../../assets/reference/default.json");
+
+impl ReferenceData {
+    /// Parses and checks a reference-data JSON document.
+    pub fn from_json(json: &str) -> Result<Self, ReferenceError> {
+        let mut data: ReferenceData = serde_json::from_str(json)?;
+        if data.calendar.covered_years().next().is_none() {
+            data.calendar = HolidayCalendar::bundled().map_err(|e| ReferenceError::Inconsistent(e.to_string()))?;
+        }
+        data.check()?;
+        Ok(data)
+    }
+
+    /// The bundled default reference data.
+    pub fn bundled() -> Result<Self, ReferenceError> {
+        Self::from_json(BUNDLED_DEFAULT)
+    }
+
+    /// Checks cross-references: unique ids, doctors and schedules pointing at known departments and doctors.
+    pub fn check(&self) -> Result<(), ReferenceError> {
+        fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<(), ReferenceError> {
+            let mut seen = std::collections::BTreeSet::new();
+            for id in ids {
+                if id.trim().is_empty() {
+                    return Err(ReferenceError::Inconsistent(format!("a {what} has an empty id")));
+                }
+                if !seen.insert(id) {
+                    return Err(ReferenceError::Inconsistent(format!("duplicate {what} id {id:?}")));
+                }
+            }
+            Ok(())
+        }
+        unique("site", self.sites.iter().map(|s| s.id.as_str()))?;
+        unique("department", self.departments.iter().map(|d| d.id.as_str()))?;
+        unique("doctor", self.doctors.iter().map(|d| d.id.as_str()))?;
+        unique("staff", self.staff.iter().map(|s| s.id.as_str()))?;
+        for d in &self.doctors {
+            if self.department(&d.department).is_none() {
+                return Err(ReferenceError::Inconsistent(format!(
+                    "doctor {:?} belongs to unknown department {:?}",
+                    d.id, d.department
+                )));
+            }
+        }
+        for s in &self.duty {
+            if self.doctor(&s.doctor).is_none() {
+                return Err(ReferenceError::Inconsistent(format!("duty schedule for unknown doctor {:?}", s.doctor)));
+            }
+        }
+        if self.survey.questions.is_empty() {
+            return Err(ReferenceError::Inconsistent("the survey has no questions".into()));
+        }
+        let p = &self.followup_policy;
+        if p.discharge_from_days > p.discharge_to_days {
+            return Err(ReferenceError::Inconsistent("follow-up window starts after it ends".into()));
+        }
+        Ok(())
+    }
+
+    /// A department by code.
+    pub fn department(&self, id: &str) -> Option<&Department> {
+        self.departments.iter().find(|d| d.id == id)
+    }
+
+    /// A doctor by code.
+    pub fn doctor(&self, id: &str) -> Option<&Doctor> {
+        self.doctors.iter().find(|d| d.id == id)
+    }
+
+    /// A staff member by id.
+    pub fn staff_member(&self, id: &str) -> Option<&Staff> {
+        self.staff.iter().find(|s| s.id == id)
+    }
+
+    /// Whether a doctor is on duty on a day (any session).
+    pub fn on_duty(&self, doctor: &str, day: NaiveDate) -> bool {
+        use chrono::Datelike;
+        self.duty.iter().filter(|s| s.doctor == doctor).any(|s| {
+            !s.off.contains(&day) && (s.extra.contains(&day) || s.weekly.iter().any(|w| w.weekday == day.weekday()))
+        })
+    }
+
+    /// Doctors on duty on a day, optionally only in one department.
+    pub fn doctors_on_duty(&self, day: NaiveDate, department: Option<&str>) -> Vec<&Doctor> {
+        self.doctors
+            .iter()
+            .filter(|d| department.is_none_or(|dep| d.department == dep))
+            .filter(|d| self.on_duty(&d.id, day))
+            .collect()
+    }
+
+    /// Departments whose symptom keywords occur in a chief complaint, best match first.
+    pub fn suggest_departments(&self, complaint: &str) -> Vec<&Department> {
+        let mut scored: Vec<(usize, &Department)> = self
+            .departments
+            .iter()
+            .map(|d| (d.symptoms.iter().filter(|s| !s.is_empty() && complaint.contains(s.as_str())).count(), d))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        scored.into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_default_parses_and_is_consistent() {
+        let r = ReferenceData::bundled().unwrap();
+        assert!(r.departments.len() >= 8);
+        assert!(!r.doctors.is_empty());
+        assert!(r.survey.questions.len() >= 9);
+    }
+
+    #[test]
+    fn triage_suggestions_match_symptoms() {
+        let r = ReferenceData::bundled().unwrap();
+        let s = r.suggest_departments("胸闷心悸两天");
+        assert_eq!(s.first().map(|d| d.id.as_str()), Some("cardio"));
+        assert!(r.suggest_departments("").is_empty());
+    }
+
+    #[test]
+    fn inconsistent_documents_are_refused_with_the_reason() {
+        let mut r = ReferenceData::bundled().unwrap();
+        r.doctors[0].department = "nowhere".into();
+        let json = serde_json::to_string(&r).unwrap();
+        let err = ReferenceData::from_json(&json).unwrap_err().to_string();
+        assert!(err.contains("unknown department \"nowhere\""), "{err}");
+        assert!(ReferenceData::from_json("{").unwrap_err().to_string().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn duty_roster() {
+        let r = ReferenceData::bundled().unwrap();
+        let monday = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let on = r.doctors_on_duty(monday, None);
+        assert!(!on.is_empty());
+        assert!(on.len() < r.doctors.len());
+    }
+}

@@ -1,0 +1,95 @@
+//! Hospital policy rules that are pure functions of reference data (no I/O, no clock): the working-day calendar,
+//! case deadlines and follow-up windows.
+
+pub mod calendar;
+
+use chrono::{Days, NaiveDate};
+
+use crate::model::CaseGrade;
+use crate::model::reference::{CasePolicy, FollowupPolicy};
+use calendar::HolidayCalendar;
+
+/// The deadline of a case received on `received`: the policy's working days for its grade (or the multi-department
+/// figure when more than one department is concerned and that is longer), counted on the official calendar. Returns
+/// the date and whether the calendar had to guess (a year without official data).
+pub fn case_due(
+    calendar: &HolidayCalendar,
+    policy: &CasePolicy,
+    grade: CaseGrade,
+    departments: usize,
+    received: NaiveDate,
+) -> (NaiveDate, bool) {
+    let mut n = policy.deadline_working_days.get(&grade).copied().unwrap_or(0);
+    if departments > 1 && !grade.handled_on_the_spot() {
+        n = n.max(policy.multi_department_working_days);
+    }
+    calendar.add_working_days(received, n).map_or((received, true), |d| (d.date, d.guessed))
+}
+
+/// The call window of a discharge follow-up: `[discharge + from, discharge + to]` calendar days.
+pub fn discharge_window(policy: &FollowupPolicy, discharged_on: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let from = discharged_on.checked_add_days(Days::new(policy.discharge_from_days.into())).unwrap_or(discharged_on);
+    let to = discharged_on.checked_add_days(Days::new(policy.discharge_to_days.into())).unwrap_or(from);
+    (from, to)
+}
+
+/// The call window of an outpatient first visit: the day(s) after the visit.
+pub fn outpatient_window(policy: &FollowupPolicy, visit: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let from = visit.checked_add_days(Days::new(policy.outpatient_after_days.into())).unwrap_or(visit);
+    (from, from.checked_add_days(Days::new(2)).unwrap_or(from))
+}
+
+/// Whether a local time falls inside one of the policy's calling-hour windows (`HH:MM` start inclusive, end
+/// exclusive). Malformed windows never match.
+pub fn within_calling_hours(hours: &[(String, String)], time: chrono::NaiveTime) -> bool {
+    hours.iter().any(|(a, b)| {
+        match (chrono::NaiveTime::parse_from_str(a, "%H:%M"), chrono::NaiveTime::parse_from_str(b, "%H:%M")) {
+            (Ok(a), Ok(b)) => a <= time && time < b,
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::ReferenceData;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn case_deadlines_follow_grade_and_departments() {
+        let r = ReferenceData::bundled().unwrap();
+        let (cal, p) = (&r.calendar, &r.case_policy);
+        // Friday 2025-09-26: 3 working days → Sun 09-28 (调休), Mon 09-29, Tue 09-30.
+        assert_eq!(case_due(cal, p, CaseGrade::Complaint, 1, d(2025, 9, 26)), (d(2025, 9, 30), false));
+        // 7 working days jump the National Day holiday (10-01..10-08) and count Sat 10-11 (调休).
+        assert_eq!(case_due(cal, p, CaseGrade::Dispute, 1, d(2025, 9, 26)), (d(2025, 10, 13), false));
+        assert_eq!(case_due(cal, p, CaseGrade::Complaint, 2, d(2025, 9, 26)), (d(2025, 10, 13), false));
+        // Grades handled on the spot are due the same day, even with several departments.
+        assert_eq!(case_due(cal, p, CaseGrade::Suggestion, 3, d(2025, 9, 26)), (d(2025, 9, 26), false));
+        // A year without data is flagged.
+        assert!(case_due(cal, p, CaseGrade::Complaint, 1, d(2027, 3, 1)).1);
+    }
+
+    #[test]
+    fn calling_hours() {
+        let r = ReferenceData::bundled().unwrap();
+        let h = &r.followup_policy.calling_hours;
+        let t = |hh, mm| chrono::NaiveTime::from_hms_opt(hh, mm, 0).unwrap();
+        assert!(within_calling_hours(h, t(8, 0)));
+        assert!(!within_calling_hours(h, t(11, 0)));
+        assert!(within_calling_hours(h, t(16, 59)));
+        assert!(!within_calling_hours(h, t(12, 30)));
+    }
+
+    #[test]
+    fn followup_windows() {
+        let r = ReferenceData::bundled().unwrap();
+        assert_eq!(discharge_window(&r.followup_policy, d(2026, 11, 1)), (d(2026, 11, 8), d(2026, 11, 11)));
+        assert_eq!(outpatient_window(&r.followup_policy, d(2026, 11, 1)).0, d(2026, 11, 2));
+    }
+}

@@ -1,0 +1,120 @@
+//! Errors of the kiosk store.
+
+use std::path::PathBuf;
+
+use guidedesk_sync::CodecError;
+
+use crate::model::{RecordId, RecordKind, ValidationErrors};
+
+/// Why the store could not be opened. Opening never replaces or rewrites a file it refuses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory could not be created or is not a directory.
+    #[error("data directory {path} cannot be used: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The data directory is not writable.
+    #[error("data directory {path} is read-only: GuideDesk needs to write its store there")]
+    ReadOnly {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The file exists but is not a GuideDesk store.
+    #[error("{path} is not a GuideDesk store (it was left untouched): {detail}")]
+    NotAStore {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
+    /// The file is a store but is damaged beyond automatic repair.
+    #[error("the store {path} is corrupt (it was left untouched; restore a backup): {detail}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store was written by a newer GuideDesk.
+    #[error(
+        "the store {path} was written by a newer GuideDesk (schema {found}; this build reads up to {supported}); \
+         install the newer version"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Schema version in the file.
+        found: u32,
+        /// Highest schema this build reads.
+        supported: u32,
+    },
+    /// Another process has the store open.
+    #[error("the store {path} is in use by another GuideDesk process")]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The store could not be read or prepared.
+    #[error("cannot open the store {path}: {source}")]
+    Storage {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: Box<StoreError>,
+    },
+}
+
+/// Why a store operation failed. A failed write changes nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database engine failed (I/O error, disk full, …).
+    #[error("storage error: {0}")]
+    Storage(#[from] redb::Error),
+    /// Stored bytes could not be decoded.
+    #[error("stored data cannot be decoded: {0}")]
+    Codec(#[from] CodecError),
+    /// A stored record has a schema version this build cannot read.
+    #[error("a stored {kind} record has schema {found}, this build reads {supported}")]
+    Schema {
+        /// Kind.
+        kind: RecordKind,
+        /// Schema found.
+        found: u16,
+        /// Schema supported.
+        supported: u16,
+    },
+    /// Input was invalid; nothing was written.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationErrors),
+    /// A record that should exist does not.
+    #[error("no {kind} record with id {id}")]
+    NotFound {
+        /// Kind.
+        kind: RecordKind,
+        /// Id.
+        id: RecordId,
+    },
+    /// The write contradicts what is stored (e.g. rewriting append-only feedback).
+    #[error("refused: {0}")]
+    Conflict(String),
+    /// The store's metadata is missing or inconsistent.
+    #[error("store metadata is damaged: {0}")]
+    Meta(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::DatabaseError);

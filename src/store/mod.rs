@@ -1,0 +1,1305 @@
+//! The kiosk's durable store on redb: one file in the data directory.
+//!
+//! - **Records** live in one typed table per kind, encoded by [`guidedesk_sync::codec`] behind a schema-version
+//!   prefix.
+//! - **Secondary indexes** (see [`tables`]) are maintained in the same write transaction as the record, so they are
+//!   never out of step with it; [`Store::check`] recomputes them from the records to prove it.
+//! - **Transactional outbox**: every record write appends one [`Op`] with the next gap-free per-device sequence
+//!   number, in the same durably committed transaction. No code path writes a record without its op.
+//! - **HLC**: the last stamp issued is persisted with every write, so stamps never go back, even across restarts
+//!   with a wrong wall clock.
+//! - **Reference data** is written only by [`Store::apply_reference`] (sync pull, or the bundled default at first
+//!   start).
+//!
+//! All writes go through [`Store::write`], which hands a [`WriteCtx`] to a closure: either everything the closure
+//! did commits durably, or nothing does.
+
+mod error;
+pub mod migrate;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{FixedOffset, NaiveDate};
+use guidedesk_sync::{DeviceId, Hlc, HlcClock, Op, RecordKey, codec};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+pub use error::{OpenError, StoreError};
+pub use migrate::STORE_SCHEMA;
+
+use crate::model::{
+    AnyRecord, Arrival, CallAttempt, Case, Consultation, Feedback, FollowupTask, Moment, RECORD_SCHEMA, Record,
+    RecordId, RecordKind, ReferenceData,
+};
+use tables::meta;
+
+/// The store's file name inside the data directory.
+pub const FILE_NAME: &str = "guidedesk.redb";
+
+/// A source of wall-clock time (injectable for tests).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
+    fn now(&self) -> Moment;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Moment {
+        Moment::from_datetime(chrono::Utc::now())
+    }
+}
+
+/// A clock that only moves when told to (tests, demo data).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn new(at: Moment) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(at.0))
+    }
+
+    /// Moves the clock to `at` (forwards or backwards).
+    pub fn set(&self, at: Moment) {
+        self.0.store(at.0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the clock by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Moment {
+        Moment(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The site's UTC offset, which decides what "today" is.
+    pub utc_offset: FixedOffset,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), utc_offset: china_offset() }
+    }
+}
+
+/// China Standard Time, UTC+8 (no daylight saving).
+pub fn china_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
+}
+
+use chrono::{Offset, Utc};
+
+/// Counts and sizes, for `guidedesk stats` and the status bar.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Records per kind name.
+    pub records: std::collections::BTreeMap<&'static str, u64>,
+    /// Ops not yet acknowledged by HQ.
+    pub outbox_pending: u64,
+    /// Ops written in total (the last sequence number).
+    pub outbox_last_seq: u64,
+    /// Highest sequence number acknowledged by HQ.
+    pub outbox_acked_seq: u64,
+    /// Size of the store file in bytes.
+    pub store_bytes: u64,
+    /// Schema version.
+    pub schema: u32,
+    /// This kiosk's device id.
+    pub device: String,
+}
+
+/// The kiosk store.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    device: DeviceId,
+    clock: Arc<dyn Clock>,
+    offset: FixedOffset,
+    hlc: Mutex<HlcClock>,
+    reference: RwLock<Arc<ReferenceData>>,
+}
+
+const REDB_MAGIC: &[u8] = b"redb";
+
+impl Store {
+    /// Opens (or creates) the store in `dir` with default options.
+    pub fn open(dir: &Path) -> Result<Store, OpenError> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir`. Runs migrations; refuses foreign, corrupt and newer files without
+    /// touching them.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, OpenError> {
+        Self::open_migrating(dir, options, migrate::MIGRATIONS)
+    }
+
+    /// [`Store::open_with`] with an explicit list of migration steps (tests of the migration machinery).
+    pub fn open_migrating(dir: &Path, options: StoreOptions, steps: &[migrate::Migration]) -> Result<Store, OpenError> {
+        let supported = steps.last().map_or(0, |s| s.to);
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir { path: dir.to_path_buf(), source })?;
+        if !dir.is_dir() {
+            return Err(OpenError::DataDir {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        let path = dir.join(FILE_NAME);
+        let db = open_db(&path, dir)?;
+        let storage = |e: StoreError| OpenError::Storage { path: path.clone(), source: Box::new(e) };
+        let tx = db.begin_write().map_err(|e| storage(e.into()))?;
+        let (device, last_hlc) = {
+            check_identity(&tx, &path)?;
+            let version = migrate::schema_version(&tx).map_err(storage)?;
+            if version > supported {
+                return Err(OpenError::NewerSchema { path, found: version, supported });
+            }
+            migrate::run(&tx, steps).map_err(storage)?;
+            init_meta(&tx, options.clock.now()).map_err(storage)?
+        };
+        tx.commit().map_err(|e| storage(e.into()))?;
+        let reference = load_reference(&db).map_err(storage)?;
+        Ok(Store {
+            db,
+            path,
+            device,
+            clock: options.clock,
+            offset: options.utc_offset,
+            hlc: Mutex::new(HlcClock::resume(device.node(), last_hlc)),
+            reference: RwLock::new(Arc::new(reference)),
+        })
+    }
+
+    /// The store file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This kiosk's device id.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// The site's UTC offset.
+    pub fn utc_offset(&self) -> FixedOffset {
+        self.offset
+    }
+
+    /// The current wall-clock time.
+    pub fn now(&self) -> Moment {
+        self.clock.now()
+    }
+
+    /// Today's local date at the site.
+    pub fn today(&self) -> NaiveDate {
+        self.now().local_date(self.offset)
+    }
+
+    /// The last HLC stamp issued (and persisted).
+    pub fn last_stamp(&self) -> Hlc {
+        self.hlc.lock().map_or(Hlc::ZERO, |c| c.last())
+    }
+
+    /// The current reference data.
+    pub fn reference(&self) -> Arc<ReferenceData> {
+        self.reference.read().map_or_else(|p| Arc::clone(&p.into_inner()), |r| Arc::clone(&r))
+    }
+
+    /// Runs `f` in one write transaction and commits it durably. If `f` fails, or the commit fails, nothing is
+    /// written and the in-memory HLC is unchanged.
+    pub fn write<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut guard = self.hlc.lock().map_err(|_| StoreError::Meta("clock lock poisoned by a panic".into()))?;
+        let tx = self.db.begin_write()?;
+        let mut ctx = WriteCtx {
+            tx,
+            clock: guard.clone(),
+            now: self.clock.now(),
+            offset: self.offset,
+            next_seq: None,
+            feedback_head: None,
+            reference: self.reference(),
+            _store: std::marker::PhantomData,
+        };
+        let out = f(&mut ctx)?;
+        let clock = ctx.finish()?;
+        *guard = clock;
+        Ok(out)
+    }
+
+    /// Replaces the reference data (sync pull, or the bundled default). Reference data is never written otherwise.
+    pub fn apply_reference(&self, data: ReferenceData, source: &str) -> Result<(), StoreError> {
+        data.check().map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let bytes = codec::encode(&data)?;
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(tables::REFERENCE)?;
+            t.insert("snapshot", bytes.as_slice())?;
+            t.insert("source", source.as_bytes())?;
+        }
+        tx.commit()?;
+        if let Ok(mut r) = self.reference.write() {
+            *r = Arc::new(data);
+        }
+        Ok(())
+    }
+
+    /// Where the reference data came from (`bundled`, `hq`, `demo`…), if it was ever applied.
+    pub fn reference_source(&self) -> Result<Option<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(tables::REFERENCE)?;
+        Ok(t.get("source")?.map(|g| String::from_utf8_lossy(g.value()).into_owned()))
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// A record by id.
+    pub fn get<R: Record>(&self, id: RecordId) -> Result<Option<R>, StoreError> {
+        let tx = self.read()?;
+        let t = tx.open_table(tables::records(R::KIND))?;
+        t.get(id.as_u128())?.map(|g| decode_record::<R>(g.value())).transpose()
+    }
+
+    /// Records of a kind by id, skipping ids that do not exist.
+    pub fn get_many<R: Record>(&self, ids: impl IntoIterator<Item = RecordId>) -> Result<Vec<R>, StoreError> {
+        let tx = self.read()?;
+        let t = tx.open_table(tables::records(R::KIND))?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(g) = t.get(id.as_u128())? {
+                out.push(decode_record::<R>(g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of records of a kind.
+    pub fn count(&self, kind: RecordKind) -> Result<u64, StoreError> {
+        Ok(self.read()?.open_table(tables::records(kind))?.len()?)
+    }
+
+    /// Arrivals of a local day (board order: arrival order), optionally only those at some steps.
+    pub fn arrivals_on(&self, day: NaiveDate) -> Result<Vec<Arrival>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_ARRIVAL_DAY_STEP)?;
+        let d = day_number(day);
+        let mut ids = Vec::new();
+        for e in idx.range((d, 0u8, 0u128)..=(d, u8::MAX, u128::MAX))? {
+            ids.push(e?.0.value().2);
+        }
+        ids.sort_unstable();
+        let t = tx.open_table(tables::records(RecordKind::Arrival))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(g) = t.get(id)? {
+                out.push(decode_record::<Arrival>(g.value())?);
+            }
+        }
+        out.sort_by_key(|a| (a.arrived_at, a.steps.first().map(|e| e.stamp), a.id));
+        Ok(out)
+    }
+
+    /// How many of a day's arrivals are at each step (index only; no record is decoded).
+    pub fn step_counts_on(&self, day: NaiveDate) -> Result<Vec<(u8, u64)>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_ARRIVAL_DAY_STEP)?;
+        let d = day_number(day);
+        let mut counts: Vec<(u8, u64)> = Vec::new();
+        for e in idx.range((d, 0u8, 0u128)..=(d, u8::MAX, u128::MAX))? {
+            let step = e?.0.value().1;
+            match counts.last_mut() {
+                Some((s, n)) if *s == step => *n += 1,
+                _ => counts.push((step, 1)),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Records (of any indexed kind) with this phone number.
+    pub fn find_by_phone(&self, phone: &str) -> Result<Vec<(RecordKind, RecordId)>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_PHONE)?;
+        let mut out = Vec::new();
+        for e in idx.range((phone, 0u16, 0u128)..=(phone, u16::MAX, u128::MAX))? {
+            let (_, kind, id) = e?.0.value();
+            if let Some(k) = RecordKind::from_code(kind) {
+                out.push((k, RecordId::from_u128(id)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records (of any indexed kind) whose name starts with `prefix`, at most `limit`.
+    pub fn find_by_name_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, RecordKind, RecordId)>, StoreError> {
+        let prefix = prefix.trim();
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_NAME)?;
+        let mut out = Vec::new();
+        for e in idx.range((prefix, 0u16, 0u128)..)? {
+            let (g, ()) = e.map(|(k, _)| (k, ()))?;
+            let (name, kind, id) = g.value();
+            if !name.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(k) = RecordKind::from_code(kind) {
+                out.push((name.to_string(), k, RecordId::from_u128(id)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of records of a kind whose business time lies in `[from, to)`, in time order.
+    pub fn ids_between(&self, kind: RecordKind, from: Moment, to: Moment) -> Result<Vec<RecordId>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_TIME)?;
+        let k = kind.code();
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        for e in idx.range((k, from.0, 0u128)..(k, to.0, 0u128))? {
+            out.push(RecordId::from_u128(e?.0.value().2));
+        }
+        Ok(out)
+    }
+
+    /// Records of a kind whose business time lies in `[from, to)`, in time order; `f` is called for each so large
+    /// ranges need not be held in memory.
+    pub fn for_each_between(
+        &self,
+        kind: RecordKind,
+        from: Moment,
+        to: Moment,
+        mut f: impl FnMut(AnyRecord) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_TIME)?;
+        let t = tx.open_table(tables::records(kind))?;
+        let k = kind.code();
+        let mut n = 0;
+        if from >= to {
+            return Ok(0);
+        }
+        for e in idx.range((k, from.0, 0u128)..(k, to.0, 0u128))? {
+            let id = e?.0.value().2;
+            if let Some(g) = t.get(id)? {
+                f(decode_any(kind, g.value())?)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Open cases with a due date up to and including `until` (all open cases when `None`), soonest first.
+    pub fn open_cases_due(&self, until: Option<NaiveDate>) -> Result<Vec<Case>, StoreError> {
+        self.due_list(tables::IDX_CASE_OPEN_DUE, until)
+    }
+
+    /// Open follow-up tasks whose window starts up to and including `until` (all when `None`), soonest first.
+    pub fn open_followups_due(&self, until: Option<NaiveDate>) -> Result<Vec<FollowupTask>, StoreError> {
+        self.due_list(tables::IDX_FOLLOWUP_OPEN_DUE, until)
+    }
+
+    fn due_list<R: Record>(
+        &self,
+        def: redb::TableDefinition<(i32, u128), ()>,
+        until: Option<NaiveDate>,
+    ) -> Result<Vec<R>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(def)?;
+        let t = tx.open_table(tables::records(R::KIND))?;
+        let end = until.map_or(i32::MAX, day_number);
+        let mut out = Vec::new();
+        for e in idx.range((i32::MIN, 0u128)..=(end, u128::MAX))? {
+            let id = e?.0.value().1;
+            if let Some(g) = t.get(id)? {
+                out.push(decode_record::<R>(g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The follow-up task made from a source, if any.
+    pub fn followup_by_source(&self, dedup_key: &str) -> Result<Option<RecordId>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
+        Ok(idx.get(dedup_key)?.map(|g| RecordId::from_u128(g.value())))
+    }
+
+    /// Call attempts of a task, in time order.
+    pub fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_CALLS_BY_TASK)?;
+        let t = tx.open_table(tables::records(RecordKind::CallAttempt))?;
+        let k = task.as_u128();
+        let mut out = Vec::new();
+        for e in idx.range((k, 0u128)..=(k, u128::MAX))? {
+            if let Some(g) = t.get(e?.0.value().1)? {
+                out.push(decode_record::<CallAttempt>(g.value())?);
+            }
+        }
+        out.sort_by_key(|a| (a.at, a.id));
+        Ok(out)
+    }
+
+    /// Consultations linked to an arrival.
+    pub fn consultations_of_arrival(&self, arrival: RecordId) -> Result<Vec<Consultation>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_CONSULTATION_ARRIVAL)?;
+        let k = arrival.as_u128();
+        let mut ids = Vec::new();
+        for e in idx.range((k, 0u128)..=(k, u128::MAX))? {
+            ids.push(RecordId::from_u128(e?.0.value().1));
+        }
+        drop(idx);
+        drop(tx);
+        self.get_many(ids)
+    }
+
+    /// Feedback records in chain order (the whole chain), for verification.
+    pub fn feedback_chain(&self) -> Result<Vec<Feedback>, StoreError> {
+        let tx = self.read()?;
+        let t = tx.open_table(tables::records(RecordKind::Feedback))?;
+        let mut out = Vec::with_capacity(t.len()? as usize);
+        for e in t.iter()? {
+            out.push(decode_record::<Feedback>(e?.1.value())?);
+        }
+        out.sort_by_key(|f| f.chain_index);
+        Ok(out)
+    }
+
+    /// The feedback chain head as stored: (next index, hash of the last record).
+    pub fn feedback_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let tx = self.read()?;
+        let t = tx.open_table(tables::META)?;
+        read_feedback_head(&t)
+    }
+
+    /// Ops with sequence number greater than `after`, at most `limit`, in order.
+    pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<Op>, StoreError> {
+        let tx = self.read()?;
+        let t = tx.open_table(tables::OUTBOX)?;
+        let mut out = Vec::new();
+        for e in t.range(after.saturating_add(1)..)? {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(codec::decode::<Op>(e?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Marks every op up to `seq` as acknowledged by HQ. Never moves backwards.
+    pub fn ack_through(&self, seq: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut m = tx.open_table(tables::META)?;
+            let last = read_u64(&m, meta::NEXT_SEQ)?.saturating_sub(1);
+            if seq > last {
+                return Err(StoreError::Conflict(format!("cannot acknowledge seq {seq}: the last op is {last}")));
+            }
+            let acked = read_u64(&m, meta::ACKED_SEQ)?;
+            if seq > acked {
+                m.insert(meta::ACKED_SEQ, seq.to_le_bytes().as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let tx = self.read()?;
+        let mut records = std::collections::BTreeMap::new();
+        for kind in RecordKind::ALL {
+            records.insert(kind.name(), tx.open_table(tables::records(kind))?.len()?);
+        }
+        let m = tx.open_table(tables::META)?;
+        let last = read_u64(&m, meta::NEXT_SEQ)?.saturating_sub(1);
+        let acked = read_u64(&m, meta::ACKED_SEQ)?;
+        let schema = match m.get(meta::SCHEMA)? {
+            Some(g) => u32::from_le_bytes(g.value().try_into().unwrap_or([0; 4])),
+            None => 0,
+        };
+        let store_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        Ok(Stats {
+            records,
+            outbox_pending: last.saturating_sub(acked),
+            outbox_last_seq: last,
+            outbox_acked_seq: acked,
+            store_bytes,
+            schema,
+            device: uuid::Uuid::from_u128(self.device.0).to_string(),
+        })
+    }
+
+    /// Verifies the store: every record decodes; every secondary index equals the one recomputed from the records;
+    /// the outbox is gap-free from 1 to the last sequence number and holds one op per record write; the feedback
+    /// chain is unbroken. Returns the problems found (empty when healthy).
+    pub fn check(&self) -> Result<Vec<String>, StoreError> {
+        let mut problems = Vec::new();
+        let expected = self.recompute_indexes(&mut problems)?;
+        let tx = self.read()?;
+        let actual = read_indexes(&tx)?;
+        for (name, exp, act) in expected.compare(&actual) {
+            problems.push(format!("index {name}: expected {exp} entries matching the records, found {act}"));
+        }
+        let m = tx.open_table(tables::META)?;
+        let next = read_u64(&m, meta::NEXT_SEQ)?;
+        let ob = tx.open_table(tables::OUTBOX)?;
+        let mut expect = ob.first()?.map_or(next, |(k, _)| k.value());
+        let acked = read_u64(&m, meta::ACKED_SEQ)?;
+        if expect > acked.saturating_add(1) {
+            problems.push(format!("outbox starts at seq {expect} but only {acked} were acknowledged"));
+        }
+        for e in ob.iter()? {
+            let (k, v) = e?;
+            if k.value() != expect {
+                problems.push(format!("outbox gap: expected seq {expect}, found {}", k.value()));
+            }
+            match codec::decode::<Op>(v.value()) {
+                Ok(op) if op.seq == k.value() => {}
+                Ok(op) => problems.push(format!("outbox entry {} holds op seq {}", k.value(), op.seq)),
+                Err(e) => problems.push(format!("outbox entry {} cannot be decoded: {e}", k.value())),
+            }
+            expect = k.value() + 1;
+        }
+        if expect != next {
+            problems.push(format!("outbox ends at {} but the next seq is {next}", expect.saturating_sub(1)));
+        }
+        drop((m, ob, tx));
+        problems.extend(self.verify_feedback_chain()?.into_iter().map(|p| p.to_string()));
+        Ok(problems)
+    }
+
+    /// Verifies the feedback hash chain against the stored head: reports missing positions (deleted records),
+    /// altered records (hash mismatch) and broken links.
+    pub fn verify_feedback_chain(&self) -> Result<Vec<ChainProblem>, StoreError> {
+        let chain = self.feedback_chain()?;
+        let (next, head_hash) = self.feedback_head()?;
+        let mut problems = Vec::new();
+        let mut prev = [0u8; 32];
+        let mut expected = 0u64;
+        for f in &chain {
+            while expected < f.chain_index {
+                problems.push(ChainProblem::Missing { index: expected });
+                expected += 1;
+                prev = [0xff; 32];
+            }
+            if f.compute_hash() != f.hash {
+                problems.push(ChainProblem::Altered { index: f.chain_index, id: f.id });
+            } else if f.prev_hash != prev && prev != [0xff; 32] {
+                problems.push(ChainProblem::BrokenLink { index: f.chain_index, id: f.id });
+            }
+            prev = f.hash;
+            expected = f.chain_index + 1;
+        }
+        while expected < next {
+            problems.push(ChainProblem::Missing { index: expected });
+            expected += 1;
+        }
+        if next > 0 && chain.last().is_some_and(|f| f.chain_index + 1 == next && f.hash != head_hash) {
+            problems.push(ChainProblem::HeadMismatch);
+        }
+        if expected > next {
+            problems.push(ChainProblem::HeadMismatch);
+        }
+        Ok(problems)
+    }
+
+    fn recompute_indexes(&self, problems: &mut Vec<String>) -> Result<IndexSet, StoreError> {
+        let tx = self.read()?;
+        let mut set = IndexSet::default();
+        for kind in RecordKind::ALL {
+            let t = tx.open_table(tables::records(kind))?;
+            for e in t.iter()? {
+                let (k, v) = e?;
+                match decode_any(kind, v.value()) {
+                    Ok(rec) => {
+                        if rec.id().as_u128() != k.value() {
+                            problems.push(format!("{kind} {} is stored under key {:x}", rec.id(), k.value()));
+                        }
+                        set.add(&rec, self.offset);
+                    }
+                    Err(e) => problems.push(format!("{kind} record {:x} cannot be decoded: {e}", k.value())),
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// Drops and rebuilds every secondary index from the records (repair, and migrations that change indexes).
+    pub fn rebuild_indexes(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        rebuild_indexes_in(&tx, self.offset)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A problem in the feedback hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainProblem {
+    /// No record at this position: a record was deleted.
+    Missing {
+        /// Chain position.
+        index: u64,
+    },
+    /// The record's content does not match its hash: it was altered.
+    Altered {
+        /// Chain position.
+        index: u64,
+        /// Record id.
+        id: RecordId,
+    },
+    /// The record does not commit to its predecessor's hash: the chain was spliced.
+    BrokenLink {
+        /// Chain position.
+        index: u64,
+        /// Record id.
+        id: RecordId,
+    },
+    /// The stored chain head does not match the last record.
+    HeadMismatch,
+}
+
+impl std::fmt::Display for ChainProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainProblem::Missing { index } => write!(f, "feedback #{index} is missing (deleted)"),
+            ChainProblem::Altered { index, id } => write!(f, "feedback #{index} ({id}) was altered"),
+            ChainProblem::BrokenLink { index, id } => {
+                write!(f, "feedback #{index} ({id}) does not follow the previous record")
+            }
+            ChainProblem::HeadMismatch => f.write_str("the feedback chain head does not match the last record"),
+        }
+    }
+}
+
+fn map_db_error(e: redb::DatabaseError, path: &Path, dir: &Path) -> OpenError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: path.to_path_buf() },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::PermissionDenied
+                || io.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+        {
+            OpenError::ReadOnly { path: dir.to_path_buf() }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(d)) => {
+            OpenError::Corrupt { path: path.to_path_buf(), detail: d }
+        }
+        redb::DatabaseError::UpgradeRequired(v) => {
+            OpenError::Corrupt { path: path.to_path_buf(), detail: format!("unsupported redb file format {v}") }
+        }
+        other => OpenError::Storage { path: path.to_path_buf(), source: Box::new(other.into()) },
+    }
+}
+
+/// Opens the database file. An existing file is first inspected read-only, so a file that is not a GuideDesk store
+/// is refused without a single byte written to it. (A file that needs crash recovery cannot be opened read-only; it
+/// is recovered by the read-write open and then checked.)
+fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
+    use std::io::Read;
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(source) => return Err(OpenError::DataDir { path: path.to_path_buf(), source }),
+    };
+    if len == 0 {
+        // Absent, or created but never initialised (a crash before the first commit): nothing to lose.
+        return Database::builder().create(path).map_err(|e| map_db_error(e, path, dir));
+    }
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|source| OpenError::DataDir { path: path.to_path_buf(), source })?;
+    if n < 4 || &head[..] != REDB_MAGIC {
+        return Err(OpenError::NotAStore {
+            path: path.to_path_buf(),
+            detail: "the file does not start with a redb header".into(),
+        });
+    }
+    match Database::builder().open_read_only(path) {
+        Ok(ro) => {
+            let storage = |e: StoreError| OpenError::Storage { path: path.to_path_buf(), source: Box::new(e) };
+            let tx = ro.begin_read().map_err(|e| storage(e.into()))?;
+            let names: Vec<String> = tx
+                .list_tables()
+                .map_err(|e| storage(e.into()))?
+                .map(|h| redb::TableHandle::name(&h).to_string())
+                .collect();
+            let magic = if names.iter().any(|n| n == "meta") {
+                let m = tx.open_table(tables::META).map_err(|e| storage(e.into()))?;
+                let v = m.get(meta::MAGIC).map_err(|e| storage(e.into()))?;
+                v.map(|g| g.value().to_vec())
+            } else {
+                None
+            };
+            identity(&names, magic.as_deref(), path)?;
+            drop(tx);
+            drop(ro);
+        }
+        Err(redb::DatabaseError::RepairAborted) => {}
+        Err(e) => return Err(map_db_error(e, path, dir)),
+    }
+    Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))
+}
+
+/// Decides from the table names and the magic value whether a file is a GuideDesk store (or an empty database to
+/// initialise).
+fn identity(names: &[String], magic: Option<&[u8]>, path: &Path) -> Result<(), OpenError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !names.iter().any(|n| n == "meta") {
+        return Err(OpenError::NotAStore {
+            path: path.to_path_buf(),
+            detail: format!("it is a redb database with other tables ({})", names.join(", ")),
+        });
+    }
+    match magic {
+        Some(m) if m == tables::MAGIC_VALUE => Ok(()),
+        Some(_) => Err(OpenError::NotAStore { path: path.to_path_buf(), detail: "its magic value differs".into() }),
+        None => Err(OpenError::NotAStore {
+            path: path.to_path_buf(),
+            detail: "it is a redb database without GuideDesk metadata".into(),
+        }),
+    }
+}
+
+/// Checks, inside the opening write transaction, that the file is a GuideDesk store (or empty).
+fn check_identity(tx: &WriteTransaction, path: &Path) -> Result<(), OpenError> {
+    let storage = |e: StoreError| OpenError::Storage { path: path.to_path_buf(), source: Box::new(e) };
+    let names: Vec<String> =
+        tx.list_tables().map_err(|e| storage(e.into()))?.map(|h| redb::TableHandle::name(&h).to_string()).collect();
+    let magic = if names.iter().any(|n| n == "meta") {
+        let m = tx.open_table(tables::META).map_err(|e| storage(e.into()))?;
+        let v = m.get(meta::MAGIC).map_err(|e| storage(e.into()))?;
+        v.map(|g| g.value().to_vec())
+    } else {
+        None
+    };
+    identity(&names, magic.as_deref(), path)
+}
+
+/// Writes the magic, device id and counters of a new store; reads them back for an existing one.
+fn init_meta(tx: &WriteTransaction, now: Moment) -> Result<(DeviceId, Hlc), StoreError> {
+    let mut m = tx.open_table(tables::META)?;
+    if m.get(meta::MAGIC)?.is_none() {
+        m.insert(meta::MAGIC, tables::MAGIC_VALUE)?;
+        let device = RecordId::new_v7(now).as_u128();
+        m.insert(meta::DEVICE, device.to_le_bytes().as_slice())?;
+        m.insert(meta::NEXT_SEQ, 1u64.to_le_bytes().as_slice())?;
+        m.insert(meta::ACKED_SEQ, 0u64.to_le_bytes().as_slice())?;
+        m.insert(meta::CREATED, now.0.to_le_bytes().as_slice())?;
+        m.insert(meta::HLC, codec::encode(&Hlc::ZERO)?.as_slice())?;
+        m.insert(meta::FEEDBACK_HEAD, codec::encode(&(0u64, [0u8; 32]))?.as_slice())?;
+    }
+    let device = match m.get(meta::DEVICE)? {
+        Some(g) => {
+            u128::from_le_bytes(g.value().try_into().map_err(|_| StoreError::Meta("device id is not 16 bytes".into()))?)
+        }
+        None => return Err(StoreError::Meta("device id missing".into())),
+    };
+    let hlc = match m.get(meta::HLC)? {
+        Some(g) => codec::decode::<Hlc>(g.value())?,
+        None => return Err(StoreError::Meta("clock state missing".into())),
+    };
+    Ok((DeviceId(device), hlc))
+}
+
+fn load_reference(db: &Database) -> Result<ReferenceData, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::REFERENCE)?;
+    if let Some(g) = t.get("snapshot")? {
+        return Ok(codec::decode::<ReferenceData>(g.value())?);
+    }
+    ReferenceData::bundled().map_err(|e| StoreError::Meta(format!("bundled reference data: {e}")))
+}
+
+fn read_u64(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
+    match t.get(key)? {
+        Some(g) => Ok(u64::from_le_bytes(
+            g.value().try_into().map_err(|_| StoreError::Meta(format!("meta {key} is not 8 bytes")))?,
+        )),
+        None => Err(StoreError::Meta(format!("meta {key} missing"))),
+    }
+}
+
+fn read_feedback_head(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<(u64, [u8; 32]), StoreError> {
+    match t.get(meta::FEEDBACK_HEAD)? {
+        Some(g) => Ok(codec::decode(g.value())?),
+        None => Err(StoreError::Meta("feedback chain head missing".into())),
+    }
+}
+
+/// The local day number used in index keys.
+pub fn day_number(day: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    day.num_days_from_ce()
+}
+
+fn encode_record<R: Record>(rec: &R) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let payload = codec::encode(rec)?;
+    let mut stored = Vec::with_capacity(payload.len() + 2);
+    stored.extend_from_slice(&RECORD_SCHEMA.to_le_bytes());
+    stored.extend_from_slice(&payload);
+    Ok((stored, payload))
+}
+
+fn split_schema(kind: RecordKind, bytes: &[u8]) -> Result<&[u8], StoreError> {
+    if bytes.len() < 2 {
+        return Err(StoreError::Codec(guidedesk_sync::CodecError::Empty));
+    }
+    let schema = u16::from_le_bytes([bytes[0], bytes[1]]);
+    if schema != RECORD_SCHEMA {
+        return Err(StoreError::Schema { kind, found: schema, supported: RECORD_SCHEMA });
+    }
+    Ok(&bytes[2..])
+}
+
+fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
+    Ok(codec::decode::<R>(split_schema(R::KIND, bytes)?)?)
+}
+
+/// Decodes a stored record of a kind.
+pub fn decode_any(kind: RecordKind, bytes: &[u8]) -> Result<AnyRecord, StoreError> {
+    Ok(match kind {
+        RecordKind::Arrival => AnyRecord::Arrival(decode_record(bytes)?),
+        RecordKind::Consultation => AnyRecord::Consultation(decode_record(bytes)?),
+        RecordKind::Feedback => AnyRecord::Feedback(decode_record(bytes)?),
+        RecordKind::Case => AnyRecord::Case(decode_record(bytes)?),
+        RecordKind::FollowupTask => AnyRecord::FollowupTask(decode_record(bytes)?),
+        RecordKind::CallAttempt => AnyRecord::CallAttempt(decode_record(bytes)?),
+    })
+}
+
+/// Decodes an op payload (sync) into a record of the op's kind.
+pub fn decode_op_payload(op: &Op) -> Result<AnyRecord, StoreError> {
+    let kind = RecordKind::from_code(op.key.kind)
+        .ok_or_else(|| StoreError::Conflict(format!("unknown record kind code {}", op.key.kind)))?;
+    if op.schema != RECORD_SCHEMA {
+        return Err(StoreError::Schema { kind, found: op.schema, supported: RECORD_SCHEMA });
+    }
+    let rec = match kind {
+        RecordKind::Arrival => AnyRecord::Arrival(codec::decode(&op.payload)?),
+        RecordKind::Consultation => AnyRecord::Consultation(codec::decode(&op.payload)?),
+        RecordKind::Feedback => AnyRecord::Feedback(codec::decode(&op.payload)?),
+        RecordKind::Case => AnyRecord::Case(codec::decode(&op.payload)?),
+        RecordKind::FollowupTask => AnyRecord::FollowupTask(codec::decode(&op.payload)?),
+        RecordKind::CallAttempt => AnyRecord::CallAttempt(codec::decode(&op.payload)?),
+    };
+    if rec.id().as_u128() != op.key.id {
+        return Err(StoreError::Conflict(format!(
+            "op {} carries record {} under id {:x}",
+            op.seq,
+            rec.id(),
+            op.key.id
+        )));
+    }
+    Ok(rec)
+}
+
+/// One write transaction in progress. Obtain it from [`Store::write`].
+pub struct WriteCtx<'s> {
+    tx: WriteTransaction,
+    clock: HlcClock,
+    now: Moment,
+    offset: FixedOffset,
+    next_seq: Option<u64>,
+    feedback_head: Option<(u64, [u8; 32])>,
+    reference: Arc<ReferenceData>,
+    _store: std::marker::PhantomData<&'s Store>,
+}
+
+impl std::fmt::Debug for WriteCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteCtx").field("now", &self.now).field("next_seq", &self.next_seq).finish_non_exhaustive()
+    }
+}
+
+impl WriteCtx<'_> {
+    /// The wall-clock time of this transaction.
+    pub fn now(&self) -> Moment {
+        self.now
+    }
+
+    /// Today's local date.
+    pub fn today(&self) -> NaiveDate {
+        self.now.local_date(self.offset)
+    }
+
+    /// The sequence number of the last op this transaction appended, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.next_seq.map(|s| s - 1)
+    }
+
+    /// The reference data.
+    pub fn reference(&self) -> &ReferenceData {
+        &self.reference
+    }
+
+    /// A new HLC stamp, greater than every stamp issued before.
+    pub fn stamp(&mut self) -> Hlc {
+        let phys = self.now.0.max(0) as u64;
+        self.clock.tick(phys)
+    }
+
+    /// A new record id for a record made now.
+    pub fn new_id(&self) -> RecordId {
+        RecordId::new_v7(self.now)
+    }
+
+    /// A record by id (sees this transaction's own writes).
+    pub fn get<R: Record>(&self, id: RecordId) -> Result<Option<R>, StoreError> {
+        let t = self.tx.open_table(tables::records(R::KIND))?;
+        let v = t.get(id.as_u128())?;
+        v.map(|g| decode_record::<R>(g.value())).transpose()
+    }
+
+    /// A record by id, or `NotFound`.
+    pub fn require<R: Record>(&self, id: RecordId) -> Result<R, StoreError> {
+        self.get::<R>(id)?.ok_or(StoreError::NotFound { kind: R::KIND, id })
+    }
+
+    /// The follow-up task made from a source, if any (sees this transaction's writes).
+    pub fn followup_by_source(&self, dedup_key: &str) -> Result<Option<RecordId>, StoreError> {
+        let idx = self.tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
+        let v = idx.get(dedup_key)?;
+        Ok(v.map(|g| RecordId::from_u128(g.value())))
+    }
+
+    /// Ids of open follow-up tasks whose window starts on or before `until` (sees this transaction's writes).
+    pub fn open_followup_ids_due(&self, until: NaiveDate) -> Result<Vec<RecordId>, StoreError> {
+        let idx = self.tx.open_table(tables::IDX_FOLLOWUP_OPEN_DUE)?;
+        let mut out = Vec::new();
+        for e in idx.range((i32::MIN, 0u128)..=(day_number(until), u128::MAX))? {
+            out.push(RecordId::from_u128(e?.0.value().1));
+        }
+        Ok(out)
+    }
+
+    /// Writes a record (new or changed), maintains its indexes and appends its outbox op.
+    /// Feedback is append-only: it must go through [`WriteCtx::append_feedback`].
+    pub fn put<R: Record>(&mut self, rec: &R) -> Result<(), StoreError> {
+        if R::KIND == RecordKind::Feedback {
+            return Err(StoreError::Conflict("feedback is append-only; use append_feedback".into()));
+        }
+        self.put_any(&rec.clone().into_any())
+    }
+
+    /// Appends a feedback record at the end of this kiosk's hash chain (sealing it) and returns the sealed record.
+    pub fn append_feedback(&mut self, mut fb: Feedback) -> Result<Feedback, StoreError> {
+        if self.get::<Feedback>(fb.id)?.is_some() {
+            return Err(StoreError::Conflict(format!("feedback {} already exists and cannot be changed", fb.id)));
+        }
+        let (index, prev) = match self.feedback_head {
+            Some(h) => h,
+            None => read_feedback_head(&self.tx.open_table(tables::META)?)?,
+        };
+        fb.seal(index, prev);
+        self.feedback_head = Some((index + 1, fb.hash));
+        self.put_any(&AnyRecord::Feedback(fb.clone()))?;
+        Ok(fb)
+    }
+
+    fn put_any(&mut self, rec: &AnyRecord) -> Result<(), StoreError> {
+        let kind = rec.kind();
+        let id = rec.id().as_u128();
+        let (stored, payload) = match rec {
+            AnyRecord::Arrival(r) => encode_record(r)?,
+            AnyRecord::Consultation(r) => encode_record(r)?,
+            AnyRecord::Feedback(r) => encode_record(r)?,
+            AnyRecord::Case(r) => encode_record(r)?,
+            AnyRecord::FollowupTask(r) => encode_record(r)?,
+            AnyRecord::CallAttempt(r) => encode_record(r)?,
+        };
+        let old = {
+            let mut t = self.tx.open_table(tables::records(kind))?;
+            let old = t.insert(id, stored.as_slice())?;
+            old.map(|g| decode_any(kind, g.value())).transpose()?
+        };
+        if let Some(old) = &old {
+            index_apply(&self.tx, old, self.offset, false)?;
+        }
+        index_apply(&self.tx, rec, self.offset, true)?;
+        let seq = match self.next_seq {
+            Some(s) => s,
+            None => read_u64(&self.tx.open_table(tables::META)?, meta::NEXT_SEQ)?,
+        };
+        let stamp = self.stamp();
+        let op = Op { seq, key: RecordKey { kind: kind.code(), id }, schema: RECORD_SCHEMA, stamp, payload };
+        self.tx.open_table(tables::OUTBOX)?.insert(seq, codec::encode(&op)?.as_slice())?;
+        self.next_seq = Some(seq + 1);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<HlcClock, StoreError> {
+        let WriteCtx { mut tx, clock, next_seq, feedback_head, .. } = self;
+        {
+            let mut m = tx.open_table(tables::META)?;
+            m.insert(meta::HLC, codec::encode(&clock.last())?.as_slice())?;
+            if let Some(s) = next_seq {
+                m.insert(meta::NEXT_SEQ, s.to_le_bytes().as_slice())?;
+            }
+            if let Some(h) = feedback_head {
+                m.insert(meta::FEEDBACK_HEAD, codec::encode(&h)?.as_slice())?;
+            }
+        }
+        tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+        tx.commit()?;
+        Ok(clock)
+    }
+}
+
+/// The index entries one record contributes.
+#[derive(Default)]
+struct Entries {
+    time: Option<(u16, i64, u128)>,
+    day_step: Option<(i32, u8, u128)>,
+    phones: Vec<(String, u16, u128)>,
+    names: Vec<(String, u16, u128)>,
+    case_due: Option<(i32, u128)>,
+    followup_due: Option<(i32, u128)>,
+    followup_source: Option<(String, u128)>,
+    call_by_task: Option<(u128, u128)>,
+    consultation_arrival: Option<(u128, u128)>,
+}
+
+fn entries(rec: &AnyRecord, offset: FixedOffset) -> Entries {
+    let kind = rec.kind().code();
+    let id = rec.id().as_u128();
+    let mut e = Entries { time: Some((kind, rec.occurred_at().0, id)), ..Entries::default() };
+    let mut person = |name: Option<&str>, phone: Option<&str>| {
+        if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+            e.names.push((n.to_string(), kind, id));
+        }
+        if let Some(p) = phone.filter(|p| !p.is_empty()) {
+            e.phones.push((p.to_string(), kind, id));
+        }
+    };
+    match rec {
+        AnyRecord::Arrival(a) => {
+            person(Some(&a.name), a.phone.as_deref());
+            e.day_step = Some((day_number(a.arrived_at.local_date(offset)), a.step().code(), id));
+        }
+        AnyRecord::Consultation(c) => {
+            person(c.name.as_deref(), c.phone.as_deref());
+            if let Some(arr) = c.arrival.value {
+                e.consultation_arrival = Some((arr.as_u128(), id));
+            }
+        }
+        AnyRecord::Feedback(_) => {}
+        AnyRecord::Case(c) => {
+            person(Some(&c.complainant), c.complainant_phone.as_deref());
+            if c.is_open() {
+                e.case_due = Some((day_number(c.due.value.0), id));
+            }
+        }
+        AnyRecord::FollowupTask(t) => {
+            person(Some(&t.patient_name), Some(&t.phone));
+            if !t.status.value.is_final() {
+                e.followup_due = Some((day_number(t.due_from), id));
+            }
+            e.followup_source = Some((t.source.dedup_key(), id));
+        }
+        AnyRecord::CallAttempt(c) => e.call_by_task = Some((c.task.as_u128(), id)),
+    }
+    e
+}
+
+fn index_apply(tx: &WriteTransaction, rec: &AnyRecord, offset: FixedOffset, insert: bool) -> Result<(), StoreError> {
+    let e = entries(rec, offset);
+    macro_rules! apply {
+        ($def:expr, $key:expr, $val:expr) => {{
+            let mut t = tx.open_table($def)?;
+            if insert {
+                t.insert($key, $val)?;
+            } else {
+                t.remove($key)?;
+            }
+        }};
+    }
+    if let Some(k) = e.time {
+        apply!(tables::IDX_TIME, k, ());
+    }
+    if let Some(k) = e.day_step {
+        apply!(tables::IDX_ARRIVAL_DAY_STEP, k, ());
+    }
+    for (p, k, i) in &e.phones {
+        apply!(tables::IDX_PHONE, (p.as_str(), *k, *i), ());
+    }
+    for (n, k, i) in &e.names {
+        apply!(tables::IDX_NAME, (n.as_str(), *k, *i), ());
+    }
+    if let Some(k) = e.case_due {
+        apply!(tables::IDX_CASE_OPEN_DUE, k, ());
+    }
+    if let Some(k) = e.followup_due {
+        apply!(tables::IDX_FOLLOWUP_OPEN_DUE, k, ());
+    }
+    if let Some((s, id)) = &e.followup_source {
+        let mut t = tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
+        if insert {
+            if let Some(existing) = t.get(s.as_str())?.map(|g| g.value())
+                && existing != *id
+            {
+                return Err(StoreError::Conflict(format!("a follow-up task already exists for source {s}")));
+            }
+            t.insert(s.as_str(), *id)?;
+        } else {
+            t.remove(s.as_str())?;
+        }
+    }
+    if let Some(k) = e.call_by_task {
+        apply!(tables::IDX_CALLS_BY_TASK, k, ());
+    }
+    if let Some(k) = e.consultation_arrival {
+        apply!(tables::IDX_CONSULTATION_ARRIVAL, k, ());
+    }
+    Ok(())
+}
+
+/// Index contents as sets, for consistency checks.
+#[derive(Default, PartialEq, Eq)]
+struct IndexSet {
+    time: std::collections::BTreeSet<(u16, i64, u128)>,
+    day_step: std::collections::BTreeSet<(i32, u8, u128)>,
+    phones: std::collections::BTreeSet<(String, u16, u128)>,
+    names: std::collections::BTreeSet<(String, u16, u128)>,
+    case_due: std::collections::BTreeSet<(i32, u128)>,
+    followup_due: std::collections::BTreeSet<(i32, u128)>,
+    followup_source: std::collections::BTreeSet<(String, u128)>,
+    call_by_task: std::collections::BTreeSet<(u128, u128)>,
+    consultation_arrival: std::collections::BTreeSet<(u128, u128)>,
+}
+
+impl IndexSet {
+    fn add(&mut self, rec: &AnyRecord, offset: FixedOffset) {
+        let e = entries(rec, offset);
+        self.time.extend(e.time);
+        self.day_step.extend(e.day_step);
+        self.phones.extend(e.phones);
+        self.names.extend(e.names);
+        self.case_due.extend(e.case_due);
+        self.followup_due.extend(e.followup_due);
+        self.followup_source.extend(e.followup_source);
+        self.call_by_task.extend(e.call_by_task);
+        self.consultation_arrival.extend(e.consultation_arrival);
+    }
+
+    /// (index name, expected count, actual count) for every index whose contents differ.
+    fn compare(&self, actual: &IndexSet) -> Vec<(&'static str, usize, usize)> {
+        let mut out = Vec::new();
+        macro_rules! cmp {
+            ($f:ident, $name:expr) => {
+                if self.$f != actual.$f {
+                    out.push(($name, self.$f.len(), actual.$f.len()));
+                }
+            };
+        }
+        cmp!(time, "idx_time");
+        cmp!(day_step, "idx_arrival_day_step");
+        cmp!(phones, "idx_phone");
+        cmp!(names, "idx_name");
+        cmp!(case_due, "idx_case_open_due");
+        cmp!(followup_due, "idx_followup_open_due");
+        cmp!(followup_source, "idx_followup_source");
+        cmp!(call_by_task, "idx_calls_by_task");
+        cmp!(consultation_arrival, "idx_consultation_arrival");
+        out
+    }
+}
+
+fn read_indexes(tx: &ReadTransaction) -> Result<IndexSet, StoreError> {
+    let mut s = IndexSet::default();
+    for e in tx.open_table(tables::IDX_TIME)?.iter()? {
+        s.time.insert(e?.0.value());
+    }
+    for e in tx.open_table(tables::IDX_ARRIVAL_DAY_STEP)?.iter()? {
+        s.day_step.insert(e?.0.value());
+    }
+    for e in tx.open_table(tables::IDX_PHONE)?.iter()? {
+        let entry = e?;
+        let (p, k, i) = entry.0.value();
+        s.phones.insert((p.to_string(), k, i));
+    }
+    for e in tx.open_table(tables::IDX_NAME)?.iter()? {
+        let entry = e?;
+        let (p, k, i) = entry.0.value();
+        s.names.insert((p.to_string(), k, i));
+    }
+    for e in tx.open_table(tables::IDX_CASE_OPEN_DUE)?.iter()? {
+        s.case_due.insert(e?.0.value());
+    }
+    for e in tx.open_table(tables::IDX_FOLLOWUP_OPEN_DUE)?.iter()? {
+        s.followup_due.insert(e?.0.value());
+    }
+    for e in tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?.iter()? {
+        let (k, v) = e?;
+        s.followup_source.insert((k.value().to_string(), v.value()));
+    }
+    for e in tx.open_table(tables::IDX_CALLS_BY_TASK)?.iter()? {
+        s.call_by_task.insert(e?.0.value());
+    }
+    for e in tx.open_table(tables::IDX_CONSULTATION_ARRIVAL)?.iter()? {
+        s.consultation_arrival.insert(e?.0.value());
+    }
+    Ok(s)
+}
+
+/// Drops and refills every secondary index from the records, inside `tx`.
+pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset) -> Result<(), StoreError> {
+    for name in tables::INDEX_TABLES {
+        // Typed handles are needed to delete; re-create each table empty.
+        match name {
+            "idx_time" => drop(tx.delete_table(tables::IDX_TIME)?),
+            "idx_arrival_day_step" => drop(tx.delete_table(tables::IDX_ARRIVAL_DAY_STEP)?),
+            "idx_phone" => drop(tx.delete_table(tables::IDX_PHONE)?),
+            "idx_name" => drop(tx.delete_table(tables::IDX_NAME)?),
+            "idx_case_open_due" => drop(tx.delete_table(tables::IDX_CASE_OPEN_DUE)?),
+            "idx_followup_open_due" => drop(tx.delete_table(tables::IDX_FOLLOWUP_OPEN_DUE)?),
+            "idx_followup_source" => drop(tx.delete_table(tables::IDX_FOLLOWUP_SOURCE)?),
+            "idx_calls_by_task" => drop(tx.delete_table(tables::IDX_CALLS_BY_TASK)?),
+            _ => drop(tx.delete_table(tables::IDX_CONSULTATION_ARRIVAL)?),
+        }
+    }
+    migrate::create_index_tables(tx)?;
+    for kind in RecordKind::ALL {
+        let mut recs = Vec::new();
+        {
+            let t = tx.open_table(tables::records(kind))?;
+            for e in t.iter()? {
+                recs.push(decode_any(kind, e?.1.value())?);
+            }
+        }
+        for r in &recs {
+            index_apply(tx, r, offset, true)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

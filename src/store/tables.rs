@@ -1,0 +1,90 @@
+//! Table definitions of the kiosk store. Table names are part of the file format.
+
+use redb::TableDefinition;
+
+use crate::model::RecordKind;
+
+/// Store metadata: magic, schema version, device id, HLC, outbox counters, feedback chain head.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The outbox: per-device sequence number → encoded `guidedesk_sync::Op`.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+/// Reference data received from HQ (or the bundled default): name → encoded value.
+pub const REFERENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("reference");
+
+/// Records of one kind: id → `[schema u16 LE][codec-encoded record]`.
+pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'static [u8]> {
+    TableDefinition::new(match kind {
+        RecordKind::Arrival => "rec_arrival",
+        RecordKind::Consultation => "rec_consultation",
+        RecordKind::Feedback => "rec_feedback",
+        RecordKind::Case => "rec_case",
+        RecordKind::FollowupTask => "rec_followup_task",
+        RecordKind::CallAttempt => "rec_call_attempt",
+    })
+}
+
+/// Every record by (kind code, business time in ms, id): date-range scans for export and reports.
+pub const IDX_TIME: TableDefinition<(u16, i64, u128), ()> = TableDefinition::new("idx_time");
+
+/// Arrivals by (local day number, current step code, id): today's board and counts per step.
+pub const IDX_ARRIVAL_DAY_STEP: TableDefinition<(i32, u8, u128), ()> = TableDefinition::new("idx_arrival_day_step");
+
+/// People by (phone digits, kind code, id): arrivals, consultations, cases, follow-up tasks.
+pub const IDX_PHONE: TableDefinition<(&str, u16, u128), ()> = TableDefinition::new("idx_phone");
+
+/// People by (name, kind code, id), for exact and prefix lookups.
+pub const IDX_NAME: TableDefinition<(&str, u16, u128), ()> = TableDefinition::new("idx_name");
+
+/// Open cases by (due day number, id).
+pub const IDX_CASE_OPEN_DUE: TableDefinition<(i32, u128), ()> = TableDefinition::new("idx_case_open_due");
+
+/// Open follow-up tasks by (window start day number, id).
+pub const IDX_FOLLOWUP_OPEN_DUE: TableDefinition<(i32, u128), ()> = TableDefinition::new("idx_followup_open_due");
+
+/// Follow-up tasks by source key, so a source never makes two tasks.
+pub const IDX_FOLLOWUP_SOURCE: TableDefinition<&str, u128> = TableDefinition::new("idx_followup_source");
+
+/// Call attempts by (task id, attempt id).
+pub const IDX_CALLS_BY_TASK: TableDefinition<(u128, u128), ()> = TableDefinition::new("idx_calls_by_task");
+
+/// Consultations by (linked arrival id, consultation id).
+pub const IDX_CONSULTATION_ARRIVAL: TableDefinition<(u128, u128), ()> =
+    TableDefinition::new("idx_consultation_arrival");
+
+/// Meta keys.
+pub mod meta {
+    /// Identifies a GuideDesk kiosk store.
+    pub const MAGIC: &str = "magic";
+    /// Schema version (u32 LE).
+    pub const SCHEMA: &str = "schema";
+    /// Device id (u128 LE).
+    pub const DEVICE: &str = "device";
+    /// Last HLC stamp issued (encoded).
+    pub const HLC: &str = "hlc";
+    /// Next outbox sequence number (u64 LE).
+    pub const NEXT_SEQ: &str = "next_seq";
+    /// Highest sequence number HQ acknowledged (u64 LE).
+    pub const ACKED_SEQ: &str = "acked_seq";
+    /// Feedback chain head: next index and last hash (encoded).
+    pub const FEEDBACK_HEAD: &str = "feedback_head";
+    /// When the store was created (ms, i64 LE).
+    pub const CREATED: &str = "created";
+}
+
+/// The magic value stored under [`meta::MAGIC`].
+pub const MAGIC_VALUE: &[u8] = b"GuideDesk kiosk store";
+
+/// Every secondary index table name, for rebuilds.
+pub const INDEX_TABLES: [&str; 9] = [
+    "idx_time",
+    "idx_arrival_day_step",
+    "idx_phone",
+    "idx_name",
+    "idx_case_open_due",
+    "idx_followup_open_due",
+    "idx_followup_source",
+    "idx_calls_by_task",
+    "idx_consultation_arrival",
+];
