@@ -23,6 +23,10 @@ struct Cli {
     #[arg(long, global = true, env = "GUIDEDESK_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Before opening the kiosk, fill an empty store with 30 days of demo data
+    #[arg(long)]
+    demo: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -137,8 +141,15 @@ fn run(cli: Cli) -> Result<()> {
     let cfg = Config::load(&data_dir)?;
     let Some(command) = cli.command else {
         let store = open_store(&data_dir, &cfg)?;
+        if cli.demo && store.stats()?.records.values().all(|n| *n == 0) {
+            let r = demo::generate(&store, DemoOptions::default())?;
+            eprintln!("guidedesk: filled the empty store with {} demo records", r.total());
+        }
         return guidedesk::app::run(store, &cfg);
     };
+    if cli.demo {
+        bail!("--demo only applies when opening the kiosk (no subcommand); use `guidedesk demo` to add demo data");
+    }
     match command {
         Command::Demo { days, per_day, seed } => {
             let store = open_store(&data_dir, &cfg)?;

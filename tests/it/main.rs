@@ -1,0 +1,19 @@
+//! End-to-end tests: one binary, one module per feature.
+
+mod cli;
+mod crash;
+mod roundtrip;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the `guidedesk` binary with a data directory.
+pub fn guidedesk(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guidedesk"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("GUIDEDESK_DATA_DIR")
+        .output()
+        .expect("the guidedesk binary runs")
+}
