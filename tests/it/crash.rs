@@ -46,9 +46,8 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
-        });
+        let reader =
+            std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>());
         // Let it write for a random while (after start-up), then kill it without warning.
         std::thread::sleep(Duration::from_millis(rng.random_range(60..400)));
         child.kill().unwrap();
@@ -105,5 +104,8 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         assert!(store.check().unwrap().is_empty(), "round {round}: {:?}", store.check().unwrap());
     }
     assert!(seen.len() as u32 > rounds, "the child wrote too little to test anything");
-    eprintln!("{rounds} kills, {} committed writes, {killed_mid_write} kills landed after an unreported commit", seen.len());
+    eprintln!(
+        "{rounds} kills, {} committed writes, {killed_mid_write} kills landed after an unreported commit",
+        seen.len()
+    );
 }
