@@ -1,47 +1,489 @@
-//! The eframe application: wires the store to the screens.
+//! The eframe application: wires the store to the screens, applies their commands, keeps the session, locks idle
+//! screens, and shows the status bar.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
 
 use anyhow::Result;
+use egui::{RichText, Ui};
 
-use crate::config::Config;
-use crate::store::Store;
+use crate::config::{Config, Language};
+use crate::model::reference::{Role, Staff};
+use crate::model::validate::{self, Problem, ValidationErrors};
+use crate::model::{Arrival, Consultation, Moment, StaffRef};
+use crate::store::{Stats, Store, StoreError};
+use crate::ui::board::BoardScreen;
+use crate::ui::consult::ConsultScreen;
+use crate::ui::data::{Command, Outcome, SearchHit, run_search};
+use crate::ui::i18n::Tr;
+use crate::ui::register::RegisterScreen;
+use crate::ui::search::SearchScreen;
+use crate::ui::signin::{SignInScreen, role_key};
+use crate::ui::theme;
+
+/// The staff screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Register an arrival.
+    Register,
+    /// Today's visit board.
+    Board,
+    /// Consultations.
+    Consult,
+    /// Search.
+    Search,
+}
 
 /// The kiosk application state.
 #[derive(Debug)]
-pub struct GuideDeskApp {
-    store: Store,
+pub struct DeskApp {
+    store: Arc<Store>,
+    tr: Tr,
+    idle_lock_ms: i64,
+    staff: Option<Staff>,
+    locked: bool,
+    last_activity: Moment,
+    screen: Screen,
+    signin: SignInScreen,
+    register: RegisterScreen,
+    board: BoardScreen,
+    consult: ConsultScreen,
+    search: SearchScreen,
+    search_rx: Option<Receiver<Result<Vec<SearchHit>, String>>>,
+    version: u64,
+    stats: Option<(u64, Stats)>,
+    last_error: Option<String>,
 }
 
-impl GuideDeskApp {
+impl DeskApp {
     /// An app over an open store.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, cfg: &Config) -> Self {
+        let now = store.now();
+        Self {
+            store,
+            tr: Tr::new(cfg.language),
+            idle_lock_ms: i64::from(cfg.idle_lock_minutes) * 60_000,
+            staff: None,
+            locked: false,
+            last_activity: now,
+            screen: Screen::Register,
+            signin: SignInScreen::default(),
+            register: RegisterScreen::default(),
+            board: BoardScreen::default(),
+            consult: ConsultScreen::default(),
+            search: SearchScreen::default(),
+            search_rx: None,
+            version: 0,
+            stats: None,
+            last_error: None,
+        }
     }
-}
 
-impl eframe::App for GuideDeskApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    /// The signed-in staff member, if any.
+    pub fn staff(&self) -> Option<&Staff> {
+        self.staff.as_ref()
+    }
+
+    /// Whether the session is locked.
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The registration form as typed.
+    pub fn register_form(&self) -> &crate::model::ArrivalForm {
+        self.register.form()
+    }
+
+    /// The current screen.
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+
+    /// The whole UI for one frame.
+    pub fn show(&mut self, ui: &mut Ui) {
+        self.track_activity(ui);
+        self.poll_search();
+        ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
+        let tr = self.tr;
+        self.top_bar(ui, tr);
+        self.status_bar(ui, tr);
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading("GuideDesk");
-            match self.store.stats() {
-                Ok(s) => {
-                    for (k, n) in &s.records {
-                        ui.label(format!("{k}: {n}"));
-                    }
-                    ui.label(format!("outbox pending: {}", s.outbox_pending));
+            if self.staff.is_none() || self.locked {
+                let cmd = self.signin.ui(ui, self.store.as_ref(), tr, self.locked);
+                if let Some(cmd) = cmd {
+                    let o = self.apply(cmd, ui.ctx());
+                    self.signin.on_outcome(&o, tr);
                 }
-                Err(e) => {
-                    ui.colored_label(egui::Color32::RED, e.to_string());
+                return;
+            }
+            let q: &Store = self.store.as_ref();
+            match self.screen {
+                Screen::Register => {
+                    if let Some(cmd) = self.register.ui(ui, q, tr) {
+                        let o = self.apply(cmd, ui.ctx());
+                        self.register.on_outcome(&o, tr);
+                    }
+                }
+                Screen::Board => {
+                    if let Some(cmd) = self.board.ui(ui, q, tr, self.version) {
+                        let o = self.apply(cmd, ui.ctx());
+                        self.board.on_outcome(&o, tr);
+                    }
+                }
+                Screen::Consult => {
+                    if let Some(cmd) = self.consult.ui(ui, q, tr, self.version) {
+                        let was_form = matches!(cmd, Command::Consult(_));
+                        let o = self.apply(cmd, ui.ctx());
+                        self.consult.on_outcome(&o, tr, was_form);
+                    }
+                }
+                Screen::Search => {
+                    let refs = q.reference();
+                    if let Some(cmd) = self.search.ui(ui, &refs, q.utc_offset(), tr) {
+                        let o = self.apply(cmd, ui.ctx());
+                        self.search.on_outcome(&o);
+                    }
                 }
             }
         });
     }
+
+    fn track_activity(&mut self, ui: &Ui) {
+        let now = self.store.now();
+        let active = ui.input(|i| !i.events.is_empty() || i.pointer.is_moving() || i.pointer.any_down());
+        if active {
+            self.last_activity = now;
+        } else if self.staff.is_some() && !self.locked && now.millis_since(self.last_activity) >= self.idle_lock_ms {
+            self.lock();
+        }
+    }
+
+    /// Locks the session (idle timeout or the lock button); forms keep their contents.
+    pub fn lock(&mut self) {
+        if let Some(s) = &self.staff {
+            self.locked = true;
+            self.signin.preselect(Some(s.id.clone()));
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui, tr: Tr) {
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading(RichText::new(tr.t("app.title")).color(theme::ACCENT).strong());
+                ui.add_space(24.0);
+                if self.staff.is_some() && !self.locked {
+                    for (screen, key) in [
+                        (Screen::Register, "nav.register"),
+                        (Screen::Board, "nav.board"),
+                        (Screen::Consult, "nav.consult"),
+                        (Screen::Search, "nav.search"),
+                    ] {
+                        if ui
+                            .add(
+                                egui::Button::selectable(self.screen == screen, tr.t(key))
+                                    .min_size(egui::vec2(110.0, theme::TOUCH)),
+                            )
+                            .clicked()
+                        {
+                            self.screen = screen;
+                        }
+                    }
+                }
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let other = match self.tr.lang {
+                        Language::ZhCn => Language::En,
+                        Language::En => Language::ZhCn,
+                    };
+                    if ui.button(tr.t("app.switch_language")).clicked() {
+                        self.tr = Tr::new(other);
+                    }
+                    if self.staff.is_some() && !self.locked {
+                        if ui.button(tr.t("app.sign_out")).clicked() {
+                            self.staff = None;
+                            self.signin = SignInScreen::default();
+                        }
+                        if ui.button(tr.t("app.lock")).clicked() {
+                            self.lock();
+                        }
+                    }
+                });
+            });
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut Ui, tr: Tr) {
+        if self.stats.as_ref().is_none_or(|(v, _)| *v != self.version) {
+            match self.store.stats() {
+                Ok(s) => self.stats = Some((self.version, s)),
+                Err(e) => self.last_error = Some(e.to_string()),
+            }
+        }
+        egui::Panel::bottom("status_bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                match &self.staff {
+                    Some(s) => ui.label(format!("{} · {}", s.name, tr.k("role", role_key(s.role)))),
+                    None => ui.label(RichText::new(tr.t("status.signed_out")).color(theme::MUTED)),
+                };
+                ui.separator();
+                let now = self.store.now().local(self.store.utc_offset());
+                ui.label(now.format("%Y-%m-%d %H:%M:%S").to_string());
+                ui.separator();
+                if let Some((_, s)) = &self.stats {
+                    ui.label(tr.f("status.outbox", &[("n", &s.outbox_pending)]));
+                }
+                ui.separator();
+                match &self.last_error {
+                    None => ui.label(RichText::new(tr.t("status.store_ok")).color(theme::OK)),
+                    Some(e) => ui.label(RichText::new(tr.f("status.store_error", &[("error", e)])).color(theme::ALERT)),
+                };
+            });
+        });
+    }
+
+    fn poll_search(&mut self) {
+        if let Some(rx) = &self.search_rx {
+            match rx.try_recv() {
+                Ok(r) => {
+                    self.search.on_results(r);
+                    self.search_rx = None;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    self.search.on_results(Err(self.tr.t("search.failed").to_string()));
+                    self.search_rx = None;
+                }
+            }
+        }
+    }
+
+    fn by(&self) -> StaffRef {
+        StaffRef(self.staff.as_ref().map(|s| s.id.clone()).unwrap_or_default())
+    }
+
+    fn written(&mut self, r: Result<Option<crate::model::RecordId>, StoreError>) -> Outcome {
+        match r {
+            Ok(id) => {
+                self.version += 1;
+                self.last_error = None;
+                Outcome::Done(id)
+            }
+            Err(StoreError::Invalid(e)) => Outcome::Invalid(e),
+            Err(e) => {
+                let m = e.to_string();
+                self.last_error = Some(m.clone());
+                Outcome::Failed(m)
+            }
+        }
+    }
+
+    /// Applies a command: one short durable transaction per write.
+    pub fn apply(&mut self, cmd: Command, ctx: &egui::Context) -> Outcome {
+        let by = self.by();
+        match cmd {
+            Command::SignIn { staff, pin } => {
+                let all = self.store.all_staff().unwrap_or_default();
+                match all.into_iter().find(|s| s.id == staff && s.active) {
+                    Some(s) if crate::staff::verify_pin(&s.pin_hash, &pin) => {
+                        self.staff = Some(s);
+                        self.locked = false;
+                        self.last_activity = self.store.now();
+                        Outcome::Done(None)
+                    }
+                    _ => {
+                        let mut e = ValidationErrors::default();
+                        e.push("pin", Problem::Conflict("wrong PIN"));
+                        Outcome::Invalid(e)
+                    }
+                }
+            }
+            Command::CreateAdmin { id, name, pin, confirm } => self.create_admin(&id, &name, &pin, &confirm),
+            Command::Register(form) => {
+                let r = self.store.write(|ctx| {
+                    let draft = form.validate(ctx.reference(), ctx.today())?;
+                    let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+                    let rec = draft.into_record(id, at, by.clone(), stamp);
+                    ctx.put(&rec)?;
+                    Ok(Some(id))
+                });
+                self.written(r)
+            }
+            Command::MoveStep { id, step, reason } => {
+                let r = self.store.write(|ctx| {
+                    let mut a: Arrival = ctx.require(id)?;
+                    let (at, stamp) = (ctx.now(), ctx.stamp());
+                    a.move_to(step, at, by.clone(), reason.as_deref(), stamp)?;
+                    ctx.put(&a)?;
+                    Ok(Some(id))
+                });
+                self.written(r)
+            }
+            Command::Change { id, department, doctor, reason } => {
+                let r = self.store.write(|ctx| {
+                    let mut a: Arrival = ctx.require(id)?;
+                    let (at, stamp) = (ctx.now(), ctx.stamp());
+                    a.change_department(ctx.reference(), &department, doctor.clone(), &reason, at, by.clone(), stamp)?;
+                    ctx.put(&a)?;
+                    Ok(Some(id))
+                });
+                self.written(r)
+            }
+            Command::Consult(form) => {
+                let r = self.store.write(|ctx| {
+                    let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+                    let c = form.into_record(ctx.reference(), id, at, by.clone(), stamp)?;
+                    ctx.put(&c)?;
+                    Ok(Some(id))
+                });
+                self.written(r)
+            }
+            Command::Link { consultation, arrival } => {
+                let r = self.store.write(|ctx| {
+                    let mut c: Consultation = ctx.require(consultation)?;
+                    ctx.require::<Arrival>(arrival)?;
+                    let stamp = ctx.stamp();
+                    c.arrival.set(Some(arrival), stamp);
+                    ctx.put(&c)?;
+                    Ok(Some(consultation))
+                });
+                self.written(r)
+            }
+            Command::Search(q) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let store = Arc::clone(&self.store);
+                let ctx = ctx.clone();
+                let spawned = std::thread::Builder::new().name("search".into()).spawn(move || {
+                    let r = run_search(&store, &q).map_err(|e| e.to_string());
+                    let _ = tx.send(r);
+                    ctx.request_repaint();
+                });
+                match spawned {
+                    Ok(_) => {
+                        self.search_rx = Some(rx);
+                        Outcome::Pending
+                    }
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn create_admin(&mut self, id: &str, name: &str, pin: &str, confirm: &str) -> Outcome {
+        if !self.store.all_staff().unwrap_or_default().is_empty() {
+            return Outcome::Failed(self.tr.t("signin.admin_exists").to_string());
+        }
+        let mut e = ValidationErrors::default();
+        let id = validate::text(&mut e, "id", id, 20, true);
+        if !id.is_empty() && !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            e.push("id", Problem::Conflict("letters, digits and '-' only"));
+        }
+        let name = validate::text(&mut e, "name", name, validate::limits::NAME, true);
+        crate::staff::check_pin(&mut e, "pin", pin);
+        if pin != confirm {
+            e.push("confirm", Problem::Conflict("the two PINs differ"));
+        }
+        if !e.is_empty() {
+            return Outcome::Invalid(e);
+        }
+        let hash = match crate::staff::hash_pin(pin) {
+            Ok(h) => h,
+            Err(m) => return Outcome::Failed(m),
+        };
+        let staff = Staff { id, name, role: Role::Administrator, department: None, pin_hash: hash, active: true };
+        match self.store.put_local_staff(staff.clone()) {
+            Ok(()) => {
+                self.staff = Some(staff);
+                self.locked = false;
+                self.version += 1;
+                Outcome::Done(None)
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+impl eframe::App for DeskApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
+fn native_options(cfg: &Config, software: bool) -> eframe::NativeOptions {
+    let w = &cfg.window;
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("导医台 GuideDesk")
+        .with_app_id("guidedesk")
+        .with_inner_size([w.width, w.height])
+        .with_min_inner_size([800.0, 600.0]);
+    if w.kiosk {
+        viewport = viewport
+            .with_decorations(false)
+            .with_fullscreen(true)
+            .with_resizable(false)
+            .with_min_inner_size([w.width, w.height])
+            .with_max_inner_size([w.width, w.height]);
+    }
+    if let Some((x, y)) = w.position {
+        viewport = viewport.with_position([x, y]);
+    }
+    eframe::NativeOptions {
+        viewport,
+        renderer: eframe::Renderer::Glow,
+        multisampling: 0,
+        centered: !w.kiosk && w.position.is_none(),
+        glow_options: eframe::egui_glow::GlowConfiguration {
+            hardware_acceleration: if software {
+                eframe::egui_glow::HardwareAcceleration::Off
+            } else {
+                eframe::egui_glow::HardwareAcceleration::Preferred
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// Opens the kiosk window and runs until it is closed.
+///
+/// Renderer: OpenGL through glow, which runs on Mesa's llvmpipe on machines without a GPU (about 150 MB RSS, much
+/// less than wgpu's software path). If creating the GL context fails (an old driver), it retries once with hardware
+/// acceleration off; when the windowing system itself is missing there is nothing to retry.
 pub fn run(store: Store, cfg: &Config) -> Result<()> {
-    let viewport =
-        egui::ViewportBuilder::default().with_title("GuideDesk").with_inner_size([cfg.window.width, cfg.window.height]);
-    let options = eframe::NativeOptions { viewport, renderer: eframe::Renderer::Glow, ..Default::default() };
-    eframe::run_native("GuideDesk", options, Box::new(|_cc| Ok(Box::new(GuideDeskApp::new(store)))))
-        .map_err(|e| anyhow::anyhow!("cannot open the kiosk window: {e}"))
+    let store = Arc::new(store);
+    let first = {
+        let store = Arc::clone(&store);
+        let cfg2 = cfg.clone();
+        eframe::run_native(
+            "guidedesk",
+            native_options(cfg, false),
+            Box::new(move |cc| {
+                theme::install(&cc.egui_ctx);
+                Ok(Box::new(DeskApp::new(store, &cfg2)))
+            }),
+        )
+    };
+    match first {
+        Ok(()) => Ok(()),
+        Err(eframe::Error::WinitEventLoop(e)) => {
+            Err(anyhow::anyhow!("cannot open the kiosk window (no display available?): {e}"))
+        }
+        Err(first_err) => {
+            let cfg2 = cfg.clone();
+            eframe::run_native(
+                "guidedesk",
+                native_options(cfg, true),
+                Box::new(move |cc| {
+                    theme::install(&cc.egui_ctx);
+                    Ok(Box::new(DeskApp::new(store, &cfg2)))
+                }),
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("cannot open the kiosk window: {first_err}; retry without hardware acceleration: {e}")
+            })
+        }
+    }
 }

@@ -93,6 +93,9 @@ const QUESTIONS: &[&str] = &[
     "复查需要带哪些资料？",
 ];
 
+/// The PIN of every demo staff account.
+pub const DEMO_PIN: &str = "1234";
+
 /// Installs demo staff accounts (as reference data) when the store has none, and returns their ids.
 fn ensure_staff(store: &Store) -> Result<Vec<String>, StoreError> {
     let refs = store.reference();
@@ -110,17 +113,18 @@ fn ensure_staff(store: &Store) -> Result<Vec<String>, StoreError> {
         ("K003", "周主任", Role::Supervisor),
         ("A001", "系统管理员", Role::Administrator),
     ];
-    data.staff = people
-        .iter()
-        .map(|(id, name, role)| Staff {
-            id: (*id).into(),
-            name: (*name).into(),
-            role: *role,
+    let mut staff = Vec::with_capacity(people.len());
+    for (id, name, role) in people {
+        staff.push(Staff {
+            id: id.into(),
+            name: name.into(),
+            role,
             department: None,
-            pin_hash: String::new(),
+            pin_hash: crate::staff::hash_pin(DEMO_PIN).map_err(StoreError::Conflict)?,
             active: true,
-        })
-        .collect();
+        });
+    }
+    data.staff = staff;
     store.apply_reference(data, "demo")?;
     Ok(people.iter().map(|p| p.0.to_string()).collect())
 }

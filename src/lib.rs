@@ -10,4 +10,6 @@ pub mod demo;
 pub mod export;
 pub mod model;
 pub mod policy;
+pub mod staff;
 pub mod store;
+pub mod ui;

@@ -28,6 +28,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableT
 pub use error::{OpenError, StoreError};
 pub use migrate::STORE_SCHEMA;
 
+use crate::model::reference::Staff;
 use crate::model::{
     AnyRecord, Arrival, CallAttempt, Case, Consultation, Feedback, FollowupTask, Moment, RECORD_SCHEMA, Record,
     RecordId, RecordKind, ReferenceData,
@@ -254,6 +255,40 @@ impl Store {
             *r = Arc::new(data);
         }
         Ok(())
+    }
+
+    /// Staff accounts created on this kiosk (the first administrator, before any sync).
+    pub fn local_staff(&self) -> Result<Vec<Staff>, StoreError> {
+        let tx = self.read()?;
+        let m = tx.open_table(tables::META)?;
+        let v = m.get(meta::LOCAL_STAFF)?;
+        match v {
+            Some(g) => Ok(codec::decode(g.value())?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Adds (or replaces, by id) a staff account on this kiosk only.
+    pub fn put_local_staff(&self, staff: Staff) -> Result<(), StoreError> {
+        let mut all = self.local_staff()?;
+        all.retain(|s| s.id != staff.id);
+        all.push(staff);
+        let bytes = codec::encode(&all)?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(tables::META)?.insert(meta::LOCAL_STAFF, bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Everyone who may sign in here: HQ's staff, then this kiosk's own accounts (HQ wins on the same id).
+    pub fn all_staff(&self) -> Result<Vec<Staff>, StoreError> {
+        let mut out: Vec<Staff> = self.reference().staff.clone();
+        for s in self.local_staff()? {
+            if !out.iter().any(|x| x.id == s.id) {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// Where the reference data came from (`bundled`, `hq`, `demo`…), if it was ever applied.

@@ -69,6 +69,8 @@ pub mod meta {
     pub const ACKED_SEQ: &str = "acked_seq";
     /// Feedback chain head: next index and last hash (encoded).
     pub const FEEDBACK_HEAD: &str = "feedback_head";
+    /// Staff accounts created on this kiosk (encoded `Vec<Staff>`).
+    pub const LOCAL_STAFF: &str = "local_staff";
     /// When the store was created (ms, i64 LE).
     pub const CREATED: &str = "created";
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod roundtrip;
+mod ui;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,96 @@
+//! Design tokens: sizes, spacing and colours in one place, plus the bundled CJK font.
+//!
+//! The kiosk is used standing, often on a touch screen: every tappable target is at least [`TOUCH`] points high and
+//! body text is [`BODY`] points.
+
+use std::sync::Arc;
+
+use egui::{Color32, FontData, FontDefinitions, FontFamily, FontId, TextStyle};
+
+use crate::model::{Priority, VisitStep};
+
+/// Noto Sans CJK SC (SIL OFL 1.1), so Chinese renders on machines without CJK fonts.
+pub static NOTO_SANS_SC: &[u8] = include_bytes!("../../assets/fonts/NotoSansSC-Regular.otf");
+
+/// Minimum height of anything tappable.
+pub const TOUCH: f32 = 48.0;
+/// Body text size.
+pub const BODY: f32 = 20.0;
+/// Heading size.
+pub const HEADING: f32 = 28.0;
+/// Small text (hints, captions).
+pub const SMALL: f32 = 16.0;
+/// Width of a form's label column.
+pub const LABEL_WIDTH: f32 = 100.0;
+/// Width of single-line inputs.
+pub const INPUT_WIDTH: f32 = 300.0;
+/// Size of a keypad key.
+pub const KEY: f32 = 64.0;
+
+/// Alert red (overdue, errors).
+pub const ALERT: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
+/// Warning amber.
+pub const WARN: Color32 = Color32::from_rgb(0xb2, 0x6a, 0x00);
+/// Success green.
+pub const OK: Color32 = Color32::from_rgb(0x2e, 0x7d, 0x32);
+/// Muted text.
+pub const MUTED: Color32 = Color32::from_rgb(0x5f, 0x63, 0x68);
+/// Accent (primary actions).
+pub const ACCENT: Color32 = Color32::from_rgb(0x15, 0x65, 0xc0);
+
+/// The colour that marks a visit step on the board.
+pub fn step_color(step: VisitStep) -> Color32 {
+    match step {
+        VisitStep::Triaged => Color32::from_rgb(0x6a, 0x1b, 0x9a),
+        VisitStep::Registered => Color32::from_rgb(0x15, 0x65, 0xc0),
+        VisitStep::WithDoctor => Color32::from_rgb(0x00, 0x83, 0x8f),
+        VisitStep::Paying => Color32::from_rgb(0xef, 0x6c, 0x00),
+        VisitStep::Exams => Color32::from_rgb(0x45, 0x5a, 0x64),
+        VisitStep::Treatment => Color32::from_rgb(0x6d, 0x4c, 0x41),
+        VisitStep::Done | VisitStep::Admitted => OK,
+        VisitStep::Left | VisitStep::Cancelled => MUTED,
+    }
+}
+
+/// The colour of a priority.
+pub fn priority_color(p: Priority) -> Color32 {
+    match p {
+        Priority::Normal => MUTED,
+        Priority::Urgent => WARN,
+        Priority::Emergency => ALERT,
+    }
+}
+
+/// Font definitions with the bundled CJK font first in both families.
+pub fn fonts() -> FontDefinitions {
+    let mut fonts = FontDefinitions::default();
+    fonts.font_data.insert("noto_sans_sc".to_owned(), Arc::new(FontData::from_static(NOTO_SANS_SC)));
+    for family in [FontFamily::Proportional, FontFamily::Monospace] {
+        fonts.families.entry(family).or_default().insert(0, "noto_sans_sc".to_owned());
+    }
+    fonts
+}
+
+/// Installs fonts and the touch style. Call once per context (fonts are compared byte for byte when set).
+pub fn install(ctx: &egui::Context) {
+    ctx.set_fonts(fonts());
+    ctx.set_theme(egui::Theme::Light);
+    ctx.all_styles_mut(|style| {
+        style.text_styles = [
+            (TextStyle::Small, FontId::proportional(SMALL)),
+            (TextStyle::Body, FontId::proportional(BODY)),
+            (TextStyle::Button, FontId::proportional(BODY)),
+            (TextStyle::Heading, FontId::proportional(HEADING)),
+            (TextStyle::Monospace, FontId::monospace(BODY - 2.0)),
+        ]
+        .into();
+        style.spacing.interact_size = egui::vec2(TOUCH, TOUCH);
+        style.spacing.button_padding = egui::vec2(16.0, 10.0);
+        style.spacing.item_spacing = egui::vec2(12.0, 10.0);
+        style.spacing.text_edit_width = INPUT_WIDTH;
+        style.spacing.combo_width = INPUT_WIDTH;
+        style.spacing.scroll = egui::style::ScrollStyle::solid();
+        style.spacing.scroll.bar_width = 16.0;
+        style.interaction.selectable_labels = false;
+    });
+}

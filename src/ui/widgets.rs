@@ -1,0 +1,142 @@
+//! Small shared widgets: the numeric keypad, labelled form rows, field errors, choice chips.
+
+use egui::{Align, Layout, RichText, Ui};
+
+use super::i18n::Tr;
+use super::theme;
+use crate::model::validate::{Problem, ValidationErrors};
+
+/// An on-screen numeric keypad editing `target` (digits only, at most `max_len`). Returns whether it changed.
+pub fn keypad(ui: &mut Ui, tr: Tr, target: &mut String, max_len: usize) -> bool {
+    let mut changed = false;
+    let size = egui::vec2(theme::KEY, theme::KEY * 0.8);
+    egui::Grid::new("keypad").spacing(egui::vec2(8.0, 8.0)).show(ui, |ui| {
+        for row in [["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"]] {
+            for d in row {
+                if ui.add_sized(size, egui::Button::new(RichText::new(d).size(theme::HEADING))).clicked()
+                    && target.len() < max_len
+                {
+                    target.push_str(d);
+                    changed = true;
+                }
+            }
+            ui.end_row();
+        }
+        if ui.add_sized(size, egui::Button::new(tr.t("keypad.clear"))).clicked() {
+            target.clear();
+            changed = true;
+        }
+        if ui.add_sized(size, egui::Button::new(RichText::new("0").size(theme::HEADING))).clicked()
+            && target.len() < max_len
+        {
+            target.push('0');
+            changed = true;
+        }
+        if ui.add_sized(size, egui::Button::new(tr.t("keypad.back"))).clicked() {
+            target.pop();
+            changed = true;
+        }
+        ui.end_row();
+    });
+    changed
+}
+
+/// The localised message for a validation problem.
+pub fn problem_text(tr: Tr, p: &Problem) -> String {
+    match p {
+        Problem::Required => tr.t("problem.required").to_string(),
+        Problem::TooLong { max } => tr.f("problem.too_long", &[("max", max)]),
+        Problem::NotANumber => tr.t("problem.not_a_number").to_string(),
+        Problem::OutOfRange { min, max } => tr.f("problem.out_of_range", &[("min", min), ("max", max)]),
+        Problem::InvalidPhone => tr.t("problem.invalid_phone").to_string(),
+        Problem::Unknown(code) => tr.f("problem.unknown", &[("code", code)]),
+        Problem::NotOnDuty => tr.t("problem.not_on_duty").to_string(),
+        Problem::InvalidDate => tr.t("problem.invalid_date").to_string(),
+        Problem::ControlCharacters => tr.t("problem.control").to_string(),
+        Problem::Conflict(why) => format!("{}: {why}", tr.t("problem.conflict")),
+    }
+}
+
+/// Shows the error of `field`, if any, in alert colour.
+pub fn field_error(ui: &mut Ui, tr: Tr, errors: &ValidationErrors, field: &str) {
+    if let Some(p) = errors.get(field) {
+        ui.label(RichText::new(format!("⚠ {}", problem_text(tr, p))).color(theme::ALERT).size(theme::SMALL));
+    }
+}
+
+/// A form row: a label in a fixed-width column, then the field; the field is linked to the label for accessibility.
+/// Returns the field's response.
+pub fn row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) -> egui::Response {
+    ui.horizontal(|ui| {
+        let l = ui.allocate_ui_with_layout(
+            egui::vec2(theme::LABEL_WIDTH, theme::TOUCH),
+            Layout::right_to_left(Align::Center),
+            |ui| ui.label(label),
+        );
+        add(ui).labelled_by(l.inner.id)
+    })
+    .inner
+}
+
+/// A form row whose content labels itself (choice buttons, chips).
+pub fn label_row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui)) {
+    ui.horizontal(|ui| {
+        ui.allocate_ui_with_layout(
+            egui::vec2(theme::LABEL_WIDTH, theme::TOUCH),
+            Layout::right_to_left(Align::Center),
+            |ui| ui.label(label),
+        );
+        add(ui);
+    });
+}
+
+/// A labelled single-line text field.
+pub fn text_row(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
+    row(ui, label, |ui| {
+        ui.add(
+            egui::TextEdit::singleline(value)
+                .hint_text(hint)
+                .min_size(egui::vec2(theme::INPUT_WIDTH, theme::TOUCH - 8.0)),
+        )
+    })
+}
+
+/// A row of mutually exclusive choice buttons (touch-friendly radio). Returns whether the choice changed.
+pub fn choice<T: Copy + PartialEq>(ui: &mut Ui, value: &mut Option<T>, options: &[(T, &str)]) -> bool {
+    let mut changed = false;
+    ui.horizontal_wrapped(|ui| {
+        for (v, text) in options {
+            if ui.selectable_label(*value == Some(*v), *text).clicked() {
+                *value = Some(*v);
+                changed = true;
+            }
+        }
+    });
+    changed
+}
+
+/// A row of toggle chips for a set of values.
+pub fn chips<T: Copy + PartialEq>(ui: &mut Ui, values: &mut Vec<T>, options: &[(T, &str)]) {
+    ui.horizontal_wrapped(|ui| {
+        for (v, text) in options {
+            let on = values.contains(v);
+            if ui.selectable_label(on, *text).clicked() {
+                if on {
+                    values.retain(|x| x != v);
+                } else {
+                    values.push(*v);
+                }
+            }
+        }
+    });
+}
+
+/// Minutes as `1小时05分` / `1 h 05 min`.
+pub fn duration(tr: Tr, minutes: i64) -> String {
+    let m = minutes.max(0);
+    if m >= 60 {
+        tr.f("time.hours_minutes", &[("h", &(m / 60)), ("m", &format!("{:02}", m % 60))])
+    } else {
+        tr.f("time.minutes", &[("m", &m)])
+    }
+}
