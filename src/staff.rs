@@ -13,6 +13,7 @@ use crate::model::validate::{Problem, ValidationErrors};
 pub const PIN_MIN: usize = 4;
 /// Longest PIN.
 pub const PIN_MAX: usize = 8;
+const _: () = assert!(PIN_MIN == 4 && PIN_MAX == 8, "update the OutOfRange figures below");
 
 /// Checks a PIN's shape: 4–8 digits.
 pub fn check_pin(errs: &mut ValidationErrors, field: &'static str, pin: &str) {
@@ -21,7 +22,7 @@ pub fn check_pin(errs: &mut ValidationErrors, field: &'static str, pin: &str) {
     } else if !pin.chars().all(|c| c.is_ascii_digit()) {
         errs.push(field, Problem::NotANumber);
     } else if !(PIN_MIN..=PIN_MAX).contains(&pin.len()) {
-        errs.push(field, Problem::OutOfRange { min: PIN_MIN as i64, max: PIN_MAX as i64 });
+        errs.push(field, Problem::OutOfRange { min: 4, max: 8 });
     }
 }
 

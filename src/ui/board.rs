@@ -294,7 +294,7 @@ impl BoardScreen {
         let mut cmd = None;
         let mut close = false;
         let mut next_dialog = None;
-        let Some(dialog) = self.dialog.as_mut() else { return None };
+        let dialog = self.dialog.as_mut()?;
         let modal = egui::Modal::new(egui::Id::unique("board_dialog")).show(ui.ctx(), |ui| {
             ui.set_width(560.0);
             match dialog {
@@ -436,12 +436,11 @@ impl BoardScreen {
     /// Takes the result of a board command.
     pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
         self.message = match o {
-            Outcome::Done(_) => None,
+            Outcome::Done(_) | Outcome::Pending => None,
             Outcome::Invalid(e) => {
                 Some((false, e.0.iter().map(|f| widgets::problem_text(tr, &f.problem)).collect::<Vec<_>>().join("；")))
             }
             Outcome::Failed(m) => Some((false, tr.f("app.write_failed", &[("error", m)]))),
-            Outcome::Pending => None,
         };
     }
 }

@@ -54,7 +54,7 @@ impl SignInScreen {
                 }
             }
         });
-        let Some(sel) = self.selected.clone() else { return None };
+        let sel = self.selected.clone()?;
         ui.add_space(12.0);
         let mut submit = false;
         // A physical keyboard works too.

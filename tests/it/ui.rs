@@ -1,4 +1,4 @@
-//! The staff screens driven through egui_kittest by their visible labels, asserting on what the store holds.
+//! The staff screens driven through `egui_kittest` by their visible labels, asserting on what the store holds.
 
 use std::sync::Arc;
 
