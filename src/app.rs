@@ -186,6 +186,7 @@ impl DeskApp {
                         if ui
                             .add(
                                 egui::Button::selectable(self.screen == screen, tr.t(key))
+                                    .frame_when_inactive(true)
                                     .min_size(egui::vec2(110.0, theme::TOUCH)),
                             )
                             .clicked()

@@ -103,7 +103,7 @@ impl BoardScreen {
         if visible.is_empty() {
             ui.label(RichText::new(tr.t("board.empty")).color(theme::MUTED));
         }
-        let row_h = theme::TOUCH + 14.0;
+        let row_h = theme::TOUCH + 24.0;
         egui::ScrollArea::vertical().id_salt("board").scroll_source(egui::scroll_area::ScrollSource::ALL).show_rows(
             ui,
             row_h,
@@ -340,7 +340,7 @@ impl BoardScreen {
                             "board.reason_wait",
                             "board.reason_doctor_off",
                         ] {
-                            if ui.selectable_label(reason == tr.t(key), tr.t(key)).clicked() {
+                            if widgets::toggle(ui, reason == tr.t(key), tr.t(key)).clicked() {
                                 *reason = tr.t(key).to_string();
                             }
                         }

@@ -56,50 +56,55 @@ impl RegisterScreen {
         let today = q.today();
         self.refresh_earlier(q);
         let mut cmd = None;
-        ui.heading(tr.t("register.title"));
-        ui.columns(3, |cols| {
-            let [left, middle, right] = cols else { return };
-            self.left_fields(left, tr);
-            self.middle_fields(middle, tr, &refs, today);
-            self.side_ui(right, q, tr, &refs);
-        });
-        let f = &mut self.form;
-        let channels: Vec<(ArrivalChannel, &str)> =
-            ArrivalChannel::ALL.iter().map(|c| (*c, tr.k("channel", c.key()))).collect();
-        widgets::label_row(ui, tr.t("register.channel"), |ui| {
-            widgets::choice(ui, &mut f.channel, &channels);
-            widgets::field_error(ui, tr, &self.errors, "channel");
-        });
-        let needs: Vec<(Need, &str)> = Need::ALL.iter().map(|n| (*n, tr.k("need", n.key()))).collect();
-        widgets::label_row(ui, tr.t("register.needs"), |ui| widgets::chips(ui, &mut f.needs, &needs));
-        if let Some(prev) = f.previous_visit {
-            ui.horizontal(|ui| {
-                ui.label(RichText::new(tr.f("register.linked", &[("id", &prev.short())])).color(theme::OK));
-                if ui.button(tr.t("register.unlink")).clicked() {
-                    f.previous_visit = None;
+        egui::ScrollArea::vertical().id_salt("register_page").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
+            ui,
+            |ui| {
+                ui.heading(tr.t("register.title"));
+                let total = ui.available_width();
+                ui.horizontal_top(|ui| {
+                    widgets::column(ui, total * 0.36, |ui| self.left_fields(ui, tr));
+                    widgets::column(ui, total * 0.36, |ui| self.middle_fields(ui, tr, &refs, today));
+                    widgets::column(ui, ui.available_width(), |ui| self.side_ui(ui, q, tr, &refs));
+                });
+                let f = &mut self.form;
+                let channels: Vec<(ArrivalChannel, &str)> =
+                    ArrivalChannel::ALL.iter().map(|c| (*c, tr.k("channel", c.key()))).collect();
+                widgets::label_row(ui, tr.t("register.channel"), |ui| {
+                    widgets::choice(ui, &mut f.channel, &channels);
+                });
+                widgets::field_error(ui, tr, &self.errors, "channel");
+                let needs: Vec<(Need, &str)> = Need::ALL.iter().map(|n| (*n, tr.k("need", n.key()))).collect();
+                widgets::label_row(ui, tr.t("register.needs"), |ui| widgets::chips(ui, &mut f.needs, &needs));
+                if let Some(prev) = f.previous_visit {
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new(tr.f("register.linked", &[("id", &prev.short())])).color(theme::OK));
+                        if ui.button(tr.t("register.unlink")).clicked() {
+                            f.previous_visit = None;
+                        }
+                    });
                 }
-            });
-        }
-        ui.horizontal(|ui| {
-            ui.add_space(theme::LABEL_WIDTH + 12.0);
-            let submit = egui::Button::new(RichText::new(tr.t("register.submit")).strong())
-                .fill(theme::ACCENT.linear_multiply(0.25));
-            if ui.add_sized([200.0, theme::TOUCH], submit).clicked() {
-                match self.form.validate(&refs, today) {
-                    Ok(_) => cmd = Some(Command::Register(Box::new(self.form.clone()))),
-                    Err(e) => {
-                        self.errors = e;
-                        self.message = Some((false, tr.t("register.fix_errors").to_string()));
+                ui.horizontal(|ui| {
+                    ui.add_space(theme::LABEL_WIDTH + 12.0);
+                    let submit = egui::Button::new(RichText::new(tr.t("register.submit")).strong())
+                        .fill(theme::ACCENT.linear_multiply(0.25));
+                    if ui.add_sized([200.0, theme::TOUCH], submit).clicked() {
+                        match self.form.validate(&refs, today) {
+                            Ok(_) => cmd = Some(Command::Register(Box::new(self.form.clone()))),
+                            Err(e) => {
+                                self.errors = e;
+                                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+                            }
+                        }
                     }
-                }
-            }
-            if ui.add_sized([140.0, theme::TOUCH], egui::Button::new(tr.t("register.clear"))).clicked() {
-                *self = RegisterScreen::default();
-            }
-            if let Some((ok, m)) = &self.message {
-                ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
-            }
-        });
+                    if ui.add_sized([140.0, theme::TOUCH], egui::Button::new(tr.t("register.clear"))).clicked() {
+                        *self = RegisterScreen::default();
+                    }
+                    if let Some((ok, m)) = &self.message {
+                        ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
+                    }
+                });
+            },
+        );
         cmd
     }
 
@@ -167,7 +172,7 @@ impl RegisterScreen {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(tr.t("register.suggested")).color(theme::MUTED));
                 for d in suggested.iter().take(3) {
-                    if ui.selectable_label(f.department == d.id, format!("★ {}", dept_name(tr, d))).clicked() {
+                    if widgets::toggle(ui, f.department == d.id, format!("★ {}", dept_name(tr, d))).clicked() {
                         f.department.clone_from(&d.id);
                         f.doctor.clear();
                     }

@@ -41,21 +41,34 @@ impl SignInScreen {
         if staff.is_empty() {
             return self.first_run_ui(ui, tr);
         }
-        ui.heading(if locked { tr.t("signin.locked") } else { tr.t("signin.title") });
-        ui.label(RichText::new(tr.t("signin.choose")).color(theme::MUTED));
-        ui.horizontal_wrapped(|ui| {
-            for s in &staff {
-                let on = self.selected.as_deref() == Some(s.id.as_str());
-                let text = format!("{}\n{}", s.name, tr.k("role", role_key(s.role)));
-                if ui.add_sized([160.0, 72.0], egui::Button::selectable(on, text)).clicked() {
-                    self.selected = Some(s.id.clone());
-                    self.pin.clear();
-                    self.message = None;
+        let mut cmd = None;
+        ui.columns(2, |cols| {
+            let [left, right] = cols else { return };
+            left.heading(if locked { tr.t("signin.locked") } else { tr.t("signin.title") });
+            left.label(RichText::new(tr.t("signin.choose")).color(theme::MUTED));
+            left.horizontal_wrapped(|ui| {
+                for s in &staff {
+                    let on = self.selected.as_deref() == Some(s.id.as_str());
+                    let text = format!("{}\n{}", s.name, tr.k("role", role_key(s.role)));
+                    if ui
+                        .add_sized([150.0, 72.0], egui::Button::selectable(on, text).frame_when_inactive(true))
+                        .clicked()
+                    {
+                        self.selected = Some(s.id.clone());
+                        self.pin.clear();
+                        self.message = None;
+                    }
                 }
-            }
+            });
+            cmd = self.pin_ui(right, tr, &staff);
         });
+        cmd
+    }
+
+    fn pin_ui(&mut self, ui: &mut Ui, tr: Tr, staff: &[crate::model::reference::Staff]) -> Option<Command> {
         let sel = self.selected.clone()?;
-        ui.add_space(12.0);
+        let name = staff.iter().find(|s| s.id == sel).map_or(sel.as_str(), |s| s.name.as_str());
+        ui.heading(name);
         let mut submit = false;
         // A physical keyboard works too.
         ui.input(|i| {
@@ -82,13 +95,9 @@ impl SignInScreen {
             ui.label(RichText::new(dots).size(theme::HEADING));
         });
         widgets::keypad(ui, tr, &mut self.pin, PIN_MAX);
-        if ui
-            .add_sized(
-                [240.0, theme::TOUCH],
-                egui::Button::new(tr.t("signin.submit")).fill(theme::ACCENT.linear_multiply(0.25)),
-            )
-            .clicked()
-        {
+        let button =
+            egui::Button::new(RichText::new(tr.t("signin.submit")).strong()).fill(theme::ACCENT.linear_multiply(0.25));
+        if ui.add_sized([3.0 * theme::KEY + 16.0, theme::TOUCH], button).clicked() {
             submit = true;
         }
         if let Some(m) = &self.message {

@@ -25,7 +25,7 @@ pub const LABEL_WIDTH: f32 = 100.0;
 /// Width of single-line inputs.
 pub const INPUT_WIDTH: f32 = 300.0;
 /// Size of a keypad key.
-pub const KEY: f32 = 64.0;
+pub const KEY: f32 = 76.0;
 
 /// Alert red (overdue, errors).
 pub const ALERT: Color32 = Color32::from_rgb(0xc6, 0x28, 0x28);
@@ -85,9 +85,11 @@ pub fn install(ctx: &egui::Context) {
         ]
         .into();
         style.spacing.interact_size = egui::vec2(TOUCH, TOUCH);
-        style.spacing.button_padding = egui::vec2(16.0, 10.0);
-        style.spacing.item_spacing = egui::vec2(12.0, 10.0);
+        style.spacing.button_padding = egui::vec2(12.0, 8.0);
+        style.spacing.item_spacing = egui::vec2(10.0, 8.0);
         style.spacing.text_edit_width = INPUT_WIDTH;
+        style.spacing.icon_width = 28.0;
+        style.spacing.icon_width_inner = 16.0;
         style.spacing.combo_width = INPUT_WIDTH;
         style.spacing.scroll = egui::style::ScrollStyle::solid();
         style.spacing.scroll.bar_width = 16.0;

@@ -9,8 +9,8 @@ use crate::model::validate::{Problem, ValidationErrors};
 /// An on-screen numeric keypad editing `target` (digits only, at most `max_len`). Returns whether it changed.
 pub fn keypad(ui: &mut Ui, tr: Tr, target: &mut String, max_len: usize) -> bool {
     let mut changed = false;
-    let size = egui::vec2(theme::KEY, theme::KEY * 0.8);
-    egui::Grid::new("keypad").spacing(egui::vec2(8.0, 8.0)).show(ui, |ui| {
+    let size = egui::vec2(theme::KEY, theme::KEY * 0.75);
+    egui::Grid::new("keypad").spacing(egui::vec2(8.0, 8.0)).min_col_width(theme::KEY).show(ui, |ui| {
         for row in [["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"]] {
             for d in row {
                 if ui.add_sized(size, egui::Button::new(RichText::new(d).size(theme::HEADING))).clicked()
@@ -60,19 +60,38 @@ pub fn problem_text(tr: Tr, p: &Problem) -> String {
 /// Shows the error of `field`, if any, in alert colour.
 pub fn field_error(ui: &mut Ui, tr: Tr, errors: &ValidationErrors, field: &str) {
     if let Some(p) = errors.get(field) {
-        ui.label(RichText::new(format!("⚠ {}", problem_text(tr, p))).color(theme::ALERT).size(theme::SMALL));
+        let size = egui::vec2(ui.available_width(), theme::SMALL + 4.0);
+        ui.allocate_ui_with_layout(size, Layout::left_to_right(Align::Center), |ui| {
+            ui.add_space(theme::LABEL_WIDTH + ui.spacing().item_spacing.x);
+            let text = problem_text(tr, p);
+            ui.add(
+                egui::Label::new(RichText::new(format!("⚠ {text}")).color(theme::ALERT).size(theme::SMALL)).truncate(),
+            )
+            .on_hover_text(text);
+        });
     }
 }
 
-/// A form row: a label in a fixed-width column, then the field; the field is linked to the label for accessibility.
-/// Returns the field's response.
+/// The width of a form label: the label column's width, or more for a longer label (never clipped).
+fn label_width(ui: &Ui, label: &str) -> f32 {
+    let galley = egui::WidgetText::from(label).into_galley(
+        ui,
+        Some(egui::TextWrapMode::Extend),
+        f32::INFINITY,
+        egui::TextStyle::Body,
+    );
+    galley.size().x.max(theme::LABEL_WIDTH)
+}
+
+/// A form row: a right-aligned label in the label column, then the field; the field is linked to the label for
+/// accessibility. Returns the field's response.
 pub fn row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response) -> egui::Response {
     ui.horizontal(|ui| {
-        let l = ui.allocate_ui_with_layout(
-            egui::vec2(theme::LABEL_WIDTH, theme::TOUCH),
-            Layout::right_to_left(Align::Center),
-            |ui| ui.label(label),
-        );
+        let width = label_width(ui, label);
+        let l =
+            ui.allocate_ui_with_layout(egui::vec2(width, theme::TOUCH), Layout::right_to_left(Align::Center), |ui| {
+                ui.label(label)
+            });
         add(ui).labelled_by(l.inner.id)
     })
     .inner
@@ -81,11 +100,10 @@ pub fn row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui) -> egui::Response
 /// A form row whose content labels itself (choice buttons, chips).
 pub fn label_row(ui: &mut Ui, label: &str, add: impl FnOnce(&mut Ui)) {
     ui.horizontal(|ui| {
-        ui.allocate_ui_with_layout(
-            egui::vec2(theme::LABEL_WIDTH, theme::TOUCH),
-            Layout::right_to_left(Align::Center),
-            |ui| ui.label(label),
-        );
+        let width = label_width(ui, label);
+        ui.allocate_ui_with_layout(egui::vec2(width, theme::TOUCH), Layout::right_to_left(Align::Center), |ui| {
+            ui.label(label)
+        });
         add(ui);
     });
 }
@@ -101,12 +119,29 @@ pub fn text_row(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egu
     })
 }
 
+/// A column of the given width, laid out top-down (forms with unequal columns).
+pub fn column(ui: &mut Ui, width: f32, add: impl FnOnce(&mut Ui)) {
+    ui.allocate_ui_with_layout(egui::vec2(width, ui.available_height()), Layout::top_down(Align::Min), |ui| {
+        ui.set_width(width);
+        add(ui);
+    });
+}
+
+/// A framed toggle button (a tappable chip): highlighted when `on`.
+pub fn toggle(ui: &mut Ui, on: bool, text: impl Into<egui::WidgetText>) -> egui::Response {
+    ui.add(
+        egui::Button::selectable(on, text.into())
+            .frame_when_inactive(true)
+            .min_size(egui::vec2(theme::TOUCH, theme::TOUCH)),
+    )
+}
+
 /// A row of mutually exclusive choice buttons (touch-friendly radio). Returns whether the choice changed.
 pub fn choice<T: Copy + PartialEq>(ui: &mut Ui, value: &mut Option<T>, options: &[(T, &str)]) -> bool {
     let mut changed = false;
     ui.horizontal_wrapped(|ui| {
         for (v, text) in options {
-            if ui.selectable_label(*value == Some(*v), *text).clicked() {
+            if toggle(ui, *value == Some(*v), *text).clicked() {
                 *value = Some(*v);
                 changed = true;
             }
@@ -120,7 +155,7 @@ pub fn chips<T: Copy + PartialEq>(ui: &mut Ui, values: &mut Vec<T>, options: &[(
     ui.horizontal_wrapped(|ui| {
         for (v, text) in options {
             let on = values.contains(v);
-            if ui.selectable_label(on, *text).clicked() {
+            if toggle(ui, on, *text).clicked() {
                 if on {
                     values.retain(|x| x != v);
                 } else {

@@ -80,8 +80,13 @@ pub fn type_into(h: &mut Harness<'_, DeskApp>, role: Role, label: &str, text: &s
     h.run();
 }
 
+pub fn choose_staff(h: &mut Harness<'_, DeskApp>, name: &str) {
+    h.get(egui_kittest::kittest::By::new().role(Role::Button).label_contains(name)).click();
+    h.run();
+}
+
 pub fn sign_in(h: &mut Harness<'_, DeskApp>, name: &str) {
-    h.get_by_label_contains(name).click();
+    choose_staff(h, name);
     h.run();
     for d in ["1", "2", "3", "4"] {
         button(h, d);
@@ -99,8 +104,7 @@ fn register_with_a_correction_then_work_the_board() {
     let f = fixture(true);
     let mut h = harness(&f.store);
     // A wrong PIN is refused.
-    h.get_by_label_contains("陈晓燕").click();
-    h.run();
+    choose_staff(&mut h, "陈晓燕");
     for d in ["9", "9", "9", "9"] {
         button(&mut h, d);
     }
