@@ -16,6 +16,7 @@ use crate::ui::board::BoardScreen;
 use crate::ui::consult::ConsultScreen;
 use crate::ui::data::{Command, Outcome, SearchHit, run_search};
 use crate::ui::i18n::Tr;
+use crate::ui::patient::{PatientAction, PatientScreen};
 use crate::ui::register::RegisterScreen;
 use crate::ui::search::SearchScreen;
 use crate::ui::signin::{SignInScreen, role_key};
@@ -33,6 +34,18 @@ pub enum Screen {
     /// Search.
     Search,
 }
+
+/// Patient mode: the kiosk faces patients; no staff screen is reachable until a staff PIN is entered.
+#[derive(Debug)]
+struct PatientMode {
+    screen: PatientScreen,
+    started_by: Staff,
+    last_input: Moment,
+    thanks_until: Option<Moment>,
+}
+
+/// How long the thank-you screen stays before the survey resets for the next person.
+const THANKS_MS: i64 = 5_000;
 
 /// The kiosk application state.
 #[derive(Debug)]
@@ -53,6 +66,7 @@ pub struct DeskApp {
     version: u64,
     stats: Option<(u64, Stats)>,
     last_error: Option<String>,
+    patient: Option<PatientMode>,
 }
 
 impl DeskApp {
@@ -76,6 +90,7 @@ impl DeskApp {
             version: 0,
             stats: None,
             last_error: None,
+            patient: None,
         }
     }
 
@@ -104,8 +119,29 @@ impl DeskApp {
         self.screen
     }
 
+    /// Whether the kiosk is in patient mode.
+    pub fn in_patient_mode(&self) -> bool {
+        self.patient.is_some()
+    }
+
+    /// Switches the kiosk to the patient feedback screen (needs a signed-in staff member).
+    pub fn enter_patient_mode(&mut self) {
+        if let Some(s) = self.staff.take() {
+            self.patient = Some(PatientMode {
+                screen: PatientScreen::new(self.tr.lang),
+                started_by: s,
+                last_input: self.store.now(),
+                thanks_until: None,
+            });
+        }
+    }
+
     /// The whole UI for one frame.
     pub fn show(&mut self, ui: &mut Ui) {
+        if self.patient.is_some() {
+            self.patient_ui(ui);
+            return;
+        }
         self.track_activity(ui);
         self.poll_search();
         ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
@@ -151,6 +187,103 @@ impl DeskApp {
                 }
             }
         });
+    }
+
+    fn patient_ui(&mut self, ui: &mut Ui) {
+        let now = self.store.now();
+        let refs = self.store.reference();
+        let survey = &refs.survey;
+        let Some(p) = self.patient.as_mut() else { return };
+        ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
+        if ui.input(|i| !i.events.is_empty() || i.pointer.any_down()) {
+            p.last_input = now;
+        }
+        if p.thanks_until.is_some_and(|t| now >= t) {
+            p.thanks_until = None;
+            p.screen.reset(self.tr.lang);
+        }
+        let timed_out = now.millis_since(p.last_input) >= i64::from(survey.timeout_secs) * 1000;
+        if timed_out && p.screen.in_progress() {
+            // Walked away mid-survey: keep what was answered, marked incomplete, and reset for the next person.
+            let form = p.screen.abandoned();
+            p.screen.reset(self.tr.lang);
+            p.last_input = now;
+            if let Outcome::Failed(m) = self.save_feedback(&form) {
+                self.last_error = Some(m);
+            }
+        }
+        let Some(p) = self.patient.as_mut() else { return };
+        let action = egui::CentralPanel::default().show(ui, |ui| p.screen.ui(ui, survey)).inner;
+        match action {
+            Some(PatientAction::Submit(form)) => {
+                if let Outcome::Done(_) = self.save_feedback(&form)
+                    && let Some(p) = self.patient.as_mut()
+                {
+                    p.screen.thank();
+                    p.thanks_until = Some(now.plus_millis(THANKS_MS));
+                }
+            }
+            Some(PatientAction::Leave(pin)) => {
+                let Some(p) = self.patient.as_mut() else { return };
+                let who = if crate::staff::verify_pin(&p.started_by.pin_hash, &pin) {
+                    Some(p.started_by.clone())
+                } else {
+                    // A supervisor or administrator can also release the kiosk.
+                    self.store
+                        .all_staff()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|s| s.active && s.role >= Role::Supervisor)
+                        .find(|s| crate::staff::verify_pin(&s.pin_hash, &pin))
+                };
+                match who {
+                    Some(s) => {
+                        self.patient = None;
+                        self.staff = Some(s);
+                        self.locked = false;
+                        self.last_activity = now;
+                    }
+                    None => {
+                        if let Some(p) = self.patient.as_mut() {
+                            p.screen.exit_refused();
+                        }
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Saves a survey: the feedback record on this kiosk's hash chain and, when the answer is dissatisfied and the
+    /// patient left a phone number, a same-day call-back task, in the same transaction.
+    fn save_feedback(&mut self, form: &crate::model::FeedbackForm) -> Outcome {
+        let r = self.store.write(|ctx| {
+            let (id, at) = (ctx.new_id(), ctx.now());
+            let fb = ctx.append_feedback(form.into_record(id, at)?)?;
+            if fb.is_dissatisfied()
+                && let Some(phone) = fb.contact_phone.clone()
+            {
+                let stamp = ctx.stamp();
+                let today = ctx.today();
+                let task = crate::model::FollowupTask {
+                    id: ctx.new_id(),
+                    created_at: at,
+                    created_by: StaffRef("feedback".into()),
+                    source: crate::model::FollowupSource::Feedback { feedback: fb.id },
+                    patient_name: String::new(),
+                    phone,
+                    department: None,
+                    inpatient: false,
+                    due_from: today,
+                    due_to: today,
+                    status: crate::model::Lww::new(crate::model::FollowupStatus::Open, stamp),
+                    closed_at: crate::model::Lww::new(None, stamp),
+                };
+                ctx.put(&task)?;
+            }
+            Ok(Some(fb.id))
+        });
+        self.written(r)
     }
 
     fn track_activity(&mut self, ui: &Ui) {
@@ -204,6 +337,9 @@ impl DeskApp {
                         self.tr = Tr::new(other);
                     }
                     if self.staff.is_some() && !self.locked {
+                        if ui.button(tr.t("app.patient_mode")).clicked() {
+                            self.enter_patient_mode();
+                        }
                         if ui.button(tr.t("app.sign_out")).clicked() {
                             self.staff = None;
                             self.signin = SignInScreen::default();

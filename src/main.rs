@@ -72,6 +72,8 @@ enum Command {
         #[arg(long)]
         mask_phones: bool,
     },
+    /// Verify this kiosk's feedback hash chain: report any missing (deleted) or altered feedback record
+    VerifyFeedback,
     /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
     Check,
     /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
@@ -244,6 +246,19 @@ fn run(cli: Cli) -> Result<()> {
                     println!("problem: {p}");
                 }
                 bail!("{} problem(s) found in {}", problems.len(), store.path().display());
+            }
+        }
+        Command::VerifyFeedback => {
+            let store = open_store(&data_dir, &cfg)?;
+            let problems = store.verify_feedback_chain()?;
+            let (next, _) = store.feedback_head()?;
+            if problems.is_empty() {
+                println!("feedback chain intact: {next} records, none missing or altered");
+            } else {
+                for p in &problems {
+                    println!("problem: {p}");
+                }
+                bail!("the feedback chain of {} is broken: {} problem(s)", store.path().display(), problems.len());
             }
         }
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,

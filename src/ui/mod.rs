@@ -6,6 +6,7 @@ pub mod board;
 pub mod consult;
 pub mod data;
 pub mod i18n;
+pub mod patient;
 pub mod register;
 pub mod search;
 pub mod signin;

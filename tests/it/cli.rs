@@ -125,3 +125,60 @@ fn export_to_an_unwritable_place_fails_without_leaving_a_file() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-dir"));
     assert!(!target.exists());
 }
+
+#[test]
+fn verify_feedback_reports_altered_and_deleted_records() {
+    use guidedesk::model::{Feedback, Rating};
+    use redb::{ReadableDatabase as _, ReadableTable as _};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout(&guidedesk(d, &["demo", "--days", "2", "--per-day", "60"]));
+    let ok = stdout(&guidedesk(d, &["verify-feedback"]));
+    assert!(ok.starts_with("feedback chain intact"), "{ok}");
+
+    let table: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("rec_feedback");
+    let path = d.join("guidedesk.redb");
+    let rewrite = |f: &dyn Fn(&mut redb::Table<u128, &[u8]>, Vec<(u128, Feedback)>)| {
+        let db = redb::Database::open(&path).unwrap();
+        let rows: Vec<(u128, Feedback)> = {
+            let tx = db.begin_read().unwrap();
+            let t = tx.open_table(table).unwrap();
+            t.iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    (k.value(), guidedesk_sync::codec::decode::<Feedback>(&v.value()[2..]).unwrap())
+                })
+                .collect()
+        };
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(table).unwrap();
+            f(&mut t, rows);
+        }
+        tx.commit().unwrap();
+    };
+    // Turn one dissatisfied answer into a satisfied one, behind the application's back.
+    rewrite(&|t, rows| {
+        let (k, mut fb) = rows.into_iter().find(|(_, f)| f.chain_index == 3).unwrap();
+        fb.overall = if fb.overall == Rating::Satisfied { Rating::VerySatisfied } else { Rating::Satisfied };
+        let mut bytes = guidedesk::model::RECORD_SCHEMA.to_le_bytes().to_vec();
+        bytes.extend(guidedesk_sync::codec::encode(&fb).unwrap());
+        t.insert(k, bytes.as_slice()).unwrap();
+    });
+    let o = guidedesk(d, &["verify-feedback"]);
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("feedback #3") && out.contains("altered"), "{out}");
+
+    // Delete another.
+    rewrite(&|t, rows| {
+        let (k, _) = rows.into_iter().find(|(_, f)| f.chain_index == 5).unwrap();
+        t.remove(k).unwrap();
+    });
+    let o = guidedesk(d, &["verify-feedback"]);
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("feedback #5 is missing"), "{out}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("broken"));
+}
