@@ -138,7 +138,8 @@ fn verify_feedback_reports_altered_and_deleted_records() {
 
     let table: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("rec_feedback");
     let path = d.join("guidedesk.redb");
-    let rewrite = |f: &dyn Fn(&mut redb::Table<u128, &[u8]>, Vec<(u128, Feedback)>)| {
+    type Edit<'a> = &'a dyn Fn(&mut redb::Table<u128, &[u8]>, Vec<(u128, Feedback)>);
+    let rewrite = |f: Edit<'_>| {
         let db = redb::Database::open(&path).unwrap();
         let rows: Vec<(u128, Feedback)> = {
             let tx = db.begin_read().unwrap();
