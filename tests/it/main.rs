@@ -1,6 +1,6 @@
 //! End-to-end tests: one binary, one module per feature.
 
-#![allow(clippy::unwrap_used, clippy::similar_names)]
+#![allow(clippy::unwrap_used, clippy::similar_names, clippy::items_after_statements)]
 
 mod cli;
 mod crash;
