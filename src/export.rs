@@ -453,7 +453,8 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
     }
 }
 
-fn event_name(kind: &crate::model::CaseEventKind) -> &'static str {
+/// The stable name of a case event.
+pub fn event_name(kind: &crate::model::CaseEventKind) -> &'static str {
     use crate::model::CaseEventKind as K;
     match kind {
         K::Received => "received",

@@ -324,6 +324,198 @@ impl Case {
     }
 }
 
+/// What a specialist does to a case. Each action appends an event (who, when, what) to the case's history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseAction {
+    /// Assign (or re-assign) to the responsible department and person.
+    Assign {
+        /// Department code.
+        department: String,
+        /// Staff id of the person handling it.
+        assignee: Option<String>,
+    },
+    /// Investigation started.
+    Investigate,
+    /// Resolved.
+    Resolve {
+        /// What was found and decided.
+        resolution: String,
+        /// Corrective actions.
+        actions: String,
+        /// The person responsible.
+        responsible: String,
+    },
+    /// Found not established; the misunderstanding was explained.
+    NotEstablished {
+        /// The explanation given.
+        explanation: String,
+    },
+    /// The result was told to the complainant.
+    Notify {
+        /// How/what was told.
+        note: String,
+    },
+    /// Closed, with the complainant's satisfaction with the handling.
+    Close {
+        /// Satisfaction with the handling, if answered.
+        satisfaction: Option<Rating>,
+    },
+    /// Escalated to a higher grade; `due` is the deadline recomputed from the original receipt.
+    Escalate {
+        /// The new grade.
+        to: CaseGrade,
+        /// The recomputed deadline and whether it was guessed.
+        due: (NaiveDate, bool),
+    },
+    /// Referred to legal channels.
+    ReferLegal {
+        /// Note.
+        note: String,
+    },
+    /// Reopened: a new handling round with a new deadline.
+    Reopen {
+        /// Why.
+        reason: String,
+        /// The new deadline.
+        due: (NaiveDate, bool),
+    },
+    /// A note in the history.
+    Note {
+        /// Text.
+        text: String,
+    },
+}
+
+impl Case {
+    /// Applies an action: checks it against the current status and 回避, moves the status forward (never
+    /// backward), updates the stamped fields, and appends the event.
+    pub fn apply(
+        &mut self,
+        action: CaseAction,
+        at: Moment,
+        by: StaffRef,
+        stamp: Hlc,
+    ) -> Result<(), ValidationErrors> {
+        let before = self.clone();
+        let r = self.apply_inner(action, at, by, stamp);
+        if r.is_err() {
+            // A refused action leaves the case exactly as it was.
+            *self = before;
+        }
+        r
+    }
+
+    fn apply_inner(&mut self, action: CaseAction, at: Moment, by: StaffRef, stamp: Hlc) -> Result<(), ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let status = self.current();
+        let need_open = |e: &mut ValidationErrors| {
+            if status.is_final() {
+                e.push("status", Problem::Conflict("the case is closed; reopen it first"));
+            }
+        };
+        let (to, kind, note) = match action {
+            CaseAction::Assign { department, assignee } => {
+                need_open(&mut e);
+                let department = validate::text(&mut e, "department", &department, limits::SHORT, true);
+                if let Some(a) = &assignee
+                    && self.staff_concerned.iter().any(|s| s == a)
+                {
+                    // 回避: nobody handles a case about themselves.
+                    e.push("assignee", Problem::Conflict("the case concerns this person; assign someone else"));
+                }
+                let to = (status.rank() < CaseStatus::Assigned.rank()).then_some(CaseStatus::Assigned);
+                self.assigned_department.set(Some(department.clone()), stamp);
+                self.assignee.set(assignee.clone(), stamp);
+                (to, CaseEventKind::Assigned { department, assignee }, None)
+            }
+            CaseAction::Investigate => {
+                need_open(&mut e);
+                (Some(CaseStatus::Investigating), CaseEventKind::Investigating, None)
+            }
+            CaseAction::Resolve { resolution, actions, responsible } => {
+                need_open(&mut e);
+                let resolution = validate::text(&mut e, "resolution", &resolution, limits::LONG, true);
+                let actions = validate::text(&mut e, "actions", &actions, limits::LONG, false);
+                let responsible = validate::text(&mut e, "responsible", &responsible, limits::NAME, true);
+                (Some(CaseStatus::Resolved), CaseEventKind::Resolved { resolution, actions, responsible }, None)
+            }
+            CaseAction::NotEstablished { explanation } => {
+                need_open(&mut e);
+                let explanation = validate::text(&mut e, "explanation", &explanation, limits::LONG, true);
+                (Some(CaseStatus::NotEstablished), CaseEventKind::NotEstablished, Some(explanation))
+            }
+            CaseAction::Notify { note } => {
+                if status.rank() != CaseStatus::Resolved.rank() {
+                    e.push("status", Problem::Conflict("tell the complainant once the case is resolved or found not established"));
+                }
+                let note = validate::opt_text(&mut e, "note", &note, limits::LONG);
+                (Some(CaseStatus::Notified), CaseEventKind::Notified, note)
+            }
+            CaseAction::Close { satisfaction } => {
+                need_open(&mut e);
+                if status.rank() < CaseStatus::Resolved.rank() {
+                    e.push("status", Problem::Conflict("a case is closed after it is resolved or found not established"));
+                }
+                self.handling_satisfaction.set(satisfaction, stamp);
+                self.closed_at.set(Some(at), stamp);
+                (Some(CaseStatus::Closed), CaseEventKind::Closed { satisfaction }, None)
+            }
+            CaseAction::Escalate { to, due } => {
+                need_open(&mut e);
+                let from = self.grade.value;
+                if to <= from {
+                    e.push("grade", Problem::Conflict("escalation goes to a higher grade"));
+                }
+                self.grade.set(to, stamp);
+                self.due.set(due, stamp);
+                (None, CaseEventKind::Escalated { from, to, due: due.0 }, None)
+            }
+            CaseAction::ReferLegal { note } => {
+                need_open(&mut e);
+                let note = validate::opt_text(&mut e, "note", &note, limits::LONG);
+                (Some(CaseStatus::ReferredLegal), CaseEventKind::ReferredLegal, note)
+            }
+            CaseAction::Reopen { reason, due } => {
+                if !status.is_final() {
+                    e.push("status", Problem::Conflict("only a finished case can be reopened"));
+                }
+                let reason = validate::text(&mut e, "reason", &reason, limits::LONG, true);
+                if e.is_empty() {
+                    // A new round: merges order by (round, rank), so the reopened case wins over the closed one.
+                    let round = self.status.value.round + 1;
+                    self.status.set(RoundStatus { round, status: CaseStatus::Received }, stamp);
+                    self.closed_at.set(None, stamp);
+                    self.due.set(due, stamp);
+                }
+                (None, CaseEventKind::Reopened, Some(reason))
+            }
+            CaseAction::Note { text } => {
+                let text = validate::text(&mut e, "text", &text, limits::LONG, true);
+                (None, CaseEventKind::Note, Some(text))
+            }
+        };
+        if let Some(to) = to
+            && e.is_empty()
+            && to.rank() <= status.rank()
+        {
+            e.push("status", Problem::Conflict("a case's status only moves forward"));
+        }
+        if !e.is_empty() {
+            return Err(e);
+        }
+        if let Some(to) = to {
+            self.status.set(RoundStatus { round: self.status.value.round, status: to }, stamp);
+        }
+        self.events.push(CaseEvent { at, by, kind, note, stamp });
+        Ok(())
+    }
+
+    /// Whether the case is open and past its deadline on `day`.
+    pub fn overdue_on(&self, day: NaiveDate) -> bool {
+        self.is_open() && self.due.value.0 < day
+    }
+}
+
 impl Merge for Case {
     fn merge(&mut self, other: &Self) {
         self.grade.merge(&other.grade);
@@ -483,6 +675,57 @@ mod tests {
         assert!(e.is_err());
         assert_eq!(c.current(), CaseStatus::Investigating);
         assert_eq!(c.events.len(), 2);
+    }
+
+    #[test]
+    fn the_workflow_moves_forward_and_keeps_every_step() {
+        let mut c = case();
+        let by = StaffRef("cs1".into());
+        let mut t = 1;
+        let mut act = |c: &mut Case, a: CaseAction| {
+            t += 1;
+            c.apply(a, Moment(t), by.clone(), s(t as u64))
+        };
+        // Closing or notifying before resolution is refused.
+        assert!(act(&mut c, CaseAction::Close { satisfaction: None }).is_err());
+        assert!(act(&mut c, CaseAction::Notify { note: String::new() }).is_err());
+        act(&mut c, CaseAction::Assign { department: "cardio".into(), assignee: Some("d9".into()) }).unwrap();
+        act(&mut c, CaseAction::Investigate).unwrap();
+        // Backwards: assigning again is allowed as a re-assignment but does not move the status back.
+        act(&mut c, CaseAction::Assign { department: "neuro".into(), assignee: None }).unwrap();
+        assert_eq!(c.current(), CaseStatus::Investigating);
+        assert_eq!(c.assigned_department.value.as_deref(), Some("neuro"));
+        let e = act(&mut c, CaseAction::Resolve { resolution: " ".into(), actions: String::new(), responsible: String::new() });
+        assert_eq!(e.unwrap_err().0.len(), 2);
+        act(&mut c, CaseAction::Resolve { resolution: "致歉".into(), actions: "培训".into(), responsible: "王主任".into() }).unwrap();
+        assert!(act(&mut c, CaseAction::Investigate).is_err(), "no going back");
+        act(&mut c, CaseAction::Notify { note: "电话告知".into() }).unwrap();
+        act(&mut c, CaseAction::Close { satisfaction: Some(Rating::Satisfied) }).unwrap();
+        assert!(!c.is_open());
+        assert!(act(&mut c, CaseAction::Note { text: "补充".into() }).is_ok());
+        assert!(act(&mut c, CaseAction::Investigate).is_err(), "closed");
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        act(&mut c, CaseAction::Reopen { reason: "患者再次来电".into(), due: (day, false) }).unwrap();
+        assert_eq!((c.current(), c.status.value.round), (CaseStatus::Received, 1));
+        assert_eq!(c.closed_at.value, None);
+        let kinds: Vec<&str> = c.events.iter().map(|e| crate::export::event_name(&e.kind)).collect();
+        assert_eq!(
+            kinds,
+            ["received", "assigned", "investigating", "assigned", "resolved", "notified", "closed", "note", "reopened"]
+        );
+    }
+
+    #[test]
+    fn escalation_only_goes_up_and_assignment_respects_recusal() {
+        let mut c = case();
+        let by = StaffRef("cs1".into());
+        let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        assert!(c.apply(CaseAction::Escalate { to: CaseGrade::Suggestion, due: (day, false) }, Moment(2), by.clone(), s(2)).is_err());
+        c.apply(CaseAction::Escalate { to: CaseGrade::Dispute, due: (day, false) }, Moment(3), by.clone(), s(3)).unwrap();
+        assert_eq!((c.grade.value, c.due.value.0), (CaseGrade::Dispute, day));
+        c.staff_concerned = vec!["n7".into()];
+        let e = c.apply(CaseAction::Assign { department: "cardio".into(), assignee: Some("n7".into()) }, Moment(4), by, s(4));
+        assert!(matches!(e.unwrap_err().get("assignee"), Some(Problem::Conflict(_))));
     }
 
     #[test]

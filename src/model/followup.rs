@@ -141,6 +141,23 @@ impl FollowupTask {
     }
 }
 
+impl FollowupTask {
+    /// The task's status after an attempt with `outcome`, when `attempts` attempts (this one included) have been
+    /// made: reached → completed; refused, deceased → closed as such; wrong number → unreachable; no answer or busy →
+    /// still open until `max_attempts` or the end of the window, then unreachable. `None` keeps the task open.
+    pub fn status_after(&self, outcome: CallOutcome, attempts: usize, today: NaiveDate, max_attempts: u32) -> Option<FollowupStatus> {
+        match outcome {
+            CallOutcome::Reached => Some(FollowupStatus::Completed),
+            CallOutcome::Refused => Some(FollowupStatus::Refused),
+            CallOutcome::Deceased => Some(FollowupStatus::Deceased),
+            CallOutcome::WrongNumber => Some(FollowupStatus::Unreachable),
+            CallOutcome::NoAnswer | CallOutcome::Busy => {
+                (attempts >= max_attempts as usize || today > self.due_to).then_some(FollowupStatus::Unreachable)
+            }
+        }
+    }
+}
+
 /// A task's place relative to its window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DueState {
@@ -359,5 +376,10 @@ mod tests {
         assert_eq!(t.state_on(d(11)), DueState::Due);
         assert_eq!(t.state_on(d(12)), DueState::Overdue);
         assert_eq!(t.source.dedup_key(), "discharge:Z1:2026-11-01");
+        assert_eq!(t.status_after(CallOutcome::Reached, 1, d(9), 3), Some(FollowupStatus::Completed));
+        assert_eq!(t.status_after(CallOutcome::NoAnswer, 2, d(9), 3), None);
+        assert_eq!(t.status_after(CallOutcome::Busy, 3, d(9), 3), Some(FollowupStatus::Unreachable));
+        assert_eq!(t.status_after(CallOutcome::NoAnswer, 1, d(12), 3), Some(FollowupStatus::Unreachable));
+        assert_eq!(t.status_after(CallOutcome::WrongNumber, 1, d(9), 3), Some(FollowupStatus::Unreachable));
     }
 }

@@ -15,7 +15,7 @@ pub mod reference;
 pub mod validate;
 
 pub use arrival::{Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, StepEvent, VisitStep, VisitType};
-pub use case::{Case, CaseChannel, CaseEvent, CaseEventKind, CaseForm, CaseGrade, CaseStatus};
+pub use case::{Case, CaseAction, CaseChannel, CaseEvent, CaseEventKind, CaseForm, CaseGrade, CaseStatus};
 pub use common::{Lww, Merge, Moment, RecordId, RecordKind, StaffRef};
 pub use consultation::{Concern, Consultation, ConsultationChannel, ConsultationForm};
 pub use feedback::{Dimension, Feedback, FeedbackForm, Rating};

@@ -149,6 +149,10 @@ fn yes() -> bool {
     true
 }
 
+fn three() -> u32 {
+    3
+}
+
 /// One question of the patient survey.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SurveyQuestion {
@@ -213,6 +217,9 @@ pub struct FollowupPolicy {
     pub outpatient_after_days: u32,
     /// Calling hours as (start, end) local times `HH:MM`.
     pub calling_hours: Vec<(String, String)>,
+    /// Unsuccessful attempts (no answer, busy) after which a task is closed as unreachable.
+    #[serde(default = "three")]
+    pub max_attempts: u32,
     /// Target follow-up rate for inpatients (percent).
     pub inpatient_target_pct: u32,
     /// Target follow-up rate for outpatient first visits (percent).
