@@ -13,8 +13,10 @@ use crate::model::validate::{self, Problem, ValidationErrors};
 use crate::model::{Arrival, Consultation, Moment, StaffRef};
 use crate::store::{Stats, Store, StoreError};
 use crate::ui::board::BoardScreen;
+use crate::ui::cases::CasesScreen;
 use crate::ui::consult::ConsultScreen;
 use crate::ui::data::{Command, Outcome, SearchHit, run_search};
+use crate::ui::followup::FollowupScreen;
 use crate::ui::i18n::Tr;
 use crate::ui::patient::{PatientAction, PatientScreen};
 use crate::ui::register::RegisterScreen;
@@ -33,6 +35,10 @@ pub enum Screen {
     Consult,
     /// Search.
     Search,
+    /// Complaints.
+    Cases,
+    /// Follow-up calls.
+    Followup,
 }
 
 /// Patient mode: the kiosk faces patients; no staff screen is reachable until a staff PIN is entered.
@@ -62,11 +68,14 @@ pub struct DeskApp {
     board: BoardScreen,
     consult: ConsultScreen,
     search: SearchScreen,
+    cases: CasesScreen,
+    followup: FollowupScreen,
     search_rx: Option<Receiver<Result<Vec<SearchHit>, String>>>,
     version: u64,
     stats: Option<(u64, Stats)>,
     last_error: Option<String>,
     patient: Option<PatientMode>,
+    slip_message: Option<String>,
 }
 
 impl DeskApp {
@@ -86,11 +95,14 @@ impl DeskApp {
             board: BoardScreen::default(),
             consult: ConsultScreen::default(),
             search: SearchScreen::default(),
+            cases: CasesScreen::default(),
+            followup: FollowupScreen::default(),
             search_rx: None,
             version: 0,
             stats: None,
             last_error: None,
             patient: None,
+            slip_message: None,
         }
     }
 
@@ -176,6 +188,26 @@ impl DeskApp {
                         let was_form = matches!(cmd, Command::Consult(_));
                         let o = self.apply(cmd, ui.ctx());
                         self.consult.on_outcome(&o, tr, was_form);
+                    }
+                }
+                Screen::Cases => {
+                    if let Some(cmd) = self.cases.ui(ui, q, tr, self.version) {
+                        let slip = matches!(cmd, Command::Slip { .. });
+                        let o = self.apply(cmd, ui.ctx());
+                        if slip {
+                            match &o {
+                                Outcome::Failed(m) => self.cases.say(false, m.clone()),
+                                _ => self.cases.say(true, self.slip_message.take().unwrap_or_default()),
+                            }
+                        } else {
+                            self.cases.on_outcome(&o, tr);
+                        }
+                    }
+                }
+                Screen::Followup => {
+                    if let Some(cmd) = self.followup.ui(ui, q, tr, self.version) {
+                        let o = self.apply(cmd, ui.ctx());
+                        self.followup.on_outcome(&o, tr);
                     }
                 }
                 Screen::Search => {
@@ -314,13 +346,15 @@ impl DeskApp {
                         (Screen::Register, "nav.register"),
                         (Screen::Board, "nav.board"),
                         (Screen::Consult, "nav.consult"),
+                        (Screen::Cases, "nav.cases"),
+                        (Screen::Followup, "nav.followup"),
                         (Screen::Search, "nav.search"),
                     ] {
                         if ui
                             .add(
                                 egui::Button::selectable(self.screen == screen, tr.t(key))
                                     .frame_when_inactive(true)
-                                    .min_size(egui::vec2(110.0, theme::TOUCH)),
+                                    .min_size(egui::vec2(96.0, theme::TOUCH)),
                             )
                             .clicked()
                         {
@@ -445,6 +479,7 @@ impl DeskApp {
                     let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
                     let rec = draft.into_record(id, at, by.clone(), stamp);
                     ctx.put(&rec)?;
+                    crate::workflow::outpatient_followup(ctx, &rec)?;
                     Ok(Some(id))
                 });
                 self.written(r)
@@ -489,6 +524,31 @@ impl DeskApp {
                 });
                 self.written(r)
             }
+            Command::NewCase(form) => {
+                let r = self.store.write(|ctx| crate::workflow::new_case(ctx, &form, by.clone()).map(Some));
+                self.written(r)
+            }
+            Command::Case { id, action } => {
+                let r = self
+                    .store
+                    .write(|ctx| crate::workflow::act_on_case(ctx, id, action.clone(), by.clone()).map(|()| Some(id)));
+                self.written(r)
+            }
+            Command::Slip { id } => match self.write_slip(id) {
+                Ok(path) => {
+                    self.slip_message = Some(self.tr.f("cases.slip_written", &[("path", &path.display())]));
+                    Outcome::Done(Some(id))
+                }
+                Err(m) => Outcome::Failed(m),
+            },
+            Command::Attempt { task, form } => {
+                let r = self.store.write(|ctx| crate::workflow::record_attempt(ctx, task, &form, by.clone()).map(Some));
+                self.written(r)
+            }
+            Command::PromoteToCase { task } => {
+                let r = self.store.write(|ctx| crate::workflow::promote_feedback(ctx, task, by.clone()).map(Some));
+                self.written(r)
+            }
             Command::Search(q) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let store = Arc::clone(&self.store);
@@ -507,6 +567,19 @@ impl DeskApp {
                 }
             }
         }
+    }
+
+    /// Writes the acknowledgement slip of a case into `slips/` beside the store and opens it for printing.
+    fn write_slip(&self, id: crate::model::RecordId) -> Result<std::path::PathBuf, String> {
+        let case: crate::model::Case =
+            self.store.get(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no case {id}"))?;
+        let html = crate::slip::slip_html(&case, &self.store.reference(), self.store.utc_offset());
+        let dir = self.store.path().parent().map_or_else(|| std::path::PathBuf::from("slips"), |p| p.join("slips"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("case-{}.html", case.id.short()));
+        std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
+        open_in_viewer(&path);
+        Ok(path)
     }
 
     fn create_admin(&mut self, id: &str, name: &str, pin: &str, confirm: &str) -> Outcome {
@@ -541,6 +614,20 @@ impl DeskApp {
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }
+}
+
+/// Opens a file with the system's viewer (best effort: a kiosk without one still has the file).
+fn open_in_viewer(path: &std::path::Path) {
+    if cfg!(test) || std::env::var_os("GUIDEDESK_NO_OPEN").is_some() {
+        return;
+    }
+    #[cfg(target_os = "windows")]
+    let r = std::process::Command::new("cmd").args(["/C", "start", ""]).arg(path).spawn();
+    #[cfg(target_os = "macos")]
+    let r = std::process::Command::new("open").arg(path).spawn();
+    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
+    let r = std::process::Command::new("xdg-open").arg(path).spawn();
+    drop(r);
 }
 
 impl eframe::App for DeskApp {

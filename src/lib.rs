@@ -10,6 +10,8 @@ pub mod demo;
 pub mod export;
 pub mod model;
 pub mod policy;
+pub mod slip;
 pub mod staff;
 pub mod store;
 pub mod ui;
+pub mod workflow;

@@ -389,13 +389,7 @@ pub enum CaseAction {
 impl Case {
     /// Applies an action: checks it against the current status and 回避, moves the status forward (never
     /// backward), updates the stamped fields, and appends the event.
-    pub fn apply(
-        &mut self,
-        action: CaseAction,
-        at: Moment,
-        by: StaffRef,
-        stamp: Hlc,
-    ) -> Result<(), ValidationErrors> {
+    pub fn apply(&mut self, action: CaseAction, at: Moment, by: StaffRef, stamp: Hlc) -> Result<(), ValidationErrors> {
         let before = self.clone();
         let r = self.apply_inner(action, at, by, stamp);
         if r.is_err() {
@@ -405,7 +399,13 @@ impl Case {
         r
     }
 
-    fn apply_inner(&mut self, action: CaseAction, at: Moment, by: StaffRef, stamp: Hlc) -> Result<(), ValidationErrors> {
+    fn apply_inner(
+        &mut self,
+        action: CaseAction,
+        at: Moment,
+        by: StaffRef,
+        stamp: Hlc,
+    ) -> Result<(), ValidationErrors> {
         let mut e = ValidationErrors::default();
         let status = self.current();
         let need_open = |e: &mut ValidationErrors| {
@@ -446,7 +446,10 @@ impl Case {
             }
             CaseAction::Notify { note } => {
                 if status.rank() != CaseStatus::Resolved.rank() {
-                    e.push("status", Problem::Conflict("tell the complainant once the case is resolved or found not established"));
+                    e.push(
+                        "status",
+                        Problem::Conflict("tell the complainant once the case is resolved or found not established"),
+                    );
                 }
                 let note = validate::opt_text(&mut e, "note", &note, limits::LONG);
                 (Some(CaseStatus::Notified), CaseEventKind::Notified, note)
@@ -454,7 +457,10 @@ impl Case {
             CaseAction::Close { satisfaction } => {
                 need_open(&mut e);
                 if status.rank() < CaseStatus::Resolved.rank() {
-                    e.push("status", Problem::Conflict("a case is closed after it is resolved or found not established"));
+                    e.push(
+                        "status",
+                        Problem::Conflict("a case is closed after it is resolved or found not established"),
+                    );
                 }
                 self.handling_satisfaction.set(satisfaction, stamp);
                 self.closed_at.set(Some(at), stamp);
@@ -695,9 +701,18 @@ mod tests {
         act(&mut c, CaseAction::Assign { department: "neuro".into(), assignee: None }).unwrap();
         assert_eq!(c.current(), CaseStatus::Investigating);
         assert_eq!(c.assigned_department.value.as_deref(), Some("neuro"));
-        let e = act(&mut c, CaseAction::Resolve { resolution: " ".into(), actions: String::new(), responsible: String::new() });
+        let e = act(
+            &mut c,
+            CaseAction::Resolve { resolution: " ".into(), actions: String::new(), responsible: String::new() },
+        );
         assert_eq!(e.unwrap_err().0.len(), 2);
-        act(&mut c, CaseAction::Resolve { resolution: "致歉".into(), actions: "培训".into(), responsible: "王主任".into() }).unwrap();
+        act(
+            &mut c,
+            CaseAction::Resolve {
+                resolution: "致歉".into(), actions: "培训".into(), responsible: "王主任".into()
+            },
+        )
+        .unwrap();
         assert!(act(&mut c, CaseAction::Investigate).is_err(), "no going back");
         act(&mut c, CaseAction::Notify { note: "电话告知".into() }).unwrap();
         act(&mut c, CaseAction::Close { satisfaction: Some(Rating::Satisfied) }).unwrap();
@@ -720,11 +735,20 @@ mod tests {
         let mut c = case();
         let by = StaffRef("cs1".into());
         let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
-        assert!(c.apply(CaseAction::Escalate { to: CaseGrade::Suggestion, due: (day, false) }, Moment(2), by.clone(), s(2)).is_err());
-        c.apply(CaseAction::Escalate { to: CaseGrade::Dispute, due: (day, false) }, Moment(3), by.clone(), s(3)).unwrap();
+        assert!(
+            c.apply(CaseAction::Escalate { to: CaseGrade::Suggestion, due: (day, false) }, Moment(2), by.clone(), s(2))
+                .is_err()
+        );
+        c.apply(CaseAction::Escalate { to: CaseGrade::Dispute, due: (day, false) }, Moment(3), by.clone(), s(3))
+            .unwrap();
         assert_eq!((c.grade.value, c.due.value.0), (CaseGrade::Dispute, day));
         c.staff_concerned = vec!["n7".into()];
-        let e = c.apply(CaseAction::Assign { department: "cardio".into(), assignee: Some("n7".into()) }, Moment(4), by, s(4));
+        let e = c.apply(
+            CaseAction::Assign { department: "cardio".into(), assignee: Some("n7".into()) },
+            Moment(4),
+            by,
+            s(4),
+        );
         assert!(matches!(e.unwrap_err().get("assignee"), Some(Problem::Conflict(_))));
     }
 

@@ -145,7 +145,13 @@ impl FollowupTask {
     /// The task's status after an attempt with `outcome`, when `attempts` attempts (this one included) have been
     /// made: reached → completed; refused, deceased → closed as such; wrong number → unreachable; no answer or busy →
     /// still open until `max_attempts` or the end of the window, then unreachable. `None` keeps the task open.
-    pub fn status_after(&self, outcome: CallOutcome, attempts: usize, today: NaiveDate, max_attempts: u32) -> Option<FollowupStatus> {
+    pub fn status_after(
+        &self,
+        outcome: CallOutcome,
+        attempts: usize,
+        today: NaiveDate,
+        max_attempts: u32,
+    ) -> Option<FollowupStatus> {
         match outcome {
             CallOutcome::Reached => Some(FollowupStatus::Completed),
             CallOutcome::Refused => Some(FollowupStatus::Refused),

@@ -39,6 +39,12 @@ pub fn outpatient_window(policy: &FollowupPolicy, visit: NaiveDate) -> (NaiveDat
     (from, from.checked_add_days(Days::new(2)).unwrap_or(from))
 }
 
+/// The call window after a case is closed: the next three days.
+pub fn case_callback_window(closed: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let from = closed.checked_add_days(Days::new(1)).unwrap_or(closed);
+    (from, from.checked_add_days(Days::new(2)).unwrap_or(from))
+}
+
 /// Whether a local time falls inside one of the policy's calling-hour windows (`HH:MM` start inclusive, end
 /// exclusive). Malformed windows never match.
 pub fn within_calling_hours(hours: &[(String, String)], time: chrono::NaiveTime) -> bool {

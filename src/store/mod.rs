@@ -1025,6 +1025,31 @@ impl WriteCtx<'_> {
         Ok(v.map(|g| RecordId::from_u128(g.value())))
     }
 
+    /// The site's UTC offset.
+    pub fn offset(&self) -> FixedOffset {
+        self.offset
+    }
+
+    /// How many call attempts a task has (sees this transaction's writes).
+    pub fn attempts_of(&self, task: RecordId) -> Result<usize, StoreError> {
+        let idx = self.tx.open_table(tables::IDX_CALLS_BY_TASK)?;
+        let k = task.as_u128();
+        let n = idx.range((k, 0u128)..=(k, u128::MAX))?.count();
+        Ok(n)
+    }
+
+    /// A case made from a feedback record, if any (open or closed).
+    pub fn case_from_feedback(&self, feedback: RecordId) -> Result<Option<RecordId>, StoreError> {
+        let t = self.tx.open_table(tables::records(RecordKind::Case))?;
+        for e in t.iter()? {
+            let c: Case = decode_record(e?.1.value())?;
+            if c.from_feedback == Some(feedback) {
+                return Ok(Some(c.id));
+            }
+        }
+        Ok(None)
+    }
+
     /// Ids of open follow-up tasks whose window starts on or before `until` (sees this transaction's writes).
     pub fn open_followup_ids_due(&self, until: NaiveDate) -> Result<Vec<RecordId>, StoreError> {
         let idx = self.tx.open_table(tables::IDX_FOLLOWUP_OPEN_DUE)?;

@@ -7,7 +7,10 @@ use chrono::NaiveDate;
 
 use crate::model::arrival::DoctorChoice;
 use crate::model::reference::Staff;
-use crate::model::{Arrival, ArrivalForm, Consultation, ConsultationForm, Moment, RecordId, ReferenceData, VisitStep};
+use crate::model::{
+    Arrival, ArrivalForm, CallAttempt, CallAttemptForm, Case, CaseForm, Consultation, ConsultationForm, FollowupTask,
+    Moment, RecordId, ReferenceData, VisitStep,
+};
 use crate::store::{Store, StoreError};
 
 /// Read-only access for screens.
@@ -35,6 +38,16 @@ pub trait Queries {
     fn arrival(&self, id: RecordId) -> Result<Option<Arrival>, StoreError>;
     /// Staff who may sign in.
     fn staff(&self) -> Result<Vec<Staff>, StoreError>;
+    /// Open cases, soonest deadline first.
+    fn open_cases(&self) -> Result<Vec<Case>, StoreError>;
+    /// Cases received in the last `days` days, newest first.
+    fn recent_cases(&self, days: u32) -> Result<Vec<Case>, StoreError>;
+    /// Open follow-up tasks, earliest window first.
+    fn open_followups(&self) -> Result<Vec<FollowupTask>, StoreError>;
+    /// A follow-up task's call attempts.
+    fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError>;
+    /// Call attempts of the last `days` days that flagged a worrying condition, with their tasks.
+    fn worrying(&self, days: u32) -> Result<Vec<(CallAttempt, Option<FollowupTask>)>, StoreError>;
 }
 
 impl Queries for Store {
@@ -114,6 +127,40 @@ impl Queries for Store {
     fn staff(&self) -> Result<Vec<Staff>, StoreError> {
         Ok(self.all_staff()?.into_iter().filter(|s| s.active).collect())
     }
+
+    fn open_cases(&self) -> Result<Vec<Case>, StoreError> {
+        self.open_cases_due(None)
+    }
+
+    fn recent_cases(&self, days: u32) -> Result<Vec<Case>, StoreError> {
+        let from = self.now().plus_millis(-i64::from(days) * 86_400_000);
+        let ids = self.ids_between(crate::model::RecordKind::Case, from, Moment(i64::MAX))?;
+        let mut out: Vec<Case> = self.get_many(ids)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn open_followups(&self) -> Result<Vec<FollowupTask>, StoreError> {
+        self.open_followups_due(None)
+    }
+
+    fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError> {
+        Store::attempts_of(self, task)
+    }
+
+    fn worrying(&self, days: u32) -> Result<Vec<(CallAttempt, Option<FollowupTask>)>, StoreError> {
+        let from = self.now().plus_millis(-i64::from(days) * 86_400_000);
+        let ids = self.ids_between(crate::model::RecordKind::CallAttempt, from, Moment(i64::MAX))?;
+        let mut out = Vec::new();
+        for a in self.get_many::<CallAttempt>(ids)? {
+            if a.worrying {
+                let task = self.get::<FollowupTask>(a.task)?;
+                out.push((a, task));
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
 }
 
 /// A search over past arrivals and consultations.
@@ -192,7 +239,35 @@ pub enum Command {
     },
     /// Run a search off the UI thread.
     Search(SearchQuery),
+    /// Take a new case.
+    NewCase(Box<CaseForm>),
+    /// Act on a case.
+    Case {
+        /// The case.
+        id: RecordId,
+        /// What to do.
+        action: CaseCommand,
+    },
+    /// Write the complainant's acknowledgement slip (printable HTML) and open it.
+    Slip {
+        /// The case.
+        id: RecordId,
+    },
+    /// Record a call attempt on a follow-up task.
+    Attempt {
+        /// The task.
+        task: RecordId,
+        /// The attempt as entered.
+        form: Box<CallAttemptForm>,
+    },
+    /// Turn a feedback call-back into a case.
+    PromoteToCase {
+        /// The follow-up task made from the feedback.
+        task: RecordId,
+    },
 }
+
+pub use crate::workflow::CaseCommand;
 
 /// What applying a command did.
 #[derive(Debug, Clone, PartialEq)]

@@ -141,6 +141,39 @@ mod tests {
             for c in Concern::ALL {
                 assert_ne!(t.k("concern", c.key()), "?");
             }
+            for g in CaseGrade::ALL {
+                assert_ne!(t.k("grade", g.key()), "?");
+            }
+            for c in CaseStatus::ALL {
+                assert_ne!(t.k("cstatus", c.key()), "?");
+            }
+            for c in CaseChannel::ALL {
+                assert_ne!(t.k("casechannel", c.key()), "?");
+            }
+            for o in CallOutcome::ALL {
+                assert_ne!(t.k("outcome", o.key()), "?");
+            }
+            for r in Rating::ALL {
+                assert_ne!(t.k("rating", r.key()), "?");
+            }
+            for f in ["discharge", "outpatient", "feedback", "case"] {
+                assert_ne!(t.k("fsource", f), "?");
+            }
+            for e in [
+                "received",
+                "assigned",
+                "investigating",
+                "resolved",
+                "not_established",
+                "notified",
+                "closed",
+                "escalated",
+                "referred_legal",
+                "reopened",
+                "note",
+            ] {
+                assert_ne!(t.k("cevent", e), "?");
+            }
             for p in ["normal", "urgent", "emergency"] {
                 assert_ne!(t.k("priority", p), "?");
             }

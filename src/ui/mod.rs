@@ -3,8 +3,10 @@
 //! from [`theme`].
 
 pub mod board;
+pub mod cases;
 pub mod consult;
 pub mod data;
+pub mod followup;
 pub mod i18n;
 pub mod patient;
 pub mod register;

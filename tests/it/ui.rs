@@ -68,7 +68,10 @@ pub fn harness(store: &Arc<Store>) -> Harness<'static, DeskApp> {
     harness_with(store, 240)
 }
 
+/// Clicks a button by its label, scrolling it into view first as a user would.
 pub fn button(h: &mut Harness<'_, DeskApp>, label: &str) {
+    h.get_by_role_and_label(Role::Button, label).scroll_to_me();
+    h.run();
     h.get_by_role_and_label(Role::Button, label).click();
     h.run();
 }

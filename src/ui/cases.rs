@@ -1,0 +1,608 @@
+//! Complaints (客诉): take a case, work it through its steps with every step kept in its history, and watch the
+//! lists that matter — due today, overdue, by department, by grade.
+
+use egui::{RichText, Ui};
+
+use super::data::{CaseCommand, Command, Outcome, Queries};
+use super::i18n::Tr;
+use super::register::dept_name;
+use super::{theme, widgets};
+use crate::model::validate::mask_phone;
+use crate::model::{
+    Case, CaseChannel, CaseForm, CaseGrade, CaseStatus, Rating, RecordId, ReferenceData, ValidationErrors,
+};
+
+/// Which cases the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaseFilter {
+    /// Open cases due today.
+    DueToday,
+    /// Open cases past their deadline.
+    Overdue,
+    /// Every open case.
+    #[default]
+    Open,
+    /// Every case of the last 90 days.
+    Recent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActionKind {
+    Assign,
+    Investigate,
+    Resolve,
+    NotEstablished,
+    Notify,
+    Close,
+    Escalate,
+    ReferLegal,
+    Reopen,
+    Note,
+}
+
+impl ActionKind {
+    fn key(self) -> &'static str {
+        match self {
+            ActionKind::Assign => "cases.act_assign",
+            ActionKind::Investigate => "cases.act_investigate",
+            ActionKind::Resolve => "cases.act_resolve",
+            ActionKind::NotEstablished => "cases.act_not_established",
+            ActionKind::Notify => "cases.act_notify",
+            ActionKind::Close => "cases.act_close",
+            ActionKind::Escalate => "cases.act_escalate",
+            ActionKind::ReferLegal => "cases.act_legal",
+            ActionKind::Reopen => "cases.act_reopen",
+            ActionKind::Note => "cases.act_note",
+        }
+    }
+
+    /// The actions that make sense at a status.
+    fn available(status: CaseStatus) -> Vec<ActionKind> {
+        use ActionKind as A;
+        match status {
+            CaseStatus::Received => {
+                vec![A::Assign, A::Investigate, A::Resolve, A::NotEstablished, A::Escalate, A::ReferLegal, A::Note]
+            }
+            CaseStatus::Assigned => {
+                vec![A::Investigate, A::Assign, A::Resolve, A::NotEstablished, A::Escalate, A::ReferLegal, A::Note]
+            }
+            CaseStatus::Investigating => {
+                vec![A::Resolve, A::NotEstablished, A::Assign, A::Escalate, A::ReferLegal, A::Note]
+            }
+            CaseStatus::Resolved | CaseStatus::NotEstablished => {
+                vec![A::Notify, A::Close, A::Escalate, A::ReferLegal, A::Note]
+            }
+            CaseStatus::Notified => vec![A::Close, A::ReferLegal, A::Note],
+            CaseStatus::Closed | CaseStatus::ReferredLegal => vec![A::Reopen, A::Note],
+        }
+    }
+}
+
+/// Cases screen state.
+#[derive(Debug, Default)]
+pub struct CasesScreen {
+    filter: CaseFilter,
+    department: Option<String>,
+    grade: Option<CaseGrade>,
+    rows: Vec<Case>,
+    loaded: Option<(u64, CaseFilter)>,
+    selected: Option<RecordId>,
+    intake: Option<CaseForm>,
+    errors: ValidationErrors,
+    action: Option<ActionKind>,
+    text1: String,
+    text2: String,
+    text3: String,
+    choice_dept: String,
+    choice_staff: String,
+    choice_grade: Option<CaseGrade>,
+    choice_rating: Option<Rating>,
+    message: Option<(bool, String)>,
+}
+
+impl CasesScreen {
+    /// The screen.
+    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
+        if self.loaded != Some((version, self.filter)) {
+            let r = match self.filter {
+                CaseFilter::Recent => q.recent_cases(90),
+                _ => q.open_cases(),
+            };
+            match r {
+                Ok(rows) => self.rows = rows,
+                Err(e) => self.message = Some((false, e.to_string())),
+            }
+            self.loaded = Some((version, self.filter));
+        }
+        let refs = q.reference();
+        let today = q.today();
+        let mut cmd = None;
+        ui.horizontal(|ui| {
+            ui.heading(tr.t("cases.title"));
+            if ui
+                .add(
+                    egui::Button::new(RichText::new(tr.t("cases.new")).strong())
+                        .fill(theme::ACCENT.linear_multiply(0.25)),
+                )
+                .clicked()
+            {
+                self.intake = Some(CaseForm::default());
+                self.errors = ValidationErrors::default();
+                self.selected = None;
+            }
+            let overdue = self.rows.iter().filter(|c| c.overdue_on(today)).count();
+            if overdue > 0 {
+                ui.label(RichText::new(tr.f("cases.overdue_count", &[("n", &overdue)])).color(theme::ALERT).strong());
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            for (f, key) in [
+                (CaseFilter::DueToday, "cases.f_due_today"),
+                (CaseFilter::Overdue, "cases.f_overdue"),
+                (CaseFilter::Open, "cases.f_open"),
+                (CaseFilter::Recent, "cases.f_recent"),
+            ] {
+                if widgets::toggle(ui, self.filter == f, tr.t(key)).clicked() {
+                    self.filter = f;
+                }
+            }
+            let all = tr.t("board.all");
+            let dept_text =
+                self.department.as_ref().and_then(|d| refs.department(d)).map_or(all.to_string(), |d| dept_name(tr, d));
+            widgets::row(ui, tr.t("board.filter_department"), |ui| {
+                egui::ComboBox::from_id_salt("case_f_dept")
+                    .width(160.0)
+                    .selected_text(dept_text)
+                    .height(400.0)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.department, None, all);
+                        for d in &refs.departments {
+                            ui.selectable_value(&mut self.department, Some(d.id.clone()), dept_name(tr, d));
+                        }
+                    })
+                    .response
+            });
+            let grade_text = self.grade.map_or(all, |g| tr.k("grade", g.key()));
+            widgets::row(ui, tr.t("cases.grade"), |ui| {
+                egui::ComboBox::from_id_salt("case_f_grade")
+                    .width(140.0)
+                    .selected_text(grade_text)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.grade, None, all);
+                        for g in CaseGrade::ALL {
+                            ui.selectable_value(&mut self.grade, Some(g), tr.k("grade", g.key()));
+                        }
+                    })
+                    .response
+            });
+        });
+        if let Some((ok, m)) = &self.message {
+            ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
+        }
+        ui.separator();
+        let total = ui.available_width();
+        ui.horizontal_top(|ui| {
+            widgets::column(ui, total * 0.42, |ui| self.list_ui(ui, tr, &refs, today, q));
+            widgets::column(ui, ui.available_width(), |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("case_detail")
+                    .scroll_source(egui::scroll_area::ScrollSource::ALL)
+                    .show(ui, |ui| {
+                        if self.intake.is_some() {
+                            cmd = self.intake_ui(ui, tr, &refs);
+                        } else if let Some(id) = self.selected
+                            && let Some(c) = self.rows.iter().find(|c| c.id == id).cloned()
+                        {
+                            cmd = self.detail_ui(ui, tr, &refs, &c, q);
+                        } else {
+                            ui.label(RichText::new(tr.t("cases.pick")).color(theme::MUTED));
+                        }
+                    });
+            });
+        });
+        cmd
+    }
+
+    fn visible(&self, today: chrono::NaiveDate) -> impl Iterator<Item = &Case> + use<'_> {
+        self.rows.iter().filter(move |c| {
+            let f = match self.filter {
+                CaseFilter::DueToday => c.is_open() && c.due.value.0 == today,
+                CaseFilter::Overdue => c.overdue_on(today),
+                CaseFilter::Open | CaseFilter::Recent => true,
+            };
+            f && self
+                .department
+                .as_ref()
+                .is_none_or(|d| c.departments.contains(d) || c.assigned_department.value.as_ref() == Some(d))
+                && self.grade.is_none_or(|g| c.grade.value == g)
+        })
+    }
+
+    fn list_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, today: chrono::NaiveDate, q: &dyn Queries) {
+        let offset = q.offset();
+        let mut pick = None;
+        let visible: Vec<&Case> = self.visible(today).collect();
+        if visible.is_empty() {
+            ui.label(RichText::new(tr.t("cases.none")).color(theme::MUTED));
+        }
+        egui::ScrollArea::vertical().id_salt("case_list").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
+            ui,
+            |ui| {
+                for c in visible {
+                    let overdue = c.overdue_on(today);
+                    let due_today = c.is_open() && c.due.value.0 == today;
+                    let frame = egui::Frame::new().inner_margin(6.0).corner_radius(6.0).fill(if overdue {
+                        theme::ALERT.linear_multiply(0.12)
+                    } else if Some(c.id) == self.selected {
+                        theme::ACCENT.linear_multiply(0.12)
+                    } else {
+                        egui::Color32::TRANSPARENT
+                    });
+                    frame.show(ui, |ui| {
+                        ui.horizontal(|ui| {
+                            ui.label(
+                                RichText::new(tr.k("grade", c.grade.value.key()))
+                                    .strong()
+                                    .color(grade_color(c.grade.value)),
+                            );
+                            ui.label(RichText::new(&c.complainant).strong());
+                            let depts: Vec<String> = c
+                                .departments
+                                .iter()
+                                .map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x)))
+                                .collect();
+                            ui.label(depts.join("、"));
+                        });
+                        ui.horizontal(|ui| {
+                            ui.label(
+                                RichText::new(c.received_at.local(offset).format("%m-%d %H:%M").to_string())
+                                    .color(theme::MUTED)
+                                    .size(theme::SMALL),
+                            );
+                            ui.label(RichText::new(tr.k("cstatus", c.current().key())).size(theme::SMALL));
+                            if c.is_open() {
+                                let due = tr.f("cases.due", &[("date", &c.due.value.0)]);
+                                let (text, color) = if overdue {
+                                    (format!("⚠ {} {due}", tr.t("cases.overdue")), theme::ALERT)
+                                } else if due_today {
+                                    (format!("{} {due}", tr.t("cases.due_today")), theme::WARN)
+                                } else {
+                                    (due, theme::MUTED)
+                                };
+                                ui.label(RichText::new(text).color(color).size(theme::SMALL));
+                            }
+                            if ui
+                                .button(tr.t("cases.open"))
+                                .accessible_name(format!("{} {}", tr.t("cases.open"), c.complainant))
+                                .clicked()
+                            {
+                                pick = Some(c.id);
+                            }
+                        });
+                    });
+                }
+            },
+        );
+        if let Some(id) = pick {
+            self.selected = Some(id);
+            self.intake = None;
+            self.action = None;
+        }
+    }
+
+    fn intake_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData) -> Option<Command> {
+        let mut cmd = None;
+        let mut cancel = false;
+        let f = self.intake.as_mut()?;
+        ui.heading(tr.t("cases.new"));
+        let grades: Vec<(CaseGrade, &str)> = CaseGrade::ALL.iter().map(|g| (*g, tr.k("grade", g.key()))).collect();
+        widgets::label_row(ui, tr.t("cases.grade"), |ui| {
+            widgets::choice(ui, &mut f.grade, &grades);
+        });
+        widgets::field_error(ui, tr, &self.errors, "grade");
+        let channels: Vec<(CaseChannel, &str)> =
+            CaseChannel::ALL.iter().map(|c| (*c, tr.k("casechannel", c.key()))).collect();
+        widgets::label_row(ui, tr.t("cases.channel"), |ui| {
+            widgets::choice(ui, &mut f.channel, &channels);
+        });
+        widgets::field_error(ui, tr, &self.errors, "channel");
+        widgets::text_row(ui, tr.t("cases.complainant"), &mut f.complainant, "");
+        widgets::field_error(ui, tr, &self.errors, "complainant");
+        widgets::text_row(ui, tr.t("register.phone"), &mut f.complainant_phone, tr.t("register.phone_hint"));
+        widgets::field_error(ui, tr, &self.errors, "complainant_phone");
+        widgets::text_row(ui, tr.t("cases.relation"), &mut f.relation, tr.t("cases.relation_hint"));
+        let names: Vec<String> =
+            f.departments.iter().map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))).collect();
+        let mut add = String::new();
+        widgets::row(ui, tr.t("cases.departments"), |ui| {
+            egui::ComboBox::from_id_salt("case_depts")
+                .selected_text(if names.is_empty() { tr.t("register.choose").to_string() } else { names.join("、") })
+                .height(400.0)
+                .show_ui(ui, |ui| {
+                    for d in &refs.departments {
+                        ui.selectable_value(&mut add, d.id.clone(), dept_name(tr, d));
+                    }
+                })
+                .response
+        });
+        if !add.is_empty() {
+            if f.departments.contains(&add) {
+                f.departments.retain(|d| d != &add);
+            } else {
+                f.departments.push(add);
+            }
+        }
+        widgets::field_error(ui, tr, &self.errors, "departments");
+        let mut staff = f.staff_concerned.join("，");
+        widgets::text_row(ui, tr.t("cases.staff_concerned"), &mut staff, tr.t("cases.staff_concerned_hint"));
+        f.staff_concerned =
+            staff.split([',', '，', '、']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        widgets::field_error(ui, tr, &self.errors, "staff_concerned");
+        widgets::row(ui, tr.t("cases.facts"), |ui| {
+            ui.add(egui::TextEdit::multiline(&mut f.facts).desired_rows(3).desired_width(ui.available_width()))
+        });
+        widgets::field_error(ui, tr, &self.errors, "facts");
+        widgets::row(ui, tr.t("cases.request"), |ui| {
+            ui.add(egui::TextEdit::multiline(&mut f.request).desired_rows(2).desired_width(ui.available_width()))
+        });
+        ui.horizontal(|ui| {
+            if ui
+                .add(
+                    egui::Button::new(RichText::new(tr.t("cases.submit")).strong())
+                        .fill(theme::ACCENT.linear_multiply(0.25))
+                        .min_size(egui::vec2(180.0, theme::TOUCH)),
+                )
+                .clicked()
+            {
+                cmd = Some(Command::NewCase(Box::new(f.clone())));
+            }
+            if ui.button(tr.t("dialog.back")).clicked() {
+                cancel = true;
+            }
+        });
+        if cancel {
+            self.intake = None;
+        }
+        cmd
+    }
+
+    fn detail_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, c: &Case, q: &dyn Queries) -> Option<Command> {
+        let offset = q.offset();
+        let mut cmd = None;
+        ui.horizontal(|ui| {
+            ui.heading(format!("{} · {}", tr.k("grade", c.grade.value.key()), c.complainant));
+            ui.label(RichText::new(format!("#{}", c.id.short())).color(theme::MUTED));
+        });
+        egui::Grid::new("case_facts").num_columns(2).spacing(egui::vec2(12.0, 4.0)).show(ui, |ui| {
+            let mut kv = |k: &str, v: String| {
+                ui.label(RichText::new(tr.t(k)).color(theme::MUTED));
+                ui.add(egui::Label::new(v).wrap());
+                ui.end_row();
+            };
+            kv("cases.status", tr.k("cstatus", c.current().key()).to_string());
+            let mut due = c.due.value.0.to_string();
+            if c.due.value.1 {
+                due.push_str(&format!(" {}", tr.t("cases.due_guessed")));
+            }
+            kv("cases.due_label", due);
+            kv(
+                "cases.received",
+                format!("{} · {}", c.received_at.local(offset).format("%Y-%m-%d %H:%M"), c.received_by),
+            );
+            kv("cases.channel", tr.k("casechannel", c.channel.key()).to_string());
+            kv("register.phone", c.complainant_phone.as_deref().map(mask_phone).unwrap_or_default());
+            kv("cases.relation", c.relation.clone().unwrap_or_default());
+            let depts: Vec<String> =
+                c.departments.iter().map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))).collect();
+            kv("cases.departments", depts.join("、"));
+            kv("cases.staff_concerned", c.staff_concerned.join("、"));
+            kv("cases.facts", c.facts.clone());
+            kv("cases.request", c.request.clone().unwrap_or_default());
+            if let Some(d) = &c.assigned_department.value {
+                let who = c.assignee.value.clone().unwrap_or_default();
+                kv("cases.assigned", format!("{} {who}", refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))));
+            }
+        });
+        if ui.button(tr.t("cases.slip")).clicked() {
+            cmd = Some(Command::Slip { id: c.id });
+        }
+        ui.separator();
+        ui.label(RichText::new(tr.t("cases.history")).strong());
+        for e in &c.events {
+            let what = tr.k("cevent", crate::export::event_name(&e.kind));
+            let mut line = format!("{} {} · {}", e.at.local(offset).format("%m-%d %H:%M"), e.by, what);
+            match &e.kind {
+                crate::model::CaseEventKind::Resolved { resolution, responsible, .. } => {
+                    line.push_str(&format!("：{resolution}（{responsible}）"));
+                }
+                crate::model::CaseEventKind::Escalated { to, due, .. } => {
+                    line.push_str(&format!("：{} → {due}", tr.k("grade", to.key())));
+                }
+                crate::model::CaseEventKind::Closed { satisfaction: Some(r) } => {
+                    line.push_str(&format!("：{}", tr.k("rating", r.key())));
+                }
+                crate::model::CaseEventKind::Assigned { department, assignee } => {
+                    line.push_str(&format!(
+                        "：{} {}",
+                        refs.department(department).map_or(department.clone(), |x| dept_name(tr, x)),
+                        assignee.clone().unwrap_or_default()
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(n) = &e.note {
+                line.push_str(&format!("（{n}）"));
+            }
+            ui.label(RichText::new(line).size(theme::SMALL));
+        }
+        ui.separator();
+        ui.horizontal_wrapped(|ui| {
+            for a in ActionKind::available(c.current()) {
+                if widgets::toggle(ui, self.action == Some(a), tr.t(a.key())).clicked() {
+                    self.action = Some(a);
+                    self.text1.clear();
+                    self.text2.clear();
+                    self.text3.clear();
+                    self.choice_rating = None;
+                    self.choice_grade = None;
+                }
+            }
+        });
+        let Some(a) = self.action else { return cmd };
+        let staff = q.staff().unwrap_or_default();
+        let action = match a {
+            ActionKind::Assign => {
+                let dept_text = refs
+                    .department(&self.choice_dept)
+                    .map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
+                widgets::row(ui, tr.t("register.department"), |ui| {
+                    egui::ComboBox::from_id_salt("assign_dept")
+                        .selected_text(dept_text)
+                        .height(400.0)
+                        .show_ui(ui, |ui| {
+                            for d in &refs.departments {
+                                ui.selectable_value(&mut self.choice_dept, d.id.clone(), dept_name(tr, d));
+                            }
+                        })
+                        .response
+                });
+                let staff_text = staff
+                    .iter()
+                    .find(|s| s.id == self.choice_staff)
+                    .map_or_else(|| tr.t("cases.nobody").to_string(), |s| s.name.clone());
+                widgets::row(ui, tr.t("cases.assignee"), |ui| {
+                    egui::ComboBox::from_id_salt("assign_staff")
+                        .selected_text(staff_text)
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut self.choice_staff, String::new(), tr.t("cases.nobody"));
+                            for s in &staff {
+                                ui.selectable_value(&mut self.choice_staff, s.id.clone(), &s.name);
+                            }
+                        })
+                        .response
+                });
+                CaseCommand::Assign {
+                    department: self.choice_dept.clone(),
+                    assignee: Some(self.choice_staff.clone()).filter(|s| !s.is_empty()),
+                }
+            }
+            ActionKind::Investigate => CaseCommand::Investigate,
+            ActionKind::Resolve => {
+                widgets::row(ui, tr.t("cases.resolution"), |ui| {
+                    ui.add(
+                        egui::TextEdit::multiline(&mut self.text1).desired_rows(2).desired_width(ui.available_width()),
+                    )
+                });
+                widgets::field_error(ui, tr, &self.errors, "resolution");
+                widgets::text_row(ui, tr.t("cases.actions"), &mut self.text2, "");
+                widgets::text_row(ui, tr.t("cases.responsible"), &mut self.text3, "");
+                widgets::field_error(ui, tr, &self.errors, "responsible");
+                CaseCommand::Resolve {
+                    resolution: self.text1.clone(),
+                    actions: self.text2.clone(),
+                    responsible: self.text3.clone(),
+                }
+            }
+            ActionKind::NotEstablished => {
+                widgets::row(ui, tr.t("cases.explanation"), |ui| {
+                    ui.add(
+                        egui::TextEdit::multiline(&mut self.text1).desired_rows(2).desired_width(ui.available_width()),
+                    )
+                });
+                widgets::field_error(ui, tr, &self.errors, "explanation");
+                CaseCommand::NotEstablished { explanation: self.text1.clone() }
+            }
+            ActionKind::Notify => {
+                widgets::text_row(ui, tr.t("cases.note"), &mut self.text1, tr.t("cases.notify_hint"));
+                CaseCommand::Notify { note: self.text1.clone() }
+            }
+            ActionKind::Close => {
+                let ratings: Vec<(Rating, &str)> = Rating::ALL.iter().map(|r| (*r, tr.k("rating", r.key()))).collect();
+                widgets::label_row(ui, tr.t("cases.satisfaction"), |ui| {
+                    widgets::choice(ui, &mut self.choice_rating, &ratings);
+                });
+                CaseCommand::Close { satisfaction: self.choice_rating }
+            }
+            ActionKind::Escalate => {
+                let higher: Vec<(CaseGrade, &str)> = CaseGrade::ALL
+                    .iter()
+                    .filter(|g| **g > c.grade.value)
+                    .map(|g| (*g, tr.k("grade", g.key())))
+                    .collect();
+                widgets::label_row(ui, tr.t("cases.grade"), |ui| {
+                    widgets::choice(ui, &mut self.choice_grade, &higher);
+                });
+                ui.label(RichText::new(tr.t("cases.escalate_hint")).color(theme::MUTED).size(theme::SMALL));
+                match self.choice_grade {
+                    Some(to) => CaseCommand::Escalate { to },
+                    None => return cmd,
+                }
+            }
+            ActionKind::ReferLegal => {
+                widgets::text_row(ui, tr.t("cases.note"), &mut self.text1, "");
+                CaseCommand::ReferLegal { note: self.text1.clone() }
+            }
+            ActionKind::Reopen => {
+                widgets::text_row(ui, tr.t("cases.reason"), &mut self.text1, "");
+                widgets::field_error(ui, tr, &self.errors, "reason");
+                CaseCommand::Reopen { reason: self.text1.clone() }
+            }
+            ActionKind::Note => {
+                widgets::text_row(ui, tr.t("cases.note"), &mut self.text1, "");
+                widgets::field_error(ui, tr, &self.errors, "text");
+                CaseCommand::Note { text: self.text1.clone() }
+            }
+        };
+        if let Some(p) =
+            self.errors.get("status").or_else(|| self.errors.get("assignee")).or_else(|| self.errors.get("grade"))
+        {
+            ui.colored_label(theme::ALERT, widgets::problem_text(tr, p));
+        }
+        if ui
+            .add(
+                egui::Button::new(RichText::new(format!("{} {}", tr.t("cases.confirm"), tr.t(a.key()))).strong())
+                    .min_size(egui::vec2(200.0, theme::TOUCH)),
+            )
+            .clicked()
+        {
+            cmd = Some(Command::Case { id: c.id, action });
+        }
+        cmd
+    }
+
+    /// Takes the result of a case command.
+    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
+        match o {
+            Outcome::Done(id) => {
+                if self.intake.take().is_some() {
+                    self.selected = *id;
+                    self.filter = CaseFilter::Open;
+                    self.message = Some((true, tr.t("cases.created").to_string()));
+                } else {
+                    self.message = Some((true, tr.t("cases.saved").to_string()));
+                }
+                self.action = None;
+                self.errors = ValidationErrors::default();
+            }
+            Outcome::Invalid(e) => {
+                self.errors = e.clone();
+                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+            }
+            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Pending => {}
+        }
+    }
+
+    /// Shows a message (e.g. where the slip was written).
+    pub fn say(&mut self, ok: bool, m: String) {
+        self.message = Some((ok, m));
+    }
+}
+
+fn grade_color(g: CaseGrade) -> egui::Color32 {
+    match g {
+        CaseGrade::Feedback | CaseGrade::Suggestion => theme::MUTED,
+        CaseGrade::Dissatisfied | CaseGrade::VeryDissatisfied => theme::WARN,
+        CaseGrade::Complaint | CaseGrade::Dispute | CaseGrade::Incident => theme::ALERT,
+    }
+}

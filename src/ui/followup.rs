@@ -1,0 +1,277 @@
+//! Follow-up calls (回访): the call worklist (overdue, due, upcoming), each call attempt with the department's
+//! script, and the alert list of worrying conditions for department heads.
+
+use egui::{RichText, Ui};
+
+use super::data::{Command, Outcome, Queries};
+use super::i18n::Tr;
+use super::register::dept_name;
+use super::{theme, widgets};
+use crate::model::followup::DueState;
+use crate::model::validate::mask_phone;
+use crate::model::{
+    CallAttempt, CallAttemptForm, CallOutcome, FollowupSource, FollowupTask, Rating, RecordId, ReferenceData,
+    ValidationErrors,
+};
+
+/// Follow-up screen state.
+#[derive(Debug, Default)]
+pub struct FollowupScreen {
+    rows: Vec<FollowupTask>,
+    worrying: Vec<(CallAttempt, Option<FollowupTask>)>,
+    loaded: Option<u64>,
+    selected: Option<RecordId>,
+    attempts: Vec<CallAttempt>,
+    form: CallAttemptForm,
+    errors: ValidationErrors,
+    message: Option<(bool, String)>,
+}
+
+impl FollowupScreen {
+    /// The screen.
+    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
+        if self.loaded != Some(version) {
+            self.rows = q.open_followups().unwrap_or_default();
+            self.worrying = q.worrying(7).unwrap_or_default();
+            self.attempts = self.selected.map(|id| q.attempts_of(id).unwrap_or_default()).unwrap_or_default();
+            self.loaded = Some(version);
+        }
+        let refs = q.reference();
+        let today = q.today();
+        let now_local = q.now().local(q.offset()).time();
+        let mut cmd = None;
+        ui.horizontal(|ui| {
+            ui.heading(tr.t("followup.title"));
+            let hours: Vec<String> =
+                refs.followup_policy.calling_hours.iter().map(|(a, b)| format!("{a}–{b}")).collect();
+            if crate::policy::within_calling_hours(&refs.followup_policy.calling_hours, now_local) {
+                ui.label(RichText::new(tr.f("followup.in_hours", &[("hours", &hours.join("，"))])).color(theme::OK));
+            } else {
+                ui.label(
+                    RichText::new(tr.f("followup.out_of_hours", &[("hours", &hours.join("，"))])).color(theme::WARN),
+                );
+            }
+        });
+        if !self.worrying.is_empty() {
+            egui::Frame::new().fill(theme::ALERT.linear_multiply(0.12)).inner_margin(8.0).show(ui, |ui| {
+                ui.label(RichText::new(tr.t("followup.worrying_title")).color(theme::ALERT).strong());
+                for (a, t) in &self.worrying {
+                    let (name, dept) = t.as_ref().map_or((String::new(), String::new()), |t| {
+                        (
+                            t.patient_name.clone(),
+                            t.department
+                                .as_deref()
+                                .and_then(|d| refs.department(d))
+                                .map_or(String::new(), |d| dept_name(tr, d)),
+                        )
+                    });
+                    let head = t
+                        .as_ref()
+                        .and_then(|t| t.department.as_deref())
+                        .and_then(|d| refs.department(d))
+                        .and_then(|d| d.head.clone())
+                        .unwrap_or_else(|| tr.t("followup.head").to_string());
+                    ui.label(format!(
+                        "{} {name} · {dept} → {head}：{}",
+                        a.at.local(q.offset()).format("%m-%d %H:%M"),
+                        a.notes.clone().unwrap_or_default()
+                    ));
+                }
+            });
+        }
+        if let Some((ok, m)) = &self.message {
+            ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
+        }
+        ui.separator();
+        let total = ui.available_width();
+        ui.horizontal_top(|ui| {
+            widgets::column(ui, total * 0.42, |ui| {
+                let pick = self.list_ui(ui, tr, &refs, today);
+                if let Some(id) = pick {
+                    self.selected = Some(id);
+                    self.attempts = q.attempts_of(id).unwrap_or_default();
+                    self.form = CallAttemptForm::default();
+                    self.errors = ValidationErrors::default();
+                }
+            });
+            widgets::column(ui, ui.available_width(), |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("followup_detail")
+                    .scroll_source(egui::scroll_area::ScrollSource::ALL)
+                    .show(ui, |ui| {
+                        if let Some(t) = self.selected.and_then(|id| self.rows.iter().find(|t| t.id == id)).cloned() {
+                            cmd = self.detail_ui(ui, tr, &refs, &t, q);
+                        } else {
+                            ui.label(RichText::new(tr.t("followup.pick")).color(theme::MUTED));
+                        }
+                    });
+            });
+        });
+        cmd
+    }
+
+    fn list_ui(&self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, today: chrono::NaiveDate) -> Option<RecordId> {
+        let mut pick = None;
+        egui::ScrollArea::vertical().id_salt("followup_list").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
+            ui,
+            |ui| {
+                for (state, key, color) in [
+                    (DueState::Overdue, "followup.overdue", theme::ALERT),
+                    (DueState::Due, "followup.due", theme::OK),
+                    (DueState::Upcoming, "followup.upcoming", theme::MUTED),
+                ] {
+                    let tasks: Vec<&FollowupTask> = self
+                        .rows
+                        .iter()
+                        .filter(|t| t.state_on(today) == state)
+                        .filter(|t| state != DueState::Upcoming || (t.due_from - today).num_days() <= 3)
+                        .collect();
+                    ui.label(RichText::new(tr.f(key, &[("n", &tasks.len())])).color(color).strong());
+                    for t in tasks {
+                        ui.horizontal(|ui| {
+                            let who = if t.patient_name.is_empty() {
+                                tr.t("followup.anonymous").to_string()
+                            } else {
+                                t.patient_name.clone()
+                            };
+                            ui.label(RichText::new(&who).strong());
+                            ui.label(RichText::new(mask_phone(&t.phone)).color(theme::MUTED));
+                            ui.label(tr.k("fsource", t.source.kind_key()));
+                            if let Some(d) = t.department.as_deref().and_then(|d| refs.department(d)) {
+                                ui.label(dept_name(tr, d));
+                            }
+                            ui.label(
+                                RichText::new(format!("{}~{}", t.due_from.format("%m-%d"), t.due_to.format("%m-%d")))
+                                    .size(theme::SMALL)
+                                    .color(theme::MUTED),
+                            );
+                            if ui
+                                .button(tr.t("followup.call"))
+                                .accessible_name(format!("{} {who}", tr.t("followup.call")))
+                                .clicked()
+                            {
+                                pick = Some(t.id);
+                            }
+                        });
+                    }
+                    ui.add_space(8.0);
+                }
+            },
+        );
+        pick
+    }
+
+    fn detail_ui(
+        &mut self,
+        ui: &mut Ui,
+        tr: Tr,
+        refs: &ReferenceData,
+        t: &FollowupTask,
+        q: &dyn Queries,
+    ) -> Option<Command> {
+        let mut cmd = None;
+        let who =
+            if t.patient_name.is_empty() { tr.t("followup.anonymous").to_string() } else { t.patient_name.clone() };
+        ui.heading(format!("{who} · {}", t.phone));
+        let mut info = vec![tr.k("fsource", t.source.kind_key()).to_string()];
+        if let FollowupSource::Discharge { discharged_on, diagnosis, .. } = &t.source {
+            info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
+            if let Some(d) = diagnosis {
+                info.push(d.clone());
+            }
+        }
+        if let Some(d) = t.department.as_deref().and_then(|d| refs.department(d)) {
+            info.push(dept_name(tr, d));
+        }
+        info.push(tr.f("followup.window", &[("from", &t.due_from), ("to", &t.due_to)]));
+        ui.label(info.join(" · "));
+        if let FollowupSource::Feedback { .. } = t.source
+            && ui.button(tr.t("followup.promote")).clicked()
+        {
+            cmd = Some(Command::PromoteToCase { task: t.id });
+        }
+        if !self.attempts.is_empty() {
+            ui.label(RichText::new(tr.t("followup.attempts")).strong());
+            for a in &self.attempts {
+                ui.label(
+                    RichText::new(format!(
+                        "{} {} · {}",
+                        a.at.local(q.offset()).format("%m-%d %H:%M"),
+                        a.by,
+                        tr.k("outcome", a.outcome.key())
+                    ))
+                    .size(theme::SMALL),
+                );
+            }
+        }
+        ui.separator();
+        let script = refs
+            .followup_policy
+            .scripts
+            .iter()
+            .find(|s| t.department.as_deref() == Some(s.department.as_str()))
+            .or_else(|| refs.followup_policy.scripts.iter().find(|s| s.department == "*"));
+        if let Some(s) = script {
+            ui.label(RichText::new(tr.t("followup.script")).strong());
+            for (i, p) in s.points.iter().enumerate() {
+                ui.label(format!("{}. {p}", i + 1));
+            }
+        }
+        ui.separator();
+        let f = &mut self.form;
+        let outcomes: Vec<(CallOutcome, &str)> =
+            CallOutcome::ALL.iter().map(|o| (*o, tr.k("outcome", o.key()))).collect();
+        widgets::label_row(ui, tr.t("followup.outcome"), |ui| {
+            widgets::choice(ui, &mut f.outcome, &outcomes);
+        });
+        widgets::field_error(ui, tr, &self.errors, "outcome");
+        if f.outcome == Some(CallOutcome::Reached) {
+            widgets::text_row(ui, tr.t("followup.recovery"), &mut f.recovery, "");
+            widgets::text_row(ui, tr.t("followup.medication"), &mut f.medication, "");
+            ui.horizontal(|ui| {
+                ui.add_space(theme::LABEL_WIDTH + 10.0);
+                ui.checkbox(&mut f.guidance_given, tr.t("followup.guidance"));
+                ui.checkbox(&mut f.revisit_reminder, tr.t("followup.revisit"));
+            });
+            let ratings: Vec<(Rating, &str)> = Rating::ALL.iter().map(|r| (*r, tr.k("rating", r.key()))).collect();
+            widgets::label_row(ui, tr.t("followup.satisfaction"), |ui| {
+                widgets::choice(ui, &mut f.satisfaction, &ratings);
+            });
+            widgets::text_row(ui, tr.t("followup.suggestions"), &mut f.suggestions, "");
+            ui.horizontal(|ui| {
+                ui.add_space(theme::LABEL_WIDTH + 10.0);
+                ui.checkbox(&mut f.worrying, RichText::new(tr.t("followup.worrying")).color(theme::ALERT));
+            });
+        }
+        widgets::field_error(ui, tr, &self.errors, "satisfaction");
+        widgets::text_row(ui, tr.t("followup.notes"), &mut f.notes, "");
+        if ui
+            .add(
+                egui::Button::new(RichText::new(tr.t("followup.save")).strong())
+                    .fill(theme::ACCENT.linear_multiply(0.25))
+                    .min_size(egui::vec2(200.0, theme::TOUCH)),
+            )
+            .clicked()
+        {
+            cmd = Some(Command::Attempt { task: t.id, form: Box::new(self.form.clone()) });
+        }
+        cmd
+    }
+
+    /// Takes the result of a follow-up command.
+    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
+        match o {
+            Outcome::Done(_) => {
+                self.form = CallAttemptForm::default();
+                self.errors = ValidationErrors::default();
+                self.message = Some((true, tr.t("followup.saved").to_string()));
+            }
+            Outcome::Invalid(e) => {
+                self.errors = e.clone();
+                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+            }
+            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Pending => {}
+        }
+    }
+}

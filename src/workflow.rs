@@ -1,0 +1,268 @@
+//! Multi-record workflows, each run inside one store transaction: taking and working cases (with deadlines from
+//! policy and the official calendar), recording call attempts (and closing the task when the outcome says so),
+//! turning a feedback call-back into a case, and the follow-up tasks that outpatient first visits and closed
+//! complaints create.
+
+use crate::model::case::CaseOrigin;
+use crate::model::{
+    Arrival, CallAttemptForm, Case, CaseAction, CaseChannel, CaseForm, CaseGrade, CaseStatus, Feedback, FollowupSource,
+    FollowupStatus, FollowupTask, Lww, Problem, RecordId, StaffRef, ValidationErrors, VisitType,
+};
+use crate::policy;
+use crate::store::{StoreError, WriteCtx};
+
+/// A case action as the screen expresses it; the app adds what policy decides (deadlines).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseCommand {
+    /// Assign to a department and person.
+    Assign {
+        /// Department.
+        department: String,
+        /// Person.
+        assignee: Option<String>,
+    },
+    /// Start investigating.
+    Investigate,
+    /// Resolve.
+    Resolve {
+        /// Resolution.
+        resolution: String,
+        /// Actions.
+        actions: String,
+        /// Responsible person.
+        responsible: String,
+    },
+    /// Not established.
+    NotEstablished {
+        /// Explanation.
+        explanation: String,
+    },
+    /// Told the complainant.
+    Notify {
+        /// Note.
+        note: String,
+    },
+    /// Close.
+    Close {
+        /// Satisfaction with the handling.
+        satisfaction: Option<crate::model::Rating>,
+    },
+    /// Escalate to a grade (deadline recomputed from the original receipt).
+    Escalate {
+        /// New grade.
+        to: CaseGrade,
+    },
+    /// Refer to legal channels.
+    ReferLegal {
+        /// Note.
+        note: String,
+    },
+    /// Reopen.
+    Reopen {
+        /// Why.
+        reason: String,
+    },
+    /// Add a note.
+    Note {
+        /// Text.
+        text: String,
+    },
+}
+
+/// Takes a new case: deadline in working days from policy for its grade (7 when several departments are
+/// concerned), counted from today on the official calendar.
+pub fn new_case(ctx: &mut WriteCtx<'_>, form: &CaseForm, by: StaffRef) -> Result<RecordId, StoreError> {
+    let refs = ctx.reference();
+    let grade = form.grade.unwrap_or(CaseGrade::Complaint);
+    let departments = form.departments.iter().filter(|d| !d.trim().is_empty()).count();
+    let due = policy::case_due(&refs.calendar, &refs.case_policy, grade, departments, ctx.today());
+    let origin = CaseOrigin { id: ctx.new_id(), at: ctx.now(), by, due, stamp: ctx.stamp() };
+    let case = form.into_record(ctx.reference(), origin)?;
+    ctx.put(&case)?;
+    Ok(case.id)
+}
+
+/// Applies a screen's case command. Escalation recomputes the deadline from the original day of receipt; reopening
+/// starts a new deadline today. Closing a case with a phone number puts a call-back on the follow-up worklist.
+pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, cmd: CaseCommand, by: StaffRef) -> Result<(), StoreError> {
+    let mut case: Case = ctx.require(id)?;
+    let refs = ctx.reference();
+    let received = case.received_at.local_date(ctx.offset());
+    let action = match cmd {
+        CaseCommand::Assign { department, assignee } => CaseAction::Assign { department, assignee },
+        CaseCommand::Investigate => CaseAction::Investigate,
+        CaseCommand::Resolve { resolution, actions, responsible } => {
+            CaseAction::Resolve { resolution, actions, responsible }
+        }
+        CaseCommand::NotEstablished { explanation } => CaseAction::NotEstablished { explanation },
+        CaseCommand::Notify { note } => CaseAction::Notify { note },
+        CaseCommand::Close { satisfaction } => CaseAction::Close { satisfaction },
+        CaseCommand::Escalate { to } => {
+            let due = policy::case_due(&refs.calendar, &refs.case_policy, to, case.departments.len(), received);
+            CaseAction::Escalate { to, due }
+        }
+        CaseCommand::ReferLegal { note } => CaseAction::ReferLegal { note },
+        CaseCommand::Reopen { reason } => {
+            let due = policy::case_due(
+                &refs.calendar,
+                &refs.case_policy,
+                case.grade.value,
+                case.departments.len(),
+                ctx.today(),
+            );
+            CaseAction::Reopen { reason, due }
+        }
+        CaseCommand::Note { text } => CaseAction::Note { text },
+    };
+    let closing = matches!(action, CaseAction::Close { .. });
+    let (at, stamp) = (ctx.now(), ctx.stamp());
+    case.apply(action, at, by.clone(), stamp)?;
+    ctx.put(&case)?;
+    if closing
+        && case.current() == CaseStatus::Closed
+        && let Some(phone) = case.complainant_phone.clone()
+    {
+        let source = FollowupSource::Case { case: case.id };
+        if ctx.followup_by_source(&source.dedup_key())?.is_none() {
+            let window = policy::case_callback_window(ctx.today());
+            let department = case.departments.first().cloned();
+            put_task(ctx, source, case.complainant.clone(), phone, department, false, window, by)?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn put_task(
+    ctx: &mut WriteCtx<'_>,
+    source: FollowupSource,
+    patient_name: String,
+    phone: String,
+    department: Option<String>,
+    inpatient: bool,
+    (due_from, due_to): (chrono::NaiveDate, chrono::NaiveDate),
+    by: StaffRef,
+) -> Result<RecordId, StoreError> {
+    let stamp = ctx.stamp();
+    let task = FollowupTask {
+        id: ctx.new_id(),
+        created_at: ctx.now(),
+        created_by: by,
+        source,
+        patient_name,
+        phone,
+        department,
+        inpatient,
+        due_from,
+        due_to,
+        status: Lww::new(FollowupStatus::Open, stamp),
+        closed_at: Lww::new(None, stamp),
+    };
+    ctx.put(&task)?;
+    Ok(task.id)
+}
+
+/// An outpatient first visit with a phone number goes on the next day's call list.
+pub fn outpatient_followup(ctx: &mut WriteCtx<'_>, a: &Arrival) -> Result<(), StoreError> {
+    let Some(phone) = a.phone.clone() else { return Ok(()) };
+    if a.visit_type != VisitType::First {
+        return Ok(());
+    }
+    let window = policy::outpatient_window(&ctx.reference().followup_policy, a.arrived_at.local_date(ctx.offset()));
+    let source = FollowupSource::OutpatientFirstVisit { arrival: a.id };
+    put_task(ctx, source, a.name.clone(), phone, Some(a.department.value.clone()), false, window, a.handled_by.clone())
+        .map(|_| ())
+}
+
+/// Records a call attempt; closes the task when the outcome says so (reached, refused, deceased, wrong number, or
+/// too many unanswered attempts).
+pub fn record_attempt(
+    ctx: &mut WriteCtx<'_>,
+    task_id: RecordId,
+    form: &CallAttemptForm,
+    by: StaffRef,
+) -> Result<RecordId, StoreError> {
+    let mut task: FollowupTask = ctx.require(task_id)?;
+    if task.status.value.is_final() {
+        let mut e = ValidationErrors::default();
+        e.push("outcome", Problem::Conflict("this follow-up is already finished"));
+        return Err(e.into());
+    }
+    let previous = ctx.attempts_of(task_id)?;
+    let attempt = form.into_record(ctx.new_id(), task_id, ctx.now(), by)?;
+    ctx.put(&attempt)?;
+    let max = ctx.reference().followup_policy.max_attempts;
+    if let Some(status) = task.status_after(attempt.outcome, previous + 1, ctx.today(), max) {
+        let stamp = ctx.stamp();
+        task.status.set(status, stamp);
+        task.closed_at.set(Some(attempt.at), stamp);
+        ctx.put(&task)?;
+    }
+    Ok(attempt.id)
+}
+
+/// Turns a dissatisfied-feedback call-back into a case (grade 不满意, or 非常不满意 for the lowest answer), once.
+pub fn promote_feedback(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: StaffRef) -> Result<RecordId, StoreError> {
+    let task: FollowupTask = ctx.require(task_id)?;
+    let FollowupSource::Feedback { feedback } = task.source else {
+        return Err(StoreError::Conflict("only a feedback call-back can become a case this way".into()));
+    };
+    if let Some(existing) = ctx.case_from_feedback(feedback)? {
+        return Err(StoreError::Conflict(format!("case {} was already made from this feedback", existing.short())));
+    }
+    let fb: Feedback = ctx.require(feedback)?;
+    let grade = if fb.overall == crate::model::Rating::VeryDissatisfied {
+        CaseGrade::VeryDissatisfied
+    } else {
+        CaseGrade::Dissatisfied
+    };
+    let mut facts = vec![format!("满意度评价：总体{}", rating_zh(fb.overall))];
+    for (d, r) in &fb.ratings {
+        if r.is_negative() {
+            facts.push(format!("{}{}", dimension_zh(*d), rating_zh(*r)));
+        }
+    }
+    facts.extend(fb.reasons.iter().cloned());
+    if let Some(c) = &fb.comment {
+        facts.push(c.clone());
+    }
+    let form = CaseForm {
+        grade: Some(grade),
+        channel: Some(CaseChannel::FeedbackScreen),
+        complainant: "满意度评价患者".into(),
+        complainant_phone: task.phone.clone(),
+        relation: String::new(),
+        departments: Vec::new(),
+        staff_concerned: Vec::new(),
+        facts: facts.join("；"),
+        request: String::new(),
+        from_feedback: Some(feedback),
+    };
+    new_case(ctx, &form, by)
+}
+
+fn rating_zh(r: crate::model::Rating) -> &'static str {
+    use crate::model::Rating as R;
+    match r {
+        R::VerySatisfied => "非常满意",
+        R::Satisfied => "满意",
+        R::Neutral => "一般",
+        R::Dissatisfied => "不满意",
+        R::VeryDissatisfied => "非常不满意",
+        R::DontKnow => "不清楚",
+    }
+}
+
+fn dimension_zh(d: crate::model::Dimension) -> &'static str {
+    use crate::model::Dimension as D;
+    match d {
+        D::Registration => "挂号",
+        D::Guide => "导医服务",
+        D::Doctor => "医生",
+        D::Nurse => "护士",
+        D::Environment => "环境",
+        D::Waiting => "等候时间",
+        D::Pharmacy => "药房",
+        D::Billing => "收费",
+    }
+}

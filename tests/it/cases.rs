@@ -1,0 +1,171 @@
+//! Complaints and follow-up calls through the real screens.
+
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable as _;
+use guidedesk::model::case::CaseOrigin;
+use guidedesk::model::{
+    Case, CaseChannel, CaseForm, CaseGrade, CaseStatus, FollowupSource, FollowupStatus, FollowupTask, Lww, Rating,
+    RecordKind, StaffRef,
+};
+use guidedesk::store::Store;
+
+use crate::ui::{button, fixture, harness, sign_in, type_into};
+
+fn cases(store: &Store) -> Vec<Case> {
+    store.open_cases_due(None).unwrap()
+}
+
+fn pick(h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, combo_label: &str, option: &str) {
+    h.get_by_label(combo_label).scroll_to_me();
+    h.run();
+    h.get_by_label(combo_label).click();
+    h.run();
+    // The option in the open popup (drawn last; the same name can also be on the page).
+    h.query_all_by_label(option).last().expect("the option is listed").click();
+    h.run();
+}
+
+fn tick(h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, label: &str) {
+    h.get_by_label(label).scroll_to_me();
+    h.run();
+    h.get_by_label(label).click();
+    h.run();
+}
+
+#[test]
+fn take_assign_resolve_and_close_a_complaint() {
+    let f = fixture(true);
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "刘敏");
+    button(&mut h, "客诉处理");
+    button(&mut h, "新建客诉");
+    button(&mut h, "投诉");
+    h.get_by_role_and_label(Role::Button, "电话").click();
+    h.run();
+    type_into(&mut h, Role::TextInput, "投诉人", "李强");
+    type_into(&mut h, Role::TextInput, "电话", "13912345678");
+    pick(&mut h, "涉及科室", "心血管内科");
+    type_into(&mut h, Role::MultilineTextInput, "事实与理由", "候诊两小时无人告知原因");
+    button(&mut h, "受理");
+    assert!(h.query_by_label("客诉已受理").is_some());
+    let all = cases(&f.store);
+    assert_eq!(all.len(), 1);
+    let c = &all[0];
+    // Received Monday 2026-11-23: three working days → Thursday 2026-11-26.
+    assert_eq!(c.due.value, (chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), false));
+    assert_eq!(
+        (c.grade.value, c.channel, c.received_by.0.as_str()),
+        (CaseGrade::Complaint, CaseChannel::Phone, "K001")
+    );
+
+    button(&mut h, "转交科室");
+    pick(&mut h, "分诊科室", "心血管内科");
+    button(&mut h, "确认： 转交科室");
+    button(&mut h, "处理完毕");
+    type_into(&mut h, Role::MultilineTextInput, "处理结果", "已向患者致歉并说明原因");
+    type_into(&mut h, Role::TextInput, "责任人", "王主任");
+    button(&mut h, "确认： 处理完毕");
+    button(&mut h, "已告知投诉人");
+    button(&mut h, "确认： 已告知投诉人");
+    button(&mut h, "结案");
+    button(&mut h, "满意");
+    button(&mut h, "确认： 结案");
+    let c: Case = f.store.get(c.id).unwrap().unwrap();
+    assert_eq!(c.current(), CaseStatus::Closed);
+    assert_eq!(c.handling_satisfaction.value, Some(Rating::Satisfied));
+    assert_eq!(c.assigned_department.value.as_deref(), Some("cardio"));
+    let kinds: Vec<&str> = c.events.iter().map(|e| guidedesk::export::event_name(&e.kind)).collect();
+    assert_eq!(kinds, ["received", "assigned", "resolved", "notified", "closed"]);
+    assert!(c.events.iter().all(|e| e.by.0 == "K001"));
+    // The closed complaint goes on the call list.
+    let key = FollowupSource::Case { case: c.id }.dedup_key();
+    assert!(f.store.followup_by_source(&key).unwrap().is_some());
+}
+
+#[test]
+fn an_overdue_case_is_highlighted() {
+    let f = fixture(true);
+    f.store
+        .write(|ctx| {
+            let form = CaseForm {
+                grade: Some(CaseGrade::Dispute),
+                channel: Some(CaseChannel::InPerson),
+                complainant: "赵敏".into(),
+                facts: "要求退费".into(),
+                ..CaseForm::default()
+            };
+            let due = (chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(), false);
+            let origin =
+                CaseOrigin { id: ctx.new_id(), at: ctx.now(), by: StaffRef("K002".into()), due, stamp: ctx.stamp() };
+            ctx.put(&form.into_record(ctx.reference(), origin)?)
+        })
+        .unwrap();
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "刘敏");
+    button(&mut h, "客诉处理");
+    assert!(h.query_by_label("1 件已超期").is_some());
+    button(&mut h, "已超期");
+    assert!(h.query_by_label_contains("⚠ 已超期 期限 2026-11-20").is_some());
+    button(&mut h, "查看 赵敏");
+    assert!(h.query_by_label("纠纷 · 赵敏").is_some());
+}
+
+#[test]
+fn a_follow_up_worked_through_two_attempts() {
+    let f = fixture(true);
+    let today = f.store.today();
+    let task = f
+        .store
+        .write(|ctx| {
+            let stamp = ctx.stamp();
+            let t = FollowupTask {
+                id: ctx.new_id(),
+                created_at: ctx.now(),
+                created_by: StaffRef("import".into()),
+                source: FollowupSource::Discharge {
+                    his_key: "ZY001".into(),
+                    discharged_on: today - chrono::Days::new(8),
+                    diagnosis: Some("冠心病".into()),
+                },
+                patient_name: "周建国".into(),
+                phone: "13600001111".into(),
+                department: Some("cardio".into()),
+                inpatient: true,
+                due_from: today - chrono::Days::new(1),
+                due_to: today + chrono::Days::new(2),
+                status: Lww::new(FollowupStatus::Open, stamp),
+                closed_at: Lww::new(None, stamp),
+            };
+            ctx.put(&t)?;
+            Ok(t)
+        })
+        .unwrap();
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "刘敏");
+    button(&mut h, "回访");
+    assert!(h.query_by_label("今日应访 1 人").is_some());
+    button(&mut h, "回访 周建国");
+    button(&mut h, "无人接听");
+    button(&mut h, "保存回访记录");
+    assert!(h.query_by_label("回访记录已保存").is_some());
+    let t: FollowupTask = f.store.get(task.id).unwrap().unwrap();
+    assert_eq!(t.status.value, FollowupStatus::Open, "one unanswered call keeps it on the list");
+    f.clock.advance(2 * 3_600_000);
+    button(&mut h, "回访 周建国");
+    button(&mut h, "接通");
+    type_into(&mut h, Role::TextInput, "恢复情况", "恢复良好");
+    tick(&mut h, "已提醒复诊");
+    button(&mut h, "满意");
+    button(&mut h, "保存回访记录");
+    let t: FollowupTask = f.store.get(task.id).unwrap().unwrap();
+    assert_eq!(t.status.value, FollowupStatus::Completed);
+    let attempts = f.store.attempts_of(task.id).unwrap();
+    assert_eq!(attempts.len(), 2);
+    let script = attempts[1].script.clone().unwrap();
+    assert_eq!(
+        (script.recovery.as_deref(), script.revisit_reminder, script.satisfaction),
+        (Some("恢复良好"), true, Some(Rating::Satisfied))
+    );
+    assert!(h.query_by_label("今日应访 0 人").is_some());
+    assert_eq!(f.store.count(RecordKind::CallAttempt).unwrap(), 2);
+}
