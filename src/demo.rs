@@ -318,8 +318,9 @@ impl DayGen<'_> {
             ctx.put(&a)?;
             ids.push(a.id);
             report.arrivals += 1;
+            // Every outpatient first visit with a phone goes on the next day's call list, as at the desk
+            // (`workflow::outpatient_followup`); the demo makes its ids from the seed.
             if a.visit_type == VisitType::First
-                && rng.random_bool(0.1)
                 && let Some(phone) = a.phone.clone()
             {
                 let (from, to) = policy::outpatient_window(&self.refs.followup_policy, self.day);
