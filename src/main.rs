@@ -126,7 +126,18 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
+            // One line: the error and its causes, skipping a cause whose text the message already contains.
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&text);
+                }
+            }
+            let msg = msg.replace('\n', " ");
             let _ = writeln!(std::io::stderr(), "guidedesk: error: {msg}");
             ExitCode::FAILURE
         }

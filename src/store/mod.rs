@@ -243,7 +243,9 @@ impl Store {
     /// Replaces the reference data (sync pull, or the bundled default). Reference data is never written otherwise.
     pub fn apply_reference(&self, data: ReferenceData, source: &str) -> Result<(), StoreError> {
         data.check().map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let bytes = codec::encode(&data)?;
+        // Reference data is stored as JSON: HQ's documents grow new fields over time, and JSON with serde defaults
+        // reads snapshots written by older and newer versions alike.
+        let bytes = serde_json::to_vec(&data).map_err(|e| StoreError::Meta(format!("reference data: {e}")))?;
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(tables::REFERENCE)?;
@@ -263,7 +265,8 @@ impl Store {
         let m = tx.open_table(tables::META)?;
         let v = m.get(meta::LOCAL_STAFF)?;
         match v {
-            Some(g) => Ok(codec::decode(g.value())?),
+            Some(g) => serde_json::from_slice(g.value())
+                .map_err(|e| StoreError::Meta(format!("this kiosk's staff accounts cannot be read: {e}"))),
             None => Ok(Vec::new()),
         }
     }
@@ -273,7 +276,7 @@ impl Store {
         let mut all = self.local_staff()?;
         all.retain(|s| s.id != staff.id);
         all.push(staff);
-        let bytes = codec::encode(&all)?;
+        let bytes = serde_json::to_vec(&all).map_err(|e| StoreError::Meta(format!("staff accounts: {e}")))?;
         let tx = self.db.begin_write()?;
         tx.open_table(tables::META)?.insert(meta::LOCAL_STAFF, bytes.as_slice())?;
         tx.commit()?;
@@ -868,7 +871,9 @@ fn load_reference(db: &Database) -> Result<ReferenceData, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::REFERENCE)?;
     if let Some(g) = t.get("snapshot")? {
-        return Ok(codec::decode::<ReferenceData>(g.value())?);
+        return serde_json::from_slice::<ReferenceData>(g.value()).map_err(|e| {
+            StoreError::Meta(format!("the stored reference data cannot be read ({e}); sync with HQ again"))
+        });
     }
     ReferenceData::bundled().map_err(|e| StoreError::Meta(format!("bundled reference data: {e}")))
 }

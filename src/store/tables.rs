@@ -10,7 +10,7 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The outbox: per-device sequence number → encoded `guidedesk_sync::Op`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
-/// Reference data received from HQ (or the bundled default): name → encoded value.
+/// Reference data received from HQ (or the bundled default): name → JSON.
 pub const REFERENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("reference");
 
 /// Records of one kind: id → `[schema u16 LE][codec-encoded record]`.
@@ -69,7 +69,7 @@ pub mod meta {
     pub const ACKED_SEQ: &str = "acked_seq";
     /// Feedback chain head: next index and last hash (encoded).
     pub const FEEDBACK_HEAD: &str = "feedback_head";
-    /// Staff accounts created on this kiosk (encoded `Vec<Staff>`).
+    /// Staff accounts created on this kiosk (JSON `Vec<Staff>`).
     pub const LOCAL_STAFF: &str = "local_staff";
     /// When the store was created (ms, i64 LE).
     pub const CREATED: &str = "created";

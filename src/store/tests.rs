@@ -510,3 +510,28 @@ proptest! {
         prop_assert!(ops.windows(2).all(|w| w[0].stamp < w[1].stamp));
     }
 }
+
+#[test]
+fn reference_snapshots_from_other_versions_still_load() {
+    let (dir, clock, store) = fresh();
+    let mut json: serde_json::Value = serde_json::to_value(&*store.reference()).unwrap();
+    // An older HQ did not send `max_attempts`; a newer one sends a field this build does not know.
+    json["followup_policy"].as_object_mut().unwrap().remove("max_attempts");
+    json["future_field"] = serde_json::json!({"x": 1});
+    let tx = store.db.begin_write().unwrap();
+    tx.open_table(tables::REFERENCE)
+        .unwrap()
+        .insert("snapshot", serde_json::to_vec(&json).unwrap().as_slice())
+        .unwrap();
+    tx.commit().unwrap();
+    drop(store);
+    let store = Store::open_with(dir.path(), opts(&clock)).unwrap();
+    assert_eq!(store.reference().followup_policy.max_attempts, 3);
+    // A snapshot that cannot be read at all is a clear error, and the file is left as it was.
+    let tx = store.db.begin_write().unwrap();
+    tx.open_table(tables::REFERENCE).unwrap().insert("snapshot", b"\x01\x02".as_slice()).unwrap();
+    tx.commit().unwrap();
+    drop(store);
+    let e = Store::open_with(dir.path(), opts(&clock)).unwrap_err().to_string();
+    assert!(e.contains("reference data cannot be read"), "{e}");
+}
