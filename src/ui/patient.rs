@@ -331,7 +331,7 @@ fn scale(ui: &mut Ui, tr: Tr, current: Option<Rating>) -> Option<Rating> {
 
 /// A large face with its label underneath; one accessible button.
 fn face_button(ui: &mut Ui, r: Rating, label: &str, width: f32, selected: bool) -> egui::Response {
-    let size = Vec2::new(width, width + 64.0);
+    let size = Vec2::new(width, width + 80.0);
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, label));
     let painter = ui.painter_at(rect);
@@ -371,12 +371,9 @@ fn face_button(ui: &mut Ui, r: Rating, label: &str, width: f32, selected: bool) 
             Stroke::new(rad * 0.1, ink),
         ));
     }
-    painter.text(
-        Pos2::new(rect.center().x, rect.bottom() - 34.0),
-        egui::Align2::CENTER_CENTER,
-        label,
-        egui::FontId::proportional(theme::HEADING),
-        Color32::from_gray(30),
-    );
+    // The label, wrapped onto two lines if it is too wide for the face.
+    let galley = painter.layout(label.to_string(), egui::FontId::proportional(theme::HEADING), Color32::from_gray(30), width - 12.0);
+    let pos = Pos2::new(rect.center().x - galley.size().x / 2.0, rect.bottom() - 12.0 - galley.size().y);
+    painter.galley(pos, galley, Color32::from_gray(30));
     response
 }
