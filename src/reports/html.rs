@@ -199,7 +199,7 @@ fn kpi_table(d: &mut Doc, kpis: &[&Kpi]) {
     let _ = write!(
         d.out,
         "<table data-table=\"headline_kpis\" class=\"keep\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
-         <th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>\n",
+         <th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
         esc(d.t("指标", "KPI")),
         esc(d.t("数值", "Value")),
         esc(d.t("95%置信区间", "95% CI")),
@@ -208,13 +208,14 @@ fn kpi_table(d: &mut Doc, kpis: &[&Kpi]) {
         esc(d.t("目标", "Target")),
         esc(d.t("达标情况", "Status")),
     );
+    d.out.push('\n');
     for k in kpis {
         let status = status_html(k, lang);
         let _ = write!(
             d.out,
             "<tr data-kpi=\"{key}\" data-numerator=\"{num}\" data-denominator=\"{den}\" title=\"{hover}\">\
              <td>{name}</td><td class=\"num{cls}\">{val}</td><td class=\"num\">{ci}</td>\
-             <td class=\"num\">{num} / {den}</td><td class=\"num\">{n}{small}</td><td>{target}</td><td>{status}</td></tr>\n",
+             <td class=\"num\">{num} / {den}</td><td class=\"num\">{n}{small}</td><td>{target}</td><td>{status}</td></tr>",
             key = esc(&k.metric.key()),
             num = k.numerator,
             den = k.denominator,
@@ -234,8 +235,9 @@ fn kpi_table(d: &mut Doc, kpis: &[&Kpi]) {
             } else {
                 String::new()
             },
-            target = esc(&k.target.map(|t| t.display()).unwrap_or_else(|| "—".into())),
+            target = esc(&k.target.map_or_else(|| "—".into(), |t| t.display())),
         );
+        d.out.push('\n');
     }
     d.out.push_str("</tbody></table>\n");
 }
@@ -510,7 +512,7 @@ fn definitions(d: &mut Doc, s: &Summary) {
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&labels::metric(k.metric, lang)),
             esc(k.formula.text(lang)),
-            esc(&k.target.map(|t| t.display()).unwrap_or_else(|| "—".into())),
+            esc(&k.target.map_or_else(|| "—".into(), |t| t.display())),
         );
     }
     d.out.push_str("</tbody></table>\n");

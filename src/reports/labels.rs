@@ -214,6 +214,7 @@ pub fn task_group(g: TaskGroup, lang: Lang) -> &'static str {
 pub fn metric(m: Metric, lang: Lang) -> String {
     match m {
         Metric::SatisfactionPositive(Question::Overall) => lang.pick("患者满意率", "Patient satisfaction").into(),
+        Metric::SatisfactionNegative(Question::Overall) => lang.pick("患者不满意率", "Patient dissatisfaction").into(),
         Metric::SatisfactionNegative(Question::Dimension(Dimension::Registration)) => {
             lang.pick("挂号不满意率", "Registration dissatisfaction").into()
         }
@@ -242,16 +243,10 @@ pub fn metric(m: Metric, lang: Lang) -> String {
 /// An accountability rule that was crossed, with its figures.
 pub fn flag(f: Flag, lang: Lang) -> String {
     match (f, lang) {
-        (Flag::DeptMonthly { count, threshold }, Lang::Zh) => {
+        (Flag::DeptMonthly { count, threshold } | Flag::StaffMonthly { count, threshold }, Lang::Zh) => {
             format!("本月不满意+投诉 {count} 件，超过 {threshold} 件")
         }
-        (Flag::DeptMonthly { count, threshold }, Lang::En) => {
-            format!("{count} dissatisfied + complaints this month, more than {threshold}")
-        }
-        (Flag::StaffMonthly { count, threshold }, Lang::Zh) => {
-            format!("本月不满意+投诉 {count} 件，超过 {threshold} 件")
-        }
-        (Flag::StaffMonthly { count, threshold }, Lang::En) => {
+        (Flag::DeptMonthly { count, threshold } | Flag::StaffMonthly { count, threshold }, Lang::En) => {
             format!("{count} dissatisfied + complaints this month, more than {threshold}")
         }
         (Flag::DisputesQuarter { count, threshold }, Lang::Zh) => {

@@ -191,7 +191,7 @@ impl Aggregator {
     /// Computes every KPI and breakdown, with targets and thresholds from reference data.
     pub fn finish(&self, refs: &ReferenceData) -> Summary {
         let a = self;
-        let t = &refs.targets;
+        let targets = &refs.targets;
         let fp = &refs.followup_policy;
         let fb = &a.feedback;
 
@@ -207,23 +207,22 @@ impl Aggregator {
                 }
             })
             .collect();
-        let q = |q: Question| fb.answers(q);
         let overall_satisfaction = satisfaction(
             Metric::SatisfactionPositive(Question::Overall),
-            q(Question::Overall),
-            Some(Target::at_least(t.satisfaction_min_pct)),
+            fb.answers(Question::Overall),
+            Some(Target::at_least(targets.satisfaction_min_pct)),
         );
         let reg = Question::Dimension(Dimension::Registration);
         let registration_dissatisfaction = satisfaction(
             Metric::SatisfactionNegative(reg),
-            q(reg),
-            Some(Target::at_most(t.registration_dissatisfaction_max_pct)),
+            fb.answers(reg),
+            Some(Target::at_most(targets.registration_dissatisfaction_max_pct)),
         );
         let guide = Question::Dimension(Dimension::Guide);
         let guide_dissatisfaction = satisfaction(
             Metric::SatisfactionNegative(guide),
-            q(guide),
-            Some(Target::at_most(t.guide_dissatisfaction_max_pct)),
+            fb.answers(guide),
+            Some(Target::at_most(targets.guide_dissatisfaction_max_pct)),
         );
         let trend = a
             .params
@@ -252,12 +251,12 @@ impl Aggregator {
                 }
             })
             .collect();
-        let h = &a.arrivals.visit_length;
+        let whole = &a.arrivals.visit_length;
         waits.push(StepWait {
             step: None,
-            n: h.count(),
-            median: h.percentile(50),
-            p90: h.percentile(90),
+            n: whole.count(),
+            median: whole.percentile(50),
+            p90: whole.percentile(90),
             limit: None,
             over_limit: 0,
         });
@@ -277,7 +276,7 @@ impl Aggregator {
             Metric::ComplaintHandlingSatisfaction,
             cases.handling.positive(),
             cases.handling.scored(),
-            Some(Target::at_least(t.complaint_handling_min_pct)),
+            Some(Target::at_least(targets.complaint_handling_min_pct)),
         );
         let on_time = |c: &ClosureCounts| Kpi::rate(Metric::CaseOnTimeClosure, c.on_time, c.judged(), None);
         let case_on_time = on_time(&cases.closure_total());
