@@ -62,6 +62,9 @@ th, td { border: 1px solid #b9c2cc; padding: 0.8mm 1.4mm; vertical-align: top; t
 th { background: #eaf0f7; font-weight: 600; }
 thead { display: table-header-group; }
 tr { break-inside: avoid; page-break-inside: avoid; }
+table.wide { font-size: 7.4pt; }
+td:first-child { white-space: nowrap; }
+td.nowrap { white-space: nowrap; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .ok { color: #2e7d32; font-weight: 600; }
 .bad { color: #c62828; font-weight: 600; }
@@ -149,8 +152,11 @@ impl Doc {
 
     fn table_only(&mut self, t: &Table) {
         let lang = self.lang;
-        let _ = write!(self.out, "<table data-table=\"{}\"><thead><tr>", esc(t.name));
-        for c in &t.columns {
+        let shown: Vec<bool> = t.columns.iter().map(|c| !c.csv_only).collect();
+        let width = shown.iter().filter(|s| **s).count();
+        let wide = if width > 10 { " class=\"wide\"" } else { "" };
+        let _ = write!(self.out, "<table data-table=\"{}\"{wide}><thead><tr>", esc(t.name));
+        for c in t.columns.iter().filter(|c| !c.csv_only) {
             let _ = write!(self.out, "<th>{}</th>", esc(lang.pick(c.zh, c.en)));
         }
         self.out.push_str("</tr></thead><tbody>\n");
@@ -158,13 +164,13 @@ impl Doc {
             let _ = write!(
                 self.out,
                 "<tr><td colspan=\"{}\" class=\"small\">{}</td></tr>",
-                t.columns.len(),
+                width,
                 esc(lang.pick("本期无记录", "No records in this period"))
             );
         }
         for r in &t.rows {
             self.out.push_str("<tr>");
-            for c in r {
+            for (c, _) in r.iter().zip(&shown).filter(|(_, s)| **s) {
                 let mut class: Vec<&str> = Vec::new();
                 if c.numeric {
                     class.push("num");
@@ -595,6 +601,7 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
             (a.calls.total.to_string(), lang.pick("回访电话（次）", "follow-up calls").into()),
         ],
     );
+    d.table(&tables::arrivals_by_day(s, lang));
     d.h3(lang.pick("需关注事项", "Needs attention"));
     attention_list(&mut d, &attention(s, lang, false));
     d.end_section();
@@ -638,6 +645,7 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.section("cases");
     d.h2("cases", lang.pick("五、客诉受理与处理", "5. Cases received and their handling"));
     d.raw(&grade_chart(s, lang));
+    d.table(&tables::cases_by_grade(s, lang));
     d.table(&tables::cases_list(s, refs, lang));
     if a.cases.items_not_listed > 0 {
         d.note(&match lang {

@@ -122,7 +122,7 @@ pub fn bar_chart(title: &str, bars: &[Bar], unit: &str) -> String {
     let n = bars.len().max(1) as f64;
     let slot = (right - left) / n;
     let bw = (slot * 0.72).max(1.0);
-    let label_every = (bars.len() / 16).max(1);
+    let label_every = bars.len().div_ceil(12).max(1);
     for (i, b) in bars.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bw) / 2.0;
         let y = axis.y(b.value);
@@ -317,7 +317,7 @@ pub fn line_chart(title: &str, points: &[Point], target: Option<(f64, &str)>) ->
             c = colour::PRIMARY
         );
     }
-    let label_every = (points.len() / 12).max(1);
+    let label_every = points.len().div_ceil(12).max(1);
     for (i, p) in points.iter().enumerate() {
         if let Some(v) = p.value {
             let fill = if p.small_n { "#ffffff" } else { colour::PRIMARY };

@@ -26,6 +26,8 @@ pub struct Column {
     pub zh: &'static str,
     /// English title.
     pub en: &'static str,
+    /// Only in CSV: a code column whose name column (`<key>_name`) is what the documents show.
+    pub csv_only: bool,
 }
 
 /// One cell: its text, and for the HTML rendering a status class and a tooltip.
@@ -66,7 +68,15 @@ impl Table {
             name,
             title_zh: title.0,
             title_en: title.1,
-            columns: cols.iter().map(|(key, zh, en)| Column { key, zh, en }).collect(),
+            columns: cols
+                .iter()
+                .map(|(key, zh, en)| Column {
+                    key,
+                    zh,
+                    en,
+                    csv_only: cols.iter().any(|(k, _, _)| k.strip_suffix("_name") == Some(*key)),
+                })
+                .collect(),
             rows: Vec::new(),
         }
     }
@@ -181,7 +191,7 @@ fn met(v: Option<bool>, lang: Lang) -> Cell {
 }
 
 fn target_text(k: &Kpi) -> Cell {
-    text(k.target.map(|t| t.display()).unwrap_or_default())
+    Cell { class: Some("nowrap"), ..text(k.target.map(|t| t.display()).unwrap_or_default()) }
 }
 
 /// Every KPI: the headline ones, then satisfaction with every question.
@@ -232,13 +242,13 @@ pub fn kpis(s: &Summary, lang: Lang) -> Table {
     t
 }
 
-/// Arrivals and assistance needs by hour of arrival.
+/// Arrivals and assistance needs by hour of arrival (hours with arrivals).
 pub fn arrivals_by_hour(s: &Summary) -> Table {
     let mut cols = vec![("hour", "时段", "Hour"), ("arrivals", "来院人次", "Arrivals")];
     cols.extend(Need::ALL.iter().map(|n| needs_column(*n)));
     let mut t = Table::new("arrivals_by_hour", ("分时段来院人次及特殊需求", "Arrivals and needs by hour"), &cols);
     let a = &s.agg.arrivals;
-    for h in 0..24 {
+    for h in (0..24).filter(|h| a.by_hour[*h] > 0) {
         let mut row = vec![text(format!("{h:02}:00")), num(a.by_hour[h])];
         row.extend(Need::ALL.iter().map(|n| num(a.needs_by_hour.get(n).map_or(0, |v| v[h]))));
         t.push(row);
