@@ -556,7 +556,19 @@ impl DayGen<'_> {
             };
             let due = policy::case_due(&self.refs.calendar, &self.refs.case_policy, grade, departments.len(), self.day);
             let stamp = ctx.stamp();
-            let origin = model::case::CaseOrigin { id: id_at(rng, at), at, by: receiver.clone(), due, stamp };
+            let id = id_at(rng, at);
+            // About one dissatisfied/complaint case in sixteen names a guide (accountability figures); chosen from
+            // the id's random bits so the random stream, and so every other record, stays as it was.
+            let pick_bits = id.as_u128() & 0xffff;
+            let mut form = form;
+            if matches!(grade, CaseGrade::Dissatisfied | CaseGrade::VeryDissatisfied | CaseGrade::Complaint)
+                && pick_bits.is_multiple_of(16)
+                && let Some(guide) = self.guides.get((pick_bits / 16) as usize % self.guides.len().max(1))
+                && *guide != receiver.0
+            {
+                form.staff_concerned = vec![guide.clone()];
+            }
+            let origin = model::case::CaseOrigin { id, at, by: receiver.clone(), due, stamp };
             let mut c = form.into_record(self.refs, origin)?;
             // Progress older cases; some stay open (and some of those go overdue).
             let age_days = (self.now.local_date(self.offset) - self.day).num_days();

@@ -76,6 +76,8 @@ enum Command {
     VerifyFeedback,
     /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
     Check,
+    /// Write the weekly opinion sheet or the monthly analysis report (printable HTML, tables as CSV)
+    Report(guidedesk::reports::cli::ReportArgs),
     /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
     /// (crash-safety testing and burn-in)
     #[command(hide = true)]
@@ -271,6 +273,16 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 bail!("the feedback chain of {} is broken: {} problem(s)", store.path().display(), problems.len());
             }
+        }
+        Command::Report(args) => {
+            let w = guidedesk::reports::cli::run(&open_store(&data_dir, &cfg)?, &args)?;
+            println!(
+                "report {} written to {} ({} CSV files) in {:.2} s",
+                w.period,
+                w.html.display(),
+                w.csv.len(),
+                w.seconds
+            );
         }
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
     }

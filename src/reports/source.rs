@@ -1,0 +1,33 @@
+//! The streaming pass over the kiosk store: every record of the period, read through the business-time index and
+//! folded into an [`Aggregator`] one at a time — nothing is collected in memory.
+
+use super::ReportParams;
+use super::agg::Aggregator;
+use crate::model::{Moment, RecordKind};
+use crate::store::{Store, StoreError};
+
+/// Aggregates the period from the store in one pass per record kind. Cases are read from the start of the
+/// accountability look-back so the rolling dispute counts are complete.
+pub fn aggregate(store: &Store, params: ReportParams) -> Result<Aggregator, StoreError> {
+    let mut agg = Aggregator::new(params);
+    let offset = params.offset;
+    let (from, to) = (params.period.start(offset), params.period.end(offset));
+    for kind in [
+        RecordKind::Arrival,
+        RecordKind::Consultation,
+        RecordKind::Feedback,
+        RecordKind::FollowupTask,
+        RecordKind::CallAttempt,
+    ] {
+        store.for_each_between(kind, from, to, |rec| {
+            agg.add(&rec);
+            Ok(())
+        })?;
+    }
+    let case_from = Moment::start_of_day(params.accountability_from(), offset).min(from);
+    store.for_each_between(RecordKind::Case, case_from, to, |rec| {
+        agg.add(&rec);
+        Ok(())
+    })?;
+    Ok(agg)
+}
