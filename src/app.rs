@@ -15,6 +15,7 @@ use crate::store::{Stats, Store, StoreError};
 use crate::ui::board::BoardScreen;
 use crate::ui::cases::CasesScreen;
 use crate::ui::consult::ConsultScreen;
+use crate::ui::dashboard::DashboardScreen;
 use crate::ui::data::{Command, Outcome, SearchHit, run_search};
 use crate::ui::followup::FollowupScreen;
 use crate::ui::i18n::Tr;
@@ -39,6 +40,8 @@ pub enum Screen {
     Cases,
     /// Follow-up calls.
     Followup,
+    /// KPIs and charts.
+    Dashboard,
 }
 
 /// Patient mode: the kiosk faces patients; no staff screen is reachable until a staff PIN is entered.
@@ -70,6 +73,7 @@ pub struct DeskApp {
     search: SearchScreen,
     cases: CasesScreen,
     followup: FollowupScreen,
+    dashboard: DashboardScreen,
     search_rx: Option<Receiver<Result<Vec<SearchHit>, String>>>,
     version: u64,
     stats: Option<(u64, Stats)>,
@@ -97,6 +101,7 @@ impl DeskApp {
             search: SearchScreen::default(),
             cases: CasesScreen::default(),
             followup: FollowupScreen::default(),
+            dashboard: DashboardScreen::default(),
             search_rx: None,
             version: 0,
             stats: None,
@@ -124,6 +129,11 @@ impl DeskApp {
     /// The registration form as typed.
     pub fn register_form(&self) -> &crate::model::ArrivalForm {
         self.register.form()
+    }
+
+    /// The dashboard's figures, once computed (tests).
+    pub fn dashboard_summary(&self) -> Option<&crate::reports::Summary> {
+        self.dashboard.summary()
     }
 
     /// The current screen.
@@ -209,6 +219,10 @@ impl DeskApp {
                         let o = self.apply(cmd, ui.ctx());
                         self.followup.on_outcome(&o, tr);
                     }
+                }
+                Screen::Dashboard => {
+                    let store = Arc::clone(&self.store);
+                    self.dashboard.ui(ui, &store, tr, self.version);
                 }
                 Screen::Search => {
                     let refs = q.reference();
@@ -348,6 +362,7 @@ impl DeskApp {
                         (Screen::Consult, "nav.consult"),
                         (Screen::Cases, "nav.cases"),
                         (Screen::Followup, "nav.followup"),
+                        (Screen::Dashboard, "nav.dashboard"),
                         (Screen::Search, "nav.search"),
                     ] {
                         if ui

@@ -5,6 +5,7 @@
 pub mod board;
 pub mod cases;
 pub mod consult;
+pub mod dashboard;
 pub mod data;
 pub mod followup;
 pub mod i18n;

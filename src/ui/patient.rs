@@ -372,7 +372,12 @@ fn face_button(ui: &mut Ui, r: Rating, label: &str, width: f32, selected: bool) 
         ));
     }
     // The label, wrapped onto two lines if it is too wide for the face.
-    let galley = painter.layout(label.to_string(), egui::FontId::proportional(theme::HEADING), Color32::from_gray(30), width - 12.0);
+    let galley = painter.layout(
+        label.to_string(),
+        egui::FontId::proportional(theme::HEADING),
+        Color32::from_gray(30),
+        width - 12.0,
+    );
     let pos = Pos2::new(rect.center().x - galley.size().x / 2.0, rect.bottom() - 12.0 - galley.size().y);
     painter.galley(pos, galley, Color32::from_gray(30));
     response

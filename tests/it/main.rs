@@ -5,6 +5,7 @@
 mod cases;
 mod cli;
 mod crash;
+mod dashboard;
 mod patient;
 mod roundtrip;
 mod ui;

@@ -265,8 +265,8 @@ fn consultation_logged_linked_and_found_by_search() {
     button(&mut h, "记录查询");
     type_into(&mut h, Role::TextInput, "电话或姓名", "李");
     h.get_by_role_and_label(Role::Button, "查询").click();
-    for _ in 0..50 {
-        h.run();
+    for _ in 0..200 {
+        h.step();
         if h.query_by_label("共 2 条").is_some() {
             break;
         }
