@@ -377,28 +377,32 @@ impl DeskApp {
                         }
                     }
                 }
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    let other = match self.tr.lang {
-                        Language::ZhCn => Language::En,
-                        Language::En => Language::ZhCn,
-                    };
-                    if ui.button(tr.t("app.switch_language")).clicked() {
-                        self.tr = Tr::new(other);
-                    }
-                    if self.staff.is_some() && !self.locked {
-                        if ui.button(tr.t("app.patient_mode")).clicked() {
-                            self.enter_patient_mode();
-                        }
-                        if ui.button(tr.t("app.sign_out")).clicked() {
-                            self.staff = None;
-                            self.signin = SignInScreen::default();
-                        }
-                        if ui.button(tr.t("app.lock")).clicked() {
-                            self.lock();
-                        }
-                    }
-                });
             });
+        });
+    }
+
+    /// Language, patient mode, lock and sign-out, at the right of the status bar.
+    fn session_buttons(&mut self, ui: &mut Ui, tr: Tr) {
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let other = match self.tr.lang {
+                Language::ZhCn => Language::En,
+                Language::En => Language::ZhCn,
+            };
+            if ui.button(tr.t("app.switch_language")).clicked() {
+                self.tr = Tr::new(other);
+            }
+            if self.staff.is_some() && !self.locked {
+                if ui.button(tr.t("app.patient_mode")).clicked() {
+                    self.enter_patient_mode();
+                }
+                if ui.button(tr.t("app.sign_out")).clicked() {
+                    self.staff = None;
+                    self.signin = SignInScreen::default();
+                }
+                if ui.button(tr.t("app.lock")).clicked() {
+                    self.lock();
+                }
+            }
         });
     }
 
@@ -427,6 +431,7 @@ impl DeskApp {
                     None => ui.label(RichText::new(tr.t("status.store_ok")).color(theme::OK)),
                     Some(e) => ui.label(RichText::new(tr.f("status.store_error", &[("error", e)])).color(theme::ALERT)),
                 };
+                self.session_buttons(ui, tr);
             });
         });
     }

@@ -152,7 +152,10 @@ fn register_with_a_correction_then_work_the_board() {
         (VisitType::First, ArrivalChannel::WalkIn, "cardio")
     );
     assert_eq!(a.handled_by, StaffRef("D001".into()));
-    assert_eq!(f.store.stats().unwrap().outbox_pending, 1);
+    // A first visit with a phone also goes on the next day's call list, in the same transaction.
+    let key = guidedesk::model::FollowupSource::OutpatientFirstVisit { arrival: a.id }.dedup_key();
+    assert!(f.store.followup_by_source(&key).unwrap().is_some());
+    assert_eq!(f.store.stats().unwrap().outbox_pending, 2);
 
     // The board shows it; one tap moves it on, recording time and staff.
     button(&mut h, "就诊看板");
@@ -182,7 +185,7 @@ fn register_with_a_correction_then_work_the_board() {
     let a = f.store.get::<Arrival>(a.id).unwrap().unwrap();
     assert_eq!(a.step(), VisitStep::Cancelled);
     assert_eq!(a.steps.last().unwrap().reason.as_deref(), Some("患者改日再来"));
-    assert_eq!(f.store.stats().unwrap().outbox_pending, 4);
+    assert_eq!(f.store.stats().unwrap().outbox_pending, 5);
 }
 
 #[test]
