@@ -72,6 +72,7 @@ const PLACES: &[&str] = &["本市城区", "本市郊县", "邻市", "外省", "�
 const HEARD: &[&str] = &["亲友介绍", "微信公众号", "网络搜索", "电视广告", "社区义诊", "老病人", "医生推荐"];
 const DURATIONS: &[&str] = &["一天", "两天", "三天", "一周", "半个月", "一个月", "半年"];
 const CANCEL_REASONS: &[&str] = &["患者临时有事改日再来", "挂错科室", "等候时间过长离开", "医生停诊"];
+const WORRYING: &[&str] = &["伤口红肿渗液", "出院后持续发热", "胸痛再发", "血糖控制不佳"];
 const RELATIONS: &[&str] = &["本人", "配偶", "子女", "父母", "亲属"];
 const CASE_FACTS: &[&str] = &[
     "候诊时间过长，无人解释原因",
@@ -572,8 +573,12 @@ impl DayGen<'_> {
             let mut c = form.into_record(self.refs, origin)?;
             // Progress older cases; some stay open (and some of those go overdue).
             let age_days = (self.now.local_date(self.offset) - self.day).num_days();
-            let progress =
-                if age_days > 10 { rng.random_range(3..=6) } else { rng.random_range(0..=age_days.clamp(0, 6) as u32) };
+            // Older cases are mostly closed; a few are still being worked (and some of those are overdue).
+            let progress = if age_days > 10 {
+                if rng.random_bool(0.92) { 5 } else { rng.random_range(2..=4) }
+            } else {
+                rng.random_range(0..=age_days.clamp(0, 6) as u32)
+            };
             let mut t = at;
             let dept = departments[0].clone();
             let steps: [(CaseStatus, CaseEventKind); 6] = [
@@ -687,6 +692,7 @@ impl DayGen<'_> {
                 ],
             );
             let reached = outcome == CallOutcome::Reached;
+            let worrying = reached && rng.random_bool(0.02);
             let form = CallAttemptForm {
                 outcome: Some(outcome),
                 recovery: if reached { "恢复良好".into() } else { String::new() },
@@ -704,7 +710,8 @@ impl DayGen<'_> {
                         ],
                     )
                 }),
-                worrying: reached && rng.random_bool(0.02),
+                worrying,
+                notes: if worrying { (*pick(rng, WORRYING)).to_string() } else { String::new() },
                 ..CallAttemptForm::default()
             };
             let by = StaffRef(pick(rng, self.cs).clone());

@@ -373,35 +373,40 @@ impl CasesScreen {
             ui.heading(format!("{} · {}", tr.k("grade", c.grade.value.key()), c.complainant));
             ui.label(RichText::new(format!("#{}", c.id.short())).color(theme::MUTED));
         });
-        egui::Grid::new("case_facts").num_columns(2).spacing(egui::vec2(12.0, 4.0)).show(ui, |ui| {
-            let mut kv = |k: &str, v: String| {
-                ui.label(RichText::new(tr.t(k)).color(theme::MUTED));
-                ui.add(egui::Label::new(v).wrap());
-                ui.end_row();
-            };
-            kv("cases.status", tr.k("cstatus", c.current().key()).to_string());
-            let mut due = c.due.value.0.to_string();
-            if c.due.value.1 {
-                due.push_str(&format!(" {}", tr.t("cases.due_guessed")));
-            }
-            kv("cases.due_label", due);
-            kv(
-                "cases.received",
-                format!("{} · {}", c.received_at.local(offset).format("%Y-%m-%d %H:%M"), c.received_by),
-            );
-            kv("cases.channel", tr.k("casechannel", c.channel.key()).to_string());
-            kv("register.phone", c.complainant_phone.as_deref().map(mask_phone).unwrap_or_default());
-            kv("cases.relation", c.relation.clone().unwrap_or_default());
-            let depts: Vec<String> =
-                c.departments.iter().map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))).collect();
-            kv("cases.departments", depts.join("、"));
-            kv("cases.staff_concerned", c.staff_concerned.join("、"));
-            kv("cases.facts", c.facts.clone());
-            kv("cases.request", c.request.clone().unwrap_or_default());
-            if let Some(d) = &c.assigned_department.value {
-                let who = c.assignee.value.clone().unwrap_or_default();
-                kv("cases.assigned", format!("{} {who}", refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))));
-            }
+        widgets::compact(ui, |ui| {
+            egui::Grid::new("case_facts").num_columns(2).spacing(egui::vec2(12.0, 4.0)).show(ui, |ui| {
+                let mut kv = |k: &str, v: String| {
+                    ui.label(RichText::new(tr.t(k)).color(theme::MUTED));
+                    ui.add(egui::Label::new(v).wrap());
+                    ui.end_row();
+                };
+                kv("cases.status", tr.k("cstatus", c.current().key()).to_string());
+                let mut due = c.due.value.0.to_string();
+                if c.due.value.1 {
+                    due.push_str(&format!(" {}", tr.t("cases.due_guessed")));
+                }
+                kv("cases.due_label", due);
+                kv(
+                    "cases.received",
+                    format!("{} · {}", c.received_at.local(offset).format("%Y-%m-%d %H:%M"), c.received_by),
+                );
+                kv("cases.channel", tr.k("casechannel", c.channel.key()).to_string());
+                kv("register.phone", c.complainant_phone.as_deref().map(mask_phone).unwrap_or_default());
+                kv("cases.relation", c.relation.clone().unwrap_or_default());
+                let depts: Vec<String> =
+                    c.departments.iter().map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))).collect();
+                kv("cases.departments", depts.join("、"));
+                kv("cases.staff_concerned", c.staff_concerned.join("、"));
+                kv("cases.facts", c.facts.clone());
+                kv("cases.request", c.request.clone().unwrap_or_default());
+                if let Some(d) = &c.assigned_department.value {
+                    let who = c.assignee.value.clone().unwrap_or_default();
+                    kv(
+                        "cases.assigned",
+                        format!("{} {who}", refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))),
+                    );
+                }
+            })
         });
         if ui.button(tr.t("cases.slip")).clicked() {
             cmd = Some(Command::Slip { id: c.id });

@@ -209,35 +209,49 @@ impl DashboardScreen {
                 .color(theme::MUTED)
                 .size(theme::SMALL),
         );
+        let width = ui.available_width() - 20.0;
         egui::ScrollArea::vertical().id_salt("dash").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
             ui,
             |ui| {
-                ui.horizontal_wrapped(|ui| {
-                    let a = &s.agg.arrivals;
-                    count_tile(
-                        ui,
-                        tr.t("dash.arrivals"),
-                        a.total,
-                        &tr.f("dash.first_return", &[("first", &a.first), ("ret", &a.returning)]),
-                    );
-                    count_tile(ui, tr.t("dash.consultations"), s.agg.consultations.total, "");
-                    count_tile(ui, tr.t("dash.cases"), s.agg.cases.total, "");
-                    for k in [
-                        &s.overall_satisfaction,
-                        &s.registration_dissatisfaction,
-                        &s.guide_dissatisfaction,
-                        &s.complaint_handling,
-                        &s.case_on_time,
-                        &s.inpatient_followup,
-                        &s.outpatient_followup,
-                        &s.consultation_conversion,
-                    ] {
-                        kpi_tile(ui, tr, lang, k);
-                    }
-                });
+                ui.set_max_width(width);
+                // Tiles in rows that fit the screen (frames do not wrap by themselves).
+                let a = &s.agg.arrivals;
+                let kpis = [
+                    &s.overall_satisfaction,
+                    &s.registration_dissatisfaction,
+                    &s.guide_dissatisfaction,
+                    &s.complaint_handling,
+                    &s.case_on_time,
+                    &s.inpatient_followup,
+                    &s.outpatient_followup,
+                    &s.consultation_conversion,
+                ];
+                let per_row = ((width / 215.0).floor() as usize).max(1);
+                let mut tiles: Vec<Box<dyn Fn(&mut Ui)>> = vec![
+                    Box::new(|ui: &mut Ui| {
+                        count_tile(
+                            ui,
+                            tr.t("dash.arrivals"),
+                            a.total,
+                            &tr.f("dash.first_return", &[("first", &a.first), ("ret", &a.returning)]),
+                        );
+                    }),
+                    Box::new(|ui: &mut Ui| count_tile(ui, tr.t("dash.consultations"), s.agg.consultations.total, "")),
+                    Box::new(|ui: &mut Ui| count_tile(ui, tr.t("dash.cases"), s.agg.cases.total, "")),
+                ];
+                for k in kpis {
+                    tiles.push(Box::new(move |ui: &mut Ui| kpi_tile(ui, tr, lang, k)));
+                }
+                for row in tiles.chunks(per_row) {
+                    ui.horizontal(|ui| {
+                        for t in row {
+                            t(ui);
+                        }
+                    });
+                }
                 ui.label(RichText::new(tr.t("dash.privacy")).color(theme::MUTED).size(theme::SMALL));
                 ui.separator();
-                let w = (ui.available_width() - 24.0) / 2.0;
+                let w = (width - 24.0) / 2.0;
                 ui.horizontal_top(|ui| {
                     widgets::column(ui, w, |ui| arrivals_chart(ui, tr, &s));
                     widgets::column(ui, w, |ui| trend_chart(ui, tr, &s, &refs));
@@ -257,7 +271,7 @@ impl DashboardScreen {
 
 fn count_tile(ui: &mut Ui, title: &str, n: u64, sub: &str) {
     egui::Frame::new().fill(Color32::from_gray(240)).corner_radius(8.0).inner_margin(10.0).show(ui, |ui| {
-        ui.set_min_size(egui::vec2(150.0, 84.0));
+        ui.set_min_size(egui::vec2(190.0, 84.0));
         ui.vertical(|ui| {
             ui.label(RichText::new(title).color(theme::MUTED).size(theme::SMALL));
             ui.label(RichText::new(n.to_string()).size(theme::HEADING).strong());
@@ -415,20 +429,23 @@ fn followup_chart(ui: &mut Ui, tr: Tr, lang: Lang, s: &Summary, refs: &Reference
 
 fn questions_table(ui: &mut Ui, tr: Tr, lang: Lang, s: &Summary) {
     ui.label(RichText::new(tr.t("dash.by_question")).strong());
-    egui::Grid::new("questions").striped(true).spacing(egui::vec2(16.0, 4.0)).show(ui, |ui| {
-        for h in ["dash.q", "dash.n_scored", "dash.positive", "dash.negative", "dash.dont_know", "dash.incomplete"] {
-            ui.label(RichText::new(tr.t(h)).color(theme::MUTED));
-        }
-        ui.end_row();
-        for q in &s.questions {
-            ui.label(labels::question(q.question, lang));
-            ui.label(q.positive.n.to_string());
-            ui.label(q.positive.pct_text());
-            ui.label(q.negative.pct_text());
-            ui.label(q.counts.get(crate::model::Rating::DontKnow).to_string());
-            ui.label(q.incomplete.total().to_string());
+    widgets::compact(ui, |ui| {
+        egui::Grid::new("questions").striped(true).spacing(egui::vec2(16.0, 4.0)).show(ui, |ui| {
+            for h in ["dash.q", "dash.n_scored", "dash.positive", "dash.negative", "dash.dont_know", "dash.incomplete"]
+            {
+                ui.label(RichText::new(tr.t(h)).color(theme::MUTED));
+            }
             ui.end_row();
-        }
+            for q in &s.questions {
+                ui.label(labels::question(q.question, lang));
+                ui.label(q.positive.n.to_string());
+                ui.label(q.positive.pct_text());
+                ui.label(q.negative.pct_text());
+                ui.label(q.counts.get(crate::model::Rating::DontKnow).to_string());
+                ui.label(q.incomplete.total().to_string());
+                ui.end_row();
+            }
+        })
     });
 }
 
@@ -438,32 +455,34 @@ fn accountability_table(ui: &mut Ui, tr: Tr, lang: Lang, s: &Summary, refs: &Ref
         ui.label(RichText::new(tr.t("dash.accountability_none")).color(theme::MUTED));
         return;
     }
-    egui::Grid::new("accountability").striped(true).spacing(egui::vec2(16.0, 4.0)).show(ui, |ui| {
-        for h in [
-            "dash.who",
-            "grade.dissatisfied",
-            "grade.complaint",
-            "grade.dispute",
-            "grade.incident",
-            "dash.disputes_3m",
-            "dash.flags",
-        ] {
-            ui.label(RichText::new(tr.t(h)).color(theme::MUTED));
-        }
-        ui.end_row();
-        let depts = s.accountability_departments.iter().map(|r| (labels::department(refs, &r.who, lang), r));
-        let staff = s.accountability_staff.iter().map(|r| (labels::staff(refs, &r.who), r));
-        for (who, r) in depts.chain(staff) {
-            let flagged = !r.flags.is_empty();
-            ui.label(if flagged { RichText::new(who).color(theme::ALERT).strong() } else { RichText::new(who) });
-            ui.label(r.month.dissatisfied.to_string());
-            ui.label(r.month.complaints.to_string());
-            ui.label(r.month.disputes.to_string());
-            ui.label(r.month.incidents.to_string());
-            ui.label(r.disputes_3m.to_string());
-            let flags: Vec<String> = r.flags.iter().map(|f| labels::flag(*f, lang)).collect();
-            ui.label(RichText::new(flags.join("；")).color(theme::ALERT));
+    widgets::compact(ui, |ui| {
+        egui::Grid::new("accountability").striped(true).spacing(egui::vec2(16.0, 4.0)).show(ui, |ui| {
+            for h in [
+                "dash.who",
+                "grade.dissatisfied",
+                "grade.complaint",
+                "grade.dispute",
+                "grade.incident",
+                "dash.disputes_3m",
+                "dash.flags",
+            ] {
+                ui.label(RichText::new(tr.t(h)).color(theme::MUTED));
+            }
             ui.end_row();
-        }
+            let depts = s.accountability_departments.iter().map(|r| (labels::department(refs, &r.who, lang), r));
+            let staff = s.accountability_staff.iter().map(|r| (labels::staff(refs, &r.who), r));
+            for (who, r) in depts.chain(staff) {
+                let flagged = !r.flags.is_empty();
+                ui.label(if flagged { RichText::new(who).color(theme::ALERT).strong() } else { RichText::new(who) });
+                ui.label(r.month.dissatisfied.to_string());
+                ui.label(r.month.complaints.to_string());
+                ui.label(r.month.disputes.to_string());
+                ui.label(r.month.incidents.to_string());
+                ui.label(r.disputes_3m.to_string());
+                let flags: Vec<String> = r.flags.iter().map(|f| labels::flag(*f, lang)).collect();
+                ui.label(RichText::new(flags.join("；")).color(theme::ALERT));
+                ui.end_row();
+            }
+        })
     });
 }

@@ -55,7 +55,13 @@ impl FollowupScreen {
         if !self.worrying.is_empty() {
             egui::Frame::new().fill(theme::ALERT.linear_multiply(0.12)).inner_margin(8.0).show(ui, |ui| {
                 ui.label(RichText::new(tr.t("followup.worrying_title")).color(theme::ALERT).strong());
-                for (a, t) in &self.worrying {
+                if self.worrying.len() > 3 {
+                    ui.label(
+                        RichText::new(tr.f("followup.worrying_more", &[("n", &self.worrying.len())]))
+                            .size(theme::SMALL),
+                    );
+                }
+                for (a, t) in self.worrying.iter().take(3) {
                     let (name, dept) = t.as_ref().map_or((String::new(), String::new()), |t| {
                         (
                             t.patient_name.clone(),

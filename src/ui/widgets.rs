@@ -119,6 +119,15 @@ pub fn text_row(ui: &mut Ui, label: &str, value: &mut String, hint: &str) -> egu
     })
 }
 
+/// Runs `add` with compact rows (tables of figures and facts, which are read, not tapped).
+pub fn compact<R>(ui: &mut Ui, add: impl FnOnce(&mut Ui) -> R) -> R {
+    ui.scope(|ui| {
+        ui.spacing_mut().interact_size.y = theme::SMALL + 8.0;
+        add(ui)
+    })
+    .inner
+}
+
 /// A column of the given width, laid out top-down (forms with unequal columns).
 pub fn column(ui: &mut Ui, width: f32, add: impl FnOnce(&mut Ui)) {
     ui.allocate_ui_with_layout(egui::vec2(width, ui.available_height()), Layout::top_down(Align::Min), |ui| {
