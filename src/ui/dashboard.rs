@@ -59,6 +59,9 @@ impl Range {
 
 type Job = Receiver<Result<Summary, String>>;
 
+/// Draws one dashboard tile.
+type Tile<'a> = Box<dyn Fn(&mut Ui) + 'a>;
+
 /// Dashboard state.
 #[derive(Default)]
 pub struct DashboardScreen {
@@ -227,7 +230,7 @@ impl DashboardScreen {
                     &s.consultation_conversion,
                 ];
                 let per_row = ((width / 215.0).floor() as usize).max(1);
-                let mut tiles: Vec<Box<dyn Fn(&mut Ui)>> = vec![
+                let mut tiles: Vec<Tile<'_>> = vec![
                     Box::new(|ui: &mut Ui| {
                         count_tile(
                             ui,
