@@ -8,6 +8,8 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod export;
+#[cfg(feature = "hq")]
+pub mod hq;
 pub mod model;
 pub mod policy;
 pub mod store;
