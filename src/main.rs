@@ -74,6 +74,9 @@ enum Command {
     },
     /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
     Check,
+    // Sync with headquarters: see src/cli_sync.rs.
+    #[command(flatten)]
+    Sync(guidedesk::cli_sync::SyncCommand),
     /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
     /// (crash-safety testing and burn-in)
     #[command(hide = true)]
@@ -247,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
+        Command::Sync(c) => guidedesk::cli_sync::run(c, &data_dir, &cfg, || open_store(&data_dir, &cfg))?,
     }
     Ok(())
 }

@@ -10,6 +10,10 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The outbox: per-device sequence number → encoded `guidedesk_sync::Op`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// When HQ acknowledged ops: highest acknowledged seq → wall-clock ms of the acknowledgement. Acknowledged ops are
+/// kept in the outbox for a retention period (so a restored HQ can be refilled) and pruned with this log.
+pub const ACK_LOG: TableDefinition<u64, i64> = TableDefinition::new("ack_log");
+
 /// Reference data received from HQ (or the bundled default): name → encoded value.
 pub const REFERENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("reference");
 
@@ -71,6 +75,8 @@ pub mod meta {
     pub const FEEDBACK_HEAD: &str = "feedback_head";
     /// When the store was created (ms, i64 LE).
     pub const CREATED: &str = "created";
+    /// Prefix of a pulled stream's cursor (u64 LE): `pull_cursor:<stream>`.
+    pub const PULL_CURSOR_PREFIX: &str = "pull_cursor:";
 }
 
 /// The magic value stored under [`meta::MAGIC`].
