@@ -1,6 +1,7 @@
 //! The kiosk's sync subcommands (`guidedesk enroll`, `guidedesk sync`), kept apart from `main.rs` so the CLI and
 //! the GUI can evolve independently.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +16,7 @@ use crate::store::Store;
 pub enum SyncCommand {
     /// Enrol this kiosk with headquarters using a one-time code from `guidedesk-hq enroll-code`
     Enroll {
-        /// HQ's URL, e.g. https://hq.example:8443
+        /// HQ's URL, e.g. `https://hq.example:8443`
         #[arg(long, value_name = "URL")]
         hq: String,
         /// The one-time enrolment code
@@ -65,15 +66,15 @@ pub fn run(command: SyncCommand, data_dir: &Path, cfg: &Config, open: impl FnOnc
                 report.acked_through,
             );
             if !report.quarantined.is_empty() {
-                line.push_str(&format!("; {} quarantined at HQ as invalid", report.quarantined.len()));
+                let _ = write!(line, "; {} quarantined at HQ as invalid", report.quarantined.len());
             }
             if report.pulled > 0 {
-                line.push_str(&format!("; {} reference update(s) received", report.pulled));
+                let _ = write!(line, "; {} reference update(s) received", report.pulled);
             }
             if let Some(off) = report.hq_offset_ms
                 && off.abs() > 60_000
             {
-                line.push_str(&format!("; this kiosk's clock is off by {} s from HQ's", -off / 1000));
+                let _ = write!(line, "; this kiosk's clock is off by {} s from HQ's", -off / 1000);
             }
             println!("{line}");
             if report.pending > 0 {

@@ -348,7 +348,7 @@ pub fn next_nightly(now: Moment, offset: FixedOffset, start_min: u32, window_min
     } else {
         (device.node().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) % u64::from(window_min)
     };
-    let at_min = i64::from(start_min) + jitter_min as i64;
+    let at_min = i64::from(start_min) + i64::try_from(jitter_min).unwrap_or(0);
     let today = now.local_date(offset);
     let mut day = today.pred_opt().unwrap_or(today);
     loop {

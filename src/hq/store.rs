@@ -262,6 +262,9 @@ pub struct AuthDevice {
     pub site: String,
 }
 
+/// One op of one device: (device, seq).
+pub type OpRef = (DeviceId, u64);
+
 /// HQ's store.
 #[derive(Debug)]
 pub struct HqStore {
@@ -286,7 +289,12 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], HqError> {
 
 /// A new credential: 32 random bytes in hex.
 pub fn new_token() -> Result<String, HqError> {
-    Ok(random_bytes::<32>()?.iter().map(|b| format!("{b:02x}")).collect())
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(64);
+    for b in random_bytes::<32>()? {
+        let _ = write!(out, "{b:02x}");
+    }
+    Ok(out)
 }
 
 fn new_code() -> Result<String, HqError> {
@@ -321,11 +329,10 @@ impl HqStore {
             let magic = meta.get(MAGIC_KEY)?.map(|g| g.value().to_vec());
             match magic {
                 Some(m) if m == MAGIC_VALUE => {}
-                Some(_) => return Err(HqError::NotAnHqStore(path)),
                 None if names.is_empty() => {
                     meta.insert(MAGIC_KEY, MAGIC_VALUE)?;
                 }
-                None => return Err(HqError::NotAnHqStore(path)),
+                _ => return Err(HqError::NotAnHqStore(path)),
             }
             drop(meta);
             tx.open_table(DEVICES)?;
@@ -437,7 +444,7 @@ impl HqStore {
         else {
             return Ok(Err(AuthRefusal::Unknown));
         };
-        let Some(row) = self.device_in(&tx, device)? else {
+        let Some(row) = Self::device_in(&tx, device)? else {
             return Ok(Err(AuthRefusal::Unknown));
         };
         if row.revoked_ms.is_some() {
@@ -446,13 +453,13 @@ impl HqStore {
         Ok(Ok(AuthDevice { device: DeviceId(device), site: row.site }))
     }
 
-    fn device_in(&self, tx: &ReadTransaction, device: u128) -> Result<Option<DeviceRow>, HqError> {
+    fn device_in(tx: &ReadTransaction, device: u128) -> Result<Option<DeviceRow>, HqError> {
         Ok(tx.open_table(DEVICES)?.get(device)?.map(|g| codec::decode::<DeviceRow>(g.value())).transpose()?)
     }
 
     /// A device's row.
     pub fn device(&self, device: DeviceId) -> Result<Option<DeviceRow>, HqError> {
-        self.device_in(&self.read()?, device.0)
+        Self::device_in(&self.read()?, device.0)
     }
 
     /// Every device.
@@ -524,7 +531,7 @@ impl HqStore {
     }
 
     /// Every receipt: (device, seq) → receipt.
-    pub fn receipts(&self) -> Result<Vec<((DeviceId, u64), Receipt)>, HqError> {
+    pub fn receipts(&self) -> Result<Vec<(OpRef, Receipt)>, HqError> {
         let tx = self.read()?;
         let mut out = Vec::new();
         for e in tx.open_table(RECEIPTS)?.iter()? {
@@ -536,7 +543,7 @@ impl HqStore {
     }
 
     /// Every quarantined op: (device, seq) → row.
-    pub fn quarantined(&self) -> Result<Vec<((DeviceId, u64), QuarantineRow)>, HqError> {
+    pub fn quarantined(&self) -> Result<Vec<(OpRef, QuarantineRow)>, HqError> {
         let tx = self.read()?;
         let mut out = Vec::new();
         for e in tx.open_table(QUARANTINE)?.iter()? {
@@ -650,7 +657,7 @@ pub struct ScopedChanges {
 
 impl std::fmt::Debug for ScopedChanges {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopedChanges").field("stream", &self.stream).field("site", &self.site).finish()
+        f.debug_struct("ScopedChanges").field("stream", &self.stream).field("site", &self.site).finish_non_exhaustive()
     }
 }
 
@@ -773,41 +780,38 @@ impl HqTx for HqBatch<'_> {
             let t = self.tx.open_table(RECORDS)?;
             t.get((kind, id))?.map(|g| codec::decode::<StoredRecord>(g.value())).transpose()?
         };
-        let stored = match old {
-            Some(mut s) => {
-                let before = s.record.occurred_at().0;
-                if !s.record.merge_from(&incoming) {
-                    return Ok(Verdict::Invalid(format!("record {id:x} changed kind")));
-                }
-                s.updated_ms = ctx.received_ms;
-                s.clock_flagged |= ctx.clamped;
-                let after = s.record.occurred_at().0;
-                if before != after {
-                    let mut t = self.tx.open_table(IDX_TIME)?;
-                    t.remove((kind, before, id))?;
-                    t.insert((kind, after, id), ())?;
-                    let mut t = self.tx.open_table(IDX_SITE)?;
-                    t.remove((s.site.as_str(), kind, before, id))?;
-                    t.insert((s.site.as_str(), kind, after, id), ())?;
-                }
-                s
+        let stored = if let Some(mut s) = old {
+            let before = s.record.occurred_at().0;
+            if !s.record.merge_from(&incoming) {
+                return Ok(Verdict::Invalid(format!("record {id:x} changed kind")));
             }
-            None => {
-                let s = StoredRecord {
-                    device: ctx.device.0,
-                    site,
-                    first_received_ms: ctx.received_ms,
-                    updated_ms: ctx.received_ms,
-                    skew_ms: ctx.skew_ms,
-                    clock_flagged: ctx.clamped,
-                    record: incoming,
-                };
-                let at = s.record.occurred_at().0;
-                self.tx.open_table(IDX_TIME)?.insert((kind, at, id), ())?;
-                self.tx.open_table(IDX_SITE)?.insert((s.site.as_str(), kind, at, id), ())?;
-                self.tx.open_table(IDX_DEVICE)?.insert((ctx.device.0, kind, id), ())?;
-                s
+            s.updated_ms = ctx.received_ms;
+            s.clock_flagged |= ctx.clamped;
+            let after = s.record.occurred_at().0;
+            if before != after {
+                let mut t = self.tx.open_table(IDX_TIME)?;
+                t.remove((kind, before, id))?;
+                t.insert((kind, after, id), ())?;
+                let mut t = self.tx.open_table(IDX_SITE)?;
+                t.remove((s.site.as_str(), kind, before, id))?;
+                t.insert((s.site.as_str(), kind, after, id), ())?;
             }
+            s
+        } else {
+            let s = StoredRecord {
+                device: ctx.device.0,
+                site,
+                first_received_ms: ctx.received_ms,
+                updated_ms: ctx.received_ms,
+                skew_ms: ctx.skew_ms,
+                clock_flagged: ctx.clamped,
+                record: incoming,
+            };
+            let at = s.record.occurred_at().0;
+            self.tx.open_table(IDX_TIME)?.insert((kind, at, id), ())?;
+            self.tx.open_table(IDX_SITE)?.insert((s.site.as_str(), kind, at, id), ())?;
+            self.tx.open_table(IDX_DEVICE)?.insert((ctx.device.0, kind, id), ())?;
+            s
         };
         self.tx.open_table(RECORDS)?.insert((kind, id), codec::encode(&stored)?.as_slice())?;
         self.receipt(op, ctx, false)?;

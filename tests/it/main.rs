@@ -1,5 +1,7 @@
 //! End-to-end tests: one binary, one module per feature.
 
+#![allow(clippy::unwrap_used, clippy::similar_names)]
+
 mod cli;
 mod crash;
 mod roundtrip;
