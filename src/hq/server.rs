@@ -311,6 +311,7 @@ pub enum ServeError {
 /// A running server (on its own runtime thread). Dropping it shuts the server down.
 #[derive(Debug)]
 pub struct RunningHq {
+    store: Arc<HqStore>,
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     https: bool,
@@ -321,6 +322,11 @@ pub struct RunningHq {
 }
 
 impl RunningHq {
+    /// The store it serves (for inspection; writes go through the same single-writer database).
+    pub fn store(&self) -> &HqStore {
+        &self.store
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -415,6 +421,7 @@ pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeE
         None => None,
     };
     let https = tls.is_some();
+    let shared = Arc::clone(&state.store);
     let (h, ah) = (handle.clone(), admin_handle.clone());
     let thread = std::thread::Builder::new().name("hq-server".into()).spawn(move || {
         runtime.block_on(async move {
@@ -436,6 +443,7 @@ pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeE
         })
     })?;
     Ok(RunningHq {
+        store: shared,
         addr,
         admin_addr,
         https,

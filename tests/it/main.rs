@@ -5,6 +5,8 @@
 mod cli;
 mod crash;
 mod roundtrip;
+#[cfg(feature = "hq")]
+mod sync;
 
 use std::path::Path;
 use std::process::{Command, Output};
