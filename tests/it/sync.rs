@@ -48,6 +48,10 @@ fn now_ms() -> u64 {
     server::now_ms()
 }
 
+fn now() -> Moment {
+    Moment(i64::try_from(now_ms()).unwrap())
+}
+
 fn reference_variant(tag: &str) -> ReferenceData {
     let mut r = ReferenceData::bundled().unwrap();
     r.departments[0].name = format!("{}（{tag}）", r.departments[0].name);
@@ -308,7 +312,7 @@ fn open_kiosk(dir: &Path, at: Moment) -> (Store, Arc<ManualClock>) {
 
 /// Enrols a kiosk directly with HQ (one-time code made in HQ's store), then points its credential at `via`.
 fn enrol(hq: &RunningHq, dir: &Path, site: &str, desk: &str, via: &str) -> Kiosk {
-    let (store, clock) = open_kiosk(dir, Moment(now_ms() as i64));
+    let (store, clock) = open_kiosk(dir, now());
     let code = hq.store().create_code(site, desk, now_ms(), 3_600_000).unwrap();
     let (mut cred, _) = kiosk_sync::enroll(&store, dir, &hq.url(), &code, None, false).unwrap();
     cred.url = via.to_string();
@@ -575,10 +579,10 @@ fn hq_answering_503_for_a_while_is_retried_honouring_retry_after() {
 
 #[test]
 fn kiosk_clocks_ahead_behind_and_jumping_back() {
+    const DAY: i64 = 86_400_000;
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(&dir.path().join("hq"), 100);
-    let real = now_ms() as i64;
-    const DAY: i64 = 86_400_000;
+    let real = now().0;
     let mut kiosks = Vec::new();
     for (i, skew) in [DAY, 365 * DAY, -DAY, 0].into_iter().enumerate() {
         let k = enrol(&hq, &dir.path().join(format!("k{i}")), "main", &format!("d{i}"), &hq.url());
@@ -711,7 +715,7 @@ fn thirty_days_offline_with_50_000_ops() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(&dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
-    let start = now_ms() as i64 - 30 * 86_400_000;
+    let start = now().0 - 30 * 86_400_000;
     // 30 days of work: 1 250 arrivals a day, a third of them moved on once → 50 000 ops.
     let t0 = Instant::now();
     let mut written = 0;
@@ -720,7 +724,7 @@ fn thirty_days_offline_with_50_000_ops() {
         write_arrivals(&k.store, 1250, 1250);
         written += 1250;
     }
-    k.clock.set(Moment(now_ms() as i64));
+    k.clock.set(now());
     let last = k.store.stats().unwrap().outbox_last_seq;
     assert!(last >= 50_000, "{last} ops for {written} arrivals");
     eprintln!("50 000 ops written in {:.1} s", t0.elapsed().as_secs_f64());
@@ -778,7 +782,7 @@ fn hq_killed_and_restarted_mid_batch() {
     let proxy = Proxy::start(addr);
     proxy.set_default(Fault::Delay(5));
     let kdir = dir.path().join("k");
-    let (store, clock) = open_kiosk(&kdir, Moment(now_ms() as i64));
+    let (store, clock) = open_kiosk(&kdir, now());
     let (mut cred, _) = kiosk_sync::enroll(&store, &kdir, &format!("http://{addr}"), &code, None, false).unwrap();
     cred.url = proxy.url();
     let k = Kiosk { store, clock, cred };
@@ -858,7 +862,7 @@ fn kiosk_sigkilled_mid_sync() {
     proxy.clear();
     let out = crate::guidedesk(&kdir, &["sync"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (store, _) = open_kiosk(&kdir, Moment(now_ms() as i64));
+    let (store, _) = open_kiosk(&kdir, now());
     check_invariants(hq.store(), &[(&store, "main")]);
 }
 
