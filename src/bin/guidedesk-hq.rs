@@ -133,6 +133,10 @@ fn run(cli: Cli) -> Result<()> {
     let dir = data_dir(&cli)?;
     match cli.command {
         Command::Serve { listen, tls_cert, tls_key, allow_plain_http, changelog_keep } => {
+            if tls_cert.is_none() && !allow_plain_http && !listen.ip().is_loopback() {
+                // Refuse before touching the data directory.
+                return Err(server::ServeError::PlainHttp(listen).into());
+            }
             let store = HqStore::open(&dir)?;
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

@@ -901,3 +901,94 @@ fn sync_command_reports_clearly_when_not_enrolled_or_hq_is_down() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP"));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTPS: the way a real site runs it
+
+/// A private CA and a certificate for `localhost`/127.0.0.1 signed by it: (CA PEM, chain PEM, key PEM).
+fn test_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "GuideDesk test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "GuideDesk HQ");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn https_with_a_private_ca_in_three_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, chain, key) = test_pki();
+    let (ca_file, cert_file, key_file) =
+        (dir.path().join("ca.pem"), dir.path().join("hq.pem"), dir.path().join("hq.key"));
+    std::fs::write(&ca_file, ca).unwrap();
+    std::fs::write(&cert_file, chain).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let hq_dir = dir.path().join("hq");
+    // 1. serve
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guidedesk-hq"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert_file)
+        .arg("--tls-key")
+        .arg(&key_file)
+        .arg("--data-dir")
+        .arg(&hq_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("https://"), "{line}");
+    let port = line.trim().rsplit(':').next().unwrap().to_string();
+    let url = format!("https://localhost:{port}");
+    // 2. a one-time code
+    let code = hq_cli(&hq_dir, &["enroll-code", "--site", "main", "--desk", "lobby-1"]);
+    let code = code.lines().last().unwrap().trim().to_string();
+    let kdir = dir.path().join("kiosk");
+    {
+        let store = Store::open(&kdir).unwrap();
+        write_arrivals(&store, 30, 30);
+    }
+    // Without the CA, the kiosk does not trust HQ's certificate, and the code is not used up.
+    let out = crate::guidedesk(&kdir, &["enroll", "--hq", &url, "--code", &code]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be reached"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 3. enrol with the CA, then sync.
+    let out = crate::guidedesk(&kdir, &["enroll", "--hq", &url, "--code", &code, "--ca", ca_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = crate::guidedesk(&kdir, &["sync"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The code works once.
+    let other = dir.path().join("other");
+    let out = crate::guidedesk(&other, &["enroll", "--hq", &url, "--code", &code, "--ca", ca_file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("code_used"), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_str(&hq_cli(&hq_dir, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["records"]["arrival"], 30);
+    assert_eq!(stats["devices"], 1);
+    assert_eq!(stats["quarantined"], 0);
+    // Plain HTTP on a non-loopback address is refused without the explicit flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_guidedesk-hq"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("hq2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let hq = HqStore::open(&hq_dir).unwrap();
+    let store = Store::open(&kdir).unwrap();
+    check_invariants(&hq, &[(&store, "main")]);
+}
