@@ -248,6 +248,17 @@ mod tests {
     }
 
     #[test]
+    fn sync_section() {
+        let c = Config::parse("[sync]\ninterval_minutes = 10\nnightly_window = \"23:30-01:30\"\n").unwrap();
+        assert_eq!(c.sync.interval_minutes, 10);
+        assert_eq!(c.sync.nightly().unwrap(), (23 * 60 + 30, 120));
+        assert_eq!(SyncConfig::default().nightly().unwrap(), (120, 120));
+        assert!(Config::parse("[sync]\nnightly_window = \"2am\"").unwrap_err().contains("nightly_window"));
+        assert!(Config::parse("[sync]\nbatch_size = 0").unwrap_err().contains("batch_size"));
+        assert!(Config::parse("[sync]\nintervall = 3").unwrap_err().contains("intervall"));
+    }
+
+    #[test]
     fn missing_file_gives_defaults_and_bad_file_names_path() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), Config::default());

@@ -1389,4 +1389,6 @@ pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset) -> Result<
 }
 
 #[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
 mod tests;

@@ -992,3 +992,63 @@ fn https_with_a_private_ca_in_three_commands() {
     let store = Store::open(&kdir).unwrap();
     check_invariants(&hq, &[(&store, "main")]);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The background worker the GUI uses
+
+fn wait_for(worker: &kiosk_sync::SyncWorker, what: &str, f: impl Fn(&kiosk_sync::SyncStatus) -> bool) {
+    let start = Instant::now();
+    while !f(&worker.status()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}: {:?}", worker.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sync_worker_reports_status_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(&dir.path().join("hq"), 100);
+    hq.store().import_reference(&reference_variant("worker"), None, 100).unwrap();
+    let proxy = Proxy::start(hq.addr());
+    let kdir = dir.path().join("k");
+    let k = enrol(&hq, &kdir, "main", "d1", &proxy.url());
+    write_arrivals(&k.store, 40, 40);
+    let store = Arc::new(k.store);
+    let notified = Arc::new(AtomicU64::new(0));
+    let n = Arc::clone(&notified);
+    let config = guidedesk::config::SyncConfig { interval_minutes: 60, timeout_secs: 5, ..Default::default() };
+    let worker = kiosk_sync::SyncWorker::spawn(
+        Arc::clone(&store),
+        kdir.clone(),
+        &config,
+        Box::new(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        }),
+    )
+    .unwrap();
+    assert!(worker.sync_now());
+    wait_for(&worker, "a successful cycle", |s| s.last_success.is_some() && !s.running);
+    let s = worker.status();
+    assert!(s.enrolled);
+    assert_eq!(s.records_waiting, 0);
+    assert_eq!(s.last_error, None);
+    assert!(s.next_run.is_some());
+    assert!(notified.load(Ordering::SeqCst) > 0, "the GUI is told when the status changes");
+    assert_eq!(*store.reference(), reference_variant("worker"));
+    // HQ unreachable: local work goes on, the status says so in plain words and counts what waits.
+    proxy.set_default(Fault::DropRequest);
+    write_arrivals(&store, 5, 5);
+    assert!(worker.sync_now());
+    wait_for(&worker, "an error", |s| s.last_error.is_some() && !s.running);
+    let s = worker.status();
+    assert!(s.last_error.as_deref().unwrap().contains("cannot be reached"), "{s:?}");
+    assert!(s.records_waiting >= 5);
+    // Revoked: said plainly, and the outbox is kept.
+    proxy.clear();
+    hq.store().revoke(store.device(), now_ms()).unwrap();
+    assert!(worker.sync_now());
+    wait_for(&worker, "the revocation", |s| s.revoked && !s.running);
+    assert!(worker.status().last_error.unwrap().contains("revoked"));
+    assert!(store.stats().unwrap().outbox_pending >= 5);
+    worker.shutdown();
+}
