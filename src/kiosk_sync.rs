@@ -24,7 +24,7 @@ use guidedesk_sync::protocol::{PullPage, codes};
 use guidedesk_sync::replicate::{
     CycleOptions, CycleReport, LocalError, Outbox, PullSink, RetryPolicy, SyncError, TransportError, run_cycle,
 };
-use guidedesk_sync::{DeviceId, Op, codec};
+use guidedesk_sync::{DeviceId, Op};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SyncConfig;
@@ -224,7 +224,7 @@ impl PullSink for StoreSide<'_> {
             PullPage::Reset { snapshot, .. } => snapshot.iter().max_by_key(|c| c.seq).and_then(|c| c.value.as_ref()),
         };
         let data = latest
-            .map(|bytes| codec::decode::<ReferenceData>(bytes))
+            .map(|bytes| serde_json::from_slice::<ReferenceData>(bytes))
             .transpose()
             .map_err(|e| format!("reference data from HQ cannot be read by this version: {e}"))?;
         self.store.apply_reference_page(data, "hq", stream, page.cursor()).map_err(boxed)

@@ -579,7 +579,8 @@ impl HqStore {
             stream: REFERENCE_STREAM.into(),
             scope: site.map(str::to_string),
             key,
-            value: Some(codec::encode(data)?),
+            // JSON, like the kiosk's stored snapshot: new fields with serde defaults stay readable both ways.
+            value: Some(serde_json::to_vec(data).map_err(|e| HqError::Refused(format!("reference data: {e}")))?),
         };
         let tx = self.db.begin_write()?;
         let seq = append_change(&tx, &row)?;
@@ -596,7 +597,10 @@ impl HqStore {
         let snap = src.snapshot()?;
         match snap.last() {
             Some(c) => match &c.value {
-                Some(v) => Ok(Some((c.seq, codec::decode(v)?))),
+                Some(v) => Ok(Some((
+                    c.seq,
+                    serde_json::from_slice(v).map_err(|e| HqError::Refused(format!("stored reference data: {e}")))?,
+                ))),
                 None => Ok(None),
             },
             None => Ok(None),

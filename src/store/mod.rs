@@ -242,7 +242,9 @@ impl Store {
     /// Replaces the reference data (sync pull, or the bundled default). Reference data is never written otherwise.
     pub fn apply_reference(&self, data: ReferenceData, source: &str) -> Result<(), StoreError> {
         data.check().map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let bytes = codec::encode(&data)?;
+        // Reference data is stored as JSON: HQ's documents grow new fields over time, and JSON with serde defaults
+        // reads snapshots written by older and newer versions alike.
+        let bytes = serde_json::to_vec(&data).map_err(|e| StoreError::Meta(format!("reference data: {e}")))?;
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(tables::REFERENCE)?;
@@ -591,7 +593,8 @@ impl Store {
         let bytes = match &data {
             Some(d) => {
                 d.check().map_err(|e| StoreError::Conflict(e.to_string()))?;
-                Some(codec::encode(d)?)
+                // The same JSON form as `apply_reference`.
+                Some(serde_json::to_vec(d).map_err(|e| StoreError::Meta(format!("reference data: {e}")))?)
             }
             None => None,
         };
@@ -920,7 +923,9 @@ fn load_reference(db: &Database) -> Result<ReferenceData, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::REFERENCE)?;
     if let Some(g) = t.get("snapshot")? {
-        return Ok(codec::decode::<ReferenceData>(g.value())?);
+        return serde_json::from_slice::<ReferenceData>(g.value()).map_err(|e| {
+            StoreError::Meta(format!("the stored reference data cannot be read ({e}); sync with HQ again"))
+        });
     }
     ReferenceData::bundled().map_err(|e| StoreError::Meta(format!("bundled reference data: {e}")))
 }

@@ -10,11 +10,7 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The outbox: per-device sequence number → encoded `guidedesk_sync::Op`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
-/// When HQ acknowledged ops: highest acknowledged seq → wall-clock ms of the acknowledgement. Acknowledged ops are
-/// kept in the outbox for a retention period (so a restored HQ can be refilled) and pruned with this log.
-pub const ACK_LOG: TableDefinition<u64, i64> = TableDefinition::new("ack_log");
-
-/// Reference data received from HQ (or the bundled default): name → encoded value.
+/// Reference data received from HQ (or the bundled default): name → JSON.
 pub const REFERENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("reference");
 
 /// Records of one kind: id → `[schema u16 LE][codec-encoded record]`.
@@ -57,8 +53,14 @@ pub const IDX_CALLS_BY_TASK: TableDefinition<(u128, u128), ()> = TableDefinition
 pub const IDX_CONSULTATION_ARRIVAL: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("idx_consultation_arrival");
 
+/// When HQ acknowledged ops: highest acknowledged seq → wall-clock ms of the acknowledgement. Acknowledged ops are
+/// kept in the outbox for a retention period (so a restored HQ can be refilled) and pruned with this log.
+pub const ACK_LOG: TableDefinition<u64, i64> = TableDefinition::new("ack_log");
+
 /// Meta keys.
 pub mod meta {
+    /// Prefix of a pulled stream's cursor (u64 LE): `pull_cursor:<stream>`.
+    pub const PULL_CURSOR_PREFIX: &str = "pull_cursor:";
     /// Identifies a GuideDesk kiosk store.
     pub const MAGIC: &str = "magic";
     /// Schema version (u32 LE).
@@ -75,8 +77,6 @@ pub mod meta {
     pub const FEEDBACK_HEAD: &str = "feedback_head";
     /// When the store was created (ms, i64 LE).
     pub const CREATED: &str = "created";
-    /// Prefix of a pulled stream's cursor (u64 LE): `pull_cursor:<stream>`.
-    pub const PULL_CURSOR_PREFIX: &str = "pull_cursor:";
 }
 
 /// The magic value stored under [`meta::MAGIC`].
