@@ -332,7 +332,13 @@ pub struct SyncWorker {
     commands: SyncSender<Command>,
     status: Arc<Mutex<SyncStatus>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    done: Receiver<()>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How long [`SyncWorker::shutdown`] waits for a cycle in progress before leaving the thread to finish on its own
+/// (every store write it makes is a complete transaction, so stopping the process meanwhile loses nothing).
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
 impl std::fmt::Debug for SyncWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -373,16 +379,32 @@ impl SyncWorker {
         notify: Box<dyn Fn() + Send>,
     ) -> std::io::Result<SyncWorker> {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker_stopping = Arc::clone(&stopping);
         let status = Arc::new(Mutex::new(SyncStatus::default()));
         let worker_status = Arc::clone(&status);
-        let options = SyncOptions::from_config(config);
+        let mut options = SyncOptions::from_config(config);
+        // The worker retries on its own schedule; within one cycle it gives up quickly so the GUI can close promptly.
+        options.retry = RetryPolicy { attempts: 2, base: Duration::from_secs(1), cap: Duration::from_secs(5) };
+        options.connect_timeout = Duration::from_secs(5);
         let interval = Duration::from_secs(u64::from(config.interval_minutes.max(1)) * 60);
         let nightly = config.nightly().unwrap_or((120, 120));
         let thread = std::thread::Builder::new().name("sync".into()).spawn(move || {
-            let w = Loop { store, data_dir, options, interval, nightly, status: worker_status, notify };
+            let w = Loop {
+                store,
+                data_dir,
+                options,
+                interval,
+                nightly,
+                status: worker_status,
+                notify,
+                stopping: worker_stopping,
+            };
             w.run(&rx);
+            let _ = done_tx.send(());
         })?;
-        Ok(SyncWorker { commands: tx, status, thread: Some(thread) })
+        Ok(SyncWorker { commands: tx, status, thread: Some(thread), done, stopping })
     }
 
     /// The current status (cheap; never blocks on the network).
@@ -395,14 +417,18 @@ impl SyncWorker {
         !matches!(self.commands.try_send(Command::SyncNow), Err(TrySendError::Full(_) | TrySendError::Disconnected(_)))
     }
 
-    /// Stops the thread and waits for it.
+    /// Stops the thread: waits for it up to [`SHUTDOWN_WAIT`] (a cycle in progress finishes its current request).
     pub fn shutdown(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
-        let _ = self.commands.send(Command::Shutdown);
-        if let Some(t) = self.thread.take() {
+        // Never block on a full queue: the flag is seen after whatever command the thread takes next.
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.commands.try_send(Command::Shutdown);
+        if let Some(t) = self.thread.take()
+            && self.done.recv_timeout(SHUTDOWN_WAIT).is_ok()
+        {
             let _ = t.join();
         }
     }
@@ -422,6 +448,7 @@ struct Loop {
     nightly: (u32, u32),
     status: Arc<Mutex<SyncStatus>>,
     notify: Box<dyn Fn() + Send>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Loop {
@@ -454,6 +481,9 @@ impl Loop {
             match rx.recv_timeout(wait) {
                 Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
             }
             let cred = match Credential::load(&self.data_dir) {
                 Ok(Some(c)) => c,

@@ -1050,5 +1050,7 @@ fn sync_worker_reports_status_in_plain_words() {
     wait_for(&worker, "the revocation", |s| s.revoked && !s.running);
     assert!(worker.status().last_error.unwrap().contains("revoked"));
     assert!(store.stats().unwrap().outbox_pending >= 5);
+    let t = Instant::now();
     worker.shutdown();
+    assert!(t.elapsed() <= kiosk_sync::SHUTDOWN_WAIT, "the GUI can close promptly");
 }
