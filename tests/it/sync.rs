@@ -1054,3 +1054,77 @@ fn sync_worker_reports_status_in_plain_words() {
     worker.shutdown();
     assert!(t.elapsed() <= kiosk_sync::SHUTDOWN_WAIT, "the GUI can close promptly");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bad requests
+
+fn raw_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: application/vnd.guidedesk.sync\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time() {
+    use guidedesk_sync::protocol::PushRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(&dir.path().join("hq"), 100);
+    let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
+    write_arrivals(&k.store, 5, 5);
+    let token = k.cred.token.as_str();
+    let code =
+        |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["code"].as_str().unwrap().to_string();
+    let encode = |r: &PushRequest| guidedesk_sync::codec::encode(r).unwrap();
+    let ops = k.store.outbox_after(0, 10).unwrap();
+    let me = k.store.device();
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        ("/v1/push", None, vec![1, 2, 3], 401, "unauthorized"),
+        ("/v1/push", Some("not-a-credential"), vec![1, 2, 3], 401, "unauthorized"),
+        ("/v1/push", Some(token), vec![0xff; 40], 400, "bad_request"),
+        ("/v1/pull", Some(token), Vec::new(), 400, "bad_request"),
+        (
+            "/v1/push",
+            Some(token),
+            encode(&PushRequest { device: DeviceId(me.0 ^ 1), sent_at_ms: now_ms(), ops: ops.clone() }),
+            403,
+            "device_mismatch",
+        ),
+        (
+            "/v1/push",
+            Some(token),
+            encode(&PushRequest { device: me, sent_at_ms: now_ms(), ops: vec![ops[0].clone(), ops[2].clone()] }),
+            400,
+            "bad_batch",
+        ),
+        ("/v1/enroll", None, b"{\"code\": 1}".to_vec(), 400, "bad_request"),
+        (
+            "/v1/enroll",
+            None,
+            br#"{"code":"AAAA-BBBB-CCCC","device":"0190a0a0-0000-7000-8000-000000000000"}"#.to_vec(),
+            403,
+            "code_invalid",
+        ),
+        ("/v2/push", None, Vec::new(), 404, "not_found"),
+    ];
+    for (path, token, body, status, wanted) in cases {
+        let (got, head, text) = raw_post(hq.addr(), path, token, &body);
+        assert_eq!((got, code(&text).as_str()), (status, wanted), "{path}: {text}");
+        assert!(head.contains("x-guidedesk-server-time: "), "{path}: {head}");
+        assert!(head.contains("content-type: application/json"), "{path}: {head}");
+    }
+    // Nothing of that reached the records; the real sync still works.
+    assert_eq!(hq.store().stats().unwrap().records.values().sum::<u64>(), 0);
+    sync_until_done(&k, &options(100), 1);
+    check_invariants(hq.store(), &[(&k.store, "main")]);
+}
