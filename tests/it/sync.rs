@@ -1088,7 +1088,8 @@ fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time() {
     let encode = |r: &PushRequest| guidedesk_sync::codec::encode(r).unwrap();
     let ops = k.store.outbox_after(0, 10).unwrap();
     let me = k.store.device();
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("/v1/push", None, vec![1, 2, 3], 401, "unauthorized"),
         ("/v1/push", Some("not-a-credential"), vec![1, 2, 3], 401, "unauthorized"),
         ("/v1/push", Some(token), vec![0xff; 40], 400, "bad_request"),
