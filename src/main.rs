@@ -74,9 +74,6 @@ enum Command {
     },
     /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
     Check,
-    // Sync with headquarters: see src/cli_sync.rs.
-    #[command(flatten)]
-    Sync(guidedesk::cli_sync::SyncCommand),
     /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
     /// (crash-safety testing and burn-in)
     #[command(hide = true)]
@@ -85,6 +82,9 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    // Sync with headquarters: see src/cli_sync.rs.
+    #[command(flatten)]
+    Sync(guidedesk::cli_sync::SyncCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
