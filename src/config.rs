@@ -47,6 +47,64 @@ impl Default for WindowConfig {
     }
 }
 
+/// Replication with headquarters (`[sync]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Minutes between opportunistic syncs while the kiosk runs (1–1440).
+    pub interval_minutes: u32,
+    /// The nightly window, local time `HH:MM-HH:MM`; each kiosk picks its own moment in it (per-device jitter).
+    pub nightly_window: String,
+    /// Days acknowledged ops stay in the outbox before they are pruned (so a restored HQ can be refilled).
+    pub retain_acked_days: u32,
+    /// Ops per push batch (1–5000).
+    pub batch_size: u32,
+    /// Seconds one request to HQ may take before it is abandoned (5–600).
+    pub timeout_secs: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            interval_minutes: 5,
+            nightly_window: "02:00-04:00".into(),
+            retain_acked_days: 30,
+            batch_size: 500,
+            timeout_secs: 60,
+        }
+    }
+}
+
+impl SyncConfig {
+    /// The nightly window as (start, length) in minutes after local midnight.
+    pub fn nightly(&self) -> Result<(u32, u32), String> {
+        let bad = || format!("sync.nightly_window {:?} is not a window like \"02:00-04:00\"", self.nightly_window);
+        let minutes = |t: &str| -> Option<u32> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (a, b) = self.nightly_window.split_once('-').ok_or_else(bad)?;
+        let (start, end) = (minutes(a).ok_or_else(bad)?, minutes(b).ok_or_else(bad)?);
+        let len = if end > start { end - start } else { end + 24 * 60 - start };
+        Ok((start, len))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.nightly()?;
+        if !(1..=1440).contains(&self.interval_minutes) {
+            return Err(format!("sync.interval_minutes must be between 1 and 1440, not {}", self.interval_minutes));
+        }
+        if !(1..=5000).contains(&self.batch_size) {
+            return Err(format!("sync.batch_size must be between 1 and 5000, not {}", self.batch_size));
+        }
+        if !(5..=600).contains(&self.timeout_secs) {
+            return Err(format!("sync.timeout_secs must be between 5 and 600, not {}", self.timeout_secs));
+        }
+        Ok(())
+    }
+}
+
 /// The kiosk's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,6 +117,8 @@ pub struct Config {
     pub idle_lock_minutes: u32,
     /// Window settings.
     pub window: WindowConfig,
+    /// Replication with headquarters.
+    pub sync: SyncConfig,
 }
 
 impl Default for Config {
@@ -68,6 +128,7 @@ impl Default for Config {
             utc_offset: "+08:00".into(),
             idle_lock_minutes: 5,
             window: WindowConfig::default(),
+            sync: SyncConfig::default(),
         }
     }
 }
@@ -119,6 +180,7 @@ impl Config {
         if !(c.window.width >= 320.0 && c.window.height >= 240.0) {
             return Err("window.width and window.height must be at least 320 × 240".into());
         }
+        c.sync.validate()?;
         if c.window.renderer != "glow" {
             return Err(format!("window.renderer {:?} is not supported (use \"glow\")", c.window.renderer));
         }
@@ -183,6 +245,17 @@ mod tests {
         assert!(Config::parse("utc_offset = \"8\"").unwrap_err().contains("utc_offset"));
         assert!(Config::parse("idle_lock_minutes = 0").unwrap_err().contains("idle_lock_minutes"));
         assert!(Config::parse("[window]\nrenderer = \"vulkan\"").unwrap_err().contains("renderer"));
+    }
+
+    #[test]
+    fn sync_section() {
+        let c = Config::parse("[sync]\ninterval_minutes = 10\nnightly_window = \"23:30-01:30\"\n").unwrap();
+        assert_eq!(c.sync.interval_minutes, 10);
+        assert_eq!(c.sync.nightly().unwrap(), (23 * 60 + 30, 120));
+        assert_eq!(SyncConfig::default().nightly().unwrap(), (120, 120));
+        assert!(Config::parse("[sync]\nnightly_window = \"2am\"").unwrap_err().contains("nightly_window"));
+        assert!(Config::parse("[sync]\nbatch_size = 0").unwrap_err().contains("batch_size"));
+        assert!(Config::parse("[sync]\nintervall = 3").unwrap_err().contains("intervall"));
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! reports and KPIs ([`reports`]) and configuration ([`config`]). The binary in `main.rs` is a thin CLI over these.
 
 pub mod app;
+pub mod cli_sync;
 pub mod config;
 pub mod demo;
 pub mod export;
+#[cfg(feature = "hq")]
+pub mod hq;
+pub mod kiosk_sync;
 pub mod model;
 pub mod policy;
 pub mod reports;

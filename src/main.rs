@@ -86,6 +86,9 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    // Sync with headquarters: see src/cli_sync.rs.
+    #[command(flatten)]
+    Sync(guidedesk::cli_sync::SyncCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -285,6 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
+        Command::Sync(c) => guidedesk::cli_sync::run(c, &data_dir, &cfg, || open_store(&data_dir, &cfg))?,
     }
     Ok(())
 }

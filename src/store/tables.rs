@@ -53,8 +53,14 @@ pub const IDX_CALLS_BY_TASK: TableDefinition<(u128, u128), ()> = TableDefinition
 pub const IDX_CONSULTATION_ARRIVAL: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("idx_consultation_arrival");
 
+/// When HQ acknowledged ops: highest acknowledged seq → wall-clock ms of the acknowledgement. Acknowledged ops are
+/// kept in the outbox for a retention period (so a restored HQ can be refilled) and pruned with this log.
+pub const ACK_LOG: TableDefinition<u64, i64> = TableDefinition::new("ack_log");
+
 /// Meta keys.
 pub mod meta {
+    /// Prefix of a pulled stream's cursor (u64 LE): `pull_cursor:<stream>`.
+    pub const PULL_CURSOR_PREFIX: &str = "pull_cursor:";
     /// Identifies a GuideDesk kiosk store.
     pub const MAGIC: &str = "magic";
     /// Schema version (u32 LE).

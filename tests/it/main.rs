@@ -23,3 +23,7 @@ pub fn guidedesk(data_dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("the guidedesk binary runs")
 }
+
+// Sync with a real HQ needs the `hq` feature (`cargo test --workspace --all-features`).
+#[cfg(feature = "hq")]
+mod sync;

@@ -1,0 +1,228 @@
+//! `guidedesk-hq`: the headquarters server and its administration commands.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use guidedesk::hq::admin::{self, ADMIN_FILE, AdminRequest, DEFAULT_CODE_TTL_HOURS};
+use guidedesk::hq::server::{self, ServeOptions, TlsFiles};
+use guidedesk::hq::store::{HqError, HqStore};
+use guidedesk_sync::client::{ClientConfig, HttpTransport};
+
+/// Default number of reference change-log entries kept at each import.
+const DEFAULT_CHANGELOG_KEEP: usize = 100;
+
+/// GuideDesk headquarters: receives every kiosk's records and serves reference data.
+#[derive(Debug, Parser)]
+#[command(name = "guidedesk-hq", version, about, long_about = None)]
+struct Cli {
+    /// HQ's data directory (holds hq.redb)
+    #[arg(long, global = true, env = "GUIDEDESK_HQ_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server
+    Serve {
+        /// Address to listen on, e.g. 0.0.0.0:8443 (port 0: any free port)
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// TLS certificate chain (PEM)
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM)
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)
+        #[arg(long)]
+        allow_plain_http: bool,
+        /// Reference-data changes kept in the pull log (older superseded ones are dropped; kiosks behind them get
+        /// a full snapshot)
+        #[arg(long, default_value_t = DEFAULT_CHANGELOG_KEEP, value_name = "N")]
+        changelog_keep: usize,
+    },
+    /// Make a one-time enrolment code for a desk (works while the server runs); the code is the last line printed
+    EnrollCode {
+        /// Site code
+        #[arg(long)]
+        site: String,
+        /// Desk code
+        #[arg(long)]
+        desk: String,
+        /// Hours the code stays valid
+        #[arg(long, default_value_t = DEFAULT_CODE_TTL_HOURS)]
+        ttl_hours: u64,
+    },
+    /// Reference data
+    Ref {
+        #[command(subcommand)]
+        command: RefCommand,
+    },
+    /// Revoke a device: it keeps working locally, but HQ refuses its sync
+    Revoke {
+        /// Device id (UUID, as `guidedesk stats` shows it)
+        #[arg(long)]
+        device: String,
+    },
+    /// List enrolled devices (JSON)
+    Devices,
+    /// Record counts, devices and quarantined ops
+    Stats {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RefCommand {
+    /// Load reference data from a JSON file (validated) and publish it to the kiosks
+    Import {
+        /// The reference-data JSON document (see assets/reference/default.json)
+        file: PathBuf,
+        /// Publish to this site only
+        #[arg(long)]
+        site: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            let _ = writeln!(std::io::stderr(), "guidedesk-hq: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    cli.data_dir.clone().context("no data directory: pass --data-dir DIR or set GUIDEDESK_HQ_DATA_DIR")
+}
+
+/// Runs an admin command on the store, or through the running server when the store is in use.
+fn admin_call(dir: &Path, req: &AdminRequest) -> Result<serde_json::Value> {
+    match HqStore::open(dir) {
+        Ok(store) => Ok(admin::execute(&store, req, DEFAULT_CHANGELOG_KEEP)?),
+        Err(HqError::Locked(path)) => {
+            let file = dir.join(ADMIN_FILE);
+            let a = admin::read_admin_file(&file).with_context(|| {
+                format!("{} is in use, but the running server's {} cannot be read", path.display(), file.display())
+            })?;
+            let mut cfg = ClientConfig::new(&a.url);
+            cfg.token = Some(a.token);
+            let t = HttpTransport::new(&cfg)?;
+            let body = serde_json::to_value(req)?;
+            t.post_json("/admin", &body).map_err(|e| anyhow::anyhow!("the running server refused: {e}"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = data_dir(&cli)?;
+    match cli.command {
+        Command::Serve { listen, tls_cert, tls_key, allow_plain_http, changelog_keep } => {
+            if tls_cert.is_none() && !allow_plain_http && !listen.ip().is_loopback() {
+                // Refuse before touching the data directory.
+                return Err(server::ServeError::PlainHttp(listen).into());
+            }
+            let store = HqStore::open(&dir)?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            };
+            let options =
+                ServeOptions { listen, tls, allow_plain_http, changelog_keep, admin_file: Some(dir.join(ADMIN_FILE)) };
+            let running = server::start(store, &options)?;
+            println!("guidedesk-hq: listening on {}", running.url());
+            std::io::stdout().flush()?;
+            let stop = running.stopper();
+            std::thread::Builder::new().name("signals".into()).spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(wait_for_signal());
+                    stop();
+                }
+            })?;
+            running.wait()?;
+            let _ = std::fs::remove_file(dir.join(ADMIN_FILE));
+            eprintln!("guidedesk-hq: stopped");
+        }
+        Command::EnrollCode { site, desk, ttl_hours } => {
+            let v = admin_call(&dir, &AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours })?;
+            let code = v["code"].as_str().context("HQ returned no code")?;
+            println!("enrolment code for desk {desk} at site {site}, valid for {ttl_hours} h, usable once:");
+            println!("{code}");
+        }
+        Command::Ref { command: RefCommand::Import { file, site } } => {
+            let json = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // Validate here too, so a bad file is reported with its name even when the server does the import.
+            guidedesk::model::ReferenceData::from_json(&json).with_context(|| format!("{}", file.display()))?;
+            let v = admin_call(&dir, &AdminRequest::RefImport { json, site: site.clone() })?;
+            println!(
+                "reference data from {} published to {} as change {}",
+                file.display(),
+                site.as_deref().map_or_else(|| "every site".to_string(), |s| format!("site {s}")),
+                v["change_seq"]
+            );
+        }
+        Command::Revoke { device } => {
+            let v = admin_call(&dir, &AdminRequest::Revoke { device: device.clone() })?;
+            if v["revoked"].as_bool() != Some(true) {
+                bail!("no device {device} is enrolled");
+            }
+            println!("device {device} revoked");
+        }
+        Command::Devices => {
+            let v = admin_call(&dir, &AdminRequest::Devices)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Command::Stats { json } => {
+            let v = admin_call(&dir, &AdminRequest::Stats)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                if let Some(recs) = v["records"].as_object() {
+                    for (k, n) in recs {
+                        println!("{k:>14}: {n}");
+                    }
+                }
+                println!("devices: {}", v["devices"]);
+                println!("quarantined ops: {}", v["quarantined"]);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

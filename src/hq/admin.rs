@@ -1,0 +1,131 @@
+//! Administration of HQ: enrolment codes, reference-data imports, revocation, stats.
+//!
+//! redb lets one process open a file at a time, and the server keeps its store open. So every administration
+//! command is an [`AdminRequest`] that runs either
+//!
+//! - **directly** on the store, when no server runs (the CLI opens `hq.redb` itself), or
+//! - **through the running server**: `serve` binds a second listener on 127.0.0.1 (a random port) and writes its
+//!   URL and a fresh random bearer token to `admin.json` in the data directory (mode 0600, removed at shutdown). When
+//!   the CLI finds the store locked, it reads that file and posts the request there.
+//!
+//! The admin endpoint never listens beyond loopback, and the token proves the caller can read HQ's data directory.
+
+use std::path::Path;
+
+use guidedesk_sync::DeviceId;
+use serde::{Deserialize, Serialize};
+
+use super::store::{HqError, HqStore};
+use crate::model::ReferenceData;
+
+/// The name of the admin endpoint file in HQ's data directory.
+pub const ADMIN_FILE: &str = "admin.json";
+
+/// Default validity of an enrolment code: 7 days.
+pub const DEFAULT_CODE_TTL_HOURS: u64 = 24 * 7;
+
+/// An administration command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    /// Make a one-time enrolment code for a desk. Answer: `{"code": "…"}`.
+    EnrollCode {
+        /// Site code.
+        site: String,
+        /// Desk code.
+        desk: String,
+        /// Hours the code stays valid.
+        ttl_hours: u64,
+    },
+    /// Publish reference data (JSON text, validated) for every site or one. Answer: `{"change_seq": N}`.
+    RefImport {
+        /// The reference-data JSON document.
+        json: String,
+        /// Only for this site.
+        site: Option<String>,
+    },
+    /// Revoke a device (UUID). Answer: `{"revoked": true|false}` (false: no such device).
+    Revoke {
+        /// Device id.
+        device: String,
+    },
+    /// Counts. Answer: `{"records": {…}, "devices": N, "quarantined": N}`.
+    Stats,
+    /// Enrolled devices. Answer: a list of `{"device", "site", "desk", "last_seq", "revoked", "skew_ms"}`.
+    Devices,
+}
+
+/// Where the running server's admin endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminFile {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+/// Writes `admin.json` readable by the owner only.
+pub fn write_admin_file(path: &Path, url: &str, token: &str) -> std::io::Result<()> {
+    let body = serde_json::to_vec_pretty(&AdminFile { url: url.to_string(), token: token.to_string() })
+        .map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        std::io::Write::write_all(&mut f, &body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, path)
+}
+
+/// Reads `admin.json`.
+pub fn read_admin_file(path: &Path) -> std::io::Result<AdminFile> {
+    serde_json::from_slice(&std::fs::read(path)?).map_err(std::io::Error::other)
+}
+
+fn parse_device(s: &str) -> Result<DeviceId, HqError> {
+    uuid::Uuid::parse_str(s.trim())
+        .map(|u| DeviceId(u.as_u128()))
+        .map_err(|e| HqError::Refused(format!("device {s:?} is not a UUID: {e}")))
+}
+
+/// Runs a command on the store.
+pub fn execute(store: &HqStore, req: &AdminRequest, changelog_keep: usize) -> Result<serde_json::Value, HqError> {
+    let now = super::server::now_ms();
+    Ok(match req {
+        AdminRequest::EnrollCode { site, desk, ttl_hours } => {
+            let code = store.create_code(site, desk, now, ttl_hours.saturating_mul(3_600_000))?;
+            serde_json::json!({ "code": code, "site": site, "desk": desk, "ttl_hours": ttl_hours })
+        }
+        AdminRequest::RefImport { json, site } => {
+            let data = ReferenceData::from_json(json).map_err(|e| HqError::Refused(e.to_string()))?;
+            let seq = store.import_reference(&data, site.as_deref(), changelog_keep)?;
+            serde_json::json!({ "change_seq": seq })
+        }
+        AdminRequest::Revoke { device } => {
+            let found = store.revoke(parse_device(device)?, now)?;
+            serde_json::json!({ "revoked": found })
+        }
+        AdminRequest::Stats => serde_json::to_value(store.stats()?).map_err(|e| HqError::Refused(e.to_string()))?,
+        AdminRequest::Devices => {
+            let list: Vec<serde_json::Value> = store
+                .devices()?
+                .into_iter()
+                .map(|(d, r)| {
+                    serde_json::json!({
+                        "device": uuid::Uuid::from_u128(d.0).to_string(),
+                        "site": r.site,
+                        "desk": r.desk,
+                        "last_seq": r.last_seq,
+                        "revoked": r.revoked_ms.is_some(),
+                        "skew_ms": r.skew_ms,
+                    })
+                })
+                .collect();
+            serde_json::Value::Array(list)
+        }
+    })
+}

@@ -1,0 +1,14 @@
+//! Headquarters (feature `hq`): the server every kiosk replicates to.
+//!
+//! - [`store`]: HQ's embedded redb store — records decoded with the hospital model and merged on upsert, queryable
+//!   by kind, site, device and time; device cursors; op receipts; quarantine; the reference-data change log;
+//!   enrolment codes and credentials.
+//! - [`server`]: the axum service (sync endpoints, loopback admin endpoint), HTTPS with rustls.
+//! - [`admin`]: administration commands that work with or without the server running.
+//!
+//! The push/pull rules themselves live in the domain-agnostic `guidedesk_sync::server`; this module supplies the
+//! storage behind them.
+
+pub mod admin;
+pub mod server;
+pub mod store;

@@ -1,0 +1,460 @@
+//! HQ's HTTP service (axum): the sync endpoints for kiosks and the loopback admin endpoint.
+//!
+//! - `POST /v1/enroll` (JSON), `POST /v1/push`, `POST /v1/pull` (codec bodies, bearer credential): see
+//!   [`guidedesk_sync::protocol`].
+//! - `GET /v1/health`: `ok`.
+//! - `POST /admin` on a separate listener bound to 127.0.0.1 only, with its own bearer token (see [`super::admin`]).
+//!
+//! Every response carries HQ's clock in `x-guidedesk-server-time`. Errors are JSON `{"code", "message"}` with a
+//! stable code. Store work runs on tokio's blocking pool; redb serialises writers, so push batches of different
+//! kiosks are applied one after another, each in its own transaction.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use guidedesk_sync::protocol::{
+    self, CONTENT_TYPE, ENROLL_PATH, EnrollRequest, EnrollResponse, ErrorBody, PULL_PATH, PUSH_PATH, PullRequest,
+    PushRequest, SERVER_TIME_HEADER, codes,
+};
+use guidedesk_sync::server::{ApplyError, apply_push, pull_page};
+use guidedesk_sync::{DeviceId, codec};
+
+use super::admin::{self, AdminRequest};
+use super::store::{AuthDevice, AuthRefusal, EnrollRefusal, HqError, HqStore};
+
+/// Largest request body accepted (a push batch of a few thousand ops fits easily).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// HQ's wall clock in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct HqState {
+    /// The store.
+    pub store: Arc<HqStore>,
+    /// Changes kept in the reference log at each import (older superseded ones are compacted).
+    pub changelog_keep: usize,
+    /// The admin endpoint's bearer token.
+    pub admin_token: Arc<String>,
+}
+
+/// An error answer: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
+    }
+}
+
+impl From<HqError> for ApiError {
+    fn from(e: HqError) -> Self {
+        match e {
+            HqError::Refused(m) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, m),
+            other => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: codes::UNAVAILABLE,
+                message: other.to_string(),
+                retry_after: Some(1),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { code: self.code.to_string(), message: self.message };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut resp = (self.status, [(header::CONTENT_TYPE, "application/json")], json).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+fn codec_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
+    let bytes = codec::encode(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, format!("worker failed: {e}")))?
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+fn authenticate(store: &HqStore, headers: &HeaderMap) -> Result<AuthDevice, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "no device credential was sent"));
+    };
+    match store.authenticate(&token)? {
+        Ok(d) => Ok(d),
+        Err(AuthRefusal::Revoked) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, codes::DEVICE_REVOKED, AuthRefusal::Revoked.to_string()))
+        }
+        Err(r) => Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, r.to_string())),
+    }
+}
+
+fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
+    if auth.device == device {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::DEVICE_MISMATCH,
+            "the request names another device than the credential",
+        ))
+    }
+}
+
+async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    blocking(move || {
+        let auth = authenticate(&state.store, &headers)?;
+        let req: PushRequest =
+            codec::decode(&body).map_err(|e| ApiError::bad_request(format!("push body cannot be decoded: {e}")))?;
+        same_device(&auth, req.device)?;
+        let resp = apply_push(&*state.store, req.device, &req.ops, now_ms(), req.sent_at_ms).map_err(|e| match e {
+            ApplyError::BadBatch(b) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_BATCH, b.to_string()),
+            ApplyError::Storage(s) => ApiError::from(s),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, other.to_string()),
+        })?;
+        codec_response(&resp)
+    })
+    .await
+}
+
+async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    blocking(move || {
+        let auth = authenticate(&state.store, &headers)?;
+        let req: PullRequest =
+            codec::decode(&body).map_err(|e| ApiError::bad_request(format!("pull body cannot be decoded: {e}")))?;
+        same_device(&auth, req.device)?;
+        let source = state.store.changes_for(&req.stream, &auth.site)?;
+        let resp = pull_page(&source, req.cursor, req.limit, now_ms())?;
+        codec_response(&resp)
+    })
+    .await
+}
+
+async fn enroll(State(state): State<HqState>, body: Bytes) -> Result<Response, ApiError> {
+    blocking(move || {
+        let req: EnrollRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("enrolment body is not valid JSON: {e}")))?;
+        let device = uuid::Uuid::parse_str(req.device.trim())
+            .map_err(|e| ApiError::bad_request(format!("device {:?} is not a UUID: {e}", req.device)))?;
+        let now = now_ms();
+        match state.store.enroll(&req.code, DeviceId(device.as_u128()), now)? {
+            Ok(e) => {
+                let resp = EnrollResponse {
+                    token: e.token,
+                    device: device.to_string(),
+                    site: e.site,
+                    desk: e.desk,
+                    server_time_ms: now,
+                };
+                let json = serde_json::to_vec(&resp)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, e.to_string()))?;
+                Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+            }
+            Err(r) => {
+                let code = match r {
+                    EnrollRefusal::Used => codes::CODE_USED,
+                    EnrollRefusal::Expired => codes::CODE_EXPIRED,
+                    _ => codes::CODE_INVALID,
+                };
+                Err(ApiError::new(StatusCode::FORBIDDEN, code, r.to_string()))
+            }
+        }
+    })
+    .await
+}
+
+async fn admin_handler(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    blocking(move || {
+        if bearer(&headers).as_deref() != Some(state.admin_token.as_str()) {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "wrong admin token"));
+        }
+        let req: AdminRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("admin request is not valid: {e}")))?;
+        let value = admin::execute(&state.store, &req, state.changelog_keep)?;
+        Ok(axum::Json(value).into_response())
+    })
+    .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such endpoint")
+}
+
+async fn stamp_time(mut resp: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&now_ms().to_string()) {
+        resp.headers_mut().insert(SERVER_TIME_HEADER, v);
+    }
+    resp
+}
+
+/// Turns axum's own rejections (body too large, …) into JSON errors with a stable code.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,
+            StatusCode::NOT_FOUND => codes::NOT_FOUND,
+            s if s.is_server_error() => codes::INTERNAL,
+            _ => codes::BAD_REQUEST,
+        };
+        let message = status.canonical_reason().unwrap_or("error").to_string();
+        return ApiError::new(status, code, message).into_response();
+    }
+    resp
+}
+
+/// The kiosk-facing router.
+pub fn router(state: HqState) -> Router {
+    Router::new()
+        .route(PUSH_PATH, post(push))
+        .route(PULL_PATH, post(pull))
+        .route(ENROLL_PATH, post(enroll))
+        .route("/v1/health", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::map_response(stamp_time))
+        .with_state(state)
+}
+
+/// The admin router (served on loopback only).
+pub fn admin_router(state: HqState) -> Router {
+    Router::new()
+        .route("/admin", post(admin_handler))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(stamp_time))
+        .with_state(state)
+}
+
+/// TLS material.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+}
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Allow plain HTTP on a non-loopback address.
+    pub allow_plain_http: bool,
+    /// Reference change-log entries kept at each import.
+    pub changelog_keep: usize,
+    /// Where to write `admin.json` (the admin endpoint's address and token); none: no admin endpoint.
+    pub admin_file: Option<PathBuf>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Plain HTTP was asked for on a non-loopback address.
+    #[error(
+        "refusing plain HTTP on {0}: give --tls-cert and --tls-key, listen on a loopback address, or pass \
+         --allow-plain-http"
+    )]
+    PlainHttp(SocketAddr),
+    /// Binding or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The certificate or key could not be loaded.
+    #[error("cannot load the TLS certificate/key: {0}")]
+    Tls(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] HqError),
+}
+
+/// A running server (on its own runtime thread). Dropping it shuts the server down.
+#[derive(Debug)]
+pub struct RunningHq {
+    store: Arc<HqStore>,
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    https: bool,
+    handle: axum_server::Handle<SocketAddr>,
+    admin_handle: axum_server::Handle<SocketAddr>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+    admin_file: Option<PathBuf>,
+}
+
+impl RunningHq {
+    /// The store it serves (for inspection; writes go through the same single-writer database).
+    pub fn store(&self) -> &HqStore {
+        &self.store
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL (`https://…` or `http://…`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
+    }
+
+    /// The admin endpoint's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to 5 s), and waits for the store to close.
+    pub fn shutdown(mut self) -> Result<(), ServeError> {
+        self.stop()
+    }
+
+    /// Waits until the server stops (it runs until shut down or a fatal error).
+    pub fn wait(mut self) -> Result<(), ServeError> {
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| ServeError::Io(std::io::Error::other("server thread panicked")))?,
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), ServeError> {
+        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        self.admin_handle.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+        if let Some(f) = self.admin_file.take() {
+            let _ = std::fs::remove_file(f);
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| ServeError::Io(std::io::Error::other("server thread panicked")))?,
+            None => Ok(()),
+        }
+    }
+
+    /// A handle that stops the server from another thread (signal handling).
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let h = self.handle.clone();
+        let a = self.admin_handle.clone();
+        move || {
+            h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            a.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+        }
+    }
+}
+
+impl Drop for RunningHq {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Starts serving `store` in the background and returns once the listeners are bound.
+pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeError> {
+    if options.tls.is_none() && !options.allow_plain_http && !options.listen.ip().is_loopback() {
+        return Err(ServeError::PlainHttp(options.listen));
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let listener = std::net::TcpListener::bind(options.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let admin_token = super::store::new_token()?;
+    let admin_listener = match &options.admin_file {
+        Some(_) => {
+            let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+            l.set_nonblocking(true)?;
+            Some(l)
+        }
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().map(std::net::TcpListener::local_addr).transpose()?;
+    if let (Some(file), Some(a)) = (&options.admin_file, admin_addr) {
+        admin::write_admin_file(file, &format!("http://{a}"), &admin_token)?;
+    }
+    let state =
+        HqState { store: Arc::new(store), changelog_keep: options.changelog_keep, admin_token: Arc::new(admin_token) };
+    let handle = axum_server::Handle::new();
+    let admin_handle = axum_server::Handle::new();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("hq-worker").enable_all().build()?;
+    let tls = match &options.tls {
+        Some(t) => Some(
+            runtime
+                .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key))
+                .map_err(|e| ServeError::Tls(format!("{} / {}: {e}", t.cert.display(), t.key.display())))?,
+        ),
+        None => None,
+    };
+    let https = tls.is_some();
+    let shared = Arc::clone(&state.store);
+    let (h, ah) = (handle.clone(), admin_handle.clone());
+    let thread = std::thread::Builder::new().name("hq-server".into()).spawn(move || {
+        runtime.block_on(async move {
+            let app = router(state.clone()).into_make_service();
+            if let Some(l) = admin_listener {
+                let admin = admin_router(state.clone()).into_make_service();
+                let server = axum_server::from_tcp(l)?.handle(ah);
+                tokio::spawn(async move {
+                    let _ = server.serve(admin).await;
+                });
+            }
+            match tls {
+                Some(cfg) => axum_server::from_tcp_rustls(listener, cfg)?.handle(h).serve(app).await?,
+                None => axum_server::from_tcp(listener)?.handle(h).serve(app).await?,
+            }
+            // Let blocking store work finish before the store is dropped.
+            drop(state);
+            Ok(())
+        })
+    })?;
+    Ok(RunningHq {
+        store: shared,
+        addr,
+        admin_addr,
+        https,
+        handle,
+        admin_handle,
+        thread: Some(thread),
+        admin_file: options.admin_file.clone(),
+    })
+}
+
+/// A convenience for error bodies in tests and tools: the stable code of a JSON error body.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<protocol::ErrorBody>(body).ok().map(|b| b.code)
+}

@@ -1,0 +1,583 @@
+//! The kiosk's side of replication with headquarters: enrolment, one sync cycle, and the background [`SyncWorker`].
+//!
+//! - **Credential**: `guidedesk enroll` trades a one-time code for the kiosk's own credential and keeps it, with
+//!   HQ's URL and the CA to trust, in `hq.json` in the data directory (owner-only permissions). Nothing else about
+//!   sync lives outside the store.
+//! - **One cycle** ([`sync_once`]): push every unacknowledged op (batches of contiguous sequence numbers), then pull
+//!   the reference-data stream; each pulled page is applied with its cursor in one store transaction
+//!   ([`Store::apply_reference_page`]). Acknowledged ops older than the retention period are then pruned. The
+//!   rules (duplicates, gaps, retries with backoff, `Retry-After`) are `guidedesk_sync::replicate`'s.
+//! - **Background** ([`SyncWorker`]): a thread named `sync` runs a cycle every few minutes and once in a nightly
+//!   window at a per-device moment, and on demand. The GUI reads [`SyncStatus`] (last success, records waiting,
+//!   last error in plain words) and sends commands over a bounded channel; it never waits for the network.
+//!
+//! A revoked or unreachable HQ never stops local work: records keep going into the store and its outbox.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::FixedOffset;
+use guidedesk_sync::client::{ClientConfig, HttpTransport};
+use guidedesk_sync::protocol::{PullPage, codes};
+use guidedesk_sync::replicate::{
+    CycleOptions, CycleReport, LocalError, Outbox, PullSink, RetryPolicy, SyncError, TransportError, run_cycle,
+};
+use guidedesk_sync::{DeviceId, Op};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SyncConfig;
+use crate::model::{Moment, ReferenceData};
+use crate::store::Store;
+
+/// The credential file's name in the data directory.
+pub const CREDENTIAL_FILE: &str = "hq.json";
+/// The stream of reference data.
+pub const REFERENCE_STREAM: &str = "reference";
+
+/// What the kiosk needs to talk to HQ, stored in `hq.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    /// HQ's base URL.
+    pub url: String,
+    /// The kiosk's bearer credential.
+    pub token: String,
+    /// The device id the credential belongs to (the store's).
+    pub device: String,
+    /// Site.
+    pub site: String,
+    /// Desk.
+    pub desk: String,
+    /// CA certificate (PEM) to trust for HQ, instead of the system roots.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// Plain HTTP to a non-loopback HQ was explicitly allowed at enrolment.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+}
+
+impl Credential {
+    /// Loads `hq.json` from the data directory; `None` when the kiosk is not enrolled.
+    pub fn load(data_dir: &Path) -> Result<Option<Credential>, KioskSyncError> {
+        let path = data_dir.join(CREDENTIAL_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| KioskSyncError::Credential(format!("{} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(KioskSyncError::Credential(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes `hq.json` atomically, readable by the owner only.
+    pub fn save(&self, data_dir: &Path) -> Result<PathBuf, KioskSyncError> {
+        let path = data_dir.join(CREDENTIAL_FILE);
+        let err = |e: std::io::Error| KioskSyncError::Credential(format!("cannot write {}: {e}", path.display()));
+        let body = serde_json::to_vec_pretty(self).map_err(|e| KioskSyncError::Credential(e.to_string()))?;
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&tmp).map_err(err)?;
+            std::io::Write::write_all(&mut f, &body).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        Ok(path)
+    }
+}
+
+/// Why sync did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KioskSyncError {
+    /// The kiosk has no credential.
+    #[error("this kiosk is not enrolled with HQ; run `guidedesk enroll --hq URL --code CODE`")]
+    NotEnrolled,
+    /// The credential file is unusable.
+    #[error("{0}")]
+    Credential(String),
+    /// The credential belongs to another store.
+    #[error("hq.json belongs to device {credential}, but this store is device {store}; enrol this store again")]
+    WrongDevice {
+        /// Device in the credential.
+        credential: String,
+        /// Device of the store.
+        store: String,
+    },
+    /// The HTTP client could not be set up.
+    #[error(transparent)]
+    Client(#[from] guidedesk_sync::client::ClientError),
+    /// The cycle failed.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// Enrolment was refused or failed.
+    #[error("enrolment failed: {0}")]
+    Enroll(TransportError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl KioskSyncError {
+    /// Whether HQ refused this kiosk's credential (revoked or unknown).
+    pub fn is_revoked(&self) -> bool {
+        matches!(self, KioskSyncError::Sync(SyncError::Transport(t)) if t.is_code(codes::DEVICE_REVOKED) || t.is_code(codes::UNAUTHORIZED))
+    }
+
+    /// The error in plain words for the status bar.
+    pub fn plain_words(&self) -> String {
+        match self {
+            KioskSyncError::NotEnrolled => "Not connected to HQ yet: this kiosk has not been enrolled.".into(),
+            KioskSyncError::Sync(SyncError::Transport(TransportError::Retryable { .. })) => {
+                "HQ cannot be reached right now. Records are kept on this kiosk and will be sent later.".into()
+            }
+            e if e.is_revoked() => "HQ no longer accepts this kiosk (revoked). Work goes on locally and every \
+                                    record is kept; ask HQ for a new enrolment code."
+                .into(),
+            KioskSyncError::Sync(SyncError::Local(e)) => format!("This kiosk's store failed during sync: {e}"),
+            KioskSyncError::Store(e) => format!("This kiosk's store failed during sync: {e}"),
+            other => format!("Sync failed: {other}"),
+        }
+    }
+}
+
+/// Tunables of one cycle.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Ops per push batch.
+    pub batch: usize,
+    /// Retries of transient failures within the cycle.
+    pub retry: RetryPolicy,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Acknowledged ops older than this are pruned after a successful cycle.
+    pub retain_acked: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self::from_config(&SyncConfig::default())
+    }
+}
+
+impl SyncOptions {
+    /// Options from the `[sync]` configuration.
+    pub fn from_config(c: &SyncConfig) -> Self {
+        Self {
+            batch: c.batch_size as usize,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(u64::from(c.timeout_secs)),
+            retain_acked: Duration::from_secs(u64::from(c.retain_acked_days) * 86_400),
+        }
+    }
+}
+
+/// The store seen as an outbox and a pull sink.
+struct StoreSide<'a> {
+    store: &'a Store,
+}
+
+fn boxed(e: crate::store::StoreError) -> LocalError {
+    Box::new(e)
+}
+
+impl Outbox for StoreSide<'_> {
+    fn device(&self) -> DeviceId {
+        self.store.device()
+    }
+    fn acked(&self) -> Result<u64, LocalError> {
+        Ok(self.store.stats().map_err(boxed)?.outbox_acked_seq)
+    }
+    fn last_seq(&self) -> Result<u64, LocalError> {
+        Ok(self.store.stats().map_err(boxed)?.outbox_last_seq)
+    }
+    fn ops_after(&self, after: u64, limit: usize) -> Result<Vec<Op>, LocalError> {
+        self.store.outbox_after(after, limit).map_err(boxed)
+    }
+    fn ack(&self, seq: u64) -> Result<(), LocalError> {
+        self.store.ack_through(seq).map_err(boxed)
+    }
+    fn now_ms(&self) -> u64 {
+        self.store.now().0.max(0) as u64
+    }
+}
+
+impl PullSink for StoreSide<'_> {
+    fn cursor(&self, stream: &str) -> Result<u64, LocalError> {
+        self.store.pull_cursor(stream).map_err(boxed)
+    }
+
+    fn apply(&self, stream: &str, page: &PullPage) -> Result<(), LocalError> {
+        if stream != REFERENCE_STREAM {
+            return Err(format!("no local home for stream {stream:?}").into());
+        }
+        // Every change of the reference stream is a whole snapshot; the latest one (in HQ's commit order) wins.
+        let latest = match page {
+            PullPage::Changes { changes, .. } => changes.iter().rev().find_map(|c| c.value.as_ref()),
+            PullPage::Reset { snapshot, .. } => snapshot.iter().max_by_key(|c| c.seq).and_then(|c| c.value.as_ref()),
+        };
+        let data = latest
+            .map(|bytes| serde_json::from_slice::<ReferenceData>(bytes))
+            .transpose()
+            .map_err(|e| format!("reference data from HQ cannot be read by this version: {e}"))?;
+        self.store.apply_reference_page(data, "hq", stream, page.cursor()).map_err(boxed)
+    }
+}
+
+fn transport(cred: &Credential, options: &SyncOptions) -> Result<HttpTransport, KioskSyncError> {
+    let mut cfg = ClientConfig::new(&cred.url);
+    cfg.token = Some(cred.token.clone());
+    cfg.ca_pem = cred.ca_pem.as_ref().map(|p| p.as_bytes().to_vec());
+    cfg.allow_plain_http = cred.allow_plain_http;
+    cfg.timeout = options.timeout;
+    cfg.connect_timeout = options.connect_timeout;
+    Ok(HttpTransport::new(&cfg)?)
+}
+
+fn device_string(d: DeviceId) -> String {
+    uuid::Uuid::from_u128(d.0).to_string()
+}
+
+/// Enrols the kiosk with HQ using a one-time code and stores the credential. `ca_pem` is the CA to trust.
+pub fn enroll(
+    store: &Store,
+    data_dir: &Path,
+    url: &str,
+    code: &str,
+    ca_pem: Option<String>,
+    allow_plain_http: bool,
+) -> Result<(Credential, PathBuf), KioskSyncError> {
+    let mut cfg = ClientConfig::new(url);
+    cfg.ca_pem = ca_pem.as_ref().map(|p| p.as_bytes().to_vec());
+    cfg.allow_plain_http = allow_plain_http;
+    let t = HttpTransport::new(&cfg)?;
+    let device = device_string(store.device());
+    let resp = t.enroll(code, &device).map_err(KioskSyncError::Enroll)?;
+    let cred = Credential {
+        url: url.trim_end_matches('/').to_string(),
+        token: resp.token,
+        device,
+        site: resp.site,
+        desk: resp.desk,
+        ca_pem,
+        allow_plain_http,
+    };
+    let path = cred.save(data_dir)?;
+    Ok((cred, path))
+}
+
+/// Runs one full push + pull cycle with a credential, then prunes acknowledged ops past the retention period.
+pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Result<CycleReport, KioskSyncError> {
+    let device = device_string(store.device());
+    if cred.device != device {
+        return Err(KioskSyncError::WrongDevice { credential: cred.device.clone(), store: device });
+    }
+    let t = transport(cred, options)?;
+    let side = StoreSide { store };
+    let cycle = CycleOptions {
+        batch: options.batch.max(1),
+        pull_limit: 20,
+        streams: vec![REFERENCE_STREAM.to_string()],
+        retry: options.retry.clone(),
+    };
+    let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep)?;
+    let retain = i64::try_from(options.retain_acked.as_millis()).unwrap_or(i64::MAX);
+    store.prune_acked(retain)?;
+    Ok(report)
+}
+
+/// Runs one cycle with the credential stored in the data directory.
+pub fn sync_once(store: &Store, data_dir: &Path, options: &SyncOptions) -> Result<CycleReport, KioskSyncError> {
+    let cred = Credential::load(data_dir)?.ok_or(KioskSyncError::NotEnrolled)?;
+    sync_with(store, &cred, options)
+}
+
+/// What the GUI shows about sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// Whether the kiosk has a credential.
+    pub enrolled: bool,
+    /// Whether a cycle is running now.
+    pub running: bool,
+    /// When the last cycle succeeded.
+    pub last_success: Option<Moment>,
+    /// When the last cycle started.
+    pub last_attempt: Option<Moment>,
+    /// Records (ops) written but not yet acknowledged by HQ.
+    pub records_waiting: u64,
+    /// The last error in plain words (cleared by a success).
+    pub last_error: Option<String>,
+    /// HQ refused the credential: sync is paused until the kiosk is enrolled again.
+    pub revoked: bool,
+    /// HQ's clock minus this kiosk's clock at the last exchange (ms).
+    pub hq_offset_ms: Option<i64>,
+    /// When the next cycle is planned.
+    pub next_run: Option<Moment>,
+}
+
+enum Command {
+    SyncNow,
+    Shutdown,
+}
+
+/// The background sync thread. Dropping it stops the thread (after the cycle in progress, if any).
+pub struct SyncWorker {
+    commands: SyncSender<Command>,
+    status: Arc<Mutex<SyncStatus>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    done: Receiver<()>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How long [`SyncWorker::shutdown`] waits for a cycle in progress before leaving the thread to finish on its own
+/// (every store write it makes is a complete transaction, so stopping the process meanwhile loses nothing).
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+impl std::fmt::Debug for SyncWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncWorker").field("status", &self.status()).finish_non_exhaustive()
+    }
+}
+
+/// The moment of the next nightly sync after `now`: the window's start (minutes after local midnight) plus this
+/// device's fixed offset within the window, so kiosks do not all call HQ at the same minute.
+pub fn next_nightly(now: Moment, offset: FixedOffset, start_min: u32, window_min: u32, device: DeviceId) -> Moment {
+    let jitter_min = if window_min == 0 {
+        0
+    } else {
+        (device.node().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) % u64::from(window_min)
+    };
+    let at_min = i64::from(start_min) + i64::try_from(jitter_min).unwrap_or(0);
+    let today = now.local_date(offset);
+    let mut day = today.pred_opt().unwrap_or(today);
+    loop {
+        let candidate = Moment::start_of_day(day, offset).plus_millis(at_min * 60_000);
+        if candidate > now {
+            return candidate;
+        }
+        match day.succ_opt() {
+            Some(d) => day = d,
+            None => return now.plus_millis(86_400_000),
+        }
+    }
+}
+
+impl SyncWorker {
+    /// Starts the `sync` thread. `notify` is called (from that thread) whenever the status changes — the GUI passes
+    /// a closure that calls `egui::Context::request_repaint`.
+    pub fn spawn(
+        store: Arc<Store>,
+        data_dir: PathBuf,
+        config: &SyncConfig,
+        notify: Box<dyn Fn() + Send>,
+    ) -> std::io::Result<SyncWorker> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker_stopping = Arc::clone(&stopping);
+        let status = Arc::new(Mutex::new(SyncStatus::default()));
+        let worker_status = Arc::clone(&status);
+        let mut options = SyncOptions::from_config(config);
+        // The worker retries on its own schedule; within one cycle it gives up quickly so the GUI can close promptly.
+        options.retry = RetryPolicy { attempts: 2, base: Duration::from_secs(1), cap: Duration::from_secs(5) };
+        options.connect_timeout = Duration::from_secs(5);
+        let interval = Duration::from_secs(u64::from(config.interval_minutes.max(1)) * 60);
+        let nightly = config.nightly().unwrap_or((120, 120));
+        let thread = std::thread::Builder::new().name("sync".into()).spawn(move || {
+            let w = Loop {
+                store,
+                data_dir,
+                options,
+                interval,
+                nightly,
+                status: worker_status,
+                notify,
+                stopping: worker_stopping,
+            };
+            w.run(&rx);
+            let _ = done_tx.send(());
+        })?;
+        Ok(SyncWorker { commands: tx, status, thread: Some(thread), done, stopping })
+    }
+
+    /// The current status (cheap; never blocks on the network).
+    pub fn status(&self) -> SyncStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Asks for a cycle now. Returns `false` if requests are already queued.
+    pub fn sync_now(&self) -> bool {
+        !matches!(self.commands.try_send(Command::SyncNow), Err(TrySendError::Full(_) | TrySendError::Disconnected(_)))
+    }
+
+    /// Stops the thread: waits for it up to [`SHUTDOWN_WAIT`] (a cycle in progress finishes its current request).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // Never block on a full queue: the flag is seen after whatever command the thread takes next.
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.commands.try_send(Command::Shutdown);
+        if let Some(t) = self.thread.take()
+            && self.done.recv_timeout(SHUTDOWN_WAIT).is_ok()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SyncWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Loop {
+    store: Arc<Store>,
+    data_dir: PathBuf,
+    options: SyncOptions,
+    interval: Duration,
+    nightly: (u32, u32),
+    status: Arc<Mutex<SyncStatus>>,
+    notify: Box<dyn Fn() + Send>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Loop {
+    fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+        (self.notify)();
+    }
+
+    fn waiting(&self) -> u64 {
+        self.store.stats().map_or(0, |s| s.outbox_pending)
+    }
+
+    fn run(&self, rx: &Receiver<Command>) {
+        let device = self.store.device();
+        let mut backoff = guidedesk_sync::backoff::Backoff::new(Duration::from_secs(15), self.interval, device.node());
+        let mut delay = Duration::from_secs(5);
+        loop {
+            let now = self.store.now();
+            let nightly = next_nightly(now, self.store.utc_offset(), self.nightly.0, self.nightly.1, device);
+            let until_nightly = Duration::from_millis(nightly.millis_since(now).max(0) as u64);
+            let wait = delay.min(until_nightly);
+            let next = now.plus_millis(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            let waiting = self.waiting();
+            self.update(|s| {
+                s.next_run = Some(next);
+                s.records_waiting = waiting;
+            });
+            match rx.recv_timeout(wait) {
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Command::SyncNow) | Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let cred = match Credential::load(&self.data_dir) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    self.update(|s| {
+                        s.enrolled = false;
+                        s.last_error = Some(KioskSyncError::NotEnrolled.plain_words());
+                    });
+                    delay = self.interval;
+                    continue;
+                }
+                Err(e) => {
+                    self.update(|s| s.last_error = Some(e.plain_words()));
+                    delay = self.interval;
+                    continue;
+                }
+            };
+            self.update(|s| {
+                s.enrolled = true;
+                s.running = true;
+                s.last_attempt = Some(self.store.now());
+            });
+            let result = sync_with(&self.store, &cred, &self.options);
+            let waiting = self.waiting();
+            match result {
+                Ok(report) => {
+                    backoff.reset();
+                    delay = self.interval;
+                    self.update(|s| {
+                        s.running = false;
+                        s.revoked = false;
+                        s.last_success = Some(self.store.now());
+                        s.last_error = None;
+                        s.records_waiting = waiting;
+                        s.hq_offset_ms = report.hq_offset_ms;
+                    });
+                }
+                Err(e) => {
+                    let revoked = e.is_revoked();
+                    // A refused credential will not get better by retrying soon: try again at the usual pace.
+                    delay = if revoked { self.interval } else { backoff.next_delay(None) };
+                    self.update(|s| {
+                        s.running = false;
+                        s.revoked = revoked;
+                        s.last_error = Some(e.plain_words());
+                        s.records_waiting = waiting;
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nightly_moment_is_in_the_window_and_differs_per_device() {
+        let offset = FixedOffset::east_opt(8 * 3600).unwrap();
+        // 2026-03-01 12:00 local.
+        let now = Moment::start_of_day(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), offset)
+            .plus_millis(12 * 3_600_000);
+        let mut moments = std::collections::BTreeSet::new();
+        for d in 0..20u128 {
+            let m = next_nightly(now, offset, 120, 120, DeviceId(d * 7919 + 1));
+            assert!(m > now);
+            let local = m.local(offset);
+            let minutes = chrono::Timelike::hour(&local) * 60 + chrono::Timelike::minute(&local);
+            assert!((120..240).contains(&minutes), "{local}");
+            assert_eq!(local.date_naive(), chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap());
+            moments.insert(m);
+        }
+        assert!(moments.len() > 10);
+        // Just before the window, the same night.
+        let early = now.plus_millis(-11 * 3_600_000);
+        let m = next_nightly(early, offset, 120, 120, DeviceId(1));
+        assert_eq!(m.local_date(offset), chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+    }
+
+    #[test]
+    fn plain_words_for_common_failures() {
+        let e = KioskSyncError::Sync(SyncError::Transport(TransportError::Retryable {
+            message: "x".into(),
+            retry_after: None,
+        }));
+        assert!(e.plain_words().contains("cannot be reached"));
+        let e = KioskSyncError::Sync(SyncError::Transport(TransportError::Rejected {
+            status: 403,
+            code: codes::DEVICE_REVOKED.into(),
+            message: "revoked".into(),
+        }));
+        assert!(e.is_revoked());
+        assert!(e.plain_words().contains("revoked"));
+    }
+}

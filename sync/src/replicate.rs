@@ -1,0 +1,340 @@
+//! The device side of a sync cycle, independent of HTTP and of the device's storage.
+//!
+//! [`run_cycle`] pushes every op the [`Outbox`] has not seen acknowledged, batch by batch, then pulls every stream into
+//! a [`PullSink`]. It talks to HQ through a [`Transport`] (HTTP in production, in-memory with injected faults in
+//! tests). Its rules:
+//!
+//! - a batch is acknowledged locally only up to what HQ says it holds (`acked_through`), and only after HQ answered;
+//!   a lost answer means the same batch is sent again and HQ skips it as a duplicate;
+//! - a gap refusal (HQ lost ops, e.g. restored from a backup) rewinds to HQ's expected sequence number and resends
+//!   from the ops the device still retains; if they were pruned, the cycle fails with [`SyncError::Pruned`];
+//! - HQ claiming more ops than the device ever wrote (the device's store was restored from a backup and would reuse
+//!   sequence numbers) stops the cycle with [`SyncError::DeviceBehindHq`] rather than lose records as "duplicates";
+//! - transient failures (network, timeouts, 5xx, 503 with `Retry-After`) are retried with [`Backoff`] up to
+//!   [`RetryPolicy::attempts`] times; refusals (revoked credential, bad request) end the cycle at once;
+//! - a pulled page and its cursor are handed to the sink together, which must store them in one transaction.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::envelope::{DeviceId, Op};
+use crate::protocol::{PullPage, PullRequest, PullResponse, PushOutcome, PushRequest, PushResponse};
+
+/// Why an exchange with HQ failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// HQ could not be reached or did not answer properly; trying again later may work.
+    #[error("{message}")]
+    Retryable {
+        /// What happened, in plain words.
+        message: String,
+        /// HQ's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// HQ refused the request; retrying the same request will not help.
+    #[error("HQ refused the request ({code}): {message}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The stable error code from HQ's error body.
+        code: String,
+        /// HQ's explanation.
+        message: String,
+    },
+}
+
+impl TransportError {
+    /// Whether the error is a refusal with this code.
+    pub fn is_code(&self, wanted: &str) -> bool {
+        matches!(self, TransportError::Rejected { code, .. } if code == wanted)
+    }
+}
+
+/// Carries protocol messages to HQ and back.
+pub trait Transport {
+    /// Sends a push.
+    fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError>;
+    /// Sends a pull.
+    fn pull(&self, req: &PullRequest) -> Result<PullResponse, TransportError>;
+}
+
+/// A boxed local storage error.
+pub type LocalError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The device's outbox as the sync cycle sees it.
+pub trait Outbox {
+    /// This device.
+    fn device(&self) -> DeviceId;
+    /// The highest sequence number acknowledged by HQ, as stored locally.
+    fn acked(&self) -> Result<u64, LocalError>;
+    /// The last sequence number written (0 when none).
+    fn last_seq(&self) -> Result<u64, LocalError>;
+    /// Up to `limit` retained ops with `seq > after`, in order.
+    fn ops_after(&self, after: u64, limit: usize) -> Result<Vec<Op>, LocalError>;
+    /// Records that HQ holds every op through `seq` (never moves backwards).
+    fn ack(&self, seq: u64) -> Result<(), LocalError>;
+    /// The device's wall clock (ms since the Unix epoch).
+    fn now_ms(&self) -> u64;
+}
+
+/// Where pulled pages go.
+pub trait PullSink {
+    /// The stored cursor of a stream (0 when never pulled).
+    fn cursor(&self, stream: &str) -> Result<u64, LocalError>;
+    /// Applies a page and stores its cursor, in one transaction.
+    fn apply(&self, stream: &str, page: &PullPage) -> Result<(), LocalError>;
+}
+
+/// How hard one cycle tries before giving up.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request (1 = no retry).
+    pub attempts: u32,
+    /// First backoff ceiling.
+    pub base: Duration,
+    /// Largest backoff ceiling.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: 5, base: Duration::from_millis(500), cap: Duration::from_secs(30) }
+    }
+}
+
+/// Options of one cycle.
+#[derive(Debug, Clone)]
+pub struct CycleOptions {
+    /// Ops per push batch.
+    pub batch: usize,
+    /// Changes per pull page.
+    pub pull_limit: u32,
+    /// Streams to pull.
+    pub streams: Vec<String>,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+}
+
+impl Default for CycleOptions {
+    fn default() -> Self {
+        Self { batch: 500, pull_limit: 100, streams: Vec::new(), retry: RetryPolicy::default() }
+    }
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Push requests that got an answer.
+    pub batches: u32,
+    /// Ops HQ applied now.
+    pub applied: u64,
+    /// Ops HQ already had.
+    pub duplicates: u64,
+    /// Ops HQ quarantined, with the reasons.
+    pub quarantined: Vec<(u64, String)>,
+    /// Ops whose stamps HQ clamped (the device clock was ahead).
+    pub clamped: u64,
+    /// Times HQ asked to resend from an earlier op.
+    pub rewinds: u32,
+    /// Highest op acknowledged after the cycle.
+    pub acked_through: u64,
+    /// Ops written but not acknowledged after the cycle.
+    pub pending: u64,
+    /// Changes pulled.
+    pub pulled: u64,
+    /// Resets to a snapshot received.
+    pub resets: u32,
+    /// HQ's clock minus the device's clock, from the last answer (ms).
+    pub hq_offset_ms: Option<i64>,
+    /// Transient failures that were retried.
+    pub retries: u32,
+}
+
+/// Why a cycle stopped before finishing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// HQ stayed unreachable (or kept failing) through every retry, or refused a request.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The device's own storage failed.
+    #[error("local storage: {0}")]
+    Local(LocalError),
+    /// HQ needs ops the device no longer retains.
+    #[error("HQ needs ops from seq {needed}, but this device only retains ops from seq {oldest}")]
+    Pruned {
+        /// The first sequence number HQ needs.
+        needed: u64,
+        /// The oldest retained one.
+        oldest: u64,
+    },
+    /// HQ holds more ops of this device than the device ever wrote.
+    #[error(
+        "HQ already holds this device's ops up to seq {hq}, but the store only wrote {local}: the store was \
+         restored from an older backup; enrol it again as a new device"
+    )]
+    DeviceBehindHq {
+        /// HQ's cursor.
+        hq: u64,
+        /// The device's last sequence number.
+        local: u64,
+    },
+    /// HQ answered something the protocol does not allow.
+    #[error("HQ answered inconsistently: {0}")]
+    Protocol(String),
+}
+
+fn local(e: LocalError) -> SyncError {
+    SyncError::Local(e)
+}
+
+struct Retrier<'a> {
+    backoff: Backoff,
+    attempts: u32,
+    sleep: &'a dyn Fn(Duration),
+    retries: u32,
+}
+
+impl Retrier<'_> {
+    fn run<T>(&mut self, mut f: impl FnMut() -> Result<T, TransportError>) -> Result<T, TransportError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match f() {
+                Ok(v) => {
+                    self.backoff.reset();
+                    return Ok(v);
+                }
+                Err(TransportError::Retryable { retry_after, .. }) if tries < self.attempts => {
+                    self.retries += 1;
+                    (self.sleep)(self.backoff.next_delay(retry_after));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Runs one push-then-pull cycle. `sleep` waits between retries (a real sleep, or a fake one in tests).
+pub fn run_cycle(
+    transport: &dyn Transport,
+    outbox: &dyn Outbox,
+    sink: &dyn PullSink,
+    options: &CycleOptions,
+    sleep: &dyn Fn(Duration),
+) -> Result<CycleReport, SyncError> {
+    let device = outbox.device();
+    let seed = device.node() ^ outbox.now_ms().rotate_left(17);
+    let mut retrier = Retrier {
+        backoff: Backoff::new(options.retry.base, options.retry.cap, seed),
+        attempts: options.retry.attempts.max(1),
+        sleep,
+        retries: 0,
+    };
+    let mut report = CycleReport::default();
+    let result = cycle_inner(transport, outbox, sink, options, &mut retrier, &mut report);
+    report.retries = retrier.retries;
+    result.map(|()| report)
+}
+
+fn offset(server_ms: u64, local_ms: u64) -> i64 {
+    (i128::from(server_ms) - i128::from(local_ms)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+fn cycle_inner(
+    transport: &dyn Transport,
+    outbox: &dyn Outbox,
+    sink: &dyn PullSink,
+    options: &CycleOptions,
+    retrier: &mut Retrier<'_>,
+    report: &mut CycleReport,
+) -> Result<(), SyncError> {
+    let device = outbox.device();
+    let last = outbox.last_seq().map_err(local)?;
+    let mut after = outbox.acked().map_err(local)?.min(last);
+    let batch = options.batch.max(1);
+    loop {
+        let ops = outbox.ops_after(after, batch).map_err(local)?;
+        if ops.is_empty() && after >= last {
+            break;
+        }
+        if let Some(first) = ops.first()
+            && first.seq != after + 1
+        {
+            return Err(SyncError::Pruned { needed: after + 1, oldest: first.seq });
+        }
+        if ops.is_empty() {
+            return Err(SyncError::Pruned { needed: after + 1, oldest: last + 1 });
+        }
+        let sent_at_ms = outbox.now_ms();
+        let req = PushRequest { device, sent_at_ms, ops };
+        let resp = retrier.run(|| transport.push(&req))?;
+        report.batches += 1;
+        report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
+        let batch_last = req.ops.last().map_or(after, |o| o.seq);
+        match resp.outcome {
+            PushOutcome::Accepted(ack) => {
+                if ack.acked_through > last {
+                    return Err(SyncError::DeviceBehindHq { hq: ack.acked_through, local: last });
+                }
+                if ack.acked_through < batch_last {
+                    return Err(SyncError::Protocol(format!(
+                        "accepted a batch through seq {batch_last} but acknowledged only through {}",
+                        ack.acked_through
+                    )));
+                }
+                report.applied += u64::from(ack.applied);
+                report.duplicates += ack.skipped_duplicates.len() as u64;
+                report.clamped += ack.clamped.len() as u64;
+                report.quarantined.extend(ack.quarantined);
+                outbox.ack(ack.acked_through).map_err(local)?;
+                after = ack.acked_through;
+            }
+            PushOutcome::Gap { expected } => {
+                let rewind_to = expected.saturating_sub(1);
+                if rewind_to >= after {
+                    return Err(SyncError::Protocol(format!(
+                        "refused a batch starting at seq {} as a gap, expecting {expected}",
+                        after + 1
+                    )));
+                }
+                report.rewinds += 1;
+                if report.rewinds > 3 {
+                    return Err(SyncError::Protocol("HQ keeps asking to resend from earlier ops".into()));
+                }
+                after = rewind_to;
+            }
+        }
+    }
+    report.acked_through = outbox.acked().map_err(local)?;
+    report.pending = last.saturating_sub(report.acked_through);
+    for stream in &options.streams {
+        loop {
+            let cursor = sink.cursor(stream).map_err(local)?;
+            let req = PullRequest { device, stream: stream.clone(), cursor, limit: options.pull_limit };
+            let resp = retrier.run(|| transport.pull(&req))?;
+            report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
+            match &resp.page {
+                PullPage::Changes { changes, cursor: next } => {
+                    if *next < cursor {
+                        return Err(SyncError::Protocol(format!("pull cursor went back from {cursor} to {next}")));
+                    }
+                    if resp.more && *next == cursor {
+                        return Err(SyncError::Protocol(format!("pull page at cursor {cursor} made no progress")));
+                    }
+                    report.pulled += changes.len() as u64;
+                }
+                PullPage::Reset { snapshot, .. } => {
+                    report.resets += 1;
+                    report.pulled += snapshot.len() as u64;
+                }
+            }
+            sink.apply(stream, &resp.page).map_err(local)?;
+            if !resp.more {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
