@@ -1,13 +1,14 @@
 //! GuideDesk: offline-first software for hospital lobby guide desks (导医台).
 //!
 //! The kiosk application's library: the record model ([`model`]), pure hospital rules ([`policy`]), the kiosk's
-//! durable store with its transactional outbox ([`store`]), demo data ([`demo`]), exports ([`export`]) and
-//! configuration ([`config`]). The binary in `main.rs` is a thin CLI over these.
+//! durable store with its transactional outbox ([`store`]), demo data ([`demo`]), exports ([`export`]), imports of
+//! HIS files ([`import`]) and configuration ([`config`]). The binary in `main.rs` is a thin CLI over these.
 
 pub mod app;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod import;
 pub mod model;
 pub mod policy;
 pub mod staff;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod crash;
+mod import;
 mod patient;
 mod roundtrip;
 mod ui;
