@@ -250,7 +250,13 @@ pub fn read_csv(text: &str, encoding: &'static str, limits: &Limits) -> Result<T
             Ok(true) => {}
             Err(e) => return Err(ImportError::Csv(e.to_string())),
         }
-        let physical = record.position().map_or(1, csv::Position::line);
+        // A record's position is where the reader started looking for it, before any empty lines it skipped.
+        let (start_line, start_byte) = record.position().map_or((1, 0), |p| (p.line(), p.byte()));
+        let skipped = usize::try_from(start_byte)
+            .ok()
+            .and_then(|b| text.as_bytes().get(b..))
+            .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\n').count() as u64);
+        let physical = start_line + skipped;
         let line = u32::try_from(physical.saturating_sub(embedded)).unwrap_or(u32::MAX);
         embedded += record.iter().map(|f| f.matches('\n').count() as u64).sum::<u64>();
         let cells: Vec<Value> =
