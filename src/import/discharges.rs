@@ -277,12 +277,12 @@ pub fn parse(
     today: NaiveDate,
     limits: &Limits,
 ) -> Result<ParsedList, ImportError> {
-    parse_table(table::read_table(bytes, sheet, limits)?, refs, today, limits)
+    parse_table(&table::read_table(bytes, sheet, limits)?, refs, today, limits)
 }
 
 /// Checks the rows of a table already read.
 pub fn parse_table(
-    table: Table,
+    table: &Table,
     refs: &ReferenceData,
     today: NaiveDate,
     limits: &Limits,
@@ -303,7 +303,12 @@ pub fn parse_table(
     if data.len() > limits.max_rows {
         return Err(ImportError::TooManyRows { max: limits.max_rows });
     }
-    let mut out = ParsedList { source: table.source.clone(), header_line: header.line, discharges: Vec::new(), errors: Vec::new() };
+    let mut out = ParsedList {
+        source: table.source.clone(),
+        header_line: header.line,
+        discharges: Vec::new(),
+        errors: Vec::new(),
+    };
     let mut seen: HashMap<String, u32> = HashMap::new();
     for row in data {
         if Field::ALL.iter().all(|f| map.columns(*f).iter().all(|c| row.cell(*c).is_blank())) {
@@ -382,22 +387,18 @@ fn check_row(
             problems.push("phone is required".into());
             return None;
         }
-        validate::normalize_phone(&p)
-            .map_err(|e| problems.push(format!("phone {:?} {e}", shorten(&p, 30))))
-            .ok()
+        validate::normalize_phone(&p).map_err(|e| problems.push(format!("phone {:?} {e}", shorten(&p, 30)))).ok()
     });
     let department = dept.and_then(|d| {
         if d.is_empty() {
             problems.push("department is required".into());
             return None;
         }
-        match find_department(refs, &d) {
-            Some(dep) => Some(dep.id.clone()),
-            None => {
-                problems.push(format!("department {:?} is not a department of this hospital", shorten(&d, 30)));
-                None
-            }
+        let found = find_department(refs, &d).map(|dep| dep.id.clone());
+        if found.is_none() {
+            problems.push(format!("department {:?} is not a department of this hospital", shorten(&d, 30)));
         }
+        found
     });
     let discharged_on = match discharge_date(row, map) {
         Ok(Some(d)) if d > today => {
@@ -454,9 +455,9 @@ fn discharge_date(row: &Row, map: &ColumnMap) -> Result<Option<NaiveDate>, Strin
     match row.cell(col) {
         v if v.is_blank() => Err(format!("{label} is required")),
         Value::Date(d) => Ok(Some(*d)),
-        Value::Number(n) => number_date(*n).map(Some).ok_or_else(|| {
-            format!("{label} {n} is not a date (expected a date cell, or a number such as 20261120)")
-        }),
+        Value::Number(n) => number_date(*n)
+            .map(Some)
+            .ok_or_else(|| format!("{label} {n} is not a date (expected a date cell, or a number such as 20261120)")),
         Value::Error(e) => Err(format!("{label} cell holds the spreadsheet error {}", shorten(e, 30))),
         Value::Text(t) => parse_date_text(t).map(Some).ok_or_else(|| {
             format!(
@@ -513,16 +514,15 @@ pub fn find_department<'a>(refs: &'a ReferenceData, raw: &str) -> Option<&'a Dep
     }
     let key = squash(raw);
     let find = |k: &str| {
-        refs.departments.iter().find(|d| {
-            squash(&d.id) == k || squash(&d.name) == k || (!d.name_en.is_empty() && squash(&d.name_en) == k)
-        })
+        refs.departments
+            .iter()
+            .find(|d| squash(&d.id) == k || squash(&d.name) == k || (!d.name_en.is_empty() && squash(&d.name_en) == k))
     };
     if key.is_empty() {
         return None;
     }
-    find(&key).or_else(|| {
-        ["病区", "病房"].iter().find_map(|s| key.strip_suffix(s).filter(|k| !k.is_empty()).and_then(find))
-    })
+    find(&key)
+        .or_else(|| ["病区", "病房"].iter().find_map(|s| key.strip_suffix(s).filter(|k| !k.is_empty()).and_then(find)))
 }
 
 /// How to import.
@@ -569,8 +569,11 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
         let window = ctx.reference().followup_policy.clone();
         let (mut imported, mut already) = (0, 0);
         for d in discharges {
-            let source =
-                FollowupSource::Discharge { his_key: d.his_key, discharged_on: d.discharged_on, diagnosis: d.diagnosis };
+            let source = FollowupSource::Discharge {
+                his_key: d.his_key,
+                discharged_on: d.discharged_on,
+                diagnosis: d.diagnosis,
+            };
             if ctx.followup_by_source(&source.dedup_key())?.is_some() {
                 already += 1;
                 continue;

@@ -148,7 +148,9 @@ pub enum ImportError {
     #[error("--sheet applies only to XLSX workbooks, and this file is CSV text")]
     SheetForCsv,
     /// More data rows than [`Limits::max_rows`].
-    #[error("the file has more than {max} data rows (the most accepted in one file); split the list into smaller files")]
+    #[error(
+        "the file has more than {max} data rows (the most accepted in one file); split the list into smaller files"
+    )]
     TooManyRows {
         /// The limit.
         max: usize,
@@ -179,7 +181,7 @@ pub enum ImportError {
 }
 
 fn human_bytes(n: u64) -> String {
-    if n >= MB && n % MB == 0 { format!("{} MB", n / MB) } else { format!("{n} bytes") }
+    if n >= MB && n.is_multiple_of(MB) { format!("{} MB", n / MB) } else { format!("{n} bytes") }
 }
 
 fn quoted_list(items: &[String]) -> String {

@@ -160,15 +160,14 @@ pub fn decode_text(bytes: &[u8]) -> Result<(String, &'static str), ImportError> 
     if let Some(offset) = bytes.iter().position(|&b| b == 0) {
         return Err(ImportError::Binary { offset });
     }
-    let (text, name) = match std::str::from_utf8(bytes) {
-        Ok(t) => (t.to_string(), "UTF-8"),
-        Err(_) => {
-            let enc = encoding_rs::GB18030;
-            let t = enc
-                .decode_without_bom_handling_and_without_replacement(bytes)
-                .ok_or_else(|| ImportError::Encoding { offset: first_invalid(enc, bytes) })?;
-            (t.into_owned(), "GBK/GB18030")
-        }
+    let (text, name) = if let Ok(t) = std::str::from_utf8(bytes) {
+        (t.to_string(), "UTF-8")
+    } else {
+        let enc = encoding_rs::GB18030;
+        let t = enc
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .ok_or_else(|| ImportError::Encoding { offset: first_invalid(enc, bytes) })?;
+        (t.into_owned(), "GBK/GB18030")
     };
     check_binary(&text)?;
     Ok((text, name))
@@ -181,8 +180,7 @@ fn first_invalid(enc: &'static encoding_rs::Encoding, bytes: &[u8]) -> usize {
     let mut read = 0;
     while read < bytes.len() {
         out.clear();
-        let (result, n) =
-            decoder.decode_to_string_without_replacement(&bytes[read..], &mut out, true);
+        let (result, n) = decoder.decode_to_string_without_replacement(&bytes[read..], &mut out, true);
         match result {
             encoding_rs::DecoderResult::Malformed(bad, after) => {
                 return (read + n).saturating_sub(usize::from(bad) + usize::from(after));
@@ -235,11 +233,8 @@ pub fn read_csv(text: &str, encoding: &'static str, limits: &Limits) -> Result<T
     // part of one spreadsheet row, so those are subtracted to get the row number Excel shows.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let delimiter = sniff_delimiter(&text);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
     let cap = limits.max_rows.saturating_add(HEADER_SEARCH_ROWS);
     let mut rows = Vec::new();
     let mut embedded: u64 = 0;
@@ -259,8 +254,7 @@ pub fn read_csv(text: &str, encoding: &'static str, limits: &Limits) -> Result<T
         let physical = start_line + skipped;
         let line = u32::try_from(physical.saturating_sub(embedded)).unwrap_or(u32::MAX);
         embedded += record.iter().map(|f| f.matches('\n').count() as u64).sum::<u64>();
-        let cells: Vec<Value> =
-            record.iter().take(limits.max_columns).map(|f| Value::Text(f.to_string())).collect();
+        let cells: Vec<Value> = record.iter().take(limits.max_columns).map(|f| Value::Text(f.to_string())).collect();
         if cells.iter().all(Value::is_blank) {
             continue;
         }
@@ -353,8 +347,8 @@ pub fn excel_serial_date(serial: f64) -> Option<NaiveDate> {
 /// Refuses a workbook whose parts unpack to more than `max` bytes, by actually unpacking them (sizes declared in
 /// the archive can lie) into nothing; also refuses archives that cannot be unpacked.
 fn check_unpacked_size(bytes: &[u8], max: u64) -> Result<(), ImportError> {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ImportError::Xlsx(format!("not a valid zip archive: {e}")))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ImportError::Xlsx(format!("not a valid zip archive: {e}")))?;
     let mut total: u64 = 0;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| ImportError::Xlsx(format!("damaged archive: {e}")))?;
@@ -439,7 +433,7 @@ mod tests {
         let err = read_table(b"0123456789ab", None, &small).unwrap_err().to_string();
         assert!(err.contains("larger than 10 bytes"), "{err}");
         let few = Limits { max_rows: 2, ..Limits::DEFAULT };
-        let many: String = (0..20).map(|i| format!("r{i}\n")).collect();
+        let many = "r\n".repeat(20);
         let err = read_table(many.as_bytes(), None, &few).unwrap_err().to_string();
         assert!(err.contains("more than 2 data rows"), "{err}");
         assert!(matches!(read_table(b"a,b\n", Some("x"), &Limits::DEFAULT), Err(ImportError::SheetForCsv)));

@@ -31,14 +31,20 @@ fn a_bad_row_is_reported_and_the_rest_imported_once() {
 
     let (code, out, err) = run(d, &["import-discharges", path]);
     assert_eq!(code, 0, "bad rows do not fail the command: {out}{err}");
-    assert!(out.contains("imported 3 new follow-up tasks; 0 rows already imported (skipped); 1 row with errors"), "{out}");
+    assert!(
+        out.contains("imported 3 new follow-up tasks; 0 rows already imported (skipped); 1 row with errors"),
+        "{out}"
+    );
     assert!(out.contains("line 4: phone \"1391234560\" is not a valid phone number"), "{out}");
     assert!(out.contains("1 row was not imported"), "{out}");
     assert_eq!(followup_tasks(d), 3);
 
     let (code, out, _) = run(d, &["import-discharges", path]);
     assert_eq!(code, 0);
-    assert!(out.contains("imported 0 new follow-up tasks; 3 rows already imported (skipped); 1 row with errors"), "{out}");
+    assert!(
+        out.contains("imported 0 new follow-up tasks; 3 rows already imported (skipped); 1 row with errors"),
+        "{out}"
+    );
     assert!(out.contains("line 4: "), "{out}");
     assert_eq!(followup_tasks(d), 3, "a second run creates nothing");
 
@@ -57,7 +63,10 @@ fn the_bundled_sample_imports_cleanly() {
     let (code, out, err) = run(dir.path(), &["import-discharges", sample]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("CSV, UTF-8 with BOM, header on line 1"), "{out}");
-    assert!(out.contains("imported 20 new follow-up tasks; 0 rows already imported (skipped); 0 rows with errors"), "{out}");
+    assert!(
+        out.contains("imported 20 new follow-up tasks; 0 rows already imported (skipped); 0 rows with errors"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 2, "{out}");
 }
 

@@ -92,16 +92,23 @@ fn english_headers_in_any_order() {
 
 #[test]
 fn a_title_above_the_header_is_skipped_and_lines_stay_true() {
-    let csv = format!("出院病人名单（2026年11月）\n\n{HEADER}ZY1,张三,13800138000,心血管内科,2026-11-20,冠心病\n\nZY2,李四,bad,骨科,2026-11-20,\n");
+    let csv = format!(
+        "出院病人名单（2026年11月）\n\n{HEADER}ZY1,张三,13800138000,心血管内科,2026-11-20,冠心病\n\nZY2,李四,bad,骨科,2026-11-20,\n"
+    );
     let p = parse_ok(&csv);
     assert_eq!(p.header_line, 3);
     assert_eq!(p.discharges[0].line, 4);
-    assert_eq!(messages(&p), [r#"line 6: phone "bad" is not a valid phone number (11-digit mobile, or landline with area code)"#]);
+    assert_eq!(
+        messages(&p),
+        [r#"line 6: phone "bad" is not a valid phone number (11-digit mobile, or landline with area code)"#]
+    );
 }
 
 #[test]
 fn several_phone_columns_fall_back_in_order() {
-    let p = parse_ok("住院号,姓名,电话,手机,科室,出院日期\nZY1,张三,010-65123456,,内科,2026-11-20\nZY2,李四,010-65123456,139 0000 0000,内科,2026-11-20\n");
+    let p = parse_ok(
+        "住院号,姓名,电话,手机,科室,出院日期\nZY1,张三,010-65123456,,内科,2026-11-20\nZY2,李四,010-65123456,139 0000 0000,内科,2026-11-20\n",
+    );
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     assert_eq!(p.discharges[0].phone, "01065123456");
     assert_eq!(p.discharges[1].phone, "13900000000", "the mobile column is preferred");
@@ -136,7 +143,8 @@ fn every_date_format() {
     ] {
         assert_eq!(parse_date_text(text), Some(want), "{text}");
     }
-    for bad in ["2026-13-01", "2026-02-30", "20/11/2026", "11/20/2026", "26-11-20", "2026-11", "昨天", "", "2026年11月"] {
+    for bad in ["2026-13-01", "2026-02-30", "20/11/2026", "11/20/2026", "26-11-20", "2026-11", "昨天", "", "2026年11月"]
+    {
         assert_eq!(parse_date_text(bad), None, "{bad}");
     }
     // Number cells of a workbook: an Excel serial, or YYYYMMDD typed as a number.
@@ -211,7 +219,13 @@ fn a_duplicate_admission_number_is_reported_on_its_second_line() {
 fn several_problems_of_one_row_are_reported_together() {
     let p = parse_ok(&format!("{HEADER},,12,火星科,明天,\n"));
     let m = &messages(&p)[0];
-    for part in ["admission number is required", "name is required", "phone \"12\"", "department \"火星科\"", "discharge date \"明天\""] {
+    for part in [
+        "admission number is required",
+        "name is required",
+        "phone \"12\"",
+        "department \"火星科\"",
+        "discharge date \"明天\"",
+    ] {
         assert!(m.contains(part), "{m}");
     }
     assert!(m.starts_with("line 2: "));
@@ -219,7 +233,9 @@ fn several_problems_of_one_row_are_reported_together() {
 
 #[test]
 fn gbk_csv_as_saved_by_excel_on_chinese_windows() {
-    let text = format!("{HEADER}ZY1,欧阳娜娜,13800138000,妇产科,2026/11/20,子宫肌瘤\r\nZY2,龚喆,13900139000,儿科,2026/11/21,\r\n");
+    let text = format!(
+        "{HEADER}ZY1,欧阳娜娜,13800138000,妇产科,2026/11/20,子宫肌瘤\r\nZY2,龚喆,13900139000,儿科,2026/11/21,\r\n"
+    );
     let (bytes, _, unmappable) = encoding_rs::GBK.encode(&text);
     assert!(!unmappable);
     assert!(std::str::from_utf8(&bytes).is_err(), "the fixture really is GBK");
@@ -263,7 +279,11 @@ fn formulas_and_huge_cells_are_row_errors() {
         "{HEADER}ZY1,=HYPERLINK(\"http://x\"),13800138000,内科,2026-11-20,\nZY2,{huge},13800138000,内科,2026-11-20,\nZY3,张三,13800138000,内科,2026-11-20,@SUM(1)\n"
     ));
     let m = messages(&p);
-    assert!(m[0].starts_with(r#"line 2: name "=HYPERLINK(\"http://x\")" looks like a spreadsheet formula"#), "{}", m[0]);
+    assert!(
+        m[0].starts_with(r#"line 2: name "=HYPERLINK(\"http://x\")" looks like a spreadsheet formula"#),
+        "{}",
+        m[0]
+    );
     assert!(m[1].starts_with("line 3: name \"长长长"), "{}", m[1]);
     assert!(m[1].ends_with("is longer than 40 characters"), "{}", m[1]);
     assert!(m[1].chars().count() < 120, "messages never echo a whole huge cell");
@@ -283,7 +303,7 @@ fn header_only_and_blank_rows() {
 #[test]
 fn row_cap() {
     let limits = Limits { max_rows: 3, ..Limits::DEFAULT };
-    let rows: String = (0..4).map(|i| format!("ZY{i},张三,13800138000,内科,2026-11-20,\n")).collect();
+    let rows: String = (0..4).fold(String::new(), |acc, i| acc + &format!("ZY{i},张三,13800138000,内科,2026-11-20,\n"));
     let err = parse(format!("{HEADER}{rows}").as_bytes(), None, &refs(), today(), &limits).unwrap_err();
     assert!(matches!(err, ImportError::TooManyRows { max: 3 }), "{err}");
 }
@@ -297,7 +317,8 @@ fn workbook() -> Vec<u8> {
     let ws = wb.add_worksheet();
     ws.set_name("出院名单").unwrap();
     let date = Format::new().set_num_format("yyyy-mm-dd");
-    for (c, h) in ["住院号", "患者姓名", "手机号码", "科室", "出院日期", "出院诊断"].iter().enumerate() {
+    for (c, h) in ["住院号", "患者姓名", "手机号码", "科室", "出院日期", "出院诊断"].iter().enumerate()
+    {
         ws.write_string(0, c as u16, *h).unwrap();
     }
     // Line 2: numbers for the admission and phone numbers, a real date cell.
@@ -388,17 +409,21 @@ fn import_writes_one_transaction_and_reimport_creates_nothing_twice() {
     assert_eq!(report.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4]);
 
     // One transaction: the three ops follow each other with no gap, one per task.
-    let ops = store.outbox_after(before, 100).unwrap();
-    let seqs: Vec<u64> = ops.iter().map(|o| o.seq).collect();
+    let written = store.outbox_after(before, 100).unwrap();
+    let seqs: Vec<u64> = written.iter().map(|o| o.seq).collect();
     assert_eq!(seqs, [before + 1, before + 2, before + 3]);
-    assert!(ops.iter().all(|o| o.key.kind == RecordKind::FollowupTask.code()));
+    assert!(written.iter().all(|o| o.key.kind == RecordKind::FollowupTask.code()));
 
     let tasks = store.open_followups_due(None).unwrap();
     assert_eq!(tasks.len(), 3);
     let t = tasks.iter().find(|t| t.patient_name == "张三").unwrap();
     assert_eq!(
         t.source,
-        FollowupSource::Discharge { his_key: "ZY1".into(), discharged_on: d(2026, 11, 20), diagnosis: Some("冠心病".into()) }
+        FollowupSource::Discharge {
+            his_key: "ZY1".into(),
+            discharged_on: d(2026, 11, 20),
+            diagnosis: Some("冠心病".into())
+        }
     );
     assert_eq!((t.due_from, t.due_to), (d(2026, 11, 27), d(2026, 11, 30)));
     assert!(t.inpatient);
