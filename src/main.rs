@@ -72,9 +72,10 @@ enum Command {
         #[arg(long)]
         mask_phones: bool,
     },
-    /// Import a discharge list exported by the HIS (CSV in UTF-8 or GBK, or XLSX) as follow-up call tasks.
-    /// Exit code 0 when the file was read, even if some rows were not imported (each is listed with its line);
-    /// 1 when the file could not be imported at all (nothing is written); 2 for a command-line usage error
+    /// Import a discharge list exported by the HIS (CSV in UTF-8 or GBK, or XLSX) as follow-up call tasks
+    ///
+    /// Exit codes: 0 when the file was read, even if some rows were not imported (each is listed with its line);
+    /// 1 when the file could not be imported at all (nothing is written); 2 for a command-line usage error.
     ImportDischarges {
         /// The discharge list (.csv or .xlsx)
         file: PathBuf,

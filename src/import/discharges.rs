@@ -336,7 +336,7 @@ fn find_header(rows: &[Row]) -> Option<usize> {
 }
 
 /// A field's text in a row: the first column (or, for fields that fall back, the first non-blank one); `Err` with a
-/// message when the cell holds a spreadsheet error.
+/// message when the cell holds no usable value (a spreadsheet error).
 fn field_text(row: &Row, map: &ColumnMap, f: Field) -> Result<String, String> {
     let cols = map.columns(f);
     let take = if f.falls_back() { cols.len() } else { 1 };
@@ -345,7 +345,7 @@ fn field_text(row: &Row, map: &ColumnMap, f: Field) -> Result<String, String> {
         if v.is_blank() {
             continue;
         }
-        return v.to_text().map_err(|e| format!("{} cell holds the spreadsheet error {}", f.label(), shorten(&e, 30)));
+        return v.to_text().map_err(|e| format!("{} cell holds {e}", f.label()));
     }
     Ok(String::new())
 }
@@ -458,7 +458,7 @@ fn discharge_date(row: &Row, map: &ColumnMap) -> Result<Option<NaiveDate>, Strin
         Value::Number(n) => number_date(*n)
             .map(Some)
             .ok_or_else(|| format!("{label} {n} is not a date (expected a date cell, or a number such as 20261120)")),
-        Value::Error(e) => Err(format!("{label} cell holds the spreadsheet error {}", shorten(e, 30))),
+        Value::Error(e) => Err(format!("{label} cell holds {e}")),
         Value::Text(t) => parse_date_text(t).map(Some).ok_or_else(|| {
             format!(
                 "{label} {:?} is not a date (use 2026-11-20, 2026/11/20, 2026年11月20日 or 20261120)",
@@ -540,6 +540,9 @@ pub struct ImportOptions {
 pub fn import_file(store: &Store, path: &Path, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
     let io = |source| ImportError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().is_ok_and(|m| m.len() > opts.limits.max_file_bytes) {
+        return Err(ImportError::TooLarge { max: opts.limits.max_file_bytes });
+    }
     let mut bytes = Vec::new();
     file.take(opts.limits.max_file_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
     import(store, &bytes, opts)

@@ -80,7 +80,7 @@ pub struct ImportReport {
 #[non_exhaustive]
 pub enum ImportError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read the file: {source}")]
     Io {
         /// The file.
         path: PathBuf,

@@ -23,7 +23,8 @@ pub enum Value {
     Number(f64),
     /// A date or date-time cell of a workbook (the time part dropped).
     Date(NaiveDate),
-    /// A workbook cell holding an error (`#N/A`, `#REF!`…), usually a formula's result.
+    /// A workbook cell that holds no usable value: an error (`#N/A`, `#REF!`…), usually a formula's result, a formula
+    /// never computed, or an impossible date. The text describes it (`the spreadsheet error #N/A`).
     Error(String),
 }
 
@@ -38,7 +39,7 @@ impl Value {
     }
 
     /// The cell as text: numbers that are whole are written without a fraction (phone and admission numbers stored
-    /// as numbers), dates as `YYYY-MM-DD`. A workbook error gives `Err` with the error's text.
+    /// as numbers), dates as `YYYY-MM-DD`. A cell without a usable value gives `Err` with its description.
     pub fn to_text(&self) -> Result<String, String> {
         match self {
             Value::Empty => Ok(String::new()),
@@ -145,21 +146,31 @@ pub fn read_table(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<
 pub fn decode_text(bytes: &[u8]) -> Result<(String, &'static str), ImportError> {
     if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
         let body = &bytes[bom_len..];
+        // The offset of binary data in the file: `bom_len + scale * unit`.
+        let at = |scale: usize| {
+            move |e| match e {
+                ImportError::Binary { offset } => ImportError::Binary { offset: bom_len + scale * offset },
+                e => e,
+            }
+        };
+        if enc == encoding_rs::UTF_8 {
+            check_binary(body).map_err(at(1))?;
+        }
         let text = enc
             .decode_without_bom_handling_and_without_replacement(body)
-            .ok_or_else(|| ImportError::Encoding { offset: bom_len + first_invalid(enc, body) })?;
-        let name = match enc.name() {
-            "UTF-8" => "UTF-8 with BOM",
-            "UTF-16LE" => "UTF-16LE",
-            _ => "UTF-16BE",
+            .ok_or_else(|| ImportError::Encoding { offset: bom_len + first_invalid(enc, body) })?
+            .into_owned();
+        let name = if enc == encoding_rs::UTF_8 {
+            "UTF-8 with BOM"
+        } else {
+            let units: Vec<u16> = text.encode_utf16().collect();
+            check_binary(&units).map_err(at(2))?;
+            if enc == encoding_rs::UTF_16LE { "UTF-16LE" } else { "UTF-16BE" }
         };
-        let text = text.into_owned();
-        check_binary(&text)?;
         return Ok((text, name));
     }
-    if let Some(offset) = bytes.iter().position(|&b| b == 0) {
-        return Err(ImportError::Binary { offset });
-    }
+    // Without a BOM the text is UTF-8 or GB18030, in which a byte below 0x20 is always that control character.
+    check_binary(bytes)?;
     let (text, name) = if let Ok(t) = std::str::from_utf8(bytes) {
         (t.to_string(), "UTF-8")
     } else {
@@ -169,7 +180,6 @@ pub fn decode_text(bytes: &[u8]) -> Result<(String, &'static str), ImportError> 
             .ok_or_else(|| ImportError::Encoding { offset: first_invalid(enc, bytes) })?;
         (t.into_owned(), "GBK/GB18030")
     };
-    check_binary(&text)?;
     Ok((text, name))
 }
 
@@ -192,23 +202,18 @@ fn first_invalid(enc: &'static encoding_rs::Encoding, bytes: &[u8]) -> usize {
     bytes.len()
 }
 
-/// Refuses text that is mostly not text: a NUL, or more than 1 in 100 control characters in the first 64 KiB.
-fn check_binary(text: &str) -> Result<(), ImportError> {
-    if let Some(offset) = text.find('\0') {
+/// Refuses data that is not text: a NUL, or more than 1 in 100 control characters in the first 64 Ki units (bytes,
+/// or characters of decoded UTF-16). The error carries the offset of the first offending unit.
+fn check_binary<T: Copy + Into<u32>>(units: &[T]) -> Result<(), ImportError> {
+    let is_control = |u: u32| u < 0x20 && !matches!(u, 0x09 | 0x0A | 0x0D | 0x1A) || u == 0x7F;
+    if let Some(offset) = units.iter().position(|&u| u.into() == 0) {
         return Err(ImportError::Binary { offset });
     }
-    let mut total = 0usize;
-    let mut controls = 0usize;
-    let mut first = None;
-    for (i, c) in text.char_indices().take(65_536) {
-        total += 1;
-        if c.is_control() && !matches!(c, '\t' | '\r' | '\n' | '\u{1a}') {
-            controls += 1;
-            first.get_or_insert(i);
-        }
-    }
-    if controls > 0 && controls * 100 > total {
-        return Err(ImportError::Binary { offset: first.unwrap_or(0) });
+    let head = &units[..units.len().min(65_536)];
+    let controls = head.iter().filter(|&&u| is_control(u.into())).count();
+    if controls > 0 && controls * 100 > head.len() {
+        let offset = head.iter().position(|&u| is_control(u.into())).unwrap_or(0);
+        return Err(ImportError::Binary { offset });
     }
     Ok(())
 }
@@ -283,14 +288,14 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
     let cap = limits.max_rows.saturating_add(HEADER_SEARCH_ROWS);
     let mut rows: std::collections::BTreeMap<u32, Vec<(usize, Value)>> = std::collections::BTreeMap::new();
     let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| ImportError::Xlsx(e.to_string()))?;
-    while let Some(cell) = cells.next_cell().map_err(|e| ImportError::Xlsx(e.to_string()))? {
-        let (row, col) = cell.get_position();
+    while let Some(cell) = cells.next_cell_with_formula_metadata().map_err(|e| ImportError::Xlsx(e.to_string()))? {
+        let (row, col) = cell.pos;
         let col = col as usize;
         if col >= limits.max_columns {
             continue;
         }
-        let value = match cell.get_value() {
-            DataRef::Empty => continue,
+        let value = match &cell.value {
+            DataRef::Empty => Value::Empty,
             DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Value::Text(s.clone()),
             DataRef::SharedString(s) => Value::Text((*s).to_string()),
             DataRef::Int(i) => Value::Number(*i as f64),
@@ -298,11 +303,15 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
             DataRef::Bool(b) => Value::Text(if *b { "TRUE" } else { "FALSE" }.to_string()),
             DataRef::DateTime(dt) if dt.is_datetime() => excel_date(dt.as_f64(), dt),
             DataRef::DateTime(dt) => Value::Number(dt.as_f64()),
-            DataRef::Error(e) => Value::Error(e.to_string()),
+            DataRef::Error(e) => Value::Error(format!("the spreadsheet error {e}")),
         };
-        if value.is_blank() {
-            continue;
-        }
+        let value = match value {
+            v if !v.is_blank() => v,
+            _ if cell.formula.is_some() => Value::Error(
+                "a formula with no saved result (open the file in Excel or WPS, save it and import it again)".into(),
+            ),
+            _ => continue,
+        };
         if !rows.contains_key(&row) && rows.len() >= cap {
             return Err(ImportError::TooManyRows { max: limits.max_rows });
         }
@@ -326,11 +335,11 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
 /// A date cell's calendar day, or an error value when the serial is outside Excel's range.
 fn excel_date(serial: f64, dt: &calamine::ExcelDateTime) -> Value {
     if !(0.0..2_958_466.0).contains(&serial) {
-        return Value::Error(format!("date serial {serial} is outside Excel's range"));
+        return Value::Error(format!("a date outside Excel's range (serial number {serial})"));
     }
     let (y, m, d, ..) = dt.to_ymd_hms_milli();
     NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
-        .map_or_else(|| Value::Error(format!("{y}-{m:02}-{d:02} is not a real date")), Value::Date)
+        .map_or_else(|| Value::Error(format!("the date {y}-{m:02}-{d:02}, which does not exist")), Value::Date)
 }
 
 /// The calendar day of an Excel serial number in the 1900 date system (the one Windows Excel and WPS use), or `None`
@@ -425,6 +434,8 @@ mod tests {
         let e = |b: &[u8]| read_table(b, None, &Limits::DEFAULT).unwrap_err().to_string();
         assert_eq!(e(b""), "the file is empty");
         assert!(e(b"abc\0def").contains("binary data at byte 3"), "{}", e(b"abc\0def"));
+        assert!(e(b"\xEF\xBB\xBFab\0").contains("binary data at byte 5"));
+        assert!(e(b"\xFF\xFEa\0\0\0").contains("binary data at byte 4"));
         assert!(e(&[0xFF, 0xFF, 0xFF, 0x41]).contains("not text in UTF-8, UTF-16 or GBK"));
         assert!(e(&[0x01, 0x02, 0x03, 0x04, 0x05, b'a']).contains("binary data"));
         assert!(e(OLE_MAGIC).contains(".xls workbook"));

@@ -346,6 +346,13 @@ fn workbook() -> Vec<u8> {
     ws.write_formula(5, 2, Formula::new("=\"13700137000\"").set_result("13700137000")).unwrap();
     ws.write_string(5, 3, "Respiratory Medicine").unwrap();
     ws.write_number(5, 4, 20_261_117.0).unwrap();
+    // Line 7: a formula saved without its result.
+    ws.write_string(6, 0, "ZY0005").unwrap();
+    ws.write_string(6, 1, "钱七").unwrap();
+    ws.set_formula_result_default("");
+    ws.write_formula(6, 2, "=C6").unwrap();
+    ws.write_string(6, 3, "内科").unwrap();
+    ws.write_string(6, 4, "2026-11-18").unwrap();
     wb.save_to_buffer().unwrap()
 }
 
@@ -374,7 +381,14 @@ fn xlsx_workbook() {
             (6, "ZY0004", "13700137000", "resp", d(2026, 11, 17)),
         ]
     );
-    assert_eq!(messages(&p), ["line 5: phone cell holds the spreadsheet error #N/A"]);
+    assert_eq!(
+        messages(&p),
+        [
+            "line 5: phone cell holds the spreadsheet error #N/A",
+            "line 7: phone cell holds a formula with no saved result (open the file in Excel or WPS, save it and \
+             import it again)",
+        ]
+    );
 }
 
 #[test]
