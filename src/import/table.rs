@@ -10,7 +10,7 @@ use std::io::{Cursor, Read};
 use calamine::{DataRef, Reader, Xlsx};
 use chrono::NaiveDate;
 
-use super::{ImportError, Limits};
+use super::{ImportError, Limits, shorten};
 
 /// One cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -365,8 +365,10 @@ fn check_unpacked_size(bytes: &[u8], max: u64) -> Result<(), ImportError> {
             return Err(ImportError::Unpacked { max });
         }
         let budget = max - total;
-        let n = std::io::copy(&mut (&mut entry).take(budget + 1), &mut std::io::sink())
-            .map_err(|e| ImportError::Xlsx(format!("damaged archive part {:?}: {e}", entry.name())))?;
+        let n = std::io::copy(&mut (&mut entry).take(budget + 1), &mut std::io::sink()).map_err(|e| {
+            let part = entry.name().map(|n| shorten(&n, 60)).unwrap_or_default();
+            ImportError::Xlsx(format!("damaged archive part {part:?}: {e}"))
+        })?;
         if n > budget {
             return Err(ImportError::Unpacked { max });
         }

@@ -546,3 +546,40 @@ proptest! {
         }
     }
 }
+
+/// The test workbook with its parts stored uncompressed, so byte changes reach the XML parser.
+fn stored_workbook() -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let src = workbook();
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(src)).unwrap();
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..zin.len() {
+        let mut f = zin.by_index(i).unwrap();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        z.start_file(f.name().unwrap().to_string(), opts).unwrap();
+        z.write_all(&data).unwrap();
+    }
+    z.finish().unwrap().into_inner()
+}
+
+#[test]
+fn the_stored_workbook_reads_like_the_original() {
+    let p = parse(&stored_workbook(), Some("出院名单"), &refs(), today(), &Limits::DEFAULT).unwrap();
+    assert_eq!(p.discharges.len(), 3);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn damaged_workbooks_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let mut bytes = stored_workbook();
+        let n = bytes.len();
+        for (at, b) in flips {
+            bytes[at % n] = b;
+        }
+        let _ = parse(&bytes, Some("出院名单"), &refs(), today(), &Limits::DEFAULT);
+    }
+}
