@@ -309,12 +309,13 @@ pub fn parse_table(
         discharges: Vec::new(),
         errors: Vec::new(),
     };
+    let departments = Departments::new(refs);
     let mut seen: HashMap<String, u32> = HashMap::new();
     for row in data {
         if Field::ALL.iter().all(|f| map.columns(*f).iter().all(|c| row.cell(*c).is_blank())) {
             continue;
         }
-        match check_row(row, &map, refs, today, &mut seen) {
+        match check_row(row, &map, &departments, today, &mut seen) {
             Ok(d) => out.discharges.push(d),
             Err(problems) => out.errors.push(RowError { line: row.line, message: problems.join("; ") }),
         }
@@ -353,7 +354,7 @@ fn field_text(row: &Row, map: &ColumnMap, f: Field) -> Result<String, String> {
 fn check_row(
     row: &Row,
     map: &ColumnMap,
-    refs: &ReferenceData,
+    departments: &Departments<'_>,
     today: NaiveDate,
     seen: &mut HashMap<String, u32>,
 ) -> Result<Discharge, Vec<String>> {
@@ -394,7 +395,7 @@ fn check_row(
             problems.push("department is required".into());
             return None;
         }
-        let found = find_department(refs, &d).map(|dep| dep.id.clone());
+        let found = departments.find(&d).map(|dep| dep.id.clone());
         if found.is_none() {
             problems.push(format!("department {:?} is not a department of this hospital", shorten(&d, 30)));
         }
@@ -509,20 +510,41 @@ pub fn parse_date_text(raw: &str) -> Option<NaiveDate> {
 /// The department a list names: by code, Chinese or English name (case and spaces ignored), also with a trailing
 /// 病区/病房 (ward) removed.
 pub fn find_department<'a>(refs: &'a ReferenceData, raw: &str) -> Option<&'a Department> {
-    fn squash(s: &str) -> String {
-        s.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+    Departments::new(refs).find(raw)
+}
+
+/// The reference departments indexed by every name a list may use for them.
+struct Departments<'a>(HashMap<String, &'a Department>);
+
+impl<'a> Departments<'a> {
+    fn new(refs: &'a ReferenceData) -> Self {
+        let mut by = HashMap::new();
+        // Codes win over Chinese names, which win over English names, should two departments share a spelling.
+        for key in [|d: &Department| d.id.clone(), |d: &Department| d.name.clone(), |d: &Department| d.name_en.clone()]
+        {
+            for d in &refs.departments {
+                let k = squash(&key(d));
+                if !k.is_empty() {
+                    by.entry(k).or_insert(d);
+                }
+            }
+        }
+        Departments(by)
     }
-    let key = squash(raw);
-    let find = |k: &str| {
-        refs.departments
-            .iter()
-            .find(|d| squash(&d.id) == k || squash(&d.name) == k || (!d.name_en.is_empty() && squash(&d.name_en) == k))
-    };
-    if key.is_empty() {
-        return None;
+
+    fn find(&self, raw: &str) -> Option<&'a Department> {
+        let key = squash(raw);
+        self.0.get(&key).copied().or_else(|| {
+            ["病区", "病房"]
+                .iter()
+                .find_map(|s| key.strip_suffix(s).filter(|k| !k.is_empty()).and_then(|k| self.0.get(k).copied()))
+        })
     }
-    find(&key)
-        .or_else(|| ["病区", "病房"].iter().find_map(|s| key.strip_suffix(s).filter(|k| !k.is_empty()).and_then(find)))
+}
+
+/// Lower case without whitespace.
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
 }
 
 /// How to import.

@@ -120,7 +120,7 @@ pub const HEADER_SEARCH_ROWS: usize = 10;
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
-/// Reads a CSV file or an XLSX workbook (the first sheet, or `sheet`). At most `limits.max_rows` rows below the
+/// Reads a CSV file or an XLSX workbook (the first visible worksheet, or `sheet`). At most `limits.max_rows` rows below the
 /// header search window are read; more is [`ImportError::TooManyRows`].
 pub fn read_table(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table, ImportError> {
     if bytes.is_empty() {
@@ -283,7 +283,14 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
             .or_else(|| names.iter().find(|n| n.trim().eq_ignore_ascii_case(s.trim())))
             .cloned()
             .ok_or_else(|| ImportError::SheetNotFound { name: s.to_string(), available: names.clone() })?,
-        None => names.first().cloned().ok_or(ImportError::NoSheets)?,
+        // The first sheet a person sees: hidden sheets and chart sheets are passed over.
+        None => wb
+            .sheets_metadata()
+            .iter()
+            .find(|m| m.typ == calamine::SheetType::WorkSheet && m.visible == calamine::SheetVisible::Visible)
+            .map(|m| m.name.clone())
+            .or_else(|| names.first().cloned())
+            .ok_or(ImportError::NoSheets)?,
     };
     let cap = limits.max_rows.saturating_add(HEADER_SEARCH_ROWS);
     let mut rows: std::collections::BTreeMap<u32, Vec<(usize, Value)>> = std::collections::BTreeMap::new();

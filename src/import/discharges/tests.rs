@@ -309,13 +309,20 @@ fn row_cap() {
 }
 
 fn workbook() -> Vec<u8> {
+    workbook_with(false)
+}
+
+fn workbook_with(hidden_notes: bool) -> Vec<u8> {
     use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
     let mut wb = Workbook::new();
     let notes = wb.add_worksheet();
     notes.set_name("说明").unwrap();
     notes.write_string(0, 0, "本表由HIS导出").unwrap();
+    notes.set_hidden(hidden_notes);
     let ws = wb.add_worksheet();
     ws.set_name("出院名单").unwrap();
+    // Excel never hides the active sheet.
+    ws.set_active(hidden_notes);
     let date = Format::new().set_num_format("yyyy-mm-dd");
     for (c, h) in ["住院号", "患者姓名", "手机号码", "科室", "出院日期", "出院诊断"].iter().enumerate()
     {
@@ -389,6 +396,13 @@ fn xlsx_workbook() {
              import it again)",
         ]
     );
+}
+
+#[test]
+fn a_hidden_first_sheet_is_passed_over() {
+    let p = parse(&workbook_with(true), None, &refs(), today(), &Limits::DEFAULT).unwrap();
+    assert_eq!(p.source.to_string(), r#"XLSX, sheet "出院名单""#);
+    assert_eq!(p.discharges.len(), 3);
 }
 
 #[test]
