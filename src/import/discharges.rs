@@ -5,7 +5,7 @@
 //!
 //! | field | required | headers (any of) |
 //! |---|---|---|
-//! | admission number, the HIS key | yes | 住院号, 住院号码, 住院编号, 住院流水号, 病案号, 病历号, admission no, admission number, inpatient no, MRN |
+//! | admission number (HIS key) | yes | 住院号, 住院号码, 住院编号, 住院流水号, 病案号, 病历号, admission no, inpatient no, MRN |
 //! | name | yes | 姓名, 患者姓名, 病人姓名, 患者, 病人, name, patient name, patient |
 //! | phone | yes | 手机, 手机号, 手机号码, 联系电话, 电话, 电话号码, 联系方式, 患者电话, 联系人电话, mobile, phone, telephone, tel, contact phone |
 //! | department | yes | 出院科室, 科室, 科别, 所在科室, 住院科室, 病区, 出院病区, department, dept, ward |

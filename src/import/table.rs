@@ -120,8 +120,8 @@ pub const HEADER_SEARCH_ROWS: usize = 10;
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
-/// Reads a CSV file or an XLSX workbook (the first visible worksheet, or `sheet`). At most `limits.max_rows` rows below the
-/// header search window are read; more is [`ImportError::TooManyRows`].
+/// Reads a CSV file or an XLSX workbook (the first visible worksheet, or `sheet`). At most `limits.max_rows` rows
+/// below the header search window are read; more is [`ImportError::TooManyRows`].
 pub fn read_table(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table, ImportError> {
     if bytes.is_empty() {
         return Err(ImportError::Empty);
@@ -274,7 +274,7 @@ pub fn read_csv(text: &str, encoding: &'static str, limits: &Limits) -> Result<T
 /// Reads one worksheet of an XLSX workbook.
 fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table, ImportError> {
     check_unpacked_size(bytes, limits.max_unpacked_bytes)?;
-    let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| ImportError::Xlsx(e.to_string()))?;
+    let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
     let names = wb.sheet_names();
     let name = match sheet {
         Some(s) => names
@@ -282,7 +282,10 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
             .find(|n| n.as_str() == s)
             .or_else(|| names.iter().find(|n| n.trim().eq_ignore_ascii_case(s.trim())))
             .cloned()
-            .ok_or_else(|| ImportError::SheetNotFound { name: s.to_string(), available: names.clone() })?,
+            .ok_or_else(|| ImportError::SheetNotFound {
+                name: shorten(s, 40),
+                available: names.iter().take(20).map(|n| shorten(n, 40)).collect(),
+            })?,
         // The first sheet a person sees: hidden sheets and chart sheets are passed over.
         None => wb
             .sheets_metadata()
@@ -294,8 +297,8 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
     };
     let cap = limits.max_rows.saturating_add(HEADER_SEARCH_ROWS);
     let mut rows: std::collections::BTreeMap<u32, Vec<(usize, Value)>> = std::collections::BTreeMap::new();
-    let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| ImportError::Xlsx(e.to_string()))?;
-    while let Some(cell) = cells.next_cell_with_formula_metadata().map_err(|e| ImportError::Xlsx(e.to_string()))? {
+    let mut cells = wb.worksheet_cells_reader(&name).map_err(xlsx_error)?;
+    while let Some(cell) = cells.next_cell_with_formula_metadata().map_err(xlsx_error)? {
         let (row, col) = cell.pos;
         let col = col as usize;
         if col >= limits.max_columns {
@@ -337,6 +340,11 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
         })
         .collect();
     Ok(Table { source: Source::Xlsx { sheet: name }, rows })
+}
+
+/// A workbook error as a short message (the reader's messages may quote the file).
+fn xlsx_error(e: calamine::XlsxError) -> ImportError {
+    ImportError::Xlsx(shorten(&e.to_string(), 200))
 }
 
 /// A date cell's calendar day, or an error value when the serial is outside Excel's range.

@@ -81,7 +81,8 @@ fn header_variants_map_to_fields() {
 #[test]
 fn english_headers_in_any_order() {
     let p = parse_ok(
-        "Discharge Date, Patient Name ,Phone,Dept.,Admission No.,Diagnosis\n2026-11-20,Zhang San,13800138000,cardio,A1,\n",
+        "Discharge Date, Patient Name ,Phone,Dept.,Admission No.,Diagnosis\n\
+         2026-11-20,Zhang San,13800138000,cardio,A1,\n",
     );
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     let r = &p.discharges[0];
@@ -162,7 +163,8 @@ fn every_date_format() {
     assert_eq!(
         messages(&p),
         [
-            r#"line 4: discharge date "2026-13-01" is not a date (use 2026-11-20, 2026/11/20, 2026年11月20日 or 20261120)"#,
+            "line 4: discharge date \"2026-13-01\" is not a date \
+             (use 2026-11-20, 2026/11/20, 2026年11月20日 or 20261120)",
             "line 5: discharge date 2026-11-24 is after today (2026-11-23)",
             "line 6: discharge date 1999-12-31 is before 2000-01-01: check the date",
             "line 7: discharge date is required",
@@ -173,7 +175,8 @@ fn every_date_format() {
 #[test]
 fn phones_are_normalised_and_bad_ones_reported() {
     let p = parse_ok(&format!(
-        "{HEADER}A,张三,+86 138-0013-8000,内科,2026-11-20,\nB,李四,(0755) 8888-8888,内科,2026-11-20,\nC,王五,1380013800,内科,2026-11-20,\nD,赵六,,内科,2026-11-20,\n"
+        "{HEADER}A,张三,+86 138-0013-8000,内科,2026-11-20,\nB,李四,(0755) 8888-8888,内科,2026-11-20,\n\
+         C,王五,1380013800,内科,2026-11-20,\nD,赵六,,内科,2026-11-20,\n"
     ));
     let phones: Vec<_> = p.discharges.iter().map(|r| r.phone.as_str()).collect();
     assert_eq!(phones, ["13800138000", "075588888888"]);
@@ -209,7 +212,8 @@ fn departments_match_by_code_or_name_and_unknown_ones_are_named() {
 #[test]
 fn a_duplicate_admission_number_is_reported_on_its_second_line() {
     let p = parse_ok(&format!(
-        "{HEADER}ZY1,张三,13800138000,内科,2026-11-20,\nZY2,李四,13900139000,内科,2026-11-20,\nZY1,张三,13800138000,内科,2026-11-20,\n"
+        "{HEADER}ZY1,张三,13800138000,内科,2026-11-20,\nZY2,李四,13900139000,内科,2026-11-20,\n\
+         ZY1,张三,13800138000,内科,2026-11-20,\n"
     ));
     assert_eq!(p.discharges.len(), 2);
     assert_eq!(messages(&p), [r#"line 4: admission number "ZY1" also appears on line 2"#]);
@@ -276,7 +280,8 @@ fn rfc4180_quoting() {
 fn formulas_and_huge_cells_are_row_errors() {
     let huge = "长".repeat(10_000);
     let p = parse_ok(&format!(
-        "{HEADER}ZY1,=HYPERLINK(\"http://x\"),13800138000,内科,2026-11-20,\nZY2,{huge},13800138000,内科,2026-11-20,\nZY3,张三,13800138000,内科,2026-11-20,@SUM(1)\n"
+        "{HEADER}ZY1,=HYPERLINK(\"http://x\"),13800138000,内科,2026-11-20,\n\
+         ZY2,{huge},13800138000,内科,2026-11-20,\nZY3,张三,13800138000,内科,2026-11-20,@SUM(1)\n"
     ));
     let m = messages(&p);
     assert!(
@@ -551,7 +556,8 @@ proptest! {
         let _ = parse_bytes(&bytes);
         if let Ok(p) = parse_bytes(format!("{HEADER}{text}").as_bytes()) {
             // Every row is accounted for exactly once and lines are in order.
-            let mut lines: Vec<u32> = p.discharges.iter().map(|r| r.line).chain(p.errors.iter().map(|e| e.line)).collect();
+            let mut lines: Vec<u32> =
+                p.discharges.iter().map(|r| r.line).chain(p.errors.iter().map(|e| e.line)).collect();
             let n = lines.len();
             lines.sort_unstable();
             lines.dedup();
