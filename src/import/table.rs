@@ -274,7 +274,7 @@ pub fn read_csv(text: &str, encoding: &'static str, limits: &Limits) -> Result<T
 /// Reads one worksheet of an XLSX workbook.
 fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table, ImportError> {
     check_unpacked_size(bytes, limits.max_unpacked_bytes)?;
-    let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
+    let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| xlsx_error(&e))?;
     let names = wb.sheet_names();
     let name = match sheet {
         Some(s) => names
@@ -297,8 +297,8 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
     };
     let cap = limits.max_rows.saturating_add(HEADER_SEARCH_ROWS);
     let mut rows: std::collections::BTreeMap<u32, Vec<(usize, Value)>> = std::collections::BTreeMap::new();
-    let mut cells = wb.worksheet_cells_reader(&name).map_err(xlsx_error)?;
-    while let Some(cell) = cells.next_cell_with_formula_metadata().map_err(xlsx_error)? {
+    let mut cells = wb.worksheet_cells_reader(&name).map_err(|e| xlsx_error(&e))?;
+    while let Some(cell) = cells.next_cell_with_formula_metadata().map_err(|e| xlsx_error(&e))? {
         let (row, col) = cell.pos;
         let col = col as usize;
         if col >= limits.max_columns {
@@ -343,7 +343,7 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>, limits: &Limits) -> Result<Table
 }
 
 /// A workbook error as a short message (the reader's messages may quote the file).
-fn xlsx_error(e: calamine::XlsxError) -> ImportError {
+fn xlsx_error(e: &calamine::XlsxError) -> ImportError {
     ImportError::Xlsx(shorten(&e.to_string(), 200))
 }
 
