@@ -1,8 +1,9 @@
 //! GuideDesk: offline-first software for hospital lobby guide desks (导医台).
 //!
 //! The kiosk application's library: the record model ([`model`]), pure hospital rules ([`policy`]), the kiosk's
-//! durable store with its transactional outbox ([`store`]), demo data ([`demo`]), exports ([`export`]),
-//! reports and KPIs ([`reports`]) and configuration ([`config`]). The binary in `main.rs` is a thin CLI over these.
+//! durable store with its transactional outbox ([`store`]), demo data ([`demo`]), exports ([`export`]), imports of
+//! HIS files ([`import`]), reports and KPIs ([`reports`]) and configuration ([`config`]). The binary in `main.rs` is a
+//! thin CLI over these.
 
 pub mod app;
 pub mod cli_sync;
@@ -12,6 +13,7 @@ pub mod export;
 #[cfg(feature = "hq")]
 pub mod hq;
 pub mod kiosk_sync;
+pub mod import;
 pub mod model;
 pub mod policy;
 pub mod reports;

@@ -72,6 +72,20 @@ enum Command {
         #[arg(long)]
         mask_phones: bool,
     },
+    /// Import a discharge list exported by the HIS (CSV in UTF-8 or GBK, or XLSX) as follow-up call tasks
+    ///
+    /// Exit codes: 0 when the file was read, even if some rows were not imported (each is listed with its line);
+    /// 1 when the file could not be imported at all (nothing is written); 2 for a command-line usage error.
+    ImportDischarges {
+        /// The discharge list (.csv or .xlsx)
+        file: PathBuf,
+        /// XLSX sheet to read [default: the first sheet]
+        #[arg(long, value_name = "NAME")]
+        sheet: Option<String>,
+        /// Staff id recorded as the tasks' creator [default: import]
+        #[arg(long, value_name = "ID")]
+        staff: Option<String>,
+    },
     /// Verify this kiosk's feedback hash chain: report any missing (deleted) or altered feedback record
     VerifyFeedback,
     /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
@@ -286,6 +300,10 @@ fn run(cli: Cli) -> Result<()> {
                 w.csv.len(),
                 w.seconds
             );
+        }
+        Command::ImportDischarges { file, sheet, staff } => {
+            let store = open_store(&data_dir, &cfg)?;
+            guidedesk::import::discharges::run_cli(&store, &file, sheet, staff, &mut std::io::stdout().lock())?;
         }
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
         Command::Sync(c) => guidedesk::cli_sync::run(c, &data_dir, &cfg, || open_store(&data_dir, &cfg))?,

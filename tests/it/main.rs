@@ -6,6 +6,7 @@ mod cases;
 mod cli;
 mod crash;
 mod dashboard;
+mod import;
 mod patient;
 mod roundtrip;
 mod ui;
