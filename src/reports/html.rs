@@ -65,6 +65,24 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 table.wide { font-size: 7.4pt; }
 td:first-child { white-space: nowrap; }
 td.nowrap { white-space: nowrap; }
+table[data-table="cases_list"], table[data-table="opinions"] { font-size: 7.6pt; table-layout: fixed; }
+table[data-table="cases_list"] td, table[data-table="opinions"] td,
+table[data-table="cases_list"] th, table[data-table="opinions"] th { overflow-wrap: break-word; white-space: normal; }
+table[data-table="cases_list"] th:nth-child(1) { width: 8%; }
+table[data-table="cases_list"] th:nth-child(2) { width: 9%; }
+table[data-table="cases_list"] th:nth-child(3) { width: 10%; }
+table[data-table="cases_list"] th:nth-child(4) { width: 10%; }
+table[data-table="cases_list"] th:nth-child(5) { width: 7%; }
+table[data-table="cases_list"] th:nth-child(6) { width: 15%; }
+table[data-table="cases_list"] th:nth-child(7) { width: 10%; }
+table[data-table="cases_list"] th:nth-child(8) { width: 9%; }
+table[data-table="cases_list"] th:nth-child(9) { width: 8%; }
+table[data-table="cases_list"] th:nth-child(10) { width: 8%; }
+table[data-table="cases_list"] th:nth-child(11) { width: 6%; }
+table[data-table="opinions"] th:nth-child(1) { width: 13%; }
+table[data-table="opinions"] th:nth-child(2), table[data-table="opinions"] th:nth-child(6),
+table[data-table="opinions"] th:nth-child(7) { width: 9%; }
+table[data-table="opinions"] th:nth-child(3), table[data-table="opinions"] th:nth-child(4) { width: 15%; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .ok { color: #2e7d32; font-weight: 600; }
 .bad { color: #c62828; font-weight: 600; }

@@ -201,7 +201,7 @@ pub fn stacked_bar_chart(title: &str, categories: &[String], series: &[Series]) 
     let mut out = String::new();
     open(&mut out, h, title);
     heading(&mut out, title);
-    legend(&mut out, series.iter().map(|s| (s.label.as_str(), s.colour)), 26.0);
+    legend(&mut out, series.iter().map(|s| (s.label.as_str(), s.colour)), 33.0);
     axis.draw(&mut out, left, right, step, "");
     let slot = (right - left) / categories.len().max(1) as f64;
     let bw = (slot * 0.6).max(1.0);
