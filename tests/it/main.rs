@@ -4,6 +4,7 @@
 
 mod cli;
 mod crash;
+mod report;
 mod roundtrip;
 
 use std::path::Path;
