@@ -368,7 +368,7 @@ pub struct RateBar {
 /// grey for small n.
 pub fn rate_bars(title: &str, bars: &[RateBar], target: Option<(f64, &str)>) -> String {
     let row = 20.0;
-    let (left, right, top) = (150.0, W - 90.0, 40.0);
+    let (left, right, top) = (175.0, W - 90.0, 40.0);
     let h = top + row * bars.len().max(1) as f64 + 26.0;
     let bottom = h - 22.0;
     let xs = |v: f64| left + v.clamp(0.0, 100.0) / 100.0 * (right - left);

@@ -771,7 +771,9 @@ pub fn followup_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> 
         ("outpatient_rate_pct", "门诊回访率(%)", "Outpatient rate (%)"),
         ("outpatient_target", "门诊目标", "Outpatient target"),
     ]);
-    let mut t = Table::new("followup_by_department", ("各科室回访率", "Follow-up rates by department"), &cols);
+    let mut t = Table::new("followup_by_department", ("各科室回访率", "Follow-up rates by department"), &cols)
+        .csv_only("inpatient_target")
+        .csv_only("outpatient_target");
     for r in &s.followup_by_department {
         let mut row = vec![text(r.department.clone()), text(labels::department(refs, &r.department, lang))];
         row.extend(task_cells(&r.discharge));
@@ -838,7 +840,8 @@ pub fn accountability_departments(s: &Summary, refs: &ReferenceData, lang: Lang)
             ("disputes_12_months", "近12个月纠纷", "Disputes, 12 months"),
             ("flags", "触发的考核规则", "Rules crossed"),
         ],
-    );
+    )
+    .csv_only("month");
     for r in &s.accountability_departments {
         let m = &r.month;
         t.push(vec![
@@ -873,7 +876,8 @@ pub fn accountability_staff(s: &Summary, refs: &ReferenceData, lang: Lang) -> Ta
             ("incidents", "事故", "Incidents"),
             ("flags", "触发的考核规则", "Rules crossed"),
         ],
-    );
+    )
+    .csv_only("month");
     for r in &s.accountability_staff {
         let m = &r.month;
         t.push(vec![
