@@ -12,8 +12,8 @@ pub mod demo;
 pub mod export;
 #[cfg(feature = "hq")]
 pub mod hq;
-pub mod kiosk_sync;
 pub mod import;
+pub mod kiosk_sync;
 pub mod model;
 pub mod policy;
 pub mod reports;

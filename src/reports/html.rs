@@ -58,13 +58,36 @@ h2 { font-size: 12.5pt; border-bottom: 2px solid #1f5fa8; padding-bottom: 0.8mm;
 h3 { font-size: 10.5pt; margin: 3.5mm 0 1.5mm; break-after: avoid; page-break-after: avoid; }
 p { margin: 1mm 0 2mm; }
 table { width: 100%; border-collapse: collapse; font-size: 8.6pt; margin: 1mm 0 3mm; }
+table[data-table] { table-layout: fixed; }
+table[data-table] th:first-child { width: 17%; }
+table[data-table] td, table[data-table] th { overflow-wrap: break-word; }
+table[data-table="headline_kpis"], table[data-table="definitions"] { table-layout: auto; }
+table[data-table="headline_kpis"] th:first-child, table[data-table="definitions"] th:first-child { width: auto; }
 th, td { border: 1px solid #b9c2cc; padding: 0.8mm 1.4mm; vertical-align: top; text-align: left; }
 th { background: #eaf0f7; font-weight: 600; }
 thead { display: table-header-group; }
 tr { break-inside: avoid; page-break-inside: avoid; }
 table.wide { font-size: 7.4pt; }
-td:first-child { white-space: nowrap; }
+table[data-table^="accountability"] th:last-child { width: 28%; }
 td.nowrap { white-space: nowrap; }
+table[data-table="cases_list"], table[data-table="opinions"] { font-size: 7.6pt; table-layout: fixed; }
+table[data-table="cases_list"] td, table[data-table="opinions"] td,
+table[data-table="cases_list"] th, table[data-table="opinions"] th { overflow-wrap: break-word; white-space: normal; }
+table[data-table="cases_list"] th:nth-child(1) { width: 8%; }
+table[data-table="cases_list"] th:nth-child(2) { width: 9%; }
+table[data-table="cases_list"] th:nth-child(3) { width: 10%; }
+table[data-table="cases_list"] th:nth-child(4) { width: 10%; }
+table[data-table="cases_list"] th:nth-child(5) { width: 7%; }
+table[data-table="cases_list"] th:nth-child(6) { width: 15%; }
+table[data-table="cases_list"] th:nth-child(7) { width: 10%; }
+table[data-table="cases_list"] th:nth-child(8) { width: 9%; }
+table[data-table="cases_list"] th:nth-child(9) { width: 8%; }
+table[data-table="cases_list"] th:nth-child(10) { width: 8%; }
+table[data-table="cases_list"] th:nth-child(11) { width: 6%; }
+table[data-table="opinions"] th:nth-child(1) { width: 13%; }
+table[data-table="opinions"] th:nth-child(2), table[data-table="opinions"] th:nth-child(6),
+table[data-table="opinions"] th:nth-child(7) { width: 9%; }
+table[data-table="opinions"] th:nth-child(3), table[data-table="opinions"] th:nth-child(4) { width: 15%; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .ok { color: #2e7d32; font-weight: 600; }
 .bad { color: #c62828; font-weight: 600; }

@@ -253,13 +253,13 @@ pub fn flag(f: Flag, lang: Lang) -> String {
             format!("近3个月纠纷 {count} 件，达到 {threshold} 件")
         }
         (Flag::DisputesQuarter { count, threshold }, Lang::En) => {
-            format!("{count} disputes in 3 months, at least {threshold}")
+            format!("{count} dispute(s) in 3 months, at least {threshold}")
         }
         (Flag::DisputesYear { count, threshold }, Lang::Zh) => {
             format!("近12个月纠纷 {count} 件，达到 {threshold} 件")
         }
         (Flag::DisputesYear { count, threshold }, Lang::En) => {
-            format!("{count} disputes in 12 months, at least {threshold}")
+            format!("{count} dispute(s) in 12 months, at least {threshold}")
         }
     }
 }

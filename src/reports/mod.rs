@@ -209,7 +209,7 @@ pub struct ReportParams {
 pub const ACCOUNTABILITY_MONTHS: u32 = 12;
 
 impl ReportParams {
-    /// Parameters for a period at the China offset (UTC+8), as of its last day.
+    /// Parameters for a period at a UTC offset, with figures as of `as_of`.
     pub fn new(period: Period, offset: FixedOffset, as_of: NaiveDate) -> Self {
         Self { period, offset, as_of }
     }

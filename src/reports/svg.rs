@@ -201,7 +201,7 @@ pub fn stacked_bar_chart(title: &str, categories: &[String], series: &[Series]) 
     let mut out = String::new();
     open(&mut out, h, title);
     heading(&mut out, title);
-    legend(&mut out, series.iter().map(|s| (s.label.as_str(), s.colour)), 26.0);
+    legend(&mut out, series.iter().map(|s| (s.label.as_str(), s.colour)), 33.0);
     axis.draw(&mut out, left, right, step, "");
     let slot = (right - left) / categories.len().max(1) as f64;
     let bw = (slot * 0.6).max(1.0);
@@ -368,7 +368,7 @@ pub struct RateBar {
 /// grey for small n.
 pub fn rate_bars(title: &str, bars: &[RateBar], target: Option<(f64, &str)>) -> String {
     let row = 20.0;
-    let (left, right, top) = (150.0, W - 90.0, 40.0);
+    let (left, right, top) = (175.0, W - 90.0, 40.0);
     let h = top + row * bars.len().max(1) as f64 + 26.0;
     let bottom = h - 22.0;
     let xs = |v: f64| left + v.clamp(0.0, 100.0) / 100.0 * (right - left);

@@ -26,7 +26,8 @@ pub struct Column {
     pub zh: &'static str,
     /// English title.
     pub en: &'static str,
-    /// Only in CSV: a code column whose name column (`<key>_name`) is what the documents show.
+    /// Only in CSV: a code column whose name column (`<key>_name`) is what the documents show, or a detail left
+    /// out of a crowded printed table.
     pub csv_only: bool,
 }
 
@@ -37,7 +38,7 @@ pub struct Cell {
     pub text: String,
     /// Right-aligned number.
     pub numeric: bool,
-    /// `ok`, `bad` or `small` (small n), for colouring.
+    /// CSS classes: `ok`, `bad` or `small` (small n) for colouring, `nowrap`.
     pub class: Option<&'static str>,
     /// Hover text (formula and n).
     pub title: Option<String>,
@@ -79,6 +80,14 @@ impl Table {
                 .collect(),
             rows: Vec::new(),
         }
+    }
+
+    /// Keeps a column out of the documents (it stays in the CSV).
+    fn csv_only(mut self, key: &str) -> Self {
+        for c in self.columns.iter_mut().filter(|c| c.key == key) {
+            c.csv_only = true;
+        }
+        self
     }
 
     fn push(&mut self, row: Vec<Cell>) {
@@ -610,7 +619,8 @@ pub fn cases_list(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
             ("standing", "办理时效", "Standing"),
             ("handling_rating", "处理满意度", "Handling rating"),
         ],
-    );
+    )
+    .csv_only("channel");
     let offset = s.params().offset;
     for c in &s.agg.cases.items {
         let depts: Vec<String> = c.departments.iter().map(|d| labels::department(refs, d, lang)).collect();
@@ -761,7 +771,9 @@ pub fn followup_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> 
         ("outpatient_rate_pct", "门诊回访率(%)", "Outpatient rate (%)"),
         ("outpatient_target", "门诊目标", "Outpatient target"),
     ]);
-    let mut t = Table::new("followup_by_department", ("各科室回访率", "Follow-up rates by department"), &cols);
+    let mut t = Table::new("followup_by_department", ("各科室回访率", "Follow-up rates by department"), &cols)
+        .csv_only("inpatient_target")
+        .csv_only("outpatient_target");
     for r in &s.followup_by_department {
         let mut row = vec![text(r.department.clone()), text(labels::department(refs, &r.department, lang))];
         row.extend(task_cells(&r.discharge));
@@ -828,7 +840,8 @@ pub fn accountability_departments(s: &Summary, refs: &ReferenceData, lang: Lang)
             ("disputes_12_months", "近12个月纠纷", "Disputes, 12 months"),
             ("flags", "触发的考核规则", "Rules crossed"),
         ],
-    );
+    )
+    .csv_only("month");
     for r in &s.accountability_departments {
         let m = &r.month;
         t.push(vec![
@@ -863,7 +876,8 @@ pub fn accountability_staff(s: &Summary, refs: &ReferenceData, lang: Lang) -> Ta
             ("incidents", "事故", "Incidents"),
             ("flags", "触发的考核规则", "Rules crossed"),
         ],
-    );
+    )
+    .csv_only("month");
     for r in &s.accountability_staff {
         let m = &r.month;
         t.push(vec![

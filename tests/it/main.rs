@@ -8,6 +8,7 @@ mod crash;
 mod dashboard;
 mod import;
 mod patient;
+mod report;
 mod roundtrip;
 mod ui;
 
