@@ -80,6 +80,7 @@ pub struct DeskApp {
     last_error: Option<String>,
     patient: Option<PatientMode>,
     slip_message: Option<String>,
+    sync: Option<crate::kiosk_sync::SyncWorker>,
 }
 
 impl DeskApp {
@@ -108,6 +109,7 @@ impl DeskApp {
             last_error: None,
             patient: None,
             slip_message: None,
+            sync: None,
         }
     }
 
@@ -139,6 +141,11 @@ impl DeskApp {
     /// The current screen.
     pub fn screen(&self) -> Screen {
         self.screen
+    }
+
+    /// Attaches the background sync worker whose status the status bar shows.
+    pub fn attach_sync(&mut self, worker: crate::kiosk_sync::SyncWorker) {
+        self.sync = Some(worker);
     }
 
     /// Whether the kiosk is in patient mode.
@@ -381,6 +388,32 @@ impl DeskApp {
         });
     }
 
+    /// Sync in plain words: last success, running, or what went wrong; a button to sync now.
+    fn sync_status(&self, ui: &mut Ui, tr: Tr) {
+        let Some(w) = &self.sync else { return };
+        let s = w.status();
+        let offset = self.store.utc_offset();
+        if !s.enrolled {
+            ui.label(RichText::new(tr.t("status.sync_not_enrolled")).color(theme::MUTED));
+            return;
+        }
+        if s.revoked {
+            ui.label(RichText::new(tr.t("status.sync_revoked")).color(theme::ALERT));
+        } else if s.running {
+            ui.label(tr.t("status.sync_running"));
+        } else if let Some(e) = &s.last_error {
+            ui.label(RichText::new(tr.f("status.sync_error", &[("error", e)])).color(theme::WARN)).on_hover_text(e);
+        } else if let Some(t) = s.last_success {
+            ui.label(
+                RichText::new(tr.f("status.sync_ok", &[("time", &t.local(offset).format("%m-%d %H:%M"))]))
+                    .color(theme::OK),
+            );
+        }
+        if !s.running && !s.revoked && ui.button(tr.t("status.sync_now")).clicked() {
+            w.sync_now();
+        }
+    }
+
     /// Language, patient mode, lock and sign-out, at the right of the status bar.
     fn session_buttons(&mut self, ui: &mut Ui, tr: Tr) {
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -426,6 +459,7 @@ impl DeskApp {
                 if let Some((_, s)) = &self.stats {
                     ui.label(tr.f("status.outbox", &[("n", &s.outbox_pending)]));
                 }
+                self.sync_status(ui, tr);
                 ui.separator();
                 match &self.last_error {
                     None => ui.label(RichText::new(tr.t("status.store_ok")).color(theme::OK)),
@@ -654,6 +688,25 @@ impl eframe::App for DeskApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
     }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Some(w) = self.sync.take() {
+            w.shutdown();
+        }
+    }
+}
+
+/// Builds the app for a window: fonts and style, and the background sync worker.
+fn make_app(cc: &eframe::CreationContext<'_>, store: Arc<Store>, cfg: &Config) -> DeskApp {
+    theme::install(&cc.egui_ctx);
+    let mut app = DeskApp::new(Arc::clone(&store), cfg);
+    let ctx = cc.egui_ctx.clone();
+    let data_dir = store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    match crate::kiosk_sync::SyncWorker::spawn(store, data_dir, &cfg.sync, Box::new(move || ctx.request_repaint())) {
+        Ok(w) => app.attach_sync(w),
+        Err(e) => app.last_error = Some(format!("sync: {e}")),
+    }
+    app
 }
 
 fn native_options(cfg: &Config, software: bool) -> eframe::NativeOptions {
@@ -704,10 +757,7 @@ pub fn run(store: Store, cfg: &Config) -> Result<()> {
         eframe::run_native(
             "guidedesk",
             native_options(cfg, false),
-            Box::new(move |cc| {
-                theme::install(&cc.egui_ctx);
-                Ok(Box::new(DeskApp::new(store, &cfg2)))
-            }),
+            Box::new(move |cc| Ok(Box::new(make_app(cc, store, &cfg2)))),
         )
     };
     match first {
@@ -720,10 +770,7 @@ pub fn run(store: Store, cfg: &Config) -> Result<()> {
             eframe::run_native(
                 "guidedesk",
                 native_options(cfg, true),
-                Box::new(move |cc| {
-                    theme::install(&cc.egui_ctx);
-                    Ok(Box::new(DeskApp::new(store, &cfg2)))
-                }),
+                Box::new(move |cc| Ok(Box::new(make_app(cc, store, &cfg2)))),
             )
             .map_err(|e| {
                 anyhow::anyhow!("cannot open the kiosk window: {first_err}; retry without hardware acceleration: {e}")

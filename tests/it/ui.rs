@@ -319,3 +319,20 @@ fn first_run_creates_the_administrator_and_idle_screens_lock() {
     button(&mut h, "中文");
     assert!(h.query_by_label_contains("待同步").is_some());
 }
+
+#[test]
+fn the_status_bar_shows_sync_in_plain_words() {
+    let f = fixture(true);
+    let mut h = harness(&f.store);
+    let dir = f.store.path().parent().unwrap().to_path_buf();
+    let worker = guidedesk::kiosk_sync::SyncWorker::spawn(
+        Arc::clone(&f.store),
+        dir,
+        &guidedesk::config::SyncConfig::default(),
+        Box::new(|| {}),
+    )
+    .unwrap();
+    h.state_mut().attach_sync(worker);
+    h.run();
+    assert!(h.query_by_label("未登记总部（数据保存在本机）").is_some());
+}
