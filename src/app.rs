@@ -75,6 +75,7 @@ pub struct DeskApp {
     followup: FollowupScreen,
     dashboard: DashboardScreen,
     search_rx: Option<Receiver<Result<Vec<SearchHit>, String>>>,
+    import_rx: Option<Receiver<Result<crate::import::ImportReport, String>>>,
     version: u64,
     stats: Option<(u64, Stats)>,
     last_error: Option<String>,
@@ -104,6 +105,7 @@ impl DeskApp {
             followup: FollowupScreen::default(),
             dashboard: DashboardScreen::default(),
             search_rx: None,
+            import_rx: None,
             version: 0,
             stats: None,
             last_error: None,
@@ -173,6 +175,7 @@ impl DeskApp {
         }
         self.track_activity(ui);
         self.poll_search();
+        self.poll_import();
         ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
         let tr = self.tr;
         self.top_bar(ui, tr);
@@ -470,6 +473,25 @@ impl DeskApp {
         });
     }
 
+    fn poll_import(&mut self) {
+        if let Some(rx) = &self.import_rx {
+            match rx.try_recv() {
+                Ok(r) => {
+                    if r.as_ref().is_ok_and(|r| r.imported > 0) {
+                        self.version += 1;
+                    }
+                    self.followup.on_import(r);
+                    self.import_rx = None;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    self.followup.on_import(Err(self.tr.t("search.failed").to_string()));
+                    self.import_rx = None;
+                }
+            }
+        }
+    }
+
     fn poll_search(&mut self) {
         if let Some(rx) = &self.search_rx {
             match rx.try_recv() {
@@ -598,6 +620,25 @@ impl DeskApp {
             Command::Attempt { task, form } => {
                 let r = self.store.write(|ctx| crate::workflow::record_attempt(ctx, task, &form, by.clone()).map(Some));
                 self.written(r)
+            }
+            Command::ImportDischarges { path } => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let store = Arc::clone(&self.store);
+                let ctx = ctx.clone();
+                let staff = self.staff.as_ref().map(|s| s.id.clone());
+                let spawned = std::thread::Builder::new().name("import".into()).spawn(move || {
+                    let opts = crate::import::discharges::ImportOptions { staff, ..Default::default() };
+                    let r = crate::import::discharges::import_file(&store, &path, &opts).map_err(|e| e.to_string());
+                    let _ = tx.send(r);
+                    ctx.request_repaint();
+                });
+                match spawned {
+                    Ok(_) => {
+                        self.import_rx = Some(rx);
+                        Outcome::Pending
+                    }
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
             }
             Command::PromoteToCase { task } => {
                 let r = self.store.write(|ctx| crate::workflow::promote_feedback(ctx, task, by.clone()).map(Some));

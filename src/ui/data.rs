@@ -260,6 +260,11 @@ pub enum Command {
         /// The attempt as entered.
         form: Box<CallAttemptForm>,
     },
+    /// Import a discharge list (CSV or XLSX) into the call worklist, off the UI thread.
+    ImportDischarges {
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// Turn a feedback call-back into a case.
     PromoteToCase {
         /// The follow-up task made from the feedback.

@@ -25,6 +25,9 @@ pub struct FollowupScreen {
     form: CallAttemptForm,
     errors: ValidationErrors,
     message: Option<(bool, String)>,
+    import_path: String,
+    importing: bool,
+    import_result: Option<Result<crate::import::ImportReport, String>>,
 }
 
 impl FollowupScreen {
@@ -87,6 +90,9 @@ impl FollowupScreen {
         }
         if let Some((ok, m)) = &self.message {
             ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
+        }
+        if let Some(c) = self.import_ui(ui, tr) {
+            cmd = Some(c);
         }
         ui.separator();
         let total = ui.available_width();
@@ -264,6 +270,56 @@ impl FollowupScreen {
         cmd
     }
 
+    fn import_ui(&mut self, ui: &mut Ui, tr: Tr) -> Option<Command> {
+        let mut cmd = None;
+        egui::CollapsingHeader::new(tr.t("followup.import")).id_salt("import").show(ui, |ui| {
+            ui.label(RichText::new(tr.t("followup.import_hint")).color(theme::MUTED).size(theme::SMALL));
+            ui.horizontal(|ui| {
+                widgets::text_row(ui, tr.t("followup.import_file"), &mut self.import_path, "D:\\HIS\\出院名单.xlsx");
+                let ok = !self.importing && !self.import_path.trim().is_empty();
+                if ui.add_enabled(ok, egui::Button::new(tr.t("followup.import_run"))).clicked() {
+                    self.importing = true;
+                    self.import_result = None;
+                    cmd = Some(Command::ImportDischarges { path: self.import_path.trim().into() });
+                }
+                if self.importing {
+                    ui.spinner();
+                }
+            });
+            match &self.import_result {
+                None => {}
+                Some(Err(e)) => {
+                    ui.colored_label(theme::ALERT, e);
+                }
+                Some(Ok(r)) => {
+                    let color = if r.errors.is_empty() { theme::OK } else { theme::WARN };
+                    ui.colored_label(
+                        color,
+                        tr.f(
+                            "followup.import_done",
+                            &[("n", &r.imported), ("skipped", &r.already_imported), ("bad", &r.errors.len())],
+                        ),
+                    );
+                    for e in r.errors.iter().take(20) {
+                        ui.label(
+                            RichText::new(tr.f("followup.import_line", &[("line", &e.line), ("message", &e.message)]))
+                                .color(theme::ALERT)
+                                .size(theme::SMALL),
+                        );
+                    }
+                }
+            }
+        });
+        cmd
+    }
+
+    /// Takes the result of an import run in the background.
+    pub fn on_import(&mut self, r: Result<crate::import::ImportReport, String>) {
+        self.importing = false;
+        self.import_result = Some(r);
+        self.loaded = None;
+    }
+
     /// Takes the result of a follow-up command.
     pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
         match o {
@@ -276,7 +332,10 @@ impl FollowupScreen {
                 self.errors = e.clone();
                 self.message = Some((false, tr.t("register.fix_errors").to_string()));
             }
-            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Failed(m) => {
+                self.importing = false;
+                self.message = Some((false, tr.f("app.write_failed", &[("error", m)])));
+            }
             Outcome::Pending => {}
         }
     }

@@ -169,3 +169,37 @@ fn a_follow_up_worked_through_two_attempts() {
     assert!(h.query_by_label("今日应访 0 人").is_some());
     assert_eq!(f.store.count(RecordKind::CallAttempt).unwrap(), 2);
 }
+
+#[test]
+fn import_a_discharge_file_with_one_bad_row_from_the_worklist() {
+    let f = fixture(true);
+    let today = f.store.today();
+    let d = |n: u64| (today - chrono::Days::new(n)).format("%Y-%m-%d").to_string();
+    let csv = format!(
+        "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY1001,周建国,13600001111,心血管内科,{},冠心病\nZY1002,吴秀英,13600002222,骨科,{},腰椎间盘突出\nZY1003,郑强,12345,普外科,{},阑尾炎\n",
+        d(3),
+        d(8),
+        d(2)
+    );
+    let file = f._dir.path().join("出院名单.csv");
+    std::fs::write(&file, csv).unwrap();
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "刘敏");
+    button(&mut h, "回访");
+    h.get_by_label_contains("导入出院名单").click();
+    h.run();
+    type_into(&mut h, Role::TextInput, "文件路径", file.to_str().unwrap());
+    h.get_by_role_and_label(Role::Button, "导入").click();
+    for _ in 0..400 {
+        h.step();
+        if h.query_by_label_contains("已导入").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    h.run();
+    assert!(h.query_by_label("已导入 2 条，已存在 0 条，有问题 1 行").is_some());
+    assert!(h.query_by_label_contains("第 4 行").is_some(), "the bad row is named by its line");
+    assert_eq!(f.store.count(RecordKind::FollowupTask).unwrap(), 2);
+    assert!(h.query_by_label("回访 吴秀英").is_some(), "the imported patient is on the worklist");
+}
