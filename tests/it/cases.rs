@@ -181,7 +181,7 @@ fn import_a_discharge_file_with_one_bad_row_from_the_worklist() {
         d(8),
         d(2)
     );
-    let file = f._dir.path().join("出院名单.csv");
+    let file = f.dir.path().join("出院名单.csv");
     std::fs::write(&file, csv).unwrap();
     let mut h = harness(&f.store);
     sign_in(&mut h, "刘敏");

@@ -18,7 +18,7 @@ use guidedesk::ui::theme;
 pub const T0: i64 = 1_795_399_200_000;
 
 pub struct Fixture {
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
     pub store: Arc<Store>,
 }
@@ -51,7 +51,7 @@ pub fn fixture(with_staff: bool) -> Fixture {
         ];
         store.apply_reference(r, "test").unwrap();
     }
-    Fixture { _dir: dir, clock, store: Arc::new(store) }
+    Fixture { dir, clock, store: Arc::new(store) }
 }
 
 /// A harness on the real app at kiosk size. Staff screens lock after `idle_lock_minutes` without input (tests that
