@@ -266,6 +266,8 @@ impl DashboardScreen {
                 ui.separator();
                 questions_table(ui, tr, lang, &s);
                 ui.separator();
+                days_table(ui, tr, &s);
+                ui.separator();
                 accountability_table(ui, tr, lang, &s, &refs);
             },
         );
@@ -446,6 +448,37 @@ fn questions_table(ui: &mut Ui, tr: Tr, lang: Lang, s: &Summary) {
                 ui.label(q.negative.pct_text());
                 ui.label(q.counts.get(crate::model::Rating::DontKnow).to_string());
                 ui.label(q.incomplete.total().to_string());
+                ui.end_row();
+            }
+        })
+    });
+}
+
+fn days_table(ui: &mut Ui, tr: Tr, s: &Summary) {
+    use crate::reports::{Metric, Question};
+    ui.label(RichText::new(tr.t("dash.by_day")).strong());
+    widgets::compact(ui, |ui| {
+        egui::Grid::new("days").striped(true).spacing(egui::vec2(16.0, 4.0)).show(ui, |ui| {
+            for h in ["dash.day", "dash.n_scored", "dash.positive", "dash.negative", "dash.dont_know"] {
+                ui.label(RichText::new(tr.t(h)).color(theme::MUTED));
+            }
+            ui.end_row();
+            for (day, counts) in &s.agg.feedback.overall_by_day {
+                let pos = crate::reports::summary::satisfaction(
+                    Metric::SatisfactionPositive(Question::Overall),
+                    *counts,
+                    None,
+                );
+                let neg = crate::reports::summary::satisfaction(
+                    Metric::SatisfactionNegative(Question::Overall),
+                    *counts,
+                    None,
+                );
+                ui.label(day.format("%m-%d").to_string());
+                ui.label(pos.n.to_string());
+                ui.label(pos.pct_text());
+                ui.label(neg.pct_text());
+                ui.label(counts.get(crate::model::Rating::DontKnow).to_string());
                 ui.end_row();
             }
         })
