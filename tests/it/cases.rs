@@ -203,3 +203,28 @@ fn import_a_discharge_file_with_one_bad_row_from_the_worklist() {
     assert_eq!(f.store.count(RecordKind::FollowupTask).unwrap(), 2);
     assert!(h.query_by_label("回访 吴秀英").is_some(), "the imported patient is on the worklist");
 }
+
+#[test]
+fn escalation_recomputes_the_deadline_from_the_original_receipt() {
+    use guidedesk::workflow::{CaseCommand, act_on_case, new_case};
+    let f = fixture(true);
+    let by = StaffRef("K001".into());
+    let form = CaseForm {
+        grade: Some(CaseGrade::Complaint),
+        channel: Some(CaseChannel::Phone),
+        complainant: "孙丽".into(),
+        departments: vec!["ortho".into()],
+        facts: "术后疼痛未处理".into(),
+        ..CaseForm::default()
+    };
+    // Received Monday 2026-11-23: a complaint is due in 3 working days.
+    let id = f.store.write(|ctx| new_case(ctx, &form, by.clone())).unwrap();
+    let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+    assert_eq!(f.store.get::<Case>(id).unwrap().unwrap().due.value.0, d(11, 26));
+    // Escalated two days later to a dispute: 7 working days from the receipt (not from today) → 2026-12-02.
+    f.clock.advance(2 * 86_400_000);
+    f.store.write(|ctx| act_on_case(ctx, id, CaseCommand::Escalate { to: CaseGrade::Dispute }, by.clone())).unwrap();
+    let c: Case = f.store.get(id).unwrap().unwrap();
+    assert_eq!((c.grade.value, c.due.value), (CaseGrade::Dispute, (d(12, 2), false)));
+    assert!(c.events.iter().any(|e| matches!(e.kind, guidedesk::model::CaseEventKind::Escalated { .. })));
+}

@@ -36,6 +36,15 @@ fn demo_stats_and_export_agree() {
         let mut r = csv::ReaderBuilder::new().from_reader(&bytes[3..]);
         let header = r.headers().unwrap().clone();
         assert_eq!(&header[0], "id");
+        let must: &[&str] = match kind {
+            "case" => &["received_at", "grade", "due_date", "status", "closed_at", "events"],
+            "followup_task" => &["due_from", "due_to", "status", "closed_at", "source"],
+            "call_attempt" => &["task", "at", "outcome", "satisfaction"],
+            _ => &[],
+        };
+        for col in must {
+            assert!(header.iter().any(|h| h == *col), "{kind} export lacks {col}");
+        }
         let rows: Vec<_> = r.records().collect::<Result<_, _>>().unwrap();
         assert_eq!(rows.len() as u64, counts[kind], "{kind} CSV rows");
         assert!(rows.iter().all(|row| row.len() == header.len()));
