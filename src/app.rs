@@ -78,6 +78,7 @@ pub struct DeskApp {
     import_rx: Option<Receiver<Result<crate::import::ImportReport, String>>>,
     version: u64,
     stats: Option<(u64, Stats)>,
+    stats_at: Option<Moment>,
     last_error: Option<String>,
     patient: Option<PatientMode>,
     slip_message: Option<String>,
@@ -108,6 +109,7 @@ impl DeskApp {
             import_rx: None,
             version: 0,
             stats: None,
+            stats_at: None,
             last_error: None,
             patient: None,
             slip_message: None,
@@ -443,7 +445,11 @@ impl DeskApp {
     }
 
     fn status_bar(&mut self, ui: &mut Ui, tr: Tr) {
-        if self.stats.as_ref().is_none_or(|(v, _)| *v != self.version) {
+        // Refresh on every write, and every 10 s for what the sync thread changes (acknowledgements).
+        let now = self.store.now();
+        let stale = self.stats_at.is_none_or(|t| now.millis_since(t) >= 10_000);
+        if stale || self.stats.as_ref().is_none_or(|(v, _)| *v != self.version) {
+            self.stats_at = Some(now);
             match self.store.stats() {
                 Ok(s) => self.stats = Some((self.version, s)),
                 Err(e) => self.last_error = Some(e.to_string()),
