@@ -399,7 +399,8 @@ impl DeskApp {
         let s = w.status();
         let offset = self.store.utc_offset();
         if !s.enrolled {
-            ui.label(RichText::new(tr.t("status.sync_not_enrolled")).color(theme::MUTED));
+            ui.label(RichText::new(tr.t("status.sync_not_enrolled")).color(theme::MUTED))
+                .on_hover_text(tr.t("status.sync_not_enrolled_hint"));
             return;
         }
         if s.revoked {

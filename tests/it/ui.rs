@@ -334,5 +334,5 @@ fn the_status_bar_shows_sync_in_plain_words() {
     .unwrap();
     h.state_mut().attach_sync(worker);
     h.run();
-    assert!(h.query_by_label("未登记总部（数据保存在本机）").is_some());
+    assert!(h.query_by_label("未登记总部").is_some());
 }
