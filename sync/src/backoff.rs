@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// The longest `Retry-After` honoured.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub const MAX_RETRY_AFTER: Duration = Duration::from_hours(1);
 
 /// Backoff state for one sequence of retries.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ mod tests {
     fn retry_after_is_a_lower_bound_within_reason() {
         let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(20), 7);
         assert!(b.next_delay(Some(Duration::from_secs(3))) >= Duration::from_secs(3));
-        assert_eq!(b.next_delay(Some(Duration::from_secs(10 * 86_400))), MAX_RETRY_AFTER);
+        assert_eq!(b.next_delay(Some(Duration::from_hours(240))), MAX_RETRY_AFTER);
         assert_eq!(parse_retry_after(" 12 "), Some(Duration::from_secs(12)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }

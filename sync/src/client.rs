@@ -46,7 +46,7 @@ impl ClientConfig {
             token: None,
             ca_pem: None,
             connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             allow_plain_http: false,
         }
     }

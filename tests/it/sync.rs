@@ -330,7 +330,7 @@ fn options(batch: usize) -> SyncOptions {
         },
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(10),
-        retain_acked: Duration::from_secs(30 * 86_400),
+        retain_acked: Duration::from_hours(30 * 24),
     }
 }
 
