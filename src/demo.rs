@@ -662,15 +662,8 @@ impl DayGen<'_> {
         at_time: &dyn Fn(u32, u32) -> Moment,
         report: &mut DemoReport,
     ) -> Result<(), StoreError> {
-        let due: Vec<RecordId> = {
-            let mut ids = Vec::new();
-            // Tasks written in earlier transactions are visible through the store's index; this day's own tasks
-            // are called from the next day on.
-            for id in ctx_due_ids(ctx, self.day)? {
-                ids.push(id);
-            }
-            ids
-        };
+        // Open tasks whose window has started (this transaction's own tasks included).
+        let due = ctx.open_followup_ids_due(self.day)?;
         for id in due {
             let Some(mut task) = ctx.get::<FollowupTask>(id)? else { continue };
             if task.status.value.is_final() || rng.random_bool(0.25) {
@@ -718,14 +711,9 @@ impl DayGen<'_> {
             let attempt = form.into_record(id_at(rng, at), task.id, at, by)?;
             ctx.put(&attempt)?;
             report.call_attempts += 1;
-            let status = match outcome {
-                CallOutcome::Reached => Some(FollowupStatus::Completed),
-                CallOutcome::Refused => Some(FollowupStatus::Refused),
-                CallOutcome::Deceased => Some(FollowupStatus::Deceased),
-                CallOutcome::WrongNumber => Some(FollowupStatus::Unreachable),
-                _ if self.day > task.due_to => Some(FollowupStatus::Unreachable),
-                _ => None,
-            };
+            // The same rule as at the desk (`workflow::record_attempt`).
+            let attempts = ctx.attempts_of(task.id)?;
+            let status = task.status_after(outcome, attempts, self.day, self.refs.followup_policy.max_attempts);
             if let Some(s) = status {
                 let stamp = ctx.stamp();
                 task.status.set(s, stamp);
@@ -735,8 +723,4 @@ impl DayGen<'_> {
         }
         Ok(())
     }
-}
-
-fn ctx_due_ids(ctx: &WriteCtx<'_>, day: NaiveDate) -> Result<Vec<RecordId>, StoreError> {
-    ctx.open_followup_ids_due(day)
 }

@@ -9,6 +9,7 @@ use crate::model::{
     FollowupStatus, FollowupTask, Lww, Problem, RecordId, StaffRef, ValidationErrors, VisitType,
 };
 use crate::policy;
+use crate::reports::labels;
 use crate::store::{StoreError, WriteCtx};
 
 /// A case action as the screen expresses it; the app adds what policy decides (deadlines).
@@ -216,10 +217,11 @@ pub fn promote_feedback(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: StaffRef)
     } else {
         CaseGrade::Dissatisfied
     };
-    let mut facts = vec![format!("满意度评价：总体{}", rating_zh(fb.overall))];
+    let zh = crate::reports::Lang::Zh;
+    let mut facts = vec![format!("满意度评价：总体{}", labels::rating(fb.overall, zh))];
     for (d, r) in &fb.ratings {
         if r.is_negative() {
-            facts.push(format!("{}{}", dimension_zh(*d), rating_zh(*r)));
+            facts.push(format!("{}{}", labels::dimension(*d, zh), labels::rating(*r, zh)));
         }
     }
     facts.extend(fb.reasons.iter().cloned());
@@ -239,30 +241,4 @@ pub fn promote_feedback(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: StaffRef)
         from_feedback: Some(feedback),
     };
     new_case(ctx, &form, by)
-}
-
-fn rating_zh(r: crate::model::Rating) -> &'static str {
-    use crate::model::Rating as R;
-    match r {
-        R::VerySatisfied => "非常满意",
-        R::Satisfied => "满意",
-        R::Neutral => "一般",
-        R::Dissatisfied => "不满意",
-        R::VeryDissatisfied => "非常不满意",
-        R::DontKnow => "不清楚",
-    }
-}
-
-fn dimension_zh(d: crate::model::Dimension) -> &'static str {
-    use crate::model::Dimension as D;
-    match d {
-        D::Registration => "挂号",
-        D::Guide => "导医服务",
-        D::Doctor => "医生",
-        D::Nurse => "护士",
-        D::Environment => "环境",
-        D::Waiting => "等候时间",
-        D::Pharmacy => "药房",
-        D::Billing => "收费",
-    }
 }
