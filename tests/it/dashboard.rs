@@ -4,7 +4,15 @@ use egui_kittest::kittest::Queryable as _;
 use guidedesk::demo::{self, DemoOptions};
 use guidedesk::model::{Arrival, Moment, RecordKind};
 
-use crate::ui::{button, fixture, harness, sign_in};
+use crate::ui::{fixture, harness, sign_in};
+
+/// Clicks a button that starts a background computation. Unlike `ui::button` it does not wait for the frame to
+/// settle: the spinner repaints until the figures arrive, which on a loaded machine takes longer than
+/// `Harness::run` allows. `wait_for_figures` then steps until they are shown.
+fn click_and_step(h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, label: &str) {
+    h.get_by_role_and_label(egui::accesskit::Role::Button, label).click();
+    h.step();
+}
 
 fn wait_for_figures(h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, different_from: Option<u64>) -> u64 {
     for _ in 0..400 {
@@ -28,7 +36,7 @@ fn dashboard_renders_demo_data_and_filters_change_the_figures() {
     demo::generate(&f.store, DemoOptions { days: 7, per_day: 60, seed: 5 }).unwrap();
     let mut h = harness(&f.store);
     sign_in(&mut h, "陈晓燕");
-    button(&mut h, "数据看板");
+    click_and_step(&mut h, "数据看板");
     let all = wait_for_figures(&mut h, None);
     let offset = f.store.utc_offset();
     let from = Moment::start_of_day(f.store.today() - chrono::Days::new(6), offset);
@@ -50,7 +58,7 @@ fn dashboard_renders_demo_data_and_filters_change_the_figures() {
     assert!(cardio < all);
 
     // Another range.
-    button(&mut h, "今天");
+    click_and_step(&mut h, "今天");
     let today = wait_for_figures(&mut h, Some(cardio));
     assert!(today < cardio);
 }
