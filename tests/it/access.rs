@@ -219,3 +219,29 @@ fn wrong_pins_lock_the_account_with_doubling_back_off_that_survives_a_restart() 
     assert_eq!(sign_in(&mut a, "G1"), Outcome::Done(None));
     assert_eq!(store.signin_lockout("G1").unwrap().failures, 0, "a correct PIN clears the count");
 }
+
+#[test]
+fn screens_show_only_the_tabs_a_role_may_use() {
+    use egui::accesskit::Role as A11y;
+    use egui_kittest::kittest::Queryable as _;
+    let tab =
+        |h: &egui_kittest::Harness<'_, DeskApp>, label: &str| h.query_by_role_and_label(A11y::Button, label).is_some();
+
+    let f = crate::ui::fixture(true);
+    let mut h = crate::ui::harness(&f.store);
+    crate::ui::sign_in(&mut h, "刘敏");
+    for hidden in ["来院登记", "就诊看板", "咨询登记"] {
+        assert!(!tab(&h, hidden), "customer service sees no {hidden} tab");
+    }
+    for shown in ["客诉处理", "回访", "数据看板", "记录查询"] {
+        assert!(tab(&h, shown), "customer service sees {shown}");
+    }
+    assert_ne!(h.state().screen(), guidedesk::app::Screen::Register, "moved off a screen the role may not use");
+
+    let mut h = crate::ui::harness(&f.store);
+    crate::ui::sign_in(&mut h, "陈晓燕");
+    assert!(!tab(&h, "回访"), "a guide has no follow-up calls");
+    for shown in ["来院登记", "就诊看板", "咨询登记", "客诉处理", "数据看板", "记录查询"] {
+        assert!(tab(&h, shown), "a guide sees {shown}");
+    }
+}
