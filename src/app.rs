@@ -234,6 +234,7 @@ impl DeskApp {
                     }
                 }
                 Screen::Cases => {
+                    self.cases.set_role(self.staff.as_ref().map(|s| s.role));
                     if let Some(cmd) = self.cases.ui(ui, q, tr, self.version) {
                         let slip = matches!(cmd, Command::Slip { .. });
                         let o = self.apply(cmd, ui.ctx());

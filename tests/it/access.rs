@@ -245,3 +245,27 @@ fn screens_show_only_the_tabs_a_role_may_use() {
         assert!(tab(&h, shown), "a guide sees {shown}");
     }
 }
+
+#[test]
+fn the_case_screen_offers_only_the_actions_the_role_may_take() {
+    use egui::accesskit::Role as A11y;
+    use egui_kittest::kittest::Queryable as _;
+    let f = crate::ui::fixture(true);
+    let mut h = crate::ui::harness(&f.store);
+    crate::ui::sign_in(&mut h, "刘敏");
+    crate::ui::button(&mut h, "客诉处理");
+    crate::ui::button(&mut h, "新建客诉");
+    crate::ui::button(&mut h, "投诉");
+    h.get_by_role_and_label(A11y::Button, "电话").click();
+    h.run();
+    crate::ui::type_into(&mut h, A11y::TextInput, "投诉人", "李强");
+    crate::ui::type_into(&mut h, A11y::MultilineTextInput, "事实与理由", "候诊两小时无人告知原因");
+    crate::ui::button(&mut h, "受理");
+    assert!(h.query_by_label("客诉已受理").is_some());
+    for shown in ["转交科室", "开始调查", "处理完毕", "备注"] {
+        assert!(h.query_by_role_and_label(A11y::Button, shown).is_some(), "customer service may {shown}");
+    }
+    for hidden in ["升级", "转法律途径"] {
+        assert!(h.query_by_role_and_label(A11y::Button, hidden).is_none(), "customer service may not {hidden}");
+    }
+}
