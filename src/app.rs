@@ -66,6 +66,9 @@ struct PatientMode {
     thanks_until: Option<Moment>,
 }
 
+/// The lockout key of the patient-mode exit keypad (not a staff id: staff ids are letters, digits and '-').
+const PATIENT_EXIT: &str = "patient mode exit";
+
 /// How long the thank-you screen stays before the survey resets for the next person.
 const THANKS_MS: i64 = 5_000;
 
@@ -304,8 +307,12 @@ impl DeskApp {
                 }
             }
             Some(PatientAction::Leave(pin)) => {
+                // The exit keypad faces the public: wrong PINs back off like sign-in, counted for the whole kiosk.
+                let lockout = self.store.signin_lockout(PATIENT_EXIT).unwrap_or_default();
                 let Some(p) = self.patient.as_mut() else { return };
-                let who = if crate::staff::verify_pin(&p.started_by.pin_hash, &pin) {
+                let who = if lockout.locked_until(now).is_some() {
+                    None
+                } else if crate::staff::verify_pin(&p.started_by.pin_hash, &pin) {
                     Some(p.started_by.clone())
                 } else {
                     // A supervisor or administrator can also release the kiosk.
@@ -316,6 +323,16 @@ impl DeskApp {
                         .filter(|s| s.active && s.role >= Role::Supervisor)
                         .find(|s| crate::staff::verify_pin(&s.pin_hash, &pin))
                 };
+                let counted = if who.is_some() {
+                    if lockout.failures > 0 { self.store.clear_signin_failures(PATIENT_EXIT) } else { Ok(()) }
+                } else if lockout.locked_until(now).is_none() && !pin.is_empty() {
+                    self.store.record_signin_failure(PATIENT_EXIT, now).map(drop)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = counted {
+                    self.last_error = Some(e.to_string());
+                }
                 match who {
                     Some(s) => {
                         self.patient = None;

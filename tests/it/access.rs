@@ -269,3 +269,27 @@ fn the_case_screen_offers_only_the_actions_the_role_may_take() {
         assert!(h.query_by_role_and_label(A11y::Button, hidden).is_none(), "customer service may not {hidden}");
     }
 }
+
+#[test]
+fn the_patient_mode_exit_keypad_backs_off_after_wrong_pins() {
+    let f = crate::ui::fixture(true);
+    let mut h = crate::ui::harness(&f.store);
+    crate::ui::sign_in(&mut h, "陈晓燕");
+    crate::ui::button(&mut h, "患者评价模式");
+    assert!(h.state().in_patient_mode());
+    let try_pin = |h: &mut egui_kittest::Harness<'_, DeskApp>, pin: &str| {
+        crate::ui::button(h, "工作人员");
+        for d in pin.chars() {
+            crate::ui::button(h, &d.to_string());
+        }
+        crate::ui::button(h, "退出评价模式");
+        h.state().in_patient_mode()
+    };
+    for _ in 0..3 {
+        assert!(try_pin(&mut h, "5555"), "wrong PIN");
+    }
+    assert!(try_pin(&mut h, "1234"), "the right PIN is refused while the keypad is locked out");
+    f.clock.advance(30_000);
+    assert!(!try_pin(&mut h, "1234"), "accepted after the back-off");
+    assert_eq!(h.state().staff().map(|s| s.id.as_str()), Some("D001"));
+}
