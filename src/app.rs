@@ -44,6 +44,19 @@ pub enum Screen {
     Dashboard,
 }
 
+impl Screen {
+    /// Every staff screen, in tab order.
+    pub const ALL: [Screen; 7] = [
+        Screen::Register,
+        Screen::Board,
+        Screen::Consult,
+        Screen::Cases,
+        Screen::Followup,
+        Screen::Dashboard,
+        Screen::Search,
+    ];
+}
+
 /// Patient mode: the kiosk faces patients; no staff screen is reachable until a staff PIN is entered.
 #[derive(Debug)]
 struct PatientMode {
@@ -52,6 +65,9 @@ struct PatientMode {
     last_input: Moment,
     thanks_until: Option<Moment>,
 }
+
+/// The lockout key of the patient-mode exit keypad (not a staff id: staff ids are letters, digits and '-').
+const PATIENT_EXIT: &str = "patient mode exit";
 
 /// How long the thank-you screen stays before the survey resets for the next person.
 const THANKS_MS: i64 = 5_000;
@@ -159,6 +175,9 @@ impl DeskApp {
 
     /// Switches the kiosk to the patient feedback screen (needs a signed-in staff member).
     pub fn enter_patient_mode(&mut self) {
+        if !self.may(crate::access::Action::PatientMode) {
+            return;
+        }
         if let Some(s) = self.staff.take() {
             self.patient = Some(PatientMode {
                 screen: PatientScreen::new(self.tr.lang),
@@ -191,6 +210,11 @@ impl DeskApp {
                 }
                 return;
             }
+            if !self.may(screen_action(self.screen))
+                && let Some(first) = Screen::ALL.into_iter().find(|s| self.may(screen_action(*s)))
+            {
+                self.screen = first;
+            }
             let q: &Store = self.store.as_ref();
             match self.screen {
                 Screen::Register => {
@@ -213,6 +237,7 @@ impl DeskApp {
                     }
                 }
                 Screen::Cases => {
+                    self.cases.set_role(self.staff.as_ref().map(|s| s.role));
                     if let Some(cmd) = self.cases.ui(ui, q, tr, self.version) {
                         let slip = matches!(cmd, Command::Slip { .. });
                         let o = self.apply(cmd, ui.ctx());
@@ -282,8 +307,12 @@ impl DeskApp {
                 }
             }
             Some(PatientAction::Leave(pin)) => {
+                // The exit keypad faces the public: wrong PINs back off like sign-in, counted for the whole kiosk.
+                let lockout = self.store.signin_lockout(PATIENT_EXIT).unwrap_or_default();
                 let Some(p) = self.patient.as_mut() else { return };
-                let who = if crate::staff::verify_pin(&p.started_by.pin_hash, &pin) {
+                let who = if lockout.locked_until(now).is_some() {
+                    None
+                } else if crate::staff::verify_pin(&p.started_by.pin_hash, &pin) {
                     Some(p.started_by.clone())
                 } else {
                     // A supervisor or administrator can also release the kiosk.
@@ -294,6 +323,16 @@ impl DeskApp {
                         .filter(|s| s.active && s.role >= Role::Supervisor)
                         .find(|s| crate::staff::verify_pin(&s.pin_hash, &pin))
                 };
+                let counted = if who.is_some() {
+                    if lockout.failures > 0 { self.store.clear_signin_failures(PATIENT_EXIT) } else { Ok(()) }
+                } else if lockout.locked_until(now).is_none() && !pin.is_empty() {
+                    self.store.record_signin_failure(PATIENT_EXIT, now).map(drop)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = counted {
+                    self.last_error = Some(e.to_string());
+                }
                 match who {
                     Some(s) => {
                         self.patient = None;
@@ -377,6 +416,9 @@ impl DeskApp {
                         (Screen::Dashboard, "nav.dashboard"),
                         (Screen::Search, "nav.search"),
                     ] {
+                        if !self.may(screen_action(screen)) {
+                            continue;
+                        }
                         if ui
                             .add(
                                 egui::Button::selectable(self.screen == screen, tr.t(key))
@@ -515,6 +557,19 @@ impl DeskApp {
         }
     }
 
+    /// The role of the staff member who may act now: nobody while locked or in patient mode.
+    fn session_role(&self) -> Option<Role> {
+        if self.locked || self.patient.is_some() {
+            return None;
+        }
+        self.staff.as_ref().map(|s| s.role)
+    }
+
+    /// Whether the staff member signed in now may do `action` (screens hide what they may not).
+    pub fn may(&self, action: crate::access::Action) -> bool {
+        crate::access::check(self.session_role(), action).is_ok()
+    }
+
     fn by(&self) -> StaffRef {
         StaffRef(self.staff.as_ref().map(|s| s.id.clone()).unwrap_or_default())
     }
@@ -537,24 +592,14 @@ impl DeskApp {
 
     /// Applies a command: one short durable transaction per write.
     pub fn apply(&mut self, cmd: Command, ctx: &egui::Context) -> Outcome {
+        if let Some(action) = crate::access::action_of(&cmd)
+            && let Err(refusal) = crate::access::check(self.session_role(), action)
+        {
+            return Outcome::Failed(self.tr.f("access.refused", &[("reason", &refusal)]));
+        }
         let by = self.by();
         match cmd {
-            Command::SignIn { staff, pin } => {
-                let all = self.store.all_staff().unwrap_or_default();
-                match all.into_iter().find(|s| s.id == staff && s.active) {
-                    Some(s) if crate::staff::verify_pin(&s.pin_hash, &pin) => {
-                        self.staff = Some(s);
-                        self.locked = false;
-                        self.last_activity = self.store.now();
-                        Outcome::Done(None)
-                    }
-                    _ => {
-                        let mut e = ValidationErrors::default();
-                        e.push("pin", Problem::Conflict("wrong PIN"));
-                        Outcome::Invalid(e)
-                    }
-                }
-            }
+            Command::SignIn { staff, pin } => self.sign_in(&staff, &pin),
             Command::CreateAdmin { id, name, pin, confirm } => self.create_admin(&id, &name, &pin, &confirm),
             Command::Register(form) => {
                 let r = self.store.write(|ctx| {
@@ -684,6 +729,47 @@ impl DeskApp {
         Ok(path)
     }
 
+    /// Checks a PIN, refusing without checking while the account is locked out; wrong PINs are counted in the
+    /// store (so a restart does not reset the back-off) and a correct one clears them.
+    fn sign_in(&mut self, staff: &str, pin: &str) -> Outcome {
+        let now = self.store.now();
+        let lockout = match self.store.signin_lockout(staff) {
+            Ok(l) => l,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        if let Some(until) = lockout.locked_until(now) {
+            let seconds = (until.millis_since(now) + 999) / 1000;
+            return Outcome::Failed(self.tr.f("access.locked_out", &[("seconds", &seconds)]));
+        }
+        let all = self.store.all_staff().unwrap_or_default();
+        match all.into_iter().find(|s| s.id == staff && s.active) {
+            Some(s) if crate::staff::verify_pin(&s.pin_hash, pin) => {
+                if lockout.failures > 0
+                    && let Err(e) = self.store.clear_signin_failures(staff)
+                {
+                    return Outcome::Failed(e.to_string());
+                }
+                self.staff = Some(s);
+                self.locked = false;
+                self.last_activity = now;
+                Outcome::Done(None)
+            }
+            _ => {
+                let after = match self.store.record_signin_failure(staff, now) {
+                    Ok(l) => l,
+                    Err(e) => return Outcome::Failed(e.to_string()),
+                };
+                if let Some(until) = after.locked_until(now) {
+                    let seconds = (until.millis_since(now) + 999) / 1000;
+                    return Outcome::Failed(self.tr.f("access.locked_out", &[("seconds", &seconds)]));
+                }
+                let mut e = ValidationErrors::default();
+                e.push("pin", Problem::Conflict("wrong PIN"));
+                Outcome::Invalid(e)
+            }
+        }
+    }
+
     fn create_admin(&mut self, id: &str, name: &str, pin: &str, confirm: &str) -> Outcome {
         if !self.store.all_staff().unwrap_or_default().is_empty() {
             return Outcome::Failed(self.tr.t("signin.admin_exists").to_string());
@@ -715,6 +801,18 @@ impl DeskApp {
             }
             Err(e) => Outcome::Failed(e.to_string()),
         }
+    }
+}
+
+/// The action a staff screen is for: its tab shows only to roles that may do it.
+fn screen_action(screen: Screen) -> crate::access::Action {
+    use crate::access::Action;
+    match screen {
+        Screen::Register | Screen::Board | Screen::Consult => Action::DeskWork,
+        Screen::Search => Action::Search,
+        Screen::Cases => Action::NewCase,
+        Screen::Followup => Action::FollowupCalls,
+        Screen::Dashboard => Action::ViewDashboard,
     }
 }
 

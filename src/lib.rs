@@ -5,6 +5,7 @@
 //! HIS files ([`import`]), reports and KPIs ([`reports`]) and configuration ([`config`]). The binary in `main.rs` is a
 //! thin CLI over these.
 
+pub mod access;
 pub mod app;
 pub mod cli_sync;
 pub mod config;

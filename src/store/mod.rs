@@ -15,6 +15,7 @@
 //! did commits durably, or nothing does.
 
 mod error;
+mod lockout;
 pub mod migrate;
 pub mod tables;
 

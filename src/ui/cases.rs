@@ -56,6 +56,14 @@ impl ActionKind {
         }
     }
 
+    /// The permission an action needs (see `crate::access`).
+    fn needs(self) -> crate::access::Action {
+        match self {
+            ActionKind::Escalate | ActionKind::ReferLegal | ActionKind::Reopen => crate::access::Action::EscalateCase,
+            _ => crate::access::Action::WorkCase,
+        }
+    }
+
     /// The actions that make sense at a status.
     fn available(status: CaseStatus) -> Vec<ActionKind> {
         use ActionKind as A;
@@ -98,9 +106,18 @@ pub struct CasesScreen {
     choice_grade: Option<CaseGrade>,
     choice_rating: Option<Rating>,
     message: Option<(bool, String)>,
+    role: Option<crate::model::reference::Role>,
 }
 
 impl CasesScreen {
+    /// The role acting now: only the case actions it may do are offered.
+    pub fn set_role(&mut self, role: Option<crate::model::reference::Role>) {
+        if self.role != role {
+            self.role = role;
+            self.action = None;
+        }
+    }
+
     /// The screen.
     pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
         if self.loaded != Some((version, self.filter)) {
@@ -442,7 +459,9 @@ impl CasesScreen {
         }
         ui.separator();
         ui.horizontal_wrapped(|ui| {
-            for a in ActionKind::available(c.current()) {
+            let role = self.role;
+            let allowed = |a: &ActionKind| role.is_some_and(|r| crate::access::allowed(r, a.needs()));
+            for a in ActionKind::available(c.current()).into_iter().filter(allowed) {
                 if widgets::toggle(ui, self.action == Some(a), tr.t(a.key())).clicked() {
                     self.action = Some(a);
                     self.text1.clear();

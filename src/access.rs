@@ -1,0 +1,170 @@
+//! Roles and permissions: one table from action to the roles allowed to do it.
+//!
+//! [`crate::app::DeskApp::apply`] checks every staff command against [`MATRIX`] before anything is written, so a
+//! command refused here is refused whatever the screen showed; the screens use [`allowed`] only to hide what the
+//! signed-in role cannot do.
+
+use crate::model::reference::Role;
+use crate::ui::data::Command;
+use crate::workflow::CaseCommand;
+
+/// Something a signed-in staff member may or may not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// Register an arrival, move it along the visit steps, log and link consultations.
+    DeskWork,
+    /// Change an arrival's department or doctor (换号).
+    ChangeDepartment,
+    /// Search records.
+    Search,
+    /// Take a new complaint case.
+    NewCase,
+    /// Work a case: assign, investigate, resolve, not established, notify, note, close.
+    WorkCase,
+    /// Escalate, refer to legal channels, or reopen a case.
+    EscalateCase,
+    /// Write and print a complainant's acknowledgement slip.
+    PrintSlip,
+    /// Record follow-up call attempts and turn feedback call-backs into cases.
+    FollowupCalls,
+    /// Import a discharge list into the call worklist.
+    ImportDischarges,
+    /// Reveal a masked phone number (audited).
+    RevealPhone,
+    /// View the KPI dashboard (aggregates only).
+    ViewDashboard,
+    /// Put the kiosk in patient mode.
+    PatientMode,
+    /// View and export the audit log.
+    ViewAudit,
+}
+
+use Role::{Administrator as A, CustomerService as C, Guide as G, GuideLead as L, Supervisor as S};
+
+/// The permission matrix: every action and the roles allowed to do it. SECURITY.md documents the same table.
+pub const MATRIX: &[(Action, &[Role])] = &[
+    (Action::DeskWork, &[G, L, S, A]),
+    (Action::ChangeDepartment, &[G, L, S, A]),
+    (Action::Search, &[G, L, C, S, A]),
+    (Action::NewCase, &[G, L, C, S, A]),
+    (Action::WorkCase, &[C, S, A]),
+    (Action::EscalateCase, &[S, A]),
+    (Action::PrintSlip, &[G, L, C, S, A]),
+    (Action::FollowupCalls, &[L, C, S, A]),
+    (Action::ImportDischarges, &[C, S, A]),
+    (Action::RevealPhone, &[L, C, S, A]),
+    (Action::ViewDashboard, &[G, L, C, S, A]),
+    (Action::PatientMode, &[G, L, C, S, A]),
+    (Action::ViewAudit, &[S, A]),
+];
+
+impl Action {
+    /// Every action, in matrix order.
+    pub fn all() -> impl Iterator<Item = Action> {
+        MATRIX.iter().map(|(a, _)| *a)
+    }
+
+    /// A stable name for logs, errors and the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::DeskWork => "desk_work",
+            Action::ChangeDepartment => "change_department",
+            Action::Search => "search",
+            Action::NewCase => "new_case",
+            Action::WorkCase => "work_case",
+            Action::EscalateCase => "escalate_case",
+            Action::PrintSlip => "print_slip",
+            Action::FollowupCalls => "followup_calls",
+            Action::ImportDischarges => "import_discharges",
+            Action::RevealPhone => "reveal_phone",
+            Action::ViewDashboard => "view_dashboard",
+            Action::PatientMode => "patient_mode",
+            Action::ViewAudit => "view_audit",
+        }
+    }
+}
+
+/// Whether `role` may do `action`. An action missing from the matrix is allowed to nobody.
+pub fn allowed(role: Role, action: Action) -> bool {
+    MATRIX.iter().any(|(a, roles)| *a == action && roles.contains(&role))
+}
+
+/// The action a command needs, or `None` for the sign-in commands that run before anyone is signed in.
+pub fn action_of(cmd: &Command) -> Option<Action> {
+    Some(match cmd {
+        Command::SignIn { .. } | Command::CreateAdmin { .. } => return None,
+        Command::Register(_) | Command::MoveStep { .. } | Command::Consult(_) | Command::Link { .. } => {
+            Action::DeskWork
+        }
+        Command::Change { .. } => Action::ChangeDepartment,
+        Command::Search(_) => Action::Search,
+        Command::NewCase(_) => Action::NewCase,
+        Command::Case { action, .. } => case_action(action),
+        Command::Slip { .. } => Action::PrintSlip,
+        Command::Attempt { .. } | Command::PromoteToCase { .. } => Action::FollowupCalls,
+        Command::ImportDischarges { .. } => Action::ImportDischarges,
+    })
+}
+
+/// The action a case command needs.
+pub fn case_action(cmd: &CaseCommand) -> Action {
+    match cmd {
+        CaseCommand::Escalate { .. } | CaseCommand::ReferLegal { .. } | CaseCommand::Reopen { .. } => {
+            Action::EscalateCase
+        }
+        CaseCommand::Assign { .. }
+        | CaseCommand::Investigate
+        | CaseCommand::Resolve { .. }
+        | CaseCommand::NotEstablished { .. }
+        | CaseCommand::Notify { .. }
+        | CaseCommand::Close { .. }
+        | CaseCommand::Note { .. } => Action::WorkCase,
+    }
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Nobody is signed in, the session is locked, or the kiosk is in patient mode.
+    #[error("no staff member is signed in")]
+    NotSignedIn,
+    /// The signed-in role may not do this.
+    #[error("the role {role:?} may not {}", action.name())]
+    NotAllowed {
+        /// The role.
+        role: Role,
+        /// The action.
+        action: Action,
+    },
+}
+
+/// Checks that a staff member with `role` (or nobody, `None`) may do `action`.
+pub fn check(role: Option<Role>, action: Action) -> Result<(), Refusal> {
+    match role {
+        None => Err(Refusal::NotSignedIn),
+        Some(role) if allowed(role, action) => Ok(()),
+        Some(role) => Err(Refusal::NotAllowed { role, action }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_in_the_matrix_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for a in Action::all() {
+            assert!(seen.insert(a), "{a:?} twice");
+        }
+        assert_eq!(seen.len(), 13);
+    }
+
+    #[test]
+    fn administrator_may_do_everything_and_nobody_unsigned() {
+        for a in Action::all() {
+            assert!(allowed(Role::Administrator, a), "{a:?}");
+            assert_eq!(check(None, a), Err(Refusal::NotSignedIn));
+        }
+    }
+}
