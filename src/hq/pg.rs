@@ -56,6 +56,8 @@ pub struct PgConfig {
     pub statement_timeout: Duration,
     /// How long a request waits for a pooled connection before HQ answers 503.
     pub acquire_timeout: Duration,
+    /// `application_name` of HQ's sessions (shown in `pg_stat_activity`).
+    pub application_name: String,
 }
 
 impl PgConfig {
@@ -67,6 +69,7 @@ impl PgConfig {
             max_connections: 8,
             statement_timeout: Duration::from_secs(30),
             acquire_timeout: Duration::from_secs(5),
+            application_name: "guidedesk-hq".into(),
         }
     }
 }
@@ -314,7 +317,7 @@ impl PgStore {
         if let Some(schema) = &cfg.schema {
             opts.push(("search_path", schema.clone()));
         }
-        let connect = base.options(opts.iter().map(|(k, v)| (*k, v.as_str())));
+        let connect = base.options(opts.iter().map(|(k, v)| (*k, v.as_str()))).application_name(&cfg.application_name);
         let pool = PgPoolOptions::new()
             .max_connections(cfg.max_connections.max(1))
             .acquire_timeout(cfg.acquire_timeout)

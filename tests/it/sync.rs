@@ -70,17 +70,21 @@ impl PgSchema {
     fn config(&self) -> PgConfig {
         let mut cfg = PgConfig::new(&self.url);
         cfg.schema = Some(self.schema.clone());
+        cfg.application_name = format!("guidedesk-hq/{}", self.schema);
         cfg
     }
 
     fn connect(&self) -> PgStore {
         PgStore::connect(&self.config()).unwrap()
     }
+}
 
-    /// Runs SQL on the database outside HQ (through psql, so the test needs no async client of its own).
-    fn psql(&self, sql: &str) -> String {
+/// Runs SQL at `url` outside HQ (through psql, so the tests need no async client of their own) and returns its
+/// unaligned output.
+fn psql_at(url: &str, sql: &str) -> String {
+    {
         let out = Command::new("psql")
-            .arg(&self.url)
+            .arg(url)
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .expect("psql runs");
@@ -1225,3 +1229,6 @@ on_both_backends!(
     sync_worker_reports_status_in_plain_words,
     bad_requests_get_json_errors_with_stable_codes_and_the_server_time,
 );
+
+// PostgreSQL failures and several HQ processes on one database.
+mod pg_faults;
