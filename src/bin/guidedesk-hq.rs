@@ -26,7 +26,7 @@ struct Cli {
     #[arg(long, global = true, env = "GUIDEDESK_HQ_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Store everything in PostgreSQL instead of the data directory, e.g. postgres://hq@db.example/guidedesk
+    /// Store everything in PostgreSQL instead of the data directory, e.g. `postgres://hq@db.example/guidedesk`
     /// (administration commands then work on the database directly, from any machine that reaches it)
     #[arg(long, global = true, env = "GUIDEDESK_HQ_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -115,7 +115,7 @@ enum RefCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
@@ -170,7 +170,7 @@ fn admin_call(cli: &Cli, req: &AdminRequest) -> Result<serde_json::Value> {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Serve { listen, tls_cert, tls_key, allow_plain_http, changelog_keep } => {
             let (listen, allow_plain_http, changelog_keep) = (*listen, *allow_plain_http, *changelog_keep);
@@ -180,12 +180,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             // PostgreSQL: no admin endpoint (administration goes to the database, so any number of HQ processes
             // can serve it). Embedded: the admin endpoint file in the data directory.
-            let (store, admin_file, dir) = match pg_config(&cli) {
-                Some(cfg) => (HqBackend::from(connect_pg(&cfg)?), None, None),
-                None => {
-                    let dir = data_dir(&cli)?;
-                    (HqBackend::from(HqStore::open(&dir)?), Some(dir.join(ADMIN_FILE)), Some(dir))
-                }
+            let (store, admin_file, dir) = if let Some(cfg) = pg_config(cli) {
+                (HqBackend::from(connect_pg(&cfg)?), None, None)
+            } else {
+                let dir = data_dir(cli)?;
+                (HqBackend::from(HqStore::open(&dir)?), Some(dir.join(ADMIN_FILE)), Some(dir))
             };
             let tls = match (tls_cert.clone(), tls_key.clone()) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -194,7 +193,8 @@ fn run(cli: Cli) -> Result<()> {
             let backend = store.kind();
             let options = ServeOptions { listen, tls, allow_plain_http, changelog_keep, admin_file };
             let running = server::start(store, &options)?;
-            println!("guidedesk-hq: listening on {} ({backend} store)", running.url());
+            eprintln!("guidedesk-hq: {backend} store");
+            println!("guidedesk-hq: listening on {}", running.url());
             std::io::stdout().flush()?;
             let stop = running.stopper();
             std::thread::Builder::new().name("signals".into()).spawn(move || {
@@ -211,7 +211,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::EnrollCode { site, desk, ttl_hours } => {
             let ttl_hours = *ttl_hours;
-            let v = admin_call(&cli, &AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours })?;
+            let v = admin_call(cli, &AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours })?;
             let code = v["code"].as_str().context("HQ returned no code")?;
             println!("enrolment code for desk {desk} at site {site}, valid for {ttl_hours} h, usable once:");
             println!("{code}");
@@ -220,7 +220,7 @@ fn run(cli: Cli) -> Result<()> {
             let json = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             // Validate here too, so a bad file is reported with its name even when the server does the import.
             guidedesk::model::ReferenceData::from_json(&json).with_context(|| format!("{}", file.display()))?;
-            let v = admin_call(&cli, &AdminRequest::RefImport { json, site: site.clone() })?;
+            let v = admin_call(cli, &AdminRequest::RefImport { json, site: site.clone() })?;
             println!(
                 "reference data from {} published to {} as change {}",
                 file.display(),
@@ -229,18 +229,18 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Revoke { device } => {
-            let v = admin_call(&cli, &AdminRequest::Revoke { device: device.clone() })?;
+            let v = admin_call(cli, &AdminRequest::Revoke { device: device.clone() })?;
             if v["revoked"].as_bool() != Some(true) {
                 bail!("no device {device} is enrolled");
             }
             println!("device {device} revoked");
         }
         Command::Devices => {
-            let v = admin_call(&cli, &AdminRequest::Devices)?;
+            let v = admin_call(cli, &AdminRequest::Devices)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Command::Stats { json } => {
-            let v = admin_call(&cli, &AdminRequest::Stats)?;
+            let v = admin_call(cli, &AdminRequest::Stats)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {

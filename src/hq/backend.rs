@@ -146,8 +146,10 @@ impl ChangeSource for BackendChanges {
     }
 }
 
-/// A push batch's transaction of either backend.
+/// A push batch's transaction of either backend. One lives per request, on the stack of a blocking worker, so the
+/// size difference is of no consequence.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum BackendTx<'a> {
     /// redb write transaction.
     Embedded(HqBatch<'a>),

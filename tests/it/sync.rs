@@ -551,9 +551,9 @@ fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
 // ---------------------------------------------------------------------------------------------------------------
 // Scenarios
 
-fn cut_mid_request_and_mid_response(b: &Backend) {
+fn cut_mid_request_and_mid_response(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("v1"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
@@ -576,9 +576,9 @@ fn cut_mid_request_and_mid_response(b: &Backend) {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-fn response_lost_after_hq_committed(b: &Backend) {
+fn response_lost_after_hq_committed(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
     write_arrivals(&k.store, 120, 40);
@@ -589,9 +589,9 @@ fn response_lost_after_hq_committed(b: &Backend) {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-fn every_request_delivered_twice_sequentially_and_concurrently(b: &Backend) {
+fn every_request_delivered_twice_sequentially_and_concurrently(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("twice"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
@@ -608,12 +608,12 @@ fn every_request_delivered_twice_sequentially_and_concurrently(b: &Backend) {
     assert_eq!(receipts.len() as u64, k.store.stats().unwrap().outbox_last_seq);
 }
 
-fn permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged(b: &Backend) {
+fn permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged(backend: &Backend) {
     use guidedesk_sync::client::{ClientConfig, HttpTransport};
     use guidedesk_sync::protocol::{PushOutcome, PushRequest};
     use guidedesk_sync::replicate::Transport;
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 20, 20);
     // A batch whose 5th op carries a payload that does not decode (as a buggy or newer kiosk might send).
@@ -642,9 +642,9 @@ fn permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged(b: &Backend)
     assert_eq!(hq.store().stats().unwrap().quarantined, 1);
 }
 
-fn hq_answering_503_for_a_while_is_retried_honouring_retry_after(b: &Backend) {
+fn hq_answering_503_for_a_while_is_retried_honouring_retry_after(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
     write_arrivals(&k.store, 60, 60);
@@ -669,10 +669,10 @@ fn hq_answering_503_for_a_while_is_retried_honouring_retry_after(b: &Backend) {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-fn kiosk_clocks_ahead_behind_and_jumping_back(b: &Backend) {
+fn kiosk_clocks_ahead_behind_and_jumping_back(backend: &Backend) {
     const DAY: i64 = 86_400_000;
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let real = now().0;
     let mut kiosks = Vec::new();
     for (i, skew) in [DAY, 365 * DAY, -DAY, 0].into_iter().enumerate() {
@@ -717,9 +717,9 @@ fn kiosk_clocks_ahead_behind_and_jumping_back(b: &Backend) {
     check_invariants(hq.store(), &list);
 }
 
-fn three_kiosks_at_two_sites_sync_at_once_through_faults(b: &Backend) {
+fn three_kiosks_at_two_sites_sync_at_once_through_faults(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("all"), None, 100).unwrap();
     hq.store().import_reference(&reference_variant("east"), Some("east"), 100).unwrap();
     let proxy = Proxy::start(hq.addr());
@@ -757,9 +757,9 @@ fn three_kiosks_at_two_sites_sync_at_once_through_faults(b: &Backend) {
     assert_eq!(hq.store().stats().unwrap().devices, 3);
 }
 
-fn revoked_device_keeps_working_locally_and_keeps_its_outbox(b: &Backend) {
+fn revoked_device_keeps_working_locally_and_keeps_its_outbox(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 30, 30);
     sync_until_done(&k, &options(100), 1);
@@ -781,9 +781,9 @@ fn revoked_device_keeps_working_locally_and_keeps_its_outbox(b: &Backend) {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-fn too_old_pull_cursor_gets_a_snapshot(b: &Backend) {
+fn too_old_pull_cursor_gets_a_snapshot(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 1);
+    let hq = start_hq(backend, &dir.path().join("hq"), 1);
     hq.store().import_reference(&reference_variant("1"), None, 1).unwrap();
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     let r = sync_until_done(&k, &options(100), 1);
@@ -798,9 +798,9 @@ fn too_old_pull_cursor_gets_a_snapshot(b: &Backend) {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-fn thirty_days_offline_with_50_000_ops(b: &Backend) {
+fn thirty_days_offline_with_50_000_ops(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     let start = now().0 - 30 * 86_400_000;
     // 30 days of work: 1 250 arrivals a day, a third of them moved on once → 50 000 ops.
@@ -911,9 +911,9 @@ fn hq_killed_and_restarted_mid_batch() {
     assert_eq!(kills, 4);
 }
 
-fn kiosk_sigkilled_mid_sync(b: &Backend) {
+fn kiosk_sigkilled_mid_sync(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("k"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     proxy.set_default(Fault::Delay(25));
@@ -1090,9 +1090,9 @@ fn wait_for(worker: &kiosk_sync::SyncWorker, what: &str, f: impl Fn(&kiosk_sync:
     }
 }
 
-fn sync_worker_reports_status_in_plain_words(b: &Backend) {
+fn sync_worker_reports_status_in_plain_words(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("worker"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     let kdir = dir.path().join("k");
@@ -1160,10 +1160,10 @@ fn raw_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &[u8]) -> (
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
-fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time(b: &Backend) {
+fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time(backend: &Backend) {
     use guidedesk_sync::protocol::PushRequest;
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(b, &dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 5, 5);
     let token = k.cred.token.as_str();
