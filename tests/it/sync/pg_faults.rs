@@ -204,3 +204,61 @@ fn two_hq_processes_on_one_database_take_duplicate_requests_once() {
     a.wait().unwrap();
     b.wait().unwrap();
 }
+
+#[test]
+fn pg_store_enrolment_revocation_and_reference_log_follow_the_embedded_rules() {
+    use guidedesk::hq::store::{AuthRefusal, EnrollRefusal};
+    let Some(pg) = PgSchema::fresh("pg_store_rules") else { return };
+    let hq = HqBackend::from(pg.connect());
+    let now = now_ms();
+    let code = hq.create_code("main", "d1", now, 1000).unwrap();
+    assert_eq!(hq.enroll("NOPE-NOPE-NOPE", DeviceId(1), now).unwrap(), Err(EnrollRefusal::Invalid));
+    let first = hq.enroll(&code.replace('-', "").to_lowercase(), DeviceId(1), now).unwrap().unwrap();
+    let second = hq.enroll(&code, DeviceId(1), now + 5).unwrap().unwrap();
+    assert_eq!(hq.authenticate(&first.token).unwrap(), Err(AuthRefusal::Unknown));
+    assert_eq!(hq.authenticate(&second.token).unwrap().unwrap().device, DeviceId(1));
+    assert_eq!(hq.enroll(&code, DeviceId(2), now).unwrap(), Err(EnrollRefusal::Used));
+    let late = hq.create_code("main", "d2", now, 1000).unwrap();
+    assert_eq!(hq.enroll(&late, DeviceId(2), now + 1001).unwrap(), Err(EnrollRefusal::Expired));
+    assert!(hq.create_code(" ", "d", now, 1).is_err());
+    assert!(hq.revoke(DeviceId(1), now).unwrap());
+    assert!(!hq.revoke(DeviceId(3), now).unwrap());
+    assert_eq!(hq.authenticate(&second.token).unwrap(), Err(AuthRefusal::Revoked));
+    // Reference log: scoped to sites, compacted with a floor.
+    let mut data = ReferenceData::bundled().unwrap();
+    hq.import_reference(&data, None, 10).unwrap();
+    data.departments[0].name = "东院".into();
+    let east = hq.import_reference(&data, Some("east"), 10).unwrap();
+    assert_eq!(hq.changes_for("reference", "main").unwrap().changes_after(0, 10).unwrap().len(), 1);
+    assert_eq!(hq.changes_for("reference", "east").unwrap().changes_after(0, 10).unwrap().len(), 2);
+    assert_eq!(hq.reference_for("east").unwrap().unwrap(), (east, data.clone()));
+    for _ in 0..3 {
+        hq.import_reference(&data, None, 1).unwrap();
+    }
+    let main = hq.changes_for("reference", "main").unwrap();
+    assert!(main.floor().unwrap() >= 3);
+    assert_eq!(main.snapshot().unwrap().len(), 1);
+    assert_eq!(hq.changes_for("reference", "east").unwrap().snapshot().unwrap().len(), 2);
+}
+
+#[test]
+fn concurrent_reference_imports_on_two_connections_get_commit_ordered_sequence_numbers() {
+    let Some(pg) = PgSchema::fresh("concurrent_reference_imports") else { return };
+    let stores = [HqBackend::from(pg.connect()), HqBackend::from(pg.connect())];
+    let data = ReferenceData::bundled().unwrap();
+    let mut seqs: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (store, data) = (&stores[i % 2], &data);
+                s.spawn(move || (0..5).map(|_| store.import_reference(data, None, 1000).unwrap()).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>(), "every change got its own number, with no hole");
+    let log = stores[0].changes_for("reference", "main").unwrap();
+    assert_eq!(log.head().unwrap(), 20);
+    let after: Vec<u64> = log.changes_after(0, 100).unwrap().iter().map(|c| c.seq).collect();
+    assert_eq!(after, (1..=20).collect::<Vec<u64>>());
+}
