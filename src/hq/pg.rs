@@ -195,7 +195,9 @@ fn bind_col(q: Query<'_, Postgres, PgArguments>, c: Col) -> Query<'_, Postgres, 
 
 const COMMON: &str = "site, device, occurred_at, corrected_at, first_received_at, updated_at, skew_ms, clock_flagged";
 
-fn upsert_sql(kind: RecordKind) -> String {
+/// `INSERT … ON CONFLICT`: `DO UPDATE` for a merged record read under its row lock, `DO NOTHING` for a new one (a
+/// concurrent insert of the same id by another device then shows as no row written, and the merge is redone).
+fn upsert_sql(kind: RecordKind, new: bool) -> String {
     let (t, keys) = table(kind);
     let mut cols = vec!["id".to_string()];
     cols.extend(COMMON.split(", ").map(str::to_string));
@@ -203,12 +205,8 @@ fn upsert_sql(kind: RecordKind) -> String {
     cols.push("record".into());
     let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
     let updates: Vec<String> = cols[1..].iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
-    format!(
-        "INSERT INTO {t} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
-        cols.join(", "),
-        params.join(", "),
-        updates.join(", ")
-    )
+    let action = if new { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
+    format!("INSERT INTO {t} ({}) VALUES ({}) ON CONFLICT (id) DO {action}", cols.join(", "), params.join(", "))
 }
 
 fn stored_from_row(row: &PgRow) -> Result<StoredRecord, HqError> {
@@ -229,9 +227,10 @@ fn decode_record(bytes: &[u8]) -> Result<AnyRecord, HqError> {
     Ok(codec::decode(bytes)?)
 }
 
-async fn write_record(tx: &mut Transaction<'static, Postgres>, s: &StoredRecord) -> Result<(), HqError> {
+/// Writes a record; whether a row was written (`false` only for a new record whose id another transaction took).
+async fn write_record(tx: &mut Transaction<'static, Postgres>, s: &StoredRecord, new: bool) -> Result<bool, HqError> {
     let kind = s.record.kind();
-    let sql = upsert_sql(kind);
+    let sql = upsert_sql(kind, new);
     let mut q = sqlx::query(&sql)
         .bind(s.record.id().0)
         .bind(&s.site)
@@ -246,8 +245,7 @@ async fn write_record(tx: &mut Transaction<'static, Postgres>, s: &StoredRecord)
         q = bind_col(q, c);
     }
     q = q.bind(codec::encode(&s.record)?);
-    q.execute(&mut **tx).await?;
-    Ok(())
+    Ok(q.execute(&mut **tx).await?.rows_affected() > 0)
 }
 
 fn device_from_row(row: &PgRow) -> Result<(DeviceId, DeviceRow), HqError> {
@@ -884,33 +882,42 @@ impl PgBatch {
         }
         let site = self.site.clone().unwrap_or_default();
         let (t, _) = table(incoming.kind());
-        let old = sqlx::query(&format!("SELECT {COMMON}, record FROM {t} WHERE id = $1 FOR UPDATE"))
-            .bind(uuid_of(op.key.id))
-            .fetch_optional(&mut **self.tx()?)
-            .await?;
-        let stored = match old {
-            Some(row) => {
-                let mut s = stored_from_row(&row)?;
-                if !s.record.merge_from(&incoming) {
-                    return Ok(Verdict::Invalid(format!("record {:x} changed kind", op.key.id)));
+        // Twice at most: a new record's insert finds its id taken only when another device's transaction inserted
+        // it meanwhile; the second round reads that row under its lock and merges into it.
+        for _ in 0..2 {
+            let old = sqlx::query(&format!("SELECT {COMMON}, record FROM {t} WHERE id = $1 FOR UPDATE"))
+                .bind(uuid_of(op.key.id))
+                .fetch_optional(&mut **self.tx()?)
+                .await?;
+            let (stored, new) = match old {
+                Some(row) => {
+                    let mut s = stored_from_row(&row)?;
+                    if !s.record.merge_from(&incoming) {
+                        return Ok(Verdict::Invalid(format!("record {:x} changed kind", op.key.id)));
+                    }
+                    s.updated_ms = ctx.received_ms;
+                    s.clock_flagged |= ctx.clamped;
+                    (s, false)
                 }
-                s.updated_ms = ctx.received_ms;
-                s.clock_flagged |= ctx.clamped;
-                s
+                None => (
+                    StoredRecord {
+                        device: ctx.device.0,
+                        site: site.clone(),
+                        first_received_ms: ctx.received_ms,
+                        updated_ms: ctx.received_ms,
+                        skew_ms: ctx.skew_ms,
+                        clock_flagged: ctx.clamped,
+                        record: incoming.clone(),
+                    },
+                    true,
+                ),
+            };
+            if write_record(self.tx()?, &stored, new).await? {
+                self.receipt(op, ctx, false).await?;
+                return Ok(Verdict::Applied);
             }
-            None => StoredRecord {
-                device: ctx.device.0,
-                site,
-                first_received_ms: ctx.received_ms,
-                updated_ms: ctx.received_ms,
-                skew_ms: ctx.skew_ms,
-                clock_flagged: ctx.clamped,
-                record: incoming,
-            },
-        };
-        write_record(self.tx()?, &stored).await?;
-        self.receipt(op, ctx, false).await?;
-        Ok(Verdict::Applied)
+        }
+        Err(HqError::Refused(format!("record {:x} could not be written", op.key.id)))
     }
 }
 
