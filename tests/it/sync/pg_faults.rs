@@ -38,7 +38,7 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
     let hq = start_hq(&b, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("pg-kill"), None, 100).unwrap();
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
-    write_arrivals(&k.store, 1500, 100);
+    write_arrivals(&k.store, 2400, 100);
     let app = format!("guidedesk-hq/{}", pg.schema);
     let stop = Arc::new(AtomicBool::new(false));
     let killer = {
@@ -48,7 +48,7 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
             let mut killed = 0u64;
             let deadline = Instant::now() + Duration::from_secs(20);
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(40));
+                std::thread::sleep(Duration::from_millis(20));
                 let n: u64 = psql_at(
                     &url,
                     &format!(
@@ -65,15 +65,17 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
         })
     };
     // Push through the kills: errors (503 from HQ, or the kiosk's own retry) are expected; each cycle moves on.
-    let mut errors = 0u32;
+    let (mut errors, mut retries) = (0u32, 0u32);
     let mut done = false;
     for _ in 0..400 {
-        match kiosk_sync::sync_with(&k.store, &k.cred, &options(60)) {
-            Ok(r) if r.pending == 0 => {
-                done = true;
-                break;
+        match kiosk_sync::sync_with(&k.store, &k.cred, &options(40)) {
+            Ok(r) => {
+                retries += r.retries;
+                if r.pending == 0 {
+                    done = true;
+                    break;
+                }
             }
-            Ok(_) => {}
             Err(_) => errors += 1,
         }
     }
@@ -85,7 +87,10 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
         sync_until_done(&k, &options(60), 5);
     }
     kiosk_sync::sync_with(&k.store, &k.cred, &options(60)).unwrap();
-    println!("terminated {killed} HQ sessions; {errors} sync cycles failed and were retried");
+    println!(
+        "terminated {killed} HQ sessions; the kiosk retried {retries} requests, {errors} sync cycles failed and were \
+         run again"
+    );
     whole_batches_only(&pg.url, &pg.schema);
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
