@@ -2,13 +2,15 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use guidedesk::hq::admin::{self, ADMIN_FILE, AdminRequest, DEFAULT_CODE_TTL_HOURS};
+use guidedesk::hq::backend::HqBackend;
+use guidedesk::hq::pg::{PgConfig, PgStore};
 use guidedesk::hq::server::{self, ServeOptions, TlsFiles};
 use guidedesk::hq::store::{HqError, HqStore};
 use guidedesk_sync::client::{ClientConfig, HttpTransport};
@@ -23,6 +25,23 @@ struct Cli {
     /// HQ's data directory (holds hq.redb)
     #[arg(long, global = true, env = "GUIDEDESK_HQ_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Store everything in PostgreSQL instead of the data directory, e.g. `postgres://hq@db.example/guidedesk`
+    /// (administration commands then work on the database directly, from any machine that reaches it)
+    #[arg(long, global = true, env = "GUIDEDESK_HQ_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// PostgreSQL schema to use (created when missing); default: the connection's search path
+    #[arg(long, global = true, env = "GUIDEDESK_HQ_DATABASE_SCHEMA", value_name = "NAME")]
+    database_schema: Option<String>,
+
+    /// Largest number of PostgreSQL connections this process keeps
+    #[arg(long, global = true, default_value_t = 8, value_name = "N")]
+    db_max_connections: u32,
+
+    /// PostgreSQL statement timeout, seconds
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
+    db_statement_timeout: u64,
 
     #[command(subcommand)]
     command: Command,
@@ -96,7 +115,7 @@ enum RefCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
@@ -110,10 +129,32 @@ fn data_dir(cli: &Cli) -> Result<PathBuf> {
     cli.data_dir.clone().context("no data directory: pass --data-dir DIR or set GUIDEDESK_HQ_DATA_DIR")
 }
 
-/// Runs an admin command on the store, or through the running server when the store is in use.
-fn admin_call(dir: &Path, req: &AdminRequest) -> Result<serde_json::Value> {
+fn pg_config(cli: &Cli) -> Option<PgConfig> {
+    let url = cli.database_url.as_deref()?;
+    let mut cfg = PgConfig::new(url);
+    cfg.schema.clone_from(&cli.database_schema);
+    cfg.max_connections = cli.db_max_connections;
+    cfg.statement_timeout = std::time::Duration::from_secs(cli.db_statement_timeout.max(1));
+    Some(cfg)
+}
+
+fn connect_pg(cfg: &PgConfig) -> Result<PgStore> {
+    PgStore::connect(cfg).context("cannot open HQ's PostgreSQL database")
+}
+
+/// Runs an admin command: on PostgreSQL directly; on the embedded store, or through the running server when the
+/// store is in use.
+fn admin_call(cli: &Cli, req: &AdminRequest) -> Result<serde_json::Value> {
+    if let Some(cfg) = pg_config(cli) {
+        let store = HqBackend::from(connect_pg(&cfg)?);
+        let v = admin::execute(&store, req, DEFAULT_CHANGELOG_KEEP)?;
+        store.close();
+        return Ok(v);
+    }
+    let dir = data_dir(cli)?;
+    let dir = dir.as_path();
     match HqStore::open(dir) {
-        Ok(store) => Ok(admin::execute(&store, req, DEFAULT_CHANGELOG_KEEP)?),
+        Ok(store) => Ok(admin::execute(&HqBackend::from(store), req, DEFAULT_CHANGELOG_KEEP)?),
         Err(HqError::Locked(path)) => {
             let file = dir.join(ADMIN_FILE);
             let a = admin::read_admin_file(&file).with_context(|| {
@@ -129,22 +170,30 @@ fn admin_call(dir: &Path, req: &AdminRequest) -> Result<serde_json::Value> {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let dir = data_dir(&cli)?;
-    match cli.command {
+fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
         Command::Serve { listen, tls_cert, tls_key, allow_plain_http, changelog_keep } => {
+            let (listen, allow_plain_http, changelog_keep) = (*listen, *allow_plain_http, *changelog_keep);
             if tls_cert.is_none() && !allow_plain_http && !listen.ip().is_loopback() {
-                // Refuse before touching the data directory.
+                // Refuse before touching the data directory or the database.
                 return Err(server::ServeError::PlainHttp(listen).into());
             }
-            let store = HqStore::open(&dir)?;
-            let tls = match (tls_cert, tls_key) {
+            // PostgreSQL: no admin endpoint (administration goes to the database, so any number of HQ processes
+            // can serve it). Embedded: the admin endpoint file in the data directory.
+            let (store, admin_file, dir) = if let Some(cfg) = pg_config(cli) {
+                (HqBackend::from(connect_pg(&cfg)?), None, None)
+            } else {
+                let dir = data_dir(cli)?;
+                (HqBackend::from(HqStore::open(&dir)?), Some(dir.join(ADMIN_FILE)), Some(dir))
+            };
+            let tls = match (tls_cert.clone(), tls_key.clone()) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 _ => None,
             };
-            let options =
-                ServeOptions { listen, tls, allow_plain_http, changelog_keep, admin_file: Some(dir.join(ADMIN_FILE)) };
+            let backend = store.kind();
+            let options = ServeOptions { listen, tls, allow_plain_http, changelog_keep, admin_file };
             let running = server::start(store, &options)?;
+            eprintln!("guidedesk-hq: {backend} store");
             println!("guidedesk-hq: listening on {}", running.url());
             std::io::stdout().flush()?;
             let stop = running.stopper();
@@ -155,20 +204,23 @@ fn run(cli: Cli) -> Result<()> {
                 }
             })?;
             running.wait()?;
-            let _ = std::fs::remove_file(dir.join(ADMIN_FILE));
+            if let Some(dir) = dir {
+                let _ = std::fs::remove_file(dir.join(ADMIN_FILE));
+            }
             eprintln!("guidedesk-hq: stopped");
         }
         Command::EnrollCode { site, desk, ttl_hours } => {
-            let v = admin_call(&dir, &AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours })?;
+            let ttl_hours = *ttl_hours;
+            let v = admin_call(cli, &AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours })?;
             let code = v["code"].as_str().context("HQ returned no code")?;
             println!("enrolment code for desk {desk} at site {site}, valid for {ttl_hours} h, usable once:");
             println!("{code}");
         }
         Command::Ref { command: RefCommand::Import { file, site } } => {
-            let json = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let json = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             // Validate here too, so a bad file is reported with its name even when the server does the import.
             guidedesk::model::ReferenceData::from_json(&json).with_context(|| format!("{}", file.display()))?;
-            let v = admin_call(&dir, &AdminRequest::RefImport { json, site: site.clone() })?;
+            let v = admin_call(cli, &AdminRequest::RefImport { json, site: site.clone() })?;
             println!(
                 "reference data from {} published to {} as change {}",
                 file.display(),
@@ -177,19 +229,19 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Revoke { device } => {
-            let v = admin_call(&dir, &AdminRequest::Revoke { device: device.clone() })?;
+            let v = admin_call(cli, &AdminRequest::Revoke { device: device.clone() })?;
             if v["revoked"].as_bool() != Some(true) {
                 bail!("no device {device} is enrolled");
             }
             println!("device {device} revoked");
         }
         Command::Devices => {
-            let v = admin_call(&dir, &AdminRequest::Devices)?;
+            let v = admin_call(cli, &AdminRequest::Devices)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Command::Stats { json } => {
-            let v = admin_call(&dir, &AdminRequest::Stats)?;
-            if json {
+            let v = admin_call(cli, &AdminRequest::Stats)?;
+            if *json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 if let Some(recs) = v["records"].as_object() {

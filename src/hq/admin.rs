@@ -15,7 +15,8 @@ use std::path::Path;
 use guidedesk_sync::DeviceId;
 use serde::{Deserialize, Serialize};
 
-use super::store::{HqError, HqStore};
+use super::backend::HqBackend;
+use super::store::HqError;
 use crate::model::ReferenceData;
 
 /// The name of the admin endpoint file in HQ's data directory.
@@ -93,7 +94,7 @@ fn parse_device(s: &str) -> Result<DeviceId, HqError> {
 }
 
 /// Runs a command on the store.
-pub fn execute(store: &HqStore, req: &AdminRequest, changelog_keep: usize) -> Result<serde_json::Value, HqError> {
+pub fn execute(store: &HqBackend, req: &AdminRequest, changelog_keep: usize) -> Result<serde_json::Value, HqError> {
     let now = super::server::now_ms();
     Ok(match req {
         AdminRequest::EnrollCode { site, desk, ttl_hours } => {

@@ -3,6 +3,8 @@
 //! - [`store`]: HQ's embedded redb store — records decoded with the hospital model and merged on upsert, queryable
 //!   by kind, site, device and time; device cursors; op receipts; quarantine; the reference-data change log;
 //!   enrolment codes and credentials.
+//! - [`pg`]: the PostgreSQL store (production), the same rules on tables with real columns.
+//! - [`backend`]: [`backend::HqBackend`], either store behind one type.
 //! - [`server`]: the axum service (sync endpoints, loopback admin endpoint), HTTPS with rustls.
 //! - [`admin`]: administration commands that work with or without the server running.
 //!
@@ -10,5 +12,7 @@
 //! storage behind them.
 
 pub mod admin;
+pub mod backend;
+pub mod pg;
 pub mod server;
 pub mod store;

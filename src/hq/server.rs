@@ -27,7 +27,8 @@ use guidedesk_sync::server::{ApplyError, apply_push, pull_page};
 use guidedesk_sync::{DeviceId, codec};
 
 use super::admin::{self, AdminRequest};
-use super::store::{AuthDevice, AuthRefusal, EnrollRefusal, HqError, HqStore};
+use super::backend::HqBackend;
+use super::store::{AuthDevice, AuthRefusal, EnrollRefusal, HqError};
 
 /// Largest request body accepted (a push batch of a few thousand ops fits easily).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -40,8 +41,8 @@ pub fn now_ms() -> u64 {
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct HqState {
-    /// The store.
-    pub store: Arc<HqStore>,
+    /// The store (embedded redb or PostgreSQL).
+    pub store: Arc<HqBackend>,
     /// Changes kept in the reference log at each import (older superseded ones are compacted).
     pub changelog_keep: usize,
     /// The admin endpoint's bearer token.
@@ -111,7 +112,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
-fn authenticate(store: &HqStore, headers: &HeaderMap) -> Result<AuthDevice, ApiError> {
+fn authenticate(store: &HqBackend, headers: &HeaderMap) -> Result<AuthDevice, ApiError> {
     let Some(token) = bearer(headers) else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "no device credential was sent"));
     };
@@ -311,7 +312,7 @@ pub enum ServeError {
 /// A running server (on its own runtime thread). Dropping it shuts the server down.
 #[derive(Debug)]
 pub struct RunningHq {
-    store: Arc<HqStore>,
+    store: Arc<HqBackend>,
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     https: bool,
@@ -323,7 +324,7 @@ pub struct RunningHq {
 
 impl RunningHq {
     /// The store it serves (for inspection; writes go through the same single-writer database).
-    pub fn store(&self) -> &HqStore {
+    pub fn store(&self) -> &HqBackend {
         &self.store
     }
 
@@ -361,10 +362,12 @@ impl RunningHq {
         if let Some(f) = self.admin_file.take() {
             let _ = std::fs::remove_file(f);
         }
-        match self.thread.take() {
+        let result = match self.thread.take() {
             Some(t) => t.join().map_err(|_| ServeError::Io(std::io::Error::other("server thread panicked")))?,
             None => Ok(()),
-        }
+        };
+        self.store.close();
+        result
     }
 
     /// A handle that stops the server from another thread (signal handling).
@@ -385,7 +388,7 @@ impl Drop for RunningHq {
 }
 
 /// Starts serving `store` in the background and returns once the listeners are bound.
-pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeError> {
+pub fn start(store: impl Into<HqBackend>, options: &ServeOptions) -> Result<RunningHq, ServeError> {
     if options.tls.is_none() && !options.allow_plain_http && !options.listen.ip().is_loopback() {
         return Err(ServeError::PlainHttp(options.listen));
     }
@@ -406,8 +409,11 @@ pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeE
     if let (Some(file), Some(a)) = (&options.admin_file, admin_addr) {
         admin::write_admin_file(file, &format!("http://{a}"), &admin_token)?;
     }
-    let state =
-        HqState { store: Arc::new(store), changelog_keep: options.changelog_keep, admin_token: Arc::new(admin_token) };
+    let state = HqState {
+        store: Arc::new(store.into()),
+        changelog_keep: options.changelog_keep,
+        admin_token: Arc::new(admin_token),
+    };
     let handle = axum_server::Handle::new();
     let admin_handle = axum_server::Handle::new();
     let runtime =

@@ -81,6 +81,12 @@ pub enum HqError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// PostgreSQL failed or cannot be reached (HQ answers 503 with `Retry-After`; nothing was applied).
+    #[error("HQ database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The PostgreSQL schema could not be migrated.
+    #[error("HQ database migration failed: {0}")]
+    Migrate(String),
     /// A request was refused (bad input, unknown device, …); the message says why.
     #[error("{0}")]
     Refused(String),
@@ -272,7 +278,7 @@ pub struct HqStore {
     path: PathBuf,
 }
 
-fn sha(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
@@ -297,7 +303,7 @@ pub fn new_token() -> Result<String, HqError> {
     Ok(out)
 }
 
-fn new_code() -> Result<String, HqError> {
+pub(crate) fn new_code() -> Result<String, HqError> {
     // Crockford base32 without I, L, O, U: easy to read aloud and type. 12 characters, 60 bits.
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let bytes = random_bytes::<12>()?;

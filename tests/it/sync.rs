@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use guidedesk::hq::backend::HqBackend;
+use guidedesk::hq::pg::{PgConfig, PgStore};
 use guidedesk::hq::server::{self, RunningHq, ServeOptions};
 use guidedesk::hq::store::HqStore;
 use guidedesk::kiosk_sync::{self, Credential, SyncOptions};
@@ -32,8 +34,103 @@ use rand::{Rng, SeedableRng};
 // ---------------------------------------------------------------------------------------------------------------
 // HQ
 
-fn start_hq(dir: &Path, keep: usize) -> RunningHq {
-    let store = HqStore::open(dir).unwrap();
+/// The storage backend a scenario runs HQ on.
+enum Backend {
+    /// redb in the scenario's HQ directory.
+    Embedded,
+    /// PostgreSQL at `DATABASE_URL`, in a schema of this test's own (dropped at the end).
+    Postgres(PgSchema),
+}
+
+/// A fresh schema for one test, dropped when the test ends.
+struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl PgSchema {
+    /// A fresh schema, or `None` (printed) when `DATABASE_URL` is unset outside CI. In CI it must be set.
+    fn fresh(test: &str) -> Option<PgSchema> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => {
+                let schema = format!("gd_{}", uuid::Uuid::now_v7().simple());
+                Some(PgSchema { url, schema })
+            }
+            _ => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{test}: DATABASE_URL is not set, but CI is: the PostgreSQL tests must run in CI"
+                );
+                println!("{test}: skipped, DATABASE_URL is not set (PostgreSQL tests need it)");
+                None
+            }
+        }
+    }
+
+    fn config(&self) -> PgConfig {
+        let mut cfg = PgConfig::new(&self.url);
+        cfg.schema = Some(self.schema.clone());
+        cfg.application_name = format!("guidedesk-hq/{}", self.schema);
+        cfg
+    }
+
+    fn connect(&self) -> PgStore {
+        PgStore::connect(&self.config()).unwrap()
+    }
+}
+
+/// Runs SQL at `url` outside HQ (through psql, so the tests need no async client of their own) and returns its
+/// unaligned output.
+fn psql_at(url: &str, sql: &str) -> String {
+    {
+        let out = Command::new("psql")
+            .arg(url)
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.url)
+            .args(["-X", "-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)])
+            .output();
+    }
+}
+
+fn open_backend(b: &Backend, dir: &Path) -> HqBackend {
+    match b {
+        Backend::Embedded => HqStore::open(dir).unwrap().into(),
+        Backend::Postgres(pg) => pg.connect().into(),
+    }
+}
+
+/// Each scenario twice: on the embedded store and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Backend::Embedded);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(pg) = super::PgSchema::fresh(concat!("postgres::", stringify!($name))) {
+                    super::$name(&super::Backend::Postgres(pg));
+                }
+            })*
+        }
+    };
+}
+
+fn start_hq(b: &Backend, dir: &Path, keep: usize) -> RunningHq {
+    let store = open_backend(b, dir);
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: None,
@@ -405,7 +502,7 @@ fn all_records(store: &Store) -> BTreeMap<(u16, u128), AnyRecord> {
 }
 
 /// The invariants every scenario ends with (see the module documentation).
-fn check_invariants(hq: &HqStore, kiosks: &[(&Store, &str)]) {
+fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
     let receipts: BTreeSet<(DeviceId, u64)> = hq.receipts().unwrap().into_iter().map(|(k, _)| k).collect();
     let quarantined = hq.quarantined().unwrap();
     let quarantined_keys: BTreeSet<(u16, u128)> =
@@ -454,10 +551,9 @@ fn check_invariants(hq: &HqStore, kiosks: &[(&Store, &str)]) {
 // ---------------------------------------------------------------------------------------------------------------
 // Scenarios
 
-#[test]
-fn cut_mid_request_and_mid_response() {
+fn cut_mid_request_and_mid_response(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("v1"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
@@ -480,10 +576,9 @@ fn cut_mid_request_and_mid_response() {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-#[test]
-fn response_lost_after_hq_committed() {
+fn response_lost_after_hq_committed(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
     write_arrivals(&k.store, 120, 40);
@@ -494,10 +589,9 @@ fn response_lost_after_hq_committed() {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-#[test]
-fn every_request_delivered_twice_sequentially_and_concurrently() {
+fn every_request_delivered_twice_sequentially_and_concurrently(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("twice"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
@@ -514,13 +608,12 @@ fn every_request_delivered_twice_sequentially_and_concurrently() {
     assert_eq!(receipts.len() as u64, k.store.stats().unwrap().outbox_last_seq);
 }
 
-#[test]
-fn permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged() {
+fn permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged(backend: &Backend) {
     use guidedesk_sync::client::{ClientConfig, HttpTransport};
     use guidedesk_sync::protocol::{PushOutcome, PushRequest};
     use guidedesk_sync::replicate::Transport;
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 20, 20);
     // A batch whose 5th op carries a payload that does not decode (as a buggy or newer kiosk might send).
@@ -549,10 +642,9 @@ fn permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged() {
     assert_eq!(hq.store().stats().unwrap().quarantined, 1);
 }
 
-#[test]
-fn hq_answering_503_for_a_while_is_retried_honouring_retry_after() {
+fn hq_answering_503_for_a_while_is_retried_honouring_retry_after(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let proxy = Proxy::start(hq.addr());
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
     write_arrivals(&k.store, 60, 60);
@@ -577,11 +669,10 @@ fn hq_answering_503_for_a_while_is_retried_honouring_retry_after() {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-#[test]
-fn kiosk_clocks_ahead_behind_and_jumping_back() {
+fn kiosk_clocks_ahead_behind_and_jumping_back(backend: &Backend) {
     const DAY: i64 = 86_400_000;
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let real = now().0;
     let mut kiosks = Vec::new();
     for (i, skew) in [DAY, 365 * DAY, -DAY, 0].into_iter().enumerate() {
@@ -626,10 +717,9 @@ fn kiosk_clocks_ahead_behind_and_jumping_back() {
     check_invariants(hq.store(), &list);
 }
 
-#[test]
-fn three_kiosks_at_two_sites_sync_at_once_through_faults() {
+fn three_kiosks_at_two_sites_sync_at_once_through_faults(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("all"), None, 100).unwrap();
     hq.store().import_reference(&reference_variant("east"), Some("east"), 100).unwrap();
     let proxy = Proxy::start(hq.addr());
@@ -667,10 +757,9 @@ fn three_kiosks_at_two_sites_sync_at_once_through_faults() {
     assert_eq!(hq.store().stats().unwrap().devices, 3);
 }
 
-#[test]
-fn revoked_device_keeps_working_locally_and_keeps_its_outbox() {
+fn revoked_device_keeps_working_locally_and_keeps_its_outbox(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 30, 30);
     sync_until_done(&k, &options(100), 1);
@@ -692,10 +781,9 @@ fn revoked_device_keeps_working_locally_and_keeps_its_outbox() {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-#[test]
-fn too_old_pull_cursor_gets_a_snapshot() {
+fn too_old_pull_cursor_gets_a_snapshot(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 1);
+    let hq = start_hq(backend, &dir.path().join("hq"), 1);
     hq.store().import_reference(&reference_variant("1"), None, 1).unwrap();
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     let r = sync_until_done(&k, &options(100), 1);
@@ -710,10 +798,9 @@ fn too_old_pull_cursor_gets_a_snapshot() {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
-#[test]
-fn thirty_days_offline_with_50_000_ops() {
+fn thirty_days_offline_with_50_000_ops(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     let start = now().0 - 30 * 86_400_000;
     // 30 days of work: 1 250 arrivals a day, a third of them moved on once → 50 000 ops.
@@ -819,15 +906,14 @@ fn hq_killed_and_restarted_mid_batch() {
     assert_eq!(stats["records"]["arrival"], 3400);
     child.kill().unwrap();
     child.wait().unwrap();
-    let hq = HqStore::open(&hq_dir).unwrap();
+    let hq = HqBackend::from(HqStore::open(&hq_dir).unwrap());
     check_invariants(&hq, &[(&k.store, "main")]);
     assert_eq!(kills, 4);
 }
 
-#[test]
-fn kiosk_sigkilled_mid_sync() {
+fn kiosk_sigkilled_mid_sync(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("k"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     proxy.set_default(Fault::Delay(25));
@@ -988,7 +1074,7 @@ fn https_with_a_private_ca_in_three_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain HTTP"));
     child.kill().unwrap();
     child.wait().unwrap();
-    let hq = HqStore::open(&hq_dir).unwrap();
+    let hq = HqBackend::from(HqStore::open(&hq_dir).unwrap());
     let store = Store::open(&kdir).unwrap();
     check_invariants(&hq, &[(&store, "main")]);
 }
@@ -1004,10 +1090,9 @@ fn wait_for(worker: &kiosk_sync::SyncWorker, what: &str, f: impl Fn(&kiosk_sync:
     }
 }
 
-#[test]
-fn sync_worker_reports_status_in_plain_words() {
+fn sync_worker_reports_status_in_plain_words(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     hq.store().import_reference(&reference_variant("worker"), None, 100).unwrap();
     let proxy = Proxy::start(hq.addr());
     let kdir = dir.path().join("k");
@@ -1075,11 +1160,10 @@ fn raw_post(addr: SocketAddr, path: &str, token: Option<&str>, body: &[u8]) -> (
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
-#[test]
-fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time() {
+fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time(backend: &Backend) {
     use guidedesk_sync::protocol::PushRequest;
     let dir = tempfile::tempdir().unwrap();
-    let hq = start_hq(&dir.path().join("hq"), 100);
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 5, 5);
     let token = k.cred.token.as_str();
@@ -1129,3 +1213,22 @@ fn bad_requests_get_json_errors_with_stable_codes_and_the_server_time() {
     sync_until_done(&k, &options(100), 1);
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
+
+on_both_backends!(
+    cut_mid_request_and_mid_response,
+    response_lost_after_hq_committed,
+    every_request_delivered_twice_sequentially_and_concurrently,
+    permanently_invalid_op_mid_batch_is_quarantined_and_acknowledged,
+    hq_answering_503_for_a_while_is_retried_honouring_retry_after,
+    kiosk_clocks_ahead_behind_and_jumping_back,
+    three_kiosks_at_two_sites_sync_at_once_through_faults,
+    revoked_device_keeps_working_locally_and_keeps_its_outbox,
+    too_old_pull_cursor_gets_a_snapshot,
+    thirty_days_offline_with_50_000_ops,
+    kiosk_sigkilled_mid_sync,
+    sync_worker_reports_status_in_plain_words,
+    bad_requests_get_json_errors_with_stable_codes_and_the_server_time,
+);
+
+// PostgreSQL failures and several HQ processes on one database.
+mod pg_faults;

@@ -1,0 +1,985 @@
+//! HQ's PostgreSQL store: the production backend (`guidedesk-hq serve --database-url postgres://…`).
+//!
+//! Tables (see `migrations/hq/`): one per record kind (`arrivals`, `consultations`, `feedback`, `cases`,
+//! `followup_tasks`, `call_attempts`) with real columns, plus `devices`, `tokens`, `enrol_codes`, `op_receipts`,
+//! `quarantine`, `change_log` and `hq_meta`. Migrations are embedded in the binary and run at start.
+//!
+//! **Sync facade.** The store offers the same blocking methods as the embedded [`HqStore`](super::store::HqStore),
+//! so the push/pull rules of `guidedesk_sync::server` run unchanged over it. It owns a small tokio runtime that
+//! drives the sqlx pool; every method blocks on it. Call the methods from a thread that is not running async code
+//! (the server's handlers call the store inside `spawn_blocking`, tests and the CLI from plain threads).
+//!
+//! **Transactions and ordering.**
+//! - A push batch is one transaction ([`PgStore::begin`]); its first statement locks the device row
+//!   (`SELECT … FOR UPDATE`), so concurrent or duplicated requests of one device (even on different HQ processes)
+//!   apply one after another, the second seeing the first's cursor and skipping its ops as duplicates. The cursor is
+//!   advanced in the same transaction. Nothing is written unless the whole batch commits.
+//! - A reference-data change takes its sequence number from `hq_meta('change_head')` under a row lock held until
+//!   commit, so change numbers are assigned in commit order and a reader never sees N+1 before N.
+//! - A pull reads in one `REPEATABLE READ` read-only transaction, so head, floor and changes are one snapshot.
+//!
+//! No state lives in the process beyond the pool: any number of HQ processes may serve one database.
+
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use guidedesk_sync::protocol::Change;
+use guidedesk_sync::server::{ChangeSource, HqStorage, HqTx, OpContext, Verdict};
+use guidedesk_sync::{DeviceId, Op, codec};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::store::{
+    AuthDevice, AuthRefusal, ChangeRow, DeviceRow, EnrollRefusal, Enrolled, HqError, HqStats, OpRef, QuarantineRow,
+    REFERENCE_KEY, REFERENCE_STREAM, Receipt, StoredRecord, new_code, new_token, normalize_code, sha,
+};
+use crate::model::{AnyRecord, RecordKind, ReferenceData};
+use crate::store::decode_op_payload;
+
+/// The migrations of the PostgreSQL store, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/hq");
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgres://user@host:port/database` (any libpq-style URL sqlx accepts).
+    pub url: String,
+    /// A schema to use instead of the default search path (created when missing). Tests give each run its own.
+    pub schema: Option<String>,
+    /// Largest number of pooled connections of this process.
+    pub max_connections: u32,
+    /// Statement timeout set on every connection.
+    pub statement_timeout: Duration,
+    /// How long a request waits for a pooled connection before HQ answers 503.
+    pub acquire_timeout: Duration,
+    /// `application_name` of HQ's sessions (shown in `pg_stat_activity`).
+    pub application_name: String,
+}
+
+impl PgConfig {
+    /// Defaults for a URL: 8 connections, 30 s statement timeout, 5 s acquire timeout, default schema.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            schema: None,
+            max_connections: 8,
+            statement_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(5),
+            application_name: "guidedesk-hq".into(),
+        }
+    }
+}
+
+/// HQ's PostgreSQL store.
+pub struct PgStore {
+    pool: PgPool,
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("pool_size", &self.pool.size()).finish_non_exhaustive()
+    }
+}
+
+fn valid_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, HqError> {
+    i64::try_from(v).map_err(|_| HqError::Refused(format!("{what} {v} is out of range")))
+}
+
+fn ts(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn ts_u(ms: u64) -> DateTime<Utc> {
+    ts(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+fn ms_u(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
+}
+
+fn uuid_of(v: u128) -> Uuid {
+    Uuid::from_u128(v)
+}
+
+fn hash32(bytes: &[u8]) -> Result<[u8; 32], HqError> {
+    bytes.try_into().map_err(|_| HqError::Refused("stored credential hash has the wrong length".into()))
+}
+
+/// The stable text of an enum value as serde names it (`"urgent"`, `"closed"`, …).
+fn label<T: serde::Serialize>(v: &T) -> Option<String> {
+    match serde_json::to_value(v).ok()? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// A key column value of a record kind's table.
+enum Col {
+    Text(Option<String>),
+    Bool(bool),
+    Int(i64),
+    Id(Option<Uuid>),
+    Date(Option<NaiveDate>),
+    Time(Option<DateTime<Utc>>),
+}
+
+/// The table and key columns of a record kind.
+fn table(kind: RecordKind) -> (&'static str, &'static [&'static str]) {
+    match kind {
+        RecordKind::Arrival => ("arrivals", &["department", "visit_type", "channel", "priority"]),
+        RecordKind::Consultation => ("consultations", &["channel", "referred_department", "arrival"]),
+        RecordKind::Feedback => ("feedback", &["overall", "complete", "survey_version"]),
+        RecordKind::Case => ("cases", &["grade", "status", "channel", "assigned_department", "closed_at"]),
+        RecordKind::FollowupTask => ("followup_tasks", &["status", "department", "due_to"]),
+        RecordKind::CallAttempt => ("call_attempts", &["task", "outcome", "worrying"]),
+    }
+}
+
+/// The key column values of a record, in the order of [`table`].
+fn key_columns(r: &AnyRecord) -> Vec<Col> {
+    match r {
+        AnyRecord::Arrival(a) => vec![
+            Col::Text(Some(a.department.value.clone())),
+            Col::Text(label(&a.visit_type)),
+            Col::Text(label(&a.channel)),
+            Col::Text(label(&a.priority)),
+        ],
+        AnyRecord::Consultation(c) => vec![
+            Col::Text(label(&c.channel)),
+            Col::Text(c.referred_department.clone()),
+            Col::Id(c.arrival.value.map(|a| a.0)),
+        ],
+        AnyRecord::Feedback(f) => {
+            vec![Col::Text(label(&f.overall)), Col::Bool(f.complete), Col::Int(i64::from(f.survey_version))]
+        }
+        AnyRecord::Case(c) => vec![
+            Col::Text(label(&c.grade.value)),
+            Col::Text(label(&c.status.value.status)),
+            Col::Text(label(&c.channel)),
+            Col::Text(c.assigned_department.value.clone()),
+            Col::Time(c.closed_at.value.map(|m| ts(m.0))),
+        ],
+        AnyRecord::FollowupTask(t) => {
+            vec![Col::Text(label(&t.status.value)), Col::Text(t.department.clone()), Col::Date(Some(t.due_to))]
+        }
+        AnyRecord::CallAttempt(c) => {
+            vec![Col::Id(Some(c.task.0)), Col::Text(label(&c.outcome)), Col::Bool(c.worrying)]
+        }
+    }
+}
+
+fn bind_col(q: Query<'_, Postgres, PgArguments>, c: Col) -> Query<'_, Postgres, PgArguments> {
+    match c {
+        Col::Text(v) => q.bind(v),
+        Col::Bool(v) => q.bind(v),
+        Col::Int(v) => q.bind(v),
+        Col::Id(v) => q.bind(v),
+        Col::Date(v) => q.bind(v),
+        Col::Time(v) => q.bind(v),
+    }
+}
+
+const COMMON: &str = "site, device, occurred_at, corrected_at, first_received_at, updated_at, skew_ms, clock_flagged";
+
+/// `INSERT … ON CONFLICT`: `DO UPDATE` for a merged record read under its row lock, `DO NOTHING` for a new one (a
+/// concurrent insert of the same id by another device then shows as no row written, and the merge is redone).
+fn upsert_sql(kind: RecordKind, new: bool) -> String {
+    let (t, keys) = table(kind);
+    let mut cols = vec!["id".to_string()];
+    cols.extend(COMMON.split(", ").map(str::to_string));
+    cols.extend(keys.iter().map(|k| (*k).to_string()));
+    cols.push("record".into());
+    let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+    let updates: Vec<String> = cols[1..].iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+    let action = if new { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
+    format!("INSERT INTO {t} ({}) VALUES ({}) ON CONFLICT (id) DO {action}", cols.join(", "), params.join(", "))
+}
+
+fn stored_from_row(row: &PgRow) -> Result<StoredRecord, HqError> {
+    let device: Uuid = row.try_get("device")?;
+    let bytes: Vec<u8> = row.try_get("record")?;
+    Ok(StoredRecord {
+        device: device.as_u128(),
+        site: row.try_get("site")?,
+        first_received_ms: ms_u(row.try_get("first_received_at")?),
+        updated_ms: ms_u(row.try_get("updated_at")?),
+        skew_ms: row.try_get("skew_ms")?,
+        clock_flagged: row.try_get("clock_flagged")?,
+        record: decode_record(&bytes)?,
+    })
+}
+
+fn decode_record(bytes: &[u8]) -> Result<AnyRecord, HqError> {
+    Ok(codec::decode(bytes)?)
+}
+
+/// Writes a record; whether a row was written (`false` only for a new record whose id another transaction took).
+async fn write_record(tx: &mut Transaction<'static, Postgres>, s: &StoredRecord, new: bool) -> Result<bool, HqError> {
+    let kind = s.record.kind();
+    let sql = upsert_sql(kind, new);
+    let mut q = sqlx::query(&sql)
+        .bind(s.record.id().0)
+        .bind(&s.site)
+        .bind(uuid_of(s.device))
+        .bind(ts(s.record.occurred_at().0))
+        .bind(ts(s.corrected_business_ms()))
+        .bind(ts_u(s.first_received_ms))
+        .bind(ts_u(s.updated_ms))
+        .bind(s.skew_ms)
+        .bind(s.clock_flagged);
+    for c in key_columns(&s.record) {
+        q = bind_col(q, c);
+    }
+    q = q.bind(codec::encode(&s.record)?);
+    Ok(q.execute(&mut **tx).await?.rows_affected() > 0)
+}
+
+fn device_from_row(row: &PgRow) -> Result<(DeviceId, DeviceRow), HqError> {
+    let device: Uuid = row.try_get("device")?;
+    let hash: Vec<u8> = row.try_get("token_hash")?;
+    let revoked: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
+    let last_push: Option<DateTime<Utc>> = row.try_get("last_push_at")?;
+    let last_seq: i64 = row.try_get("last_seq")?;
+    Ok((
+        DeviceId(device.as_u128()),
+        DeviceRow {
+            site: row.try_get("site")?,
+            desk: row.try_get("desk")?,
+            token_hash: hash32(&hash)?,
+            enrolled_ms: ms_u(row.try_get("enrolled_at")?),
+            revoked_ms: revoked.map(ms_u),
+            last_seq: u64::try_from(last_seq).unwrap_or(0),
+            last_push_ms: last_push.map_or(0, ms_u),
+            skew_ms: row.try_get("skew_ms")?,
+        },
+    ))
+}
+
+const DEVICE_COLS: &str = "device, site, desk, token_hash, enrolled_at, revoked_at, last_seq, last_push_at, skew_ms";
+
+async fn meta(tx: &mut Transaction<'static, Postgres>, name: &str, lock: bool) -> Result<u64, HqError> {
+    let sql = if lock {
+        "SELECT value FROM hq_meta WHERE name = $1 FOR UPDATE"
+    } else {
+        "SELECT value FROM hq_meta WHERE name = $1"
+    };
+    let v: Option<i64> = sqlx::query_scalar(sql).bind(name).fetch_optional(&mut **tx).await?;
+    Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+}
+
+impl PgStore {
+    /// Connects (with a pool), creates the schema when one is named, and runs the embedded migrations.
+    pub fn connect(cfg: &PgConfig) -> Result<PgStore, HqError> {
+        if let Some(s) = &cfg.schema
+            && !valid_schema(s)
+        {
+            return Err(HqError::Refused(format!(
+                "database schema {s:?} is not valid: use lower-case letters, digits and _, starting with a letter"
+            )));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hq-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| HqError::Refused(format!("cannot start the database runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let pool = handle.block_on(Self::open_pool(cfg))?;
+        Ok(PgStore { pool, rt: Some(rt), handle })
+    }
+
+    async fn open_pool(cfg: &PgConfig) -> Result<PgPool, HqError> {
+        let base = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|e| HqError::Refused(format!("database URL is not valid: {e}")))?;
+        if let Some(schema) = &cfg.schema {
+            let mut c = sqlx::ConnectOptions::connect(&base).await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).execute(&mut c).await?;
+            sqlx::Connection::close(c).await?;
+        }
+        let mut opts: Vec<(&str, String)> =
+            vec![("statement_timeout", format!("{}", cfg.statement_timeout.as_millis()))];
+        if let Some(schema) = &cfg.schema {
+            opts.push(("search_path", schema.clone()));
+        }
+        let connect = base.options(opts.iter().map(|(k, v)| (*k, v.as_str()))).application_name(&cfg.application_name);
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections.max(1))
+            .acquire_timeout(cfg.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|e| HqError::Migrate(e.to_string()))?;
+        Ok(pool)
+    }
+
+    /// Closes the pool: waits for connections in use to come back, then closes them all.
+    pub fn close(&self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.handle.block_on(self.pool.close());
+        }
+    }
+
+    fn run<T>(&self, f: impl Future<Output = Result<T, HqError>>) -> Result<T, HqError> {
+        self.handle.block_on(f)
+    }
+
+    async fn tx(&self) -> Result<Transaction<'static, Postgres>, HqError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Makes a one-time enrolment code for a desk, valid for `ttl_ms`.
+    pub fn create_code(&self, site: &str, desk: &str, now_ms: u64, ttl_ms: u64) -> Result<String, HqError> {
+        let (site, desk) = (site.trim(), desk.trim());
+        if site.is_empty() || desk.is_empty() {
+            return Err(HqError::Refused("site and desk must not be empty".into()));
+        }
+        let code = new_code()?;
+        let hash = sha(normalize_code(&code).as_bytes());
+        self.run(async {
+            sqlx::query(
+                "INSERT INTO enrol_codes (code_hash, site, desk, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(hash.as_slice())
+            .bind(site)
+            .bind(desk)
+            .bind(ts_u(now_ms))
+            .bind(ts_u(now_ms.saturating_add(ttl_ms)))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })?;
+        Ok(code)
+    }
+
+    /// Trades a code for a credential (same rules as the embedded store).
+    pub fn enroll(
+        &self,
+        code: &str,
+        device: DeviceId,
+        now_ms: u64,
+    ) -> Result<Result<Enrolled, EnrollRefusal>, HqError> {
+        let key = sha(normalize_code(code).as_bytes());
+        self.run(async {
+            let mut tx = self.tx().await?;
+            let row =
+                sqlx::query("SELECT site, desk, expires_at, used_by FROM enrol_codes WHERE code_hash = $1 FOR UPDATE")
+                    .bind(key.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(row) = row else {
+                return Ok(Err(EnrollRefusal::Invalid));
+            };
+            let used_by: Option<Uuid> = row.try_get("used_by")?;
+            let expires: DateTime<Utc> = row.try_get("expires_at")?;
+            match used_by {
+                Some(d) if d.as_u128() != device.0 => return Ok(Err(EnrollRefusal::Used)),
+                None if now_ms > ms_u(expires) => return Ok(Err(EnrollRefusal::Expired)),
+                _ => {}
+            }
+            let site: String = row.try_get("site")?;
+            let desk: String = row.try_get("desk")?;
+            let dev = uuid_of(device.0);
+            sqlx::query("UPDATE enrol_codes SET used_by = $2 WHERE code_hash = $1")
+                .bind(key.as_slice())
+                .bind(dev)
+                .execute(&mut *tx)
+                .await?;
+            let token = new_token()?;
+            let hash = sha(token.as_bytes());
+            sqlx::query("DELETE FROM tokens WHERE device = $1").bind(dev).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO devices (device, site, desk, token_hash, enrolled_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (device) DO UPDATE SET site = EXCLUDED.site, desk = EXCLUDED.desk, \
+                 token_hash = EXCLUDED.token_hash, revoked_at = NULL",
+            )
+            .bind(dev)
+            .bind(&site)
+            .bind(&desk)
+            .bind(hash.as_slice())
+            .bind(ts_u(now_ms))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO tokens (token_hash, device) VALUES ($1, $2)")
+                .bind(hash.as_slice())
+                .bind(dev)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Ok(Enrolled { token, site, desk }))
+        })
+    }
+
+    /// The device behind a credential.
+    pub fn authenticate(&self, token: &str) -> Result<Result<AuthDevice, AuthRefusal>, HqError> {
+        let hash = sha(token.trim().as_bytes());
+        self.run(async {
+            let row = sqlx::query(
+                "SELECT d.device, d.site, d.revoked_at FROM tokens t JOIN devices d ON d.device = t.device \
+                 WHERE t.token_hash = $1",
+            )
+            .bind(hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Err(AuthRefusal::Unknown));
+            };
+            let revoked: Option<DateTime<Utc>> = row.try_get("revoked_at")?;
+            if revoked.is_some() {
+                return Ok(Err(AuthRefusal::Revoked));
+            }
+            let device: Uuid = row.try_get("device")?;
+            Ok(Ok(AuthDevice { device: DeviceId(device.as_u128()), site: row.try_get("site")? }))
+        })
+    }
+
+    /// A device's row.
+    pub fn device(&self, device: DeviceId) -> Result<Option<DeviceRow>, HqError> {
+        self.run(async {
+            let row = sqlx::query(&format!("SELECT {DEVICE_COLS} FROM devices WHERE device = $1"))
+                .bind(uuid_of(device.0))
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|r| device_from_row(&r).map(|(_, d)| d)).transpose()
+        })
+    }
+
+    /// Every device, in id order.
+    pub fn devices(&self) -> Result<Vec<(DeviceId, DeviceRow)>, HqError> {
+        self.run(async {
+            let rows = sqlx::query(&format!("SELECT {DEVICE_COLS} FROM devices ORDER BY device"))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(device_from_row).collect()
+        })
+    }
+
+    /// Revokes a device. Returns whether the device exists.
+    pub fn revoke(&self, device: DeviceId, now_ms: u64) -> Result<bool, HqError> {
+        self.run(async {
+            let r = sqlx::query("UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE device = $1")
+                .bind(uuid_of(device.0))
+                .bind(ts_u(now_ms))
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
+    /// A record.
+    pub fn record(&self, kind: RecordKind, id: u128) -> Result<Option<StoredRecord>, HqError> {
+        let (t, _) = table(kind);
+        self.run(async {
+            let row = sqlx::query(&format!("SELECT {COMMON}, record FROM {t} WHERE id = $1"))
+                .bind(uuid_of(id))
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(stored_from_row).transpose()
+        })
+    }
+
+    /// Ids of records of a kind with business time in `[from, to)`, optionally only from one site, in time order.
+    pub fn ids_between(&self, kind: RecordKind, site: Option<&str>, from: i64, to: i64) -> Result<Vec<u128>, HqError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let (t, _) = table(kind);
+        self.run(async {
+            let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+                "SELECT id FROM {t} WHERE occurred_at >= $1 AND occurred_at < $2 AND ($3::text IS NULL OR site = $3) \
+                 ORDER BY occurred_at, id"
+            ))
+            .bind(ts(from))
+            .bind(ts(to))
+            .bind(site)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ids.iter().map(Uuid::as_u128).collect())
+        })
+    }
+
+    /// Ids of records of a kind first sent by a device.
+    pub fn ids_of_device(&self, device: DeviceId, kind: RecordKind) -> Result<Vec<u128>, HqError> {
+        let (t, _) = table(kind);
+        self.run(async {
+            let ids: Vec<Uuid> = sqlx::query_scalar(&format!("SELECT id FROM {t} WHERE device = $1 ORDER BY id"))
+                .bind(uuid_of(device.0))
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(ids.iter().map(Uuid::as_u128).collect())
+        })
+    }
+
+    /// Every receipt, in (device, seq) order.
+    pub fn receipts(&self) -> Result<Vec<(OpRef, Receipt)>, HqError> {
+        self.run(async {
+            let rows = sqlx::query(
+                "SELECT device, seq, kind, record_id, received_at, quarantined, clamped FROM op_receipts \
+                 ORDER BY device, seq",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let d: Uuid = r.try_get("device")?;
+                    let seq: i64 = r.try_get("seq")?;
+                    let kind: i16 = r.try_get("kind")?;
+                    let id: Uuid = r.try_get("record_id")?;
+                    Ok((
+                        (DeviceId(d.as_u128()), u64::try_from(seq).unwrap_or(0)),
+                        Receipt {
+                            kind: u16::try_from(kind).unwrap_or(0),
+                            id: id.as_u128(),
+                            received_ms: ms_u(r.try_get("received_at")?),
+                            quarantined: r.try_get("quarantined")?,
+                            clamped: r.try_get("clamped")?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Every quarantined op, in (device, seq) order.
+    pub fn quarantined(&self) -> Result<Vec<(OpRef, QuarantineRow)>, HqError> {
+        self.run(async {
+            let rows = sqlx::query("SELECT device, seq, reason, received_at, op FROM quarantine ORDER BY device, seq")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let d: Uuid = r.try_get("device")?;
+                    let seq: i64 = r.try_get("seq")?;
+                    let op: Vec<u8> = r.try_get("op")?;
+                    Ok((
+                        (DeviceId(d.as_u128()), u64::try_from(seq).unwrap_or(0)),
+                        QuarantineRow {
+                            op: codec::decode(&op)?,
+                            reason: r.try_get("reason")?,
+                            received_ms: ms_u(r.try_get("received_at")?),
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Counts.
+    pub fn stats(&self) -> Result<HqStats, HqError> {
+        self.run(async {
+            let mut records = std::collections::BTreeMap::new();
+            for kind in RecordKind::ALL {
+                let (t, _) = table(kind);
+                let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}")).fetch_one(&self.pool).await?;
+                records.insert(kind.name(), u64::try_from(n).unwrap_or(0));
+            }
+            let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM devices").fetch_one(&self.pool).await?;
+            let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine").fetch_one(&self.pool).await?;
+            Ok(HqStats {
+                records,
+                devices: u64::try_from(devices).unwrap_or(0),
+                quarantined: u64::try_from(quarantined).unwrap_or(0),
+            })
+        })
+    }
+
+    /// Publishes reference data as a new change (commit-ordered), then compacts the log keeping the last `keep`.
+    pub fn import_reference(&self, data: &ReferenceData, site: Option<&str>, keep: usize) -> Result<u64, HqError> {
+        data.check().map_err(|e| HqError::Refused(e.to_string()))?;
+        let key = site.map_or_else(|| REFERENCE_KEY.to_string(), |s| format!("{REFERENCE_KEY}@{s}"));
+        let row = ChangeRow {
+            stream: REFERENCE_STREAM.into(),
+            scope: site.map(str::to_string),
+            key,
+            value: Some(serde_json::to_vec(data).map_err(|e| HqError::Refused(format!("reference data: {e}")))?),
+        };
+        self.run(async {
+            let mut tx = self.tx().await?;
+            let seq = append_change(&mut tx, &row).await?;
+            compact_changes(&mut tx, keep).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+    }
+
+    /// The latest reference data that applies to a site, with its change sequence number.
+    pub fn reference_for(&self, site: &str) -> Result<Option<(u64, ReferenceData)>, HqError> {
+        let src = self.changes_for(REFERENCE_STREAM, site)?;
+        let snap = src.snapshot()?;
+        match snap.last() {
+            Some(Change { seq, value: Some(v), .. }) => Ok(Some((
+                *seq,
+                serde_json::from_slice(v).map_err(|e| HqError::Refused(format!("stored reference data: {e}")))?,
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    /// A read snapshot (REPEATABLE READ) of a stream's change log as a device at `site` sees it.
+    pub fn changes_for(&self, stream: &str, site: &str) -> Result<PgChanges, HqError> {
+        let tx = self.run(async {
+            let mut tx = self.tx().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+            Ok(tx)
+        })?;
+        Ok(PgChanges {
+            tx: Mutex::new(Some(tx)),
+            handle: self.handle.clone(),
+            stream: stream.to_string(),
+            site: site.to_string(),
+        })
+    }
+
+    /// Begins a push batch's transaction.
+    pub fn begin(&self) -> Result<PgBatch, HqError> {
+        let tx = self.run(self.tx())?;
+        Ok(PgBatch { tx: Some(tx), handle: self.handle.clone(), site: None, cursor: None })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn append_change(tx: &mut Transaction<'static, Postgres>, row: &ChangeRow) -> Result<u64, HqError> {
+    // The row lock on the head serialises appends until commit: sequence numbers are commit-ordered.
+    let seq = meta(tx, "change_head", true).await? + 1;
+    let s = to_i64(seq, "change sequence")?;
+    sqlx::query("UPDATE hq_meta SET value = $1 WHERE name = 'change_head'").bind(s).execute(&mut **tx).await?;
+    sqlx::query("INSERT INTO change_log (seq, stream, scope, key, value) VALUES ($1, $2, $3, $4, $5)")
+        .bind(s)
+        .bind(&row.stream)
+        .bind(&row.scope)
+        .bind(&row.key)
+        .bind(&row.value)
+        .execute(&mut **tx)
+        .await?;
+    Ok(seq)
+}
+
+/// The same compaction as the embedded store: superseded changes and removals older than the last `keep` go, and
+/// the floor rises past them.
+async fn compact_changes(tx: &mut Transaction<'static, Postgres>, keep: usize) -> Result<(), HqError> {
+    let rows = sqlx::query("SELECT seq, stream, key, value IS NOT NULL AS live FROM change_log ORDER BY seq")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut list: Vec<(i64, String, String, bool)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        list.push((r.try_get("seq")?, r.try_get("stream")?, r.try_get("key")?, r.try_get("live")?));
+    }
+    let mut latest: std::collections::BTreeMap<(&str, &str), i64> = std::collections::BTreeMap::new();
+    for (seq, stream, key, _) in &list {
+        latest.insert((stream.as_str(), key.as_str()), *seq);
+    }
+    let cut = list.len().saturating_sub(keep);
+    let mut doomed = Vec::new();
+    for (i, (seq, stream, key, has_value)) in list.iter().enumerate() {
+        let live = latest.get(&(stream.as_str(), key.as_str())) == Some(seq) && *has_value;
+        if i < cut && !live {
+            doomed.push(*seq);
+        }
+    }
+    if let Some(floor) = doomed.last().copied() {
+        sqlx::query("DELETE FROM change_log WHERE seq = ANY($1)").bind(&doomed).execute(&mut **tx).await?;
+        sqlx::query("UPDATE hq_meta SET value = GREATEST(value, $1) WHERE name = 'change_floor'")
+            .bind(floor)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A REPEATABLE READ snapshot of one stream's change log, filtered to the changes a site sees.
+pub struct PgChanges {
+    tx: Mutex<Option<Transaction<'static, Postgres>>>,
+    handle: tokio::runtime::Handle,
+    stream: String,
+    site: String,
+}
+
+impl std::fmt::Debug for PgChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgChanges").field("stream", &self.stream).field("site", &self.site).finish_non_exhaustive()
+    }
+}
+
+impl PgChanges {
+    fn with_tx<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Transaction<'static, Postgres>) -> Result<T, HqError>,
+    ) -> Result<T, HqError> {
+        let mut guard = self.tx.lock().map_err(|_| HqError::Refused("change snapshot lock poisoned".into()))?;
+        let tx = guard.as_mut().ok_or_else(|| HqError::Refused("change snapshot already closed".into()))?;
+        self.handle.block_on(f(tx))
+    }
+
+    fn changes(rows: &[PgRow]) -> Result<Vec<Change>, HqError> {
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.try_get("seq")?;
+                Ok(Change { seq: u64::try_from(seq).unwrap_or(0), key: r.try_get("key")?, value: r.try_get("value")? })
+            })
+            .collect()
+    }
+}
+
+impl Drop for PgChanges {
+    fn drop(&mut self) {
+        // Ending the read transaction hands its connection back to the pool, which needs the pool's runtime.
+        let _rt = self.handle.enter();
+        if let Ok(mut g) = self.tx.lock() {
+            drop(g.take());
+        }
+    }
+}
+
+impl ChangeSource for PgChanges {
+    type Error = HqError;
+
+    fn head(&self) -> Result<u64, HqError> {
+        self.with_tx(async |tx| meta(tx, "change_head", false).await)
+    }
+
+    fn floor(&self) -> Result<u64, HqError> {
+        self.with_tx(async |tx| meta(tx, "change_floor", false).await)
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, HqError> {
+        let after = to_i64(after, "pull cursor")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.with_tx(async |tx| {
+            Ok(sqlx::query(
+                "SELECT seq, key, value FROM change_log WHERE stream = $1 AND (scope IS NULL OR scope = $2) \
+                 AND seq > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(&self.stream)
+            .bind(&self.site)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?)
+        })?;
+        Self::changes(&rows)
+    }
+
+    fn snapshot(&self) -> Result<Vec<Change>, HqError> {
+        let rows = self.with_tx(async |tx| {
+            Ok(sqlx::query(
+                "SELECT seq, key, value FROM (SELECT DISTINCT ON (key) seq, key, value FROM change_log \
+                 WHERE stream = $1 AND (scope IS NULL OR scope = $2) ORDER BY key, seq DESC) latest \
+                 WHERE value IS NOT NULL ORDER BY seq",
+            )
+            .bind(&self.stream)
+            .bind(&self.site)
+            .fetch_all(&mut **tx)
+            .await?)
+        })?;
+        Self::changes(&rows)
+    }
+}
+
+/// One push batch's transaction on PostgreSQL. Dropped without commit, it rolls back.
+pub struct PgBatch {
+    tx: Option<Transaction<'static, Postgres>>,
+    handle: tokio::runtime::Handle,
+    site: Option<String>,
+    cursor: Option<u64>,
+}
+
+impl std::fmt::Debug for PgBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgBatch").field("site", &self.site).finish_non_exhaustive()
+    }
+}
+
+impl HqStorage for PgStore {
+    type Error = HqError;
+    type Tx<'a> = PgBatch;
+
+    fn begin(&self) -> Result<PgBatch, HqError> {
+        PgStore::begin(self)
+    }
+}
+
+impl Drop for PgBatch {
+    fn drop(&mut self) {
+        // Dropped without commit: the transaction rolls back as its connection returns to the pool (on the pool's
+        // runtime).
+        let _rt = self.handle.enter();
+        drop(self.tx.take());
+    }
+}
+
+impl PgBatch {
+    fn tx(&mut self) -> Result<&mut Transaction<'static, Postgres>, HqError> {
+        self.tx.as_mut().ok_or_else(|| HqError::Refused("push transaction already ended".into()))
+    }
+
+    /// Locks the device row (serialising this device's batches across every HQ process) and reads its cursor and
+    /// site.
+    async fn lock_device(&mut self, device: DeviceId) -> Result<u64, HqError> {
+        let row = sqlx::query("SELECT site, last_seq FROM devices WHERE device = $1 FOR UPDATE")
+            .bind(uuid_of(device.0))
+            .fetch_optional(&mut **self.tx()?)
+            .await?;
+        let (site, seq) = match row {
+            Some(r) => {
+                let seq: i64 = r.try_get("last_seq")?;
+                (r.try_get::<String, _>("site")?, u64::try_from(seq).unwrap_or(0))
+            }
+            None => (String::new(), 0),
+        };
+        self.site = Some(site);
+        self.cursor = Some(seq);
+        Ok(seq)
+    }
+
+    async fn receipt(&mut self, op: &Op, ctx: &OpContext, quarantined: bool) -> Result<(), HqError> {
+        let r = sqlx::query(
+            "INSERT INTO op_receipts (device, seq, kind, record_id, received_at, quarantined, clamped) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(uuid_of(ctx.device.0))
+        .bind(to_i64(op.seq, "op sequence")?)
+        .bind(i16::try_from(op.key.kind).unwrap_or(i16::MAX))
+        .bind(uuid_of(op.key.id))
+        .bind(ts_u(ctx.received_ms))
+        .bind(quarantined)
+        .bind(ctx.clamped)
+        .execute(&mut **self.tx()?)
+        .await?;
+        if r.rows_affected() == 0 {
+            // apply_push only hands over ops above the locked cursor, so this would be a bug: refuse the batch.
+            return Err(HqError::Refused(format!("op {} of device {:x} was received twice", op.seq, ctx.device.0)));
+        }
+        Ok(())
+    }
+
+    async fn apply_op(&mut self, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
+        let incoming = match decode_op_payload(op) {
+            Ok(r) => r,
+            Err(e) => return Ok(Verdict::Invalid(e.to_string())),
+        };
+        if self.site.is_none() {
+            self.lock_device(ctx.device).await?;
+        }
+        let site = self.site.clone().unwrap_or_default();
+        let (t, _) = table(incoming.kind());
+        // Twice at most: a new record's insert finds its id taken only when another device's transaction inserted
+        // it meanwhile; the second round reads that row under its lock and merges into it.
+        for _ in 0..2 {
+            let old = sqlx::query(&format!("SELECT {COMMON}, record FROM {t} WHERE id = $1 FOR UPDATE"))
+                .bind(uuid_of(op.key.id))
+                .fetch_optional(&mut **self.tx()?)
+                .await?;
+            let (stored, new) = match old {
+                Some(row) => {
+                    let mut s = stored_from_row(&row)?;
+                    if !s.record.merge_from(&incoming) {
+                        return Ok(Verdict::Invalid(format!("record {:x} changed kind", op.key.id)));
+                    }
+                    s.updated_ms = ctx.received_ms;
+                    s.clock_flagged |= ctx.clamped;
+                    (s, false)
+                }
+                None => (
+                    StoredRecord {
+                        device: ctx.device.0,
+                        site: site.clone(),
+                        first_received_ms: ctx.received_ms,
+                        updated_ms: ctx.received_ms,
+                        skew_ms: ctx.skew_ms,
+                        clock_flagged: ctx.clamped,
+                        record: incoming.clone(),
+                    },
+                    true,
+                ),
+            };
+            if write_record(self.tx()?, &stored, new).await? {
+                self.receipt(op, ctx, false).await?;
+                return Ok(Verdict::Applied);
+            }
+        }
+        Err(HqError::Refused(format!("record {:x} could not be written", op.key.id)))
+    }
+}
+
+impl HqTx for PgBatch {
+    type Error = HqError;
+
+    fn device_cursor(&mut self, device: DeviceId) -> Result<u64, HqError> {
+        if let Some(c) = self.cursor {
+            return Ok(c);
+        }
+        let h = self.handle.clone();
+        h.block_on(self.lock_device(device))
+    }
+
+    fn apply(&mut self, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
+        let h = self.handle.clone();
+        h.block_on(self.apply_op(op, ctx))
+    }
+
+    fn quarantine(&mut self, op: &Op, ctx: &OpContext, reason: &str) -> Result<(), HqError> {
+        let h = self.handle.clone();
+        h.block_on(async {
+            sqlx::query(
+                "INSERT INTO quarantine (device, seq, kind, record_id, reason, received_at, op) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(uuid_of(ctx.device.0))
+            .bind(to_i64(op.seq, "op sequence")?)
+            .bind(i16::try_from(op.key.kind).unwrap_or(i16::MAX))
+            .bind(uuid_of(op.key.id))
+            .bind(reason)
+            .bind(ts_u(ctx.received_ms))
+            .bind(codec::encode(op)?)
+            .execute(&mut **self.tx()?)
+            .await?;
+            self.receipt(op, ctx, true).await
+        })
+    }
+
+    fn set_device_cursor(&mut self, device: DeviceId, seq: u64, at_ms: u64, skew_ms: i64) -> Result<(), HqError> {
+        let h = self.handle.clone();
+        h.block_on(async {
+            let r = sqlx::query(
+                "UPDATE devices SET last_seq = GREATEST(last_seq, $2), last_push_at = $3, skew_ms = $4 \
+                 WHERE device = $1",
+            )
+            .bind(uuid_of(device.0))
+            .bind(to_i64(seq, "op sequence")?)
+            .bind(ts_u(at_ms))
+            .bind(skew_ms)
+            .execute(&mut **self.tx()?)
+            .await?;
+            if r.rows_affected() == 0 {
+                return Err(HqError::Refused(format!("device {:x} is not enrolled", device.0)));
+            }
+            Ok(())
+        })
+    }
+
+    fn commit(mut self) -> Result<(), HqError> {
+        let tx = self.tx.take().ok_or_else(|| HqError::Refused("push transaction already ended".into()))?;
+        self.handle.block_on(tx.commit())?;
+        Ok(())
+    }
+}
