@@ -27,6 +27,8 @@ use guidedesk_sync::server::{ApplyError, apply_push, pull_page};
 use guidedesk_sync::{DeviceId, codec};
 
 use super::admin::{self, AdminRequest};
+use super::limits::{self, ApiOptions, RateLimiter};
+use super::reports_api::{self, OutboxReports};
 use super::store::{AuthDevice, AuthRefusal, EnrollRefusal, HqError, HqStore};
 
 /// Largest request body accepted (a push batch of a few thousand ops fits easily).
@@ -46,6 +48,12 @@ pub struct HqState {
     pub changelog_keep: usize,
     /// The admin endpoint's bearer token.
     pub admin_token: Arc<String>,
+    /// Reports, limits and timeouts (see [`super::limits`]).
+    pub api: Arc<ApiOptions>,
+    /// The per-client token buckets of this process.
+    pub limiter: RateLimiter,
+    /// What each kiosk last said about its outbox (in memory, this process only).
+    pub outbox: OutboxReports,
 }
 
 /// An error answer: status, stable code, message.
@@ -58,11 +66,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), retry_after: None }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
     }
 }
@@ -99,13 +112,15 @@ fn codec_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> 
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, format!("worker failed: {e}")))?
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
@@ -142,6 +157,7 @@ async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
         let req: PushRequest =
             codec::decode(&body).map_err(|e| ApiError::bad_request(format!("push body cannot be decoded: {e}")))?;
         same_device(&auth, req.device)?;
+        state.outbox.note(req.device, &headers, now_ms());
         let resp = apply_push(&*state.store, req.device, &req.ops, now_ms(), req.sent_at_ms).map_err(|e| match e {
             ApplyError::BadBatch(b) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_BATCH, b.to_string()),
             ApplyError::Storage(s) => ApiError::from(s),
@@ -231,6 +247,8 @@ async fn json_errors(resp: Response) -> Response {
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,
             StatusCode::NOT_FOUND => codes::NOT_FOUND,
+            StatusCode::REQUEST_TIMEOUT => super::limits::TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS => super::limits::RATE_LIMITED,
             s if s.is_server_error() => codes::INTERNAL,
             _ => codes::BAD_REQUEST,
         };
@@ -247,8 +265,12 @@ pub fn router(state: HqState) -> Router {
         .route(PULL_PATH, post(pull))
         .route(ENROLL_PATH, post(enroll))
         .route("/v1/health", get(|| async { "ok" }))
+        .route(reports_api::SUMMARY_PATH, get(reports_api::summary))
+        .route(reports_api::TABLE_CSV_PATH, get(reports_api::table_csv))
+        .route(reports_api::OVERVIEW_PATH, get(reports_api::overview))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(stamp_time))
         .with_state(state)
@@ -386,6 +408,11 @@ impl Drop for RunningHq {
 
 /// Starts serving `store` in the background and returns once the listeners are bound.
 pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeError> {
+    start_with(store, options, ApiOptions::default())
+}
+
+/// [`start`] with reporting, limit and timeout options.
+pub fn start_with(store: HqStore, options: &ServeOptions, api: ApiOptions) -> Result<RunningHq, ServeError> {
     if options.tls.is_none() && !options.allow_plain_http && !options.listen.ip().is_loopback() {
         return Err(ServeError::PlainHttp(options.listen));
     }
@@ -406,8 +433,14 @@ pub fn start(store: HqStore, options: &ServeOptions) -> Result<RunningHq, ServeE
     if let (Some(file), Some(a)) = (&options.admin_file, admin_addr) {
         admin::write_admin_file(file, &format!("http://{a}"), &admin_token)?;
     }
-    let state =
-        HqState { store: Arc::new(store), changelog_keep: options.changelog_keep, admin_token: Arc::new(admin_token) };
+    let state = HqState {
+        store: Arc::new(store),
+        changelog_keep: options.changelog_keep,
+        admin_token: Arc::new(admin_token),
+        api: Arc::new(api),
+        limiter: RateLimiter::default(),
+        outbox: OutboxReports::default(),
+    };
     let handle = axum_server::Handle::new();
     let admin_handle = axum_server::Handle::new();
     let runtime =
