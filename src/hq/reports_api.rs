@@ -273,7 +273,7 @@ pub fn site_summary(
 }
 
 /// A table as JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TableJson {
     /// Stable name (the CSV endpoint's `table=`).
     pub name: &'static str,
@@ -286,21 +286,25 @@ pub struct TableJson {
 }
 
 /// The JSON summary of a period.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SummaryJson {
     /// The site, or `null` for all sites.
     pub site: Option<String>,
     /// First day.
+    #[schema(value_type = String, format = Date)]
     pub from: NaiveDate,
     /// Last day (included).
+    #[schema(value_type = String, format = Date)]
     pub to: NaiveDate,
     /// The day figures are as of.
+    #[schema(value_type = String, format = Date)]
     pub as_of: NaiveDate,
     /// The UTC offset local days are taken at.
     pub utc_offset: String,
     /// Records folded in.
     pub records: usize,
     /// The headline KPIs, in the documents' order.
+    #[schema(value_type = Vec<Object>)]
     pub kpis: Vec<crate::reports::Kpi>,
     /// Every table of the monthly report.
     pub tables: Vec<TableJson>,
@@ -313,6 +317,7 @@ fn json_response<T: Serialize>(v: &T) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/reports/summary`.
+#[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", security(("reports_token" = [])), params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day (included), YYYY-MM-DD"), ("site" = Option<String>, Query, description = "one site; all sites when absent"), ("lang" = Option<String>, Query, description = "zh-CN (default) or en")), responses((status = 200, description = "the summary", body = SummaryJson), (status = 400, description = "bad query", body = super::openapi::ErrorJson), (status = 401, description = "no or wrong reporting token", body = super::openapi::ErrorJson), (status = 403, description = "a kiosk credential, or reports disabled", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 pub async fn summary(
     State(state): State<HqState>,
     headers: HeaderMap,
@@ -348,6 +353,7 @@ pub async fn summary(
 }
 
 /// `GET /v1/reports/table.csv`.
+#[utoipa::path(get, path = "/v1/reports/table.csv", tag = "reports", security(("reports_token" = [])), params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day (included), YYYY-MM-DD"), ("site" = Option<String>, Query, description = "one site; all sites when absent"), ("lang" = Option<String>, Query, description = "zh-CN (default) or en"), ("table" = String, Query, description = "table name, e.g. kpis")), responses((status = 200, description = "the table as CSV", content_type = "text/csv", body = String), (status = 400, description = "bad query", body = super::openapi::ErrorJson), (status = 401, description = "no or wrong reporting token", body = super::openapi::ErrorJson), (status = 403, description = "a kiosk credential, or reports disabled", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 pub async fn table_csv(
     State(state): State<HqState>,
     headers: HeaderMap,
@@ -398,6 +404,7 @@ fn time_text(ms: u64, offset: FixedOffset) -> String {
 }
 
 /// `GET /v1/overview`: the HTML overview.
+#[utoipa::path(get, path = "/v1/overview", tag = "reports", security(("reports_token" = [])), params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day (included), YYYY-MM-DD"), ("site" = Option<String>, Query, description = "one site; all sites when absent"), ("lang" = Option<String>, Query, description = "zh-CN (default) or en")), responses((status = 200, description = "the overview page", content_type = "text/html", body = String), (status = 400, description = "bad query", body = super::openapi::ErrorJson), (status = 401, description = "no or wrong reporting token", body = super::openapi::ErrorJson), (status = 403, description = "a kiosk credential, or reports disabled", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 pub async fn overview(
     State(state): State<HqState>,
     headers: HeaderMap,

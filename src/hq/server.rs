@@ -20,8 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use guidedesk_sync::protocol::{
-    self, CONTENT_TYPE, ENROLL_PATH, EnrollRequest, EnrollResponse, ErrorBody, PULL_PATH, PUSH_PATH, PullRequest,
-    PushRequest, SERVER_TIME_HEADER, codes,
+    self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PushRequest, SERVER_TIME_HEADER, codes,
 };
 use guidedesk_sync::server::{ApplyError, apply_push, pull_page};
 use guidedesk_sync::{DeviceId, codec};
@@ -151,6 +150,10 @@ fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
     }
 }
 
+/// Applies a batch of ops (codec body `PushRequest` → `PushResponse`).
+#[utoipa::path(post, path = "/v1/push", tag = "sync", security(("device_credential" = [])),
+    request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PushRequest"),
+    responses((status = 200, description = "codec-encoded PushResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let auth = authenticate(&state.store, &headers)?;
@@ -168,6 +171,10 @@ async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
     .await
 }
 
+/// A page of a change stream (codec body `PullRequest` → `PullResponse`).
+#[utoipa::path(post, path = "/v1/pull", tag = "sync", security(("device_credential" = [])),
+    request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PullRequest"),
+    responses((status = 200, description = "codec-encoded PullResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let auth = authenticate(&state.store, &headers)?;
@@ -181,6 +188,10 @@ async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
     .await
 }
 
+/// Trades a one-time code for a device credential.
+#[utoipa::path(post, path = "/v1/enroll", tag = "sync",
+    request_body(content = super::openapi::EnrollJson, content_type = "application/json"),
+    responses((status = 200, description = "enrolled", body = super::openapi::EnrolledJson), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn enroll(State(state): State<HqState>, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let req: EnrollRequest = serde_json::from_slice(&body)
@@ -258,16 +269,40 @@ async fn json_errors(resp: Response) -> Response {
     resp
 }
 
+/// Answers the health check.
+#[utoipa::path(get, path = "/v1/health", tag = "sync", responses((status = 200, description = "`ok`", body = String), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson)))]
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn openapi_json(doc: &str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.to_owned()).into_response()
+}
+
+/// Every documented route: routing and the `OpenAPI` paths come from the same `routes!` calls.
+pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<HqState> {
+    use utoipa::OpenApi as _;
+    utoipa_axum::router::OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(push))
+        .routes(utoipa_axum::routes!(pull))
+        .routes(utoipa_axum::routes!(enroll))
+        .routes(utoipa_axum::routes!(health))
+        .routes(utoipa_axum::routes!(reports_api::summary))
+        .routes(utoipa_axum::routes!(reports_api::table_csv))
+        .routes(utoipa_axum::routes!(reports_api::overview))
+}
+
+/// The `OpenAPI` document of [`router`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
 /// The kiosk-facing router.
 pub fn router(state: HqState) -> Router {
-    Router::new()
-        .route(PUSH_PATH, post(push))
-        .route(PULL_PATH, post(pull))
-        .route(ENROLL_PATH, post(enroll))
-        .route("/v1/health", get(|| async { "ok" }))
-        .route(reports_api::SUMMARY_PATH, get(reports_api::summary))
-        .route(reports_api::TABLE_CSV_PATH, get(reports_api::table_csv))
-        .route(reports_api::OVERVIEW_PATH, get(reports_api::overview))
+    let (routes, api) = api_routes().split_for_parts();
+    let doc = Arc::new(api.to_json().unwrap_or_default());
+    routes
+        .route(super::openapi::OPENAPI_PATH, get(move || std::future::ready(openapi_json(&doc))))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))

@@ -274,3 +274,49 @@ fn rate_limit_answers_429_json_with_retry_after_per_client() {
     // Another credential has its own bucket.
     assert_ne!(get(hq.addr(), "/v1/overview", Some(TOKEN)).0, 429);
 }
+
+#[test]
+fn openapi_json_documents_exactly_the_routed_paths_with_json_errors() {
+    use guidedesk_sync::protocol::{ENROLL_PATH, PULL_PATH, PUSH_PATH};
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start(&dir.path().join("hq"), with_token());
+    let (status, head, body) = get(hq.addr(), "/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/json"));
+    let spec = json(&body);
+    assert_eq!(spec, serde_json::to_value(server::openapi()).unwrap(), "served = generated");
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = spec["paths"].as_object().unwrap();
+    // The sync protocol's own constants are what is routed and documented.
+    for p in [
+        PUSH_PATH,
+        PULL_PATH,
+        ENROLL_PATH,
+        "/v1/health",
+        "/v1/reports/summary",
+        "/v1/reports/table.csv",
+        "/v1/overview",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the spec");
+    }
+    assert!(spec["components"]["schemas"]["ErrorJson"]["properties"]["code"].is_object());
+    assert!(spec["components"]["schemas"]["SummaryJson"].is_object());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            // Every documented operation is routed: it never falls through to the 404 fallback or gets 405.
+            let (got, _, body) = request(hq.addr(), &method.to_ascii_uppercase(), path, &[], b"");
+            assert!(got != 404 && got != 405, "{method} {path}: {got} {}", String::from_utf8_lossy(&body));
+            // Errors are documented as the JSON error body.
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("429"), "{method} {path}");
+            for (code, r) in responses {
+                if code.starts_with('4') || code.starts_with('5') {
+                    let schema = &r["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(schema, "#/components/schemas/ErrorJson", "{method} {path} {code}");
+                }
+            }
+        }
+    }
+    // A path that is not documented is not routed.
+    assert_eq!(get(hq.addr(), "/v1/reports/other", Some(TOKEN)).0, 404);
+}
