@@ -301,7 +301,7 @@ pub struct SummaryJson {
     pub as_of: NaiveDate,
     /// The UTC offset local days are taken at.
     pub utc_offset: String,
-    /// Records folded in.
+    /// Records folded in (cases of the accountability look-back included).
     pub records: usize,
     /// The headline KPIs, in the documents' order.
     #[schema(value_type = Vec<Object>)]

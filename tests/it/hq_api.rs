@@ -320,3 +320,46 @@ fn openapi_json_documents_exactly_the_routed_paths_with_json_errors() {
     // A path that is not documented is not routed.
     assert_eq!(get(hq.addr(), "/v1/reports/other", Some(TOKEN)).0, 404);
 }
+
+#[test]
+fn records_from_a_kiosk_with_a_wrong_clock_are_filed_under_corrected_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start(&dir.path().join("hq"), with_token());
+    let ahead = 3 * 24 * 3_600_000_i64;
+    let kdir = dir.path().join("k");
+    let clock = Arc::new(ManualClock::new(Moment(now().0 + ahead)));
+    let store = Store::open_with(&kdir, StoreOptions { clock, utc_offset: china_offset() }).unwrap();
+    let code = hq.store().create_code("main", "d1", server::now_ms(), 3_600_000).unwrap();
+    let (cred, _) = kiosk_sync::enroll(&store, &kdir, &hq.url(), &code, None, false).unwrap();
+    demo::generate(&store, DemoOptions { days: 4, per_day: 10, seed: 5 }).unwrap();
+    let r = kiosk_sync::sync_with(&store, &cred, &SyncOptions { batch: 500, ..SyncOptions::default() }).unwrap();
+    assert_eq!(r.pending, 0);
+    let skew = hq.store().devices().unwrap()[0].1.skew_ms;
+    assert!((skew - ahead).abs() < 60_000, "HQ saw the skew: {skew}");
+
+    let today = now().local_date(china_offset());
+    // The kiosk filed its records up to three days in the future; HQ files none there.
+    let future =
+        format!("/v1/reports/summary?from={}&to={}", today + chrono::Days::new(1), today + chrono::Days::new(4));
+    let v = json(&get(hq.addr(), &future, Some(TOKEN)).2);
+    let by_day = v["tables"].as_array().unwrap().iter().find(|t| t["name"] == "arrivals_by_day").unwrap();
+    let rows = by_day["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r[2] == "0"), "no arrivals in the future: {by_day}");
+    assert!(v["kpis"].as_array().unwrap().iter().all(|k| k["denominator"] == 0), "{v}");
+    // Over the days they really happened, the figures are those of the records moved back by the skew.
+    let from = today - chrono::Days::new(9);
+    let v = json(&get(hq.addr(), &format!("/v1/reports/summary?from={from}&to={today}"), Some(TOKEN)).2);
+    let mut filed = Vec::new();
+    for rec in records(&store) {
+        let stored = hq.store().record(rec.kind(), rec.id().as_u128()).unwrap().unwrap();
+        assert_eq!(stored.corrected_business_ms(), rec.occurred_at().0 - stored.skew_ms);
+        filed.push(guidedesk::hq::reports_api::filed_record(&stored));
+    }
+    let expected = summarize(filed.iter(), params(from, today), &ReferenceData::bundled().unwrap());
+    assert!(expected.agg.arrivals.total > 0);
+    assert_eq!(v["records"], filed.len(), "every record lands in the real period");
+    let got: Vec<u64> = v["kpis"].as_array().unwrap().iter().map(|k| k["denominator"].as_u64().unwrap()).collect();
+    let want: Vec<u64> = expected.headline().iter().map(|k| k.denominator).collect();
+    assert_eq!(got, want);
+}
