@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use guidedesk::hq::admin::{self, ADMIN_FILE, AdminRequest, DEFAULT_CODE_TTL_HOURS};
 use guidedesk::hq::backend::HqBackend;
 use guidedesk::hq::pg::{PgConfig, PgStore};
+use guidedesk::hq::limits::{ApiOptions, RateLimit};
+use guidedesk::hq::reports_api::ReportsToken;
 use guidedesk::hq::server::{self, ServeOptions, TlsFiles};
 use guidedesk::hq::store::{HqError, HqStore};
 use guidedesk_sync::client::{ClientConfig, HttpTransport};
@@ -67,6 +69,19 @@ enum Command {
         /// a full snapshot)
         #[arg(long, default_value_t = DEFAULT_CHANGELOG_KEEP, value_name = "N")]
         changelog_keep: usize,
+        /// File whose first line is the HQ reporting token (at least 32 characters); enables the report endpoints
+        /// and the overview page
+        #[arg(long, value_name = "FILE")]
+        reports_token_file: Option<PathBuf>,
+        /// Requests per second each client (credential) may make, sustained; 0 turns the rate limit off
+        #[arg(long, default_value_t = 20.0, value_name = "N")]
+        rate_per_second: f64,
+        /// Requests each client may make in a burst
+        #[arg(long, default_value_t = 60, value_name = "N")]
+        rate_burst: u32,
+        /// Seconds a request may take before HQ answers 503 timeout
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        request_timeout: u64,
     },
     /// Make a one-time enrolment code for a desk (works while the server runs); the code is the last line printed
     EnrollCode {
@@ -172,12 +187,43 @@ fn admin_call(cli: &Cli, req: &AdminRequest) -> Result<serde_json::Value> {
 
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
-        Command::Serve { listen, tls_cert, tls_key, allow_plain_http, changelog_keep } => {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            allow_plain_http,
+            changelog_keep,
+            reports_token_file,
+            rate_per_second,
+            rate_burst,
+            request_timeout,
+        } => {
             let (listen, allow_plain_http, changelog_keep) = (*listen, *allow_plain_http, *changelog_keep);
+            let (rate_per_second, rate_burst, request_timeout) = (*rate_per_second, *rate_burst, *request_timeout);
             if tls_cert.is_none() && !allow_plain_http && !listen.ip().is_loopback() {
                 // Refuse before touching the data directory or the database.
                 return Err(server::ServeError::PlainHttp(listen).into());
             }
+            let reports_token = match reports_token_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+                    Some(ReportsToken::new(&text).with_context(|| format!("{}", f.display()))?)
+                }
+                None => None,
+            };
+            if !rate_per_second.is_finite() || rate_per_second < 0.0 {
+                bail!("--rate-per-second must be a number of requests per second, 0 or more");
+            }
+            if request_timeout == 0 {
+                bail!("--request-timeout must be at least 1 second");
+            }
+            let api = ApiOptions {
+                reports_token,
+                rate_limit: (rate_per_second > 0.0)
+                    .then_some(RateLimit { per_second: rate_per_second, burst: rate_burst }),
+                request_timeout: std::time::Duration::from_secs(request_timeout),
+                ..ApiOptions::default()
+            };
             // PostgreSQL: no admin endpoint (administration goes to the database, so any number of HQ processes
             // can serve it). Embedded: the admin endpoint file in the data directory.
             let (store, admin_file, dir) = if let Some(cfg) = pg_config(cli) {
@@ -192,7 +238,7 @@ fn run(cli: &Cli) -> Result<()> {
             };
             let backend = store.kind();
             let options = ServeOptions { listen, tls, allow_plain_http, changelog_keep, admin_file };
-            let running = server::start(store, &options)?;
+            let running = server::start_with(store, &options, api)?;
             eprintln!("guidedesk-hq: {backend} store");
             println!("guidedesk-hq: listening on {}", running.url());
             std::io::stdout().flush()?;

@@ -7,6 +7,9 @@
 //! - [`backend`]: [`backend::HqBackend`], either store behind one type.
 //! - [`server`]: the axum service (sync endpoints, loopback admin endpoint), HTTPS with rustls.
 //! - [`admin`]: administration commands that work with or without the server running.
+//! - [`reports_api`]: cross-site reports (JSON, CSV) and the HTML overview, behind the reporting token.
+//! - [`openapi`]: the `OpenAPI` document (`/openapi.json`), generated from the handlers.
+//! - [`limits`]: per-request deadline and per-client rate limit.
 //!
 //! The push/pull rules themselves live in the domain-agnostic `guidedesk_sync::server`; this module supplies the
 //! storage behind them.
@@ -14,5 +17,8 @@
 pub mod admin;
 pub mod backend;
 pub mod pg;
+pub mod limits;
+pub mod openapi;
+pub mod reports_api;
 pub mod server;
 pub mod store;

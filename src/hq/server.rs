@@ -20,14 +20,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use guidedesk_sync::protocol::{
-    self, CONTENT_TYPE, ENROLL_PATH, EnrollRequest, EnrollResponse, ErrorBody, PULL_PATH, PUSH_PATH, PullRequest,
-    PushRequest, SERVER_TIME_HEADER, codes,
+    self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PushRequest, SERVER_TIME_HEADER, codes,
 };
 use guidedesk_sync::server::{ApplyError, apply_push, pull_page};
 use guidedesk_sync::{DeviceId, codec};
 
 use super::admin::{self, AdminRequest};
 use super::backend::HqBackend;
+use super::limits::{self, ApiOptions, RateLimiter};
+use super::reports_api::{self, OutboxReports};
 use super::store::{AuthDevice, AuthRefusal, EnrollRefusal, HqError};
 
 /// Largest request body accepted (a push batch of a few thousand ops fits easily).
@@ -47,6 +48,12 @@ pub struct HqState {
     pub changelog_keep: usize,
     /// The admin endpoint's bearer token.
     pub admin_token: Arc<String>,
+    /// Reports, limits and timeouts (see [`super::limits`]).
+    pub api: Arc<ApiOptions>,
+    /// The per-client token buckets of this process.
+    pub limiter: RateLimiter,
+    /// What each kiosk last said about its outbox (in memory, this process only).
+    pub outbox: OutboxReports,
 }
 
 /// An error answer: status, stable code, message.
@@ -59,11 +66,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), retry_after: None }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, message)
     }
 }
@@ -100,13 +112,15 @@ fn codec_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> 
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, format!("worker failed: {e}")))?
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
@@ -137,12 +151,17 @@ fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
     }
 }
 
+/// Applies a batch of ops (codec body `PushRequest` → `PushResponse`).
+#[utoipa::path(post, path = "/v1/push", tag = "sync", security(("device_credential" = [])),
+    request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PushRequest"),
+    responses((status = 200, description = "codec-encoded PushResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let auth = authenticate(&state.store, &headers)?;
         let req: PushRequest =
             codec::decode(&body).map_err(|e| ApiError::bad_request(format!("push body cannot be decoded: {e}")))?;
         same_device(&auth, req.device)?;
+        state.outbox.note(req.device, &headers, now_ms());
         let resp = apply_push(&*state.store, req.device, &req.ops, now_ms(), req.sent_at_ms).map_err(|e| match e {
             ApplyError::BadBatch(b) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_BATCH, b.to_string()),
             ApplyError::Storage(s) => ApiError::from(s),
@@ -153,6 +172,10 @@ async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
     .await
 }
 
+/// A page of a change stream (codec body `PullRequest` → `PullResponse`).
+#[utoipa::path(post, path = "/v1/pull", tag = "sync", security(("device_credential" = [])),
+    request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PullRequest"),
+    responses((status = 200, description = "codec-encoded PullResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let auth = authenticate(&state.store, &headers)?;
@@ -166,6 +189,10 @@ async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
     .await
 }
 
+/// Trades a one-time code for a device credential.
+#[utoipa::path(post, path = "/v1/enroll", tag = "sync",
+    request_body(content = super::openapi::EnrollJson, content_type = "application/json"),
+    responses((status = 200, description = "enrolled", body = super::openapi::EnrolledJson), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn enroll(State(state): State<HqState>, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let req: EnrollRequest = serde_json::from_slice(&body)
@@ -232,6 +259,8 @@ async fn json_errors(resp: Response) -> Response {
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,
             StatusCode::NOT_FOUND => codes::NOT_FOUND,
+            StatusCode::REQUEST_TIMEOUT => super::limits::TIMEOUT,
+            StatusCode::TOO_MANY_REQUESTS => super::limits::RATE_LIMITED,
             s if s.is_server_error() => codes::INTERNAL,
             _ => codes::BAD_REQUEST,
         };
@@ -241,15 +270,43 @@ async fn json_errors(resp: Response) -> Response {
     resp
 }
 
+/// Answers the health check.
+#[utoipa::path(get, path = "/v1/health", tag = "sync", responses((status = 200, description = "`ok`", body = String), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson)))]
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn openapi_json(doc: &str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.to_owned()).into_response()
+}
+
+/// Every documented route: routing and the `OpenAPI` paths come from the same `routes!` calls.
+pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<HqState> {
+    use utoipa::OpenApi as _;
+    utoipa_axum::router::OpenApiRouter::with_openapi(super::openapi::ApiDoc::openapi())
+        .routes(utoipa_axum::routes!(push))
+        .routes(utoipa_axum::routes!(pull))
+        .routes(utoipa_axum::routes!(enroll))
+        .routes(utoipa_axum::routes!(health))
+        .routes(utoipa_axum::routes!(reports_api::summary))
+        .routes(utoipa_axum::routes!(reports_api::table_csv))
+        .routes(utoipa_axum::routes!(reports_api::overview))
+}
+
+/// The `OpenAPI` document of [`router`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
 /// The kiosk-facing router.
 pub fn router(state: HqState) -> Router {
-    Router::new()
-        .route(PUSH_PATH, post(push))
-        .route(PULL_PATH, post(pull))
-        .route(ENROLL_PATH, post(enroll))
-        .route("/v1/health", get(|| async { "ok" }))
+    let (routes, api) = api_routes().split_for_parts();
+    let doc = Arc::new(api.to_json().unwrap_or_default());
+    routes
+        .route(super::openapi::OPENAPI_PATH, get(move || std::future::ready(openapi_json(&doc))))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(stamp_time))
         .with_state(state)
@@ -389,6 +446,11 @@ impl Drop for RunningHq {
 
 /// Starts serving `store` in the background and returns once the listeners are bound.
 pub fn start(store: impl Into<HqBackend>, options: &ServeOptions) -> Result<RunningHq, ServeError> {
+    start_with(store, options, ApiOptions::default())
+}
+
+/// [`start`] with reporting, limit and timeout options.
+pub fn start_with(store: impl Into<HqBackend>, options: &ServeOptions, api: ApiOptions) -> Result<RunningHq, ServeError> {
     if options.tls.is_none() && !options.allow_plain_http && !options.listen.ip().is_loopback() {
         return Err(ServeError::PlainHttp(options.listen));
     }
@@ -413,6 +475,9 @@ pub fn start(store: impl Into<HqBackend>, options: &ServeOptions) -> Result<Runn
         store: Arc::new(store.into()),
         changelog_keep: options.changelog_keep,
         admin_token: Arc::new(admin_token),
+        api: Arc::new(api),
+        limiter: RateLimiter::default(),
+        outbox: OutboxReports::default(),
     };
     let handle = axum_server::Handle::new();
     let admin_handle = axum_server::Handle::new();

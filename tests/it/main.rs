@@ -30,3 +30,7 @@ pub fn guidedesk(data_dir: &Path, args: &[&str]) -> Output {
 // Sync with a real HQ needs the `hq` feature (`cargo test --workspace --all-features`).
 #[cfg(feature = "hq")]
 mod sync;
+
+// HQ's reports, overview and limits (feature `hq`).
+#[cfg(feature = "hq")]
+mod hq_api;
