@@ -183,9 +183,17 @@ impl Store {
             });
         }
         let path = dir.join(FILE_NAME);
-        let mut db = open_db(&path, dir)?;
+        let (mut db, checked) = open_db(&path, dir, key_path)?;
         let storage = |e: StoreError| OpenError::Storage { path: path.clone(), source: Box::new(e) };
-        let (key, stored_check) = load_key(&db, &path, key_path)?;
+        let (key, stored_check) = match checked {
+            Some(k) => k,
+            None => {
+                let tx = db.begin_read().map_err(|e| storage(e.into()))?;
+                let check = read_key_check(&tx).map_err(storage)?;
+                drop(tx);
+                resolve_key(check, &path, key_path)?
+            }
+        };
         let keys = key.derive();
         let tx = db.begin_write().map_err(|e| storage(e.into()))?;
         let (device, last_hlc, migrated_data) = {
@@ -977,8 +985,15 @@ fn map_db_error(e: redb::DatabaseError, path: &Path, dir: &Path) -> OpenError {
 
 /// Opens the database file. An existing file is first inspected read-only, so a file that is not a GuideDesk store
 /// is refused without a single byte written to it. (A file that needs crash recovery cannot be opened read-only; it
-/// is recovered by the read-write open and then checked.)
-fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
+/// is recovered by the read-write open and then checked.) The store key is resolved during the read-only
+/// inspection too, so a missing or wrong key refuses the store before redb's read-write open touches the file; the
+/// key is returned when it was resolved there.
+#[allow(clippy::type_complexity)]
+fn open_db(
+    path: &Path,
+    dir: &Path,
+    key_path: &Path,
+) -> Result<(Database, Option<(StoreKey, Option<Vec<u8>>)>), OpenError> {
     use std::io::Read;
     let len = match std::fs::metadata(path) {
         Ok(m) => m.len(),
@@ -987,7 +1002,7 @@ fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
     };
     if len == 0 {
         // Absent, or created but never initialised (a crash before the first commit): nothing to lose.
-        return Database::builder().create(path).map_err(|e| map_db_error(e, path, dir));
+        return Ok((Database::builder().create(path).map_err(|e| map_db_error(e, path, dir))?, None));
     }
     let mut head = [0u8; 4];
     let n = std::fs::File::open(path)
@@ -1016,13 +1031,16 @@ fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
                 None
             };
             identity(&names, magic.as_deref(), path)?;
+            let check = read_key_check(&tx).map_err(storage)?;
             drop(tx);
             drop(ro);
+            let key = resolve_key(check, path, key_path)?;
+            return Ok((Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))?, Some(key)));
         }
         Err(redb::DatabaseError::RepairAborted) => {}
         Err(e) => return Err(map_db_error(e, path, dir)),
     }
-    Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))
+    Ok((Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))?, None))
 }
 
 /// Decides from the table names and the magic value whether a file is a GuideDesk store (or an empty database to
@@ -1066,16 +1084,11 @@ fn check_identity(tx: &WriteTransaction, path: &Path) -> Result<(), OpenError> {
 /// that matches it: a missing or different key is refused, and a key left pending by an interrupted rotation
 /// (`<key file>.new`) is moved into place. A store without a key check (new, or plaintext from before encryption)
 /// uses the key file if there is one, else a new key written to a new file. Returns the key and the stored check.
-fn load_key(db: &Database, path: &Path, key_path: &Path) -> Result<(StoreKey, Option<Vec<u8>>), OpenError> {
-    let storage = |e: StoreError| OpenError::Storage { path: path.to_path_buf(), source: Box::new(e) };
-    let stored: Option<Vec<u8>> = {
-        let tx = db.begin_read().map_err(|e| storage(e.into()))?;
-        match tx.open_table(tables::META) {
-            Ok(m) => m.get(meta::KEY_CHECK).map_err(|e| storage(e.into()))?.map(|g| g.value().to_vec()),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(storage(e.into())),
-        }
-    };
+fn resolve_key(
+    stored: Option<Vec<u8>>,
+    path: &Path,
+    key_path: &Path,
+) -> Result<(StoreKey, Option<Vec<u8>>), OpenError> {
     let Some(check) = stored else {
         let key = if key_path.exists() {
             StoreKey::load(key_path)?
@@ -1113,6 +1126,15 @@ fn load_key(db: &Database, path: &Path, key_path: &Path) -> Result<(StoreKey, Op
             found: k.derive().id(),
             expected,
         }),
+    }
+}
+
+/// The stored `meta.key_check`, if the store has one.
+fn read_key_check(tx: &ReadTransaction) -> Result<Option<Vec<u8>>, StoreError> {
+    match tx.open_table(tables::META) {
+        Ok(m) => Ok(m.get(meta::KEY_CHECK)?.map(|g| g.value().to_vec())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1689,6 +1711,8 @@ pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset, keys: &Key
     Ok(())
 }
 
+#[cfg(test)]
+mod crypto_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]
