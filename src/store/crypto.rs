@@ -124,9 +124,7 @@ impl StoreKey {
              backup of the store.\n",
         );
         text.push_str(KEY_LINE);
-        for b in self.0.iter() {
-            text.push_str(&format!("{b:02x}"));
-        }
+        text.push_str(&hex(self.0.as_ref()));
         text.push('\n');
         f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
         Ok(())
@@ -229,7 +227,7 @@ impl Keys {
         m.update(&[0]);
         m.update(text.as_bytes());
         let out = m.finalize().into_bytes();
-        out[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&out[..16])
     }
 
     /// Blind keys of every prefix of `name` up to [`NAME_PREFIX_CHARS`] characters.
@@ -249,6 +247,17 @@ impl Keys {
         let end = prefix.char_indices().nth(NAME_PREFIX_CHARS).map_or(prefix.len(), |(i, _)| i);
         self.blind("name", &prefix[..end])
     }
+}
+
+/// Lower-case hex digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// Whether stored bytes are a sealed value.

@@ -185,14 +185,13 @@ impl Store {
         let path = dir.join(FILE_NAME);
         let (mut db, checked) = open_db(&path, dir, key_path)?;
         let storage = |e: StoreError| OpenError::Storage { path: path.clone(), source: Box::new(e) };
-        let (key, stored_check) = match checked {
-            Some(k) => k,
-            None => {
-                let tx = db.begin_read().map_err(|e| storage(e.into()))?;
-                let check = read_key_check(&tx).map_err(storage)?;
-                drop(tx);
-                resolve_key(check, &path, key_path)?
-            }
+        let (key, stored_check) = if let Some(k) = checked {
+            k
+        } else {
+            let tx = db.begin_read().map_err(|e| storage(e.into()))?;
+            let check = read_key_check(&tx).map_err(storage)?;
+            drop(tx);
+            resolve_key(check, &path, key_path)?
         };
         let keys = key.derive();
         let tx = db.begin_write().map_err(|e| storage(e.into()))?;
