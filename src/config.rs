@@ -278,6 +278,14 @@ mod tests {
     }
 
     #[test]
+    fn store_section() {
+        let c = Config::parse("[store]\nkey_file = \"/media/usb/kiosk.key\"\n").unwrap();
+        assert_eq!(c.store.key_file.as_deref(), Some(Path::new("/media/usb/kiosk.key")));
+        assert_eq!(Config::default().store.key_file, None);
+        assert!(Config::parse("[store]\nkeyfile = \"x\"").unwrap_err().contains("keyfile"));
+    }
+
+    #[test]
     fn missing_file_gives_defaults_and_bad_file_names_path() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), Config::default());

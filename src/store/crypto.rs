@@ -249,6 +249,16 @@ impl Keys {
     }
 }
 
+/// Where a record value is stored, bound as associated data and named in errors: `rec_<kind> record <id hex>`.
+pub fn record_place(table: &str, id: u128) -> String {
+    format!("{table} record {id:032x}")
+}
+
+/// Where an outbox op is stored: `outbox op <seq>`.
+pub fn outbox_place(seq: u64) -> String {
+    format!("outbox op {seq}")
+}
+
 /// Lower-case hex digits of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

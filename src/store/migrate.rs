@@ -87,7 +87,7 @@ fn encrypt_at_rest(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), 
             }
         }
         for (id, bytes) in plain {
-            let sealed = env.keys.seal(&super::record_place(def.name(), id), &bytes)?;
+            let sealed = env.keys.seal(&crypto::record_place(def.name(), id), &bytes)?;
             t.insert(id, sealed.as_slice())?;
         }
     }
@@ -100,7 +100,7 @@ fn encrypt_at_rest(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), 
         }
     }
     for (seq, bytes) in plain {
-        ob.insert(seq, env.keys.seal(&super::outbox_place(seq), &bytes)?.as_slice())?;
+        ob.insert(seq, env.keys.seal(&crypto::outbox_place(seq), &bytes)?.as_slice())?;
     }
     drop(ob);
     super::rebuild_indexes_in(tx, env.offset, env.keys)

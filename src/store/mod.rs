@@ -1219,15 +1219,7 @@ fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
     Ok(codec::decode::<R>(split_schema(R::KIND, bytes)?)?)
 }
 
-/// Where a record value is stored, for sealing (associated data) and error messages: `rec_<kind>:<id hex>`.
-pub(crate) fn record_place(table: &str, id: u128) -> String {
-    format!("{table} record {id:032x}")
-}
-
-/// Where an outbox op is stored: `outbox:<seq>`.
-pub(crate) fn outbox_place(seq: u64) -> String {
-    format!("outbox op {seq}")
-}
+use crypto::{outbox_place, record_place};
 
 /// Decrypts and decodes a stored record.
 fn open_record<R: Record>(keys: &Keys, id: u128, sealed: &[u8]) -> Result<R, StoreError> {

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod import;
+mod keys;
 mod patient;
 mod report;
 mod roundtrip;
