@@ -104,12 +104,39 @@ impl StoreKey {
         Ok(StoreKey(k))
     }
 
-    /// Writes the key to a new file with mode 0600; never replaces an existing file. The data is synced to disk.
+    /// Writes the key to a new file with mode 0600; never replaces an existing file. The key is written to a
+    /// temporary file, synced, then linked into place, so a crash never leaves a partial key file (on file systems
+    /// without hard links, such as FAT on a USB stick, it is written in place with `create_new`).
     pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
         let io = |source| KeyError::Io { path: path.to_path_buf(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
+        if path.exists() {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a key file is already there")));
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        self.write_file(&tmp).map_err(io)?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(io(e)),
+            Err(_) => self.write_file(path).map_err(io)?,
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(d) = std::fs::File::open(parent)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Creates `path` (which must not exist) with mode 0600 and the key, synced to disk.
+    fn write_file(&self, path: &Path) -> std::io::Result<()> {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -117,7 +144,7 @@ impl StoreKey {
             use std::os::unix::fs::OpenOptionsExt as _;
             opts.mode(0o600);
         }
-        let mut f = opts.open(path).map_err(io)?;
+        let mut f = opts.open(path)?;
         let mut text = Zeroizing::new(String::with_capacity(200));
         text.push_str(
             "# GuideDesk store key. Without it the kiosk store cannot be read: keep a copy offline, never beside a \
@@ -126,8 +153,8 @@ impl StoreKey {
         text.push_str(KEY_LINE);
         text.push_str(&hex(self.0.as_ref()));
         text.push('\n');
-        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
-        Ok(())
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
     }
 
     /// The derived keys.
