@@ -105,6 +105,22 @@ impl SyncConfig {
     }
 }
 
+/// The kiosk store (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The store key file (relative paths are inside the data directory) [default: `guidedesk.key` in the data
+    /// directory]. The `GUIDEDESK_KEY_FILE` environment variable overrides it.
+    pub key_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// Where the store key file is for this data directory (environment variable, else setting, else default).
+    pub fn key_path(&self, data_dir: &Path) -> PathBuf {
+        crate::store::crypto::resolve_key_path(data_dir, self.key_file.as_deref())
+    }
+}
+
 /// The kiosk's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +135,8 @@ pub struct Config {
     pub window: WindowConfig,
     /// Replication with headquarters.
     pub sync: SyncConfig,
+    /// The kiosk store.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -129,6 +147,7 @@ impl Default for Config {
             idle_lock_minutes: 5,
             window: WindowConfig::default(),
             sync: SyncConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -256,6 +275,14 @@ mod tests {
         assert!(Config::parse("[sync]\nnightly_window = \"2am\"").unwrap_err().contains("nightly_window"));
         assert!(Config::parse("[sync]\nbatch_size = 0").unwrap_err().contains("batch_size"));
         assert!(Config::parse("[sync]\nintervall = 3").unwrap_err().contains("intervall"));
+    }
+
+    #[test]
+    fn store_section() {
+        let c = Config::parse("[store]\nkey_file = \"/media/usb/kiosk.key\"\n").unwrap();
+        assert_eq!(c.store.key_file.as_deref(), Some(Path::new("/media/usb/kiosk.key")));
+        assert_eq!(Config::default().store.key_file, None);
+        assert!(Config::parse("[store]\nkeyfile = \"x\"").unwrap_err().contains("keyfile"));
     }
 
     #[test]

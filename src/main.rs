@@ -100,9 +100,21 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Store key: `guidedesk key rotate` re-encrypts the store with a new key and replaces the key file
+    #[command(subcommand)]
+    Key(KeyCommand),
     // Sync with headquarters: see src/cli_sync.rs.
     #[command(flatten)]
     Sync(guidedesk::cli_sync::SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Re-encrypt every record and outbox op with a new random key, rebuild the blind indexes and replace the key
+    /// file (back up the new key file afterwards)
+    Rotate,
+    /// Print where the key file is and the id of the key the store is encrypted with
+    Show,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -165,7 +177,8 @@ fn main() -> ExitCode {
 
 fn open_store(data_dir: &std::path::Path, cfg: &Config) -> Result<Store> {
     let offset = cfg.offset().map_err(anyhow::Error::msg)?;
-    Ok(Store::open_with(data_dir, StoreOptions { clock: Arc::new(SystemClock), utc_offset: offset })?)
+    let key = cfg.store.key_path(data_dir);
+    Ok(Store::open_keyed(data_dir, StoreOptions { clock: Arc::new(SystemClock), utc_offset: offset }, &key)?)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -304,6 +317,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::ImportDischarges { file, sheet, staff } => {
             let store = open_store(&data_dir, &cfg)?;
             guidedesk::import::discharges::run_cli(&store, &file, sheet, staff, &mut std::io::stdout().lock())?;
+        }
+        Command::Key(KeyCommand::Rotate) => {
+            let store = open_store(&data_dir, &cfg)?;
+            let old = store.key_id();
+            let new = store.rotate_key()?;
+            println!(
+                "store re-encrypted: key {old:08x} replaced by {new:08x} in {}; back up the new key file now, the old \
+                 one no longer opens this store",
+                store.key_path().display()
+            );
+        }
+        Command::Key(KeyCommand::Show) => {
+            let store = open_store(&data_dir, &cfg)?;
+            println!("key file {}: key id {:08x}", store.key_path().display(), store.key_id());
         }
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
         Command::Sync(c) => guidedesk::cli_sync::run(c, &data_dir, &cfg, || open_store(&data_dir, &cfg))?,

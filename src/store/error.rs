@@ -59,6 +59,35 @@ pub enum OpenError {
         /// The file.
         path: PathBuf,
     },
+    /// The store is encrypted and its key file is missing.
+    #[error(
+        "the store {path} is encrypted but its key file {key} is missing; put the key file back (or set \
+         GUIDEDESK_KEY_FILE / store.key_file to where it is). The store was left untouched"
+    )]
+    KeyMissing {
+        /// The store file.
+        path: PathBuf,
+        /// Where the key was looked for.
+        key: PathBuf,
+    },
+    /// The key file holds a different key from the one the store is encrypted with.
+    #[error(
+        "the key in {key} (id {found:08x}) is not the key the store {path} is encrypted with (id {expected:08x}); \
+         the store was left untouched"
+    )]
+    WrongKey {
+        /// The store file.
+        path: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Key id of the loaded key.
+        found: u32,
+        /// Key id the store expects.
+        expected: u32,
+    },
+    /// The key file could not be read or created.
+    #[error("cannot use the store key: {0}")]
+    Key(#[from] super::crypto::KeyError),
     /// The store could not be read or prepared.
     #[error("cannot open the store {path}: {source}")]
     Storage {
@@ -103,6 +132,17 @@ pub enum StoreError {
     /// The write contradicts what is stored (e.g. rewriting append-only feedback).
     #[error("refused: {0}")]
     Conflict(String),
+    /// An encrypted value could not be decrypted (wrong key, altered or moved data). `place` names the table and key.
+    #[error("{place} {problem}")]
+    Crypto {
+        /// Table and record key, e.g. `rec_arrival:0192…`.
+        place: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The store key could not be read, created or replaced.
+    #[error("store key: {0}")]
+    Key(#[from] super::crypto::KeyError),
     /// The store's metadata is missing or inconsistent.
     #[error("store metadata is damaged: {0}")]
     Meta(String),

@@ -14,6 +14,7 @@
 //! All writes go through [`Store::write`], which hands a [`WriteCtx`] to a closure: either everything the closure
 //! did commits durably, or nothing does.
 
+pub mod crypto;
 mod error;
 mod lockout;
 pub mod migrate;
@@ -24,8 +25,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{FixedOffset, NaiveDate};
 use guidedesk_sync::{DeviceId, Hlc, HlcClock, Op, RecordKey, codec};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle as _,
+    WriteTransaction,
+};
 
+use crypto::{Keys, StoreKey};
 pub use error::{OpenError, StoreError};
 pub use migrate::STORE_SCHEMA;
 
@@ -133,6 +138,8 @@ pub struct Store {
     offset: FixedOffset,
     hlc: Mutex<HlcClock>,
     reference: RwLock<Arc<ReferenceData>>,
+    keys: RwLock<Arc<Keys>>,
+    key_path: PathBuf,
 }
 
 const REDB_MAGIC: &[u8] = b"redb";
@@ -145,12 +152,29 @@ impl Store {
 
     /// Opens (or creates) the store in `dir`. Runs migrations; refuses foreign, corrupt and newer files without
     /// touching them.
+    /// The key file is `GUIDEDESK_KEY_FILE` or `guidedesk.key` in `dir` (see [`Store::open_keyed`]).
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, OpenError> {
-        Self::open_migrating(dir, options, migrate::MIGRATIONS)
+        Self::open_keyed(dir, options, &crypto::resolve_key_path(dir, None))
+    }
+
+    /// Opens (or creates) the store in `dir` with its key in `key_path`. A new store gets a new key file (mode
+    /// 0600); an existing plaintext store is encrypted with the key (created if absent) and compacted. An encrypted
+    /// store whose key file is missing or holds another key is refused untouched; a key is never replaced.
+    pub fn open_keyed(dir: &Path, options: StoreOptions, key_path: &Path) -> Result<Store, OpenError> {
+        Self::open_full(dir, options, migrate::MIGRATIONS, key_path)
     }
 
     /// [`Store::open_with`] with an explicit list of migration steps (tests of the migration machinery).
     pub fn open_migrating(dir: &Path, options: StoreOptions, steps: &[migrate::Migration]) -> Result<Store, OpenError> {
+        Self::open_full(dir, options, steps, &crypto::resolve_key_path(dir, None))
+    }
+
+    fn open_full(
+        dir: &Path,
+        options: StoreOptions,
+        steps: &[migrate::Migration],
+        key_path: &Path,
+    ) -> Result<Store, OpenError> {
         let supported = steps.last().map_or(0, |s| s.to);
         std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir { path: dir.to_path_buf(), source })?;
         if !dir.is_dir() {
@@ -160,19 +184,40 @@ impl Store {
             });
         }
         let path = dir.join(FILE_NAME);
-        let db = open_db(&path, dir)?;
+        let (mut db, checked) = open_db(&path, dir, key_path)?;
         let storage = |e: StoreError| OpenError::Storage { path: path.clone(), source: Box::new(e) };
+        let (key, stored_check) = if let Some(k) = checked {
+            k
+        } else {
+            let tx = db.begin_read().map_err(|e| storage(e.into()))?;
+            let check = read_key_check(&tx).map_err(storage)?;
+            drop(tx);
+            resolve_key(check, &path, key_path)?
+        };
+        let keys = key.derive();
         let tx = db.begin_write().map_err(|e| storage(e.into()))?;
-        let (device, last_hlc) = {
+        let (device, last_hlc, migrated_data) = {
             check_identity(&tx, &path)?;
             let version = migrate::schema_version(&tx).map_err(storage)?;
             if version > supported {
                 return Err(OpenError::NewerSchema { path, found: version, supported });
             }
-            migrate::run(&tx, steps).map_err(storage)?;
-            init_meta(&tx, options.clock.now()).map_err(storage)?
+            let env = migrate::MigrationEnv { offset: options.utc_offset, keys: &keys };
+            let applied = migrate::run(&tx, steps, &env).map_err(storage)?;
+            if stored_check.is_none() {
+                let mut m = tx.open_table(tables::META).map_err(|e| storage(e.into()))?;
+                m.insert(meta::KEY_CHECK, keys.check_value().as_slice()).map_err(|e| storage(e.into()))?;
+            }
+            let (device, hlc) = init_meta(&tx, options.clock.now()).map_err(storage)?;
+            (device, hlc, version > 0 && !applied.is_empty())
         };
         tx.commit().map_err(|e| storage(e.into()))?;
+        if migrated_data {
+            // The migration freed the pages that held the old (possibly plaintext) values; compaction moves the
+            // live pages down and truncates the file. Freed pages that stay inside the file are overwritten as
+            // the store is written to (see SECURITY.md).
+            while db.compact().map_err(|e| storage(StoreError::Storage(e.into())))? {}
+        }
         let reference = load_reference(&db).map_err(storage)?;
         Ok(Store {
             db,
@@ -182,7 +227,79 @@ impl Store {
             offset: options.utc_offset,
             hlc: Mutex::new(HlcClock::resume(device.node(), last_hlc)),
             reference: RwLock::new(Arc::new(reference)),
+            keys: RwLock::new(Arc::new(keys)),
+            key_path: key_path.to_path_buf(),
         })
+    }
+
+    /// The key file this store was opened with.
+    pub fn key_path(&self) -> &Path {
+        &self.key_path
+    }
+
+    /// The id of the key the store is encrypted with.
+    pub fn key_id(&self) -> u32 {
+        self.keys().id()
+    }
+
+    fn keys(&self) -> Arc<Keys> {
+        self.keys.read().map_or_else(|p| Arc::clone(&p.into_inner()), |k| Arc::clone(&k))
+    }
+
+    /// Re-encrypts the store with a new random key and replaces the key file; returns the new key id.
+    ///
+    /// Crash-safe order: the new key is written to `<key file>.new` and synced, then every record and outbox op is
+    /// re-sealed and the blind indexes rebuilt in one durable transaction, then the new file is renamed over the
+    /// old one. If the process dies in between, the next open finds the store's key in whichever of the two files
+    /// holds it and finishes the rename.
+    pub fn rotate_key(&self) -> Result<u32, StoreError> {
+        let guard = self.hlc.lock().map_err(|_| StoreError::Meta("clock lock poisoned by a panic".into()))?;
+        let old = self.keys();
+        let new_key = StoreKey::generate()?;
+        let new = new_key.derive();
+        let pending = crypto::pending_key_path(&self.key_path);
+        if pending.exists() {
+            std::fs::remove_file(&pending).map_err(|source| crypto::KeyError::Io { path: pending.clone(), source })?;
+        }
+        new_key.write_new(&pending)?;
+        let mut tx = self.db.begin_write()?;
+        for kind in RecordKind::ALL {
+            let def = tables::records(kind);
+            let mut t = tx.open_table(def)?;
+            let mut all = Vec::new();
+            for e in t.iter()? {
+                let (k, v) = e?;
+                let place = record_place(def.name(), k.value());
+                all.push((k.value(), old.open(&place, v.value())?));
+            }
+            for (id, plain) in all {
+                let sealed = new.seal(&record_place(def.name(), id), &plain)?;
+                t.insert(id, sealed.as_slice())?;
+            }
+        }
+        {
+            let mut ob = tx.open_table(tables::OUTBOX)?;
+            let mut all = Vec::new();
+            for e in ob.iter()? {
+                let (k, v) = e?;
+                all.push((k.value(), old.open(&outbox_place(k.value()), v.value())?));
+            }
+            for (seq, plain) in all {
+                ob.insert(seq, new.seal(&outbox_place(seq), &plain)?.as_slice())?;
+            }
+        }
+        rebuild_indexes_in(&tx, self.offset, &new)?;
+        tx.open_table(tables::META)?.insert(meta::KEY_CHECK, new.check_value().as_slice())?;
+        tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+        tx.commit()?;
+        let id = new.id();
+        if let Ok(mut k) = self.keys.write() {
+            *k = Arc::new(new);
+        }
+        std::fs::rename(&pending, &self.key_path)
+            .map_err(|source| crypto::KeyError::Io { path: self.key_path.clone(), source })?;
+        drop(guard);
+        Ok(id)
     }
 
     /// The store file's path.
@@ -233,6 +350,7 @@ impl Store {
             next_seq: None,
             feedback_head: None,
             reference: self.reference(),
+            keys: self.keys(),
             _store: std::marker::PhantomData,
         };
         let out = f(&mut ctx)?;
@@ -310,17 +428,19 @@ impl Store {
     pub fn get<R: Record>(&self, id: RecordId) -> Result<Option<R>, StoreError> {
         let tx = self.read()?;
         let t = tx.open_table(tables::records(R::KIND))?;
-        t.get(id.as_u128())?.map(|g| decode_record::<R>(g.value())).transpose()
+        let keys = self.keys();
+        t.get(id.as_u128())?.map(|g| open_record::<R>(&keys, id.as_u128(), g.value())).transpose()
     }
 
     /// Records of a kind by id, skipping ids that do not exist.
     pub fn get_many<R: Record>(&self, ids: impl IntoIterator<Item = RecordId>) -> Result<Vec<R>, StoreError> {
         let tx = self.read()?;
         let t = tx.open_table(tables::records(R::KIND))?;
+        let keys = self.keys();
         let mut out = Vec::new();
         for id in ids {
             if let Some(g) = t.get(id.as_u128())? {
-                out.push(decode_record::<R>(g.value())?);
+                out.push(open_record::<R>(&keys, id.as_u128(), g.value())?);
             }
         }
         Ok(out)
@@ -342,10 +462,11 @@ impl Store {
         }
         ids.sort_unstable();
         let t = tx.open_table(tables::records(RecordKind::Arrival))?;
+        let keys = self.keys();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(g) = t.get(id)? {
-                out.push(decode_record::<Arrival>(g.value())?);
+                out.push(open_record::<Arrival>(&keys, id, g.value())?);
             }
         }
         out.sort_by_key(|a| (a.arrived_at, a.steps.first().map(|e| e.stamp), a.id));
@@ -370,6 +491,8 @@ impl Store {
 
     /// Records (of any indexed kind) with this phone number.
     pub fn find_by_phone(&self, phone: &str) -> Result<Vec<(RecordKind, RecordId)>, StoreError> {
+        let blind = self.keys().blind("phone", phone);
+        let phone = blind.as_str();
         let tx = self.read()?;
         let idx = tx.open_table(tables::IDX_PHONE)?;
         let mut out = Vec::new();
@@ -392,19 +515,26 @@ impl Store {
         if prefix.is_empty() {
             return Ok(Vec::new());
         }
+        // The index holds keyed hashes of name prefixes: find the candidates, decrypt them for the name, and order
+        // by (name, kind, id) as a plaintext index would.
+        let keys = self.keys();
+        let blind = keys.name_query(prefix);
         let tx = self.read()?;
         let idx = tx.open_table(tables::IDX_NAME)?;
         let mut out = Vec::new();
-        for e in idx.range((prefix, 0u16, 0u128)..)? {
+        for e in idx.range((blind.as_str(), 0u16, 0u128)..=(blind.as_str(), u16::MAX, u128::MAX))? {
             let (g, ()) = e.map(|(k, _)| (k, ()))?;
-            let (name, kind, id) = g.value();
-            if !name.starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            if let Some(k) = RecordKind::from_code(kind) {
-                out.push((name.to_string(), k, RecordId::from_u128(id)));
+            let (_, code, id) = g.value();
+            let Some(kind) = RecordKind::from_code(code) else { continue };
+            let t = tx.open_table(tables::records(kind))?;
+            let Some(v) = t.get(id)? else { continue };
+            let rec = open_any(&keys, kind, id, v.value())?;
+            if let Some(name) = person(&rec).0.map(str::trim).filter(|n| n.starts_with(prefix)) {
+                out.push((name.to_string(), kind, RecordId::from_u128(id)));
             }
         }
+        out.sort_by(|a, b| (&a.0, a.1.code(), a.2).cmp(&(&b.0, b.1.code(), b.2)));
+        out.truncate(limit);
         Ok(out)
     }
 
@@ -436,6 +566,7 @@ impl Store {
         let idx = tx.open_table(tables::IDX_TIME)?;
         let t = tx.open_table(tables::records(kind))?;
         let k = kind.code();
+        let keys = self.keys();
         let mut n = 0;
         if from >= to {
             return Ok(0);
@@ -443,7 +574,7 @@ impl Store {
         for e in idx.range((k, from.0, 0u128)..(k, to.0, 0u128))? {
             let id = e?.0.value().2;
             if let Some(g) = t.get(id)? {
-                f(decode_any(kind, g.value())?)?;
+                f(open_any(&keys, kind, id, g.value())?)?;
                 n += 1;
             }
         }
@@ -469,11 +600,12 @@ impl Store {
         let idx = tx.open_table(def)?;
         let t = tx.open_table(tables::records(R::KIND))?;
         let end = until.map_or(i32::MAX, day_number);
+        let keys = self.keys();
         let mut out = Vec::new();
         for e in idx.range((i32::MIN, 0u128)..=(end, u128::MAX))? {
             let id = e?.0.value().1;
             if let Some(g) = t.get(id)? {
-                out.push(decode_record::<R>(g.value())?);
+                out.push(open_record::<R>(&keys, id, g.value())?);
             }
         }
         Ok(out)
@@ -483,7 +615,8 @@ impl Store {
     pub fn followup_by_source(&self, dedup_key: &str) -> Result<Option<RecordId>, StoreError> {
         let tx = self.read()?;
         let idx = tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
-        Ok(idx.get(dedup_key)?.map(|g| RecordId::from_u128(g.value())))
+        let blind = self.keys().blind("source", dedup_key);
+        Ok(idx.get(blind.as_str())?.map(|g| RecordId::from_u128(g.value())))
     }
 
     /// Call attempts of a task, in time order.
@@ -492,10 +625,12 @@ impl Store {
         let idx = tx.open_table(tables::IDX_CALLS_BY_TASK)?;
         let t = tx.open_table(tables::records(RecordKind::CallAttempt))?;
         let k = task.as_u128();
+        let keys = self.keys();
         let mut out = Vec::new();
         for e in idx.range((k, 0u128)..=(k, u128::MAX))? {
-            if let Some(g) = t.get(e?.0.value().1)? {
-                out.push(decode_record::<CallAttempt>(g.value())?);
+            let id = e?.0.value().1;
+            if let Some(g) = t.get(id)? {
+                out.push(open_record::<CallAttempt>(&keys, id, g.value())?);
             }
         }
         out.sort_by_key(|a| (a.at, a.id));
@@ -521,8 +656,10 @@ impl Store {
         let tx = self.read()?;
         let t = tx.open_table(tables::records(RecordKind::Feedback))?;
         let mut out = Vec::with_capacity(t.len()? as usize);
+        let keys = self.keys();
         for e in t.iter()? {
-            out.push(decode_record::<Feedback>(e?.1.value())?);
+            let (k, v) = e?;
+            out.push(open_record::<Feedback>(&keys, k.value(), v.value())?);
         }
         out.sort_by_key(|f| f.chain_index);
         Ok(out)
@@ -539,12 +676,14 @@ impl Store {
     pub fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<Op>, StoreError> {
         let tx = self.read()?;
         let t = tx.open_table(tables::OUTBOX)?;
+        let keys = self.keys();
         let mut out = Vec::new();
         for e in t.range(after.saturating_add(1)..)? {
             if out.len() >= limit {
                 break;
             }
-            out.push(codec::decode::<Op>(e?.1.value())?);
+            let (k, v) = e?;
+            out.push(open_op(&keys, k.value(), v.value())?);
         }
         Ok(out)
     }
@@ -705,7 +844,7 @@ impl Store {
             if k.value() != expect {
                 problems.push(format!("outbox gap: expected seq {expect}, found {}", k.value()));
             }
-            match codec::decode::<Op>(v.value()) {
+            match open_op(&self.keys(), k.value(), v.value()) {
                 Ok(op) if op.seq == k.value() => {}
                 Ok(op) => problems.push(format!("outbox entry {} holds op seq {}", k.value(), op.seq)),
                 Err(e) => problems.push(format!("outbox entry {} cannot be decoded: {e}", k.value())),
@@ -758,16 +897,17 @@ impl Store {
     fn recompute_indexes(&self, problems: &mut Vec<String>) -> Result<IndexSet, StoreError> {
         let tx = self.read()?;
         let mut set = IndexSet::default();
+        let keys = self.keys();
         for kind in RecordKind::ALL {
             let t = tx.open_table(tables::records(kind))?;
             for e in t.iter()? {
                 let (k, v) = e?;
-                match decode_any(kind, v.value()) {
+                match open_any(&keys, kind, k.value(), v.value()) {
                     Ok(rec) => {
                         if rec.id().as_u128() != k.value() {
                             problems.push(format!("{kind} {} is stored under key {:x}", rec.id(), k.value()));
                         }
-                        set.add(&rec, self.offset);
+                        set.add(&rec, self.offset, &keys);
                     }
                     Err(e) => problems.push(format!("{kind} record {:x} cannot be decoded: {e}", k.value())),
                 }
@@ -779,7 +919,7 @@ impl Store {
     /// Drops and rebuilds every secondary index from the records (repair, and migrations that change indexes).
     pub fn rebuild_indexes(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
-        rebuild_indexes_in(&tx, self.offset)?;
+        rebuild_indexes_in(&tx, self.offset, &self.keys())?;
         tx.commit()?;
         Ok(())
     }
@@ -845,8 +985,15 @@ fn map_db_error(e: redb::DatabaseError, path: &Path, dir: &Path) -> OpenError {
 
 /// Opens the database file. An existing file is first inspected read-only, so a file that is not a GuideDesk store
 /// is refused without a single byte written to it. (A file that needs crash recovery cannot be opened read-only; it
-/// is recovered by the read-write open and then checked.)
-fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
+/// is recovered by the read-write open and then checked.) The store key is resolved during the read-only
+/// inspection too, so a missing or wrong key refuses the store before redb's read-write open touches the file; the
+/// key is returned when it was resolved there.
+#[allow(clippy::type_complexity)]
+fn open_db(
+    path: &Path,
+    dir: &Path,
+    key_path: &Path,
+) -> Result<(Database, Option<(StoreKey, Option<Vec<u8>>)>), OpenError> {
     use std::io::Read;
     let len = match std::fs::metadata(path) {
         Ok(m) => m.len(),
@@ -855,7 +1002,7 @@ fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
     };
     if len == 0 {
         // Absent, or created but never initialised (a crash before the first commit): nothing to lose.
-        return Database::builder().create(path).map_err(|e| map_db_error(e, path, dir));
+        return Ok((Database::builder().create(path).map_err(|e| map_db_error(e, path, dir))?, None));
     }
     let mut head = [0u8; 4];
     let n = std::fs::File::open(path)
@@ -884,13 +1031,16 @@ fn open_db(path: &Path, dir: &Path) -> Result<Database, OpenError> {
                 None
             };
             identity(&names, magic.as_deref(), path)?;
+            let check = read_key_check(&tx).map_err(storage)?;
             drop(tx);
             drop(ro);
+            let key = resolve_key(check, path, key_path)?;
+            return Ok((Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))?, Some(key)));
         }
         Err(redb::DatabaseError::RepairAborted) => {}
         Err(e) => return Err(map_db_error(e, path, dir)),
     }
-    Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))
+    Ok((Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))?, None))
 }
 
 /// Decides from the table names and the magic value whether a file is a GuideDesk store (or an empty database to
@@ -928,6 +1078,64 @@ fn check_identity(tx: &WriteTransaction, path: &Path) -> Result<(), OpenError> {
         None
     };
     identity(&names, magic.as_deref(), path)
+}
+
+/// Finds the store key before anything is written. An encrypted store (with `meta.key_check`) needs the key file
+/// that matches it: a missing or different key is refused, and a key left pending by an interrupted rotation
+/// (`<key file>.new`) is moved into place. A store without a key check (new, or plaintext from before encryption)
+/// uses the key file if there is one, else a new key written to a new file. Returns the key and the stored check.
+fn resolve_key(
+    stored: Option<Vec<u8>>,
+    path: &Path,
+    key_path: &Path,
+) -> Result<(StoreKey, Option<Vec<u8>>), OpenError> {
+    let Some(check) = stored else {
+        let key = if key_path.exists() {
+            StoreKey::load(key_path)?
+        } else {
+            let k = StoreKey::generate()?;
+            k.write_new(key_path)?;
+            k
+        };
+        return Ok((key, None));
+    };
+    let expected = check.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let pending = crypto::pending_key_path(key_path);
+    let current = if key_path.exists() { Some(StoreKey::load(key_path)?) } else { None };
+    if let Some(k) = current.filter(|k| k.derive().matches(&check)) {
+        if pending.exists() {
+            // A rotation that failed before its commit: the pending key was never used.
+            std::fs::remove_file(&pending).map_err(|source| crypto::KeyError::Io { path: pending.clone(), source })?;
+        }
+        return Ok((k, Some(check)));
+    }
+    if pending.exists() {
+        let p = StoreKey::load(&pending)?;
+        if p.derive().matches(&check) {
+            // A rotation committed but died before replacing the key file: finish it.
+            std::fs::rename(&pending, key_path)
+                .map_err(|source| crypto::KeyError::Io { path: key_path.to_path_buf(), source })?;
+            return Ok((p, Some(check)));
+        }
+    }
+    match key_path.exists().then(|| StoreKey::load(key_path)).transpose()? {
+        None => Err(OpenError::KeyMissing { path: path.to_path_buf(), key: key_path.to_path_buf() }),
+        Some(k) => Err(OpenError::WrongKey {
+            path: path.to_path_buf(),
+            key: key_path.to_path_buf(),
+            found: k.derive().id(),
+            expected,
+        }),
+    }
+}
+
+/// The stored `meta.key_check`, if the store has one.
+fn read_key_check(tx: &ReadTransaction) -> Result<Option<Vec<u8>>, StoreError> {
+    match tx.open_table(tables::META) {
+        Ok(m) => Ok(m.get(meta::KEY_CHECK)?.map(|g| g.value().to_vec())),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes the magic, device id and counters of a new store; reads them back for an existing one.
@@ -1012,7 +1220,24 @@ fn decode_record<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
     Ok(codec::decode::<R>(split_schema(R::KIND, bytes)?)?)
 }
 
-/// Decodes a stored record of a kind.
+use crypto::{outbox_place, record_place};
+
+/// Decrypts and decodes a stored record.
+fn open_record<R: Record>(keys: &Keys, id: u128, sealed: &[u8]) -> Result<R, StoreError> {
+    decode_record::<R>(&keys.open(&record_place(tables::records(R::KIND).name(), id), sealed)?)
+}
+
+/// Decrypts and decodes a stored record of a kind.
+fn open_any(keys: &Keys, kind: RecordKind, id: u128, sealed: &[u8]) -> Result<AnyRecord, StoreError> {
+    decode_any(kind, &keys.open(&record_place(tables::records(kind).name(), id), sealed)?)
+}
+
+/// Decrypts and decodes a stored outbox op.
+fn open_op(keys: &Keys, seq: u64, sealed: &[u8]) -> Result<Op, StoreError> {
+    Ok(codec::decode::<Op>(&keys.open(&outbox_place(seq), sealed)?)?)
+}
+
+/// Decodes a (decrypted) stored record of a kind.
 pub fn decode_any(kind: RecordKind, bytes: &[u8]) -> Result<AnyRecord, StoreError> {
     Ok(match kind {
         RecordKind::Arrival => AnyRecord::Arrival(decode_record(bytes)?),
@@ -1059,6 +1284,7 @@ pub struct WriteCtx<'s> {
     next_seq: Option<u64>,
     feedback_head: Option<(u64, [u8; 32])>,
     reference: Arc<ReferenceData>,
+    keys: Arc<Keys>,
     _store: std::marker::PhantomData<&'s Store>,
 }
 
@@ -1104,7 +1330,7 @@ impl WriteCtx<'_> {
     pub fn get<R: Record>(&self, id: RecordId) -> Result<Option<R>, StoreError> {
         let t = self.tx.open_table(tables::records(R::KIND))?;
         let v = t.get(id.as_u128())?;
-        v.map(|g| decode_record::<R>(g.value())).transpose()
+        v.map(|g| open_record::<R>(&self.keys, id.as_u128(), g.value())).transpose()
     }
 
     /// A record by id, or `NotFound`.
@@ -1115,7 +1341,8 @@ impl WriteCtx<'_> {
     /// The follow-up task made from a source, if any (sees this transaction's writes).
     pub fn followup_by_source(&self, dedup_key: &str) -> Result<Option<RecordId>, StoreError> {
         let idx = self.tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
-        let v = idx.get(dedup_key)?;
+        let blind = self.keys.blind("source", dedup_key);
+        let v = idx.get(blind.as_str())?;
         Ok(v.map(|g| RecordId::from_u128(g.value())))
     }
 
@@ -1136,7 +1363,8 @@ impl WriteCtx<'_> {
     pub fn case_from_feedback(&self, feedback: RecordId) -> Result<Option<RecordId>, StoreError> {
         let t = self.tx.open_table(tables::records(RecordKind::Case))?;
         for e in t.iter()? {
-            let c: Case = decode_record(e?.1.value())?;
+            let (k, v) = e?;
+            let c: Case = open_record(&self.keys, k.value(), v.value())?;
             if c.from_feedback == Some(feedback) {
                 return Ok(Some(c.id));
             }
@@ -1190,21 +1418,24 @@ impl WriteCtx<'_> {
             AnyRecord::CallAttempt(r) => encode_record(r)?,
         };
         let old = {
-            let mut t = self.tx.open_table(tables::records(kind))?;
-            let old = t.insert(id, stored.as_slice())?;
-            old.map(|g| decode_any(kind, g.value())).transpose()?
+            let def = tables::records(kind);
+            let sealed = self.keys.seal(&record_place(def.name(), id), &stored)?;
+            let mut t = self.tx.open_table(def)?;
+            let old = t.insert(id, sealed.as_slice())?;
+            old.map(|g| open_any(&self.keys, kind, id, g.value())).transpose()?
         };
         if let Some(old) = &old {
-            index_apply(&self.tx, old, self.offset, false)?;
+            index_apply(&self.tx, old, self.offset, &self.keys, false)?;
         }
-        index_apply(&self.tx, rec, self.offset, true)?;
+        index_apply(&self.tx, rec, self.offset, &self.keys, true)?;
         let seq = match self.next_seq {
             Some(s) => s,
             None => read_u64(&self.tx.open_table(tables::META)?, meta::NEXT_SEQ)?,
         };
         let stamp = self.stamp();
         let op = Op { seq, key: RecordKey { kind: kind.code(), id }, schema: RECORD_SCHEMA, stamp, payload };
-        self.tx.open_table(tables::OUTBOX)?.insert(seq, codec::encode(&op)?.as_slice())?;
+        let sealed = self.keys.seal(&outbox_place(seq), &codec::encode(&op)?)?;
+        self.tx.open_table(tables::OUTBOX)?.insert(seq, sealed.as_slice())?;
         self.next_seq = Some(seq + 1);
         Ok(())
     }
@@ -1241,50 +1472,62 @@ struct Entries {
     consultation_arrival: Option<(u128, u128)>,
 }
 
-fn entries(rec: &AnyRecord, offset: FixedOffset) -> Entries {
+/// The person a record names: (name, phone), for the blind name and phone indexes.
+fn person(rec: &AnyRecord) -> (Option<&str>, Option<&str>) {
+    match rec {
+        AnyRecord::Arrival(a) => (Some(&a.name), a.phone.as_deref()),
+        AnyRecord::Consultation(c) => (c.name.as_deref(), c.phone.as_deref()),
+        AnyRecord::Case(c) => (Some(&c.complainant), c.complainant_phone.as_deref()),
+        AnyRecord::FollowupTask(t) => (Some(&t.patient_name), Some(&t.phone)),
+        AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) => (None, None),
+    }
+}
+
+fn entries(rec: &AnyRecord, offset: FixedOffset, keys: &Keys) -> Entries {
     let kind = rec.kind().code();
     let id = rec.id().as_u128();
     let mut e = Entries { time: Some((kind, rec.occurred_at().0, id)), ..Entries::default() };
-    let mut person = |name: Option<&str>, phone: Option<&str>| {
-        if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
-            e.names.push((n.to_string(), kind, id));
-        }
-        if let Some(p) = phone.filter(|p| !p.is_empty()) {
-            e.phones.push((p.to_string(), kind, id));
-        }
-    };
+    let (name, phone) = person(rec);
+    if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        e.names.extend(keys.name_prefixes(n).into_iter().map(|b| (b, kind, id)));
+    }
+    if let Some(p) = phone.filter(|p| !p.is_empty()) {
+        e.phones.push((keys.blind("phone", p), kind, id));
+    }
     match rec {
         AnyRecord::Arrival(a) => {
-            person(Some(&a.name), a.phone.as_deref());
             e.day_step = Some((day_number(a.arrived_at.local_date(offset)), a.step().code(), id));
         }
         AnyRecord::Consultation(c) => {
-            person(c.name.as_deref(), c.phone.as_deref());
             if let Some(arr) = c.arrival.value {
                 e.consultation_arrival = Some((arr.as_u128(), id));
             }
         }
         AnyRecord::Feedback(_) => {}
         AnyRecord::Case(c) => {
-            person(Some(&c.complainant), c.complainant_phone.as_deref());
             if c.is_open() {
                 e.case_due = Some((day_number(c.due.value.0), id));
             }
         }
         AnyRecord::FollowupTask(t) => {
-            person(Some(&t.patient_name), Some(&t.phone));
             if !t.status.value.is_final() {
                 e.followup_due = Some((day_number(t.due_from), id));
             }
-            e.followup_source = Some((t.source.dedup_key(), id));
+            e.followup_source = Some((keys.blind("source", &t.source.dedup_key()), id));
         }
         AnyRecord::CallAttempt(c) => e.call_by_task = Some((c.task.as_u128(), id)),
     }
     e
 }
 
-fn index_apply(tx: &WriteTransaction, rec: &AnyRecord, offset: FixedOffset, insert: bool) -> Result<(), StoreError> {
-    let e = entries(rec, offset);
+fn index_apply(
+    tx: &WriteTransaction,
+    rec: &AnyRecord,
+    offset: FixedOffset,
+    keys: &Keys,
+    insert: bool,
+) -> Result<(), StoreError> {
+    let e = entries(rec, offset, keys);
     macro_rules! apply {
         ($def:expr, $key:expr, $val:expr) => {{
             let mut t = tx.open_table($def)?;
@@ -1319,7 +1562,11 @@ fn index_apply(tx: &WriteTransaction, rec: &AnyRecord, offset: FixedOffset, inse
             if let Some(existing) = t.get(s.as_str())?.map(|g| g.value())
                 && existing != *id
             {
-                return Err(StoreError::Conflict(format!("a follow-up task already exists for source {s}")));
+                let source = match rec {
+                    AnyRecord::FollowupTask(t) => t.source.dedup_key(),
+                    _ => s.clone(),
+                };
+                return Err(StoreError::Conflict(format!("a follow-up task already exists for source {source}")));
             }
             t.insert(s.as_str(), *id)?;
         } else {
@@ -1350,8 +1597,8 @@ struct IndexSet {
 }
 
 impl IndexSet {
-    fn add(&mut self, rec: &AnyRecord, offset: FixedOffset) {
-        let e = entries(rec, offset);
+    fn add(&mut self, rec: &AnyRecord, offset: FixedOffset, keys: &Keys) {
+        let e = entries(rec, offset, keys);
         self.time.extend(e.time);
         self.day_step.extend(e.day_step);
         self.phones.extend(e.phones);
@@ -1424,7 +1671,7 @@ fn read_indexes(tx: &ReadTransaction) -> Result<IndexSet, StoreError> {
 }
 
 /// Drops and refills every secondary index from the records, inside `tx`.
-pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset) -> Result<(), StoreError> {
+pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset, keys: &Keys) -> Result<(), StoreError> {
     for name in tables::INDEX_TABLES {
         // Typed handles are needed to delete; re-create each table empty.
         match name {
@@ -1445,16 +1692,19 @@ pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset) -> Result<
         {
             let t = tx.open_table(tables::records(kind))?;
             for e in t.iter()? {
-                recs.push(decode_any(kind, e?.1.value())?);
+                let (k, v) = e?;
+                recs.push(open_any(keys, kind, k.value(), v.value())?);
             }
         }
         for r in &recs {
-            index_apply(tx, r, offset, true)?;
+            index_apply(tx, r, offset, keys, true)?;
         }
     }
     Ok(())
 }
 
+#[cfg(test)]
+mod crypto_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -7,13 +7,13 @@ use crate::model::RecordKind;
 /// Store metadata: magic, schema version, device id, HLC, outbox counters, feedback chain head.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// The outbox: per-device sequence number → encoded `guidedesk_sync::Op`.
+/// The outbox: per-device sequence number → sealed encoded `guidedesk_sync::Op`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
 /// Reference data received from HQ (or the bundled default): name → JSON.
 pub const REFERENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("reference");
 
-/// Records of one kind: id → `[schema u16 LE][codec-encoded record]`.
+/// Records of one kind: id → sealed `[schema u16 LE][codec-encoded record]` (see `store::crypto`).
 pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'static [u8]> {
     TableDefinition::new(match kind {
         RecordKind::Arrival => "rec_arrival",
@@ -31,10 +31,12 @@ pub const IDX_TIME: TableDefinition<(u16, i64, u128), ()> = TableDefinition::new
 /// Arrivals by (local day number, current step code, id): today's board and counts per step.
 pub const IDX_ARRIVAL_DAY_STEP: TableDefinition<(i32, u8, u128), ()> = TableDefinition::new("idx_arrival_day_step");
 
-/// People by (phone digits, kind code, id): arrivals, consultations, cases, follow-up tasks.
+/// People by (blind phone key, kind code, id): arrivals, consultations, cases, follow-up tasks. The text is a keyed
+/// hash of the phone digits (`crypto::Keys::blind`), never the number.
 pub const IDX_PHONE: TableDefinition<(&str, u16, u128), ()> = TableDefinition::new("idx_phone");
 
-/// People by (name, kind code, id), for exact and prefix lookups.
+/// People by (blind key of a name prefix, kind code, id), for exact and prefix lookups: one entry per prefix of
+/// the name up to `crypto::NAME_PREFIX_CHARS` characters.
 pub const IDX_NAME: TableDefinition<(&str, u16, u128), ()> = TableDefinition::new("idx_name");
 
 /// Open cases by (due day number, id).
@@ -43,7 +45,7 @@ pub const IDX_CASE_OPEN_DUE: TableDefinition<(i32, u128), ()> = TableDefinition:
 /// Open follow-up tasks by (window start day number, id).
 pub const IDX_FOLLOWUP_OPEN_DUE: TableDefinition<(i32, u128), ()> = TableDefinition::new("idx_followup_open_due");
 
-/// Follow-up tasks by source key, so a source never makes two tasks.
+/// Follow-up tasks by blind source key (it holds admission numbers), so a source never makes two tasks.
 pub const IDX_FOLLOWUP_SOURCE: TableDefinition<&str, u128> = TableDefinition::new("idx_followup_source");
 
 /// Call attempts by (task id, attempt id).
@@ -79,6 +81,8 @@ pub mod meta {
     pub const LOCAL_STAFF: &str = "local_staff";
     /// When the store was created (ms, i64 LE).
     pub const CREATED: &str = "created";
+    /// The store key's id (u32 LE) and keyed check value: which key the records are sealed with.
+    pub const KEY_CHECK: &str = "key_check";
 }
 
 /// The magic value stored under [`meta::MAGIC`].

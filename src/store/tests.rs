@@ -191,6 +191,10 @@ fn feedback_is_append_only_and_chained() {
     let tx = store.db.begin_write().unwrap();
     {
         let (stored, _) = encode_record(&altered).unwrap();
+        let stored = store
+            .keys()
+            .seal(&record_place(tables::records(RecordKind::Feedback).name(), altered.id.as_u128()), &stored)
+            .unwrap();
         tx.open_table(tables::records(RecordKind::Feedback))
             .unwrap()
             .insert(altered.id.as_u128(), stored.as_slice())
@@ -284,7 +288,7 @@ fn refuses_a_corrupt_store_and_leaves_it_untouched() {
 fn refuses_a_newer_schema() {
     let (dir, clock, store) = fresh();
     drop(store);
-    fn noop(_: &WriteTransaction) -> Result<(), StoreError> {
+    fn noop(_: &WriteTransaction, _: &migrate::MigrationEnv<'_>) -> Result<(), StoreError> {
         Ok(())
     }
     let mut steps = migrate::MIGRATIONS.to_vec();
@@ -310,10 +314,10 @@ fn migrations_run_in_order_once_and_can_rebuild_indexes() {
     tx.commit().unwrap();
     assert!(!store.check().unwrap().is_empty());
     drop(store);
-    fn rebuild(tx: &WriteTransaction) -> Result<(), StoreError> {
-        rebuild_indexes_in(tx, china_offset())
+    fn rebuild(tx: &WriteTransaction, env: &migrate::MigrationEnv<'_>) -> Result<(), StoreError> {
+        rebuild_indexes_in(tx, env.offset, env.keys)
     }
-    fn fail(_: &WriteTransaction) -> Result<(), StoreError> {
+    fn fail(_: &WriteTransaction, _: &migrate::MigrationEnv<'_>) -> Result<(), StoreError> {
         Err(StoreError::Conflict("must not run twice".into()))
     }
     let mut steps = migrate::MIGRATIONS.to_vec();
@@ -323,7 +327,7 @@ fn migrations_run_in_order_once_and_can_rebuild_indexes() {
     assert_eq!(store.find_by_phone("13700001111").unwrap(), [(RecordKind::Arrival, a.id)]);
     drop(store);
     // Reopening at the same version runs nothing again.
-    steps[1].run = fail;
+    steps[STORE_SCHEMA as usize].run = fail;
     Store::open_migrating(dir.path(), opts(&clock), &steps).unwrap();
 }
 

@@ -147,6 +147,9 @@ fn verify_feedback_reports_altered_and_deleted_records() {
 
     let table: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("rec_feedback");
     let path = d.join("guidedesk.redb");
+    // The store is encrypted: tampering "behind the application's back" here means with the key file in hand.
+    let keys = guidedesk::store::crypto::StoreKey::load(&d.join("guidedesk.key")).unwrap().derive();
+    let place = |id: u128| guidedesk::store::crypto::record_place("rec_feedback", id);
     type Edit<'a> = &'a dyn Fn(&mut redb::Table<u128, &[u8]>, Vec<(u128, Feedback)>);
     let rewrite = |f: Edit<'_>| {
         let db = redb::Database::open(&path).unwrap();
@@ -157,7 +160,8 @@ fn verify_feedback_reports_altered_and_deleted_records() {
                 .unwrap()
                 .map(|e| {
                     let (k, v) = e.unwrap();
-                    (k.value(), guidedesk_sync::codec::decode::<Feedback>(&v.value()[2..]).unwrap())
+                    let plain = keys.open(&place(k.value()), v.value()).unwrap();
+                    (k.value(), guidedesk_sync::codec::decode::<Feedback>(&plain[2..]).unwrap())
                 })
                 .collect()
         };
@@ -174,7 +178,7 @@ fn verify_feedback_reports_altered_and_deleted_records() {
         fb.overall = if fb.overall == Rating::Satisfied { Rating::VerySatisfied } else { Rating::Satisfied };
         let mut bytes = guidedesk::model::RECORD_SCHEMA.to_le_bytes().to_vec();
         bytes.extend(guidedesk_sync::codec::encode(&fb).unwrap());
-        t.insert(k, bytes.as_slice()).unwrap();
+        t.insert(k, keys.seal(&place(k), &bytes).unwrap().as_slice()).unwrap();
     });
     let o = guidedesk(d, &["verify-feedback"]);
     assert!(!o.status.success());

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod import;
+mod keys;
 mod patient;
 mod report;
 mod roundtrip;
