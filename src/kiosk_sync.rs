@@ -207,6 +207,12 @@ impl Outbox for StoreSide<'_> {
     fn now_ms(&self) -> u64 {
         self.store.now().0.max(0) as u64
     }
+    fn restored_through(&self) -> Result<Option<u64>, LocalError> {
+        self.store.restored_through().map_err(boxed)
+    }
+    fn resume_after_restore(&self, hq_cursor: u64) -> Result<(), LocalError> {
+        self.store.resume_after_restore(hq_cursor).map(|_| ()).map_err(boxed)
+    }
 }
 
 impl PullSink for StoreSide<'_> {

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::similar_names, clippy::items_after_statements)]
 
+mod backup;
 mod cases;
 mod cli;
 mod crash;
