@@ -296,6 +296,8 @@ pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Res
     let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep)?;
     let retain = i64::try_from(options.retain_acked.as_millis()).unwrap_or(i64::MAX);
     store.prune_acked(retain)?;
+    // Records past retention can go now that HQ has acknowledged them (never before: see store::retention).
+    store.purge_expired(false)?;
     Ok(report)
 }
 

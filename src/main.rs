@@ -105,6 +105,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Purge records older than the retention policy that HQ has acknowledged (the sync worker does this after
+    /// every acknowledgement)
+    Purge {
+        /// Only report what would be purged
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write the weekly opinion sheet or the monthly analysis report (printable HTML, tables as CSV)
     Report(guidedesk::reports::cli::ReportArgs),
     /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
@@ -308,6 +315,18 @@ fn run(cli: Cli) -> Result<()> {
             if r.other_device {
                 println!("note: the backup came from another device; enrol this kiosk again before syncing");
             }
+        }
+        Command::Purge { dry_run } => {
+            let r = open_store(&data_dir, &cfg)?.purge_expired(dry_run)?;
+            let verb = if dry_run { "would purge" } else { "purged" };
+            let kinds: Vec<String> = r.purged.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!(
+                "{verb} {} records past retention ({}); kept {} not yet acknowledged by HQ and {} still open",
+                r.total(),
+                if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+                r.kept_unacknowledged,
+                r.kept_open
+            );
         }
         Command::VerifyFeedback => {
             let store = open_store(&data_dir, &cfg)?;

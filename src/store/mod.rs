@@ -17,6 +17,7 @@
 pub mod backup;
 mod error;
 pub mod migrate;
+pub mod retention;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -727,8 +728,8 @@ impl Store {
         let chain = self.feedback_chain()?;
         let (next, head_hash) = self.feedback_head()?;
         let mut problems = Vec::new();
-        let mut prev = [0u8; 32];
-        let mut expected = 0u64;
+        // Feedback purged by retention is a prefix of the chain; verification starts after it.
+        let (mut expected, mut prev) = self.feedback_base()?;
         for f in &chain {
             while expected < f.chain_index {
                 problems.push(ChainProblem::Missing { index: expected });

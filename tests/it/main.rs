@@ -10,6 +10,7 @@ mod dashboard;
 mod import;
 mod patient;
 mod report;
+mod retention;
 mod roundtrip;
 mod ui;
 
