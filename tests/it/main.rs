@@ -7,6 +7,7 @@ mod cases;
 mod cli;
 mod crash;
 mod dashboard;
+mod fuzz;
 mod import;
 mod patient;
 mod report;
