@@ -7,6 +7,7 @@ mod cases;
 mod cli;
 mod crash;
 mod dashboard;
+mod faults;
 mod fuzz;
 mod import;
 mod patient;
