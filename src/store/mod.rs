@@ -16,6 +16,7 @@
 
 pub mod backup;
 mod error;
+pub mod faults;
 pub mod migrate;
 pub mod retention;
 pub mod tables;
