@@ -249,3 +249,28 @@ mod with_hq {
         assert_eq!((again.applied, again.duplicates, again.batches), (0, 0, 0));
     }
 }
+
+#[test]
+fn cli_restore_of_an_older_backup_needs_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kiosk");
+    let (store, _) = open(&data);
+    write_arrivals(&store, 0, 2);
+    drop(store);
+    let out = dir.path().join("old.redb");
+    let o = crate::guidedesk(&data, &["backup", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (store, _) = open(&data);
+    write_arrivals(&store, 2, 1);
+    drop(store);
+    let o = crate::guidedesk(&data, &["restore", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("newer than the backup") && err.contains("--force"), "{err}");
+    let o = crate::guidedesk(&data, &["restore", out.to_str().unwrap(), "--force"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("restored 2 records") && stdout.contains("replaced store is kept"), "{stdout}");
+    let o = crate::guidedesk(&data, &["stats", "--json"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"outbox_last_seq\": 2"));
+}
