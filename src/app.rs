@@ -897,6 +897,10 @@ fn native_options(cfg: &Config, software: bool) -> eframe::NativeOptions {
 /// acceleration off; when the windowing system itself is missing there is nothing to retry.
 pub fn run(store: Store, cfg: &Config) -> Result<()> {
     let store = Arc::new(store);
+    // `guidedesk backup` asks this process for a copy while the window is open (redb allows one process per file).
+    let data_dir = store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let _backups =
+        crate::store::backup::BackupServer::spawn(Arc::clone(&store), data_dir, std::time::Duration::from_secs(1))?;
     let first = {
         let store = Arc::clone(&store);
         let cfg2 = cfg.clone();

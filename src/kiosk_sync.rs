@@ -207,6 +207,12 @@ impl Outbox for StoreSide<'_> {
     fn now_ms(&self) -> u64 {
         self.store.now().0.max(0) as u64
     }
+    fn restored_through(&self) -> Result<Option<u64>, LocalError> {
+        self.store.restored_through().map_err(boxed)
+    }
+    fn resume_after_restore(&self, hq_cursor: u64) -> Result<(), LocalError> {
+        self.store.resume_after_restore(hq_cursor).map(|_| ()).map_err(boxed)
+    }
 }
 
 impl PullSink for StoreSide<'_> {
@@ -290,6 +296,8 @@ pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Res
     let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep)?;
     let retain = i64::try_from(options.retain_acked.as_millis()).unwrap_or(i64::MAX);
     store.prune_acked(retain)?;
+    // Records past retention can go now that HQ has acknowledged them (never before: see store::retention).
+    store.purge_expired(false)?;
     Ok(report)
 }
 

@@ -90,6 +90,28 @@ enum Command {
     VerifyFeedback,
     /// Verify the store: records decode, indexes match, outbox is gap-free, feedback chain unbroken
     Check,
+    /// Write a consistent copy of the store to FILE (also while the kiosk is open: the running kiosk writes it)
+    Backup {
+        /// The backup file to write (replaced only by a complete, verified copy)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Replace the store with a backup (the kiosk must be closed); refuses a backup older than the store, or of
+    /// another kiosk, without --force. The replaced store is kept beside it as guidedesk.redb.replaced-<ms>
+    Restore {
+        /// The backup file
+        file: PathBuf,
+        /// Restore even if the current store is newer or belongs to another device
+        #[arg(long)]
+        force: bool,
+    },
+    /// Purge records older than the retention policy that HQ has acknowledged (the sync worker does this after
+    /// every acknowledgement)
+    Purge {
+        /// Only report what would be purged
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write the weekly opinion sheet or the monthly analysis report (printable HTML, tables as CSV)
     Report(guidedesk::reports::cli::ReportArgs),
     /// Writes arrivals one durable transaction at a time until killed, printing `seq id hlc` after each commit
@@ -291,6 +313,34 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{} problem(s) found in {}", problems.len(), store.path().display());
             }
         }
+        Command::Backup { out } => backup(&data_dir, &cfg, &out)?,
+        Command::Restore { file, force } => {
+            let offset = cfg.offset().map_err(anyhow::Error::msg)?;
+            let options = StoreOptions { clock: Arc::new(SystemClock), utc_offset: offset };
+            let r = guidedesk::store::backup::restore(&data_dir, &file, force, &options)?;
+            println!(
+                "restored {} records (outbox through seq {}) from {}{}",
+                r.records,
+                r.last_seq,
+                file.display(),
+                r.replaced.map(|p| format!("; the replaced store is kept as {}", p.display())).unwrap_or_default()
+            );
+            if r.other_device {
+                println!("note: the backup came from another device; enrol this kiosk again before syncing");
+            }
+        }
+        Command::Purge { dry_run } => {
+            let r = open_store(&data_dir, &cfg)?.purge_expired(dry_run)?;
+            let verb = if dry_run { "would purge" } else { "purged" };
+            let kinds: Vec<String> = r.purged.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!(
+                "{verb} {} records past retention ({}); kept {} not yet acknowledged by HQ and {} still open",
+                r.total(),
+                if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+                r.kept_unacknowledged,
+                r.kept_open
+            );
+        }
         Command::VerifyFeedback => {
             let store = open_store(&data_dir, &cfg)?;
             let problems = store.verify_feedback_chain()?;
@@ -335,6 +385,29 @@ fn run(cli: Cli) -> Result<()> {
         Command::StressWrite { limit } => stress_write(&open_store(&data_dir, &cfg)?, limit)?,
         Command::Sync(c) => guidedesk::cli_sync::run(c, &data_dir, &cfg, || open_store(&data_dir, &cfg))?,
     }
+    Ok(())
+}
+
+/// `guidedesk backup`: copies the store itself, or asks the running kiosk to when the store is in use.
+fn backup(data_dir: &std::path::Path, cfg: &Config, out: &std::path::Path) -> Result<()> {
+    use guidedesk::store::OpenError;
+    use guidedesk::store::backup::request_backup;
+    let info = match open_store(data_dir, cfg) {
+        Ok(store) => store.backup_to(out)?,
+        Err(e) if matches!(e.downcast_ref::<OpenError>(), Some(OpenError::Locked { .. })) => {
+            eprintln!("the kiosk is running; asking it to write the backup");
+            request_backup(data_dir, out, std::time::Duration::from_mins(2))?
+        }
+        Err(e) => return Err(e),
+    };
+    println!(
+        "backup written to {}: {} records, outbox through seq {}, {} tables, {} bytes",
+        info.path.display(),
+        info.records,
+        info.last_seq,
+        info.tables,
+        info.bytes
+    );
     Ok(())
 }
 

@@ -8,8 +8,11 @@
 //!   a lost answer means the same batch is sent again and HQ skips it as a duplicate;
 //! - a gap refusal (HQ lost ops, e.g. restored from a backup) rewinds to HQ's expected sequence number and resends
 //!   from the ops the device still retains; if they were pruned, the cycle fails with [`SyncError::Pruned`];
-//! - HQ claiming more ops than the device ever wrote (the device's store was restored from a backup and would reuse
-//!   sequence numbers) stops the cycle with [`SyncError::DeviceBehindHq`] rather than lose records as "duplicates";
+//! - a device whose store was restored from a backup ([`Outbox::restored_through`]) first asks HQ for its cursor and
+//!   moves the ops written since the restore past it ([`Outbox::resume_after_restore`]), so no op reuses a number
+//!   HQ holds for other content;
+//! - HQ claiming more ops than the device ever wrote (a store restored by other means, which would reuse sequence
+//!   numbers) stops the cycle with [`SyncError::DeviceBehindHq`] rather than lose records as "duplicates";
 //! - transient failures (network, timeouts, 5xx, 503 with `Retry-After`) are retried with [`Backoff`] up to
 //!   [`RetryPolicy::attempts`] times; refusals (revoked credential, bad request) end the cycle at once;
 //! - a pulled page and its cursor are handed to the sink together, which must store them in one transaction.
@@ -76,6 +79,19 @@ pub trait Outbox {
     fn ack(&self, seq: u64) -> Result<(), LocalError>;
     /// The device's wall clock (ms since the Unix epoch).
     fn now_ms(&self) -> u64;
+    /// After the store was restored from a backup: the last sequence number the backup held. Ops up to it are the
+    /// ones HQ may already hold under the same numbers (with the same content); later ops were written after the
+    /// restore and may reuse numbers HQ holds for other content. `None` when the store was not restored (default).
+    fn restored_through(&self) -> Result<Option<u64>, LocalError> {
+        Ok(None)
+    }
+    /// Continues after a restore, given HQ's cursor for this device: when HQ holds more than the backup did, the ops
+    /// written after the restore move past HQ's cursor and everything up to it counts as acknowledged; either way
+    /// the restore mark is cleared. Called once, before the first push, while [`Outbox::restored_through`] is set.
+    fn resume_after_restore(&self, hq_cursor: u64) -> Result<(), LocalError> {
+        let _ = hq_cursor;
+        Ok(())
+    }
 }
 
 /// Where pulled pages go.
@@ -251,6 +267,19 @@ fn cycle_inner(
     report: &mut CycleReport,
 ) -> Result<(), SyncError> {
     let device = outbox.device();
+    if outbox.restored_through().map_err(local)?.is_some() {
+        // Ask HQ for its cursor (a push without ops changes nothing) before sending any op whose number might be
+        // taken at HQ by an op written before the restore.
+        let req = PushRequest { device, sent_at_ms: outbox.now_ms(), ops: Vec::new() };
+        let resp = retrier.run(|| transport.push(&req))?;
+        report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
+        match resp.outcome {
+            PushOutcome::Accepted(ack) => outbox.resume_after_restore(ack.acked_through).map_err(local)?,
+            PushOutcome::Gap { expected } => {
+                return Err(SyncError::Protocol(format!("refused an empty push as a gap, expecting {expected}")));
+            }
+        }
+    }
     let last = outbox.last_seq().map_err(local)?;
     let mut after = outbox.acked().map_err(local)?.min(last);
     let batch = options.batch.max(1);

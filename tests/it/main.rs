@@ -3,14 +3,18 @@
 #![allow(clippy::unwrap_used, clippy::similar_names, clippy::items_after_statements)]
 
 mod access;
+mod backup;
 mod cases;
 mod cli;
 mod crash;
 mod dashboard;
+mod faults;
+mod fuzz;
 mod import;
 mod keys;
 mod patient;
 mod report;
+mod retention;
 mod roundtrip;
 mod ui;
 

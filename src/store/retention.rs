@@ -1,0 +1,168 @@
+//! Retention: records older than the reference data's retention policy (months per kind) are purged from the kiosk,
+//! but only once HQ holds them.
+//!
+//! A record is *acknowledged* when no op of it is waiting in the outbox: every op with a sequence number up to the
+//! acknowledged one is held by HQ, so a record none of whose ops is above it has its last version at HQ (ops pruned
+//! from the outbox were acknowledged before they were pruned). A record is purged when it is acknowledged, its
+//! business time is before the cutoff (the start of the local day `months` before today), and it is not still being
+//! worked on (an open case, a follow-up task not finished). The record and its index entries go in one transaction;
+//! [`Store::check`] stays clean.
+//!
+//! Feedback is hash-chained, so it is purged only as a prefix of the chain (oldest first, stopping at the first
+//! record that must stay); the position and hash of the last purged record become the chain's base
+//! ([`META_FEEDBACK_BASE`]), from which verification starts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Months;
+use guidedesk_sync::codec;
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::{Store, StoreError, index_apply, open_any, open_op, read_u64, tables};
+use crate::model::{AnyRecord, Moment, RecordKind};
+use tables::meta;
+
+/// Meta key: the feedback chain's base after purges, `(first retained index, hash of the last purged)` (codec).
+pub const META_FEEDBACK_BASE: &str = "feedback_base";
+
+/// What a purge did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    /// Records purged per kind name.
+    pub purged: BTreeMap<&'static str, u64>,
+    /// Records past retention kept because HQ has not acknowledged their last op.
+    pub kept_unacknowledged: u64,
+    /// Records past retention kept because they are still open (cases, follow-up tasks), or feedback kept because
+    /// an older chain record must stay.
+    pub kept_open: u64,
+    /// Nothing was changed.
+    pub dry_run: bool,
+}
+
+impl PurgeReport {
+    /// Records purged in total.
+    pub fn total(&self) -> u64 {
+        self.purged.values().sum()
+    }
+}
+
+impl Store {
+    /// The feedback chain's base: the first index still expected and the hash it must follow.
+    pub fn feedback_base(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let tx = self.db.begin_read()?;
+        let m = tx.open_table(tables::META)?;
+        match m.get(META_FEEDBACK_BASE)? {
+            Some(g) => Ok(codec::decode(g.value())?),
+            None => Ok((0, [0; 32])),
+        }
+    }
+
+    /// Purges the records past retention that HQ has acknowledged (see the module docs), in one durable
+    /// transaction; with `dry_run` nothing is changed.
+    pub fn purge_expired(&self, dry_run: bool) -> Result<PurgeReport, StoreError> {
+        let reference = self.reference();
+        let keys = self.keys();
+        let today = self.today();
+        let mut tx = self.db.begin_write()?;
+        let mut report = PurgeReport { dry_run, ..PurgeReport::default() };
+        {
+            let acked = read_u64(&tx.open_table(tables::META)?, meta::ACKED_SEQ)?;
+            let mut pending: BTreeSet<(u16, u128)> = BTreeSet::new();
+            for e in tx.open_table(tables::OUTBOX)?.range(acked.saturating_add(1)..)? {
+                let (k, v) = e?;
+                let op = open_op(&keys, k.value(), v.value())?;
+                pending.insert((op.key.kind, op.key.id));
+            }
+            for kind in RecordKind::ALL {
+                let Some(&months) = reference.retention.months.get(kind.name()) else {
+                    continue;
+                };
+                let Some(cut_day) = today.checked_sub_months(Months::new(months)) else {
+                    continue;
+                };
+                let cutoff = Moment::start_of_day(cut_day, self.offset);
+                let mut ids = Vec::new();
+                for e in tx
+                    .open_table(tables::IDX_TIME)?
+                    .range((kind.code(), i64::MIN, 0u128)..(kind.code(), cutoff.0, 0))?
+                {
+                    ids.push(e?.0.value().2);
+                }
+                let mut candidates: Vec<AnyRecord> = Vec::new();
+                {
+                    let t = tx.open_table(tables::records(kind))?;
+                    for id in ids {
+                        let Some(g) = t.get(id)? else { continue };
+                        let rec = open_any(&keys, kind, id, g.value())?;
+                        if pending.contains(&(kind.code(), id)) {
+                            report.kept_unacknowledged += 1;
+                        } else if still_open(&rec) {
+                            report.kept_open += 1;
+                        } else {
+                            candidates.push(rec);
+                        }
+                    }
+                }
+                if kind == RecordKind::Feedback {
+                    candidates = Self::chain_prefix(&tx, candidates, &mut report)?;
+                }
+                for rec in &candidates {
+                    tx.open_table(tables::records(kind))?.remove(rec.id().as_u128())?;
+                    index_apply(&tx, rec, self.offset, &keys, false)?;
+                }
+                if !candidates.is_empty() {
+                    report.purged.insert(kind.name(), candidates.len() as u64);
+                }
+            }
+        }
+        if dry_run {
+            tx.abort()?;
+        } else {
+            tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+            tx.commit()?;
+        }
+        Ok(report)
+    }
+
+    /// Keeps of `candidates` (purgeable feedback) only the prefix of the chain from its base, and moves the base.
+    fn chain_prefix(
+        tx: &redb::WriteTransaction,
+        candidates: Vec<AnyRecord>,
+        report: &mut PurgeReport,
+    ) -> Result<Vec<AnyRecord>, StoreError> {
+        let mut m = tx.open_table(tables::META)?;
+        let (mut next, mut hash) = match m.get(META_FEEDBACK_BASE)? {
+            Some(g) => codec::decode::<(u64, [u8; 32])>(g.value())?,
+            None => (0, [0; 32]),
+        };
+        let mut by_index: BTreeMap<u64, AnyRecord> = BTreeMap::new();
+        for rec in candidates {
+            if let AnyRecord::Feedback(f) = &rec {
+                by_index.insert(f.chain_index, rec);
+            }
+        }
+        let total = by_index.len() as u64;
+        let mut out = Vec::new();
+        while let Some(rec) = by_index.remove(&next) {
+            if let AnyRecord::Feedback(f) = &rec {
+                hash = f.hash;
+            }
+            out.push(rec);
+            next += 1;
+        }
+        report.kept_open += total - out.len() as u64;
+        if !out.is_empty() {
+            m.insert(META_FEEDBACK_BASE, codec::encode(&(next, hash))?.as_slice())?;
+        }
+        Ok(out)
+    }
+}
+
+/// Records still being worked on are kept whatever their age.
+fn still_open(rec: &AnyRecord) -> bool {
+    match rec {
+        AnyRecord::Case(c) => c.is_open(),
+        AnyRecord::FollowupTask(t) => !t.status.value.is_final(),
+        _ => false,
+    }
+}
