@@ -104,6 +104,10 @@ enum Command {
         /// Restore even if the current store is newer or belongs to another device
         #[arg(long)]
         force: bool,
+        /// The key file the backup was sealed with, when it is not this kiosk's current key (another kiosk's
+        /// backup, or one made before `key rotate`); it becomes the store's key, the previous one is kept
+        #[arg(long, value_name = "KEY_FILE")]
+        key: Option<PathBuf>,
     },
     /// Purge records older than the retention policy that HQ has acknowledged (the sync worker does this after
     /// every acknowledgement)
@@ -314,10 +318,12 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Backup { out } => backup(&data_dir, &cfg, &out)?,
-        Command::Restore { file, force } => {
+        Command::Restore { file, force, key } => {
             let offset = cfg.offset().map_err(anyhow::Error::msg)?;
             let options = StoreOptions { clock: Arc::new(SystemClock), utc_offset: offset };
-            let r = guidedesk::store::backup::restore(&data_dir, &file, force, &options)?;
+            let store_key = cfg.store.key_path(&data_dir);
+            let keys = guidedesk::store::backup::RestoreKeys { store_key: &store_key, backup_key: key.as_deref() };
+            let r = guidedesk::store::backup::restore(&data_dir, &file, force, &options, keys)?;
             println!(
                 "restored {} records (outbox through seq {}) from {}{}",
                 r.records,

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use guidedesk::hq::admin::{self, ADMIN_FILE, AdminRequest, DEFAULT_CODE_TTL_HOURS};
 use guidedesk::hq::backend::HqBackend;
-use guidedesk::hq::pg::{PgConfig, PgStore};
 use guidedesk::hq::limits::{ApiOptions, RateLimit};
+use guidedesk::hq::pg::{PgConfig, PgStore};
 use guidedesk::hq::reports_api::ReportsToken;
 use guidedesk::hq::server::{self, ServeOptions, TlsFiles};
 use guidedesk::hq::store::{HqError, HqStore};

@@ -16,9 +16,9 @@
 
 pub mod admin;
 pub mod backend;
-pub mod pg;
 pub mod limits;
 pub mod openapi;
+pub mod pg;
 pub mod reports_api;
 pub mod server;
 pub mod store;

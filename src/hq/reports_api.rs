@@ -26,8 +26,8 @@ use guidedesk_sync::protocol::codes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::server::{ApiError, HqState, bearer, blocking, now_ms};
 use super::backend::HqBackend;
+use super::server::{ApiError, HqState, bearer, blocking, now_ms};
 use super::store::{HqError, StoredRecord};
 use crate::model::{AnyRecord, Moment, RecordKind, ReferenceData};
 use crate::reports::html::esc;

@@ -450,7 +450,11 @@ pub fn start(store: impl Into<HqBackend>, options: &ServeOptions) -> Result<Runn
 }
 
 /// [`start`] with reporting, limit and timeout options.
-pub fn start_with(store: impl Into<HqBackend>, options: &ServeOptions, api: ApiOptions) -> Result<RunningHq, ServeError> {
+pub fn start_with(
+    store: impl Into<HqBackend>,
+    options: &ServeOptions,
+    api: ApiOptions,
+) -> Result<RunningHq, ServeError> {
     if options.tls.is_none() && !options.allow_plain_http && !options.listen.ip().is_loopback() {
         return Err(ServeError::PlainHttp(options.listen));
     }

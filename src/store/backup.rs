@@ -383,12 +383,24 @@ impl Store {
     }
 }
 
+/// The keys of a restore: the store's key file, and the key file the backup was sealed with when that is another
+/// one (another kiosk's backup, or one made before a key rotation). A backup restored with its own key brings that
+/// key along: it is copied over `store_key` (the previous key file is kept beside it as `.replaced-<ms>`).
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreKeys<'a> {
+    /// Where the store's key file is (or is to be).
+    pub store_key: &'a Path,
+    /// The key file the backup was sealed with, when it is not `store_key`.
+    pub backup_key: Option<&'a Path>,
+}
+
 /// Restores the store in `data_dir` from the backup `file` (see the module docs). The kiosk must not be running.
 pub fn restore(
     data_dir: &Path,
     file: &Path,
     force: bool,
     options: &StoreOptions,
+    keys: RestoreKeys<'_>,
 ) -> Result<RestoreReport, BackupError> {
     std::fs::metadata(file).map_err(io("cannot read the backup", file))?;
     let staging = data_dir.join(".restore");
@@ -398,7 +410,7 @@ pub fn restore(
         Err(e) => return Err(io("cannot clear the staging directory", &staging)(e)),
     }
     std::fs::create_dir_all(&staging).map_err(io("cannot create the staging directory", &staging))?;
-    let result = stage_and_swap(data_dir, &staging, file, force, options);
+    let result = stage_and_swap(data_dir, &staging, file, force, options, keys);
     let _ = std::fs::remove_dir_all(&staging);
     result
 }
@@ -409,11 +421,13 @@ fn stage_and_swap(
     file: &Path,
     force: bool,
     options: &StoreOptions,
+    keys: RestoreKeys<'_>,
 ) -> Result<RestoreReport, BackupError> {
     let staged = staging.join(FILE_NAME);
+    let backup_key = keys.backup_key.unwrap_or(keys.store_key);
     std::fs::copy(file, &staged).map_err(io("cannot copy the backup to", &staged))?;
     let (backup_stats, backup_hlc) = {
-        let b = Store::open_with(staging, options.clone()).map_err(|e| match e {
+        let b = Store::open_keyed(staging, options.clone(), backup_key).map_err(|e| match e {
             OpenError::NotAStore { detail, .. } | OpenError::Corrupt { detail, .. } => {
                 BackupError::Invalid { path: file.to_path_buf(), problems: vec![detail] }
             }
@@ -429,7 +443,7 @@ fn stage_and_swap(
     let mut other_device = false;
     let has_current = std::fs::metadata(&current_path).is_ok_and(|m| m.len() > 0);
     if has_current {
-        let cur = Store::open_with(data_dir, options.clone())?;
+        let cur = Store::open_keyed(data_dir, options.clone(), keys.store_key)?;
         let s = cur.stats()?;
         other_device = s.device != backup_stats.device;
         if other_device && !force {
@@ -446,7 +460,7 @@ fn stage_and_swap(
         }
     }
     {
-        let b = Store::open_with(staging, options.clone())?;
+        let b = Store::open_keyed(staging, options.clone(), backup_key)?;
         b.mark_restored()?;
     }
     std::fs::File::open(&staged).and_then(|f| f.sync_all()).map_err(io("cannot sync", &staged))?;
@@ -458,7 +472,26 @@ fn stage_and_swap(
     } else {
         None
     };
+    let new_key = keys.backup_key.filter(|bk| *bk != keys.store_key);
+    if let Some(bk) = new_key {
+        // The restored store is sealed with the backup's key, which becomes the store's key. It goes to the
+        // pending-key path first: until the store is swapped the current key still matches and the next open drops
+        // the pending one; once the store is swapped, the next open finds that only the pending key matches and
+        // moves it into place (the same recovery as an interrupted rotation). The previous key is kept.
+        if keys.store_key.exists() {
+            let keep = sidecar(keys.store_key, &format!(".replaced-{}", options.clock.now().0));
+            std::fs::copy(keys.store_key, &keep).map_err(io("cannot keep the replaced key as", &keep))?;
+        }
+        let pending = super::crypto::pending_key_path(keys.store_key);
+        std::fs::copy(bk, &pending).map_err(io("cannot copy the backup's key to", &pending))?;
+        std::fs::File::open(&pending).and_then(|f| f.sync_all()).map_err(io("cannot sync", &pending))?;
+    }
     std::fs::rename(&staged, &current_path).map_err(io("cannot move the restored store to", &current_path))?;
+    if new_key.is_some() {
+        let pending = super::crypto::pending_key_path(keys.store_key);
+        std::fs::rename(&pending, keys.store_key).map_err(io("cannot install the backup's key as", keys.store_key))?;
+        sync_dir(&parent_of(keys.store_key))?;
+    }
     sync_dir(data_dir)?;
     Ok(RestoreReport {
         records: backup_stats.records.values().sum(),

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{ReadableDatabase as _, StorageBackend};
 use redb::backends::FileBackend;
+use redb::{ReadableDatabase as _, StorageBackend};
 
 use super::{
     FILE_NAME, OpenError, Store, StoreError, StoreOptions, check_identity, crypto, init_meta, load_reference, migrate,

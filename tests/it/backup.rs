@@ -13,6 +13,15 @@ fn options(clock: &Arc<ManualClock>) -> StoreOptions {
     StoreOptions { clock: clock.clone(), utc_offset: china_offset() }
 }
 
+/// The keys of a restore into `dir` with the store's default key file.
+fn own_key(dir: &Path) -> std::path::PathBuf {
+    dir.join("guidedesk.key")
+}
+
+fn keys(store_key: &Path) -> backup::RestoreKeys<'_> {
+    backup::RestoreKeys { store_key, backup_key: None }
+}
+
 fn open(dir: &Path) -> (Store, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(Moment(1_767_225_600_000)));
     (Store::open_with(dir, options(&clock)).unwrap(), clock)
@@ -63,6 +72,9 @@ fn backup_while_writing_is_a_consistent_snapshot() {
     let restored_dir = dir.path().join("restored");
     std::fs::create_dir_all(&restored_dir).unwrap();
     std::fs::copy(&out, restored_dir.join(guidedesk::store::FILE_NAME)).unwrap();
+    // The copy is sealed with the store's key: without it, it does not open.
+    assert!(Store::open_with(&restored_dir, options(&Arc::new(ManualClock::new(Moment(0))))).is_err());
+    std::fs::copy(store.key_path(), own_key(&restored_dir)).unwrap();
     let (copy, _) = open(&restored_dir);
     assert_eq!(copy.check().unwrap(), Vec::<String>::new());
     let s = copy.stats().unwrap();
@@ -83,19 +95,19 @@ fn restore_refuses_a_newer_store_and_garbage_and_keeps_the_replaced_one() {
     drop(store);
 
     // A newer current store is not replaced without --force.
-    let err = backup::restore(&kiosk, &out, false, &options(&clock)).unwrap_err();
+    let err = backup::restore(&kiosk, &out, false, &options(&clock), keys(&own_key(&kiosk))).unwrap_err();
     assert!(matches!(err, BackupError::CurrentIsNewer { current_seq: 8, backup_seq: 5, .. }), "{err}");
     assert!(err.to_string().contains("--force"), "{err}");
     // Garbage is refused and nothing is touched.
     let junk = dir.path().join("junk.redb");
     std::fs::write(&junk, b"not a database at all").unwrap();
-    let err = backup::restore(&kiosk, &junk, true, &options(&clock)).unwrap_err();
+    let err = backup::restore(&kiosk, &junk, true, &options(&clock), keys(&own_key(&kiosk))).unwrap_err();
     assert!(matches!(err, BackupError::Invalid { .. }), "{err}");
     let (store, _) = open(&kiosk);
     assert_eq!(store.stats().unwrap().outbox_last_seq, 8);
     drop(store);
 
-    let r = backup::restore(&kiosk, &out, true, &options(&clock)).unwrap();
+    let r = backup::restore(&kiosk, &out, true, &options(&clock), keys(&own_key(&kiosk))).unwrap();
     assert_eq!((r.records, r.last_seq), (5, 5));
     let kept = r.replaced.expect("the replaced store is kept");
     assert!(kept.exists());
@@ -115,8 +127,22 @@ fn restore_refuses_another_kiosks_backup_without_force() {
     a.backup_to(&out).unwrap();
     let (b, _) = open(&dir.path().join("b"));
     drop(b);
-    let err = backup::restore(&dir.path().join("b"), &out, false, &options(&clock)).unwrap_err();
+    let b_dir = dir.path().join("b");
+    let b_key = own_key(&b_dir);
+    // Sealed with kiosk A's key: refused by name until that key is given.
+    let err = backup::restore(&b_dir, &out, false, &options(&clock), keys(&b_key)).unwrap_err();
+    assert!(err.to_string().contains("key"), "{err}");
+    let a_key = own_key(&dir.path().join("a"));
+    let with_a = backup::RestoreKeys { store_key: &b_key, backup_key: Some(&a_key) };
+    let err = backup::restore(&b_dir, &out, false, &options(&clock), with_a).unwrap_err();
     assert!(matches!(err, BackupError::OtherDevice { .. }), "{err}");
+    // Forced, the store and A's key take B's place; B's key is kept beside.
+    let r = backup::restore(&b_dir, &out, true, &options(&clock), with_a).unwrap();
+    assert!(r.other_device);
+    assert_eq!(std::fs::read(&b_key).unwrap(), std::fs::read(&a_key).unwrap());
+    let (restored, _) = open(&b_dir);
+    assert_eq!(restored.stats().unwrap().records.values().sum::<u64>(), 2);
+    assert!(restored.check().unwrap().is_empty());
 }
 
 #[test]
@@ -137,7 +163,12 @@ fn cli_backup_while_the_kiosk_holds_the_store_is_written_by_the_kiosk() {
     // Restoring it into a fresh data directory through the CLI works, and the result passes `guidedesk check`.
     let fresh = dir.path().join("fresh");
     let o = crate::guidedesk(&fresh, &["restore", out.to_str().unwrap()]);
+    assert!(!o.status.success(), "a sealed backup needs its key");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("key file"), "{}", String::from_utf8_lossy(&o.stderr));
+    let key = store.key_path().to_str().unwrap().to_owned();
+    let o = crate::guidedesk(&fresh, &["restore", out.to_str().unwrap(), "--key", &key]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(own_key(&fresh)).unwrap(), std::fs::read(store.key_path()).unwrap());
     let o = crate::guidedesk(&fresh, &["check"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     // The live store (still open here) refuses a restore while in use.
@@ -220,7 +251,7 @@ mod with_hq {
         drop(store);
         // The disk dies: the store is gone; the backup is restored onto a new disk.
         std::fs::remove_file(kiosk.join(guidedesk::store::FILE_NAME)).unwrap();
-        let r = backup::restore(&kiosk, &out, false, &options(&clock)).unwrap();
+        let r = backup::restore(&kiosk, &out, false, &options(&clock), keys(&own_key(&kiosk))).unwrap();
         assert_eq!(r.last_seq, 6);
         let store = Store::open_with(&kiosk, options(&clock)).unwrap();
         // The desk works before the network is back: these ops get numbers 7.. that HQ holds for other records.
