@@ -125,22 +125,87 @@ pub fn encoded_arrival(
     Ok((a, stored, op))
 }
 
-/// A bare append of the same bytes (record + op) followed by fsync: the physical floor of a durable commit.
+/// A bare write of the same bytes (record + op) followed by fdatasync, in a preallocated file written in place:
+/// the physical floor of a durable commit on this disk (no file growth, no allocation, no index).
 pub struct Fsync {
     file: std::fs::File,
+    at: u64,
 }
+
+const FSYNC_FILE: u64 = 16 << 20;
 
 impl Fsync {
     pub fn open(dir: &Path) -> Result<Fsync> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("bench.log"))?;
-        Ok(Fsync { file })
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("bench.log"))?;
+        // Preallocate with real zeros (not a sparse hole), durably, so a commit only overwrites blocks.
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..FSYNC_FILE >> 20 {
+            file.write_all(&zeros)?;
+        }
+        file.sync_all()?;
+        Ok(Fsync { file, at: 0 })
     }
 
     pub fn commit(&mut self, stored: &[u8], op: &[u8]) -> Result<()> {
-        self.file.write_all(stored)?;
-        self.file.write_all(op)?;
-        self.file.sync_all()?;
+        use std::os::unix::fs::FileExt;
+        let len = (stored.len() + op.len()) as u64;
+        if self.at + len > FSYNC_FILE {
+            self.at = 0;
+        }
+        self.file.write_all_at(stored, self.at)?;
+        self.file.write_all_at(op, self.at + stored.len() as u64)?;
+        self.at += len;
+        self.file.sync_data()?;
         Ok(())
+    }
+}
+
+/// A keep-alive HTTP/1.1 client on a bare TCP stream: POSTs a body and reads the answer.
+pub struct RawClient {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+    host: String,
+}
+
+impl RawClient {
+    pub fn connect(url: &str) -> Result<RawClient> {
+        let host = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let w = TcpStream::connect(&host)?;
+        w.set_nodelay(true)?;
+        let r = BufReader::new(w.try_clone()?);
+        Ok(RawClient { w, r, host })
+    }
+
+    /// POSTs `body` to `path`; returns the status code.
+    pub fn post(&mut self, path: &str, body: &[u8]) -> Result<u16> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        self.w.write_all(head.as_bytes())?;
+        self.w.write_all(body)?;
+        let mut line = String::new();
+        self.r.read_line(&mut line)?;
+        let status: u16 = line.split_whitespace().nth(1).context("no status line")?.parse()?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            if self.r.read_line(&mut line)? == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().context("content-length")?;
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.r.read_exact(&mut buf)?;
+        Ok(status)
     }
 }
 
