@@ -114,6 +114,8 @@ fn ensure_staff(store: &Store) -> Result<Vec<String>, StoreError> {
         ("K003", "周主任", Role::Supervisor),
         ("A001", "系统管理员", Role::Administrator),
     ];
+    // Every demo account has the same PIN: hash it once (argon2id is deliberately slow, ~0.3 s a hash).
+    let pin_hash = crate::staff::hash_pin(DEMO_PIN).map_err(StoreError::Conflict)?;
     let mut staff = Vec::with_capacity(people.len());
     for (id, name, role) in people {
         staff.push(Staff {
@@ -121,7 +123,7 @@ fn ensure_staff(store: &Store) -> Result<Vec<String>, StoreError> {
             name: name.into(),
             role,
             department: None,
-            pin_hash: crate::staff::hash_pin(DEMO_PIN).map_err(StoreError::Conflict)?,
+            pin_hash: pin_hash.clone(),
             active: true,
         });
     }

@@ -1,0 +1,276 @@
+//! The alternatives measured beside GuideDesk in the same run.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use guidedesk::model::{Arrival, RecordId, ReferenceData, StaffRef};
+use guidedesk::store::day_number;
+use guidedesk_sync::{Hlc, HlcClock, Op, RecordKey, codec};
+use rusqlite::{Connection, params};
+
+use crate::fixtures;
+
+/// `SQLite` doing the same registration as the kiosk store: the form validated by the same code, the record encoded
+/// by the same codec, and in one transaction the record row, its four index rows (time, day+step, phone, name), the
+/// outbox row and the clock/sequence counters. WAL mode, `synchronous=FULL`, each index a `WITHOUT ROWID` table
+/// keyed like the redb one.
+pub struct Sqlite {
+    conn: Connection,
+    clock: HlcClock,
+    next_seq: u64,
+    refs: Arc<ReferenceData>,
+}
+
+impl Sqlite {
+    pub fn open(dir: &Path, refs: Arc<ReferenceData>) -> Result<Sqlite> {
+        let conn = Connection::open(dir.join("bench.sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS rec_arrival(id BLOB PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, op BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idx_time(kind INTEGER, ms INTEGER, id BLOB, PRIMARY KEY(kind, ms, id))
+               WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idx_day_step(day INTEGER, step INTEGER, id BLOB, PRIMARY KEY(day, step, id))
+               WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idx_phone(phone TEXT, kind INTEGER, id BLOB, PRIMARY KEY(phone, kind, id))
+               WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idx_name(name TEXT, kind INTEGER, id BLOB, PRIMARY KEY(name, kind, id))
+               WITHOUT ROWID;",
+        )?;
+        Ok(Sqlite { conn, clock: HlcClock::resume(1, Hlc::ZERO), next_seq: 1, refs })
+    }
+
+    /// Registers arrival `i` at `at` (ms) in one durable transaction.
+    pub fn register(&mut self, i: u64, at: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        register_rows(&tx, &self.refs, &mut self.clock, &mut self.next_seq, i, at)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Fills the database with `total` arrivals in one transaction (setup, not measured).
+    pub fn seed(&mut self, total: u64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for i in 0..total {
+            let at = fixtures::NOW - 86_400_000 * (1 + (total - i) as i64 / 500);
+            register_rows(&tx, &self.refs, &mut self.clock, &mut self.next_seq, i, at)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn register_rows(
+    tx: &rusqlite::Transaction<'_>,
+    refs: &ReferenceData,
+    clock: &mut HlcClock,
+    next_seq: &mut u64,
+    i: u64,
+    at: i64,
+) -> Result<()> {
+    let (a, stored, op) = encoded_arrival(refs, clock, *next_seq, i, at)?;
+    let id = a.id.as_u128().to_be_bytes();
+    let day = day_number(a.arrived_at.local_date(guidedesk::store::china_offset()));
+    tx.prepare_cached("INSERT INTO rec_arrival(id, body) VALUES (?1, ?2)")?.execute(params![&id[..], stored])?;
+    tx.prepare_cached("INSERT INTO idx_time VALUES (?1, ?2, ?3)")?.execute(params![1, at, &id[..]])?;
+    tx.prepare_cached("INSERT INTO idx_day_step VALUES (?1, ?2, ?3)")?.execute(params![
+        day,
+        a.step().code(),
+        &id[..]
+    ])?;
+    if let Some(p) = &a.phone {
+        tx.prepare_cached("INSERT INTO idx_phone VALUES (?1, ?2, ?3)")?.execute(params![p, 1, &id[..]])?;
+    }
+    tx.prepare_cached("INSERT INTO idx_name VALUES (?1, ?2, ?3)")?.execute(params![a.name, 1, &id[..]])?;
+    tx.prepare_cached("INSERT INTO outbox(seq, op) VALUES (?1, ?2)")?.execute(params![*next_seq as i64, op])?;
+    *next_seq += 1;
+    let hlc = codec::encode(&clock.last())?;
+    tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('hlc', ?1)")?.execute(params![hlc])?;
+    tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?1)")?
+        .execute(params![&next_seq.to_le_bytes()[..]])?;
+    Ok(())
+}
+
+/// Validates and encodes arrival `i` exactly as the kiosk store does: the stored record bytes (schema prefix +
+/// codec) and the encoded outbox op.
+pub fn encoded_arrival(
+    refs: &ReferenceData,
+    clock: &mut HlcClock,
+    seq: u64,
+    i: u64,
+    at: i64,
+) -> Result<(Arrival, Vec<u8>, Vec<u8>)> {
+    let at = guidedesk::model::Moment(at);
+    let form = fixtures::form(refs, i);
+    let draft = form.validate(refs, at.local_date(guidedesk::store::china_offset()))?;
+    let stamp = clock.tick(at.0.max(0) as u64);
+    let a = draft.into_record(RecordId::new_v7(at), at, StaffRef("D001".into()), stamp);
+    let payload = codec::encode(&a)?;
+    let mut stored = guidedesk::model::RECORD_SCHEMA.to_le_bytes().to_vec();
+    stored.extend_from_slice(&payload);
+    let op = Op {
+        seq,
+        key: RecordKey { kind: guidedesk::model::RecordKind::Arrival.code(), id: a.id.as_u128() },
+        schema: guidedesk::model::RECORD_SCHEMA,
+        stamp: clock.tick(at.0.max(0) as u64),
+        payload,
+    };
+    let op = codec::encode(&op)?;
+    Ok((a, stored, op))
+}
+
+/// A bare write of the same bytes (record + op) followed by fdatasync, in a preallocated file written in place:
+/// the physical floor of a durable commit on this disk (no file growth, no allocation, no index).
+pub struct Fsync {
+    file: std::fs::File,
+    at: u64,
+}
+
+const FSYNC_FILE: u64 = 16 << 20;
+
+impl Fsync {
+    pub fn open(dir: &Path) -> Result<Fsync> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("bench.log"))?;
+        // Preallocate with real zeros (not a sparse hole), durably, so a commit only overwrites blocks.
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..FSYNC_FILE >> 20 {
+            file.write_all(&zeros)?;
+        }
+        file.sync_all()?;
+        Ok(Fsync { file, at: 0 })
+    }
+
+    pub fn commit(&mut self, stored: &[u8], op: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let len = (stored.len() + op.len()) as u64;
+        if self.at + len > FSYNC_FILE {
+            self.at = 0;
+        }
+        self.file.write_all_at(stored, self.at)?;
+        self.file.write_all_at(op, self.at + stored.len() as u64)?;
+        self.at += len;
+        self.file.sync_data()?;
+        Ok(())
+    }
+}
+
+/// A keep-alive HTTP/1.1 client on a bare TCP stream: POSTs a body and reads the answer.
+pub struct RawClient {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+    host: String,
+}
+
+impl RawClient {
+    pub fn connect(url: &str) -> Result<RawClient> {
+        let host = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let w = TcpStream::connect(&host)?;
+        w.set_nodelay(true)?;
+        let r = BufReader::new(w.try_clone()?);
+        Ok(RawClient { w, r, host })
+    }
+
+    /// POSTs `body` to `path`; returns the status code.
+    pub fn post(&mut self, path: &str, body: &[u8]) -> Result<u16> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        self.w.write_all(head.as_bytes())?;
+        self.w.write_all(body)?;
+        let mut line = String::new();
+        self.r.read_line(&mut line)?;
+        let status: u16 = line.split_whitespace().nth(1).context("no status line")?.parse()?;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            if self.r.read_line(&mut line)? == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().context("content-length")?;
+            }
+        }
+        let mut buf = vec![0u8; len];
+        self.r.read_exact(&mut buf)?;
+        Ok(status)
+    }
+}
+
+/// A trivial HTTP/1.1 server on loopback: reads each request's body and answers `200 ok`, keep-alive. The limit
+/// of what any sync server could do with the same bytes over the same transport.
+pub struct RawServer {
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl RawServer {
+    pub fn start() -> Result<RawServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        std::thread::Builder::new().name("raw-http".into()).spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(c) = conn {
+                    std::thread::spawn(move || {
+                        let _ = serve(c);
+                    });
+                }
+            }
+        })?;
+        Ok(RawServer { url: format!("http://{addr}"), stop, addr })
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(c: TcpStream) -> Result<()> {
+    c.set_nodelay(true)?;
+    let mut w = c.try_clone()?;
+    let mut r = BufReader::new(c);
+    let mut body = Vec::new();
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            if r.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" && !first {
+                break;
+            }
+            first = false;
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().context("content-length")?;
+            }
+        }
+        body.resize(len, 0);
+        r.read_exact(&mut body)?;
+        w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok")?;
+    }
+}

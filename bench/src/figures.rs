@@ -1,0 +1,437 @@
+//! The figures: each measured at 1×, 10× and 100× its base size, with its baselines in the same run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use egui_kittest::Harness;
+use guidedesk::config::Language;
+use guidedesk::demo::{self, DemoOptions};
+use guidedesk::kiosk_sync::{self, SyncOptions};
+use guidedesk::reports::Lang;
+use guidedesk::reports::cli::{DocKind, generate};
+use guidedesk::store::Store;
+use guidedesk::ui::board::BoardScreen;
+use guidedesk::ui::i18n::Tr;
+use guidedesk::ui::theme;
+use guidedesk_sync::codec;
+use guidedesk_sync::protocol::PushRequest;
+
+use crate::Sizes;
+use crate::baselines::{self, Fsync, RawServer, Sqlite};
+use crate::children::{self, StartHq};
+use crate::fixtures;
+use crate::table::{Samples, Table, n, ratio, thread_cpu, us};
+
+const GROWTH: [u64; 3] = [1, 10, 100];
+
+pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
+    eprintln!("== register, lookups, board read");
+    register_lookups_board(s, t)?;
+    eprintln!("== board frame");
+    board_frame(s, t)?;
+    eprintln!("== demo seeding and cold start");
+    demo_and_cold_start(s, t)?;
+    eprintln!("== monthly report");
+    monthly_report(s, t)?;
+    eprintln!("== sync push");
+    sync_push(s, t, children::embedded_hq)?;
+    eprintln!("== HQ under many kiosks");
+    hq_many(s, t, "embedded redb", children::embedded_hq)?;
+    t.info(
+        format!("HQ on PostgreSQL, {} kiosks at once", s.kiosks),
+        "not measured",
+        "the PostgreSQL backend is not on this branch; plug it in as a StartHq",
+    );
+    Ok(())
+}
+
+/// A small deterministic sequence for picking samples.
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    *seed >> 33
+}
+
+fn register_lookups_board(s: &Sizes, t: &mut Table) -> Result<()> {
+    let mut prev: Option<(f64, f64, f64)> = None;
+    for g in GROWTH {
+        let total = s.arrivals_base * g;
+        let dir = tempfile::tempdir()?;
+        let (store, clock) = fixtures::open(dir.path())?;
+        let seed_t = Instant::now();
+        fixtures::seed_arrivals(&store, total, 500, 1_000)?;
+        eprintln!("  seeded {total} arrivals in {:.1} s", seed_t.elapsed().as_secs_f64());
+        let label = format!("{} arrivals", n(total));
+        let largest = g == 100;
+
+        // Register one arrival: ours, SQLite with as many rows, bare write+fsync of the same bytes.
+        let mut ours = Vec::with_capacity(s.reps);
+        for k in 0..s.reps as u64 {
+            clock.advance(1);
+            let t0 = Instant::now();
+            fixtures::register_one(&store, total + k)?;
+            ours.push(t0.elapsed());
+        }
+        let sdir = tempfile::tempdir()?;
+        let mut sq = Sqlite::open(sdir.path(), store.reference())?;
+        sq.seed(total)?;
+        let mut sql = Vec::with_capacity(s.reps);
+        for k in 0..s.reps as u64 {
+            let t0 = Instant::now();
+            sq.register(total + k, fixtures::NOW + k as i64)?;
+            sql.push(t0.elapsed());
+        }
+        let mut fs = Fsync::open(sdir.path())?;
+        let mut hlc = guidedesk_sync::HlcClock::resume(1, guidedesk_sync::Hlc::ZERO);
+        let mut raw = Vec::with_capacity(s.reps);
+        for k in 0..s.reps as u64 {
+            let (_, stored, op) = baselines::encoded_arrival(&store.reference(), &mut hlc, k + 1, k, fixtures::NOW)?;
+            let t0 = Instant::now();
+            fs.commit(&stored, &op)?;
+            raw.push(t0.elapsed());
+        }
+        let (o, q, f) = (
+            Samples::from_durations(&ours).median(),
+            Samples::from_durations(&sql).median(),
+            Samples::from_durations(&raw).median(),
+        );
+        t.info(format!("baseline: SQLite WAL+FULL registration, median ({label})"), us(q), "");
+        t.info(format!("baseline: write+fsync of the same bytes, median ({label})"), us(f), "");
+        t.target(
+            format!("register one arrival, median ({label})"),
+            us(o),
+            "≤ SQLite; ≤ 2× write+fsync",
+            format!("{} of SQLite; {} of write+fsync", ratio(o, q), ratio(o, f)),
+            o <= q && o <= 2.0 * f,
+        );
+
+        // Lookups.
+        let mut seed = 42u64;
+        let lookups = s.reps.max(1_000);
+        let mut by_phone = Vec::with_capacity(lookups);
+        let mut found = 0usize;
+        for _ in 0..lookups {
+            let i = lcg(&mut seed) % total;
+            let p = fixtures::phone(i);
+            let t0 = Instant::now();
+            let hits = store.find_by_phone(&p)?;
+            by_phone.push(t0.elapsed());
+            found += usize::from(!hits.is_empty());
+        }
+        anyhow::ensure!(found == lookups, "phone lookup found {found} of {lookups} existing phones");
+        let mut by_name = Vec::with_capacity(lookups);
+        for _ in 0..lookups {
+            let i = lcg(&mut seed) % total;
+            let name = fixtures::name(i);
+            let prefix: String = name.chars().take(2).collect();
+            let t0 = Instant::now();
+            let hits = store.find_by_name_prefix(&prefix, 50)?;
+            by_name.push(t0.elapsed());
+            anyhow::ensure!(!hits.is_empty(), "name prefix {prefix} found nothing");
+        }
+        let (pp, pn) = (Samples::from_durations(&by_phone).pct(99.0), Samples::from_durations(&by_name).pct(99.0));
+        let growth =
+            |now: f64, before: Option<f64>| before.map_or(String::new(), |b| format!("{} of 10× fewer", ratio(now, b)));
+        let push = |t: &mut Table, fig: String, v: f64, before: Option<f64>| {
+            if largest {
+                t.target(fig, us(v), "p99 ≤ 1 ms", growth(v, before), v <= 1_000.0);
+            } else {
+                t.info(fig, us(v), growth(v, before));
+            }
+        };
+        push(t, format!("lookup by phone, p99 ({label})"), pp, prev.map(|p| p.0));
+        push(t, format!("lookup by name prefix (50 hits max), p99 ({label})"), pn, prev.map(|p| p.1));
+
+        // Today's board read.
+        let today = store.today();
+        let mut board = Vec::with_capacity(s.reps);
+        let mut rows = 0;
+        for _ in 0..s.reps {
+            let t0 = Instant::now();
+            rows = store.arrivals_on(today)?.len();
+            board.push(t0.elapsed());
+        }
+        let b = Samples::from_durations(&board);
+        t.target(
+            format!("today's board read, {rows} arrivals, median ({label})"),
+            format!("{} (p99 {})", us(b.median()), us(b.pct(99.0))),
+            "≤ 1 ms",
+            growth(b.median(), prev.map(|p| p.2)),
+            b.median() <= 1_000.0,
+        );
+        prev = Some((pp, pn, b.median()));
+    }
+    Ok(())
+}
+
+fn board_frame(s: &Sizes, t: &mut Table) -> Result<()> {
+    let mut prev = None;
+    for rows in [5u64, 50, 500] {
+        let dir = tempfile::tempdir()?;
+        let (store, _clock) = fixtures::open(dir.path())?;
+        fixtures::seed_arrivals(&store, rows, rows, 1_000)?;
+        let store = Arc::new(store);
+        let q = Arc::clone(&store);
+        let tr = Tr::new(Language::ZhCn);
+        let mut h =
+            Harness::builder().with_size(egui::vec2(1280.0, 800.0)).with_context_setup(theme::install).build_ui_state(
+                move |ui, b: &mut BoardScreen| {
+                    let _ = b.ui(ui, &*q, tr, 1);
+                },
+                BoardScreen::default(),
+            );
+        for _ in 0..5 {
+            h.step();
+        }
+        anyhow::ensure!(
+            h.state().rows().len() as u64 == rows,
+            "the board shows {} rows, not {rows}",
+            h.state().rows().len()
+        );
+        let frames = s.reps.max(50);
+        let mut wall = Vec::with_capacity(frames);
+        // The scheduler's CPU clock may tick coarsely, so CPU is summed over all frames and divided.
+        let cpu0 = thread_cpu();
+        for _ in 0..frames {
+            let w0 = Instant::now();
+            h.step();
+            wall.push(w0.elapsed());
+        }
+        let cpu = match (cpu0, thread_cpu()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64() * 1e6 / frames as f64),
+            _ => None,
+        };
+        let w = Samples::from_durations(&wall);
+        let v = cpu.unwrap_or_else(|| w.median());
+        let fig = format!("board screen frame, {rows} rows, mean CPU (headless egui, layout+shapes)");
+        let value = format!("{} (wall median {})", us(v), us(w.median()));
+        let growth = prev.map_or(String::new(), |p| format!("{} of 10× fewer rows", ratio(v, p)));
+        if rows == 500 {
+            t.target(fig, value, "≤ 4 ms", growth, v <= 4_000.0);
+        } else {
+            t.info(fig, value, growth);
+        }
+        prev = Some(v);
+        drop(h);
+        drop(store);
+    }
+    Ok(())
+}
+
+fn demo_and_cold_start(s: &Sizes, t: &mut Table) -> Result<()> {
+    // About 890 records per demo day at 400 arrivals a day.
+    let mut prev: Option<f64> = None;
+    let mut last_dir = None;
+    for g in GROWTH {
+        let want = s.demo_base * g;
+        let days = (want / 890).max(1) as u32;
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let t0 = Instant::now();
+        let rep = demo::generate(&store, DemoOptions { days, per_day: 400, seed: 1 })?;
+        let secs = t0.elapsed().as_secs_f64();
+        let rate = rep.total() as f64 / secs;
+        let fig = format!("demo seeding, {} records ({days} days, one transaction per day)", n(rep.total()));
+        let value = format!("{} records/s ({secs:.1} s)", n(rate as u64));
+        let growth = prev.map_or(String::new(), |p| format!("{} of the rate at 10× fewer", ratio(rate, p)));
+        if g == 100 {
+            t.target(fig, value, "≥ 50 000 records/s", growth, rate >= 50_000.0);
+        } else {
+            t.info(fig, value, growth);
+        }
+        prev = Some(rate);
+        drop(store);
+        last_dir = Some((dir, rep.total()));
+    }
+    let (dir, total) = last_dir.context("no demo store")?;
+    // Once to warm the page cache like a kiosk that was just used, then measured.
+    let _ = children::run_cold_start(dir.path())?;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(children::run_cold_start(dir.path())?);
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ms, wall, rss) = runs[1];
+    t.target(
+        format!("cold start to first frame, {} records (open + board query + first headless frame)", n(total)),
+        format!("{ms:.0} ms (process {wall:.0} ms), peak RSS {} MB", rss / 1024),
+        "≤ 1 s; RSS ≤ 200 MB",
+        "median of 3, warm page cache",
+        ms <= 1_000.0 && wall <= 1_000.0 && rss <= 200 * 1024,
+    );
+    Ok(())
+}
+
+fn monthly_report(s: &Sizes, t: &mut Table) -> Result<()> {
+    let mut prev: Option<f64> = None;
+    for g in GROWTH {
+        let per_day = s.report_per_day_base * g as u32;
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let rep = demo::generate(&store, DemoOptions { days: s.report_days, per_day, seed: 7 })?;
+        let today = store.today();
+        let first = Instant::now();
+        let r = generate(&store, DocKind::Monthly, today, Lang::Zh)?;
+        let first = first.elapsed();
+        anyhow::ensure!(!r.html.is_empty(), "the monthly report is empty");
+        let mut runs = vec![first];
+        for _ in 0..2 {
+            let t0 = Instant::now();
+            generate(&store, DocKind::Monthly, today, Lang::Zh)?;
+            runs.push(t0.elapsed());
+        }
+        let m = Samples::from_durations(&runs).median();
+        let fig = format!(
+            "monthly report, {} days of data ({} arrivals, {} records)",
+            s.report_days,
+            n(rep.arrivals),
+            n(rep.total())
+        );
+        let value = format!("{} (first run {})", us(m), us(first.as_secs_f64() * 1e6));
+        let growth = prev.map_or(String::new(), |p| format!("{} of 10× less data", ratio(m, p)));
+        if g == 100 {
+            t.target(fig, value, "≤ 200 ms", growth, m <= 200_000.0);
+        } else {
+            t.info(fig, value, growth);
+        }
+        prev = Some(m);
+    }
+    Ok(())
+}
+
+fn sync_push(s: &Sizes, t: &mut Table, start: StartHq) -> Result<()> {
+    let mut prev: Option<f64> = None;
+    for g in GROWTH {
+        let total = s.sync_base * g;
+        let dir = tempfile::tempdir()?;
+        let (store, _clock) = fixtures::open(dir.path())?;
+        fixtures::seed_arrivals(&store, total, 0, 1_000)?;
+        let options = SyncOptions::default();
+        // The raw baseline: the same push bodies, POSTed to a server that only reads them.
+        let ops = store.outbox_after(0, usize::MAX)?;
+        let bodies: Vec<Vec<u8>> = ops
+            .chunks(options.batch.max(1))
+            .map(|c| {
+                codec::encode(&PushRequest {
+                    device: store.device(),
+                    sent_at_ms: fixtures::NOW as u64,
+                    ops: c.to_vec(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let raw = RawServer::start()?;
+        let mut client = baselines::RawClient::connect(&raw.url)?;
+        let t0 = Instant::now();
+        for b in &bodies {
+            let status = client.post("/push", b)?;
+            anyhow::ensure!(status == 200, "raw server answered {status}");
+        }
+        let raw_rate = total as f64 / t0.elapsed().as_secs_f64();
+        drop(raw);
+
+        let hq = start(1)?;
+        let code = hq.codes.first().context("HQ gave no enrolment code")?.clone();
+        let (cred, _) = kiosk_sync::enroll(&store, dir.path(), &hq.url, &code, None, false)?;
+        let t0 = Instant::now();
+        let rep = kiosk_sync::sync_with(&store, &cred, &options)?;
+        let secs = t0.elapsed().as_secs_f64();
+        hq.stop()?;
+        let rate = total as f64 / secs;
+        anyhow::ensure!(store.stats()?.outbox_acked_seq >= total, "HQ acknowledged fewer than {total} ops: {rep:?}");
+        let label = format!("{} records", n(total));
+        t.info(
+            format!("baseline: raw HTTP POST of the same bytes ({label})"),
+            format!("{} records/s", n(raw_rate as u64)),
+            "",
+        );
+        let growth = prev.map_or(String::new(), |p| format!("; {} of the rate at 10× fewer", ratio(rate, p)));
+        let fig = format!("sync push over loopback to the embedded HQ ({label}, batches of {})", options.batch);
+        let value = format!("{} records/s ({secs:.1} s)", n(rate as u64));
+        let r = format!("{:.0}% of raw POST{growth}", 100.0 * rate / raw_rate);
+        if g == 100 {
+            t.target(
+                fig,
+                value,
+                "≥ 50 000 records/s; ≥ 50% of raw POST",
+                r,
+                rate >= 50_000.0 && rate >= 0.5 * raw_rate,
+            );
+        } else {
+            t.info(fig, value, r);
+        }
+        prev = Some(rate);
+    }
+    Ok(())
+}
+
+/// Many kiosks push their outboxes to one HQ at the same moment; HQ's memory is sampled while they do.
+pub fn hq_many(s: &Sizes, t: &mut Table, backend: &str, start: StartHq) -> Result<()> {
+    let hq = start(s.kiosks)?;
+    let mut kiosks = Vec::with_capacity(s.kiosks);
+    for code in &hq.codes {
+        let dir = tempfile::tempdir()?;
+        let (store, _clock) = fixtures::open(dir.path())?;
+        fixtures::seed_arrivals(&store, s.per_kiosk, 0, 1_000)?;
+        let (cred, _) = kiosk_sync::enroll(&store, dir.path(), &hq.url, code, None, false)?;
+        kiosks.push((dir, store, cred));
+    }
+    let pid = hq.pid();
+    let base_rss = crate::table::proc_status_kb(pid, "VmRSS").unwrap_or(0);
+    let done = AtomicBool::new(false);
+    let max_rss = AtomicU64::new(base_rss);
+    let options = SyncOptions::default();
+    let barrier = std::sync::Barrier::new(kiosks.len() + 1);
+    let (secs, results) = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if let Some(r) = crate::table::proc_status_kb(pid, "VmRSS") {
+                    max_rss.fetch_max(r, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let handles: Vec<_> = kiosks
+            .iter()
+            .map(|(_, store, cred)| {
+                let (barrier, options) = (&barrier, &options);
+                sc.spawn(move || {
+                    barrier.wait();
+                    kiosk_sync::sync_with(store, cred, options)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t0 = Instant::now();
+        let results: Vec<_> = handles.into_iter().map(std::thread::ScopedJoinHandle::join).collect();
+        let secs = t0.elapsed().as_secs_f64();
+        done.store(true, Ordering::SeqCst);
+        (secs, results)
+    });
+    for r in results {
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => anyhow::bail!("a kiosk's push failed: {e}"),
+            Err(_) => anyhow::bail!("a kiosk's push thread panicked"),
+        }
+    }
+    let hwm = crate::table::proc_status_kb(pid, "VmHWM").unwrap_or(0).max(max_rss.load(Ordering::SeqCst));
+    hq.stop()?;
+    let total = s.per_kiosk * kiosks.len() as u64;
+    let rate = total as f64 / secs;
+    t.target(
+        format!("HQ on {backend}, {} kiosks pushing {} records each at once", kiosks.len(), n(s.per_kiosk)),
+        format!("{} records/s ({secs:.1} s)", n(rate as u64)),
+        "≥ 20 000 records/s on 2 cores",
+        "",
+        rate >= 20_000.0,
+    );
+    t.target(
+        format!("HQ memory under that load ({backend})"),
+        format!("peak RSS {} MB (idle {} MB)", hwm / 1024, base_rss / 1024),
+        "≤ 300 MB RSS",
+        "",
+        hwm <= 300 * 1024,
+    );
+    Ok(())
+}
