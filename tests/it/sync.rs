@@ -42,19 +42,42 @@ enum Backend {
     Postgres(PgSchema),
 }
 
+/// The PostgreSQL tests share one server. The test that restarts it holds this for writing; every other PostgreSQL
+/// test holds it for reading while its schema lives, so a restart never lands in the middle of another test.
+static PG_SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// How a test holds [`PG_SERVER`].
+enum PgGate {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
 /// A fresh schema for one test, dropped when the test ends.
 struct PgSchema {
     url: String,
     schema: String,
+    /// Released after the schema is dropped (fields drop after `Drop::drop`).
+    _gate: PgGate,
 }
 
 impl PgSchema {
     /// A fresh schema, or `None` (printed) when `DATABASE_URL` is unset outside CI. In CI it must be set.
     fn fresh(test: &str) -> Option<PgSchema> {
+        Self::fresh_with(test, || PgGate::Shared(PG_SERVER.read().unwrap_or_else(std::sync::PoisonError::into_inner)))
+    }
+
+    /// A fresh schema for a test that may restart the server: it waits until no other PostgreSQL test runs.
+    fn fresh_exclusive(test: &str) -> Option<PgSchema> {
+        Self::fresh_with(test, || {
+            PgGate::Exclusive(PG_SERVER.write().unwrap_or_else(std::sync::PoisonError::into_inner))
+        })
+    }
+
+    fn fresh_with(test: &str, gate: impl FnOnce() -> PgGate) -> Option<PgSchema> {
         match std::env::var("DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => {
                 let schema = format!("gd_{}", uuid::Uuid::now_v7().simple());
-                Some(PgSchema { url, schema })
+                Some(PgSchema { url, schema, _gate: gate() })
             }
             _ => {
                 assert!(

@@ -95,6 +95,63 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
+/// The local PostgreSQL cluster's version directory (`/etc/postgresql/<version>`), for `pg_ctlcluster`.
+fn local_cluster(test: &str) -> Option<String> {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    if version.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "{test}: CI must be able to restart the local PostgreSQL");
+        println!("{test}: skipped, no local PostgreSQL cluster to restart");
+    }
+    version
+}
+
+#[test]
+fn postgres_restarted_during_a_push_applies_whole_batches_and_the_retry_completes() {
+    let Some(pg) = PgSchema::fresh_exclusive("postgres_restarted_during_a_push") else { return };
+    let Some(version) = local_cluster("postgres_restarted_during_a_push") else { return };
+    let b = Backend::Postgres(pg);
+    let Backend::Postgres(pg) = &b else { unreachable!() };
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(&b, &dir.path().join("hq"), 100);
+    let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
+    write_arrivals(&k.store, 3000, 100);
+    // The server restarts (fast mode: sessions are cut, open transactions roll back) while the kiosk pushes.
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])
+            .output()
+            .expect("pg_ctlcluster runs")
+    });
+    let (mut errors, mut retries, mut done) = (0u32, 0u32, false);
+    let started = Instant::now();
+    while !done && started.elapsed() < Duration::from_secs(120) {
+        match kiosk_sync::sync_with(&k.store, &k.cred, &options(40)) {
+            Ok(r) => {
+                retries += r.retries;
+                done = r.pending == 0;
+            }
+            Err(_) => {
+                errors += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    let out = restarter.join().unwrap();
+    assert!(out.status.success(), "pg_ctlcluster restart: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(errors + retries > 0, "the restart did not land during the push: the test proved nothing");
+    assert!(done, "the kiosk did not finish pushing after the restart");
+    println!(
+        "PostgreSQL restarted mid-push: {retries} requests retried, {errors} sync cycles failed and were run again"
+    );
+    whole_batches_only(&pg.url, &pg.schema);
+    check_invariants(hq.store(), &[(&k.store, "main")]);
+}
+
 #[test]
 fn database_timing_out_gets_503_with_retry_after_and_nothing_partial() {
     let Some(pg) = PgSchema::fresh("database_timing_out_gets_503") else { return };
