@@ -285,7 +285,7 @@ pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Res
     if cred.device != device {
         return Err(KioskSyncError::WrongDevice { credential: cred.device.clone(), store: device });
     }
-    let t = transport(cred, options)?;
+    let t = transport(cred, options)?.with_outbox_head(store.stats()?.outbox_last_seq);
     let side = StoreSide { store };
     let cycle = CycleOptions {
         batch: options.batch.max(1),

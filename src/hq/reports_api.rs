@@ -45,7 +45,7 @@ pub const TABLE_CSV_PATH: &str = "/v1/reports/table.csv";
 pub const OVERVIEW_PATH: &str = "/v1/overview";
 
 /// Request header a kiosk may send on push: how many ops wait in its outbox (a decimal number).
-pub const OUTBOX_HEADER: &str = "x-guidedesk-outbox-pending";
+pub const OUTBOX_HEADER: &str = guidedesk_sync::protocol::OUTBOX_PENDING_HEADER;
 
 /// Shortest reporting token accepted.
 pub const MIN_TOKEN_LEN: usize = 32;

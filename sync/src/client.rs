@@ -78,6 +78,8 @@ pub struct HttpTransport {
     http: reqwest::blocking::Client,
     base: String,
     token: Option<String>,
+    /// The device's last written seq, when known: each push then tells HQ how many ops follow its batch.
+    outbox_head: Option<u64>,
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -127,15 +129,40 @@ impl HttpTransport {
             builder = builder.tls_certs_only(certs);
         }
         let http = builder.build().map_err(|e| ClientError::Setup(format!("{e:#}")))?;
-        Ok(Self { http, base: config.base_url.trim_end_matches('/').to_string(), token: config.token.clone() })
+        Ok(Self {
+            http,
+            base: config.base_url.trim_end_matches('/').to_string(),
+            token: config.token.clone(),
+            outbox_head: None,
+        })
+    }
+
+    /// Tells HQ, on each push, how many ops follow the batch up to `head` (the device's last written seq when the
+    /// cycle started), in the [`OUTBOX_PENDING_HEADER`](crate::protocol::OUTBOX_PENDING_HEADER) header.
+    pub fn with_outbox_head(mut self, head: u64) -> Self {
+        self.outbox_head = Some(head);
+        self
     }
 
     fn send(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<(Vec<u8>, u64), TransportError> {
+        self.send_with(path, content_type, body, None)
+    }
+
+    fn send_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        pending: Option<u64>,
+    ) -> Result<(Vec<u8>, u64), TransportError> {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
+        if let Some(n) = pending {
+            req = req.header(crate::protocol::OUTBOX_PENDING_HEADER, n.to_string());
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -168,13 +195,18 @@ impl HttpTransport {
         Err(TransportError::Rejected { status: status.as_u16(), code, message })
     }
 
-    fn exchange<Req: Serialize, Resp: DeserializeOwned>(&self, path: &str, req: &Req) -> Result<Resp, TransportError> {
+    fn exchange<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        pending: Option<u64>,
+    ) -> Result<Resp, TransportError> {
         let body = codec::encode(req).map_err(|e| TransportError::Rejected {
             status: 0,
             code: "encode".into(),
             message: e.to_string(),
         })?;
-        let (bytes, _) = self.send(path, CONTENT_TYPE, body)?;
+        let (bytes, _) = self.send_with(path, CONTENT_TYPE, body, pending)?;
         codec::decode(&bytes).map_err(|e| TransportError::Retryable {
             message: format!("HQ's answer could not be read: {e}"),
             retry_after: None,
@@ -228,11 +260,13 @@ fn retryable(e: &reqwest::Error) -> TransportError {
 
 impl Transport for HttpTransport {
     fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError> {
-        self.exchange(PUSH_PATH, req)
+        // An empty batch asks for the cursor: it says nothing about what follows.
+        let pending = self.outbox_head.zip(req.ops.last()).map(|(head, last)| head.saturating_sub(last.seq));
+        self.exchange(PUSH_PATH, req, pending)
     }
 
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, TransportError> {
-        self.exchange(PULL_PATH, req)
+        self.exchange(PULL_PATH, req, None)
     }
 }
 

@@ -32,6 +32,9 @@ pub const ENROLL_PATH: &str = "/v1/enroll";
 pub const CONTENT_TYPE: &str = "application/vnd.guidedesk.sync";
 /// Response header with HQ's wall clock, milliseconds since the Unix epoch.
 pub const SERVER_TIME_HEADER: &str = "x-guidedesk-server-time";
+/// Optional request header on a push: how many of the device's ops come after this batch (a decimal number), so
+/// HQ can show how much each kiosk still has to send. Not part of the codec: older peers ignore it.
+pub const OUTBOX_PENDING_HEADER: &str = "x-guidedesk-outbox-pending";
 /// Stamps more than this far ahead of HQ's clock are clamped and flagged (five minutes).
 pub const MAX_FUTURE_SKEW_MS: u64 = 5 * 60 * 1000;
 

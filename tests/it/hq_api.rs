@@ -211,6 +211,11 @@ fn overview_lists_sites_and_kiosks_and_escapes_text() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start(&dir.path().join("hq"), with_token());
     let k = kiosk(&hq, &dir.path().join("a"), "<b>site&1</b>", "desk\"<i>", 3);
+    // The kiosk's own sync told HQ what followed each batch: nothing, after its last one.
+    let (_, _, body) = get(hq.addr(), "/v1/overview?lang=en", Some(TOKEN));
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains("<td class=\"n\">0 ("), "records waiting after a full sync: {html}");
+    assert!(!html.contains(">unknown<"), "{html}");
     // A push carrying the outbox header is remembered for the overview (an empty batch asks for the cursor).
     let push = guidedesk_sync::protocol::PushRequest {
         device: k.store.device(),
