@@ -150,6 +150,52 @@ fn postgres_restarted_during_a_push_applies_whole_batches_and_the_retry_complete
 }
 
 #[test]
+fn a_request_past_its_deadline_gets_503_timeout_and_the_retry_takes_nothing_twice() {
+    let Some(pg) = PgSchema::fresh("request_past_its_deadline") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = pg.connect();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        allow_plain_http: false,
+        changelog_keep: 100,
+        admin_file: None,
+    };
+    let api = guidedesk::hq::limits::ApiOptions {
+        request_timeout: Duration::from_secs(1),
+        ..guidedesk::hq::limits::ApiOptions::default()
+    };
+    let hq = server::start_with(store, &options, api).unwrap();
+    let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
+    write_arrivals(&k.store, 40, 40);
+    let ops = k.store.outbox_after(0, 40).unwrap();
+    let body =
+        guidedesk_sync::codec::encode(&PushRequest { device: k.store.device(), sent_at_ms: now_ms(), ops }).unwrap();
+    // The arrivals table is locked for 3 s: the batch waits (statements may take 30 s) past the 1 s deadline.
+    let mut locker = Command::new("psql")
+        .arg(&pg.url)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("BEGIN; LOCK TABLE {}.arrivals IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;", pg.schema))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let asked = Instant::now();
+    let (status, head, resp) = raw_post(hq.addr(), "/v1/push", Some(&k.cred.token), &body);
+    let waited = asked.elapsed();
+    assert_eq!(status, 503, "{resp}");
+    assert!(head.contains("retry-after:"), "{head}");
+    assert_eq!(server::error_code(resp.as_bytes()).as_deref(), Some("timeout"), "{resp}");
+    assert!(waited < Duration::from_millis(2500), "answered at the deadline, not when the lock went: {waited:?}");
+    assert!(locker.wait().unwrap().success());
+    // The abandoned batch may still commit once the lock is gone (whole, in its own transaction); the kiosk's
+    // retry then finds it applied and sends nothing twice.
+    sync_until_done(&k, &super::options(40), 3);
+    check_invariants(hq.store(), &[(&k.store, "main")]);
+    whole_batches_only(&pg.url, &pg.schema);
+}
+
+#[test]
 fn database_timing_out_gets_503_with_retry_after_and_nothing_partial() {
     let Some(pg) = PgSchema::fresh("database_timing_out_gets_503") else { return };
     let dir = tempfile::tempdir().unwrap();
