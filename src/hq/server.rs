@@ -312,11 +312,15 @@ pub fn router(state: HqState) -> Router {
         .with_state(state)
 }
 
-/// The admin router (served on loopback only).
+/// The admin router (served on loopback only), under the same body limit, deadline, rate limit and JSON errors as
+/// the kiosk-facing routes.
 pub fn admin_router(state: HqState) -> Router {
     Router::new()
         .route("/admin", post(admin_handler))
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
+        .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(stamp_time))
         .with_state(state)
 }
