@@ -10,7 +10,7 @@ use std::time::Duration;
 use guidedesk::demo::{self, DemoOptions};
 use guidedesk::hq::limits::{ApiOptions, RateLimit};
 use guidedesk::hq::reports_api::{OUTBOX_HEADER, ReportsToken};
-use guidedesk::hq::server::{self, MAX_BODY_BYTES, RunningHq, ServeOptions};
+use guidedesk::hq::server::{self, MAX_BODY_BYTES, RunningHq};
 use guidedesk::hq::store::HqStore;
 use guidedesk::kiosk_sync::{self, Credential, SyncOptions};
 use guidedesk::model::{AnyRecord, Moment, RecordKind, ReferenceData};
@@ -22,13 +22,7 @@ const TOKEN: &str = "reports-0123456789abcdef0123456789abcdef";
 
 fn start(dir: &Path, api: ApiOptions) -> RunningHq {
     let store = HqStore::open(dir).unwrap();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        allow_plain_http: false,
-        changelog_keep: 100,
-        admin_file: None,
-    };
+    let options = crate::sync::loopback_options(100);
     server::start_with(store, &options, api).unwrap()
 }
 

@@ -152,15 +152,20 @@ macro_rules! on_both_backends {
     };
 }
 
-fn start_hq(b: &Backend, dir: &Path, keep: usize) -> RunningHq {
-    let store = open_backend(b, dir);
-    let options = ServeOptions {
+/// Serving on a random loopback port over plain HTTP, without an admin endpoint.
+pub fn loopback_options(changelog_keep: usize) -> ServeOptions {
+    ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: None,
         allow_plain_http: false,
-        changelog_keep: keep,
+        changelog_keep,
         admin_file: None,
-    };
+    }
+}
+
+fn start_hq(b: &Backend, dir: &Path, keep: usize) -> RunningHq {
+    let store = open_backend(b, dir);
+    let options = loopback_options(keep);
     server::start(store, &options).unwrap()
 }
 

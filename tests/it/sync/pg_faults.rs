@@ -149,18 +149,25 @@ fn postgres_restarted_during_a_push_applies_whole_batches_and_the_retry_complete
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
+/// Another session holds the schema's arrivals table exclusively for 3 s; returns once it holds the lock.
+fn lock_arrivals_for_3s(pg: &PgSchema) -> Child {
+    let locker = Command::new("psql")
+        .arg(&pg.url)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("BEGIN; LOCK TABLE {}.arrivals IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;", pg.schema))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    locker
+}
+
 #[test]
 fn a_request_past_its_deadline_gets_503_timeout_and_the_retry_takes_nothing_twice() {
     let Some(pg) = PgSchema::fresh("request_past_its_deadline") else { return };
     let dir = tempfile::tempdir().unwrap();
     let store = pg.connect();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        allow_plain_http: false,
-        changelog_keep: 100,
-        admin_file: None,
-    };
+    let options = loopback_options(100);
     let api = guidedesk::hq::limits::ApiOptions {
         request_timeout: Duration::from_secs(1),
         ..guidedesk::hq::limits::ApiOptions::default()
@@ -172,14 +179,7 @@ fn a_request_past_its_deadline_gets_503_timeout_and_the_retry_takes_nothing_twic
     let body =
         guidedesk_sync::codec::encode(&PushRequest { device: k.store.device(), sent_at_ms: now_ms(), ops }).unwrap();
     // The arrivals table is locked for 3 s: the batch waits (statements may take 30 s) past the 1 s deadline.
-    let mut locker = Command::new("psql")
-        .arg(&pg.url)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("BEGIN; LOCK TABLE {}.arrivals IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;", pg.schema))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let mut locker = lock_arrivals_for_3s(&pg);
     let asked = Instant::now();
     let (status, head, resp) = raw_post(hq.addr(), "/v1/push", Some(&k.cred.token), &body);
     let waited = asked.elapsed();
@@ -202,13 +202,7 @@ fn database_timing_out_gets_503_with_retry_after_and_nothing_partial() {
     let mut cfg = pg.config();
     cfg.statement_timeout = Duration::from_millis(500);
     let store = PgStore::connect(&cfg).unwrap();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: None,
-        allow_plain_http: false,
-        changelog_keep: 100,
-        admin_file: None,
-    };
+    let options = loopback_options(100);
     let hq = server::start(store, &options).unwrap();
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 40, 40);
@@ -216,14 +210,7 @@ fn database_timing_out_gets_503_with_retry_after_and_nothing_partial() {
     let body =
         guidedesk_sync::codec::encode(&PushRequest { device: k.store.device(), sent_at_ms: now_ms(), ops }).unwrap();
     // Another session holds the arrivals table exclusively for 3 s: HQ's statements time out mid-batch.
-    let mut locker = Command::new("psql")
-        .arg(&pg.url)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("BEGIN; LOCK TABLE {}.arrivals IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;", pg.schema))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let mut locker = lock_arrivals_for_3s(&pg);
     let (status, head, resp) = raw_post(hq.addr(), "/v1/push", Some(&k.cred.token), &body);
     assert_eq!(status, 503, "{resp}");
     assert!(head.contains("retry-after: 1"), "{head}");
