@@ -5,13 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use redb::StorageBackend;
 use redb::backends::FileBackend;
-use redb::{ReadableDatabase as _, StorageBackend};
 
-use super::{
-    FILE_NAME, OpenError, Store, StoreError, StoreOptions, check_identity, crypto, init_meta, load_reference, migrate,
-    read_key_check, resolve_key, tables,
-};
+use super::{FILE_NAME, OpenError, Store, StoreError, StoreOptions, crypto, migrate};
 
 /// The free space left on a simulated disk, shared between the test and the backend.
 #[derive(Debug, Clone)]
@@ -90,33 +87,6 @@ impl Store {
             .create_with_backend(LimitedBackend { inner, space })
             .map_err(|e| storage(e.into()))?;
         let key_path = crypto::resolve_key_path(dir, None);
-        let check = {
-            let tx = db.begin_read().map_err(|e| storage(e.into()))?;
-            read_key_check(&tx).map_err(storage)?
-        };
-        let (key, stored_check) = resolve_key(check, &path, &key_path)?;
-        let keys = key.derive();
-        let tx = db.begin_write().map_err(|e| storage(e.into()))?;
-        check_identity(&tx, &path)?;
-        let env = migrate::MigrationEnv { offset: options.utc_offset, keys: &keys };
-        migrate::run(&tx, migrate::MIGRATIONS, &env).map_err(storage)?;
-        if stored_check.is_none() {
-            let mut m = tx.open_table(tables::META).map_err(|e| storage(e.into()))?;
-            m.insert(tables::meta::KEY_CHECK, keys.check_value().as_slice()).map_err(|e| storage(e.into()))?;
-        }
-        let (device, last_hlc) = init_meta(&tx, options.clock.now()).map_err(storage)?;
-        tx.commit().map_err(|e| storage(e.into()))?;
-        let reference = load_reference(&db).map_err(storage)?;
-        Ok(Store {
-            db,
-            path,
-            device,
-            clock: options.clock,
-            offset: options.utc_offset,
-            hlc: std::sync::Mutex::new(guidedesk_sync::HlcClock::resume(device.node(), last_hlc)),
-            reference: std::sync::RwLock::new(Arc::new(reference)),
-            keys: std::sync::RwLock::new(Arc::new(keys)),
-            key_path,
-        })
+        Store::finish_open(db, path, None, options, migrate::MIGRATIONS, &key_path)
     }
 }

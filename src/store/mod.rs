@@ -178,7 +178,6 @@ impl Store {
         steps: &[migrate::Migration],
         key_path: &Path,
     ) -> Result<Store, OpenError> {
-        let supported = steps.last().map_or(0, |s| s.to);
         std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir { path: dir.to_path_buf(), source })?;
         if !dir.is_dir() {
             return Err(OpenError::DataDir {
@@ -187,7 +186,21 @@ impl Store {
             });
         }
         let path = dir.join(FILE_NAME);
-        let (mut db, checked) = open_db(&path, dir, key_path)?;
+        let (db, checked) = open_db(&path, dir, key_path)?;
+        Self::finish_open(db, path, checked, options, steps, key_path)
+    }
+
+    /// Completes an open on a redb database: resolves the key (unless `open_db` already did), runs migrations,
+    /// records the key check, resumes the clock and loads the reference data.
+    pub(super) fn finish_open(
+        mut db: Database,
+        path: PathBuf,
+        checked: Option<(StoreKey, Option<Vec<u8>>)>,
+        options: StoreOptions,
+        steps: &[migrate::Migration],
+        key_path: &Path,
+    ) -> Result<Store, OpenError> {
+        let supported = steps.last().map_or(0, |s| s.to);
         let storage = |e: StoreError| OpenError::Storage { path: path.clone(), source: Box::new(e) };
         let (key, stored_check) = if let Some(k) = checked {
             k
