@@ -27,7 +27,8 @@ fn open(dir: &Path) -> (Store, Arc<ManualClock>) {
     (Store::open_with(dir, options(&clock)).unwrap(), clock)
 }
 
-fn write_arrivals(store: &Store, from: usize, n: usize) -> Vec<RecordId> {
+/// Arrivals `from..from + n` (phones `138<k:08>`), one transaction each, through the desk's write path.
+pub fn write_arrivals(store: &Store, from: usize, n: usize) -> Vec<RecordId> {
     let dept = store.reference().departments[0].id.clone();
     (from..from + n)
         .map(|k| {
