@@ -42,7 +42,7 @@ pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
     t.info(
         format!("HQ on PostgreSQL, {} kiosks at once", s.kiosks),
         "not measured",
-        "the PostgreSQL backend is not on this branch; plug it in as a StartHq",
+        "the PostgreSQL backend is not yet plugged into the harness (a StartHq)",
     );
     Ok(())
 }
