@@ -26,24 +26,39 @@ use crate::table::{Samples, Table, n, ratio, thread_cpu, us};
 
 const GROWTH: [u64; 3] = [1, 10, 100];
 
+/// The figure groups `--only` selects from, in run order.
+pub const GROUPS: [&str; 6] = ["register", "board", "demo", "report", "sync", "hq"];
+
 pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
-    eprintln!("== register, lookups, board read");
-    register_lookups_board(s, t)?;
-    eprintln!("== board frame");
-    board_frame(s, t)?;
-    eprintln!("== demo seeding and cold start");
-    demo_and_cold_start(s, t)?;
-    eprintln!("== monthly report");
-    monthly_report(s, t)?;
-    eprintln!("== sync push");
-    sync_push(s, t, children::embedded_hq)?;
-    eprintln!("== HQ under many kiosks");
-    hq_many(s, t, "embedded redb", children::embedded_hq)?;
-    t.info(
-        format!("HQ on PostgreSQL, {} kiosks at once", s.kiosks),
-        "not measured",
-        "the PostgreSQL backend is not yet plugged into the harness (a StartHq)",
-    );
+    if s.runs("register") {
+        eprintln!("== register, lookups, board read");
+        register_lookups_board(s, t)?;
+    }
+    if s.runs("board") {
+        eprintln!("== board frame");
+        board_frame(s, t)?;
+    }
+    if s.runs("demo") {
+        eprintln!("== demo seeding and cold start");
+        demo_and_cold_start(s, t)?;
+    }
+    if s.runs("report") {
+        eprintln!("== monthly report");
+        monthly_report(s, t)?;
+    }
+    if s.runs("sync") {
+        eprintln!("== sync push");
+        sync_push(s, t, children::embedded_hq)?;
+    }
+    if s.runs("hq") {
+        eprintln!("== HQ under many kiosks");
+        hq_many(s, t, "embedded redb", children::embedded_hq)?;
+        t.info(
+            format!("HQ on PostgreSQL, {} kiosks at once", s.kiosks),
+            "not measured",
+            "the PostgreSQL backend is not yet plugged into the harness (a StartHq)",
+        );
+    }
     Ok(())
 }
 

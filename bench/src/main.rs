@@ -42,6 +42,15 @@ pub struct Sizes {
     pub per_kiosk: u64,
     /// Repetitions of a single-operation measurement.
     pub reps: usize,
+    /// Figure groups to run (`--only a,b`); empty = all of them.
+    pub only: Vec<String>,
+}
+
+impl Sizes {
+    /// Whether the figure group `group` is part of this run.
+    pub fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 impl Sizes {
@@ -57,6 +66,7 @@ impl Sizes {
             kiosks: 50,
             per_kiosk: s(2_000.0),
             reps: 300,
+            only: Vec::new(),
         }
     }
 
@@ -71,9 +81,13 @@ impl Sizes {
             kiosks: 10,
             per_kiosk: 20,
             reps: 20,
+            only: Vec::new(),
         }
     }
 }
+
+const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] \
+     (groups: register, board, demo, report, sync, hq)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -90,6 +104,7 @@ fn main() -> Result<()> {
         _ => {}
     }
     let mut sizes = None;
+    let mut only: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -101,14 +116,24 @@ fn main() -> Result<()> {
                 }
                 sizes = Some(Sizes::full(v));
             }
+            "--only" => {
+                let list = it.next().context("--only needs a comma-separated list of figure groups")?;
+                for g in list.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                    if !figures::GROUPS.contains(&g) {
+                        bail!("unknown figure group {g:?} in --only; the groups are {}", figures::GROUPS.join(", "));
+                    }
+                    only.push(g.to_owned());
+                }
+            }
             "-h" | "--help" => {
-                println!("usage: guidedesk-bench [--quick | --scale F]");
+                println!("{USAGE}");
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?}; usage: guidedesk-bench [--quick | --scale F]"),
+            other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
-    let sizes = sizes.unwrap_or_else(|| Sizes::full(1.0));
+    let mut sizes = sizes.unwrap_or_else(|| Sizes::full(1.0));
+    sizes.only = only;
     let started = std::time::Instant::now();
     let mut t = table::Table::default();
     figures::run_all(&sizes, &mut t)?;
