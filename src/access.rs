@@ -97,12 +97,15 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
             Action::DeskWork
         }
         Command::Change { .. } => Action::ChangeDepartment,
-        Command::Search(_) => Action::Search,
+        // Opening a record is part of every role's search; the screens that open records are per role.
+        Command::Search(_) | Command::View { .. } => Action::Search,
         Command::NewCase(_) => Action::NewCase,
         Command::Case { action, .. } => case_action(action),
         Command::Slip { .. } => Action::PrintSlip,
         Command::Attempt { .. } | Command::PromoteToCase { .. } => Action::FollowupCalls,
         Command::ImportDischarges { .. } => Action::ImportDischarges,
+        Command::Reveal(_) => Action::RevealPhone,
+        Command::ExportAudit { .. } => Action::ViewAudit,
     })
 }
 

@@ -10,8 +10,9 @@ use egui::{RichText, Ui};
 use crate::config::{Config, Language};
 use crate::model::reference::{Role, Staff};
 use crate::model::validate::{self, Problem, ValidationErrors};
-use crate::model::{Arrival, Consultation, Moment, StaffRef};
-use crate::store::{Stats, Store, StoreError};
+use crate::model::{Arrival, AuditAction, AuditTarget, Consultation, Moment, RecordId, RecordKind, StaffRef};
+use crate::store::{Stats, Store, StoreError, WriteCtx};
+use crate::ui::audit::AuditScreen;
 use crate::ui::board::BoardScreen;
 use crate::ui::cases::CasesScreen;
 use crate::ui::consult::ConsultScreen;
@@ -42,11 +43,13 @@ pub enum Screen {
     Followup,
     /// KPIs and charts.
     Dashboard,
+    /// The audit log (supervisors).
+    Audit,
 }
 
 impl Screen {
     /// Every staff screen, in tab order.
-    pub const ALL: [Screen; 7] = [
+    pub const ALL: [Screen; 8] = [
         Screen::Register,
         Screen::Board,
         Screen::Consult,
@@ -54,6 +57,7 @@ impl Screen {
         Screen::Followup,
         Screen::Dashboard,
         Screen::Search,
+        Screen::Audit,
     ];
 }
 
@@ -90,6 +94,9 @@ pub struct DeskApp {
     cases: CasesScreen,
     followup: FollowupScreen,
     dashboard: DashboardScreen,
+    audit: AuditScreen,
+    /// Records whose phone number was revealed (and audited) in this session; cleared when the session ends.
+    revealed: std::collections::BTreeSet<RecordId>,
     search_rx: Option<Receiver<Result<Vec<SearchHit>, String>>>,
     import_rx: Option<Receiver<Result<crate::import::ImportReport, String>>>,
     version: u64,
@@ -97,7 +104,7 @@ pub struct DeskApp {
     stats_at: Option<Moment>,
     last_error: Option<String>,
     patient: Option<PatientMode>,
-    slip_message: Option<String>,
+    file_message: Option<String>,
     sync: Option<crate::kiosk_sync::SyncWorker>,
 }
 
@@ -121,6 +128,8 @@ impl DeskApp {
             cases: CasesScreen::default(),
             followup: FollowupScreen::default(),
             dashboard: DashboardScreen::default(),
+            audit: AuditScreen::default(),
+            revealed: std::collections::BTreeSet::new(),
             search_rx: None,
             import_rx: None,
             version: 0,
@@ -128,7 +137,7 @@ impl DeskApp {
             stats_at: None,
             last_error: None,
             patient: None,
-            slip_message: None,
+            file_message: None,
             sync: None,
         }
     }
@@ -178,6 +187,8 @@ impl DeskApp {
         if !self.may(crate::access::Action::PatientMode) {
             return;
         }
+        self.audit(AuditAction::SignOut, None, "patient mode");
+        self.revealed.clear();
         if let Some(s) = self.staff.take() {
             self.patient = Some(PatientMode {
                 screen: PatientScreen::new(self.tr.lang),
@@ -199,6 +210,7 @@ impl DeskApp {
         self.poll_import();
         ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
         let tr = self.tr;
+        crate::ui::widgets::set_phone_reveal(ui.ctx(), self.may(crate::access::Action::RevealPhone), &self.revealed);
         self.top_bar(ui, tr);
         self.status_bar(ui, tr);
         egui::CentralPanel::default().show(ui, |ui| {
@@ -244,7 +256,7 @@ impl DeskApp {
                         if slip {
                             match &o {
                                 Outcome::Failed(m) => self.cases.say(false, m.clone()),
-                                _ => self.cases.say(true, self.slip_message.take().unwrap_or_default()),
+                                _ => self.cases.say(true, self.file_message.take().unwrap_or_default()),
                             }
                         } else {
                             self.cases.on_outcome(&o, tr);
@@ -267,6 +279,19 @@ impl DeskApp {
                         let o = self.apply(cmd, ui.ctx());
                         self.search.on_outcome(&o);
                     }
+                }
+                Screen::Audit => {
+                    if let Some(cmd) = self.audit.ui(ui, q, tr, self.version) {
+                        let o = self.apply(cmd, ui.ctx());
+                        let done = self.file_message.take();
+                        self.audit.on_outcome(&o, tr, done);
+                    }
+                }
+            }
+            // Views and reveals the screens asked for in this frame, each audited before anything more is shown.
+            for cmd in crate::ui::widgets::take_session_requests(ui.ctx()) {
+                if let Outcome::Failed(m) = self.apply(cmd, ui.ctx()) {
+                    self.last_error = Some(m);
                 }
             }
         });
@@ -333,17 +358,18 @@ impl DeskApp {
                 if let Err(e) = counted {
                     self.last_error = Some(e.to_string());
                 }
-                match who {
-                    Some(s) => {
-                        self.patient = None;
-                        self.staff = Some(s);
-                        self.locked = false;
-                        self.last_activity = now;
+                if let Some(s) = who {
+                    self.patient = None;
+                    self.staff = Some(s);
+                    self.locked = false;
+                    self.last_activity = now;
+                    self.audit(AuditAction::SignIn, None, "patient mode exit");
+                } else {
+                    if !pin.is_empty() {
+                        self.audit_as(&StaffRef(PATIENT_EXIT.into()), AuditAction::SignInFailed, None, "wrong PIN");
                     }
-                    None => {
-                        if let Some(p) = self.patient.as_mut() {
-                            p.screen.exit_refused();
-                        }
+                    if let Some(p) = self.patient.as_mut() {
+                        p.screen.exit_refused();
                     }
                 }
             }
@@ -396,8 +422,11 @@ impl DeskApp {
     /// Locks the session (idle timeout or the lock button); forms keep their contents.
     pub fn lock(&mut self) {
         if let Some(s) = &self.staff {
+            let id = s.id.clone();
+            self.audit(AuditAction::SignOut, None, "lock");
             self.locked = true;
-            self.signin.preselect(Some(s.id.clone()));
+            self.revealed.clear();
+            self.signin.preselect(Some(id));
         }
     }
 
@@ -415,6 +444,7 @@ impl DeskApp {
                         (Screen::Followup, "nav.followup"),
                         (Screen::Dashboard, "nav.dashboard"),
                         (Screen::Search, "nav.search"),
+                        (Screen::Audit, "nav.audit"),
                     ] {
                         if !self.may(screen_action(screen)) {
                             continue;
@@ -477,8 +507,7 @@ impl DeskApp {
                     self.enter_patient_mode();
                 }
                 if ui.button(tr.t("app.sign_out")).clicked() {
-                    self.staff = None;
-                    self.signin = SignInScreen::default();
+                    self.sign_out();
                 }
                 if ui.button(tr.t("app.lock")).clicked() {
                     self.lock();
@@ -526,6 +555,10 @@ impl DeskApp {
         if let Some(rx) = &self.import_rx {
             match rx.try_recv() {
                 Ok(r) => {
+                    if let Ok(report) = &r {
+                        let detail = format!("import discharges: {} imported", report.imported);
+                        self.audit(AuditAction::Change, None, &detail);
+                    }
                     if r.as_ref().is_ok_and(|r| r.imported > 0) {
                         self.version += 1;
                     }
@@ -590,89 +623,127 @@ impl DeskApp {
         }
     }
 
-    /// Applies a command: one short durable transaction per write.
+    /// Appends an audit entry by the signed-in staff member in a transaction of its own; a failure shows in the
+    /// status bar. Returns whether the entry was written.
+    fn audit(&mut self, action: AuditAction, target: Option<AuditTarget>, detail: &str) -> bool {
+        let by = self.by();
+        self.audit_as(&by, action, target, detail)
+    }
+
+    fn audit_as(&mut self, actor: &StaffRef, action: AuditAction, target: Option<AuditTarget>, detail: &str) -> bool {
+        match self.store.audit(actor, action, target, detail) {
+            Ok(_) => true,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Signs the staff member out: the session's revealed numbers are forgotten.
+    pub fn sign_out(&mut self) {
+        if self.staff.is_some() {
+            self.audit(AuditAction::SignOut, None, "sign out");
+        }
+        self.staff = None;
+        self.locked = false;
+        self.revealed.clear();
+        self.signin = SignInScreen::default();
+    }
+
+    /// Whether the phone number of `id` was revealed in this session.
+    pub fn is_revealed(&self, id: RecordId) -> bool {
+        self.revealed.contains(&id)
+    }
+
+    /// Runs a change and its audit entry in one durable transaction: both are written, or neither.
+    fn change(
+        &mut self,
+        kind: RecordKind,
+        detail: &str,
+        f: impl FnOnce(&mut WriteCtx<'_>, &StaffRef) -> Result<RecordId, StoreError>,
+    ) -> Outcome {
+        let by = self.by();
+        let r = self.store.write(|ctx| {
+            let id = f(ctx, &by)?;
+            ctx.audit(&by, AuditAction::Change, Some(AuditTarget { kind, id }), detail)?;
+            Ok(Some(id))
+        });
+        self.written(r)
+    }
+
+    /// Applies a command: one short durable transaction per write, each change with its audit entry.
     pub fn apply(&mut self, cmd: Command, ctx: &egui::Context) -> Outcome {
         if let Some(action) = crate::access::action_of(&cmd)
             && let Err(refusal) = crate::access::check(self.session_role(), action)
         {
+            self.audit(AuditAction::Refused, None, action.name());
             return Outcome::Failed(self.tr.f("access.refused", &[("reason", &refusal)]));
         }
-        let by = self.by();
         match cmd {
             Command::SignIn { staff, pin } => self.sign_in(&staff, &pin),
             Command::CreateAdmin { id, name, pin, confirm } => self.create_admin(&id, &name, &pin, &confirm),
-            Command::Register(form) => {
-                let r = self.store.write(|ctx| {
-                    let draft = form.validate(ctx.reference(), ctx.today())?;
-                    let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
-                    let rec = draft.into_record(id, at, by.clone(), stamp);
-                    ctx.put(&rec)?;
-                    crate::workflow::outpatient_followup(ctx, &rec)?;
-                    Ok(Some(id))
-                });
-                self.written(r)
-            }
+            Command::Register(form) => self.change(RecordKind::Arrival, "register", |ctx, by| {
+                let draft = form.validate(ctx.reference(), ctx.today())?;
+                let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+                let rec = draft.into_record(id, at, by.clone(), stamp);
+                ctx.put(&rec)?;
+                crate::workflow::outpatient_followup(ctx, &rec)?;
+                Ok(id)
+            }),
             Command::MoveStep { id, step, reason } => {
-                let r = self.store.write(|ctx| {
+                self.change(RecordKind::Arrival, &format!("move_step:{}", step.key()), |ctx, by| {
                     let mut a: Arrival = ctx.require(id)?;
                     let (at, stamp) = (ctx.now(), ctx.stamp());
                     a.move_to(step, at, by.clone(), reason.as_deref(), stamp)?;
                     ctx.put(&a)?;
-                    Ok(Some(id))
-                });
-                self.written(r)
+                    Ok(id)
+                })
             }
             Command::Change { id, department, doctor, reason } => {
-                let r = self.store.write(|ctx| {
+                self.change(RecordKind::Arrival, "change_department", |ctx, by| {
                     let mut a: Arrival = ctx.require(id)?;
                     let (at, stamp) = (ctx.now(), ctx.stamp());
                     a.change_department(ctx.reference(), &department, doctor.clone(), &reason, at, by.clone(), stamp)?;
                     ctx.put(&a)?;
-                    Ok(Some(id))
-                });
-                self.written(r)
+                    Ok(id)
+                })
             }
-            Command::Consult(form) => {
-                let r = self.store.write(|ctx| {
-                    let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
-                    let c = form.into_record(ctx.reference(), id, at, by.clone(), stamp)?;
-                    ctx.put(&c)?;
-                    Ok(Some(id))
-                });
-                self.written(r)
-            }
+            Command::Consult(form) => self.change(RecordKind::Consultation, "consult", |ctx, by| {
+                let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+                let c = form.into_record(ctx.reference(), id, at, by.clone(), stamp)?;
+                ctx.put(&c)?;
+                Ok(id)
+            }),
             Command::Link { consultation, arrival } => {
-                let r = self.store.write(|ctx| {
+                self.change(RecordKind::Consultation, "link_arrival", |ctx, _| {
                     let mut c: Consultation = ctx.require(consultation)?;
                     ctx.require::<Arrival>(arrival)?;
                     let stamp = ctx.stamp();
                     c.arrival.set(Some(arrival), stamp);
                     ctx.put(&c)?;
-                    Ok(Some(consultation))
-                });
-                self.written(r)
+                    Ok(consultation)
+                })
             }
             Command::NewCase(form) => {
-                let r = self.store.write(|ctx| crate::workflow::new_case(ctx, &form, by.clone()).map(Some));
-                self.written(r)
+                self.change(RecordKind::Case, "new_case", |ctx, by| crate::workflow::new_case(ctx, &form, by.clone()))
             }
             Command::Case { id, action } => {
-                let r = self
-                    .store
-                    .write(|ctx| crate::workflow::act_on_case(ctx, id, action.clone(), by.clone()).map(|()| Some(id)));
-                self.written(r)
+                self.change(RecordKind::Case, &format!("case:{}", action.name()), |ctx, by| {
+                    crate::workflow::act_on_case(ctx, id, action.clone(), by.clone()).map(|()| id)
+                })
             }
             Command::Slip { id } => match self.write_slip(id) {
                 Ok(path) => {
-                    self.slip_message = Some(self.tr.f("cases.slip_written", &[("path", &path.display())]));
+                    self.audit(AuditAction::Print, Some(AuditTarget { kind: RecordKind::Case, id }), "slip");
+                    self.file_message = Some(self.tr.f("cases.slip_written", &[("path", &path.display())]));
                     Outcome::Done(Some(id))
                 }
                 Err(m) => Outcome::Failed(m),
             },
-            Command::Attempt { task, form } => {
-                let r = self.store.write(|ctx| crate::workflow::record_attempt(ctx, task, &form, by.clone()).map(Some));
-                self.written(r)
-            }
+            Command::Attempt { task, form } => self.change(RecordKind::CallAttempt, "call_attempt", |ctx, by| {
+                crate::workflow::record_attempt(ctx, task, &form, by.clone())
+            }),
             Command::ImportDischarges { path } => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let store = Arc::clone(&self.store);
@@ -692,11 +763,11 @@ impl DeskApp {
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
-            Command::PromoteToCase { task } => {
-                let r = self.store.write(|ctx| crate::workflow::promote_feedback(ctx, task, by.clone()).map(Some));
-                self.written(r)
-            }
+            Command::PromoteToCase { task } => self.change(RecordKind::Case, "promote_to_case", |ctx, by| {
+                crate::workflow::promote_feedback(ctx, task, by.clone())
+            }),
             Command::Search(q) => {
+                self.audit(AuditAction::View, None, "search");
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let store = Arc::clone(&self.store);
                 let ctx = ctx.clone();
@@ -713,7 +784,52 @@ impl DeskApp {
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
+            Command::View { target, what } => {
+                self.audit(AuditAction::View, target, what);
+                Outcome::Done(target.map(|t| t.id))
+            }
+            Command::Reveal(target) => {
+                // Fail closed: the number is shown only once the reveal is on record.
+                if self.audit(AuditAction::Reveal, Some(target), "phone") {
+                    self.revealed.insert(target.id);
+                    Outcome::Done(Some(target.id))
+                } else {
+                    Outcome::Failed(self.last_error.clone().unwrap_or_default())
+                }
+            }
+            Command::ExportAudit { from, to } => match self.export_audit(from, to) {
+                Ok(path) => {
+                    self.file_message = Some(self.tr.f("audit.exported", &[("path", &path.display())]));
+                    Outcome::Done(None)
+                }
+                Err(m) => Outcome::Failed(m),
+            },
         }
+    }
+
+    /// Writes the audit log of `from..=to` as CSV into `exports/` beside the store, and audits the export.
+    fn export_audit(&mut self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<std::path::PathBuf, String> {
+        if from > to {
+            return Err(self.tr.t("audit.bad_range").to_string());
+        }
+        let dir = self.store.path().parent().map_or_else(|| std::path::PathBuf::from("exports"), |p| p.join("exports"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("audit-{from}-{to}.csv"));
+        let offset = self.store.utc_offset();
+        let opts = crate::export::ExportOptions {
+            kind: RecordKind::Audit,
+            from: Moment::start_of_day(from, offset),
+            to: to.succ_opt().map_or(Moment(i64::MAX), |d| Moment::start_of_day(d, offset)),
+            format: crate::export::Format::Csv,
+            mask_phones: true,
+        };
+        let n = crate::export::export_to_path(&self.store, &opts, &path).map_err(|e| e.to_string())?;
+        if !self.audit(AuditAction::Export, None, &format!("audit csv {from}..{to}: {n} rows")) {
+            // An export that cannot be put on record is not left behind.
+            let _ = std::fs::remove_file(&path);
+            return Err(self.last_error.clone().unwrap_or_default());
+        }
+        Ok(path)
     }
 
     /// Writes the acknowledgement slip of a case into `slips/` beside the store and opens it for printing.
@@ -737,7 +853,10 @@ impl DeskApp {
             Ok(l) => l,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
+        // The id comes from the staff picker; it is cut short all the same before it goes on the log.
+        let attempted = StaffRef(staff.chars().filter(|c| !c.is_control()).take(32).collect());
         if let Some(until) = lockout.locked_until(now) {
+            self.audit_as(&attempted, AuditAction::SignInFailed, None, "locked out");
             let seconds = (until.millis_since(now) + 999) / 1000;
             return Outcome::Failed(self.tr.f("access.locked_out", &[("seconds", &seconds)]));
         }
@@ -752,9 +871,11 @@ impl DeskApp {
                 self.staff = Some(s);
                 self.locked = false;
                 self.last_activity = now;
+                self.audit(AuditAction::SignIn, None, "");
                 Outcome::Done(None)
             }
             _ => {
+                self.audit_as(&attempted, AuditAction::SignInFailed, None, "wrong PIN");
                 let after = match self.store.record_signin_failure(staff, now) {
                     Ok(l) => l,
                     Err(e) => return Outcome::Failed(e.to_string()),
@@ -797,6 +918,7 @@ impl DeskApp {
                 self.staff = Some(staff);
                 self.locked = false;
                 self.version += 1;
+                self.audit(AuditAction::SignIn, None, "first administrator created");
                 Outcome::Done(None)
             }
             Err(e) => Outcome::Failed(e.to_string()),
@@ -813,6 +935,7 @@ fn screen_action(screen: Screen) -> crate::access::Action {
         Screen::Cases => Action::NewCase,
         Screen::Followup => Action::FollowupCalls,
         Screen::Dashboard => Action::ViewDashboard,
+        Screen::Audit => Action::ViewAudit,
     }
 }
 

@@ -52,6 +52,25 @@ pub struct ExportOptions {
     pub mask_phones: bool,
 }
 
+/// Writes the export to the file `path` through a temporary file beside it, renamed into place only when complete:
+/// a failed export never leaves a truncated file under the requested name. Returns the number of records written.
+pub fn export_to_path(store: &Store, opts: &ExportOptions, path: &std::path::Path) -> Result<u64, ExportError> {
+    let tmp = path.with_extension("partial");
+    let written = std::fs::File::create(&tmp).map_err(ExportError::from).and_then(|file| {
+        let mut w = std::io::BufWriter::new(file);
+        let n = export(store, opts, &mut w)?;
+        w.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
+        Ok(n)
+    });
+    match written.and_then(|n| std::fs::rename(&tmp, path).map(|()| n).map_err(Into::into)) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// Writes the export to `out` and returns the number of records written.
 pub fn export(store: &Store, opts: &ExportOptions, out: &mut dyn Write) -> Result<u64, ExportError> {
     let offset = store.utc_offset();
@@ -118,6 +137,7 @@ impl serde::Serialize for JsonRecord<'_> {
             AnyRecord::Case(r) => r.serialize(s),
             AnyRecord::FollowupTask(r) => r.serialize(s),
             AnyRecord::CallAttempt(r) => r.serialize(s),
+            AnyRecord::Audit(r) => r.serialize(s),
         }
     }
 }
@@ -134,7 +154,7 @@ fn mask_record(rec: &mut AnyRecord) {
         AnyRecord::Feedback(f) => m(&mut f.contact_phone),
         AnyRecord::Case(c) => m(&mut c.complainant_phone),
         AnyRecord::FollowupTask(t) => t.phone = mask_phone(&t.phone),
-        AnyRecord::CallAttempt(_) => {}
+        AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) => {}
     }
 }
 
@@ -252,6 +272,20 @@ pub fn columns(kind: RecordKind) -> Vec<&'static str> {
             "worrying",
             "notes",
         ],
+        RecordKind::Audit => {
+            vec![
+                "id",
+                "at",
+                "actor",
+                "action",
+                "target_kind",
+                "target_id",
+                "detail",
+                "chain_index",
+                "prev_hash",
+                "hash",
+            ]
+        }
     }
 }
 
@@ -450,6 +484,18 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
                 opt(c.notes.as_deref()),
             ]
         }
+        AnyRecord::Audit(a) => vec![
+            a.id.to_string(),
+            t(a.at, offset),
+            a.actor.0.clone(),
+            a.action.key().to_string(),
+            a.target.map(|x| x.kind.name().to_string()).unwrap_or_default(),
+            a.target.map(|x| x.id.to_string()).unwrap_or_default(),
+            a.detail.clone(),
+            a.chain_index.to_string(),
+            crate::store::crypto::hex(&a.prev_hash),
+            crate::store::crypto::hex(&a.hash),
+        ],
     }
 }
 

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use guidedesk::config::{self, Config};
 use guidedesk::demo::{self, DemoOptions};
 use guidedesk::export::{self, ExportOptions, Format};
-use guidedesk::model::{Moment, RecordKind};
+use guidedesk::model::{AuditAction, Moment, RecordKind, StaffRef};
 use guidedesk::store::{Store, StoreOptions, SystemClock};
 
 /// Offline-first software for hospital lobby guide desks (导医台).
@@ -153,6 +153,8 @@ enum KindArg {
     FollowupTask,
     #[value(name = "call_attempt")]
     CallAttempt,
+    /// The audit log
+    Audit,
 }
 
 impl From<KindArg> for RecordKind {
@@ -164,6 +166,7 @@ impl From<KindArg> for RecordKind {
             KindArg::Case => RecordKind::Case,
             KindArg::FollowupTask => RecordKind::FollowupTask,
             KindArg::CallAttempt => RecordKind::CallAttempt,
+            KindArg::Audit => RecordKind::Audit,
         }
     }
 }
@@ -172,6 +175,27 @@ impl From<KindArg> for RecordKind {
 enum FormatArg {
     Csv,
     Json,
+}
+
+impl FormatArg {
+    fn name(self) -> &'static str {
+        match self {
+            FormatArg::Csv => "csv",
+            FormatArg::Json => "json",
+        }
+    }
+}
+
+/// Who the audit log names for what the command line does: the command line has no signed-in staff member, so the
+/// operating-system account that ran it.
+fn cli_actor() -> StaffRef {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
+    StaffRef(format!("cli:{user}"))
+}
+
+fn opt_day(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -277,27 +301,27 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 mask_phones,
             };
+            let actor = cli_actor();
+            let period = format!("{}..{}", opt_day(from), opt_day(to));
+            let what = |n: u64| {
+                format!(
+                    "{} {} {period}: {n} rows{}",
+                    RecordKind::from(kind),
+                    format.name(),
+                    if mask_phones { ", masked" } else { "" }
+                )
+            };
             if let Some(path) = out {
-                // Write to a temporary file beside the target and rename, so a failed export never leaves a
-                // truncated file under the requested name.
-                let tmp = path.with_extension("partial");
-                let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-                let mut w = std::io::BufWriter::new(file);
-                let n = export::export(&store, &opts, &mut w);
-                let n = match n.and_then(|n| w.flush().map(|()| n).map_err(Into::into)) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(e.into());
-                    }
-                };
-                std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+                let n = export::export_to_path(&store, &opts, &path)
+                    .with_context(|| format!("cannot export to {}", path.display()))?;
+                store.audit(&actor, AuditAction::Export, None, &what(n))?;
                 eprintln!("exported {n} {} records to {}", RecordKind::from(kind), path.display());
             } else {
                 let stdout = std::io::stdout();
                 let mut w = std::io::BufWriter::new(stdout.lock());
-                export::export(&store, &opts, &mut w)?;
+                let n = export::export(&store, &opts, &mut w)?;
                 w.flush()?;
+                store.audit(&actor, AuditAction::Export, None, &what(n))?;
             }
         }
         Command::Check => {
@@ -306,7 +330,7 @@ fn run(cli: Cli) -> Result<()> {
             if problems.is_empty() {
                 let s = store.stats()?;
                 println!(
-                    "store OK: {} records, outbox gap-free through seq {}, indexes consistent, feedback chain intact",
+                    "store OK: {} records, outbox gap-free through seq {}, indexes consistent, feedback and audit chains intact",
                     s.records.values().sum::<u64>(),
                     s.outbox_last_seq
                 );
@@ -355,13 +379,15 @@ fn run(cli: Cli) -> Result<()> {
                 println!("feedback chain intact: {next} records, none missing or altered");
             } else {
                 for p in &problems {
-                    println!("problem: {p}");
+                    println!("problem: feedback {p}");
                 }
                 bail!("the feedback chain of {} is broken: {} problem(s)", store.path().display(), problems.len());
             }
         }
         Command::Report(args) => {
-            let w = guidedesk::reports::cli::run(&open_store(&data_dir, &cfg)?, &args)?;
+            let store = open_store(&data_dir, &cfg)?;
+            let w = guidedesk::reports::cli::run(&store, &args)?;
+            store.audit(&cli_actor(), AuditAction::Export, None, &format!("report {}", w.period))?;
             println!(
                 "report {} written to {} ({} CSV files) in {:.2} s",
                 w.period,
@@ -399,10 +425,10 @@ fn backup(data_dir: &std::path::Path, cfg: &Config, out: &std::path::Path) -> Re
     use guidedesk::store::OpenError;
     use guidedesk::store::backup::request_backup;
     let info = match open_store(data_dir, cfg) {
-        Ok(store) => store.backup_to(out)?,
+        Ok(store) => guidedesk::store::backup::backup_audited(&store, out, &cli_actor().0)?,
         Err(e) if matches!(e.downcast_ref::<OpenError>(), Some(OpenError::Locked { .. })) => {
             eprintln!("the kiosk is running; asking it to write the backup");
-            request_backup(data_dir, out, std::time::Duration::from_mins(2))?
+            request_backup(data_dir, out, std::time::Duration::from_mins(2), &cli_actor().0)?
         }
         Err(e) => return Err(e),
     };

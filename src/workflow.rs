@@ -70,6 +70,24 @@ pub enum CaseCommand {
     },
 }
 
+impl CaseCommand {
+    /// A stable name for the audit log (never the text entered).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaseCommand::Assign { .. } => "assign",
+            CaseCommand::Investigate => "investigate",
+            CaseCommand::Resolve { .. } => "resolve",
+            CaseCommand::NotEstablished { .. } => "not_established",
+            CaseCommand::Notify { .. } => "notify",
+            CaseCommand::Close { .. } => "close",
+            CaseCommand::Escalate { .. } => "escalate",
+            CaseCommand::ReferLegal { .. } => "refer_legal",
+            CaseCommand::Reopen { .. } => "reopen",
+            CaseCommand::Note { .. } => "note",
+        }
+    }
+}
+
 /// Takes a new case: deadline in working days from policy for its grade (7 when several departments are
 /// concerned), counted from today on the official calendar.
 pub fn new_case(ctx: &mut WriteCtx<'_>, form: &CaseForm, by: StaffRef) -> Result<RecordId, StoreError> {

@@ -146,6 +146,7 @@ fn table(kind: RecordKind) -> (&'static str, &'static [&'static str]) {
         RecordKind::Case => ("cases", &["grade", "status", "channel", "assigned_department", "closed_at"]),
         RecordKind::FollowupTask => ("followup_tasks", &["status", "department", "due_to"]),
         RecordKind::CallAttempt => ("call_attempts", &["task", "outcome", "worrying"]),
+        RecordKind::Audit => ("audit_entries", &["actor", "action", "target_kind", "target_id", "chain_index"]),
     }
 }
 
@@ -179,6 +180,13 @@ fn key_columns(r: &AnyRecord) -> Vec<Col> {
         AnyRecord::CallAttempt(c) => {
             vec![Col::Id(Some(c.task.0)), Col::Text(label(&c.outcome)), Col::Bool(c.worrying)]
         }
+        AnyRecord::Audit(a) => vec![
+            Col::Text(Some(a.actor.0.clone())),
+            Col::Text(Some(a.action.key().to_string())),
+            Col::Text(a.target.map(|t| t.kind.name().to_string())),
+            Col::Id(a.target.map(|t| t.id.0)),
+            Col::Int(i64::try_from(a.chain_index).unwrap_or(i64::MAX)),
+        ],
     }
 }
 

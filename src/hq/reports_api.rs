@@ -217,6 +217,7 @@ pub fn filed_record(s: &StoredRecord) -> AnyRecord {
         }
         AnyRecord::FollowupTask(t) => shift(&mut t.created_at),
         AnyRecord::CallAttempt(c) => shift(&mut c.at),
+        AnyRecord::Audit(a) => shift(&mut a.at),
     }
     r
 }
@@ -238,7 +239,8 @@ pub fn report_records(store: &HqBackend, site: Option<&str>, params: &ReportPara
         .max(guidedesk_sync::protocol::MAX_FUTURE_SKEW_MS);
     let margin = i64::try_from(margin).unwrap_or(i64::MAX / 4);
     let mut out = Vec::new();
-    for kind in RecordKind::ALL {
+    // The audit log is not part of any report.
+    for kind in RecordKind::ALL.into_iter().filter(|k| *k != RecordKind::Audit) {
         let lo = if kind == RecordKind::Case { case_from } else { from };
         for id in store.ids_between(kind, site, lo.saturating_sub(margin), to.saturating_add(margin))? {
             let Some(s) = store.record(kind, id)? else { continue };

@@ -145,17 +145,20 @@ pub enum RecordKind {
     FollowupTask = 5,
     /// 回访记录
     CallAttempt = 6,
+    /// 审计日志
+    Audit = 7,
 }
 
 impl RecordKind {
     /// Every kind, in code order.
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Arrival,
         RecordKind::Consultation,
         RecordKind::Feedback,
         RecordKind::Case,
         RecordKind::FollowupTask,
         RecordKind::CallAttempt,
+        RecordKind::Audit,
     ];
 
     /// The kind's sync code.
@@ -177,6 +180,7 @@ impl RecordKind {
             RecordKind::Case => "case",
             RecordKind::FollowupTask => "followup_task",
             RecordKind::CallAttempt => "call_attempt",
+            RecordKind::Audit => "audit",
         }
     }
 

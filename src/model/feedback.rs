@@ -195,13 +195,6 @@ impl Feedback {
         h.update(self.prev_hash);
         h.finalize().into()
     }
-
-    /// Places the record after `prev` in the chain (index and hashes).
-    pub fn seal(&mut self, chain_index: u64, prev_hash: [u8; 32]) {
-        self.chain_index = chain_index;
-        self.prev_hash = prev_hash;
-        self.hash = self.compute_hash();
-    }
 }
 
 impl Merge for Feedback {
@@ -265,6 +258,7 @@ impl FeedbackForm {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::model::Chained;
 
     type Mutation = Box<dyn Fn(&mut Feedback)>;
 

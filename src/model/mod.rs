@@ -6,6 +6,7 @@
 //! record merged in any order converge ([`Merge`]).
 
 pub mod arrival;
+pub mod audit;
 pub mod case;
 pub mod common;
 pub mod consultation;
@@ -15,6 +16,7 @@ pub mod reference;
 pub mod validate;
 
 pub use arrival::{Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, StepEvent, VisitStep, VisitType};
+pub use audit::{AuditAction, AuditEntry, AuditTarget};
 pub use case::{Case, CaseAction, CaseChannel, CaseEvent, CaseEventKind, CaseForm, CaseGrade, CaseStatus};
 pub use common::{Lww, Merge, Moment, RecordId, RecordKind, StaffRef};
 pub use consultation::{Concern, Consultation, ConsultationChannel, ConsultationForm};
@@ -44,6 +46,8 @@ pub enum AnyRecord {
     FollowupTask(FollowupTask),
     /// One attempt at a follow-up call.
     CallAttempt(CallAttempt),
+    /// An audit log entry.
+    Audit(AuditEntry),
 }
 
 impl AnyRecord {
@@ -56,6 +60,7 @@ impl AnyRecord {
             AnyRecord::Case(_) => RecordKind::Case,
             AnyRecord::FollowupTask(_) => RecordKind::FollowupTask,
             AnyRecord::CallAttempt(_) => RecordKind::CallAttempt,
+            AnyRecord::Audit(_) => RecordKind::Audit,
         }
     }
 
@@ -68,6 +73,7 @@ impl AnyRecord {
             AnyRecord::Case(r) => r.id,
             AnyRecord::FollowupTask(r) => r.id,
             AnyRecord::CallAttempt(r) => r.id,
+            AnyRecord::Audit(r) => r.id,
         }
     }
 
@@ -80,6 +86,7 @@ impl AnyRecord {
             AnyRecord::Case(r) => r.received_at,
             AnyRecord::FollowupTask(r) => r.created_at,
             AnyRecord::CallAttempt(r) => r.at,
+            AnyRecord::Audit(r) => r.at,
         }
     }
 
@@ -96,6 +103,7 @@ impl AnyRecord {
             (AnyRecord::Case(a), AnyRecord::Case(b)) => a.merge(b),
             (AnyRecord::FollowupTask(a), AnyRecord::FollowupTask(b)) => a.merge(b),
             (AnyRecord::CallAttempt(a), AnyRecord::CallAttempt(b)) => a.merge(b),
+            (AnyRecord::Audit(a), AnyRecord::Audit(b)) => a.merge(b),
             _ => return false,
         }
         true
@@ -140,3 +148,46 @@ impl_record!(Feedback, Feedback);
 impl_record!(Case, Case);
 impl_record!(FollowupTask, FollowupTask);
 impl_record!(CallAttempt, CallAttempt);
+impl_record!(AuditEntry, Audit);
+
+/// An append-only, hash-chained record kind (feedback, the audit log): the store places each new record after the
+/// kiosk's last one of its kind, and verification recomputes every hash and link.
+pub trait Chained: Record {
+    /// Position in the kiosk's chain of this kind.
+    fn chain_index(&self) -> u64;
+    /// The previous record's hash as committed to.
+    fn prev_hash(&self) -> [u8; 32];
+    /// The stored hash.
+    fn hash(&self) -> [u8; 32];
+    /// Recomputes the hash from the content, the index and the previous hash.
+    fn compute_hash(&self) -> [u8; 32];
+    /// Places the record at `chain_index` after a record hashing to `prev_hash`.
+    fn seal(&mut self, chain_index: u64, prev_hash: [u8; 32]);
+}
+
+macro_rules! impl_chained {
+    ($ty:ident) => {
+        impl Chained for $ty {
+            fn chain_index(&self) -> u64 {
+                self.chain_index
+            }
+            fn prev_hash(&self) -> [u8; 32] {
+                self.prev_hash
+            }
+            fn hash(&self) -> [u8; 32] {
+                self.hash
+            }
+            fn compute_hash(&self) -> [u8; 32] {
+                $ty::compute_hash(self)
+            }
+            fn seal(&mut self, chain_index: u64, prev_hash: [u8; 32]) {
+                self.chain_index = chain_index;
+                self.prev_hash = prev_hash;
+                self.hash = $ty::compute_hash(self);
+            }
+        }
+    };
+}
+
+impl_chained!(Feedback);
+impl_chained!(AuditEntry);

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::crypto::outbox_place;
 use super::{FILE_NAME, OpenError, Store, StoreError, StoreOptions, open_op, read_u64, tables};
-use crate::model::RecordKind;
+use crate::model::{AuditAction, RecordKind, StaffRef};
 use tables::meta;
 
 /// Meta key: the last sequence number of the backup this store was restored from (u64 LE), until the next sync.
@@ -504,6 +504,9 @@ fn stage_and_swap(
 #[derive(Debug, Serialize, Deserialize)]
 struct Request {
     out: PathBuf,
+    /// Who asked (`cli:<os user>`), for the audit log.
+    #[serde(default)]
+    actor: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -519,7 +522,7 @@ fn write_atomic(path: &Path, body: &[u8]) -> Result<(), BackupError> {
 }
 
 /// Asks the kiosk running on `data_dir` to write a backup to `out`, and waits up to `timeout` for its answer.
-pub fn request_backup(data_dir: &Path, out: &Path, timeout: Duration) -> Result<BackupInfo, BackupError> {
+pub fn request_backup(data_dir: &Path, out: &Path, timeout: Duration, actor: &str) -> Result<BackupInfo, BackupError> {
     let out = if out.is_absolute() {
         out.to_path_buf()
     } else {
@@ -530,7 +533,8 @@ pub fn request_backup(data_dir: &Path, out: &Path, timeout: Duration) -> Result<
     let id = uuid::Uuid::now_v7().simple().to_string();
     let request = dir.join(format!("backup-{id}.request"));
     let reply = dir.join(format!("backup-{id}.reply"));
-    let body = serde_json::to_vec(&Request { out }).map_err(|e| BackupError::Refused(e.to_string()))?;
+    let body = serde_json::to_vec(&Request { out, actor: actor.to_string() })
+        .map_err(|e| BackupError::Refused(e.to_string()))?;
     write_atomic(&request, &body)?;
     let started = Instant::now();
     loop {
@@ -586,6 +590,18 @@ impl Drop for BackupServer {
     }
 }
 
+/// Writes a backup ([`Store::backup_to`]) and puts it on the audit log as an export by `actor`. A backup that
+/// cannot be put on record is removed again.
+pub fn backup_audited(store: &Store, out: &Path, actor: &str) -> Result<BackupInfo, BackupError> {
+    let info = store.backup_to(out)?;
+    let detail = format!("backup: {} records", info.records);
+    if let Err(e) = store.audit(&StaffRef(actor.to_string()), AuditAction::Export, None, &detail) {
+        let _ = std::fs::remove_file(out);
+        return Err(e.into());
+    }
+    Ok(info)
+}
+
 /// Answers every pending request once.
 pub fn serve_pending(store: &Store, data_dir: &Path) {
     let dir = data_dir.join(CONTROL_DIR);
@@ -600,7 +616,7 @@ pub fn serve_pending(store: &Store, data_dir: &Path) {
         let reply_path = dir.join(format!("{stem}.reply"));
         let reply = match std::fs::read(&path) {
             Ok(b) => match serde_json::from_slice::<Request>(&b) {
-                Ok(r) => match store.backup_to(&r.out) {
+                Ok(r) => match backup_audited(store, &r.out, if r.actor.is_empty() { "cli" } else { &r.actor }) {
                     Ok(info) => Reply { ok: Some(info), error: None },
                     Err(e) => Reply { ok: None, error: Some(e.to_string()) },
                 },

@@ -287,7 +287,7 @@ pub fn outbox_place(seq: u64) -> String {
 }
 
 /// Lower-case hex digits of `bytes`.
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

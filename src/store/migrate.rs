@@ -13,7 +13,7 @@ use super::tables::{self, meta};
 use crate::model::RecordKind;
 
 /// The schema version this build writes.
-pub const STORE_SCHEMA: u32 = 2;
+pub const STORE_SCHEMA: u32 = 3;
 
 /// One migration step.
 #[derive(Clone, Copy)]
@@ -45,6 +45,7 @@ impl std::fmt::Debug for Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { to: 1, name: "create tables", run: create_tables },
     Migration { to: 2, name: "encrypt records and outbox at rest", run: encrypt_at_rest },
+    Migration { to: 3, name: "add the audit log", run: add_audit_log },
 ];
 
 /// Creates every table of schema 1.
@@ -107,6 +108,12 @@ fn encrypt_at_rest(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), 
 }
 
 /// Reads the schema version (0 for a store with no version yet).
+/// Schema 3: the hash-chained audit log (its record table; its chain head starts empty).
+fn add_audit_log(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
+    tx.open_table(tables::records(RecordKind::Audit))?;
+    Ok(())
+}
+
 pub fn schema_version(tx: &WriteTransaction) -> Result<u32, StoreError> {
     let t = tx.open_table(tables::META)?;
     let v = t.get(meta::SCHEMA)?;

@@ -39,8 +39,8 @@ pub use migrate::STORE_SCHEMA;
 
 use crate::model::reference::Staff;
 use crate::model::{
-    AnyRecord, Arrival, CallAttempt, Case, Consultation, Feedback, FollowupTask, Moment, RECORD_SCHEMA, Record,
-    RecordId, RecordKind, ReferenceData,
+    AnyRecord, Arrival, AuditAction, AuditEntry, AuditTarget, CallAttempt, Case, Chained, Consultation, Feedback,
+    FollowupTask, Moment, RECORD_SCHEMA, Record, RecordId, RecordKind, ReferenceData, StaffRef,
 };
 use tables::meta;
 
@@ -364,7 +364,7 @@ impl Store {
             now: self.clock.now(),
             offset: self.offset,
             next_seq: None,
-            feedback_head: None,
+            chain_heads: Vec::new(),
             reference: self.reference(),
             keys: self.keys(),
             _store: std::marker::PhantomData,
@@ -667,25 +667,62 @@ impl Store {
         self.get_many(ids)
     }
 
-    /// Feedback records in chain order (the whole chain), for verification.
-    pub fn feedback_chain(&self) -> Result<Vec<Feedback>, StoreError> {
+    /// The records of a chained kind in chain order (the whole chain), for verification.
+    pub fn chain<R: Chained>(&self) -> Result<Vec<R>, StoreError> {
         let tx = self.read()?;
-        let t = tx.open_table(tables::records(RecordKind::Feedback))?;
+        let t = tx.open_table(tables::records(R::KIND))?;
         let mut out = Vec::with_capacity(t.len()? as usize);
         let keys = self.keys();
         for e in t.iter()? {
             let (k, v) = e?;
-            out.push(open_record::<Feedback>(&keys, k.value(), v.value())?);
+            out.push(open_record::<R>(&keys, k.value(), v.value())?);
         }
-        out.sort_by_key(|f| f.chain_index);
+        out.sort_by_key(Chained::chain_index);
         Ok(out)
+    }
+
+    /// A chain's head as stored: (next index, hash of the last record).
+    pub fn chain_head(&self, kind: RecordKind) -> Result<(u64, [u8; 32]), StoreError> {
+        let tx = self.read()?;
+        read_chain_pos(&tx.open_table(tables::META)?, chain_keys(kind)?.0)
+    }
+
+    /// A chain's base after retention purges: the first index still expected and the hash it must follow.
+    pub fn chain_base(&self, kind: RecordKind) -> Result<(u64, [u8; 32]), StoreError> {
+        let tx = self.read()?;
+        read_chain_pos(&tx.open_table(tables::META)?, chain_keys(kind)?.1)
+    }
+
+    /// Audit entries whose time lies in `from..to`, oldest first.
+    pub fn audit_entries(&self, from: Moment, to: Moment) -> Result<Vec<AuditEntry>, StoreError> {
+        let ids = self.ids_between(RecordKind::Audit, from, to)?;
+        self.get_many(ids)
+    }
+
+    /// Appends one audit entry in a transaction of its own (views, reveals, exports: nothing else changes).
+    pub fn audit(
+        &self,
+        actor: &StaffRef,
+        action: AuditAction,
+        target: Option<AuditTarget>,
+        detail: &str,
+    ) -> Result<AuditEntry, StoreError> {
+        self.write(|ctx| ctx.audit(actor, action, target, detail))
+    }
+
+    /// Feedback records in chain order (the whole chain), for verification.
+    pub fn feedback_chain(&self) -> Result<Vec<Feedback>, StoreError> {
+        self.chain()
     }
 
     /// The feedback chain head as stored: (next index, hash of the last record).
     pub fn feedback_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
-        let tx = self.read()?;
-        let t = tx.open_table(tables::META)?;
-        read_feedback_head(&t)
+        self.chain_head(RecordKind::Feedback)
+    }
+
+    /// The feedback chain's base: the first index still expected and the hash it must follow.
+    pub fn feedback_base(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        self.chain_base(RecordKind::Feedback)
     }
 
     /// Ops with sequence number greater than `after`, at most `limit`, in order.
@@ -872,37 +909,44 @@ impl Store {
             problems.push(format!("outbox ends at {} but the next seq is {next}", expect.saturating_sub(1)));
         }
         drop((m, ob, tx));
-        problems.extend(self.verify_feedback_chain()?.into_iter().map(|p| p.to_string()));
+        problems.extend(self.verify_feedback_chain()?.into_iter().map(|p| format!("feedback {p}")));
+        problems.extend(self.verify_chain::<AuditEntry>()?.into_iter().map(|p| format!("audit log {p}")));
         Ok(problems)
     }
 
-    /// Verifies the feedback hash chain against the stored head: reports missing positions (deleted records),
-    /// altered records (hash mismatch) and broken links.
+    /// Verifies the feedback hash chain ([`Store::verify_chain`]).
     pub fn verify_feedback_chain(&self) -> Result<Vec<ChainProblem>, StoreError> {
-        let chain = self.feedback_chain()?;
-        let (next, head_hash) = self.feedback_head()?;
+        self.verify_chain::<Feedback>()
+    }
+
+    /// Verifies a hash chain against its stored head: reports missing positions (deleted records), altered records
+    /// (hash mismatch), broken links and a head that does not match the last record.
+    pub fn verify_chain<R: Chained>(&self) -> Result<Vec<ChainProblem>, StoreError> {
+        let chain = self.chain::<R>()?;
+        let (next, head_hash) = self.chain_head(R::KIND)?;
         let mut problems = Vec::new();
-        // Feedback purged by retention is a prefix of the chain; verification starts after it.
-        let (mut expected, mut prev) = self.feedback_base()?;
+        // Records purged by retention are a prefix of the chain; verification starts after it.
+        let (mut expected, mut prev) = self.chain_base(R::KIND)?;
         for f in &chain {
-            while expected < f.chain_index {
+            let (index, id) = (f.chain_index(), Record::id(f));
+            while expected < index {
                 problems.push(ChainProblem::Missing { index: expected });
                 expected += 1;
                 prev = [0xff; 32];
             }
-            if f.compute_hash() != f.hash {
-                problems.push(ChainProblem::Altered { index: f.chain_index, id: f.id });
-            } else if f.prev_hash != prev && prev != [0xff; 32] {
-                problems.push(ChainProblem::BrokenLink { index: f.chain_index, id: f.id });
+            if f.compute_hash() != f.hash() {
+                problems.push(ChainProblem::Altered { index, id });
+            } else if f.prev_hash() != prev && prev != [0xff; 32] {
+                problems.push(ChainProblem::BrokenLink { index, id });
             }
-            prev = f.hash;
-            expected = f.chain_index + 1;
+            prev = f.hash();
+            expected = index + 1;
         }
         while expected < next {
             problems.push(ChainProblem::Missing { index: expected });
             expected += 1;
         }
-        if next > 0 && chain.last().is_some_and(|f| f.chain_index + 1 == next && f.hash != head_hash) {
+        if next > 0 && chain.last().is_some_and(|f| f.chain_index() + 1 == next && f.hash() != head_hash) {
             problems.push(ChainProblem::HeadMismatch);
         }
         if expected > next {
@@ -942,7 +986,7 @@ impl Store {
     }
 }
 
-/// A problem in the feedback hash chain.
+/// A problem in a hash chain (feedback, audit log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainProblem {
     /// No record at this position: a record was deleted.
@@ -971,12 +1015,12 @@ pub enum ChainProblem {
 impl std::fmt::Display for ChainProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChainProblem::Missing { index } => write!(f, "feedback #{index} is missing (deleted)"),
-            ChainProblem::Altered { index, id } => write!(f, "feedback #{index} ({id}) was altered"),
+            ChainProblem::Missing { index } => write!(f, "#{index} is missing (deleted)"),
+            ChainProblem::Altered { index, id } => write!(f, "#{index} ({id}) was altered"),
             ChainProblem::BrokenLink { index, id } => {
-                write!(f, "feedback #{index} ({id}) does not follow the previous record")
+                write!(f, "#{index} ({id}) does not follow the previous record")
             }
-            ChainProblem::HeadMismatch => f.write_str("the feedback chain head does not match the last record"),
+            ChainProblem::HeadMismatch => f.write_str("chain head does not match the last record"),
         }
     }
 }
@@ -1167,6 +1211,7 @@ fn init_meta(tx: &WriteTransaction, now: Moment) -> Result<(DeviceId, Hlc), Stor
         m.insert(meta::CREATED, now.0.to_le_bytes().as_slice())?;
         m.insert(meta::HLC, codec::encode(&Hlc::ZERO)?.as_slice())?;
         m.insert(meta::FEEDBACK_HEAD, codec::encode(&(0u64, [0u8; 32]))?.as_slice())?;
+        m.insert(meta::AUDIT_HEAD, codec::encode(&(0u64, [0u8; 32]))?.as_slice())?;
     }
     let device = match m.get(meta::DEVICE)? {
         Some(g) => {
@@ -1201,11 +1246,20 @@ fn read_u64(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> R
     }
 }
 
-fn read_feedback_head(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<(u64, [u8; 32]), StoreError> {
-    match t.get(meta::FEEDBACK_HEAD)? {
+/// A chain position stored in meta: (index, hash). A chain nothing was ever appended to starts at (0, zeros).
+fn read_chain_pos(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<(u64, [u8; 32]), StoreError> {
+    match t.get(key)? {
         Some(g) => Ok(codec::decode(g.value())?),
-        None => Err(StoreError::Meta("feedback chain head missing".into())),
+        None => Ok((0, [0; 32])),
     }
+}
+
+/// The meta keys of a chained kind's head and base.
+fn chain_keys(kind: RecordKind) -> Result<(&'static str, &'static str), StoreError> {
+    meta::chain_keys(kind).ok_or_else(|| StoreError::Meta(format!("{kind} records are not hash-chained")))
 }
 
 /// The local day number used in index keys.
@@ -1263,6 +1317,7 @@ pub fn decode_any(kind: RecordKind, bytes: &[u8]) -> Result<AnyRecord, StoreErro
         RecordKind::Case => AnyRecord::Case(decode_record(bytes)?),
         RecordKind::FollowupTask => AnyRecord::FollowupTask(decode_record(bytes)?),
         RecordKind::CallAttempt => AnyRecord::CallAttempt(decode_record(bytes)?),
+        RecordKind::Audit => AnyRecord::Audit(decode_record(bytes)?),
     })
 }
 
@@ -1280,6 +1335,7 @@ pub fn decode_op_payload(op: &Op) -> Result<AnyRecord, StoreError> {
         RecordKind::Case => AnyRecord::Case(codec::decode(&op.payload)?),
         RecordKind::FollowupTask => AnyRecord::FollowupTask(codec::decode(&op.payload)?),
         RecordKind::CallAttempt => AnyRecord::CallAttempt(codec::decode(&op.payload)?),
+        RecordKind::Audit => AnyRecord::Audit(codec::decode(&op.payload)?),
     };
     if rec.id().as_u128() != op.key.id {
         return Err(StoreError::Conflict(format!(
@@ -1299,7 +1355,8 @@ pub struct WriteCtx<'s> {
     now: Moment,
     offset: FixedOffset,
     next_seq: Option<u64>,
-    feedback_head: Option<(u64, [u8; 32])>,
+    /// Heads of the hash chains appended to in this transaction: (kind, (next index, last hash)).
+    chain_heads: Vec<(RecordKind, (u64, [u8; 32]))>,
     reference: Arc<ReferenceData>,
     keys: Arc<Keys>,
     _store: std::marker::PhantomData<&'s Store>,
@@ -1400,27 +1457,56 @@ impl WriteCtx<'_> {
     }
 
     /// Writes a record (new or changed), maintains its indexes and appends its outbox op.
-    /// Feedback is append-only: it must go through [`WriteCtx::append_feedback`].
+    /// Feedback and audit entries are append-only: they go through [`WriteCtx::append_chained`].
     pub fn put<R: Record>(&mut self, rec: &R) -> Result<(), StoreError> {
-        if R::KIND == RecordKind::Feedback {
-            return Err(StoreError::Conflict("feedback is append-only; use append_feedback".into()));
+        if meta::chain_keys(R::KIND).is_some() {
+            return Err(StoreError::Conflict(format!("{} records are append-only; use append_chained", R::KIND)));
         }
         self.put_any(&rec.clone().into_any())
     }
 
-    /// Appends a feedback record at the end of this kiosk's hash chain (sealing it) and returns the sealed record.
-    pub fn append_feedback(&mut self, mut fb: Feedback) -> Result<Feedback, StoreError> {
-        if self.get::<Feedback>(fb.id)?.is_some() {
-            return Err(StoreError::Conflict(format!("feedback {} already exists and cannot be changed", fb.id)));
+    /// Appends a record at the end of this kiosk's hash chain of its kind (sealing it) and returns the sealed
+    /// record. An id already stored is refused: chained records never change.
+    pub fn append_chained<R: Chained>(&mut self, mut rec: R) -> Result<R, StoreError> {
+        let (head_key, _) = chain_keys(R::KIND)?;
+        if self.get::<R>(Record::id(&rec))?.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "{} {} already exists and cannot be changed",
+                R::KIND,
+                Record::id(&rec)
+            )));
         }
-        let (index, prev) = match self.feedback_head {
-            Some(h) => h,
-            None => read_feedback_head(&self.tx.open_table(tables::META)?)?,
+        let slot = self.chain_heads.iter().position(|(k, _)| *k == R::KIND);
+        let (index, prev) = match slot {
+            Some(i) => self.chain_heads[i].1,
+            None => read_chain_pos(&self.tx.open_table(tables::META)?, head_key)?,
         };
-        fb.seal(index, prev);
-        self.feedback_head = Some((index + 1, fb.hash));
-        self.put_any(&AnyRecord::Feedback(fb.clone()))?;
-        Ok(fb)
+        rec.seal(index, prev);
+        let head = (index + 1, rec.hash());
+        match slot {
+            Some(i) => self.chain_heads[i].1 = head,
+            None => self.chain_heads.push((R::KIND, head)),
+        }
+        self.put_any(&rec.clone().into_any())?;
+        Ok(rec)
+    }
+
+    /// Appends a feedback record to this kiosk's feedback chain ([`WriteCtx::append_chained`]).
+    pub fn append_feedback(&mut self, fb: Feedback) -> Result<Feedback, StoreError> {
+        self.append_chained(fb)
+    }
+
+    /// Appends an audit entry made now to this kiosk's audit chain, in this transaction: it commits with the
+    /// change it records, or not at all.
+    pub fn audit(
+        &mut self,
+        actor: &StaffRef,
+        action: AuditAction,
+        target: Option<AuditTarget>,
+        detail: &str,
+    ) -> Result<AuditEntry, StoreError> {
+        let entry = AuditEntry::new(self.new_id(), self.now, actor.clone(), action, target, detail);
+        self.append_chained(entry)
     }
 
     fn put_any(&mut self, rec: &AnyRecord) -> Result<(), StoreError> {
@@ -1433,6 +1519,7 @@ impl WriteCtx<'_> {
             AnyRecord::Case(r) => encode_record(r)?,
             AnyRecord::FollowupTask(r) => encode_record(r)?,
             AnyRecord::CallAttempt(r) => encode_record(r)?,
+            AnyRecord::Audit(r) => encode_record(r)?,
         };
         let old = {
             let def = tables::records(kind);
@@ -1458,15 +1545,15 @@ impl WriteCtx<'_> {
     }
 
     fn finish(self) -> Result<HlcClock, StoreError> {
-        let WriteCtx { mut tx, clock, next_seq, feedback_head, .. } = self;
+        let WriteCtx { mut tx, clock, next_seq, chain_heads, .. } = self;
         {
             let mut m = tx.open_table(tables::META)?;
             m.insert(meta::HLC, codec::encode(&clock.last())?.as_slice())?;
             if let Some(s) = next_seq {
                 m.insert(meta::NEXT_SEQ, s.to_le_bytes().as_slice())?;
             }
-            if let Some(h) = feedback_head {
-                m.insert(meta::FEEDBACK_HEAD, codec::encode(&h)?.as_slice())?;
+            for (kind, head) in chain_heads {
+                m.insert(chain_keys(kind)?.0, codec::encode(&head)?.as_slice())?;
             }
         }
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
@@ -1496,7 +1583,7 @@ fn person(rec: &AnyRecord) -> (Option<&str>, Option<&str>) {
         AnyRecord::Consultation(c) => (c.name.as_deref(), c.phone.as_deref()),
         AnyRecord::Case(c) => (Some(&c.complainant), c.complainant_phone.as_deref()),
         AnyRecord::FollowupTask(t) => (Some(&t.patient_name), Some(&t.phone)),
-        AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) => (None, None),
+        AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) => (None, None),
     }
 }
 
@@ -1520,7 +1607,7 @@ fn entries(rec: &AnyRecord, offset: FixedOffset, keys: &Keys) -> Entries {
                 e.consultation_arrival = Some((arr.as_u128(), id));
             }
         }
-        AnyRecord::Feedback(_) => {}
+        AnyRecord::Feedback(_) | AnyRecord::Audit(_) => {}
         AnyRecord::Case(c) => {
             if c.is_open() {
                 e.case_due = Some((day_number(c.due.value.0), id));

@@ -8,22 +8,22 @@
 //! worked on (an open case, a follow-up task not finished). The record and its index entries go in one transaction;
 //! [`Store::check`] stays clean.
 //!
-//! Feedback is hash-chained, so it is purged only as a prefix of the chain (oldest first, stopping at the first
-//! record that must stay); the position and hash of the last purged record become the chain's base
-//! ([`META_FEEDBACK_BASE`]), from which verification starts.
+//! Feedback and the audit log are hash-chained, so they are purged only as a prefix of their chain (oldest first,
+//! stopping at the first record that must stay); the position and hash of the last purged record become the chain's
+//! base (`meta::FEEDBACK_BASE`, `meta::AUDIT_BASE`), from which verification starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Months;
 use guidedesk_sync::codec;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::{Store, StoreError, index_apply, open_any, open_op, read_u64, tables};
 use crate::model::{AnyRecord, Moment, RecordKind};
 use tables::meta;
 
-/// Meta key: the feedback chain's base after purges, `(first retained index, hash of the last purged)` (codec).
-pub const META_FEEDBACK_BASE: &str = "feedback_base";
+/// The shortest time audit entries are kept, whatever the retention policy says.
+pub const AUDIT_MIN_MONTHS: u32 = 6;
 
 /// What a purge did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -47,16 +47,6 @@ impl PurgeReport {
 }
 
 impl Store {
-    /// The feedback chain's base: the first index still expected and the hash it must follow.
-    pub fn feedback_base(&self) -> Result<(u64, [u8; 32]), StoreError> {
-        let tx = self.db.begin_read()?;
-        let m = tx.open_table(tables::META)?;
-        match m.get(META_FEEDBACK_BASE)? {
-            Some(g) => Ok(codec::decode(g.value())?),
-            None => Ok((0, [0; 32])),
-        }
-    }
-
     /// Purges the records past retention that HQ has acknowledged (see the module docs), in one durable
     /// transaction; with `dry_run` nothing is changed.
     pub fn purge_expired(&self, dry_run: bool) -> Result<PurgeReport, StoreError> {
@@ -77,6 +67,8 @@ impl Store {
                 let Some(&months) = reference.retention.months.get(kind.name()) else {
                     continue;
                 };
+                // The audit log is kept at least six months whatever the policy says (Cybersecurity Law art. 21).
+                let months = if kind == RecordKind::Audit { months.max(AUDIT_MIN_MONTHS) } else { months };
                 let Some(cut_day) = today.checked_sub_months(Months::new(months)) else {
                     continue;
                 };
@@ -103,8 +95,8 @@ impl Store {
                         }
                     }
                 }
-                if kind == RecordKind::Feedback {
-                    candidates = Self::chain_prefix(&tx, candidates, &mut report)?;
+                if let Some((_, base_key)) = meta::chain_keys(kind) {
+                    candidates = Self::chain_prefix(&tx, base_key, candidates, &mut report)?;
                 }
                 for rec in &candidates {
                     tx.open_table(tables::records(kind))?.remove(rec.id().as_u128())?;
@@ -124,35 +116,40 @@ impl Store {
         Ok(report)
     }
 
-    /// Keeps of `candidates` (purgeable feedback) only the prefix of the chain from its base, and moves the base.
+    /// Keeps of `candidates` (purgeable records of one chained kind) only the prefix of the chain from its base
+    /// (stored under `base_key`), and moves the base.
     fn chain_prefix(
         tx: &redb::WriteTransaction,
+        base_key: &str,
         candidates: Vec<AnyRecord>,
         report: &mut PurgeReport,
     ) -> Result<Vec<AnyRecord>, StoreError> {
         let mut m = tx.open_table(tables::META)?;
-        let (mut next, mut hash) = match m.get(META_FEEDBACK_BASE)? {
+        let (mut next, mut hash) = match m.get(base_key)? {
             Some(g) => codec::decode::<(u64, [u8; 32])>(g.value())?,
             None => (0, [0; 32]),
         };
-        let mut by_index: BTreeMap<u64, AnyRecord> = BTreeMap::new();
+        let mut by_index: BTreeMap<u64, (AnyRecord, [u8; 32])> = BTreeMap::new();
         for rec in candidates {
-            if let AnyRecord::Feedback(f) = &rec {
-                by_index.insert(f.chain_index, rec);
+            let link = match &rec {
+                AnyRecord::Feedback(f) => Some((f.chain_index, f.hash)),
+                AnyRecord::Audit(a) => Some((a.chain_index, a.hash)),
+                _ => None,
+            };
+            if let Some((index, h)) = link {
+                by_index.insert(index, (rec, h));
             }
         }
         let total = by_index.len() as u64;
         let mut out = Vec::new();
-        while let Some(rec) = by_index.remove(&next) {
-            if let AnyRecord::Feedback(f) = &rec {
-                hash = f.hash;
-            }
+        while let Some((rec, h)) = by_index.remove(&next) {
+            hash = h;
             out.push(rec);
             next += 1;
         }
         report.kept_open += total - out.len() as u64;
         if !out.is_empty() {
-            m.insert(META_FEEDBACK_BASE, codec::encode(&(next, hash))?.as_slice())?;
+            m.insert(base_key, codec::encode(&(next, hash))?.as_slice())?;
         }
         Ok(out)
     }

@@ -22,6 +22,7 @@ pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'stati
         RecordKind::Case => "rec_case",
         RecordKind::FollowupTask => "rec_followup_task",
         RecordKind::CallAttempt => "rec_call_attempt",
+        RecordKind::Audit => "rec_audit",
     })
 }
 
@@ -77,6 +78,21 @@ pub mod meta {
     pub const ACKED_SEQ: &str = "acked_seq";
     /// Feedback chain head: next index and last hash (encoded).
     pub const FEEDBACK_HEAD: &str = "feedback_head";
+    /// Audit chain head: next index and last hash (encoded).
+    pub const AUDIT_HEAD: &str = "audit_head";
+    /// Feedback chain base after retention purges: first retained index and hash of the last purged (encoded).
+    pub const FEEDBACK_BASE: &str = "feedback_base";
+    /// Audit chain base after retention purges (encoded like [`FEEDBACK_BASE`]).
+    pub const AUDIT_BASE: &str = "audit_base";
+
+    /// The head and base keys of a hash-chained kind, `None` for the other kinds.
+    pub fn chain_keys(kind: crate::model::RecordKind) -> Option<(&'static str, &'static str)> {
+        match kind {
+            crate::model::RecordKind::Feedback => Some((FEEDBACK_HEAD, FEEDBACK_BASE)),
+            crate::model::RecordKind::Audit => Some((AUDIT_HEAD, AUDIT_BASE)),
+            _ => None,
+        }
+    }
     /// Staff accounts created on this kiosk (JSON `Vec<Staff>`).
     pub const LOCAL_STAFF: &str = "local_staff";
     /// When the store was created (ms, i64 LE).

@@ -7,7 +7,7 @@ use super::data::{CaseCommand, Command, Outcome, Queries};
 use super::i18n::Tr;
 use super::register::dept_name;
 use super::{theme, widgets};
-use crate::model::validate::mask_phone;
+
 use crate::model::{
     Case, CaseChannel, CaseForm, CaseGrade, CaseStatus, Rating, RecordId, ReferenceData, ValidationErrors,
 };
@@ -304,6 +304,7 @@ impl CasesScreen {
             self.selected = Some(id);
             self.intake = None;
             self.action = None;
+            widgets::viewed(ui.ctx(), crate::model::RecordKind::Case, id);
         }
     }
 
@@ -408,7 +409,6 @@ impl CasesScreen {
                     format!("{} · {}", c.received_at.local(offset).format("%Y-%m-%d %H:%M"), c.received_by),
                 );
                 kv("cases.channel", tr.k("casechannel", c.channel.key()).to_string());
-                kv("register.phone", c.complainant_phone.as_deref().map(mask_phone).unwrap_or_default());
                 kv("cases.relation", c.relation.clone().unwrap_or_default());
                 let depts: Vec<String> =
                     c.departments.iter().map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))).collect();
@@ -425,6 +425,12 @@ impl CasesScreen {
                 }
             })
         });
+        if let Some(p) = c.complainant_phone.as_deref() {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(tr.t("register.phone")).color(theme::MUTED));
+                widgets::phone(ui, tr, crate::model::RecordKind::Case, c.id, p);
+            });
+        }
         if ui.button(tr.t("cases.slip")).clicked() {
             cmd = Some(Command::Slip { id: c.id });
         }

@@ -97,6 +97,7 @@ fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
             .is_some_and(|t| t.department.as_deref() == Some(dept)),
         // Patients do not say which department they rate; feedback is the whole desk's.
         AnyRecord::Feedback(_) => true,
+        AnyRecord::Audit(_) => false,
     }
 }
 

@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 use crate::model::arrival::DoctorChoice;
 use crate::model::reference::Staff;
 use crate::model::{
-    Arrival, ArrivalForm, CallAttempt, CallAttemptForm, Case, CaseForm, Consultation, ConsultationForm, FollowupTask,
-    Moment, RecordId, ReferenceData, VisitStep,
+    Arrival, ArrivalForm, AuditEntry, AuditTarget, CallAttempt, CallAttemptForm, Case, CaseForm, Consultation,
+    ConsultationForm, FollowupTask, Moment, RecordId, ReferenceData, VisitStep,
 };
 use crate::store::{Store, StoreError};
 
@@ -48,6 +48,10 @@ pub trait Queries {
     fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError>;
     /// Call attempts of the last `days` days that flagged a worrying condition, with their tasks.
     fn worrying(&self, days: u32) -> Result<Vec<(CallAttempt, Option<FollowupTask>)>, StoreError>;
+    /// Audit log entries of the days `from..=to`, newest first.
+    fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Verifies the audit chain: (entries ever appended, problems found).
+    fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError>;
 }
 
 impl Queries for Store {
@@ -161,6 +165,19 @@ impl Queries for Store {
         out.reverse();
         Ok(out)
     }
+
+    fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError> {
+        let offset = self.utc_offset();
+        let to = to.succ_opt().map_or(Moment(i64::MAX), |d| Moment::start_of_day(d, offset));
+        let mut out = Store::audit_entries(self, Moment::start_of_day(from, offset), to)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError> {
+        let problems = self.verify_chain::<AuditEntry>()?.iter().map(ToString::to_string).collect();
+        Ok((self.chain_head(crate::model::RecordKind::Audit)?.0, problems))
+    }
 }
 
 /// A search over past arrivals and consultations.
@@ -269,6 +286,23 @@ pub enum Command {
     PromoteToCase {
         /// The follow-up task made from the feedback.
         task: RecordId,
+    },
+    /// Note in the audit log that a record's details were opened (or, without a target, a list such as the audit
+    /// log itself was read).
+    View {
+        /// The record opened.
+        target: Option<AuditTarget>,
+        /// What was looked at (a fixed word, never user input).
+        what: &'static str,
+    },
+    /// Show a masked phone number in full for this session; audited before it is shown.
+    Reveal(AuditTarget),
+    /// Export the audit log of the days `from..=to` as CSV beside the store (`exports/`).
+    ExportAudit {
+        /// First day.
+        from: NaiveDate,
+        /// Last day.
+        to: NaiveDate,
     },
 }
 

@@ -100,6 +100,7 @@ impl FollowupScreen {
             widgets::column(ui, total * 0.42, |ui| {
                 let pick = self.list_ui(ui, tr, &refs, today);
                 if let Some(id) = pick {
+                    widgets::viewed(ui.ctx(), crate::model::RecordKind::FollowupTask, id);
                     self.selected = Some(id);
                     self.attempts = q.attempts_of(id).unwrap_or_default();
                     self.form = CallAttemptForm::default();
@@ -184,7 +185,10 @@ impl FollowupScreen {
         let mut cmd = None;
         let who =
             if t.patient_name.is_empty() { tr.t("followup.anonymous").to_string() } else { t.patient_name.clone() };
-        ui.heading(format!("{who} · {}", t.phone));
+        ui.horizontal(|ui| {
+            ui.heading(who);
+            widgets::phone(ui, tr, crate::model::RecordKind::FollowupTask, t.id, &t.phone);
+        });
         let mut info = vec![tr.k("fsource", t.source.kind_key()).to_string()];
         if let FollowupSource::Discharge { discharged_on, diagnosis, .. } = &t.source {
             info.push(tr.f("followup.discharged", &[("date", discharged_on)]));

@@ -2,6 +2,7 @@
 //! (`crate::app`) applies commands to the store. All text comes from the locale files ([`i18n`]); sizes and colours
 //! from [`theme`].
 
+pub mod audit;
 pub mod board;
 pub mod cases;
 pub mod consult;

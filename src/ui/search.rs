@@ -7,8 +7,8 @@ use super::data::{Command, Outcome, SearchHit, SearchQuery};
 use super::i18n::Tr;
 use super::register::dept_name;
 use super::{theme, widgets};
-use crate::model::ReferenceData;
-use crate::model::validate::{Problem, ValidationErrors, mask_phone};
+use crate::model::validate::{Problem, ValidationErrors};
+use crate::model::{RecordKind, ReferenceData};
 
 /// Search screen state.
 #[derive(Debug, Default)]
@@ -105,7 +105,10 @@ impl SearchScreen {
                                         ui.label(tr.t("search.kind_arrival"));
                                         ui.label(a.arrived_at.local(offset).format("%Y-%m-%d %H:%M").to_string());
                                         ui.label(RichText::new(&a.name).strong());
-                                        ui.label(a.phone.as_deref().map(mask_phone).unwrap_or_default());
+                                        ui.horizontal(|ui| {
+                                            let p = a.phone.as_deref().unwrap_or_default();
+                                            widgets::phone(ui, tr, RecordKind::Arrival, a.id, p);
+                                        });
                                         ui.label(
                                             refs.department(&a.department.value)
                                                 .map_or(a.department.value.clone(), |d| dept_name(tr, d)),
@@ -116,7 +119,10 @@ impl SearchScreen {
                                         ui.label(tr.t("search.kind_consultation"));
                                         ui.label(c.at.local(offset).format("%Y-%m-%d %H:%M").to_string());
                                         ui.label(RichText::new(c.name.clone().unwrap_or_default()).strong());
-                                        ui.label(c.phone.as_deref().map(mask_phone).unwrap_or_default());
+                                        ui.horizontal(|ui| {
+                                            let p = c.phone.as_deref().unwrap_or_default();
+                                            widgets::phone(ui, tr, RecordKind::Consultation, c.id, p);
+                                        });
                                         ui.label(
                                             c.referred_department
                                                 .as_deref()

@@ -184,3 +184,66 @@ pub fn duration(tr: Tr, minutes: i64) -> String {
         tr.f("time.minutes", &[("m", &m)])
     }
 }
+
+/// What the session lets screens show of masked phone numbers: set by the app at the start of every frame.
+#[derive(Debug, Clone, Default)]
+struct PhoneReveal {
+    may: bool,
+    revealed: std::sync::Arc<std::collections::BTreeSet<crate::model::RecordId>>,
+}
+
+fn reveal_id() -> egui::Id {
+    egui::Id::unique("guidedesk.phone_reveal")
+}
+
+fn requests_id() -> egui::Id {
+    egui::Id::unique("guidedesk.session_requests")
+}
+
+/// Tells this frame's widgets whether the signed-in role may reveal phone numbers and which are revealed.
+pub fn set_phone_reveal(ctx: &egui::Context, may: bool, revealed: &std::collections::BTreeSet<crate::model::RecordId>) {
+    let state = PhoneReveal { may, revealed: std::sync::Arc::new(revealed.clone()) };
+    ctx.data_mut(|d| d.insert_temp(reveal_id(), state));
+}
+
+/// Asks the app to put a view (or a reveal) on the audit log at the end of this frame; the app applies it with the
+/// same permission check as every other command.
+pub fn request(ctx: &egui::Context, cmd: crate::ui::data::Command) {
+    ctx.data_mut(|d| d.get_temp_mut_or_default::<Vec<crate::ui::data::Command>>(requests_id()).push(cmd));
+}
+
+/// The requests made this frame (the app drains them).
+pub fn take_session_requests(ctx: &egui::Context) -> Vec<crate::ui::data::Command> {
+    ctx.data_mut(|d| d.remove_temp::<Vec<crate::ui::data::Command>>(requests_id())).unwrap_or_default()
+}
+
+/// Notes that the details of a record were opened (audited as a view).
+pub fn viewed(ctx: &egui::Context, kind: crate::model::RecordKind, id: crate::model::RecordId) {
+    request(
+        ctx,
+        crate::ui::data::Command::View { target: Some(crate::model::AuditTarget { kind, id }), what: kind.name() },
+    );
+}
+
+/// A phone number: masked (`138****8000`) unless it was revealed for this record in this session; for roles that
+/// may reveal, a button beside it shows it in full once the reveal is on the audit log.
+pub fn phone(ui: &mut Ui, tr: Tr, kind: crate::model::RecordKind, id: crate::model::RecordId, phone: &str) {
+    if phone.is_empty() {
+        return;
+    }
+    let state: PhoneReveal = ui.ctx().data(|d| d.get_temp(reveal_id())).unwrap_or_default();
+    if state.revealed.contains(&id) {
+        ui.label(egui::RichText::new(phone).strong());
+        return;
+    }
+    ui.label(crate::model::validate::mask_phone(phone));
+    if state.may
+        && ui
+            .small_button(tr.t("audit.reveal"))
+            .on_hover_text(tr.t("audit.reveal_hint"))
+            .accessible_name(tr.t("audit.reveal"))
+            .clicked()
+    {
+        request(ui.ctx(), crate::ui::data::Command::Reveal(crate::model::AuditTarget { kind, id }));
+    }
+}
