@@ -212,6 +212,55 @@ fn feedback_is_append_only_and_chained() {
 }
 
 #[test]
+fn audit_entries_are_append_only_chained_and_an_altered_one_is_found() {
+    use crate::model::{AuditAction, AuditEntry, AuditTarget};
+    let (_dir, _clock, store) = fresh();
+    let by = StaffRef("S1".into());
+    let target = Some(AuditTarget { kind: RecordKind::Case, id: RecordId::new_v7(store.now()) });
+    // Several entries in one transaction, and single ones, chain in order across transactions.
+    store
+        .write(|ctx| {
+            ctx.audit(&by, AuditAction::View, target, "case")?;
+            ctx.audit(&by, AuditAction::Reveal, target, "phone")
+        })
+        .unwrap();
+    store.audit(&by, AuditAction::Export, None, "arrival csv").unwrap();
+    let chain = store.chain::<AuditEntry>().unwrap();
+    assert_eq!(chain.iter().map(|e| e.chain_index).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(chain[2].prev_hash, chain[1].hash);
+    assert_eq!(store.chain_head(RecordKind::Audit).unwrap(), (3, chain[2].hash));
+    assert!(store.check().unwrap().is_empty());
+    // put() refuses audit entries; append refuses an existing id.
+    let again = chain[0].clone();
+    assert!(matches!(store.write(|ctx| ctx.put(&again)), Err(StoreError::Conflict(_))));
+    assert!(matches!(store.write(|ctx| ctx.append_chained(again.clone()).map(drop)), Err(StoreError::Conflict(_))));
+    // A failed transaction leaves the chain head where it was.
+    let failed: Result<(), StoreError> = store.write(|ctx| {
+        ctx.audit(&by, AuditAction::View, None, "x")?;
+        Err(StoreError::Conflict("abandoned".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.chain_head(RecordKind::Audit).unwrap().0, 3);
+
+    // Alter one entry behind the store's back: the actor is changed to hide who revealed the number.
+    let mut altered = chain[1].clone();
+    altered.actor = StaffRef("G9".into());
+    let tx = store.db.begin_write().unwrap();
+    {
+        let (stored, _) = encode_record(&altered).unwrap();
+        let place = record_place(tables::records(RecordKind::Audit).name(), altered.id.as_u128());
+        let stored = store.keys().seal(&place, &stored).unwrap();
+        tx.open_table(tables::records(RecordKind::Audit))
+            .unwrap()
+            .insert(altered.id.as_u128(), stored.as_slice())
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    assert_eq!(store.verify_chain::<AuditEntry>().unwrap(), [ChainProblem::Altered { index: 1, id: chain[1].id }]);
+    assert!(store.check().unwrap().iter().any(|p| p.starts_with("audit log #1") && p.ends_with("was altered")));
+}
+
+#[test]
 fn reference_data_is_replaced_only_by_apply_and_survives_reopen() {
     let (dir, clock, store) = fresh();
     assert_eq!(store.reference_source().unwrap(), None);

@@ -70,10 +70,13 @@ impl AuditScreen {
         }
         ui.heading(tr.t("audit.title"));
         ui.horizontal_wrapped(|ui| {
-            ui.label(tr.t("audit.from"));
-            ui.add(egui::TextEdit::singleline(&mut self.from).desired_width(110.0).hint_text("YYYY-MM-DD"));
-            ui.label(tr.t("audit.to"));
-            ui.add(egui::TextEdit::singleline(&mut self.to).desired_width(110.0).hint_text("YYYY-MM-DD"));
+            let l = ui.label(tr.t("audit.from"));
+            ui.add(egui::TextEdit::singleline(&mut self.from).desired_width(110.0).hint_text("YYYY-MM-DD"))
+                .labelled_by(l.id);
+            let l = ui.label(tr.t("audit.to"));
+            ui.add(egui::TextEdit::singleline(&mut self.to).desired_width(110.0).hint_text("YYYY-MM-DD"))
+                .labelled_by(l.id);
+            let l = ui.label(tr.t("audit.action"));
             let all = tr.t("audit.all_actions");
             egui::ComboBox::from_id_salt("audit_action")
                 .selected_text(self.action.map_or(all, |a| tr.k("auditaction", a.key())))
@@ -82,9 +85,11 @@ impl AuditScreen {
                     for a in AuditAction::ALL {
                         ui.selectable_value(&mut self.action, Some(a), tr.k("auditaction", a.key()));
                     }
-                });
-            ui.label(tr.t("audit.actor"));
-            ui.add(egui::TextEdit::singleline(&mut self.actor).desired_width(100.0));
+                })
+                .response
+                .labelled_by(l.id);
+            let l = ui.label(tr.t("audit.actor"));
+            ui.add(egui::TextEdit::singleline(&mut self.actor).desired_width(100.0)).labelled_by(l.id);
             if ui.add(egui::Button::new(tr.t("audit.query")).min_size(egui::vec2(80.0, theme::TOUCH))).clicked() {
                 cmd = self.load(q, tr);
             }

@@ -7,7 +7,7 @@ use guidedesk::access::{Action, allowed};
 use guidedesk::app::DeskApp;
 use guidedesk::config::{Config, Language};
 use guidedesk::model::reference::{Role, Staff};
-use guidedesk::model::{Moment, RecordId};
+use guidedesk::model::{AuditAction, AuditEntry, AuditTarget, Moment, RecordId, RecordKind};
 use guidedesk::store::{ManualClock, Store, StoreOptions, china_offset};
 use guidedesk::ui::data::{CaseCommand, Command, Outcome, SearchQuery};
 
@@ -21,18 +21,18 @@ const ROLES: [(Role, &str); 5] = [
     (Role::Administrator, "A1"),
 ];
 
-struct Desk {
-    dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    store: Arc<Store>,
+pub struct Desk {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<Store>,
 }
 
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Store {
     Store::open_with(dir, StoreOptions { clock: clock.clone(), utc_offset: china_offset() }).unwrap()
 }
 
-/// A store with one account per role, all with PIN 1234.
-fn desk() -> Desk {
+/// A store with one account per role (G1, L1, C1, S1, A1), all with PIN 1234.
+pub fn desk() -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Moment(T0)));
     let store = open(dir.path(), &clock);
@@ -53,12 +53,26 @@ fn desk() -> Desk {
     Desk { dir, clock, store: Arc::new(store) }
 }
 
-fn app(store: &Arc<Store>) -> DeskApp {
+pub fn app(store: &Arc<Store>) -> DeskApp {
     DeskApp::new(Arc::clone(store), &Config { language: Language::En, ..Config::default() })
 }
 
-fn sign_in(app: &mut DeskApp, id: &str) -> Outcome {
+pub fn sign_in(app: &mut DeskApp, id: &str) -> Outcome {
     app.apply(Command::SignIn { staff: id.into(), pin: "1234".into() }, &egui::Context::default())
+}
+
+/// Records of every kind but the audit log (refusals are audited, and change nothing else).
+pub fn records_but_audit(store: &Store) -> u64 {
+    store.stats().unwrap().records.iter().filter(|(k, _)| **k != "audit").map(|(_, n)| n).sum()
+}
+
+/// The newest audit entry.
+pub fn last_audit(store: &Store) -> AuditEntry {
+    store.chain::<AuditEntry>().unwrap().pop().expect("an audit entry")
+}
+
+fn day() -> chrono::NaiveDate {
+    Moment(T0).local_date(china_offset())
 }
 
 fn is_refusal(o: &Outcome) -> bool {
@@ -94,7 +108,9 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::PrintSlip => Command::Slip { id: missing },
         Action::FollowupCalls => Command::Attempt { task: missing, form: Box::default() },
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
-        Action::RevealPhone | Action::ViewDashboard | Action::PatientMode | Action::ViewAudit => return None,
+        Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),
+        Action::ViewAudit => Command::ExportAudit { from: day(), to: day() },
+        Action::ViewDashboard | Action::PatientMode => return None,
     })
 }
 
@@ -112,17 +128,24 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             assert_eq!(allowed(role, action), want, "{role:?} {action:?}");
             assert_eq!(app.may(action), want, "{role:?} {action:?} on screen");
             if let Some(cmd) = command_for(action, missing) {
-                let before = d.store.stats().unwrap().outbox_last_seq;
+                let before = records_but_audit(&d.store);
+                let entries = d.store.chain_head(RecordKind::Audit).unwrap().0;
                 let o = app.apply(cmd, &ctx);
                 assert_eq!(!is_refusal(&o), want, "{role:?} {action:?}: {o:?}");
                 if !want {
-                    assert_eq!(d.store.stats().unwrap().outbox_last_seq, before, "a refused command wrote nothing");
+                    assert_eq!(records_but_audit(&d.store), before, "a refused command wrote nothing");
+                    let last = last_audit(&d.store);
+                    assert_eq!(d.store.chain_head(RecordKind::Audit).unwrap().0, entries + 1);
+                    assert_eq!(
+                        (last.action, last.actor.0.as_str(), last.detail.as_str()),
+                        (AuditAction::Refused, id, action.name())
+                    );
                 }
                 checked += 1;
             }
         }
     }
-    assert_eq!(checked, 5 * 9);
+    assert_eq!(checked, 5 * 11);
 }
 
 #[test]
@@ -180,7 +203,7 @@ fn nothing_is_accepted_before_sign_in_while_locked_or_in_patient_mode() {
     for action in Action::all() {
         assert!(!app.may(action), "{action:?} in patient mode");
     }
-    assert_eq!(d.store.stats().unwrap().outbox_last_seq, 0, "nothing was written");
+    assert_eq!(records_but_audit(&d.store), 0, "nothing but audit entries was written");
 }
 
 #[test]

@@ -99,3 +99,34 @@ fn cli_purge_dry_run_reports_without_changing() {
     let o = crate::guidedesk(dir.path(), &["check"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+#[test]
+fn audit_entries_are_purged_oldest_first_once_acknowledged_and_never_before_six_months() {
+    use guidedesk::model::{AuditAction, AuditEntry, StaffRef};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = open(dir.path());
+    // A policy that asks for one month is raised to six for the audit log.
+    let mut r = (*store.reference()).clone();
+    r.retention.months.insert("audit".into(), 1);
+    store.apply_reference(r, "test").unwrap();
+    let by = StaffRef("S1".into());
+    let audit = |store: &Store| store.audit(&by, AuditAction::View, None, "case").unwrap();
+    // Three years ago two entries, four months ago one, all acknowledged; then one more stamped three years ago
+    // (the kiosk's clock was wrong), not acknowledged.
+    audit(&store);
+    audit(&store);
+    clock.set(Moment(NOW - 120 * DAY_MS));
+    let young = audit(&store);
+    store.ack_through(store.stats().unwrap().outbox_last_seq).unwrap();
+    clock.set(Moment(NOW - 3 * 365 * DAY_MS));
+    let pending = audit(&store);
+    clock.set(Moment(NOW));
+
+    let r = store.purge_expired(false).unwrap();
+    assert_eq!(r.purged.get("audit"), Some(&2), "{r:?}");
+    assert_eq!(r.kept_unacknowledged, 1);
+    let left: Vec<u64> = store.chain::<AuditEntry>().unwrap().iter().map(|e| e.chain_index).collect();
+    assert_eq!(left, [young.chain_index, pending.chain_index], "the four-month-old entry is kept: six months at least");
+    assert_eq!(store.chain_base(RecordKind::Audit).unwrap().0, 2);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new(), "the chain verifies from its new base");
+}

@@ -604,6 +604,55 @@ fn cut_mid_request_and_mid_response(backend: &Backend) {
     check_invariants(hq.store(), &[(&k.store, "main")]);
 }
 
+fn audit_log_reaches_hq_with_its_chain_verifiable_there(backend: &Backend) {
+    use guidedesk::model::{AuditAction, AuditEntry, AuditTarget, Chained};
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
+    let proxy = Proxy::start(hq.addr());
+    let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &proxy.url());
+    let ids = write_arrivals(&k.store, 40, 10);
+    let lead = StaffRef("L1".into());
+    for (i, id) in ids.iter().enumerate() {
+        let target = Some(AuditTarget { kind: RecordKind::Arrival, id: *id });
+        let action = if i % 2 == 0 { AuditAction::View } else { AuditAction::Reveal };
+        k.store.audit(&lead, action, target, "test").unwrap();
+    }
+    // Entries written in one transaction with other records chain in order too.
+    k.store
+        .write(|ctx| {
+            for _ in 0..5 {
+                ctx.audit(&lead, AuditAction::Export, None, "arrival csv")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    proxy.set_random(7, 30);
+    sync_until_done(&k, &options(16), 40);
+    proxy.clear();
+    check_invariants(hq.store(), &[(&k.store, "main")]);
+    // HQ's copy holds the whole chain: every hash recomputes and every entry follows the one before.
+    let mut at_hq: Vec<AuditEntry> = hq
+        .store()
+        .ids_of_device(k.store.device(), RecordKind::Audit)
+        .unwrap()
+        .into_iter()
+        .map(|id| match hq.store().record(RecordKind::Audit, id).unwrap().unwrap().record {
+            AnyRecord::Audit(a) => a,
+            other => panic!("not an audit entry: {other:?}"),
+        })
+        .collect();
+    at_hq.sort_by_key(|e| e.chain_index);
+    assert_eq!(at_hq.len(), 45);
+    let mut prev = [0u8; 32];
+    for (i, e) in at_hq.iter().enumerate() {
+        assert_eq!(e.chain_index, i as u64);
+        assert_eq!(e.prev_hash, prev, "entry {i} follows the one before");
+        assert_eq!(Chained::compute_hash(e), e.hash, "entry {i} unaltered");
+        prev = e.hash;
+    }
+    assert_eq!(k.store.chain_head(RecordKind::Audit).unwrap(), (45, prev));
+}
+
 fn response_lost_after_hq_committed(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(backend, &dir.path().join("hq"), 100);
@@ -1256,6 +1305,7 @@ on_both_backends!(
     kiosk_sigkilled_mid_sync,
     sync_worker_reports_status_in_plain_words,
     bad_requests_get_json_errors_with_stable_codes_and_the_server_time,
+    audit_log_reaches_hq_with_its_chain_verifiable_there,
 );
 
 // PostgreSQL failures and several HQ processes on one database.

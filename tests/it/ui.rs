@@ -155,7 +155,9 @@ fn register_with_a_correction_then_work_the_board() {
     // A first visit with a phone also goes on the next day's call list, in the same transaction.
     let key = guidedesk::model::FollowupSource::OutpatientFirstVisit { arrival: a.id }.dedup_key();
     assert!(f.store.followup_by_source(&key).unwrap().is_some());
-    assert_eq!(f.store.stats().unwrap().outbox_pending, 2);
+    let ops = f.store.outbox_after(0, 100).unwrap();
+    assert_eq!(ops.iter().filter(|o| o.key.kind != RecordKind::Audit.code()).count(), 2, "the arrival and its task");
+    assert_eq!(ops.last().map(|o| o.key.kind), Some(RecordKind::Audit.code()), "and its audit entry");
 
     // The board shows it; one tap moves it on, recording time and staff.
     button(&mut h, "就诊看板");
@@ -185,7 +187,10 @@ fn register_with_a_correction_then_work_the_board() {
     let a = f.store.get::<Arrival>(a.id).unwrap().unwrap();
     assert_eq!(a.step(), VisitStep::Cancelled);
     assert_eq!(a.steps.last().unwrap().reason.as_deref(), Some("患者改日再来"));
-    assert_eq!(f.store.stats().unwrap().outbox_pending, 5);
+    let ops = f.store.outbox_after(0, 100).unwrap();
+    let (audit, other): (Vec<_>, Vec<_>) = ops.iter().partition(|o| o.key.kind == RecordKind::Audit.code());
+    assert_eq!(other.len(), 5, "the arrival and its task, then three step changes");
+    assert_eq!(audit.len(), 6, "a refused and an accepted sign-in, then one entry per change");
 }
 
 #[test]
