@@ -34,18 +34,34 @@ fn read_only_data_directory_is_refused_with_the_path() {
     let data = dir.path().join("ro");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
-    // A privileged user (root in a container) writes through permission bits; the condition cannot be made here.
+    // A privileged user (root in a container) writes through permission bits: the kiosk is then run as the
+    // unprivileged `nobody` account (setpriv), for which the directory really is read-only.
     let probe = data.join("probe");
-    if std::fs::write(&probe, b"").is_ok() {
-        let _ = std::fs::remove_file(&probe);
-        eprintln!("skipped: this user can write to a 0555 directory");
-        return;
-    }
-    let o = crate::guidedesk(&data, &["stats"]);
+    let privileged = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    let o = if privileged {
+        if !std::path::Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("skipped: this user writes through permission bits and setpriv is not installed");
+            return;
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::process::Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_guidedesk"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("stats")
+            .env_remove("GUIDEDESK_DATA_DIR")
+            .output()
+            .unwrap()
+    } else {
+        crate::guidedesk(&data, &["stats"])
+    };
     let err = String::from_utf8_lossy(&o.stderr);
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(!o.status.success());
     assert!(err.contains("read-only") && err.contains(&*data.to_string_lossy()), "{err}");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "nothing was written");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
