@@ -359,6 +359,9 @@ impl DeskApp {
                     self.last_error = Some(e.to_string());
                 }
                 if let Some(s) = who {
+                    if s.id != p.started_by.id {
+                        self.reset_screens();
+                    }
                     self.patient = None;
                     self.staff = Some(s);
                     self.locked = false;
@@ -640,15 +643,29 @@ impl DeskApp {
         }
     }
 
-    /// Signs the staff member out: the session's revealed numbers are forgotten.
+    /// Signs the staff member out: the session's revealed numbers, open records and half-filled forms are
+    /// forgotten, so the next person starts from empty screens.
     pub fn sign_out(&mut self) {
         if self.staff.is_some() {
             self.audit(AuditAction::SignOut, None, "sign out");
         }
         self.staff = None;
         self.locked = false;
-        self.revealed.clear();
         self.signin = SignInScreen::default();
+        self.reset_screens();
+    }
+
+    /// Empties every staff screen (a new person at the desk).
+    fn reset_screens(&mut self) {
+        self.revealed.clear();
+        self.register = RegisterScreen::default();
+        self.board = BoardScreen::default();
+        self.consult = ConsultScreen::default();
+        self.search = SearchScreen::default();
+        self.cases = CasesScreen::default();
+        self.followup = FollowupScreen::default();
+        self.dashboard = DashboardScreen::default();
+        self.audit = AuditScreen::default();
     }
 
     /// Whether the phone number of `id` was revealed in this session.
@@ -863,6 +880,10 @@ impl DeskApp {
         let all = self.store.all_staff().unwrap_or_default();
         match all.into_iter().find(|s| s.id == staff && s.active) {
             Some(s) if crate::staff::verify_pin(&s.pin_hash, pin) => {
+                // Someone else at a locked desk: the previous person's screens are not theirs to see.
+                if self.staff.as_ref().is_some_and(|old| old.id != s.id) {
+                    self.reset_screens();
+                }
                 if lockout.failures > 0
                     && let Err(e) = self.store.clear_signin_failures(staff)
                 {

@@ -189,7 +189,16 @@ impl FormatArg {
 /// Who the audit log names for what the command line does: the command line has no signed-in staff member, so the
 /// operating-system account that ran it.
 fn cli_actor() -> StaffRef {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(|| {
+            // No login variables (a service, a container): the numeric user id.
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
+            Some(format!("uid {uid}"))
+        })
+        .unwrap_or_else(|| "unknown".into());
     let user: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
     StaffRef(format!("cli:{user}"))
 }
@@ -302,7 +311,10 @@ fn run(cli: Cli) -> Result<()> {
                 mask_phones,
             };
             let actor = cli_actor();
-            let period = format!("{}..{}", opt_day(from), opt_day(to));
+            let period = match (from, to) {
+                (None, None) => "all dates".to_string(),
+                _ => format!("{}..{}", opt_day(from), opt_day(to)),
+            };
             let what = |n: u64| {
                 format!(
                     "{} {} {period}: {n} rows{}",

@@ -10,6 +10,24 @@ use super::i18n::Tr;
 use super::{theme, widgets};
 use crate::model::{AuditAction, AuditEntry};
 
+/// A detail in the screen's language: the fixed details the app writes (`sign out`, `move_step:registered`,
+/// `case:resolve`, …) are translated; counts and periods (exports) are shown as written.
+fn detail_text(tr: Tr, detail: &str) -> String {
+    let key = |s: &str| s.replace(' ', "_");
+    if let Some(t) = tr.k_opt("auditdetail", &key(detail)) {
+        return t.to_string();
+    }
+    match detail.split_once(':') {
+        Some(("move_step", step)) => {
+            format!("{}：{}", tr.k("auditdetail", "move_step"), tr.k_opt("step", step).unwrap_or(step))
+        }
+        Some(("case", action)) => {
+            format!("{}：{}", tr.k("auditdetail", "case_action"), tr.k_opt("caseaction", action).unwrap_or(action))
+        }
+        _ => detail.to_string(),
+    }
+}
+
 /// The most entries listed at once (the export has them all).
 const MAX_ROWS: usize = 5_000;
 
@@ -71,14 +89,15 @@ impl AuditScreen {
         ui.heading(tr.t("audit.title"));
         ui.horizontal_wrapped(|ui| {
             let l = ui.label(tr.t("audit.from"));
-            ui.add(egui::TextEdit::singleline(&mut self.from).desired_width(110.0).hint_text("YYYY-MM-DD"))
+            ui.add(egui::TextEdit::singleline(&mut self.from).desired_width(130.0).hint_text("YYYY-MM-DD"))
                 .labelled_by(l.id);
             let l = ui.label(tr.t("audit.to"));
-            ui.add(egui::TextEdit::singleline(&mut self.to).desired_width(110.0).hint_text("YYYY-MM-DD"))
+            ui.add(egui::TextEdit::singleline(&mut self.to).desired_width(130.0).hint_text("YYYY-MM-DD"))
                 .labelled_by(l.id);
             let l = ui.label(tr.t("audit.action"));
             let all = tr.t("audit.all_actions");
             egui::ComboBox::from_id_salt("audit_action")
+                .width(170.0)
                 .selected_text(self.action.map_or(all, |a| tr.k("auditaction", a.key())))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.action, None, all);
@@ -168,7 +187,7 @@ impl AuditScreen {
                             ui.label(e.target.map_or_else(String::new, |t| {
                                 format!("{} #{}", tr.k("recordkind", t.kind.name()), t.id.short())
                             }));
-                            ui.label(RichText::new(&e.detail).color(theme::MUTED));
+                            ui.label(RichText::new(detail_text(tr, &e.detail)).color(theme::MUTED));
                             ui.end_row();
                         }
                     });

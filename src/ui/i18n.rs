@@ -80,6 +80,15 @@ impl Tr {
         s
     }
 
+    /// The text for `prefix.key` if the locale has it.
+    pub fn k_opt(&self, prefix: &str, key: &str) -> Option<&'static str> {
+        let table = match self.lang {
+            Language::ZhCn => &TABLES.zh,
+            Language::En => &TABLES.en,
+        };
+        table.get(&format!("{prefix}.{key}")).map(String::as_str)
+    }
+
     /// The text for `prefix.key` (enum labels such as `step.triaged`).
     pub fn k(&self, prefix: &str, key: &str) -> &'static str {
         let table = match self.lang {

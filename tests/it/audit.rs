@@ -261,4 +261,11 @@ fn the_reveal_button_shows_the_full_number_only_after_it_is_logged() {
     let e = last_audit(&f.store);
     assert_eq!((e.action, e.actor.0.as_str()), (AuditAction::Reveal, "K001"));
     assert!(h.query_by_label("13700001111").is_some(), "shown in full after the reveal");
+    // The next person at the desk starts from empty screens: no open case, no revealed number.
+    h.state_mut().sign_out();
+    h.run();
+    crate::ui::sign_in(&mut h, "陈晓燕");
+    crate::ui::button(&mut h, "客诉处理");
+    assert!(h.query_by_label("13700001111").is_none());
+    assert!(h.query_by_label("137****1111").is_none(), "the case is not open for the guide");
 }
