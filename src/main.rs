@@ -370,6 +370,8 @@ fn run(cli: Cli) -> Result<()> {
             if r.other_device {
                 println!("note: the backup came from another device; enrol this kiosk again before syncing");
             }
+            let detail = format!("restore: {} records", r.records);
+            open_store(&data_dir, &cfg)?.audit(&cli_actor(), AuditAction::Change, None, &detail)?;
         }
         Command::Purge { dry_run } => {
             let r = open_store(&data_dir, &cfg)?.purge_expired(dry_run)?;
@@ -416,6 +418,7 @@ fn run(cli: Cli) -> Result<()> {
             let store = open_store(&data_dir, &cfg)?;
             let old = store.key_id();
             let new = store.rotate_key()?;
+            store.audit(&cli_actor(), AuditAction::Change, None, &format!("key rotate: {old:08x} -> {new:08x}"))?;
             println!(
                 "store re-encrypted: key {old:08x} replaced by {new:08x} in {}; back up the new key file now, the old \
                  one no longer opens this store",

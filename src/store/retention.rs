@@ -19,8 +19,11 @@ use guidedesk_sync::codec;
 use redb::ReadableTable;
 
 use super::{Store, StoreError, index_apply, open_any, open_op, read_u64, tables};
-use crate::model::{AnyRecord, Moment, RecordKind};
+use crate::model::{AnyRecord, AuditAction, Moment, RecordKind, StaffRef};
 use tables::meta;
+
+/// The actor the audit log names for retention purges.
+pub const RETENTION_ACTOR: &str = "system:retention";
 
 /// The shortest time audit entries are kept, whatever the retention policy says.
 pub const AUDIT_MIN_MONTHS: u32 = 6;
@@ -112,6 +115,11 @@ impl Store {
         } else {
             tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
             tx.commit()?;
+            if report.total() > 0 {
+                let kinds: Vec<String> = report.purged.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                let detail = format!("retention purge: {}", kinds.join(", "));
+                self.audit(&StaffRef(RETENTION_ACTOR.into()), AuditAction::Change, None, &detail)?;
+            }
         }
         Ok(report)
     }

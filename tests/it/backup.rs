@@ -303,6 +303,10 @@ fn cli_restore_of_an_older_backup_needs_force() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("restored 2 records") && stdout.contains("replaced store is kept"), "{stdout}");
+    // The two arrivals of the backup, then the restore's own audit entry.
     let o = crate::guidedesk(&data, &["stats", "--json"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("\"outbox_last_seq\": 2"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"outbox_last_seq\": 3"));
+    let (store, _) = open(&data);
+    let last = store.chain::<guidedesk::model::AuditEntry>().unwrap().pop().unwrap();
+    assert_eq!((last.action, last.detail.as_str()), (guidedesk::model::AuditAction::Change, "restore: 2 records"));
 }
