@@ -398,6 +398,82 @@ pub async fn table_csv(
     .await
 }
 
+/// `GET /v1/audit.csv`: every kiosk's audit log for a period (one site or all), as CSV: site and device, then the
+/// columns of the kiosk's own audit export, ordered by site, device and chain position, with `chain` saying whether
+/// each entry's hash recomputes and follows the entry before it (`ok`, `altered`, `broken link`; `gap` when the
+/// entry before it is outside the period or missing).
+#[utoipa::path(get, path = "/v1/audit.csv", tag = "reports", security(("reports_token" = [])), params(("from" = String, Query, description = "first day, YYYY-MM-DD"), ("to" = String, Query, description = "last day (included), YYYY-MM-DD"), ("site" = Option<String>, Query, description = "one site; all sites when absent")), responses((status = 200, description = "the audit entries as CSV", content_type = "text/csv", body = String), (status = 400, description = "bad query", body = super::openapi::ErrorJson), (status = 401, description = "no or wrong reporting token", body = super::openapi::ErrorJson), (status = 403, description = "a kiosk credential, or reports disabled", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
+pub async fn audit_csv(
+    State(state): State<HqState>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        check_token(&state, &headers)?;
+        let offset = state.api.utc_offset;
+        let params = params_of(&q, offset, false)?;
+        let site = site_of(&q);
+        let (from, to) = (params.period.start(offset).0, params.period.end(offset).0);
+        let mut rows: Vec<(String, u128, crate::model::AuditEntry)> = Vec::new();
+        for id in state.store.ids_between(RecordKind::Audit, site.as_deref(), from, to)? {
+            if let Some(StoredRecord { site, device, record: AnyRecord::Audit(a), .. }) =
+                state.store.record(RecordKind::Audit, id)?
+            {
+                rows.push((site, device, a));
+            }
+        }
+        rows.sort_by(|x, y| (&x.0, x.1, x.2.chain_index).cmp(&(&y.0, y.1, y.2.chain_index)));
+        let internal = |e: &dyn std::fmt::Display| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, e.to_string())
+        };
+        let mut out = b"\xEF\xBB\xBF".to_vec();
+        {
+            let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(&mut out);
+            let mut head = vec!["site", "device"];
+            head.extend(crate::export::columns(RecordKind::Audit));
+            head.push("chain");
+            w.write_record(&head).map_err(|e| internal(&e))?;
+            let mut prev: Option<(u128, u64, [u8; 32])> = None;
+            for (site, device, e) in &rows {
+                let chain = if crate::model::Chained::compute_hash(e) != e.hash {
+                    "altered"
+                } else {
+                    match prev {
+                        Some((d, i, h)) if d == *device && i + 1 == e.chain_index => {
+                            if e.prev_hash == h {
+                                "ok"
+                            } else {
+                                "broken link"
+                            }
+                        }
+                        _ if e.chain_index == 0 => {
+                            if e.prev_hash == [0; 32] {
+                                "ok"
+                            } else {
+                                "broken link"
+                            }
+                        }
+                        _ => "gap",
+                    }
+                };
+                prev = Some((*device, e.chain_index, e.hash));
+                let mut row = vec![site.clone(), uuid::Uuid::from_u128(*device).to_string()];
+                row.extend(crate::export::row(&AnyRecord::Audit(e.clone()), offset, true));
+                row.push(chain.to_string());
+                w.write_record(&row).map_err(|e| internal(&e))?;
+            }
+            w.flush().map_err(|e| internal(&e))?;
+        }
+        let file = format!("attachment; filename=\"audit_{}.csv\"", params.period.slug());
+        let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&file) {
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        Ok(resp)
+    })
+    .await
+}
+
 fn time_text(ms: u64, offset: FixedOffset) -> String {
     if ms == 0 {
         return "—".to_string();

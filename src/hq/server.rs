@@ -290,6 +290,7 @@ pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<HqState> {
         .routes(utoipa_axum::routes!(health))
         .routes(utoipa_axum::routes!(reports_api::summary))
         .routes(utoipa_axum::routes!(reports_api::table_csv))
+        .routes(utoipa_axum::routes!(reports_api::audit_csv))
         .routes(utoipa_axum::routes!(reports_api::overview))
 }
 

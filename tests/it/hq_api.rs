@@ -294,6 +294,7 @@ fn openapi_json_documents_exactly_the_routed_paths_with_json_errors() {
         "/v1/health",
         "/v1/reports/summary",
         "/v1/reports/table.csv",
+        "/v1/audit.csv",
         "/v1/overview",
     ] {
         assert!(paths.contains_key(p), "{p} missing from the spec");
@@ -361,4 +362,45 @@ fn records_from_a_kiosk_with_a_wrong_clock_are_filed_under_corrected_time() {
     let got: Vec<u64> = v["kpis"].as_array().unwrap().iter().map(|k| k["denominator"].as_u64().unwrap()).collect();
     let want: Vec<u64> = expected.headline().iter().map(|k| k.denominator).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn audit_csv_lists_every_kiosks_log_with_its_chain_checked_at_hq() {
+    use guidedesk::model::{AuditAction, AuditTarget, RecordId, StaffRef};
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start(&dir.path().join("hq"), with_token());
+    let a = kiosk(&hq, &dir.path().join("a"), "east", "d1", 1);
+    let b = kiosk(&hq, &dir.path().join("b"), "west", "d1", 2);
+    for (k, who) in [(&a, "C1"), (&b, "S1")] {
+        let target = Some(AuditTarget { kind: RecordKind::Case, id: RecordId::new_v7(now()) });
+        for action in [AuditAction::SignIn, AuditAction::View, AuditAction::Reveal, AuditAction::SignOut] {
+            k.store.audit(&StaffRef(who.into()), action, target, "test").unwrap();
+        }
+        let opts = SyncOptions { batch: 500, ..SyncOptions::default() };
+        assert_eq!(kiosk_sync::sync_with(&k.store, &k.cred, &opts).unwrap().pending, 0);
+    }
+    let today = now().local_date(china_offset());
+    let path = format!("/v1/audit.csv?from={today}&to={today}");
+    assert_eq!(get(hq.addr(), &path, None).0, 401, "the reports token is needed");
+    let (status, head, body) = get(hq.addr(), &path, Some(TOKEN));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(head.contains("text/csv"));
+    let text = String::from_utf8(body).unwrap();
+    let mut lines = text.trim_start_matches('\u{feff}').lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "site,device,id,at,actor,action,target_kind,target_id,detail,chain_index,prev_hash,hash,chain"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|r| r[12] == "ok"), "every chain verifies at HQ: {rows:?}");
+    assert_eq!(rows.iter().filter(|r| r[0] == "east" && r[4] == "C1").count(), 4);
+    assert_eq!(rows.iter().filter(|r| r[5] == "reveal").count(), 2);
+    // One site only.
+    let (_, _, body) = get(hq.addr(), &format!("{path}&site=west"), Some(TOKEN));
+    assert_eq!(String::from_utf8(body).unwrap().lines().count(), 1 + 4);
+    // A bad period is a JSON 400.
+    let (status, _, body) = get(hq.addr(), "/v1/audit.csv?from=2026-13-01&to=2026-12-01", Some(TOKEN));
+    assert_eq!(status, 400);
+    assert!(json(&body)["message"].as_str().unwrap().contains("from="));
 }
