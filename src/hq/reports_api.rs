@@ -428,41 +428,21 @@ pub async fn audit_csv(
         };
         let mut out = b"\xEF\xBB\xBF".to_vec();
         {
-            let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(&mut out);
+            let mut csv_out = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(&mut out);
             let mut head = vec!["site", "device"];
             head.extend(crate::export::columns(RecordKind::Audit));
             head.push("chain");
-            w.write_record(&head).map_err(|e| internal(&e))?;
+            csv_out.write_record(&head).map_err(|e| internal(&e))?;
             let mut prev: Option<(u128, u64, [u8; 32])> = None;
-            for (site, device, e) in &rows {
-                let chain = if crate::model::Chained::compute_hash(e) != e.hash {
-                    "altered"
-                } else {
-                    match prev {
-                        Some((d, i, h)) if d == *device && i + 1 == e.chain_index => {
-                            if e.prev_hash == h {
-                                "ok"
-                            } else {
-                                "broken link"
-                            }
-                        }
-                        _ if e.chain_index == 0 => {
-                            if e.prev_hash == [0; 32] {
-                                "ok"
-                            } else {
-                                "broken link"
-                            }
-                        }
-                        _ => "gap",
-                    }
-                };
-                prev = Some((*device, e.chain_index, e.hash));
+            for (site, device, entry) in &rows {
+                let chain = chain_state(prev, *device, entry);
+                prev = Some((*device, entry.chain_index, entry.hash));
                 let mut row = vec![site.clone(), uuid::Uuid::from_u128(*device).to_string()];
-                row.extend(crate::export::row(&AnyRecord::Audit(e.clone()), offset, true));
+                row.extend(crate::export::row(&AnyRecord::Audit(entry.clone()), offset, true));
                 row.push(chain.to_string());
-                w.write_record(&row).map_err(|e| internal(&e))?;
+                csv_out.write_record(&row).map_err(|e| internal(&e))?;
             }
-            w.flush().map_err(|e| internal(&e))?;
+            csv_out.flush().map_err(|e| internal(&e))?;
         }
         let file = format!("attachment; filename=\"audit_{}.csv\"", params.period.slug());
         let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
@@ -472,6 +452,20 @@ pub async fn audit_csv(
         Ok(resp)
     })
     .await
+}
+
+/// Whether an audit entry at HQ verifies: its hash recomputes, and it follows `prev` (the entry listed before it:
+/// device, chain index, hash) or starts its device's chain.
+fn chain_state(prev: Option<(u128, u64, [u8; 32])>, device: u128, entry: &crate::model::AuditEntry) -> &'static str {
+    if crate::model::Chained::compute_hash(entry) != entry.hash {
+        return "altered";
+    }
+    let expected = match prev {
+        Some((d, i, h)) if d == device && i + 1 == entry.chain_index => h,
+        _ if entry.chain_index == 0 => [0; 32],
+        _ => return "gap",
+    };
+    if entry.prev_hash == expected { "ok" } else { "broken link" }
 }
 
 fn time_text(ms: u64, offset: FixedOffset) -> String {
