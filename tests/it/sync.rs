@@ -1310,3 +1310,75 @@ on_both_backends!(
 
 // PostgreSQL failures and several HQ processes on one database.
 mod pg_faults;
+
+/// Personal data never reaches a log: HQ's output while it takes pushes (good ones, and a damaged one carrying a
+/// name and phone), HQ's error answers, and the kiosk's `guidedesk sync` output hold no name, phone or complaint.
+#[test]
+fn no_personal_data_in_hq_or_kiosk_output() {
+    use guidedesk_sync::protocol::PUSH_PATH;
+    const NAME: &str = "隐私测试人";
+    const PHONE: &str = "13912349876";
+    const COMPLAINT: &str = "隐私主诉胸痛";
+    let dir = tempfile::tempdir().unwrap();
+    let hq_dir = dir.path().join("hq");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guidedesk-hq"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&hq_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hq_out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    hq_out.read_line(&mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_string();
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let code =
+        hq_cli(&hq_dir, &["enroll-code", "--site", "main", "--desk", "d1"]).lines().last().unwrap().trim().to_string();
+    let kdir = dir.path().join("k");
+    let token = {
+        let (store, _clock) = open_kiosk(&kdir, now());
+        let (cred, _) = kiosk_sync::enroll(&store, &kdir, &url, &code, None, false).unwrap();
+        let dept = store.reference().departments[0].id.clone();
+        store
+            .write(|ctx| {
+                let form = ArrivalForm {
+                    name: NAME.into(),
+                    sex: Some(Sex::Female),
+                    visit_type: Some(VisitType::First),
+                    channel: Some(ArrivalChannel::WalkIn),
+                    complaint: COMPLAINT.into(),
+                    department: dept.clone(),
+                    phone: PHONE.into(),
+                    ..ArrivalForm::default()
+                };
+                let draft = form.validate(ctx.reference(), ctx.today())?;
+                let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+                ctx.put(&draft.into_record(id, at, StaffRef("D001".into()), stamp))
+            })
+            .unwrap();
+        cred.token
+    };
+    // A damaged body that carries the personal data is refused without echoing it.
+    let damaged = format!("\u{0}\u{1}{NAME}{PHONE}{COMPLAINT}").into_bytes();
+    let (status, _, body) = raw_post(addr, PUSH_PATH, Some(&token), &damaged);
+    assert!(status >= 400, "{status}");
+    for secret in [NAME, PHONE, COMPLAINT] {
+        assert!(!body.contains(secret), "HQ's error answer echoes {secret}: {body}");
+    }
+    // The kiosk syncs through its command line.
+    let out = crate::guidedesk(&kdir, &["sync"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kiosk_text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_str(&hq_cli(&hq_dir, &["stats", "--json"])).unwrap();
+    assert_eq!(stats["records"]["arrival"], 1, "the record did reach HQ");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut hq_text = String::new();
+    hq_out.read_to_string(&mut hq_text).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut hq_text).unwrap();
+    for secret in [NAME, PHONE, COMPLAINT] {
+        assert!(!hq_text.contains(secret), "HQ's output holds {secret}: {hq_text}");
+        assert!(!kiosk_text.contains(secret), "the kiosk's sync output holds {secret}: {kiosk_text}");
+    }
+}
