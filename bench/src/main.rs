@@ -5,8 +5,8 @@
 //! `cargo run --release -p guidedesk-bench` runs the full sizes; `--quick` runs small sizes (CI smoke use);
 //! `--scale F` multiplies the full sizes by F. Nothing here asserts a timing: the table says met or missed.
 //!
-//! The hidden subcommands `cold-start DIR` and `serve-hq DIR KIOSKS` are the harness's own child processes: the
-//! first opens a store and draws the kiosk's first frame, the second runs the embedded HQ so its memory can be
+//! The hidden subcommands `cold-start DIR` and `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]` are the harness's own child processes: the
+//! first opens a store and draws the kiosk's first frame, the second runs HQ (embedded, or on PostgreSQL) so its memory can be
 //! measured apart from the kiosks pushing to it.
 
 // Counts and sizes in a benchmark stay far below `i64::MAX`, and short names (`t`, `s`, `q`) keep the measuring
@@ -99,7 +99,8 @@ fn main() -> Result<()> {
         Some("serve-hq") => {
             let dir = args.get(1).context("serve-hq needs a directory")?;
             let kiosks: usize = args.get(2).context("serve-hq needs the number of kiosks")?.parse()?;
-            return children::serve_hq(std::path::Path::new(dir), kiosks);
+            let pg = args.get(3).zip(args.get(4)).map(|(u, s)| (u.as_str(), s.as_str()));
+            return children::serve_hq(std::path::Path::new(dir), kiosks, pg);
         }
         _ => {}
     }
