@@ -397,8 +397,78 @@ fn sync_push(s: &Sizes, t: &mut Table, backends: &[(&str, StartHq)]) -> Result<(
                 t.info(fig, value, r);
             }
             prev[b] = Some(rate);
+            if g == 100 && b == 0 {
+                sync_breakdown(&store, secs, &options, t)?;
+            }
         }
     }
+    Ok(())
+}
+
+/// Where the time of the embedded push goes: the push's stages timed one by one in this process over the same
+/// ops (kiosk outbox read, request encode, HQ body decode, HQ apply with its durable commit, kiosk acknowledgement
+/// commit); the rest of the measured push is HTTP, authentication and the pull.
+fn sync_breakdown(store: &Store, push_secs: f64, options: &SyncOptions, t: &mut Table) -> Result<()> {
+    let batch = options.batch.max(1);
+    let (mut read, mut enc, mut dec, mut apply, mut ack) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let hq_dir = tempfile::tempdir()?;
+    let hq = guidedesk::hq::store::HqStore::open(hq_dir.path())?;
+    let now = guidedesk::hq::server::now_ms();
+    let code = hq.create_code("main", "d0", now, 3_600_000)?;
+    if let Err(e) = hq.enroll(&code, store.device(), now)? {
+        anyhow::bail!("breakdown HQ refused the enrolment: {e:?}");
+    }
+    // The acknowledgement commits go to a store of their own (the measured one has acknowledged everything).
+    let ack_dir = tempfile::tempdir()?;
+    let (acks, _clock) = fixtures::open(ack_dir.path())?;
+    let mut after = 0;
+    let mut batches = 0u64;
+    let secs = |t0: Instant| t0.elapsed().as_secs_f64();
+    loop {
+        let t0 = Instant::now();
+        let ops = store.outbox_after(after, batch)?;
+        read += secs(t0);
+        let Some(last) = ops.last().map(|o| o.seq) else { break };
+        let t0 = Instant::now();
+        let body = codec::encode(&PushRequest { device: store.device(), sent_at_ms: fixtures::NOW as u64, ops })?;
+        enc += secs(t0);
+        let t0 = Instant::now();
+        let req: PushRequest = codec::decode(&body)?;
+        dec += secs(t0);
+        let t0 = Instant::now();
+        guidedesk_sync::server::apply_push(&hq, req.device, &req.ops, now, req.sent_at_ms)
+            .map_err(|e| anyhow::anyhow!("in-process push failed: {e}"))?;
+        apply += secs(t0);
+        // One registration per batch gives the acknowledgement store an op to acknowledge.
+        fixtures::register_one(&acks, batches)?;
+        let t0 = Instant::now();
+        acks.ack_through(batches + 1)?;
+        ack += secs(t0);
+        batches += 1;
+        after = last;
+    }
+    let rest = (push_secs - read - enc - dec - apply - ack).max(0.0);
+    let ms = |v: f64| format!("{:.0} ms", v * 1e3);
+    let pct = |v: f64| format!("{:.0}%", 100.0 * v / push_secs);
+    t.info(
+        format!("sync push breakdown ({batches} batches, stages timed apart; rest = HTTP, auth, pull)"),
+        format!(
+            "read {} ({}), encode {} ({}), HQ decode {} ({}), HQ apply+commit {} ({}), ack {} ({}), rest {} ({})",
+            ms(read),
+            pct(read),
+            ms(enc),
+            pct(enc),
+            ms(dec),
+            pct(dec),
+            ms(apply),
+            pct(apply),
+            ms(ack),
+            pct(ack),
+            ms(rest),
+            pct(rest)
+        ),
+        format!("of the measured push, {}", ms(push_secs)),
+    );
     Ok(())
 }
 
