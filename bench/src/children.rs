@@ -152,9 +152,36 @@ pub fn postgres_reachable() -> Result<()> {
 /// HQ on PostgreSQL ([`database_url`]) in a fresh schema of its own (dropped when the handle drops), in a child
 /// process.
 pub fn postgres_hq(kiosks: usize) -> Result<HqHandle> {
+    spawn_hq(kiosks, Some((database_url(), fresh_schema())))
+}
+
+/// A schema of this run, dropped when dropped.
+pub struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Err(e) = pg_exec(&self.url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)) {
+            eprintln!("  dropping schema {}: {e}", self.schema);
+        }
+    }
+}
+
+fn fresh_schema() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let schema = format!("gd_bench_{}_{nanos:x}", std::process::id());
-    spawn_hq(kiosks, Some((database_url(), schema)))
+    format!("gd_bench_{}_{nanos:x}", std::process::id())
+}
+
+/// HQ's PostgreSQL store in this process, in a fresh schema (for timing its apply apart from HTTP). Drop the store
+/// before the schema.
+pub fn postgres_store() -> Result<(PgStore, PgSchema)> {
+    let schema = PgSchema { url: database_url(), schema: fresh_schema() };
+    let mut cfg = PgConfig::new(&schema.url);
+    cfg.schema = Some(schema.schema.clone());
+    cfg.application_name = format!("guidedesk-bench/{}", schema.schema);
+    Ok((PgStore::connect(&cfg)?, schema))
 }
 
 fn spawn_hq(kiosks: usize, pg: Option<(String, String)>) -> Result<HqHandle> {

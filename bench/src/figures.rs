@@ -75,6 +75,15 @@ pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
     Ok(())
 }
 
+/// The kiosk's sync options, with the push batch of `--batch` when given.
+fn sync_options(s: &Sizes) -> SyncOptions {
+    let mut o = SyncOptions::default();
+    if let Some(b) = s.batch {
+        o.batch = b;
+    }
+    o
+}
+
 /// A small deterministic sequence for picking samples.
 fn lcg(seed: &mut u64) -> u64 {
     *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
@@ -334,7 +343,7 @@ fn sync_push(s: &Sizes, t: &mut Table, backends: &[(&str, StartHq)]) -> Result<(
     let mut prev: Vec<Option<f64>> = vec![None; backends.len()];
     for g in GROWTH {
         let total = s.sync_base * g;
-        let options = SyncOptions::default();
+        let options = sync_options(s);
         let label = format!("{} records", n(total));
         let mut raw_rate = 0.0;
         for (b, (name, start)) in backends.iter().enumerate() {
@@ -397,8 +406,8 @@ fn sync_push(s: &Sizes, t: &mut Table, backends: &[(&str, StartHq)]) -> Result<(
                 t.info(fig, value, r);
             }
             prev[b] = Some(rate);
-            if g == 100 && b == 0 {
-                sync_breakdown(&store, secs, &options, t)?;
+            if g == 100 {
+                sync_breakdown(&store, name, b == 0, secs, &options, t)?;
             }
         }
     }
@@ -408,11 +417,23 @@ fn sync_push(s: &Sizes, t: &mut Table, backends: &[(&str, StartHq)]) -> Result<(
 /// Where the time of the embedded push goes: the push's stages timed one by one in this process over the same
 /// ops (kiosk outbox read, request encode, HQ body decode, HQ apply with its durable commit, kiosk acknowledgement
 /// commit); the rest of the measured push is HTTP, authentication and the pull.
-fn sync_breakdown(store: &Store, push_secs: f64, options: &SyncOptions, t: &mut Table) -> Result<()> {
+fn sync_breakdown(
+    store: &Store,
+    name: &str,
+    embedded: bool,
+    push_secs: f64,
+    options: &SyncOptions,
+    t: &mut Table,
+) -> Result<()> {
     let batch = options.batch.max(1);
     let (mut read, mut enc, mut dec, mut apply, mut ack) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let hq_dir = tempfile::tempdir()?;
-    let hq = guidedesk::hq::store::HqStore::open(hq_dir.path())?;
+    let (hq, schema) = if embedded {
+        (guidedesk::hq::backend::HqBackend::from(guidedesk::hq::store::HqStore::open(hq_dir.path())?), None)
+    } else {
+        let (store, schema) = children::postgres_store()?;
+        (guidedesk::hq::backend::HqBackend::from(store), Some(schema))
+    };
     let now = guidedesk::hq::server::now_ms();
     let code = hq.create_code("main", "d0", now, 3_600_000)?;
     if let Err(e) = hq.enroll(&code, store.device(), now)? {
@@ -447,11 +468,14 @@ fn sync_breakdown(store: &Store, push_secs: f64, options: &SyncOptions, t: &mut 
         batches += 1;
         after = last;
     }
+    // The store closes before its schema is dropped.
+    drop(hq);
+    drop(schema);
     let rest = (push_secs - read - enc - dec - apply - ack).max(0.0);
     let ms = |v: f64| format!("{:.0} ms", v * 1e3);
     let pct = |v: f64| format!("{:.0}%", 100.0 * v / push_secs);
     t.info(
-        format!("sync push breakdown ({batches} batches, stages timed apart; rest = HTTP, auth, pull)"),
+        format!("sync push to {name}, breakdown ({batches} batches, stages timed apart; rest = HTTP, auth, pull)"),
         format!(
             "read {} ({}), encode {} ({}), HQ decode {} ({}), HQ apply+commit {} ({}), ack {} ({}), rest {} ({})",
             ms(read),
@@ -487,7 +511,7 @@ pub fn hq_many(s: &Sizes, t: &mut Table, backend: &str, start: StartHq) -> Resul
     let base_rss = crate::table::proc_status_kb(pid, "VmRSS").unwrap_or(0);
     let done = AtomicBool::new(false);
     let max_rss = AtomicU64::new(base_rss);
-    let options = SyncOptions::default();
+    let options = sync_options(s);
     let barrier = std::sync::Barrier::new(kiosks.len() + 1);
     let (secs, results) = std::thread::scope(|sc| {
         sc.spawn(|| {

@@ -44,6 +44,8 @@ pub struct Sizes {
     pub reps: usize,
     /// Figure groups to run (`--only a,b`); empty = all of them.
     pub only: Vec<String>,
+    /// Ops per push batch in the sync figures (`--batch N`); `None` = the kiosk's default.
+    pub batch: Option<usize>,
 }
 
 impl Sizes {
@@ -67,6 +69,7 @@ impl Sizes {
             per_kiosk: s(2_000.0),
             reps: 300,
             only: Vec::new(),
+            batch: None,
         }
     }
 
@@ -82,11 +85,12 @@ impl Sizes {
             per_kiosk: 20,
             reps: 20,
             only: Vec::new(),
+            batch: None,
         }
     }
 }
 
-const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] \
+const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] [--batch N] \
      (groups: register, board, demo, report, sync, hq)";
 
 fn main() -> Result<()> {
@@ -106,6 +110,7 @@ fn main() -> Result<()> {
     }
     let mut sizes = None;
     let mut only: Vec<String> = Vec::new();
+    let mut batch = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -126,6 +131,14 @@ fn main() -> Result<()> {
                     only.push(g.to_owned());
                 }
             }
+            "--batch" => {
+                let v: usize =
+                    it.next().context("--batch needs a number")?.parse().context("--batch needs a number")?;
+                if !(1..=5_000).contains(&v) {
+                    bail!("--batch must lie in 1..=5000 (the kiosk's limit), got {v}");
+                }
+                batch = Some(v);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -135,6 +148,7 @@ fn main() -> Result<()> {
     }
     let mut sizes = sizes.unwrap_or_else(|| Sizes::full(1.0));
     sizes.only = only;
+    sizes.batch = batch;
     let started = std::time::Instant::now();
     let mut t = table::Table::default();
     figures::run_all(&sizes, &mut t)?;
