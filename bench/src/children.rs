@@ -4,12 +4,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use egui_kittest::Harness;
 use guidedesk::app::DeskApp;
 use guidedesk::config::Config;
+use guidedesk::hq::backend::HqBackend;
+use guidedesk::hq::pg::{PgConfig, PgStore};
 use guidedesk::hq::server::{self, ServeOptions};
 use guidedesk::hq::store::HqStore;
 use guidedesk::store::Store;
@@ -49,10 +51,19 @@ pub fn run_cold_start(dir: &Path) -> Result<(f64, f64, u64)> {
     Ok((ms, wall, rss))
 }
 
-/// `serve-hq DIR KIOSKS`: the embedded HQ (redb) on a loopback port. Prints its URL, then one enrolment code per
-/// kiosk, then serves until its standard input closes.
-pub fn serve_hq(dir: &Path, kiosks: usize) -> Result<()> {
-    let store = HqStore::open(dir)?;
+/// `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]`: HQ on a loopback port, on the embedded store (redb in DIR) or on
+/// PostgreSQL in SCHEMA (created, migrated). Prints its URL, then one enrolment code per kiosk, then serves until its
+/// standard input closes.
+pub fn serve_hq(dir: &Path, kiosks: usize, pg: Option<(&str, &str)>) -> Result<()> {
+    let store: HqBackend = match pg {
+        None => HqStore::open(dir)?.into(),
+        Some((url, schema)) => {
+            let mut cfg = PgConfig::new(url);
+            cfg.schema = Some(schema.to_owned());
+            cfg.application_name = format!("guidedesk-bench/{schema}");
+            PgStore::connect(&cfg)?.into()
+        }
+    };
     let now = server::now_ms();
     let mut codes = Vec::with_capacity(kiosks);
     for i in 0..kiosks {
@@ -79,11 +90,14 @@ pub fn serve_hq(dir: &Path, kiosks: usize) -> Result<()> {
     Ok(())
 }
 
-/// A running HQ: its URL, one enrolment code per kiosk, and its process (for memory).
+/// A running HQ: its URL, one enrolment code per kiosk, and its process (for memory). Stopped (and its PostgreSQL
+/// schema dropped) when dropped.
 pub struct HqHandle {
     pub url: String,
     pub codes: Vec<String>,
     child: Child,
+    /// PostgreSQL URL and schema of this run, dropped after the HQ process ends.
+    pg: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -93,32 +107,112 @@ impl HqHandle {
     }
 
     pub fn stop(mut self) -> Result<()> {
+        self.end()
+    }
+
+    fn end(&mut self) -> Result<()> {
         drop(self.child.stdin.take());
         self.child.wait()?;
+        if let Some((url, schema)) = self.pg.take() {
+            pg_exec(&url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
+        }
         Ok(())
     }
 }
 
-/// How an HQ backend is started for the sync figures: returns a running HQ with `kiosks` enrolment codes. The
-/// PostgreSQL backend plugs in here as another function of this type.
+impl Drop for HqHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.end() {
+            eprintln!("  stopping HQ: {e}");
+        }
+    }
+}
+
+/// How an HQ backend is started for the sync figures: returns a running HQ with `kiosks` enrolment codes.
 pub type StartHq = fn(kiosks: usize) -> Result<HqHandle>;
 
 /// The embedded HQ (redb), in a child process.
 pub fn embedded_hq(kiosks: usize) -> Result<HqHandle> {
-    let dir = tempfile::tempdir()?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("serve-hq")
-        .arg(dir.path())
-        .arg(kiosks.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().context("HQ child has no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let url = lines.next().context("HQ child printed no URL")??;
-    let mut codes = Vec::with_capacity(kiosks);
-    for _ in 0..kiosks {
-        codes.push(lines.next().context("HQ child printed too few codes")??);
+    spawn_hq(kiosks, None)
+}
+
+/// The PostgreSQL server HQ runs on in the PostgreSQL figures: `DATABASE_URL`, or a local trust-auth default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Whether [`database_url`] answers; the reason when it does not.
+pub fn postgres_reachable() -> Result<()> {
+    pg_exec(&database_url(), "SELECT 1")
+}
+
+/// HQ on PostgreSQL ([`database_url`]) in a fresh schema of its own (dropped when the handle drops), in a child
+/// process.
+pub fn postgres_hq(kiosks: usize) -> Result<HqHandle> {
+    spawn_hq(kiosks, Some((database_url(), fresh_schema())))
+}
+
+/// A schema of this run, dropped when dropped.
+pub struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Err(e) = pg_exec(&self.url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)) {
+            eprintln!("  dropping schema {}: {e}", self.schema);
+        }
     }
-    Ok(HqHandle { url, codes, child, _dir: dir })
+}
+
+fn fresh_schema() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("gd_bench_{}_{nanos:x}", std::process::id())
+}
+
+/// HQ's PostgreSQL store in this process, in a fresh schema (for timing its apply apart from HTTP). Drop the store
+/// before the schema.
+pub fn postgres_store() -> Result<(PgStore, PgSchema)> {
+    let schema = PgSchema { url: database_url(), schema: fresh_schema() };
+    let mut cfg = PgConfig::new(&schema.url);
+    cfg.schema = Some(schema.schema.clone());
+    cfg.application_name = format!("guidedesk-bench/{}", schema.schema);
+    Ok((PgStore::connect(&cfg)?, schema))
+}
+
+fn spawn_hq(kiosks: usize, pg: Option<(String, String)>) -> Result<HqHandle> {
+    let dir = tempfile::tempdir()?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("serve-hq").arg(dir.path()).arg(kiosks.to_string());
+    if let Some((url, schema)) = &pg {
+        cmd.arg(url).arg(schema);
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let stdout = child.stdout.take().context("HQ child has no stdout")?;
+    // From here on the handle owns the child (and the schema): an early return stops both.
+    let mut hq = HqHandle { url: String::new(), codes: Vec::with_capacity(kiosks), child, pg, _dir: dir };
+    let mut lines = BufReader::new(stdout).lines();
+    hq.url = lines.next().context("HQ child printed no URL")??;
+    for _ in 0..kiosks {
+        hq.codes.push(lines.next().context("HQ child printed too few codes")??);
+    }
+    Ok(hq)
+}
+
+/// Runs one SQL statement on its own connection (5 s to connect).
+fn pg_exec(url: &str, sql: &str) -> Result<()> {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut c = tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url))
+            .await
+            .map_err(|_| anyhow::anyhow!("{url} did not answer within 5 s"))??;
+        sqlx::raw_sql(sql).execute(&mut c).await?;
+        c.close().await?;
+        Ok(())
+    })
 }

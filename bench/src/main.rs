@@ -5,8 +5,8 @@
 //! `cargo run --release -p guidedesk-bench` runs the full sizes; `--quick` runs small sizes (CI smoke use);
 //! `--scale F` multiplies the full sizes by F. Nothing here asserts a timing: the table says met or missed.
 //!
-//! The hidden subcommands `cold-start DIR` and `serve-hq DIR KIOSKS` are the harness's own child processes: the
-//! first opens a store and draws the kiosk's first frame, the second runs the embedded HQ so its memory can be
+//! The hidden subcommands `cold-start DIR` and `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]` are the harness's own child processes: the
+//! first opens a store and draws the kiosk's first frame, the second runs HQ (embedded, or on PostgreSQL) so its memory can be
 //! measured apart from the kiosks pushing to it.
 
 // Counts and sizes in a benchmark stay far below `i64::MAX`, and short names (`t`, `s`, `q`) keep the measuring
@@ -44,6 +44,8 @@ pub struct Sizes {
     pub reps: usize,
     /// Figure groups to run (`--only a,b`); empty = all of them.
     pub only: Vec<String>,
+    /// Ops per push batch in the sync figures (`--batch N`); `None` = the kiosk's default.
+    pub batch: Option<usize>,
 }
 
 impl Sizes {
@@ -67,6 +69,7 @@ impl Sizes {
             per_kiosk: s(2_000.0),
             reps: 300,
             only: Vec::new(),
+            batch: None,
         }
     }
 
@@ -82,11 +85,12 @@ impl Sizes {
             per_kiosk: 20,
             reps: 20,
             only: Vec::new(),
+            batch: None,
         }
     }
 }
 
-const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] \
+const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] [--batch N] \
      (groups: register, board, demo, report, sync, hq)";
 
 fn main() -> Result<()> {
@@ -99,12 +103,14 @@ fn main() -> Result<()> {
         Some("serve-hq") => {
             let dir = args.get(1).context("serve-hq needs a directory")?;
             let kiosks: usize = args.get(2).context("serve-hq needs the number of kiosks")?.parse()?;
-            return children::serve_hq(std::path::Path::new(dir), kiosks);
+            let pg = args.get(3).zip(args.get(4)).map(|(u, s)| (u.as_str(), s.as_str()));
+            return children::serve_hq(std::path::Path::new(dir), kiosks, pg);
         }
         _ => {}
     }
     let mut sizes = None;
     let mut only: Vec<String> = Vec::new();
+    let mut batch = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -125,6 +131,14 @@ fn main() -> Result<()> {
                     only.push(g.to_owned());
                 }
             }
+            "--batch" => {
+                let v: usize =
+                    it.next().context("--batch needs a number")?.parse().context("--batch needs a number")?;
+                if !(1..=5_000).contains(&v) {
+                    bail!("--batch must lie in 1..=5000 (the kiosk's limit), got {v}");
+                }
+                batch = Some(v);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -134,6 +148,7 @@ fn main() -> Result<()> {
     }
     let mut sizes = sizes.unwrap_or_else(|| Sizes::full(1.0));
     sizes.only = only;
+    sizes.batch = batch;
     let started = std::time::Instant::now();
     let mut t = table::Table::default();
     figures::run_all(&sizes, &mut t)?;

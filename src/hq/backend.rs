@@ -186,6 +186,13 @@ impl HqTx for BackendTx<'_> {
         }
     }
 
+    fn apply_all(&mut self, ops: &[(&Op, OpContext)]) -> Result<Vec<Verdict>, HqError> {
+        match self {
+            BackendTx::Embedded(t) => t.apply_all(ops),
+            BackendTx::Postgres(t) => t.apply_all(ops),
+        }
+    }
+
     fn quarantine(&mut self, op: &Op, ctx: &OpContext, reason: &str) -> Result<(), HqError> {
         match self {
             BackendTx::Embedded(t) => t.quarantine(op, ctx, reason),

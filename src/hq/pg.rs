@@ -256,6 +256,168 @@ async fn write_record(tx: &mut Transaction<'static, Postgres>, s: &StoredRecord,
     Ok(q.execute(&mut **tx).await?.rows_affected() > 0)
 }
 
+/// One column of many rows of a record kind's table, bound as one array (`UNNEST($n::type[])`).
+enum ColArray {
+    Text(Vec<Option<String>>),
+    Bool(Vec<bool>),
+    Int(Vec<i64>),
+    Id(Vec<Option<Uuid>>),
+    Date(Vec<Option<NaiveDate>>),
+    Time(Vec<Option<DateTime<Utc>>>),
+}
+
+impl ColArray {
+    /// An empty column of the same type as `c`.
+    fn like(c: &Col, rows: usize) -> ColArray {
+        match c {
+            Col::Text(_) => ColArray::Text(Vec::with_capacity(rows)),
+            Col::Bool(_) => ColArray::Bool(Vec::with_capacity(rows)),
+            Col::Int(_) => ColArray::Int(Vec::with_capacity(rows)),
+            Col::Id(_) => ColArray::Id(Vec::with_capacity(rows)),
+            Col::Date(_) => ColArray::Date(Vec::with_capacity(rows)),
+            Col::Time(_) => ColArray::Time(Vec::with_capacity(rows)),
+        }
+    }
+
+    fn push(&mut self, c: Col) -> Result<(), HqError> {
+        match (self, c) {
+            (ColArray::Text(a), Col::Text(v)) => a.push(v),
+            (ColArray::Bool(a), Col::Bool(v)) => a.push(v),
+            (ColArray::Int(a), Col::Int(v)) => a.push(v),
+            (ColArray::Id(a), Col::Id(v)) => a.push(v),
+            (ColArray::Date(a), Col::Date(v)) => a.push(v),
+            (ColArray::Time(a), Col::Time(v)) => a.push(v),
+            _ => return Err(HqError::Refused("records of one kind gave key columns of different types".into())),
+        }
+        Ok(())
+    }
+
+    fn pg_type(&self) -> &'static str {
+        match self {
+            ColArray::Text(_) => "text[]",
+            ColArray::Bool(_) => "bool[]",
+            ColArray::Int(_) => "int8[]",
+            ColArray::Id(_) => "uuid[]",
+            ColArray::Date(_) => "date[]",
+            ColArray::Time(_) => "timestamptz[]",
+        }
+    }
+
+    fn bind(self, q: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
+        match self {
+            ColArray::Text(v) => q.bind(v),
+            ColArray::Bool(v) => q.bind(v),
+            ColArray::Int(v) => q.bind(v),
+            ColArray::Id(v) => q.bind(v),
+            ColArray::Date(v) => q.bind(v),
+            ColArray::Time(v) => q.bind(v),
+        }
+    }
+}
+
+/// The many-row form of [`upsert_sql`]: one `INSERT … SELECT FROM UNNEST(…)` for every record of a kind in a batch,
+/// with the same `ON CONFLICT` rule; a new records' insert returns the ids it wrote.
+fn bulk_upsert_sql(kind: RecordKind, new: bool, key_types: &[&str]) -> String {
+    let (t, keys) = table(kind);
+    let mut cols = vec!["id".to_string()];
+    cols.extend(COMMON.split(", ").map(str::to_string));
+    cols.extend(keys.iter().map(|k| (*k).to_string()));
+    cols.push("record".into());
+    let mut types = vec!["uuid[]", "text[]", "uuid[]", "timestamptz[]", "timestamptz[]", "timestamptz[]"];
+    types.extend(["timestamptz[]", "int8[]", "bool[]"]);
+    types.extend(key_types);
+    types.push("bytea[]");
+    let params: Vec<String> = types.iter().enumerate().map(|(i, ty)| format!("${}::{ty}", i + 1)).collect();
+    let updates: Vec<String> = cols[1..].iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+    let action = if new { "NOTHING RETURNING id".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
+    format!(
+        "INSERT INTO {t} ({}) SELECT * FROM UNNEST({}) ON CONFLICT (id) DO {action}",
+        cols.join(", "),
+        params.join(", ")
+    )
+}
+
+/// Writes records of one kind (distinct ids) in one statement; the ids written (for new records, those whose id no
+/// other transaction took meanwhile; for merged ones, all of them).
+async fn write_records(
+    tx: &mut Transaction<'static, Postgres>,
+    kind: RecordKind,
+    recs: &[&StoredRecord],
+    new: bool,
+) -> Result<Vec<u128>, HqError> {
+    let Some(first) = recs.first() else { return Ok(Vec::new()) };
+    let n = recs.len();
+    let mut keys: Vec<ColArray> = key_columns(&first.record).iter().map(|c| ColArray::like(c, n)).collect();
+    let (mut ids, mut sites, mut devices) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut occurred, mut corrected) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut first_rx, mut updated) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut skews, mut flagged, mut bodies) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for s in recs {
+        ids.push(s.record.id().0);
+        sites.push(s.site.as_str());
+        devices.push(uuid_of(s.device));
+        occurred.push(ts(s.record.occurred_at().0));
+        corrected.push(ts(s.corrected_business_ms()));
+        first_rx.push(ts_u(s.first_received_ms));
+        updated.push(ts_u(s.updated_ms));
+        skews.push(s.skew_ms);
+        flagged.push(s.clock_flagged);
+        let cols = key_columns(&s.record);
+        if cols.len() != keys.len() {
+            return Err(HqError::Refused("records of one kind gave different numbers of key columns".into()));
+        }
+        for (a, c) in keys.iter_mut().zip(cols) {
+            a.push(c)?;
+        }
+        bodies.push(codec::encode(&s.record)?);
+    }
+    let key_types: Vec<&str> = keys.iter().map(ColArray::pg_type).collect();
+    let sql = bulk_upsert_sql(kind, new, &key_types);
+    let mut q = sqlx::query(&sql)
+        .bind(&ids)
+        .bind(&sites)
+        .bind(&devices)
+        .bind(&occurred)
+        .bind(&corrected)
+        .bind(&first_rx)
+        .bind(&updated)
+        .bind(&skews)
+        .bind(&flagged);
+    for a in keys {
+        q = a.bind(q);
+    }
+    q = q.bind(&bodies);
+    if new {
+        let rows = q.fetch_all(&mut **tx).await?;
+        rows.iter().map(|r| Ok(r.try_get::<Uuid, _>("id")?.as_u128())).collect()
+    } else {
+        let written = q.execute(&mut **tx).await?.rows_affected();
+        if written != n as u64 {
+            return Err(HqError::Refused(format!("{written} of {n} merged records were written")));
+        }
+        Ok(ids.iter().map(Uuid::as_u128).collect())
+    }
+}
+
+/// Reads records of one kind under their row locks (`FOR UPDATE`), by id.
+async fn locked_records(
+    tx: &mut Transaction<'static, Postgres>,
+    kind: RecordKind,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<u128, StoredRecord>, HqError> {
+    let (t, _) = table(kind);
+    let rows = sqlx::query(&format!("SELECT id, {COMMON}, record FROM {t} WHERE id = ANY($1) ORDER BY id FOR UPDATE"))
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let id: Uuid = r.try_get("id")?;
+        out.insert(id.as_u128(), stored_from_row(r)?);
+    }
+    Ok(out)
+}
+
 fn device_from_row(row: &PgRow) -> Result<(DeviceId, DeviceRow), HqError> {
     let device: Uuid = row.try_get("device")?;
     let hash: Vec<u8> = row.try_get("token_hash")?;
@@ -929,6 +1091,195 @@ impl PgBatch {
     }
 }
 
+/// A record a batch touches: its state so far and whether its row already exists (read under lock).
+struct Touched {
+    stored: StoredRecord,
+    in_db: bool,
+    /// Indices (into the batch) of the ops merged into it, in order.
+    ops: Vec<usize>,
+}
+
+impl PgBatch {
+    /// [`HqTx::apply_all`]: the ops of one kind's table are applied together — one locked read of the records they
+    /// touch, the merges in op order in memory, one write of the merged records, one insert of the new ones — and
+    /// their receipts are written in one statement. The outcome is that of [`PgBatch::apply_op`] on each op in turn.
+    async fn apply_ops(&mut self, ops: &[(&Op, OpContext)]) -> Result<Vec<Verdict>, HqError> {
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; ops.len()];
+        let Some((_, first)) = ops.first() else { return Ok(Vec::new()) };
+        if self.site.is_none() {
+            self.lock_device(first.device).await?;
+        }
+        let site = self.site.clone().unwrap_or_default();
+        let mut groups: Vec<(RecordKind, Vec<(usize, AnyRecord)>)> = Vec::new();
+        for (i, (op, _)) in ops.iter().enumerate() {
+            match decode_op_payload(op) {
+                Ok(r) => {
+                    let kind = r.kind();
+                    match groups.iter_mut().find(|g| g.0 == kind) {
+                        Some(g) => g.1.push((i, r)),
+                        None => groups.push((kind, vec![(i, r)])),
+                    }
+                }
+                Err(e) => verdicts[i] = Some(Verdict::Invalid(e.to_string())),
+            }
+        }
+        for (kind, items) in groups {
+            self.apply_kind(kind, items, ops, &site, &mut verdicts).await?;
+        }
+        let applied: Vec<usize> = (0..ops.len()).filter(|&i| matches!(verdicts[i], Some(Verdict::Applied))).collect();
+        self.receipts(ops, &applied).await?;
+        verdicts
+            .into_iter()
+            .map(|v| v.ok_or_else(|| HqError::Refused("an op of the batch got no verdict".into())))
+            .collect()
+    }
+
+    /// Applies the ops of one record kind (see [`PgBatch::apply_ops`]).
+    async fn apply_kind(
+        &mut self,
+        kind: RecordKind,
+        items: Vec<(usize, AnyRecord)>,
+        ops: &[(&Op, OpContext)],
+        site: &str,
+        verdicts: &mut [Option<Verdict>],
+    ) -> Result<(), HqError> {
+        let mut ids: Vec<Uuid> = items.iter().map(|(_, r)| r.id().0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut existing = locked_records(self.tx()?, kind, &ids).await?;
+        let mut touched: std::collections::HashMap<u128, Touched> = std::collections::HashMap::new();
+        let mut incoming_of: Vec<Option<AnyRecord>> = vec![None; ops.len()];
+        for (i, incoming) in items {
+            let ctx = &ops[i].1;
+            let id = ops[i].0.key.id;
+            match touched.entry(id) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let t = e.get_mut();
+                    if merge_into(&mut t.stored, &incoming, ctx) {
+                        t.ops.push(i);
+                        verdicts[i] = Some(Verdict::Applied);
+                    } else {
+                        verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    if let Some(mut s) = existing.remove(&id) {
+                        if merge_into(&mut s, &incoming, ctx) {
+                            verdicts[i] = Some(Verdict::Applied);
+                            e.insert(Touched { stored: s, in_db: true, ops: vec![i] });
+                        } else {
+                            verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
+                        }
+                    } else {
+                        let s = new_stored(ctx, site, incoming.clone());
+                        verdicts[i] = Some(Verdict::Applied);
+                        e.insert(Touched { stored: s, in_db: false, ops: vec![i] });
+                    }
+                }
+            }
+            incoming_of[i] = Some(incoming);
+        }
+        let mut merged: Vec<&Touched> = touched.values().filter(|t| t.in_db).collect();
+        merged.sort_unstable_by_key(|t| t.stored.record.id().0);
+        let merged: Vec<&StoredRecord> = merged.iter().map(|t| &t.stored).collect();
+        write_records(self.tx()?, kind, &merged, false).await?;
+        let mut fresh: Vec<&Touched> = touched.values().filter(|t| !t.in_db).collect();
+        fresh.sort_unstable_by_key(|t| t.stored.record.id().0);
+        let fresh_recs: Vec<&StoredRecord> = fresh.iter().map(|t| &t.stored).collect();
+        let written: std::collections::HashSet<u128> =
+            write_records(self.tx()?, kind, &fresh_recs, true).await?.into_iter().collect();
+        // A new record whose id another device's transaction inserted meanwhile: as in `apply_op`'s second round,
+        // its row is read under its lock and the batch's ops are merged into it, in order.
+        let lost: Vec<&Touched> =
+            fresh.into_iter().filter(|t| !written.contains(&t.stored.record.id().as_u128())).collect();
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let lost_ids: Vec<Uuid> = lost.iter().map(|t| t.stored.record.id().0).collect();
+        let mut rows = locked_records(self.tx()?, kind, &lost_ids).await?;
+        let mut redone: Vec<StoredRecord> = Vec::with_capacity(lost.len());
+        for t in lost {
+            let id = t.stored.record.id().as_u128();
+            let mut s =
+                rows.remove(&id).ok_or_else(|| HqError::Refused(format!("record {id:x} could not be written")))?;
+            for &i in &t.ops {
+                let incoming = incoming_of[i].as_ref().ok_or_else(|| HqError::Refused("op lost its record".into()))?;
+                if !merge_into(&mut s, incoming, &ops[i].1) {
+                    verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
+                }
+            }
+            redone.push(s);
+        }
+        let redone: Vec<&StoredRecord> = redone.iter().collect();
+        write_records(self.tx()?, kind, &redone, false).await?;
+        Ok(())
+    }
+
+    /// The receipts of applied ops, in one statement.
+    async fn receipts(&mut self, ops: &[(&Op, OpContext)], applied: &[usize]) -> Result<(), HqError> {
+        if applied.is_empty() {
+            return Ok(());
+        }
+        let n = applied.len();
+        let (mut devices, mut seqs, mut kinds) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut ids, mut at, mut clamped) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for &i in applied {
+            let (op, ctx) = &ops[i];
+            devices.push(uuid_of(ctx.device.0));
+            seqs.push(to_i64(op.seq, "op sequence")?);
+            kinds.push(i16::try_from(op.key.kind).unwrap_or(i16::MAX));
+            ids.push(uuid_of(op.key.id));
+            at.push(ts_u(ctx.received_ms));
+            clamped.push(ctx.clamped);
+        }
+        let r = sqlx::query(
+            "INSERT INTO op_receipts (device, seq, kind, record_id, received_at, quarantined, clamped) \
+             SELECT d, s, k, r, a, false, c FROM UNNEST($1::uuid[], $2::int8[], $3::int2[], $4::uuid[], \
+             $5::timestamptz[], $6::bool[]) AS u(d, s, k, r, a, c) ON CONFLICT DO NOTHING",
+        )
+        .bind(&devices)
+        .bind(&seqs)
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(&at)
+        .bind(&clamped)
+        .execute(&mut **self.tx()?)
+        .await?;
+        if r.rows_affected() != n as u64 {
+            // apply_push only hands over ops above the locked cursor, so this would be a bug: refuse the batch.
+            return Err(HqError::Refused(format!(
+                "{} of {n} ops of device {:x} were received before",
+                n as u64 - r.rows_affected(),
+                ops[applied[0]].1.device.0
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Merges an op's record into a stored one (as [`PgBatch::apply_op`] does); false when the kinds differ.
+fn merge_into(s: &mut StoredRecord, incoming: &AnyRecord, ctx: &OpContext) -> bool {
+    if !s.record.merge_from(incoming) {
+        return false;
+    }
+    s.updated_ms = ctx.received_ms;
+    s.clock_flagged |= ctx.clamped;
+    true
+}
+
+/// A record HQ has not seen, as its first op creates it.
+fn new_stored(ctx: &OpContext, site: &str, record: AnyRecord) -> StoredRecord {
+    StoredRecord {
+        device: ctx.device.0,
+        site: site.to_string(),
+        first_received_ms: ctx.received_ms,
+        updated_ms: ctx.received_ms,
+        skew_ms: ctx.skew_ms,
+        clock_flagged: ctx.clamped,
+        record,
+    }
+}
+
 impl HqTx for PgBatch {
     type Error = HqError;
 
@@ -943,6 +1294,11 @@ impl HqTx for PgBatch {
     fn apply(&mut self, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
         let h = self.handle.clone();
         h.block_on(self.apply_op(op, ctx))
+    }
+
+    fn apply_all(&mut self, ops: &[(&Op, OpContext)]) -> Result<Vec<Verdict>, HqError> {
+        let h = self.handle.clone();
+        h.block_on(self.apply_ops(ops))
     }
 
     fn quarantine(&mut self, op: &Op, ctx: &OpContext, reason: &str) -> Result<(), HqError> {

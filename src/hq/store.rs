@@ -771,25 +771,26 @@ impl HqBatch<'_> {
     }
 }
 
-impl HqTx for HqBatch<'_> {
-    type Error = HqError;
+/// The tables a push batch writes, open for the whole batch.
+struct BatchTables<'t> {
+    records: redb::Table<'t, (u16, u128), &'static [u8]>,
+    idx_time: redb::Table<'t, (u16, i64, u128), ()>,
+    idx_site: redb::Table<'t, (&'static str, u16, i64, u128), ()>,
+    idx_device: redb::Table<'t, (u128, u16, u128), ()>,
+    receipts: redb::Table<'t, (u128, u64), &'static [u8]>,
+}
 
-    fn device_cursor(&mut self, device: DeviceId) -> Result<u64, HqError> {
-        Ok(self.device_row(device)?.map_or(0, |d| d.last_seq))
-    }
-
-    fn apply(&mut self, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
+impl BatchTables<'_> {
+    /// Applies one op: decodes its payload, merges it into the stored record (or creates it) with its indexes, and
+    /// records its receipt.
+    fn apply(&mut self, site: &str, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
         let incoming = match decode_op_payload(op) {
             Ok(r) => r,
             Err(e) => return Ok(Verdict::Invalid(e.to_string())),
         };
-        let site = self.site_of(ctx.device)?;
         let kind = op.key.kind;
         let id = op.key.id;
-        let old = {
-            let t = self.tx.open_table(RECORDS)?;
-            t.get((kind, id))?.map(|g| codec::decode::<StoredRecord>(g.value())).transpose()?
-        };
+        let old = self.records.get((kind, id))?.map(|g| codec::decode::<StoredRecord>(g.value())).transpose()?;
         let stored = if let Some(mut s) = old {
             let before = s.record.occurred_at().0;
             if !s.record.merge_from(&incoming) {
@@ -799,18 +800,16 @@ impl HqTx for HqBatch<'_> {
             s.clock_flagged |= ctx.clamped;
             let after = s.record.occurred_at().0;
             if before != after {
-                let mut t = self.tx.open_table(IDX_TIME)?;
-                t.remove((kind, before, id))?;
-                t.insert((kind, after, id), ())?;
-                let mut t = self.tx.open_table(IDX_SITE)?;
-                t.remove((s.site.as_str(), kind, before, id))?;
-                t.insert((s.site.as_str(), kind, after, id), ())?;
+                self.idx_time.remove((kind, before, id))?;
+                self.idx_time.insert((kind, after, id), ())?;
+                self.idx_site.remove((s.site.as_str(), kind, before, id))?;
+                self.idx_site.insert((s.site.as_str(), kind, after, id), ())?;
             }
             s
         } else {
             let s = StoredRecord {
                 device: ctx.device.0,
-                site,
+                site: site.to_string(),
                 first_received_ms: ctx.received_ms,
                 updated_ms: ctx.received_ms,
                 skew_ms: ctx.skew_ms,
@@ -818,14 +817,44 @@ impl HqTx for HqBatch<'_> {
                 record: incoming,
             };
             let at = s.record.occurred_at().0;
-            self.tx.open_table(IDX_TIME)?.insert((kind, at, id), ())?;
-            self.tx.open_table(IDX_SITE)?.insert((s.site.as_str(), kind, at, id), ())?;
-            self.tx.open_table(IDX_DEVICE)?.insert((ctx.device.0, kind, id), ())?;
+            self.idx_time.insert((kind, at, id), ())?;
+            self.idx_site.insert((s.site.as_str(), kind, at, id), ())?;
+            self.idx_device.insert((ctx.device.0, kind, id), ())?;
             s
         };
-        self.tx.open_table(RECORDS)?.insert((kind, id), codec::encode(&stored)?.as_slice())?;
-        self.receipt(op, ctx, false)?;
+        self.records.insert((kind, id), codec::encode(&stored)?.as_slice())?;
+        let r = Receipt { kind, id, received_ms: ctx.received_ms, quarantined: false, clamped: ctx.clamped };
+        if self.receipts.insert((ctx.device.0, op.seq), codec::encode(&r)?.as_slice())?.is_some() {
+            // apply_push only hands over ops above the cursor, so this would be a bug: refuse the batch.
+            return Err(HqError::Refused(format!("op {} of device {:x} was received twice", op.seq, ctx.device.0)));
+        }
         Ok(Verdict::Applied)
+    }
+}
+
+impl HqTx for HqBatch<'_> {
+    type Error = HqError;
+
+    fn device_cursor(&mut self, device: DeviceId) -> Result<u64, HqError> {
+        Ok(self.device_row(device)?.map_or(0, |d| d.last_seq))
+    }
+
+    fn apply(&mut self, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
+        self.apply_all(&[(op, *ctx)])?.pop().ok_or_else(|| HqError::Refused("an op got no verdict".into()))
+    }
+
+    /// The ops in turn, with the tables they write opened once for the whole batch.
+    fn apply_all(&mut self, ops: &[(&Op, OpContext)]) -> Result<Vec<Verdict>, HqError> {
+        let Some((_, first)) = ops.first() else { return Ok(Vec::new()) };
+        let site = self.site_of(first.device)?;
+        let mut t = BatchTables {
+            records: self.tx.open_table(RECORDS)?,
+            idx_time: self.tx.open_table(IDX_TIME)?,
+            idx_site: self.tx.open_table(IDX_SITE)?,
+            idx_device: self.tx.open_table(IDX_DEVICE)?,
+            receipts: self.tx.open_table(RECEIPTS)?,
+        };
+        ops.iter().map(|(op, ctx)| t.apply(&site, op, ctx)).collect()
     }
 
     fn quarantine(&mut self, op: &Op, ctx: &OpContext, reason: &str) -> Result<(), HqError> {

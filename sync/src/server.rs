@@ -51,6 +51,12 @@ pub trait HqTx {
     fn device_cursor(&mut self, device: DeviceId) -> Result<u64, Self::Error>;
     /// Applies one op: decodes its payload, merges the record, records a receipt for `(device, seq)`.
     fn apply(&mut self, op: &Op, ctx: &OpContext) -> Result<Verdict, Self::Error>;
+    /// Applies a run of ops of one device, in order: exactly what calling [`HqTx::apply`] on each in turn does,
+    /// one verdict per op. The default does just that; a storage that can write many rows per statement (one
+    /// round trip per table instead of several per op) overrides it.
+    fn apply_all(&mut self, ops: &[(&Op, OpContext)]) -> Result<Vec<Verdict>, Self::Error> {
+        ops.iter().map(|(op, ctx)| self.apply(op, ctx)).collect()
+    }
     /// Keeps a permanently invalid op with the reason (and a receipt for `(device, seq)`).
     fn quarantine(&mut self, op: &Op, ctx: &OpContext, reason: &str) -> Result<(), Self::Error>;
     /// Sets the device's cursor (never lower than before; [`apply_push`] guarantees it).
@@ -115,22 +121,28 @@ pub fn apply_push<S: HqStorage>(
         return Ok(PushResponse { server_time_ms: now_ms, outcome: PushOutcome::Gap { expected: cursor + 1 } });
     }
     let mut ack = PushAck::default();
+    let limit = now_ms.saturating_add(MAX_FUTURE_SKEW_MS);
+    let mut fresh: Vec<(&Op, OpContext)> = Vec::with_capacity(ops.len());
     for op in ops {
         if op.seq <= cursor {
             ack.skipped_duplicates.push(op.seq);
             continue;
         }
-        let limit = now_ms.saturating_add(MAX_FUTURE_SKEW_MS);
         let clamped = op.stamp.wall_ms > limit;
         let stamp = if clamped { Hlc { wall_ms: now_ms, logical: 0, node: op.stamp.node } } else { op.stamp };
-        let ctx = OpContext { device, received_ms: now_ms, stamp, clamped, skew_ms };
         if clamped {
             ack.clamped.push(op.seq);
         }
-        match tx.apply(op, &ctx).map_err(ApplyError::Storage)? {
+        fresh.push((op, OpContext { device, received_ms: now_ms, stamp, clamped, skew_ms }));
+    }
+    let mut verdicts = tx.apply_all(&fresh).map_err(ApplyError::Storage)?.into_iter();
+    for (op, ctx) in &fresh {
+        // A storage that answered too few verdicts has a bug; the op is kept in quarantine rather than lost.
+        let verdict = verdicts.next().unwrap_or_else(|| Verdict::Invalid("storage gave no verdict".into()));
+        match verdict {
             Verdict::Applied => ack.applied += 1,
             Verdict::Invalid(reason) => {
-                tx.quarantine(op, &ctx, &reason).map_err(ApplyError::Storage)?;
+                tx.quarantine(op, ctx, &reason).map_err(ApplyError::Storage)?;
                 ack.quarantined.push((op.seq, reason));
             }
         }
