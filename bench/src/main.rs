@@ -22,7 +22,7 @@ mod table;
 use anyhow::{Context, Result, bail};
 
 /// Sizes of one run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Sizes {
     /// Whether this is the quick (CI) run.
     pub quick: bool,
