@@ -27,6 +27,11 @@ struct Cli {
     #[arg(long)]
     demo: bool,
 
+    /// Close the kiosk window as soon as its first frame is on screen, printing
+    /// `first-frame ms=<ms> peak_rss_kb=<kB>` (start-up measurements; the benchmark harness uses it)
+    #[arg(long, hide = true)]
+    exit_after_first_frame: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -249,7 +254,8 @@ fn run(cli: Cli) -> Result<()> {
             let r = demo::generate(&store, DemoOptions::default())?;
             eprintln!("guidedesk: filled the empty store with {} demo records", r.total());
         }
-        return guidedesk::app::run(store, &cfg);
+        let options = guidedesk::app::RunOptions { exit_after_first_frame: cli.exit_after_first_frame };
+        return guidedesk::app::run_with(store, &cfg, options);
     };
     if cli.demo {
         bail!("--demo only applies when opening the kiosk (no subcommand); use `guidedesk demo` to add demo data");

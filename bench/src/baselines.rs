@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use guidedesk::model::{Arrival, RecordId, ReferenceData, StaffRef};
+use guidedesk::store::crypto::{Keys, StoreKey, outbox_place, record_place};
 use guidedesk::store::day_number;
 use guidedesk_sync::{Hlc, HlcClock, Op, RecordKey, codec};
 use rusqlite::{Connection, params};
@@ -15,14 +16,16 @@ use rusqlite::{Connection, params};
 use crate::fixtures;
 
 /// `SQLite` doing the same registration as the kiosk store: the form validated by the same code, the record encoded
-/// by the same codec, and in one transaction the record row, its four index rows (time, day+step, phone, name), the
-/// outbox row and the clock/sequence counters. WAL mode, `synchronous=FULL`, each index a `WITHOUT ROWID` table
-/// keyed like the redb one.
+/// by the same codec and sealed by the same cipher (`Keys::seal`, a fresh nonce each), and in one transaction the
+/// record row, its index rows keyed like the redb ones (time, day+step, the blind phone key, one blind key per name
+/// prefix as `Keys::name_prefixes` makes them), the sealed outbox row and the clock/sequence counters. WAL mode,
+/// `synchronous=FULL`, each index a `WITHOUT ROWID` table.
 pub struct Sqlite {
     conn: Connection,
     clock: HlcClock,
     next_seq: u64,
     refs: Arc<ReferenceData>,
+    keys: Keys,
 }
 
 impl Sqlite {
@@ -43,13 +46,14 @@ impl Sqlite {
              CREATE TABLE IF NOT EXISTS idx_name(name TEXT, kind INTEGER, id BLOB, PRIMARY KEY(name, kind, id))
                WITHOUT ROWID;",
         )?;
-        Ok(Sqlite { conn, clock: HlcClock::resume(1, Hlc::ZERO), next_seq: 1, refs })
+        let keys = StoreKey::generate()?.derive();
+        Ok(Sqlite { conn, clock: HlcClock::resume(1, Hlc::ZERO), next_seq: 1, refs, keys })
     }
 
     /// Registers arrival `i` at `at` (ms) in one durable transaction.
     pub fn register(&mut self, i: u64, at: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
-        register_rows(&tx, &self.refs, &mut self.clock, &mut self.next_seq, i, at)?;
+        register_rows(&tx, &self.refs, &self.keys, &mut self.clock, &mut self.next_seq, i, at)?;
         tx.commit()?;
         Ok(())
     }
@@ -59,7 +63,7 @@ impl Sqlite {
         let tx = self.conn.transaction()?;
         for i in 0..total {
             let at = fixtures::NOW - 86_400_000 * (1 + (total - i) as i64 / 500);
-            register_rows(&tx, &self.refs, &mut self.clock, &mut self.next_seq, i, at)?;
+            register_rows(&tx, &self.refs, &self.keys, &mut self.clock, &mut self.next_seq, i, at)?;
         }
         tx.commit()?;
         Ok(())
@@ -69,12 +73,14 @@ impl Sqlite {
 fn register_rows(
     tx: &rusqlite::Transaction<'_>,
     refs: &ReferenceData,
+    keys: &Keys,
     clock: &mut HlcClock,
     next_seq: &mut u64,
     i: u64,
     at: i64,
 ) -> Result<()> {
     let (a, stored, op) = encoded_arrival(refs, clock, *next_seq, i, at)?;
+    let (stored, op) = sealed(keys, a.id.as_u128(), *next_seq, &stored, &op)?;
     let id = a.id.as_u128().to_be_bytes();
     let day = day_number(a.arrived_at.local_date(guidedesk::store::china_offset()));
     tx.prepare_cached("INSERT INTO rec_arrival(id, body) VALUES (?1, ?2)")?.execute(params![&id[..], stored])?;
@@ -85,9 +91,12 @@ fn register_rows(
         &id[..]
     ])?;
     if let Some(p) = &a.phone {
-        tx.prepare_cached("INSERT INTO idx_phone VALUES (?1, ?2, ?3)")?.execute(params![p, 1, &id[..]])?;
+        let blind = keys.blind("phone", p);
+        tx.prepare_cached("INSERT INTO idx_phone VALUES (?1, ?2, ?3)")?.execute(params![blind, 1, &id[..]])?;
     }
-    tx.prepare_cached("INSERT INTO idx_name VALUES (?1, ?2, ?3)")?.execute(params![a.name, 1, &id[..]])?;
+    for blind in keys.name_prefixes(a.name.trim()) {
+        tx.prepare_cached("INSERT INTO idx_name VALUES (?1, ?2, ?3)")?.execute(params![blind, 1, &id[..]])?;
+    }
     tx.prepare_cached("INSERT INTO outbox(seq, op) VALUES (?1, ?2)")?.execute(params![*next_seq as i64, op])?;
     *next_seq += 1;
     let hlc = codec::encode(&clock.last())?;
@@ -125,7 +134,12 @@ pub fn encoded_arrival(
     Ok((a, stored, op))
 }
 
-/// A bare write of the same bytes (record + op) followed by fdatasync, in a preallocated file written in place:
+/// The record and op bytes sealed as the kiosk store seals them (same places as associated data).
+pub fn sealed(keys: &Keys, id: u128, seq: u64, stored: &[u8], op: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    Ok((keys.seal(&record_place("rec_arrival", id), stored)?, keys.seal(&outbox_place(seq), op)?))
+}
+
+/// A bare write of the same bytes (sealed record + sealed op) followed by fdatasync, in a preallocated file written in place:
 /// the physical floor of a durable commit on this disk (no file growth, no allocation, no index).
 pub struct Fsync {
     file: std::fs::File,

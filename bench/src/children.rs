@@ -216,3 +216,108 @@ fn pg_exec(url: &str, sql: &str) -> Result<()> {
         Ok(())
     })
 }
+
+/// A program on `PATH`, if there is one.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The kiosk binary: `GUIDEDESK_BIN`, else `guidedesk` beside this harness (the same target directory and profile).
+fn kiosk_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("GUIDEDESK_BIN") {
+        return Some(p.into());
+    }
+    let p = std::env::current_exe().ok()?.parent()?.join("guidedesk");
+    p.is_file().then_some(p)
+}
+
+/// An X server of our own (Xvfb) on a free display; killed on drop.
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts Xvfb at 1280×800×24, or says why it cannot.
+    pub fn start() -> Result<Xvfb, String> {
+        let bin = on_path("Xvfb").ok_or("no Xvfb")?;
+        let n = (90..200)
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
+            .ok_or("no free X display")?;
+        let child = Command::new(bin)
+            .arg(format!(":{n}"))
+            .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("Xvfb did not start: {e}"))?;
+        let mut x = Xvfb { child, display: format!(":{n}") };
+        let socket = format!("/tmp/.X11-unix/X{n}");
+        let t = Instant::now();
+        while !Path::new(&socket).exists() {
+            if t.elapsed().as_secs() >= 10 || matches!(x.child.try_wait(), Ok(Some(_))) {
+                return Err("Xvfb did not come up".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(x)
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the real kiosk binary on the store in `dir` in a window on `x` until its first frame is presented
+/// (`--exit-after-first-frame`). Returns (ms from spawn to the first-frame line, ms inside the app from the start
+/// of its window code, peak RSS in kB), or why it could not be measured.
+pub fn run_window_start(dir: &Path, x: &Xvfb) -> Result<(f64, f64, u64), String> {
+    let bin = kiosk_binary().ok_or("the kiosk binary is not built (cargo build --release -p guidedesk)")?;
+    let t = Instant::now();
+    let mut child = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--exit-after-first-frame")
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("GUIDEDESK_NO_OPEN", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or("the kiosk has no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let Ok(l) = l else { break };
+            if l.starts_with("first-frame ") {
+                let _ = tx.send((t.elapsed().as_secs_f64() * 1e3, l));
+                break;
+            }
+        }
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_mins(2)).ok();
+    if got.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().map_err(|e| format!("kiosk: {e}"))?;
+    let Some((wall, line)) = got else {
+        return Err(format!(
+            "the kiosk printed no first-frame line ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        ));
+    };
+    let field = |k: &str| -> Option<f64> {
+        line.split_whitespace().find_map(|f| f.strip_prefix(k)).and_then(|v| v.parse().ok())
+    };
+    let ms = field("ms=").ok_or("bad first-frame line")?;
+    let rss = field("peak_rss_kb=").ok_or("bad first-frame line")? as u64;
+    Ok((wall, ms, rss))
+}

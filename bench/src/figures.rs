@@ -102,28 +102,29 @@ fn register_lookups_board(s: &Sizes, t: &mut Table) -> Result<()> {
         let label = format!("{} arrivals", n(total));
         let largest = g == 100;
 
-        // Register one arrival: ours, SQLite with as many rows, bare write+fsync of the same bytes.
-        let mut ours = Vec::with_capacity(s.reps);
+        // Register one arrival: ours, SQLite with as many rows, bare write+fsync of the same bytes. The three are
+        // measured in turn, one sample of each per round, so that all of them see the same disk (its fsync latency
+        // drifts by several times while other work runs on the machine).
+        let sdir = tempfile::tempdir()?;
+        let mut sq = Sqlite::open(sdir.path(), store.reference())?;
+        sq.seed(total)?;
+        let mut fs = Fsync::open(sdir.path())?;
+        let fs_keys = guidedesk::store::crypto::StoreKey::generate()?.derive();
+        let mut hlc = guidedesk_sync::HlcClock::resume(1, guidedesk_sync::Hlc::ZERO);
+        let (mut ours, mut sql, mut raw) =
+            (Vec::with_capacity(s.reps), Vec::with_capacity(s.reps), Vec::with_capacity(s.reps));
         for k in 0..s.reps as u64 {
             clock.advance(1);
             let t0 = Instant::now();
             fixtures::register_one(&store, total + k)?;
             ours.push(t0.elapsed());
-        }
-        let sdir = tempfile::tempdir()?;
-        let mut sq = Sqlite::open(sdir.path(), store.reference())?;
-        sq.seed(total)?;
-        let mut sql = Vec::with_capacity(s.reps);
-        for k in 0..s.reps as u64 {
+
             let t0 = Instant::now();
             sq.register(total + k, fixtures::NOW + k as i64)?;
             sql.push(t0.elapsed());
-        }
-        let mut fs = Fsync::open(sdir.path())?;
-        let mut hlc = guidedesk_sync::HlcClock::resume(1, guidedesk_sync::Hlc::ZERO);
-        let mut raw = Vec::with_capacity(s.reps);
-        for k in 0..s.reps as u64 {
-            let (_, stored, op) = baselines::encoded_arrival(&store.reference(), &mut hlc, k + 1, k, fixtures::NOW)?;
+
+            let (a, stored, op) = baselines::encoded_arrival(&store.reference(), &mut hlc, k + 1, k, fixtures::NOW)?;
+            let (stored, op) = baselines::sealed(&fs_keys, a.id.as_u128(), k + 1, &stored, &op)?;
             let t0 = Instant::now();
             fs.commit(&stored, &op)?;
             raw.push(t0.elapsed());
@@ -297,6 +298,31 @@ fn demo_and_cold_start(s: &Sizes, t: &mut Table) -> Result<()> {
         "median of 3, warm page cache",
         ms <= 1_000.0 && wall <= 1_000.0 && rss <= 200 * 1024,
     );
+
+    // The real kiosk binary in a real window (Xvfb, Mesa's software GL): spawn to first frame presented.
+    let fig = format!("cold start to first frame in a window, {} records (guidedesk under Xvfb)", n(total));
+    let measured = children::Xvfb::start().and_then(|x| {
+        let _ = children::run_window_start(dir.path(), &x)?;
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            runs.push(children::run_window_start(dir.path(), &x)?);
+        }
+        Ok(runs)
+    });
+    match measured {
+        Ok(mut runs) => {
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (wall, ms, rss) = runs[1];
+            t.target(
+                fig,
+                format!("{wall:.0} ms (window code {ms:.0} ms), peak RSS {} MB", rss / 1024),
+                "≤ 1 s; RSS ≤ 200 MB",
+                "spawn to first frame presented, median of 3, warm page cache",
+                wall <= 1_000.0 && rss <= 200 * 1024,
+            );
+        }
+        Err(why) => t.info(fig, format!("not measured: {why}"), ""),
+    }
     Ok(())
 }
 
