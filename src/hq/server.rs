@@ -7,7 +7,9 @@
 //!
 //! Every response carries HQ's clock in `x-guidedesk-server-time`. Errors are JSON `{"code", "message"}` with a
 //! stable code. Store work runs on tokio's blocking pool; redb serialises writers, so push batches of different
-//! kiosks are applied one after another, each in its own transaction.
+//! kiosks are applied one after another, each in its own transaction. At most [`EMBEDDED_PUSH_SLOTS`] (redb) or
+//! [`POSTGRES_PUSH_SLOTS`] push requests are decoded and applied at once; the others wait with their bodies still
+//! encoded, so fifty kiosks pushing together do not hold fifty decoded batches in memory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,7 +56,15 @@ pub struct HqState {
     pub limiter: RateLimiter,
     /// What each kiosk last said about its outbox (in memory, this process only).
     pub outbox: OutboxReports,
+    /// Push requests decoded and applied at once; the others wait with their body still encoded. The embedded store
+    /// takes one writer at a time, so more would only hold decoded batches in memory while they queue for it.
+    pub push_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Push requests an embedded HQ works on at once: one applying, one decoded and waiting for the writer.
+pub const EMBEDDED_PUSH_SLOTS: usize = 2;
+/// Push requests HQ on PostgreSQL works on at once (its default connection pool size).
+pub const POSTGRES_PUSH_SLOTS: usize = 8;
 
 /// An error answer: status, stable code, message.
 #[derive(Debug)]
@@ -156,6 +166,9 @@ fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
     request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PushRequest"),
     responses((status = 200, description = "codec-encoded PushResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let _slot = state.push_slots.clone().acquire_owned().await.map_err(|_| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::INTERNAL, "HQ is shutting down").retry_after(1)
+    })?;
     blocking(move || {
         let auth = authenticate(&state.store, &headers)?;
         let req: PushRequest =
@@ -480,8 +493,14 @@ pub fn start_with(
     if let (Some(file), Some(a)) = (&options.admin_file, admin_addr) {
         admin::write_admin_file(file, &format!("http://{a}"), &admin_token)?;
     }
+    let store: HqBackend = store.into();
+    let slots = match &store {
+        HqBackend::Embedded(_) => EMBEDDED_PUSH_SLOTS,
+        HqBackend::Postgres(_) => POSTGRES_PUSH_SLOTS,
+    };
     let state = HqState {
-        store: Arc::new(store.into()),
+        push_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+        store: Arc::new(store),
         changelog_keep: options.changelog_keep,
         admin_token: Arc::new(admin_token),
         api: Arc::new(api),

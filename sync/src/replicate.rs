@@ -134,7 +134,7 @@ pub struct CycleOptions {
 
 impl Default for CycleOptions {
     fn default() -> Self {
-        Self { batch: 500, pull_limit: 100, streams: Vec::new(), retry: RetryPolicy::default() }
+        Self { batch: 2000, pull_limit: 100, streams: Vec::new(), retry: RetryPolicy::default() }
     }
 }
 
