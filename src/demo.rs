@@ -168,7 +168,7 @@ fn name(rng: &mut ChaCha8Rng) -> String {
 /// store nearly every insert copies its own B-tree leaf, once per commit. Batching days lets the leaves one commit
 /// copies take many inserts each, and the commit (and its fsync) is paid once per ~20 000 records instead of ~900.
 /// About 200 MB of changed pages are held in memory at most.
-const TX_RECORDS: u64 = 20_000;
+pub const TX_RECORDS: u64 = 20_000;
 
 /// Fills the store, a few weeks of days per durable transaction (see [`TX_RECORDS`]). The records do not depend on
 /// where the transactions end.

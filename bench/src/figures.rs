@@ -270,7 +270,11 @@ fn demo_and_cold_start(s: &Sizes, t: &mut Table) -> Result<()> {
         let rep = demo::generate(&store, DemoOptions { days, per_day: 400, seed: 1 })?;
         let secs = t0.elapsed().as_secs_f64();
         let rate = rep.total() as f64 / secs;
-        let fig = format!("demo seeding, {} records ({days} days, one transaction per day)", n(rep.total()));
+        let fig = format!(
+            "demo seeding, {} records ({days} days, whole days per transaction of ≥ {} records)",
+            n(rep.total()),
+            n(demo::TX_RECORDS)
+        );
         let value = format!("{} records/s ({secs:.1} s)", n(rate as u64));
         let growth = prev.map_or(String::new(), |p| format!("{} of the rate at 10× fewer", ratio(rate, p)));
         if g == 100 {
