@@ -108,6 +108,24 @@ fn validation_errors_write_nothing() {
 }
 
 #[test]
+fn a_name_prefix_lookup_returns_the_newest_matches_when_there_are_more_than_the_limit() {
+    let (_dir, clock, store) = fresh();
+    let mut ids = Vec::new();
+    for k in 0..12 {
+        clock.advance(60_000);
+        ids.push(register(&store, &format!("欧阳{}", ["甲", "乙", "丙", "丁"][k % 4]), "").id);
+    }
+    let hits = store.find_by_name_prefix("欧阳", 5).unwrap();
+    assert_eq!(hits.len(), 5);
+    let newest: std::collections::BTreeSet<RecordId> = ids[7..].iter().copied().collect();
+    assert_eq!(hits.iter().map(|h| h.2).collect::<std::collections::BTreeSet<_>>(), newest);
+    let names: Vec<&str> = hits.iter().map(|h| h.0.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "ordered by name");
+}
+
+#[test]
 fn lookups_by_phone_name_and_day() {
     let (_dir, clock, store) = fresh();
     let a = register(&store, "欧阳娜娜", "13912345678");
