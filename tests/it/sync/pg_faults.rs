@@ -119,9 +119,12 @@ fn postgres_restarted_during_a_push_applies_whole_batches_and_the_retry_complete
     let hq = start_hq(&b, &dir.path().join("hq"), 100);
     let k = enrol(&hq, &dir.path().join("k"), "main", "d1", &hq.url());
     write_arrivals(&k.store, 3000, 100);
-    // The server restarts (fast mode: sessions are cut, open transactions roll back) while the kiosk pushes.
+    // A push takes well under a second now, and a restart between two requests is invisible (the pool reconnects),
+    // so the first batch is held inside its transaction by another session's lock on the arrivals table; the server
+    // restarts (fast mode: sessions are cut, open transactions roll back) while it waits.
+    let locker = lock_arrivals_for_3s(pg);
     let restarter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(500));
         Command::new("pg_ctlcluster")
             .args(["--skip-systemctl-redirect", &version, "main", "restart", "-m", "fast"])
             .output()
@@ -139,6 +142,8 @@ fn postgres_restarted_during_a_push_applies_whole_batches_and_the_retry_complete
         }
     }
     let out = restarter.join().unwrap();
+    let mut locker = locker;
+    let _ = locker.wait();
     assert!(out.status.success(), "pg_ctlcluster restart: {}", String::from_utf8_lossy(&out.stderr));
     assert!(errors + retries > 0, "the restart did not land during the push: the test proved nothing");
     assert!(done, "the kiosk did not finish pushing after the restart");
