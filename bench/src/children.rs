@@ -231,7 +231,7 @@ fn kiosk_binary() -> Option<std::path::PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// An X server of our own (Xvfb) on a free display; killed on drop.
+/// An X server of our own (Xvfb) on a free display; stopped on drop.
 pub struct Xvfb {
     child: Child,
     pub display: String,
@@ -267,7 +267,17 @@ impl Xvfb {
 }
 
 impl Drop for Xvfb {
+    /// Stops the server with SIGTERM so that it removes its socket and lock file (a SIGKILL leaves both behind and
+    /// the display number stays taken); SIGKILL only if it has not exited within two seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let t = Instant::now();
+        while t.elapsed().as_secs() < 2 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
