@@ -1062,25 +1062,12 @@ impl PgBatch {
             let (stored, new) = match old {
                 Some(row) => {
                     let mut s = stored_from_row(&row)?;
-                    if !s.record.merge_from(&incoming) {
+                    if !s.merge(&incoming, ctx) {
                         return Ok(Verdict::Invalid(format!("record {:x} changed kind", op.key.id)));
                     }
-                    s.updated_ms = ctx.received_ms;
-                    s.clock_flagged |= ctx.clamped;
                     (s, false)
                 }
-                None => (
-                    StoredRecord {
-                        device: ctx.device.0,
-                        site: site.clone(),
-                        first_received_ms: ctx.received_ms,
-                        updated_ms: ctx.received_ms,
-                        skew_ms: ctx.skew_ms,
-                        clock_flagged: ctx.clamped,
-                        record: incoming.clone(),
-                    },
-                    true,
-                ),
+                None => (StoredRecord::first(ctx, &site, incoming.clone()), true),
             };
             if write_record(self.tx()?, &stored, new).await? {
                 self.receipt(op, ctx, false).await?;
@@ -1155,7 +1142,7 @@ impl PgBatch {
             match touched.entry(id) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     let t = e.get_mut();
-                    if merge_into(&mut t.stored, &incoming, ctx) {
+                    if t.stored.merge(&incoming, ctx) {
                         t.ops.push(i);
                         verdicts[i] = Some(Verdict::Applied);
                     } else {
@@ -1164,14 +1151,14 @@ impl PgBatch {
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     if let Some(mut s) = existing.remove(&id) {
-                        if merge_into(&mut s, &incoming, ctx) {
+                        if s.merge(&incoming, ctx) {
                             verdicts[i] = Some(Verdict::Applied);
                             e.insert(Touched { stored: s, in_db: true, ops: vec![i] });
                         } else {
                             verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
                         }
                     } else {
-                        let s = new_stored(ctx, site, incoming.clone());
+                        let s = StoredRecord::first(ctx, site, incoming.clone());
                         verdicts[i] = Some(Verdict::Applied);
                         e.insert(Touched { stored: s, in_db: false, ops: vec![i] });
                     }
@@ -1204,7 +1191,7 @@ impl PgBatch {
                 rows.remove(&id).ok_or_else(|| HqError::Refused(format!("record {id:x} could not be written")))?;
             for &i in &t.ops {
                 let incoming = incoming_of[i].as_ref().ok_or_else(|| HqError::Refused("op lost its record".into()))?;
-                if !merge_into(&mut s, incoming, &ops[i].1) {
+                if !s.merge(incoming, &ops[i].1) {
                     verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
                 }
             }
@@ -1254,29 +1241,6 @@ impl PgBatch {
             )));
         }
         Ok(())
-    }
-}
-
-/// Merges an op's record into a stored one (as [`PgBatch::apply_op`] does); false when the kinds differ.
-fn merge_into(s: &mut StoredRecord, incoming: &AnyRecord, ctx: &OpContext) -> bool {
-    if !s.record.merge_from(incoming) {
-        return false;
-    }
-    s.updated_ms = ctx.received_ms;
-    s.clock_flagged |= ctx.clamped;
-    true
-}
-
-/// A record HQ has not seen, as its first op creates it.
-fn new_stored(ctx: &OpContext, site: &str, record: AnyRecord) -> StoredRecord {
-    StoredRecord {
-        device: ctx.device.0,
-        site: site.to_string(),
-        first_received_ms: ctx.received_ms,
-        updated_ms: ctx.received_ms,
-        skew_ms: ctx.skew_ms,
-        clock_flagged: ctx.clamped,
-        record,
     }
 }
 

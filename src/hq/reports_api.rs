@@ -389,11 +389,7 @@ pub async fn table_csv(
             params.period.slug(),
             t.name
         );
-        let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&file) {
-            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-        }
-        Ok(resp)
+        Ok(csv_attachment(out, &file))
     })
     .await
 }
@@ -445,13 +441,18 @@ pub async fn audit_csv(
             csv_out.flush().map_err(|e| internal(&e))?;
         }
         let file = format!("attachment; filename=\"audit_{}.csv\"", params.period.slug());
-        let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
-        if let Ok(v) = axum::http::HeaderValue::from_str(&file) {
-            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-        }
-        Ok(resp)
+        Ok(csv_attachment(out, &file))
     })
     .await
+}
+
+/// A CSV body served as a download under the `Content-Disposition` value `disposition`.
+fn csv_attachment(body: Vec<u8>, disposition: &str) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(disposition) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
 }
 
 /// Whether an audit entry at HQ verifies: its hash recomputes, and it follows `prev` (the entry listed before it:

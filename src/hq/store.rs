@@ -159,6 +159,30 @@ pub struct StoredRecord {
 }
 
 impl StoredRecord {
+    /// A record HQ has not seen, as the first op of it (from `ctx`'s device at `site`) creates it.
+    pub fn first(ctx: &OpContext, site: &str, record: AnyRecord) -> StoredRecord {
+        StoredRecord {
+            device: ctx.device.0,
+            site: site.to_string(),
+            first_received_ms: ctx.received_ms,
+            updated_ms: ctx.received_ms,
+            skew_ms: ctx.skew_ms,
+            clock_flagged: ctx.clamped,
+            record,
+        }
+    }
+
+    /// Merges an op's copy of the record into this one and notes when and how it arrived; false (nothing changed)
+    /// when the op carries a record of another kind.
+    pub fn merge(&mut self, incoming: &AnyRecord, ctx: &OpContext) -> bool {
+        if !self.record.merge_from(incoming) {
+            return false;
+        }
+        self.updated_ms = ctx.received_ms;
+        self.clock_flagged |= ctx.clamped;
+        true
+    }
+
     /// The record's business time corrected by the sending device's clock skew, when the skew exceeded the
     /// tolerance; the business time itself otherwise.
     pub fn corrected_business_ms(&self) -> i64 {
@@ -793,11 +817,9 @@ impl BatchTables<'_> {
         let old = self.records.get((kind, id))?.map(|g| codec::decode::<StoredRecord>(g.value())).transpose()?;
         let stored = if let Some(mut s) = old {
             let before = s.record.occurred_at().0;
-            if !s.record.merge_from(&incoming) {
+            if !s.merge(&incoming, ctx) {
                 return Ok(Verdict::Invalid(format!("record {id:x} changed kind")));
             }
-            s.updated_ms = ctx.received_ms;
-            s.clock_flagged |= ctx.clamped;
             let after = s.record.occurred_at().0;
             if before != after {
                 self.idx_time.remove((kind, before, id))?;
@@ -807,15 +829,7 @@ impl BatchTables<'_> {
             }
             s
         } else {
-            let s = StoredRecord {
-                device: ctx.device.0,
-                site: site.to_string(),
-                first_received_ms: ctx.received_ms,
-                updated_ms: ctx.received_ms,
-                skew_ms: ctx.skew_ms,
-                clock_flagged: ctx.clamped,
-                record: incoming,
-            };
+            let s = StoredRecord::first(ctx, site, incoming);
             let at = s.record.occurred_at().0;
             self.idx_time.insert((kind, at, id), ())?;
             self.idx_site.insert((s.site.as_str(), kind, at, id), ())?;

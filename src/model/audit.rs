@@ -193,24 +193,18 @@ mod tests {
 
     #[test]
     fn detail_is_cut_and_loses_control_characters() {
-        let long = "界".repeat(DETAIL_MAX + 50);
-        let e = AuditEntry::new(
-            RecordId::new_v7(Moment(1)),
-            Moment(1),
-            StaffRef::default(),
-            AuditAction::View,
-            None,
-            &long,
-        );
-        assert_eq!(e.detail.chars().count(), DETAIL_MAX);
-        let e = AuditEntry::new(
-            RecordId::new_v7(Moment(1)),
-            Moment(1),
-            StaffRef::default(),
-            AuditAction::View,
-            None,
-            "a\nb\u{7}",
-        );
+        let view = |detail: &str| {
+            AuditEntry::new(
+                RecordId::new_v7(Moment(1)),
+                Moment(1),
+                StaffRef::default(),
+                AuditAction::View,
+                None,
+                detail,
+            )
+        };
+        assert_eq!(view(&"界".repeat(DETAIL_MAX + 50)).detail.chars().count(), DETAIL_MAX);
+        let e = view("a\nb\u{7}");
         assert_eq!(e.detail, "ab");
     }
 
