@@ -880,6 +880,10 @@ impl DeskApp {
         let all = self.store.all_staff().unwrap_or_default();
         match all.into_iter().find(|s| s.id == staff && s.active) {
             Some(s) if crate::staff::verify_pin(&s.pin_hash, pin) => {
+                // A local account hashed with older, weaker argon2 parameters is re-hashed now the PIN is known.
+                if let Err(e) = self.store.upgrade_local_pin_hash(&s.id, pin) {
+                    self.last_error = Some(e.to_string());
+                }
                 // Someone else at a locked desk: the previous person's screens are not theirs to see.
                 if self.staff.as_ref().is_some_and(|old| old.id != s.id) {
                     self.reset_screens();
@@ -928,6 +932,9 @@ impl DeskApp {
         }
         if !e.is_empty() {
             return Outcome::Invalid(e);
+        }
+        if let Err(short) = crate::staff::check_pin_policy(pin, &self.store.reference().pin_policy) {
+            return Outcome::Failed(short.localized(self.tr));
         }
         let hash = match crate::staff::hash_pin(pin) {
             Ok(h) => h,

@@ -2,7 +2,8 @@
 //! and in LibreOffice) or JSON (an array of full records).
 //!
 //! CSV has one row per record and one column per field, ids included; list fields are joined with `;` and event
-//! histories are summarised in columns (times of each step, the last event) with the full history in JSON.
+//! histories are summarised in columns (times of each step, the last event) with the full history in JSON. A CSV cell
+//! that a spreadsheet could read as a formula is written with a leading `'` ([`crate::csv_safe`]).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -76,8 +77,9 @@ pub fn export(store: &Store, opts: &ExportOptions, out: &mut dyn Write) -> Resul
     let offset = store.utc_offset();
     match opts.format {
         Format::Csv => {
-            out.write_all(b"\xEF\xBB\xBF")?;
-            let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+            // Every field goes through `csv_safe`: names, complaints, comments and audit details are typed at the
+            // desk and must not open as formulas in a spreadsheet.
+            let mut w = crate::csv_safe::Writer::with_bom(out)?;
             w.write_record(columns(opts.kind)).map_err(|e| ExportError::Encode(e.to_string()))?;
             let mut err = None;
             let n = store.for_each_between(opts.kind, opts.from, opts.to, |rec| {
@@ -514,5 +516,99 @@ pub fn event_name(kind: &crate::model::CaseEventKind) -> &'static str {
         K::ReferredLegal => "referred_legal",
         K::Reopened => "reopened",
         K::Note => "note",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{ArrivalChannel, ArrivalForm, AuditAction, FeedbackForm, Rating, Sex, StaffRef, VisitType};
+    use crate::store::{ManualClock, StoreOptions, china_offset};
+
+    /// 2026-11-23 10:00 in China.
+    const T0: i64 = 1_795_399_200_000;
+
+    const PAYLOADS: [&str; 6] = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"];
+
+    fn csv_cells(store: &Store, kind: RecordKind) -> Vec<Vec<String>> {
+        let opts = ExportOptions {
+            kind,
+            from: Moment(i64::MIN),
+            to: Moment(i64::MAX),
+            format: Format::Csv,
+            mask_phones: false,
+        };
+        let mut buf = Vec::new();
+        export(store, &opts, &mut buf).unwrap();
+        assert!(buf.starts_with(b"\xEF\xBB\xBF"));
+        let mut rd = csv::ReaderBuilder::new().from_reader(&buf[3..]);
+        rd.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect()
+    }
+
+    #[test]
+    fn csv_exports_neutralise_formula_cells_of_every_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(Moment(T0)));
+        let store = Store::open_with(dir.path(), StoreOptions { clock, utc_offset: china_offset() }).unwrap();
+        let refs = store.reference();
+        for p in PAYLOADS {
+            store
+                .write(|ctx| {
+                    let form = ArrivalForm {
+                        name: "张三".into(),
+                        sex: Some(Sex::Male),
+                        visit_type: Some(VisitType::Return),
+                        channel: Some(ArrivalChannel::WalkIn),
+                        complaint: "头痛".into(),
+                        department: refs.departments[0].id.clone(),
+                        ..ArrivalForm::default()
+                    };
+                    let draft = form.validate(&refs, store.today()).unwrap();
+                    let (id, now, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
+                    let mut a = draft.into_record(id, now, StaffRef("D001".into()), stamp);
+                    // Set after validation: a record from another kiosk or an older version is not re-validated.
+                    a.name = p.to_string();
+                    a.complaint = p.to_string();
+                    ctx.put(&a)?;
+                    let fb = FeedbackForm {
+                        survey_version: 1,
+                        overall: Some(Rating::Dissatisfied),
+                        comment: "x".into(),
+                        complete: true,
+                        ..FeedbackForm::default()
+                    };
+                    let mut f = fb.into_record(ctx.new_id(), now).unwrap();
+                    f.comment = Some(p.to_string());
+                    ctx.append_feedback(f)?;
+                    ctx.audit(&StaffRef(p.to_string()), AuditAction::Export, None, p)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        for (kind, cols) in [
+            (RecordKind::Arrival, &["name", "complaint"][..]),
+            (RecordKind::Feedback, &["comment"][..]),
+            (RecordKind::Audit, &["actor", "detail"][..]),
+        ] {
+            let header = columns(kind);
+            let rows = csv_cells(&store, kind);
+            assert_eq!(rows.len(), PAYLOADS.len(), "{kind}");
+            let mut got: Vec<&str> = Vec::new();
+            for row in &rows {
+                assert!(row.iter().all(|c| !crate::csv_safe::looks_like_formula(c)), "{kind}: {row:?}");
+                for col in cols {
+                    let i = header.iter().position(|h| h == col).unwrap();
+                    got.push(&row[i]);
+                }
+            }
+            for p in PAYLOADS {
+                let want = format!("'{p}");
+                // The audit log cleans control characters out of its detail; the actor column keeps them all.
+                assert!(got.contains(&want.as_str()), "{kind}: {want:?} in {got:?}");
+            }
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! The kiosk's side of replication with headquarters: enrolment, one sync cycle, and the background [`SyncWorker`].
 //!
 //! - **Credential**: `guidedesk enroll` trades a one-time code for the kiosk's own credential and keeps it, with
-//!   HQ's URL and the CA to trust, in `hq.json` in the data directory (owner-only permissions). Nothing else about
-//!   sync lives outside the store.
+//!   HQ's URL and the CA to trust, in `hq.json` in the data directory (owner-only permissions). The bearer token is
+//!   sealed with the store key (`token_sealed`, associated data `hq.json token`), so the file alone does not let
+//!   anyone sync as this kiosk; a file from an older version with the token in clear is sealed when it is first
+//!   read. Nothing else about sync lives outside the store.
 //! - **One cycle** ([`sync_once`]): push every unacknowledged op (batches of contiguous sequence numbers), then pull
 //!   the reference-data stream; each pulled page is applied with its cursor in one store transaction
 //!   ([`Store::apply_reference_page`]). Acknowledged ops older than the retention period are then pruned. The
@@ -30,18 +32,19 @@ use serde::{Deserialize, Serialize};
 use crate::config::SyncConfig;
 use crate::model::{Moment, ReferenceData};
 use crate::store::Store;
+use crate::store::crypto::{self, HQ_TOKEN};
 
 /// The credential file's name in the data directory.
 pub const CREDENTIAL_FILE: &str = "hq.json";
 /// The stream of reference data.
 pub const REFERENCE_STREAM: &str = "reference";
 
-/// What the kiosk needs to talk to HQ, stored in `hq.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the kiosk needs to talk to HQ, stored in `hq.json` (the token sealed with the store key).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     /// HQ's base URL.
     pub url: String,
-    /// The kiosk's bearer credential.
+    /// The kiosk's bearer credential (in memory only; `hq.json` holds it sealed).
     pub token: String,
     /// The device id the credential belongs to (the store's).
     pub device: String,
@@ -50,44 +53,126 @@ pub struct Credential {
     /// Desk.
     pub desk: String,
     /// CA certificate (PEM) to trust for HQ, instead of the system roots.
-    #[serde(default)]
     pub ca_pem: Option<String>,
     /// Plain HTTP to a non-loopback HQ was explicitly allowed at enrolment.
-    #[serde(default)]
     pub allow_plain_http: bool,
 }
 
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("url", &self.url)
+            .field("token", &"…")
+            .field("device", &self.device)
+            .field("site", &self.site)
+            .field("desk", &self.desk)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `hq.json` as stored. `token` is only ever read (files written before the token was sealed).
+#[derive(Default, Serialize, Deserialize)]
+struct CredentialFile {
+    url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    /// Hex of the token sealed with the store key (`crypto::HQ_TOKEN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_sealed: Option<String>,
+    /// The token sealed with the next key while a key rotation is in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_sealed_next: Option<String>,
+    device: String,
+    site: String,
+    desk: String,
+    #[serde(default)]
+    ca_pem: Option<String>,
+    #[serde(default)]
+    allow_plain_http: bool,
+}
+
 impl Credential {
-    /// Loads `hq.json` from the data directory; `None` when the kiosk is not enrolled.
-    pub fn load(data_dir: &Path) -> Result<Option<Credential>, KioskSyncError> {
+    /// Loads `hq.json` from the data directory, opening the token with the store's key; `None` when the kiosk is
+    /// not enrolled. A file from an older version with the token in clear is rewritten with the token sealed.
+    pub fn load(store: &Store, data_dir: &Path) -> Result<Option<Credential>, KioskSyncError> {
         let path = data_dir.join(CREDENTIAL_FILE);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| KioskSyncError::Credential(format!("{} is damaged: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(KioskSyncError::Credential(format!("cannot read {}: {e}", path.display()))),
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => zeroize::Zeroizing::new(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(KioskSyncError::Credential(format!("cannot read {}: {e}", path.display()))),
+        };
+        let damaged =
+            |why: &dyn std::fmt::Display| KioskSyncError::Credential(format!("{} is damaged: {why}", path.display()));
+        let file: CredentialFile = serde_json::from_slice(&bytes).map_err(|e| damaged(&e))?;
+        let key_id = store.key_id();
+        let sealed = |hex: &Option<String>| {
+            hex.as_deref().and_then(crypto::unhex).filter(|b| crypto::sealed_key_id(b) == Some(key_id))
+        };
+        let (token, rewrite) = if let Some(b) = sealed(&file.token_sealed) {
+            (open_token(store, &b, &path)?, false)
+        } else if let Some(b) = sealed(&file.token_sealed_next) {
+            // A key rotation replaced the key but did not get to tidy this file: finish it.
+            (open_token(store, &b, &path)?, true)
+        } else if let Some(t) = file.token.clone().filter(|_| file.token_sealed.is_none()) {
+            // Written by a version that kept the token in clear: seal it now.
+            (t, true)
+        } else if file.token_sealed.is_some() {
+            return Err(KioskSyncError::Credential(format!(
+                "the credential in {} is sealed with another store key than this store's ({key_id:08x}); \
+                 enrol this kiosk again",
+                path.display()
+            )));
+        } else {
+            return Err(damaged(&"it holds no credential"));
+        };
+        let cred = Credential {
+            url: file.url,
+            token,
+            device: file.device,
+            site: file.site,
+            desk: file.desk,
+            ca_pem: file.ca_pem,
+            allow_plain_http: file.allow_plain_http,
+        };
+        if rewrite {
+            cred.save(store, data_dir)?;
         }
+        Ok(Some(cred))
     }
 
-    /// Writes `hq.json` atomically, readable by the owner only.
-    pub fn save(&self, data_dir: &Path) -> Result<PathBuf, KioskSyncError> {
+    /// Writes `hq.json` atomically, readable by the owner only, with the token sealed with the store's key.
+    pub fn save(&self, store: &Store, data_dir: &Path) -> Result<PathBuf, KioskSyncError> {
         let path = data_dir.join(CREDENTIAL_FILE);
-        let err = |e: std::io::Error| KioskSyncError::Credential(format!("cannot write {}: {e}", path.display()));
-        let body = serde_json::to_vec_pretty(self).map_err(|e| KioskSyncError::Credential(e.to_string()))?;
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp).map_err(err)?;
-            std::io::Write::write_all(&mut f, &body).map_err(err)?;
-            f.sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(err)?;
+        let sealed = store.seal_value(HQ_TOKEN.place, self.token.as_bytes())?;
+        let file = CredentialFile {
+            url: self.url.clone(),
+            token_sealed: Some(crypto::hex(&sealed)),
+            device: self.device.clone(),
+            site: self.site.clone(),
+            desk: self.desk.clone(),
+            ca_pem: self.ca_pem.clone(),
+            allow_plain_http: self.allow_plain_http,
+            ..CredentialFile::default()
+        };
+        let body = serde_json::to_vec_pretty(&file).map_err(|e| KioskSyncError::Credential(e.to_string()))?;
+        crypto::write_private_file(&path, &body)
+            .map_err(|e| KioskSyncError::Credential(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
     }
+}
+
+/// Opens the sealed token of `hq.json`.
+fn open_token(store: &Store, sealed: &[u8], path: &Path) -> Result<String, KioskSyncError> {
+    let plain = store.open_value(HQ_TOKEN.place, sealed).map_err(|e| {
+        KioskSyncError::Credential(format!(
+            "the credential in {} cannot be opened: {e}; enrol this kiosk again",
+            path.display()
+        ))
+    })?;
+    String::from_utf8(plain).map_err(|_| {
+        KioskSyncError::Credential(format!("the credential in {} is not text; enrol this kiosk again", path.display()))
+    })
 }
 
 /// Why sync did not complete.
@@ -275,7 +360,7 @@ pub fn enroll(
         ca_pem,
         allow_plain_http,
     };
-    let path = cred.save(data_dir)?;
+    let path = cred.save(store, data_dir)?;
     Ok((cred, path))
 }
 
@@ -303,7 +388,7 @@ pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Res
 
 /// Runs one cycle with the credential stored in the data directory.
 pub fn sync_once(store: &Store, data_dir: &Path, options: &SyncOptions) -> Result<CycleReport, KioskSyncError> {
-    let cred = Credential::load(data_dir)?.ok_or(KioskSyncError::NotEnrolled)?;
+    let cred = Credential::load(store, data_dir)?.ok_or(KioskSyncError::NotEnrolled)?;
     sync_with(store, &cred, options)
 }
 
@@ -493,7 +578,7 @@ impl Loop {
             if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            let cred = match Credential::load(&self.data_dir) {
+            let cred = match Credential::load(&self.store, &self.data_dir) {
                 Ok(Some(c)) => c,
                 Ok(None) => {
                     self.update(|s| {
@@ -571,6 +656,75 @@ mod tests {
         let early = now.plus_millis(-11 * 3_600_000);
         let m = next_nightly(early, offset, 120, 120, DeviceId(1));
         assert_eq!(m.local_date(offset), chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+    }
+
+    fn cred(store: &Store) -> Credential {
+        Credential {
+            url: "https://hq.example:8443".into(),
+            token: "kiosk-bearer-credential-0123456789".into(),
+            device: device_string(store.device()),
+            site: "main".into(),
+            desk: "d1".into(),
+            ca_pem: None,
+            allow_plain_http: false,
+        }
+    }
+
+    #[test]
+    fn hq_json_holds_the_token_sealed_and_old_clear_files_are_sealed_on_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let c = cred(&store);
+        assert!(!format!("{c:?}").contains(&c.token));
+        let path = c.save(&store, dir.path()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&c.token) && text.contains("\"token_sealed\""), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(Credential::load(&store, dir.path()).unwrap(), Some(c.clone()));
+
+        // Written by an older version: the token in clear. It loads, and the file is rewritten sealed.
+        let old = serde_json::json!({
+            "url": c.url, "token": c.token, "device": c.device, "site": "main", "desk": "d1", "ca_pem": null,
+            "allow_plain_http": false,
+        });
+        std::fs::write(&path, old.to_string()).unwrap();
+        assert_eq!(Credential::load(&store, dir.path()).unwrap(), Some(c.clone()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&c.token) && text.contains("token_sealed"), "{text}");
+
+        // A copy moved to another store is refused by name, without the token.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path()).unwrap();
+        std::fs::copy(&path, other_dir.path().join(CREDENTIAL_FILE)).unwrap();
+        let e = Credential::load(&other, other_dir.path()).unwrap_err().to_string();
+        assert!(e.contains("another store key") && e.contains("enrol") && !e.contains(&c.token), "{e}");
+        // A damaged or empty file is named too.
+        std::fs::write(&path, "{\"url\": \"x\", \"device\": \"d\", \"site\": \"s\", \"desk\": \"d\"}").unwrap();
+        assert!(Credential::load(&store, dir.path()).unwrap_err().to_string().contains("holds no credential"));
+        std::fs::write(&path, "").unwrap();
+        assert!(Credential::load(&store, dir.path()).unwrap_err().to_string().contains("is damaged"));
+    }
+
+    #[test]
+    fn a_rotation_interrupted_after_its_commit_leaves_a_credential_that_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let c = cred(&store);
+        let path = c.save(&store, dir.path()).unwrap();
+        store.rotate_key().unwrap();
+        // As if the rotation had stopped before tidying hq.json: the value for the new key under `next`.
+        let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let sealed = doc["token_sealed"].clone();
+        doc["token_sealed_next"] = sealed;
+        doc["token_sealed"] = "e5".into();
+        std::fs::write(&path, doc.to_string()).unwrap();
+        assert_eq!(Credential::load(&store, dir.path()).unwrap(), Some(c));
+        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(doc.get("token_sealed_next").is_none(), "{doc}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod access;
 pub mod app;
 pub mod cli_sync;
 pub mod config;
+pub mod csv_safe;
 pub mod demo;
 pub mod export;
 #[cfg(feature = "hq")]

@@ -82,6 +82,12 @@ enum Command {
         /// Seconds a request may take before HQ answers 503 timeout
         #[arg(long, default_value_t = 30, value_name = "SECONDS")]
         request_timeout: u64,
+        /// Open connections HQ keeps; one more is closed at once (and logged)
+        #[arg(long, default_value_t = guidedesk::hq::limits::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+        max_connections: usize,
+        /// Seconds a connection has to send a complete request head (idle kept-alive connections close after it)
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        header_timeout: u64,
     },
     /// Make a one-time enrolment code for a desk (works while the server runs); the code is the last line printed
     EnrollCode {
@@ -94,6 +100,10 @@ enum Command {
         /// Hours the code stays valid
         #[arg(long, default_value_t = DEFAULT_CODE_TTL_HOURS)]
         ttl_hours: u64,
+        /// Only this enrolled device (UUID) may use the code: a new credential for it, e.g. after its disk was
+        /// replaced (an enrolled device takes no other code)
+        #[arg(long, value_name = "ID")]
+        device: Option<String>,
     },
     /// Reference data
     Ref {
@@ -106,13 +116,57 @@ enum Command {
         #[arg(long)]
         device: String,
     },
+    /// Lift a device's revocation: its credential works again (enrolment never does this)
+    Reinstate {
+        /// Device id (UUID)
+        #[arg(long)]
+        device: String,
+    },
     /// List enrolled devices (JSON)
     Devices,
+    /// Ops HQ would not apply (another site's record, times outside the accepted window, unknown codes)
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Record counts, devices and quarantined ops
     Stats {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined ops with their reasons (JSON; no personal data)
+    List,
+    /// One quarantined op with its record (JSON; holds personal data)
+    Show {
+        /// Device id (UUID)
+        #[arg(long)]
+        device: String,
+        /// The op's sequence number on that device
+        #[arg(long)]
+        seq: u64,
+    },
+    /// Apply a quarantined op without the time and code checks (the site rule still applies)
+    Release {
+        /// Device id (UUID)
+        #[arg(long)]
+        device: String,
+        /// The op's sequence number on that device
+        #[arg(long)]
+        seq: u64,
+    },
+    /// Discard a quarantined op for good (HQ keeps its receipt, so the desk never sends it again)
+    Drop {
+        /// Device id (UUID)
+        #[arg(long)]
+        device: String,
+        /// The op's sequence number on that device
+        #[arg(long)]
+        seq: u64,
     },
 }
 
@@ -197,6 +251,8 @@ fn run(cli: &Cli) -> Result<()> {
             rate_per_second,
             rate_burst,
             request_timeout,
+            max_connections,
+            header_timeout,
         } => {
             let (listen, allow_plain_http, changelog_keep) = (*listen, *allow_plain_http, *changelog_keep);
             let (rate_per_second, rate_burst, request_timeout) = (*rate_per_second, *rate_burst, *request_timeout);
@@ -206,6 +262,7 @@ fn run(cli: &Cli) -> Result<()> {
             }
             let reports_token = match reports_token_file {
                 Some(f) => {
+                    guidedesk::store::crypto::check_secret_file(f)?;
                     let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
                     Some(ReportsToken::new(&text).with_context(|| format!("{}", f.display()))?)
                 }
@@ -217,11 +274,19 @@ fn run(cli: &Cli) -> Result<()> {
             if request_timeout == 0 {
                 bail!("--request-timeout must be at least 1 second");
             }
+            if *header_timeout == 0 {
+                bail!("--header-timeout must be at least 1 second");
+            }
+            if *max_connections == 0 {
+                bail!("--max-connections must be at least 1");
+            }
             let api = ApiOptions {
                 reports_token,
                 rate_limit: (rate_per_second > 0.0)
                     .then_some(RateLimit { per_second: rate_per_second, burst: rate_burst }),
                 request_timeout: std::time::Duration::from_secs(request_timeout),
+                max_connections: *max_connections,
+                header_timeout: std::time::Duration::from_secs(*header_timeout),
                 ..ApiOptions::default()
             };
             // PostgreSQL: no admin endpoint (administration goes to the database, so any number of HQ processes
@@ -255,11 +320,20 @@ fn run(cli: &Cli) -> Result<()> {
             }
             eprintln!("guidedesk-hq: stopped");
         }
-        Command::EnrollCode { site, desk, ttl_hours } => {
+        Command::EnrollCode { site, desk, ttl_hours, device } => {
             let ttl_hours = *ttl_hours;
-            let v = admin_call(cli, &AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours })?;
+            let req =
+                AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours, device: device.clone() };
+            let v = admin_call(cli, &req)?;
             let code = v["code"].as_str().context("HQ returned no code")?;
-            println!("enrolment code for desk {desk} at site {site}, valid for {ttl_hours} h, usable once:");
+            match device {
+                Some(d) => println!(
+                    "enrolment code for device {d} (desk {desk} at site {site}), valid for {ttl_hours} h, usable once:"
+                ),
+                None => {
+                    println!("enrolment code for desk {desk} at site {site}, valid for {ttl_hours} h, usable once:");
+                }
+            }
             println!("{code}");
         }
         Command::Ref { command: RefCommand::Import { file, site } } => {
@@ -280,6 +354,46 @@ fn run(cli: &Cli) -> Result<()> {
                 bail!("no device {device} is enrolled");
             }
             println!("device {device} revoked");
+        }
+        Command::Reinstate { device } => {
+            let v = admin_call(cli, &AdminRequest::Reinstate { device: device.clone() })?;
+            if v["reinstated"].as_bool() != Some(true) {
+                bail!("no device {device} is enrolled");
+            }
+            println!("device {device} reinstated: its credential works again");
+        }
+        Command::Quarantine { command } => {
+            let req = match command {
+                QuarantineCommand::List => AdminRequest::QuarantineList,
+                QuarantineCommand::Show { device, seq } => {
+                    AdminRequest::QuarantineShow { device: device.clone(), seq: *seq }
+                }
+                QuarantineCommand::Release { device, seq } => {
+                    AdminRequest::QuarantineRelease { device: device.clone(), seq: *seq }
+                }
+                QuarantineCommand::Drop { device, seq } => {
+                    AdminRequest::QuarantineDrop { device: device.clone(), seq: *seq }
+                }
+            };
+            let v = admin_call(cli, &req)?;
+            match command {
+                QuarantineCommand::Release { device, seq } if v["released"].as_bool() != Some(true) => {
+                    bail!(
+                        "op {seq} of device {device} still cannot be applied: {}",
+                        v["reason"].as_str().unwrap_or("?")
+                    );
+                }
+                QuarantineCommand::Drop { device, seq } if v["dropped"].as_bool() != Some(true) => {
+                    bail!("no op {seq} of device {device} is in quarantine");
+                }
+                QuarantineCommand::Release { device, seq } => {
+                    println!("op {seq} of device {device} released and applied");
+                }
+                QuarantineCommand::Drop { device, seq } => println!("op {seq} of device {device} dropped"),
+                QuarantineCommand::List | QuarantineCommand::Show { .. } => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+            }
         }
         Command::Devices => {
             let v = admin_call(cli, &AdminRequest::Devices)?;

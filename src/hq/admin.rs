@@ -16,7 +16,7 @@ use guidedesk_sync::DeviceId;
 use serde::{Deserialize, Serialize};
 
 use super::backend::HqBackend;
-use super::store::HqError;
+use super::store::{HqError, QuarantineRow};
 use crate::model::ReferenceData;
 
 /// The name of the admin endpoint file in HQ's data directory.
@@ -37,6 +37,9 @@ pub enum AdminRequest {
         desk: String,
         /// Hours the code stays valid.
         ttl_hours: u64,
+        /// Only this device (UUID) may use it: a new credential for an enrolled device.
+        #[serde(default)]
+        device: Option<String>,
     },
     /// Publish reference data (JSON text, validated) for every site or one. Answer: `{"change_seq": N}`.
     RefImport {
@@ -49,6 +52,35 @@ pub enum AdminRequest {
     Revoke {
         /// Device id.
         device: String,
+    },
+    /// Lift a device's revocation (UUID). Answer: `{"reinstated": true|false}` (false: no such device).
+    Reinstate {
+        /// Device id.
+        device: String,
+    },
+    /// Quarantined ops. Answer: a list of `{"device", "seq", "kind", "record", "reason", "received"}`.
+    QuarantineList,
+    /// One quarantined op, with its record as JSON. Answer: `{"device", "seq", …, "record": {…}}`.
+    QuarantineShow {
+        /// Device id.
+        device: String,
+        /// The op's sequence number on that device.
+        seq: u64,
+    },
+    /// Apply a quarantined op without the time and code checks. Answer: `{"released": true}` or
+    /// `{"released": false, "reason": "…"}`.
+    QuarantineRelease {
+        /// Device id.
+        device: String,
+        /// The op's sequence number on that device.
+        seq: u64,
+    },
+    /// Discard a quarantined op for good (its receipt stays). Answer: `{"dropped": true|false}`.
+    QuarantineDrop {
+        /// Device id.
+        device: String,
+        /// The op's sequence number on that device.
+        seq: u64,
     },
     /// Counts. Answer: `{"records": {…}, "devices": N, "quarantined": N}`.
     Stats,
@@ -65,21 +97,14 @@ pub struct AdminFile {
     pub token: String,
 }
 
-/// Writes `admin.json` readable by the owner only.
+/// Writes `admin.json` readable by the owner only (mode 0600, through a fresh temporary file, so a stale one with
+/// a looser mode never carries its mode over).
 pub fn write_admin_file(path: &Path, url: &str, token: &str) -> std::io::Result<()> {
-    let body = serde_json::to_vec_pretty(&AdminFile { url: url.to_string(), token: token.to_string() })
-        .map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        std::io::Write::write_all(&mut f, &body)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(tmp, path)
+    let body = zeroize::Zeroizing::new(
+        serde_json::to_vec_pretty(&AdminFile { url: url.to_string(), token: token.to_string() })
+            .map_err(std::io::Error::other)?,
+    );
+    crate::store::crypto::write_private_file(path, &body)
 }
 
 /// Reads `admin.json`.
@@ -93,13 +118,35 @@ fn parse_device(s: &str) -> Result<DeviceId, HqError> {
         .map_err(|e| HqError::Refused(format!("device {s:?} is not a UUID: {e}")))
 }
 
+/// A quarantined op as JSON; with `record`, its payload decoded (personal data: shown to the admin who asks for
+/// one op, never in the list).
+fn quarantine_json(device: DeviceId, seq: u64, row: &QuarantineRow, record: bool) -> serde_json::Value {
+    let kind = crate::model::RecordKind::from_code(row.op.key.kind).map_or("unknown", crate::model::RecordKind::name);
+    let mut v = serde_json::json!({
+        "device": uuid::Uuid::from_u128(device.0).to_string(),
+        "seq": seq,
+        "kind": kind,
+        "record": uuid::Uuid::from_u128(row.op.key.id).to_string(),
+        "reason": row.reason,
+        "received": crate::model::Moment(i64::try_from(row.received_ms).unwrap_or(i64::MAX)).to_rfc3339(),
+    });
+    if record {
+        v["payload"] = match crate::store::decode_op_payload(&row.op) {
+            Ok(r) => serde_json::to_value(&r).unwrap_or(serde_json::Value::Null),
+            Err(e) => serde_json::json!({ "undecodable": e.to_string() }),
+        };
+    }
+    v
+}
+
 /// Runs a command on the store.
 pub fn execute(store: &HqBackend, req: &AdminRequest, changelog_keep: usize) -> Result<serde_json::Value, HqError> {
     let now = super::server::now_ms();
     Ok(match req {
-        AdminRequest::EnrollCode { site, desk, ttl_hours } => {
-            let code = store.create_code(site, desk, now, ttl_hours.saturating_mul(3_600_000))?;
-            serde_json::json!({ "code": code, "site": site, "desk": desk, "ttl_hours": ttl_hours })
+        AdminRequest::EnrollCode { site, desk, ttl_hours, device } => {
+            let for_device = device.as_deref().map(parse_device).transpose()?;
+            let code = store.create_code_for(site, desk, for_device, now, ttl_hours.saturating_mul(3_600_000))?;
+            serde_json::json!({ "code": code, "site": site, "desk": desk, "ttl_hours": ttl_hours, "device": device })
         }
         AdminRequest::RefImport { json, site } => {
             let data = ReferenceData::from_json(json).map_err(|e| HqError::Refused(e.to_string()))?;
@@ -109,6 +156,34 @@ pub fn execute(store: &HqBackend, req: &AdminRequest, changelog_keep: usize) -> 
         AdminRequest::Revoke { device } => {
             let found = store.revoke(parse_device(device)?, now)?;
             serde_json::json!({ "revoked": found })
+        }
+        AdminRequest::Reinstate { device } => {
+            let found = store.reinstate(parse_device(device)?)?;
+            serde_json::json!({ "reinstated": found })
+        }
+        AdminRequest::QuarantineList => {
+            let list: Vec<serde_json::Value> =
+                store.quarantined()?.into_iter().map(|((d, seq), row)| quarantine_json(d, seq, &row, false)).collect();
+            serde_json::Value::Array(list)
+        }
+        AdminRequest::QuarantineShow { device, seq } => {
+            let d = parse_device(device)?;
+            let row = store
+                .quarantined()?
+                .into_iter()
+                .find(|((dd, s), _)| *dd == d && s == seq)
+                .ok_or_else(|| HqError::Refused(format!("no op {seq} of device {device} is in quarantine")))?;
+            quarantine_json(d, *seq, &row.1, true)
+        }
+        AdminRequest::QuarantineRelease { device, seq } => {
+            match store.quarantine_release(parse_device(device)?, *seq, now)? {
+                None => return Err(HqError::Refused(format!("no op {seq} of device {device} is in quarantine"))),
+                Some(Ok(())) => serde_json::json!({ "released": true }),
+                Some(Err(reason)) => serde_json::json!({ "released": false, "reason": reason }),
+            }
+        }
+        AdminRequest::QuarantineDrop { device, seq } => {
+            serde_json::json!({ "dropped": store.quarantine_drop(parse_device(device)?, *seq)? })
         }
         AdminRequest::Stats => serde_json::to_value(store.stats()?).map_err(|e| HqError::Refused(e.to_string()))?,
         AdminRequest::Devices => {

@@ -53,6 +53,15 @@ impl HqBackend {
     delegate! {
         /// Makes a one-time enrolment code for a desk, valid for `ttl_ms`.
         fn create_code(&self, site: &str, desk: &str, now_ms: u64, ttl_ms: u64) -> Result<String, HqError>;
+        /// Makes a one-time enrolment code only `for_device` may use.
+        fn create_code_for(&self, site: &str, desk: &str, for_device: Option<DeviceId>, now_ms: u64, ttl_ms: u64) -> Result<String, HqError>;
+        /// Lifts a device's revocation; whether it exists.
+        fn reinstate(&self, device: DeviceId) -> Result<bool, HqError>;
+        /// Applies a quarantined op without the time and code checks; `None`: not in quarantine; `Some(Err)`: it
+        /// still cannot be applied, with the reason.
+        fn quarantine_release(&self, device: DeviceId, seq: u64, now_ms: u64) -> Result<Option<Result<(), String>>, HqError>;
+        /// Removes an op from quarantine for good; whether it was there.
+        fn quarantine_drop(&self, device: DeviceId, seq: u64) -> Result<bool, HqError>;
         /// Trades a code for a credential.
         fn enroll(&self, code: &str, device: DeviceId, now_ms: u64) -> Result<Result<Enrolled, EnrollRefusal>, HqError>;
         /// The device behind a credential.

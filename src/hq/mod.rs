@@ -16,6 +16,8 @@
 
 pub mod admin;
 pub mod backend;
+pub mod admit;
+pub mod enrol;
 pub mod limits;
 pub mod openapi;
 pub mod pg;

@@ -4,8 +4,12 @@
 //! routed and documented by the same `routes!` call, so every routed path is in the document and every documented
 //! path is routed. The document is served as `GET /openapi.json` (no credential).
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::reports_api::{LANGS, TABLE_NAMES};
 
 /// The path of the document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -26,9 +30,11 @@ pub struct ErrorJson {
 #[derive(Debug, Clone, ToSchema)]
 #[allow(dead_code)]
 pub struct EnrollJson {
-    /// The one-time code (`XXXX-XXXX-XXXX`).
+    /// The one-time code (`XXXX-XXXX-XXXX`; case, spaces and dashes do not matter).
+    #[schema(min_length = 1, max_length = 64)]
     pub code: String,
     /// The kiosk's device id (UUID).
+    #[schema(format = "uuid", min_length = 32, max_length = 45)]
     pub device: String,
 }
 
@@ -48,6 +54,46 @@ pub struct EnrolledJson {
     pub server_time_ms: u64,
 }
 
+/// The `lang` query parameter: one of [`LANGS`], exactly as written.
+#[derive(Debug, Clone, Copy)]
+pub struct LangParam;
+
+impl PartialSchema for LangParam {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(LANGS)).into()
+    }
+}
+
+impl ToSchema for LangParam {}
+
+/// The `table` query parameter: one of [`TABLE_NAMES`].
+#[derive(Debug, Clone, Copy)]
+pub struct TableParam;
+
+impl PartialSchema for TableParam {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(TABLE_NAMES)).into()
+    }
+}
+
+impl ToSchema for TableParam {}
+
+/// A sync request or answer body: the codec's bytes (`application/vnd.guidedesk.sync`), `type: string,
+/// format: binary` (what `POST /v1/push` and `POST /v1/pull` take and give).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncBody;
+
+impl PartialSchema for SyncBody {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for SyncBody {}
+
 struct Security;
 
 impl Modify for Security {
@@ -58,7 +104,10 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("a kiosk's credential from /v1/enroll"))
+                    .description(Some(
+                        "a kiosk's credential from /v1/enroll (`Authorization: Bearer <credential>`; a header of \
+                         another form is answered 401 naming it)",
+                    ))
                     .build(),
             ),
         );
@@ -67,7 +116,10 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("the HQ reporting token (guidedesk-hq serve --reports-token-file)"))
+                    .description(Some(
+                        "the HQ reporting token (guidedesk-hq serve --reports-token-file), sent as \
+                         `Authorization: Bearer <token>`",
+                    ))
                     .build(),
             ),
         );

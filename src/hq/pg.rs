@@ -21,7 +21,7 @@
 //! No state lives in the process beyond the pool: any number of HQ processes may serve one database.
 
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -33,9 +33,10 @@ use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::admit::{Screen, ScreenCache};
 use super::store::{
     AuthDevice, AuthRefusal, ChangeRow, DeviceRow, EnrollRefusal, Enrolled, HqError, HqStats, OpRef, QuarantineRow,
-    REFERENCE_KEY, REFERENCE_STREAM, Receipt, StoredRecord, new_code, new_token, normalize_code, sha,
+    REFERENCE_KEY, REFERENCE_STREAM, Receipt, StoredRecord, check_site_desk, new_code, new_token, normalize_code, sha,
 };
 use crate::model::{AnyRecord, RecordKind, ReferenceData};
 use crate::store::decode_op_payload;
@@ -79,6 +80,7 @@ pub struct PgStore {
     pool: PgPool,
     rt: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
+    screens: Arc<ScreenCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -98,8 +100,12 @@ fn to_i64(v: u64, what: &str) -> Result<i64, HqError> {
     i64::try_from(v).map_err(|_| HqError::Refused(format!("{what} {v} is out of range")))
 }
 
+/// A time column's value: `ms` clamped into the range both chrono and PostgreSQL's timestamptz hold (about 4684 BC
+/// to AD 255 000), so no stored record's time can make a write fail. The record itself keeps the exact value.
 fn ts(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    const MIN_MS: i64 = -210_000_000_000_000;
+    const MAX_MS: i64 = 8_000_000_000_000_000;
+    DateTime::from_timestamp_millis(ms.clamp(MIN_MS, MAX_MS)).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 fn ts_u(ms: u64) -> DateTime<Utc> {
@@ -469,7 +475,7 @@ impl PgStore {
             .map_err(|e| HqError::Refused(format!("cannot start the database runtime: {e}")))?;
         let handle = rt.handle().clone();
         let pool = handle.block_on(Self::open_pool(cfg))?;
-        Ok(PgStore { pool, rt: Some(rt), handle })
+        Ok(PgStore { pool, rt: Some(rt), handle, screens: Arc::default() })
     }
 
     async fn open_pool(cfg: &PgConfig) -> Result<PgPool, HqError> {
@@ -512,21 +518,32 @@ impl PgStore {
 
     /// Makes a one-time enrolment code for a desk, valid for `ttl_ms`.
     pub fn create_code(&self, site: &str, desk: &str, now_ms: u64, ttl_ms: u64) -> Result<String, HqError> {
-        let (site, desk) = (site.trim(), desk.trim());
-        if site.is_empty() || desk.is_empty() {
-            return Err(HqError::Refused("site and desk must not be empty".into()));
-        }
+        self.create_code_for(site, desk, None, now_ms, ttl_ms)
+    }
+
+    /// Makes a code only `for_device` may use (same rules as the embedded store).
+    pub fn create_code_for(
+        &self,
+        site: &str,
+        desk: &str,
+        for_device: Option<DeviceId>,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<String, HqError> {
+        let (site, desk) = check_site_desk(site, desk)?;
         let code = new_code()?;
         let hash = sha(normalize_code(&code).as_bytes());
         self.run(async {
             sqlx::query(
-                "INSERT INTO enrol_codes (code_hash, site, desk, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO enrol_codes (code_hash, site, desk, created_at, expires_at, for_device) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(hash.as_slice())
             .bind(site)
             .bind(desk)
             .bind(ts_u(now_ms))
             .bind(ts_u(now_ms.saturating_add(ttl_ms)))
+            .bind(for_device.map(|d| uuid_of(d.0)))
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -544,27 +561,47 @@ impl PgStore {
         let key = sha(normalize_code(code).as_bytes());
         self.run(async {
             let mut tx = self.tx().await?;
-            let row =
-                sqlx::query("SELECT site, desk, expires_at, used_by FROM enrol_codes WHERE code_hash = $1 FOR UPDATE")
-                    .bind(key.as_slice())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT site, desk, expires_at, used_by, used_at, for_device FROM enrol_codes WHERE code_hash = $1 \
+                 FOR UPDATE",
+            )
+            .bind(key.as_slice())
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(row) = row else {
                 return Ok(Err(EnrollRefusal::Invalid));
             };
             let used_by: Option<Uuid> = row.try_get("used_by")?;
+            let used_at: Option<DateTime<Utc>> = row.try_get("used_at")?;
+            let for_device: Option<Uuid> = row.try_get("for_device")?;
             let expires: DateTime<Utc> = row.try_get("expires_at")?;
-            match used_by {
-                Some(d) if d.as_u128() != device.0 => return Ok(Err(EnrollRefusal::Used)),
-                None if now_ms > ms_u(expires) => return Ok(Err(EnrollRefusal::Expired)),
-                _ => {}
-            }
             let site: String = row.try_get("site")?;
             let desk: String = row.try_get("desk")?;
             let dev = uuid_of(device.0);
-            sqlx::query("UPDATE enrol_codes SET used_by = $2 WHERE code_hash = $1")
+            let existing = sqlx::query("SELECT site, revoked_at FROM devices WHERE device = $1 FOR UPDATE")
+                .bind(dev)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let existing: Option<(String, bool)> = match existing {
+                Some(r) => Some((r.try_get("site")?, r.try_get::<Option<DateTime<Utc>>, _>("revoked_at")?.is_some())),
+                None => None,
+            };
+            let code_state = crate::hq::enrol::CodeState {
+                site: &site,
+                expires_ms: ms_u(expires),
+                used_by: used_by.map(|u| u.as_u128()),
+                used_ms: used_at.map(ms_u),
+                for_device: for_device.map(|u| u.as_u128()),
+            };
+            let device_state =
+                existing.as_ref().map(|(s, revoked)| crate::hq::enrol::DeviceState { site: s, revoked: *revoked });
+            if let Err(refusal) = crate::hq::enrol::check(&code_state, device_state.as_ref(), device.0, now_ms) {
+                return Ok(Err(refusal));
+            }
+            sqlx::query("UPDATE enrol_codes SET used_by = $2, used_at = COALESCE(used_at, $3) WHERE code_hash = $1")
                 .bind(key.as_slice())
                 .bind(dev)
+                .bind(ts_u(now_ms))
                 .execute(&mut *tx)
                 .await?;
             let token = new_token()?;
@@ -642,6 +679,17 @@ impl PgStore {
             let r = sqlx::query("UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE device = $1")
                 .bind(uuid_of(device.0))
                 .bind(ts_u(now_ms))
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
+    /// Lifts a device's revocation; whether the device exists.
+    pub fn reinstate(&self, device: DeviceId) -> Result<bool, HqError> {
+        self.run(async {
+            let r = sqlx::query("UPDATE devices SET revoked_at = NULL WHERE device = $1")
+                .bind(uuid_of(device.0))
                 .execute(&self.pool)
                 .await?;
             Ok(r.rows_affected() > 0)
@@ -746,6 +794,75 @@ impl PgStore {
         })
     }
 
+    /// Applies a quarantined op without the time and code checks (same rules as the embedded store).
+    pub fn quarantine_release(
+        &self,
+        device: DeviceId,
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<Option<Result<(), String>>, HqError> {
+        let mut batch = self.begin()?;
+        let h = self.handle.clone();
+        h.block_on(async {
+            let dev = uuid_of(device.0);
+            let seq_i = to_i64(seq, "op sequence")?;
+            let Some(row) = sqlx::query("SELECT op FROM quarantine WHERE device = $1 AND seq = $2 FOR UPDATE")
+                .bind(dev)
+                .bind(seq_i)
+                .fetch_optional(&mut **batch.tx()?)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let op: Op = codec::decode(&row.try_get::<Vec<u8>, _>("op")?)?;
+            let skew: i64 = sqlx::query("SELECT skew_ms FROM devices WHERE device = $1")
+                .bind(dev)
+                .fetch_optional(&mut **batch.tx()?)
+                .await?
+                .map(|r| r.try_get("skew_ms"))
+                .transpose()?
+                .ok_or_else(|| HqError::Refused(format!("device {dev} is not enrolled")))?;
+            batch.lock_device(device).await?;
+            batch.screen = None;
+            // The op's receipt says "quarantined"; the release writes it anew as applied.
+            sqlx::query("DELETE FROM op_receipts WHERE device = $1 AND seq = $2")
+                .bind(dev)
+                .bind(seq_i)
+                .execute(&mut **batch.tx()?)
+                .await?;
+            let ctx = OpContext { device, received_ms: now_ms, stamp: op.stamp, clamped: false, skew_ms: skew };
+            match batch.apply_op(&op, &ctx).await? {
+                Verdict::Applied => {
+                    sqlx::query("DELETE FROM quarantine WHERE device = $1 AND seq = $2")
+                        .bind(dev)
+                        .bind(seq_i)
+                        .execute(&mut **batch.tx()?)
+                        .await?;
+                    batch
+                        .tx
+                        .take()
+                        .ok_or_else(|| HqError::Refused("transaction already ended".into()))?
+                        .commit()
+                        .await?;
+                    Ok(Some(Ok(())))
+                }
+                Verdict::Invalid(reason) => Ok(Some(Err(reason))),
+            }
+        })
+    }
+
+    /// Removes an op from quarantine for good (its receipt stays); whether it was there.
+    pub fn quarantine_drop(&self, device: DeviceId, seq: u64) -> Result<bool, HqError> {
+        self.run(async {
+            let r = sqlx::query("DELETE FROM quarantine WHERE device = $1 AND seq = $2")
+                .bind(uuid_of(device.0))
+                .bind(to_i64(seq, "op sequence")?)
+                .execute(&self.pool)
+                .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
     /// Counts.
     pub fn stats(&self) -> Result<HqStats, HqError> {
         self.run(async {
@@ -780,6 +897,7 @@ impl PgStore {
             let seq = append_change(&mut tx, &row).await?;
             compact_changes(&mut tx, keep).await?;
             tx.commit().await?;
+            self.screens.clear();
             Ok(seq)
         })
     }
@@ -815,7 +933,14 @@ impl PgStore {
     /// Begins a push batch's transaction.
     pub fn begin(&self) -> Result<PgBatch, HqError> {
         let tx = self.run(self.tx())?;
-        Ok(PgBatch { tx: Some(tx), handle: self.handle.clone(), site: None, cursor: None })
+        Ok(PgBatch {
+            tx: Some(tx),
+            handle: self.handle.clone(),
+            site: None,
+            cursor: None,
+            screens: Arc::clone(&self.screens),
+            screen: None,
+        })
     }
 }
 
@@ -971,6 +1096,10 @@ pub struct PgBatch {
     handle: tokio::runtime::Handle,
     site: Option<String>,
     cursor: Option<u64>,
+    screens: Arc<ScreenCache>,
+    /// The time and code checks for the device's site (loaded with the device's row); `None` while an admin
+    /// releases a quarantined op.
+    screen: Option<Arc<Screen>>,
 }
 
 impl std::fmt::Debug for PgBatch {
@@ -1016,6 +1145,28 @@ impl PgBatch {
             }
             None => (String::new(), 0),
         };
+        let screen = if let Some(s) = self.screens.cached(&site) {
+            s
+        } else {
+            let latest = sqlx::query(
+                "SELECT value FROM change_log WHERE stream = $1 AND (scope IS NULL OR scope = $2) \
+                 AND value IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(REFERENCE_STREAM)
+            .bind(&site)
+            .fetch_optional(&mut **self.tx()?)
+            .await?;
+            let value: Option<Vec<u8>> = match latest {
+                Some(r) => r.try_get("value")?,
+                None => None,
+            };
+            let reference: Option<ReferenceData> = value
+                .map(|v| serde_json::from_slice(&v))
+                .transpose()
+                .map_err(|e| HqError::Refused(format!("stored reference data: {e}")))?;
+            self.screens.put(&site, Screen::new(reference.as_ref()))
+        };
+        self.screen = Some(screen);
         self.site = Some(site);
         self.cursor = Some(seq);
         Ok(seq)
@@ -1050,6 +1201,11 @@ impl PgBatch {
         if self.site.is_none() {
             self.lock_device(ctx.device).await?;
         }
+        if let Some(screen) = &self.screen
+            && let Err(reason) = crate::hq::admit::screen(&incoming, ctx, screen)
+        {
+            return Ok(Verdict::Invalid(reason));
+        }
         let site = self.site.clone().unwrap_or_default();
         let (t, _) = table(incoming.kind());
         // Twice at most: a new record's insert finds its id taken only when another device's transaction inserted
@@ -1062,8 +1218,8 @@ impl PgBatch {
             let (stored, new) = match old {
                 Some(row) => {
                     let mut s = stored_from_row(&row)?;
-                    if !s.merge(&incoming, ctx) {
-                        return Ok(Verdict::Invalid(format!("record {:x} changed kind", op.key.id)));
+                    if let Err(reason) = s.merge(&incoming, ctx, &site) {
+                        return Ok(Verdict::Invalid(reason));
                     }
                     (s, false)
                 }
@@ -1098,8 +1254,12 @@ impl PgBatch {
         }
         let site = self.site.clone().unwrap_or_default();
         let mut groups: Vec<(RecordKind, Vec<(usize, AnyRecord)>)> = Vec::new();
-        for (i, (op, _)) in ops.iter().enumerate() {
-            match decode_op_payload(op) {
+        for (i, (op, ctx)) in ops.iter().enumerate() {
+            let screened = decode_op_payload(op).map_err(|e| e.to_string()).and_then(|r| match &self.screen {
+                Some(screen) => crate::hq::admit::screen(&r, ctx, screen).map(|()| r),
+                None => Ok(r),
+            });
+            match screened {
                 Ok(r) => {
                     let kind = r.kind();
                     match groups.iter_mut().find(|g| g.0 == kind) {
@@ -1107,7 +1267,7 @@ impl PgBatch {
                         None => groups.push((kind, vec![(i, r)])),
                     }
                 }
-                Err(e) => verdicts[i] = Some(Verdict::Invalid(e.to_string())),
+                Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
             }
         }
         for (kind, items) in groups {
@@ -1142,20 +1302,22 @@ impl PgBatch {
             match touched.entry(id) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     let t = e.get_mut();
-                    if t.stored.merge(&incoming, ctx) {
-                        t.ops.push(i);
-                        verdicts[i] = Some(Verdict::Applied);
-                    } else {
-                        verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
+                    match t.stored.merge(&incoming, ctx, site) {
+                        Ok(()) => {
+                            t.ops.push(i);
+                            verdicts[i] = Some(Verdict::Applied);
+                        }
+                        Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
                     }
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
                     if let Some(mut s) = existing.remove(&id) {
-                        if s.merge(&incoming, ctx) {
-                            verdicts[i] = Some(Verdict::Applied);
-                            e.insert(Touched { stored: s, in_db: true, ops: vec![i] });
-                        } else {
-                            verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
+                        match s.merge(&incoming, ctx, site) {
+                            Ok(()) => {
+                                verdicts[i] = Some(Verdict::Applied);
+                                e.insert(Touched { stored: s, in_db: true, ops: vec![i] });
+                            }
+                            Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
                         }
                     } else {
                         let s = StoredRecord::first(ctx, site, incoming.clone());
@@ -1191,8 +1353,8 @@ impl PgBatch {
                 rows.remove(&id).ok_or_else(|| HqError::Refused(format!("record {id:x} could not be written")))?;
             for &i in &t.ops {
                 let incoming = incoming_of[i].as_ref().ok_or_else(|| HqError::Refused("op lost its record".into()))?;
-                if !s.merge(incoming, &ops[i].1) {
-                    verdicts[i] = Some(Verdict::Invalid(format!("record {id:x} changed kind")));
+                if let Err(reason) = s.merge(incoming, &ops[i].1, site) {
+                    verdicts[i] = Some(Verdict::Invalid(reason));
                 }
             }
             redone.push(s);

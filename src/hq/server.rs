@@ -15,12 +15,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use guidedesk_sync::protocol::{
     self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PushRequest, SERVER_TIME_HEADER, codes,
 };
@@ -29,12 +29,17 @@ use guidedesk_sync::{DeviceId, codec};
 
 use super::admin::{self, AdminRequest};
 use super::backend::HqBackend;
-use super::limits::{self, ApiOptions, RateLimiter};
+use super::limits::{self, ApiOptions, Caller, ConnectionCap, RateLimiter};
 use super::reports_api::{self, OutboxReports};
-use super::store::{AuthDevice, AuthRefusal, EnrollRefusal, HqError};
+use super::store::{AuthDevice, EnrollRefusal, HqError};
 
-/// Largest request body accepted (a push batch of a few thousand ops fits easily).
+/// Largest push body (a push batch of a few thousand ops fits easily), and the admin endpoint's limit (reference
+/// data imports).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Largest pull body (a device id, a stream name, a cursor and a page size).
+pub const MAX_PULL_BODY_BYTES: usize = 4 * 1024;
+/// Largest enrolment body (a code and a device id).
+pub const MAX_ENROLL_BODY_BYTES: usize = 4 * 1024;
 
 /// HQ's wall clock in ms since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -90,18 +95,29 @@ impl ApiError {
     }
 }
 
+/// A storage failure is logged at HQ with its text and answered with a generic 503: database and file-system
+/// messages never reach a client.
 impl From<HqError> for ApiError {
     fn from(e: HqError) -> Self {
         match e {
             HqError::Refused(m) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, m),
-            other => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: codes::UNAVAILABLE,
-                message: other.to_string(),
-                retry_after: Some(1),
-            },
+            other => {
+                eprintln!("guidedesk-hq: storage error: {other}");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: codes::UNAVAILABLE,
+                    message: "HQ's storage is unavailable; try again later".to_string(),
+                    retry_after: Some(1),
+                }
+            }
         }
     }
+}
+
+/// An internal failure: logged at HQ with `detail`, answered 500 with a generic message.
+pub(crate) fn internal(detail: &dyn std::fmt::Display) -> ApiError {
+    eprintln!("guidedesk-hq: internal error: {detail}");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "internal error")
 }
 
 impl IntoResponse for ApiError {
@@ -117,36 +133,73 @@ impl IntoResponse for ApiError {
 }
 
 fn codec_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
-    let bytes = codec::encode(value)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, e.to_string()))?;
+    let bytes = codec::encode(value).map_err(|e| internal(&e))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response())
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, format!("worker failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        let detail = match e.try_into_panic() {
+            Ok(p) => p
+                .downcast_ref::<&str>()
+                .map(ToString::to_string)
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a handler panicked".to_string()),
+            Err(e) => e.to_string(),
+        };
+        internal(&format_args!("request worker failed: {detail}"))
+    })?
+}
+
+/// Reads a request body of at most `limit` bytes (413 naming the limit beyond it). Called only after the caller's
+/// credential was verified ([`limits::guard`]) and, for pushes, a push slot was taken.
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::PAYLOAD_TOO_LARGE,
+            format!("request body: larger than this endpoint's limit of {limit} bytes"),
+        )
+    };
+    if let Some(v) = headers.get(header::CONTENT_LENGTH) {
+        let declared = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| ApiError::bad_request("header \"content-length\": not a number of bytes"))?;
+        if declared > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::bad_request("request body: the connection ended before the whole body arrived")),
+    }
+}
+
+/// The verified device behind a request, or 401 (see [`limits::guard`], which refused a bad credential already).
+fn device_caller(caller: Option<Extension<Caller>>) -> Result<AuthDevice, ApiError> {
+    match caller.map(|Extension(c)| c) {
+        Some(Caller::Device(d)) => Ok(d),
+        Some(Caller::Refused(r)) => Err(r.error()),
+        Some(Caller::Anonymous) | None => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "no device credential was sent"))
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::UNAUTHORIZED,
+            "this endpoint takes a device credential, not a reporting or admin token",
+        )),
+    }
 }
 
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-}
-
-fn authenticate(store: &HqBackend, headers: &HeaderMap) -> Result<AuthDevice, ApiError> {
-    let Some(token) = bearer(headers) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "no device credential was sent"));
-    };
-    match store.authenticate(&token)? {
-        Ok(d) => Ok(d),
-        Err(AuthRefusal::Revoked) => {
-            Err(ApiError::new(StatusCode::FORBIDDEN, codes::DEVICE_REVOKED, AuthRefusal::Revoked.to_string()))
-        }
-        Err(r) => Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, r.to_string())),
-    }
 }
 
 fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
@@ -165,12 +218,18 @@ fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/v1/push", tag = "sync", security(("device_credential" = [])),
     request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PushRequest"),
     responses((status = 200, description = "codec-encoded PushResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
-async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn push(
+    State(state): State<HqState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let auth = device_caller(caller)?;
     let _slot = state.push_slots.clone().acquire_owned().await.map_err(|_| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::INTERNAL, "HQ is shutting down").retry_after(1)
     })?;
+    let body = read_body(&headers, body, MAX_BODY_BYTES).await?;
     blocking(move || {
-        let auth = authenticate(&state.store, &headers)?;
         let req: PushRequest =
             codec::decode(&body).map_err(|e| ApiError::bad_request(format!("push body cannot be decoded: {e}")))?;
         same_device(&auth, req.device)?;
@@ -178,7 +237,7 @@ async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
         let resp = apply_push(&*state.store, req.device, &req.ops, now_ms(), req.sent_at_ms).map_err(|e| match e {
             ApplyError::BadBatch(b) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_BATCH, b.to_string()),
             ApplyError::Storage(s) => ApiError::from(s),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, other.to_string()),
+            other => internal(&other),
         })?;
         codec_response(&resp)
     })
@@ -189,9 +248,15 @@ async fn push(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
 #[utoipa::path(post, path = "/v1/pull", tag = "sync", security(("device_credential" = [])),
     request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PullRequest"),
     responses((status = 200, description = "codec-encoded PullResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
-async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn pull(
+    State(state): State<HqState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let auth = device_caller(caller)?;
+    let body = read_body(&headers, body, MAX_PULL_BODY_BYTES).await?;
     blocking(move || {
-        let auth = authenticate(&state.store, &headers)?;
         let req: PullRequest =
             codec::decode(&body).map_err(|e| ApiError::bad_request(format!("pull body cannot be decoded: {e}")))?;
         same_device(&auth, req.device)?;
@@ -206,12 +271,18 @@ async fn pull(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> 
 #[utoipa::path(post, path = "/v1/enroll", tag = "sync",
     request_body(content = super::openapi::EnrollJson, content_type = "application/json"),
     responses((status = 200, description = "enrolled", body = super::openapi::EnrolledJson), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
-async fn enroll(State(state): State<HqState>, body: Bytes) -> Result<Response, ApiError> {
+async fn enroll(State(state): State<HqState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(&headers, body, MAX_ENROLL_BODY_BYTES).await?;
     blocking(move || {
         let req: EnrollRequest = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("enrolment body is not valid JSON: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("request body: not a valid enrolment request: {e}")))?;
         let device = uuid::Uuid::parse_str(req.device.trim())
-            .map_err(|e| ApiError::bad_request(format!("device {:?} is not a UUID: {e}", req.device)))?;
+            .ok()
+            .filter(|u| !u.is_nil())
+            .ok_or_else(|| ApiError::bad_request("body field \"device\": not a device id (a UUID)"))?;
+        if req.code.len() > 64 || req.code.chars().any(char::is_control) {
+            return Err(ApiError::bad_request("body field \"code\": not an enrolment code"));
+        }
         let now = now_ms();
         match state.store.enroll(&req.code, DeviceId(device.as_u128()), now)? {
             Ok(e) => {
@@ -222,14 +293,14 @@ async fn enroll(State(state): State<HqState>, body: Bytes) -> Result<Response, A
                     desk: e.desk,
                     server_time_ms: now,
                 };
-                let json = serde_json::to_vec(&resp)
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, e.to_string()))?;
+                let json = serde_json::to_vec(&resp).map_err(|e| internal(&e))?;
                 Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
             }
             Err(r) => {
                 let code = match r {
                     EnrollRefusal::Used => codes::CODE_USED,
                     EnrollRefusal::Expired => codes::CODE_EXPIRED,
+                    EnrollRefusal::Revoked => codes::DEVICE_REVOKED,
                     _ => codes::CODE_INVALID,
                 };
                 Err(ApiError::new(StatusCode::FORBIDDEN, code, r.to_string()))
@@ -239,11 +310,17 @@ async fn enroll(State(state): State<HqState>, body: Bytes) -> Result<Response, A
     .await
 }
 
-async fn admin_handler(State(state): State<HqState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn admin_handler(
+    State(state): State<HqState>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !matches!(caller, Some(Extension(Caller::Admin))) {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "wrong admin token"));
+    }
+    let body = read_body(&headers, body, MAX_BODY_BYTES).await?;
     blocking(move || {
-        if bearer(&headers).as_deref() != Some(state.admin_token.as_str()) {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "wrong admin token"));
-        }
         let req: AdminRequest = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("admin request is not valid: {e}")))?;
         let value = admin::execute(&state.store, &req, state.changelog_keep)?;
@@ -320,7 +397,7 @@ pub fn router(state: HqState) -> Router {
         .route(super::openapi::OPENAPI_PATH, get(move || std::future::ready(openapi_json(&doc))))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(stamp_time))
         .with_state(state)
@@ -333,7 +410,7 @@ pub fn admin_router(state: HqState) -> Router {
         .route("/admin", post(admin_handler))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(stamp_time))
         .with_state(state)
@@ -522,19 +599,33 @@ pub fn start_with(
     let https = tls.is_some();
     let shared = Arc::clone(&state.store);
     let (h, ah) = (handle.clone(), admin_handle.clone());
+    let (cap, header_timeout) = (ConnectionCap::new(state.api.max_connections), state.api.header_timeout);
     let thread = std::thread::Builder::new().name("hq-server".into()).spawn(move || {
         runtime.block_on(async move {
-            let app = router(state.clone()).into_make_service();
+            let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
             if let Some(l) = admin_listener {
-                let admin = admin_router(state.clone()).into_make_service();
-                let server = axum_server::from_tcp(l)?.handle(ah);
+                let admin = admin_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+                let mut server = axum_server::from_tcp(l)?
+                    .handle(ah)
+                    .acceptor(ConnectionCap::new(64))
+                    .first_request_timeout(header_timeout);
+                server.http_builder().http1().header_read_timeout(header_timeout);
                 tokio::spawn(async move {
                     let _ = server.serve(admin).await;
                 });
             }
-            match tls {
-                Some(cfg) => axum_server::from_tcp_rustls(listener, cfg)?.handle(h).serve(app).await?,
-                None => axum_server::from_tcp(listener)?.handle(h).serve(app).await?,
+            if let Some(cfg) = tls {
+                let acceptor =
+                    axum_server::tls_rustls::RustlsAcceptor::new(cfg).handshake_timeout(header_timeout).acceptor(cap);
+                let mut server =
+                    axum_server::from_tcp(listener)?.handle(h).acceptor(acceptor).first_request_timeout(header_timeout);
+                server.http_builder().http1().header_read_timeout(header_timeout);
+                server.serve(app).await?;
+            } else {
+                let mut server =
+                    axum_server::from_tcp(listener)?.handle(h).acceptor(cap).first_request_timeout(header_timeout);
+                server.http_builder().http1().header_read_timeout(header_timeout);
+                server.serve(app).await?;
             }
             // Let blocking store work finish before the store is dropped.
             drop(state);

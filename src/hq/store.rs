@@ -19,6 +19,7 @@
 //! server's loopback admin endpoint (see `hq::admin`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use guidedesk_sync::protocol::Change;
 use guidedesk_sync::server::{ChangeSource, HqStorage, HqTx, OpContext, Verdict};
@@ -30,6 +31,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::admit::{Screen, ScreenCache};
 use crate::model::{AnyRecord, RecordKind, ReferenceData};
 use crate::store::decode_op_payload;
 
@@ -137,6 +139,49 @@ pub struct CodeRow {
     pub expires_ms: u64,
     /// The device that used it.
     pub used_by: Option<u128>,
+    /// When it was first used (ms).
+    pub used_ms: Option<u64>,
+    /// The only device it may enrol, when it was issued for one (`enroll-code --device`).
+    pub for_device: Option<u128>,
+}
+
+/// A code row as written before first use and device binding were recorded.
+#[derive(Deserialize)]
+struct CodeRowV1 {
+    site: String,
+    desk: String,
+    created_ms: u64,
+    expires_ms: u64,
+    used_by: Option<u128>,
+}
+
+impl CodeRow {
+    /// Decodes a code row of either layout (an old row has no first-use time, so it gets no retry window).
+    pub fn decode(bytes: &[u8]) -> Result<CodeRow, codec::CodecError> {
+        codec::decode::<CodeRow>(bytes).or_else(|e| {
+            codec::decode::<CodeRowV1>(bytes)
+                .map(|o| CodeRow {
+                    site: o.site,
+                    desk: o.desk,
+                    created_ms: o.created_ms,
+                    expires_ms: o.expires_ms,
+                    used_by: o.used_by,
+                    used_ms: None,
+                    for_device: None,
+                })
+                .map_err(|_| e)
+        })
+    }
+
+    fn state(&self) -> super::enrol::CodeState<'_> {
+        super::enrol::CodeState {
+            site: &self.site,
+            expires_ms: self.expires_ms,
+            used_by: self.used_by,
+            used_ms: self.used_ms,
+            for_device: self.for_device,
+        }
+    }
 }
 
 /// A record as HQ keeps it.
@@ -172,15 +217,17 @@ impl StoredRecord {
         }
     }
 
-    /// Merges an op's copy of the record into this one and notes when and how it arrived; false (nothing changed)
-    /// when the op carries a record of another kind.
-    pub fn merge(&mut self, incoming: &AnyRecord, ctx: &OpContext) -> bool {
+    /// Merges an op's copy of the record, sent by a device of `site`, into this one and notes when and how it
+    /// arrived. Refused, with the reason and nothing changed, when the device is of another site than the
+    /// record's ([`super::admit::owner`]) or the op carries a record of another kind.
+    pub fn merge(&mut self, incoming: &AnyRecord, ctx: &OpContext, site: &str) -> Result<(), String> {
+        super::admit::owner(&self.site, site, &self.record)?;
         if !self.record.merge_from(incoming) {
-            return false;
+            return Err(format!("record {} changed kind", self.record.id().0));
         }
         self.updated_ms = ctx.received_ms;
         self.clock_flagged |= ctx.clamped;
-        true
+        Ok(())
     }
 
     /// The record's business time corrected by the sending device's clock skew, when the skew exceeded the
@@ -263,12 +310,27 @@ pub enum EnrollRefusal {
     /// Unknown code.
     #[error("the enrolment code is not known to HQ")]
     Invalid,
-    /// Used by another device.
-    #[error("the enrolment code was already used by another device")]
+    /// Used already (by another device, or by this one longer ago than the retry window).
+    #[error("the enrolment code was already used; ask HQ for a new one")]
     Used,
     /// Expired.
     #[error("the enrolment code has expired; ask HQ for a new one")]
     Expired,
+    /// Issued for another device id.
+    #[error("the enrolment code was issued for another device")]
+    ForAnotherDevice,
+    /// The device is enrolled already and the code was not issued for it.
+    #[error(
+        "this device is enrolled already; to give it a new credential, HQ issues a code for it \
+         (guidedesk-hq enroll-code --device ID)"
+    )]
+    AlreadyEnrolled,
+    /// The device is revoked.
+    #[error("this device was revoked at HQ; enrolment does not lift that (guidedesk-hq reinstate --device ID)")]
+    Revoked,
+    /// The code is for another site than the device's.
+    #[error("the enrolment code is for another site than this device's; a device never moves between sites")]
+    OtherSite,
 }
 
 /// Why a credential was refused.
@@ -300,6 +362,7 @@ pub type OpRef = (DeviceId, u64);
 pub struct HqStore {
     db: Database,
     path: PathBuf,
+    screens: ScreenCache,
 }
 
 pub(crate) fn sha(bytes: &[u8]) -> [u8; 32] {
@@ -307,6 +370,22 @@ pub(crate) fn sha(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Normalises a typed enrolment code: upper case, no separators or spaces.
+/// Site and desk codes as enrolment codes carry them: trimmed, 1–64 characters, none a control character.
+pub fn check_site_desk<'a>(site: &'a str, desk: &'a str) -> Result<(&'a str, &'a str), HqError> {
+    let (site, desk) = (site.trim(), desk.trim());
+    for (name, value) in [("site", site), ("desk", desk)] {
+        if !is_code(value) {
+            return Err(HqError::Refused(format!("{name} must be 1 to 64 characters without control characters")));
+        }
+    }
+    Ok((site, desk))
+}
+
+/// Whether `s` is a plausible site or desk code (see [`check_site_desk`]).
+pub fn is_code(s: &str) -> bool {
+    (1..=64).contains(&s.chars().count()) && !s.chars().any(char::is_control)
+}
+
 pub fn normalize_code(code: &str) -> String {
     code.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
 }
@@ -345,8 +424,13 @@ fn read_u64(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> R
 impl HqStore {
     /// Opens (or creates) the HQ store in `dir`.
     pub fn open(dir: &Path) -> Result<HqStore, HqError> {
-        std::fs::create_dir_all(dir).map_err(|source| HqError::DataDir { path: dir.to_path_buf(), source })?;
+        // Owner-only: hq.redb holds every kiosk's records in clear (names, phones, complaints). The directory is
+        // created 0700 and the file 0600; ones left looser by an older version are tightened.
+        crate::store::crypto::prepare_private_dir(dir)
+            .map_err(|source| HqError::DataDir { path: dir.to_path_buf(), source })?;
         let path = dir.join(FILE_NAME);
+        crate::store::crypto::prepare_private_file(&path)
+            .map_err(|source| HqError::DataDir { path: dir.to_path_buf(), source })?;
         let db = match Database::builder().create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(HqError::Locked(path)),
@@ -377,7 +461,7 @@ impl HqStore {
             tx.open_table(CHANGES)?;
         }
         tx.commit()?;
-        Ok(HqStore { db, path })
+        Ok(HqStore { db, path, screens: ScreenCache::default() })
     }
 
     /// The store file.
@@ -391,10 +475,20 @@ impl HqStore {
 
     /// Makes a one-time enrolment code for a desk, valid for `ttl_ms`.
     pub fn create_code(&self, site: &str, desk: &str, now_ms: u64, ttl_ms: u64) -> Result<String, HqError> {
-        let (site, desk) = (site.trim(), desk.trim());
-        if site.is_empty() || desk.is_empty() {
-            return Err(HqError::Refused("site and desk must not be empty".into()));
-        }
+        self.create_code_for(site, desk, None, now_ms, ttl_ms)
+    }
+
+    /// [`HqStore::create_code`]; with `for_device`, only that device may use it (a new credential for an enrolled
+    /// device, e.g. a kiosk whose disk was replaced).
+    pub fn create_code_for(
+        &self,
+        site: &str,
+        desk: &str,
+        for_device: Option<DeviceId>,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<String, HqError> {
+        let (site, desk) = check_site_desk(site, desk)?;
         let code = new_code()?;
         let row = CodeRow {
             site: site.to_string(),
@@ -402,6 +496,8 @@ impl HqStore {
             created_ms: now_ms,
             expires_ms: now_ms.saturating_add(ttl_ms),
             used_by: None,
+            used_ms: None,
+            for_device: for_device.map(|d| d.0),
         };
         let tx = self.db.begin_write()?;
         tx.open_table(CODES)?
@@ -410,8 +506,7 @@ impl HqStore {
         Ok(code)
     }
 
-    /// Trades a code for a credential. The same device may use its code again (its first answer was lost): it gets
-    /// a fresh credential and the old one stops working. A device enrolled before (then revoked, say) keeps its
+    /// Trades a code for a credential under the rules of [`super::enrol`]. A device enrolled before keeps its
     /// cursor, so nothing it sent is taken twice.
     pub fn enroll(
         &self,
@@ -423,29 +518,27 @@ impl HqStore {
         let tx = self.db.begin_write()?;
         let enrolled = {
             let mut codes = tx.open_table(CODES)?;
-            let Some(mut row) = codes.get(key.as_slice())?.map(|g| codec::decode::<CodeRow>(g.value())).transpose()?
-            else {
+            let Some(mut row) = codes.get(key.as_slice())?.map(|g| CodeRow::decode(g.value())).transpose()? else {
                 return Ok(Err(EnrollRefusal::Invalid));
             };
-            match row.used_by {
-                Some(d) if d != device.0 => return Ok(Err(EnrollRefusal::Used)),
-                None if now_ms > row.expires_ms => return Ok(Err(EnrollRefusal::Expired)),
-                _ => {}
+            let mut devices = tx.open_table(DEVICES)?;
+            let old = devices.get(device.0)?.map(|g| codec::decode::<DeviceRow>(g.value())).transpose()?;
+            let state =
+                old.as_ref().map(|d| super::enrol::DeviceState { site: &d.site, revoked: d.revoked_ms.is_some() });
+            if let Err(refusal) = super::enrol::check(&row.state(), state.as_ref(), device.0, now_ms) {
+                return Ok(Err(refusal));
             }
             row.used_by = Some(device.0);
+            row.used_ms.get_or_insert(now_ms);
             codes.insert(key.as_slice(), codec::encode(&row)?.as_slice())?;
             let token = new_token()?;
             let token_hash = sha(token.as_bytes());
-            let mut devices = tx.open_table(DEVICES)?;
             let mut tokens = tx.open_table(TOKENS)?;
-            let old = devices.get(device.0)?.map(|g| codec::decode::<DeviceRow>(g.value())).transpose()?;
             let dev = match old {
                 Some(mut d) => {
                     tokens.remove(d.token_hash.as_slice())?;
-                    d.site.clone_from(&row.site);
                     d.desk.clone_from(&row.desk);
                     d.token_hash = token_hash;
-                    d.revoked_ms = None;
                     d
                 }
                 None => DeviceRow {
@@ -522,6 +615,25 @@ impl HqStore {
         Ok(found)
     }
 
+    /// Lifts a device's revocation: its credential works again. Returns whether the device exists.
+    pub fn reinstate(&self, device: DeviceId) -> Result<bool, HqError> {
+        let tx = self.db.begin_write()?;
+        let found = {
+            let mut devices = tx.open_table(DEVICES)?;
+            let row = devices.get(device.0)?.map(|g| codec::decode::<DeviceRow>(g.value())).transpose()?;
+            match row {
+                Some(mut r) => {
+                    r.revoked_ms = None;
+                    devices.insert(device.0, codec::encode(&r)?.as_slice())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        tx.commit()?;
+        Ok(found)
+    }
+
     /// A record.
     pub fn record(&self, kind: RecordKind, id: u128) -> Result<Option<StoredRecord>, HqError> {
         let tx = self.read()?;
@@ -584,6 +696,64 @@ impl HqStore {
         Ok(out)
     }
 
+    /// Applies a quarantined op without the time and code checks (an admin looked at it), removes it from
+    /// quarantine and marks its receipt applied. Refused, with nothing changed, when the op still cannot be applied
+    /// (undecodable, another site's record, another kind). `Ok(None)`: no such op in quarantine.
+    pub fn quarantine_release(
+        &self,
+        device: DeviceId,
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<Option<Result<(), String>>, HqError> {
+        let tx = self.db.begin_write()?;
+        let verdict = {
+            let Some(row) = tx
+                .open_table(QUARANTINE)?
+                .get((device.0, seq))?
+                .map(|g| codec::decode::<QuarantineRow>(g.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let dev = tx
+                .open_table(DEVICES)?
+                .get(device.0)?
+                .map(|g| codec::decode::<DeviceRow>(g.value()))
+                .transpose()?
+                .ok_or_else(|| {
+                    HqError::Refused(format!("device {} is not enrolled", uuid::Uuid::from_u128(device.0)))
+                })?;
+            let ctx =
+                OpContext { device, received_ms: now_ms, stamp: row.op.stamp, clamped: false, skew_ms: dev.skew_ms };
+            let mut t = BatchTables {
+                screen: None,
+                records: tx.open_table(RECORDS)?,
+                idx_time: tx.open_table(IDX_TIME)?,
+                idx_site: tx.open_table(IDX_SITE)?,
+                idx_device: tx.open_table(IDX_DEVICE)?,
+                receipts: tx.open_table(RECEIPTS)?,
+            };
+            t.apply(&dev.site, &row.op, &ctx)?
+        };
+        match verdict {
+            Verdict::Applied => {
+                tx.open_table(QUARANTINE)?.remove((device.0, seq))?;
+                tx.commit()?;
+                Ok(Some(Ok(())))
+            }
+            Verdict::Invalid(reason) => Ok(Some(Err(reason))),
+        }
+    }
+
+    /// Removes an op from quarantine for good: its receipt stays, so the device's queue never sends it again.
+    /// Whether it was there.
+    pub fn quarantine_drop(&self, device: DeviceId, seq: u64) -> Result<bool, HqError> {
+        let tx = self.db.begin_write()?;
+        let found = tx.open_table(QUARANTINE)?.remove((device.0, seq))?.is_some();
+        tx.commit()?;
+        Ok(found)
+    }
+
     /// Counts.
     pub fn stats(&self) -> Result<HqStats, HqError> {
         let tx = self.read()?;
@@ -616,6 +786,7 @@ impl HqStore {
         let seq = append_change(&tx, &row)?;
         compact_changes(&tx, keep)?;
         tx.commit()?;
+        self.screens.clear();
         Ok(seq)
     }
 
@@ -746,7 +917,7 @@ impl ChangeSource for ScopedChanges {
 pub struct HqBatch<'a> {
     tx: WriteTransaction,
     site: Option<String>,
-    _store: std::marker::PhantomData<&'a HqStore>,
+    store: &'a HqStore,
 }
 
 impl std::fmt::Debug for HqBatch<'_> {
@@ -760,7 +931,7 @@ impl HqStorage for HqStore {
     type Tx<'a> = HqBatch<'a>;
 
     fn begin(&self) -> Result<HqBatch<'_>, HqError> {
-        Ok(HqBatch { tx: self.db.begin_write()?, site: None, _store: std::marker::PhantomData })
+        Ok(HqBatch { tx: self.db.begin_write()?, site: None, store: self })
     }
 }
 
@@ -797,6 +968,8 @@ impl HqBatch<'_> {
 
 /// The tables a push batch writes, open for the whole batch.
 struct BatchTables<'t> {
+    /// The time and code checks; `None` when an admin releases a quarantined op.
+    screen: Option<Arc<Screen>>,
     records: redb::Table<'t, (u16, u128), &'static [u8]>,
     idx_time: redb::Table<'t, (u16, i64, u128), ()>,
     idx_site: redb::Table<'t, (&'static str, u16, i64, u128), ()>,
@@ -812,13 +985,18 @@ impl BatchTables<'_> {
             Ok(r) => r,
             Err(e) => return Ok(Verdict::Invalid(e.to_string())),
         };
+        if let Some(screen) = &self.screen
+            && let Err(reason) = super::admit::screen(&incoming, ctx, screen)
+        {
+            return Ok(Verdict::Invalid(reason));
+        }
         let kind = op.key.kind;
         let id = op.key.id;
         let old = self.records.get((kind, id))?.map(|g| codec::decode::<StoredRecord>(g.value())).transpose()?;
         let stored = if let Some(mut s) = old {
             let before = s.record.occurred_at().0;
-            if !s.merge(&incoming, ctx) {
-                return Ok(Verdict::Invalid(format!("record {id:x} changed kind")));
+            if let Err(reason) = s.merge(&incoming, ctx, site) {
+                return Ok(Verdict::Invalid(reason));
             }
             let after = s.record.occurred_at().0;
             if before != after {
@@ -838,7 +1016,10 @@ impl BatchTables<'_> {
         };
         self.records.insert((kind, id), codec::encode(&stored)?.as_slice())?;
         let r = Receipt { kind, id, received_ms: ctx.received_ms, quarantined: false, clamped: ctx.clamped };
-        if self.receipts.insert((ctx.device.0, op.seq), codec::encode(&r)?.as_slice())?.is_some() {
+        // A release (no screen) replaces the op's quarantine receipt; a push never meets an existing receipt.
+        if self.receipts.insert((ctx.device.0, op.seq), codec::encode(&r)?.as_slice())?.is_some()
+            && self.screen.is_some()
+        {
             // apply_push only hands over ops above the cursor, so this would be a bug: refuse the batch.
             return Err(HqError::Refused(format!("op {} of device {:x} was received twice", op.seq, ctx.device.0)));
         }
@@ -861,7 +1042,10 @@ impl HqTx for HqBatch<'_> {
     fn apply_all(&mut self, ops: &[(&Op, OpContext)]) -> Result<Vec<Verdict>, HqError> {
         let Some((_, first)) = ops.first() else { return Ok(Vec::new()) };
         let site = self.site_of(first.device)?;
+        let screen =
+            self.store.screens.get(&site, || Ok::<_, HqError>(self.store.reference_for(&site)?.map(|(_, r)| r)))?;
         let mut t = BatchTables {
+            screen: Some(screen),
             records: self.tx.open_table(RECORDS)?,
             idx_time: self.tx.open_table(IDX_TIME)?,
             idx_site: self.tx.open_table(IDX_SITE)?,
@@ -910,7 +1094,7 @@ mod tests {
     #[test]
     fn enrolment_codes_are_one_time_expire_and_survive_a_lost_answer() {
         let (_dir, hq) = fresh();
-        let code = hq.create_code("main", "d1", NOW, 1000).unwrap();
+        let code = hq.create_code("main", "d1", NOW, 10_000).unwrap();
         assert_eq!(code.len(), 14, "{code}");
         assert_eq!(hq.enroll("NOPE-NOPE-NOPE", DeviceId(1), NOW).unwrap(), Err(EnrollRefusal::Invalid));
         // Typed in lower case without dashes, it still works.
@@ -930,7 +1114,7 @@ mod tests {
     }
 
     #[test]
-    fn revocation_refuses_the_credential_and_re_enrolment_keeps_the_cursor() {
+    fn revocation_holds_until_reinstated_and_a_device_code_keeps_the_cursor() {
         let (_dir, hq) = fresh();
         let code = hq.create_code("east", "d1", NOW, 1000).unwrap();
         let e = hq.enroll(&code, DeviceId(9), NOW).unwrap().unwrap();
@@ -942,10 +1126,25 @@ mod tests {
         assert!(hq.revoke(DeviceId(9), NOW).unwrap());
         assert!(!hq.revoke(DeviceId(10), NOW).unwrap());
         assert_eq!(hq.authenticate(&e.token).unwrap(), Err(AuthRefusal::Revoked));
-        let code = hq.create_code("east", "d1", NOW, 1000).unwrap();
-        let e2 = hq.enroll(&code, DeviceId(9), NOW).unwrap().unwrap();
-        assert_eq!(hq.authenticate(&e2.token).unwrap().unwrap().site, "east");
+        // Neither the old code (replayed) nor a new one lifts the revocation.
+        assert_eq!(hq.enroll(&code, DeviceId(9), NOW + 1).unwrap(), Err(EnrollRefusal::Revoked));
+        let fresh_code = hq.create_code("east", "d1", NOW, 1000).unwrap();
+        assert_eq!(hq.enroll(&fresh_code, DeviceId(9), NOW).unwrap(), Err(EnrollRefusal::Revoked));
+        assert!(hq.device(DeviceId(9)).unwrap().unwrap().revoked_ms.is_some());
+        assert!(hq.reinstate(DeviceId(9)).unwrap());
+        assert!(!hq.reinstate(DeviceId(10)).unwrap());
+        assert_eq!(hq.authenticate(&e.token).unwrap().unwrap().device, DeviceId(9));
+        // An enrolled device takes only a code issued for it; that one gives a new credential and keeps the cursor.
+        assert_eq!(hq.enroll(&fresh_code, DeviceId(9), NOW).unwrap(), Err(EnrollRefusal::AlreadyEnrolled));
+        let for_9 = hq.create_code_for("east", "d2", Some(DeviceId(9)), NOW, 1000).unwrap();
+        assert_eq!(hq.enroll(&for_9, DeviceId(10), NOW).unwrap(), Err(EnrollRefusal::ForAnotherDevice));
+        let e2 = hq.enroll(&for_9, DeviceId(9), NOW).unwrap().unwrap();
+        assert_eq!((e2.site.as_str(), e2.desk.as_str()), ("east", "d2"));
+        assert_eq!(hq.authenticate(&e.token).unwrap(), Err(AuthRefusal::Unknown));
         assert_eq!(hq.device(DeviceId(9)).unwrap().unwrap().last_seq, 42);
+        // A code for another site never moves a device.
+        let west = hq.create_code_for("west", "d1", Some(DeviceId(9)), NOW, 1000).unwrap();
+        assert_eq!(hq.enroll(&west, DeviceId(9), NOW).unwrap(), Err(EnrollRefusal::OtherSite));
     }
 
     #[test]

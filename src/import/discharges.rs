@@ -431,7 +431,18 @@ fn earliest() -> NaiveDate {
 }
 
 /// A checked text value (`None` when empty and not required, or when bad).
+///
+/// Text that a spreadsheet could read as a formula is refused with the rule every CSV export uses
+/// ([`crate::csv_safe::looks_like_formula`]): after trimming, a first character `=`, `+`, `-`, `@` (a leading tab or
+/// carriage return is trimmed away, and what follows is checked), unless the whole value is a plain number such as
+/// `-3`. It is checked on the free-text columns only (admission number, name, diagnosis): a phone goes through
+/// [`validate::normalize_phone`], which keeps digits only (so `+86 138…` is fine), a department must match the
+/// reference data and a date must parse, so no formula can reach a record through them. An optional cell made only
+/// of hyphens (`-`, `--`, the HIS's "none") is read as empty rather than refused.
 fn plain_text(problems: &mut Vec<String>, f: Field, raw: &str, max: usize, required: bool) -> Option<String> {
+    if !required && !raw.trim().is_empty() && raw.trim().chars().all(|c| c == '-') {
+        return None;
+    }
     let mut e = validate::ValidationErrors::default();
     let t = validate::text(&mut e, f.label(), raw, max, required);
     if let Some(err) = e.0.first() {
@@ -441,7 +452,7 @@ fn plain_text(problems: &mut Vec<String>, f: Field, raw: &str, max: usize, requi
         });
         return None;
     }
-    if t.starts_with(['=', '@']) {
+    if crate::csv_safe::looks_like_formula(&t) {
         problems.push(format!("{} {:?} looks like a spreadsheet formula, not a value", f.label(), shorten(&t, 30)));
         return None;
     }

@@ -59,12 +59,30 @@ impl Moment {
         Moment(dt.timestamp_millis())
     }
 
-    /// The instant as a `chrono` UTC time (saturating at chrono's range).
-    pub fn to_datetime(self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    /// The earliest instant the `chrono` conversions return: 0000-01-02T00:00:00Z. See [`Moment::to_datetime`].
+    pub const DATETIME_MIN: Moment = Moment(-62_167_132_800_000);
+
+    /// The latest instant the `chrono` conversions return: 9999-12-30T23:59:59.999Z. See [`Moment::to_datetime`].
+    pub const DATETIME_MAX: Moment = Moment(253_402_214_399_999);
+
+    /// Whether the instant is inside [`Moment::DATETIME_MIN`]..=[`Moment::DATETIME_MAX`], where the `chrono`
+    /// conversions are exact.
+    pub fn in_datetime_range(self) -> bool {
+        (Self::DATETIME_MIN.0..=Self::DATETIME_MAX.0).contains(&self.0)
     }
 
-    /// The local wall-clock time at the given UTC offset.
+    /// The instant as a `chrono` UTC time, clamped to [`Moment::DATETIME_MIN`]..=[`Moment::DATETIME_MAX`].
+    ///
+    /// Total: a stored time can hold any `i64` (a damaged or hostile record), and no conversion from it may panic.
+    /// The clamp range stays more than a day inside chrono's own limits, so shifting the result by any
+    /// [`FixedOffset`] (less than a day) cannot overflow, and every local time of it has a four-digit year.
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        let ms = self.0.clamp(Self::DATETIME_MIN.0, Self::DATETIME_MAX.0);
+        // Always `Some` inside the clamp range; the fallback only keeps this function free of panics.
+        DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// The local wall-clock time at the given UTC offset (of the clamped instant, see [`Moment::to_datetime`]).
     pub fn local(self, offset: FixedOffset) -> DateTime<FixedOffset> {
         self.to_datetime().with_timezone(&offset)
     }
@@ -93,7 +111,8 @@ impl Moment {
         Moment(self.0.saturating_add(ms))
     }
 
-    /// RFC 3339 text in UTC with millisecond precision.
+    /// RFC 3339 text in UTC with millisecond precision (of the clamped instant, see [`Moment::to_datetime`], so the
+    /// text always has a four-digit year and parses back).
     pub fn to_rfc3339(self) -> String {
         self.to_datetime().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
@@ -264,6 +283,39 @@ mod tests {
         let bin = guidedesk_sync::codec::encode(&m).unwrap();
         assert!(bin.len() <= 10);
         assert_eq!(guidedesk_sync::codec::decode::<Moment>(&bin).unwrap(), m);
+    }
+
+    #[test]
+    fn moment_conversions_are_total_for_every_i64() {
+        let offsets = [
+            FixedOffset::east_opt(8 * 3600).unwrap(),
+            FixedOffset::east_opt(14 * 3600).unwrap(),
+            FixedOffset::west_opt(12 * 3600).unwrap(),
+            FixedOffset::east_opt(86_399).unwrap(),
+            FixedOffset::west_opt(86_399).unwrap(),
+        ];
+        let year_9999 = Moment(253_402_214_399_999 - 3_600_000);
+        for m in [Moment(i64::MIN), Moment(i64::MAX), Moment(-1), Moment(0), year_9999, Moment(i64::MAX / 2)] {
+            for off in offsets {
+                let local = m.local(off);
+                let day = m.local_date(off);
+                assert_eq!(local.date_naive(), day);
+                assert!((0..=10_000).contains(&chrono::Datelike::year(&day)), "{m:?} {off}");
+                let _ = local.format("%Y-%m-%d %H:%M").to_string();
+                let _ = Moment::start_of_day(day, off);
+            }
+            let _ = m.to_rfc3339();
+        }
+        // The clamp range is exactly what its documentation says, and conversions inside it are exact.
+        assert_eq!(Moment::DATETIME_MIN.to_rfc3339(), "0000-01-02T00:00:00.000Z");
+        assert_eq!(Moment::DATETIME_MAX.to_rfc3339(), "9999-12-30T23:59:59.999Z");
+        assert_eq!(Moment(i64::MAX).to_datetime(), Moment::DATETIME_MAX.to_datetime());
+        assert_eq!(Moment(i64::MIN).to_datetime(), Moment::DATETIME_MIN.to_datetime());
+        assert!(!Moment(i64::MAX).in_datetime_range() && Moment(0).in_datetime_range());
+        assert_eq!(Moment::from_datetime(year_9999.to_datetime()), year_9999);
+        // Start of the day at the far ends of the calendar does not panic either.
+        let _ = Moment::start_of_day(NaiveDate::MAX, offsets[2]);
+        let _ = Moment::start_of_day(NaiveDate::MIN, offsets[1]);
     }
 
     #[test]

@@ -90,6 +90,46 @@ impl AnyRecord {
         }
     }
 
+    /// Every instant at which something on the record happened (receipt, steps, events, closing), each with the
+    /// field it comes from.
+    pub fn event_times(&self) -> Vec<(&'static str, Moment)> {
+        let mut out = vec![("occurred_at", self.occurred_at())];
+        match self {
+            AnyRecord::Arrival(r) => {
+                out.extend(r.steps.iter().map(|e| ("steps.at", e.at)));
+                out.extend(r.changes.iter().map(|e| ("changes.at", e.at)));
+            }
+            AnyRecord::Case(r) => {
+                out.extend(r.closed_at.value.map(|m| ("closed_at", m)));
+                out.extend(r.events.iter().map(|e| ("events.at", e.at)));
+            }
+            AnyRecord::FollowupTask(r) => out.extend(r.closed_at.value.map(|m| ("closed_at", m))),
+            AnyRecord::Consultation(_) | AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) => {}
+        }
+        out
+    }
+
+    /// Every planned calendar day on the record (deadlines, due windows), each with its field.
+    pub fn planned_days(&self) -> Vec<(&'static str, chrono::NaiveDate)> {
+        match self {
+            AnyRecord::Case(r) => vec![("due", r.due.value.0)],
+            AnyRecord::FollowupTask(r) => vec![("due_from", r.due_from), ("due_to", r.due_to)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Department codes the record files itself under (checked against reference data at HQ).
+    pub fn department_codes(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            AnyRecord::Arrival(r) => {
+                let mut out = vec![("department", r.department.value.as_str())];
+                out.extend(r.changes.iter().map(|c| ("changes.to_department", c.to_department.as_str())));
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Merges another copy of the same record into this one. Copies of different kinds or ids are left untouched and
     /// `false` is returned.
     pub fn merge_from(&mut self, other: &AnyRecord) -> bool {

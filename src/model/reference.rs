@@ -245,6 +245,26 @@ pub struct RetentionPolicy {
     pub months: BTreeMap<String, u32>,
 }
 
+/// Staff PIN policy (`pin_policy` in the reference data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinPolicy {
+    /// Fewest digits a new PIN may have, 4–8. The default, 4, keeps existing PINs and older HQ documents valid;
+    /// 6 makes a stolen hash a hundred times costlier to guess. Applies when a PIN is set; PINs already set keep
+    /// working.
+    #[serde(default = "four")]
+    pub min_digits: u32,
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        Self { min_digits: four() }
+    }
+}
+
+fn four() -> u32 {
+    4
+}
+
 /// Hospital targets (percent), shown beside KPIs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Targets {
@@ -283,6 +303,9 @@ pub struct ReferenceData {
     pub retention: RetentionPolicy,
     /// Targets.
     pub targets: Targets,
+    /// Staff PIN policy (absent in older documents: 4 digits).
+    #[serde(default)]
+    pub pin_policy: PinPolicy,
     /// The official holiday calendar (the bundled one when the document has none).
     #[serde(default = "HolidayCalendar::empty")]
     pub calendar: HolidayCalendar,
@@ -356,6 +379,12 @@ impl ReferenceData {
         let p = &self.followup_policy;
         if p.discharge_from_days > p.discharge_to_days {
             return Err(ReferenceError::Inconsistent("follow-up window starts after it ends".into()));
+        }
+        let min = self.pin_policy.min_digits;
+        if !(4..=8).contains(&min) {
+            return Err(ReferenceError::Inconsistent(format!(
+                "pin_policy.min_digits must be between 4 and 8, not {min}"
+            )));
         }
         Ok(())
     }
@@ -434,6 +463,18 @@ mod tests {
         let err = ReferenceData::from_json(&json).unwrap_err().to_string();
         assert!(err.contains("unknown department \"nowhere\""), "{err}");
         assert!(ReferenceData::from_json("{").unwrap_err().to_string().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn pin_policy_defaults_to_four_digits_and_is_checked() {
+        let r = ReferenceData::bundled().unwrap();
+        assert_eq!(r.pin_policy.min_digits, 4, "documents without the field keep 4-digit PINs");
+        let mut json = serde_json::to_value(&r).unwrap();
+        json["pin_policy"] = serde_json::json!({ "min_digits": 6 });
+        assert_eq!(ReferenceData::from_json(&json.to_string()).unwrap().pin_policy.min_digits, 6);
+        json["pin_policy"] = serde_json::json!({ "min_digits": 3 });
+        let e = ReferenceData::from_json(&json.to_string()).unwrap_err().to_string();
+        assert!(e.contains("pin_policy.min_digits"), "{e}");
     }
 
     #[test]

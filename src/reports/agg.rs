@@ -8,6 +8,10 @@
 //! Records are filed by the local day of their business time (arrival time, enquiry time, receipt time, task
 //! creation, call time). Records outside the period are ignored, except cases received in the accountability
 //! look-back ([`ReportParams::accountability_from`]), which feed only the monthly accountability counts.
+//!
+//! A record that belongs to the report but holds an instant outside [`EARLIEST_SANE`]..[`LATEST_SANE`] (a damaged
+//! or hostile record: a case closed in the year 9999, a step at `i64::MIN`) counts nowhere: it is listed in
+//! [`Aggregator::skipped`] by kind and id, so the documents can name it, and the rest of the report stands.
 
 use std::collections::BTreeMap;
 
@@ -18,11 +22,85 @@ use super::{ReportParams, YearMonth};
 use crate::model::{
     AnyRecord, Arrival, ArrivalChannel, CallAttempt, CallOutcome, Case, CaseChannel, CaseEventKind, CaseGrade,
     CaseStatus, Concern, Consultation, ConsultationChannel, Dimension, Feedback, FollowupSource, FollowupStatus,
-    FollowupTask, Moment, Need, Rating, RecordId, VisitStep, VisitType,
+    FollowupTask, Moment, Need, Rating, RecordId, RecordKind, VisitStep, VisitType,
 };
 
 /// At most this many comments and cases are listed in full (the weekly sheet); the rest are counted.
 pub const MAX_LISTED: usize = 500;
+
+/// The earliest instant a report accepts in a record: 2000-01-01T00:00:00Z. GuideDesk did not exist before; an
+/// earlier time is a damaged record or a device clock reset to its epoch.
+pub const EARLIEST_SANE: Moment = Moment(946_684_800_000);
+
+/// The first instant a report no longer accepts in a record: 2200-01-01T00:00:00Z. Far enough for any real
+/// deadline, close enough that every derived day, month and duration stays small.
+pub const LATEST_SANE: Moment = Moment(7_258_118_400_000);
+
+/// A record left out of a report, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRecord {
+    /// Its kind.
+    pub kind: RecordKind,
+    /// Its id.
+    pub id: RecordId,
+    /// Why, in English: the field and its value (`closed_at 9999-12-30T23:59:59.999Z is outside …`).
+    pub reason: String,
+}
+
+/// Records of the period left out because one of their instants is outside [`EARLIEST_SANE`]..[`LATEST_SANE`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SkippedAcc {
+    /// The records, by kind and id, at most [`MAX_LISTED`].
+    pub records: Vec<SkippedRecord>,
+    /// Records beyond the listed ones.
+    pub not_listed: u64,
+}
+
+impl SkippedAcc {
+    fn add(&mut self, rec: &AnyRecord, reason: String) {
+        self.records.push(SkippedRecord { kind: rec.kind(), id: rec.id(), reason });
+        cap_list(&mut self.records, &mut self.not_listed, |r| (r.kind, r.id));
+    }
+
+    /// Adds another accumulator.
+    pub fn merge(&mut self, o: &SkippedAcc) {
+        self.records.extend(o.records.iter().cloned());
+        self.not_listed += o.not_listed;
+        cap_list(&mut self.records, &mut self.not_listed, |r| (r.kind, r.id));
+    }
+
+    /// Every skipped record, listed or not.
+    pub fn count(&self) -> u64 {
+        self.records.len() as u64 + self.not_listed
+    }
+}
+
+/// The first instant of a record outside [`EARLIEST_SANE`]..[`LATEST_SANE`], as a reason to skip it. Every instant
+/// is checked, not only those the report reads today. Calendar dates (due dates, appointments) are only compared,
+/// never converted, so they cannot break a report and are not checked.
+pub fn insane_time(rec: &AnyRecord) -> Option<String> {
+    let bad = |(_, m): &(&'static str, Moment)| *m < EARLIEST_SANE || *m >= LATEST_SANE;
+    let one = |field: &'static str, m: Moment| Some((field, m)).filter(bad);
+    let (field, m) = match rec {
+        AnyRecord::Arrival(a) => std::iter::once(("arrived_at", a.arrived_at))
+            .chain(a.steps.iter().map(|e| ("steps.at", e.at)))
+            .chain(a.changes.iter().map(|e| ("changes.at", e.at)))
+            .find(bad),
+        AnyRecord::Consultation(c) => one("at", c.at),
+        AnyRecord::Feedback(f) => one("at", f.at),
+        AnyRecord::Case(c) => std::iter::once(("received_at", c.received_at))
+            .chain(c.closed_at.value.map(|m| ("closed_at", m)))
+            .chain(c.events.iter().map(|e| ("events.at", e.at)))
+            .find(bad),
+        AnyRecord::FollowupTask(t) => {
+            std::iter::once(("created_at", t.created_at)).chain(t.closed_at.value.map(|m| ("closed_at", m))).find(bad)
+        }
+        AnyRecord::CallAttempt(c) => one("at", c.at),
+        AnyRecord::Audit(a) => one("at", a.at),
+    }?;
+    let value = if m.in_datetime_range() { m.to_rfc3339() } else { format!("{} ms", m.0) };
+    Some(format!("{field} {value} is outside the accepted range 2000-01-01 to 2200-01-01 (UTC)"))
+}
 
 /// The whole aggregation state of one period.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +121,8 @@ pub struct Aggregator {
     pub followups: FollowupAcc,
     /// Call attempts made in the period.
     pub calls: CallAcc,
+    /// Records of the period left out for an instant outside the accepted range.
+    pub skipped: SkippedAcc,
 }
 
 impl Aggregator {
@@ -57,20 +137,35 @@ impl Aggregator {
             accountability: AccountabilityAcc::default(),
             followups: FollowupAcc::default(),
             calls: CallAcc::default(),
+            skipped: SkippedAcc::default(),
         }
     }
 
-    /// Folds one record in. Records outside the period (and cases outside the look-back) are ignored.
+    /// Folds one record in. Records outside the period (and cases outside the look-back) are ignored; a record of
+    /// the period with an instant outside [`EARLIEST_SANE`]..[`LATEST_SANE`] is listed in [`Aggregator::skipped`]
+    /// and counts nowhere else.
     pub fn add(&mut self, rec: &AnyRecord) {
+        if matches!(rec, AnyRecord::Audit(_)) {
+            // The audit log is part of no report.
+            return;
+        }
         let p = &self.params;
         let day = rec.occurred_at().local_date(p.offset);
+        let in_period = p.period.contains(day);
+        let in_look_back = matches!(rec, AnyRecord::Case(_)) && day >= p.accountability_from() && day <= p.period.to;
+        if !in_period && !in_look_back {
+            return;
+        }
+        if let Some(reason) = insane_time(rec) {
+            self.skipped.add(rec, reason);
+            return;
+        }
         if let AnyRecord::Case(c) = rec
-            && day >= p.accountability_from()
-            && day <= p.period.to
+            && in_look_back
         {
             self.accountability.add(c, p);
         }
-        if !p.period.contains(day) {
+        if !in_period {
             return;
         }
         match rec {
@@ -104,6 +199,7 @@ impl Aggregator {
         self.accountability.merge(&o.accountability);
         self.followups.merge(&o.followups);
         self.calls.merge(&o.calls);
+        self.skipped.merge(&o.skipped);
         true
     }
 }

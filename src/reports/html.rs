@@ -393,6 +393,34 @@ fn attention(s: &Summary, lang: Lang, monthly: bool) -> Vec<String> {
     out
 }
 
+/// At most this many skipped records are named in a document's note; the rest are counted.
+const SKIPPED_NAMED: usize = 20;
+
+/// A note naming the records left out of every figure for an impossible time (nothing when there are none).
+fn skipped_note(d: &mut Doc, s: &Summary) {
+    let n = s.skipped_count();
+    if n == 0 {
+        return;
+    }
+    let named: Vec<String> =
+        s.skipped.iter().take(SKIPPED_NAMED).map(|r| format!("{} {} ({})", r.kind, r.id, r.reason)).collect();
+    let more = n.saturating_sub(named.len() as u64);
+    let text = match d.lang {
+        Lang::Zh => {
+            let tail = if more > 0 { format!("；另有 {more} 条") } else { String::new() };
+            format!("{n} 条记录因时间超出合理范围（2000-01-01 至 2200-01-01）未计入统计：{}{tail}。", named.join("；"))
+        }
+        Lang::En => {
+            let tail = if more > 0 { format!("; and {more} more") } else { String::new() };
+            format!(
+                "{n} records skipped (a time outside 2000-01-01 to 2200-01-01), counted nowhere: {}{tail}.",
+                named.join("; ")
+            )
+        }
+    };
+    let _ = writeln!(d.out, "<p class=\"note\" data-skipped=\"{n}\">{}</p>", esc(&text));
+}
+
 fn attention_list(d: &mut Doc, items: &[String]) {
     if items.is_empty() {
         d.p(d.lang.pick(
@@ -627,6 +655,7 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.table(&tables::arrivals_by_day(s, lang));
     d.h3(lang.pick("需关注事项", "Needs attention"));
     attention_list(&mut d, &attention(s, lang, false));
+    skipped_note(&mut d, s);
     d.end_section();
 
     d.section("kpis");
@@ -730,6 +759,7 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     kpi_table(&mut d, &s.headline());
     d.h3(lang.pick("需关注事项", "Needs attention"));
     attention_list(&mut d, &attention(s, lang, true));
+    skipped_note(&mut d, s);
     d.end_section();
 
     d.section("arrivals");

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use super::agg::{AccountCounts, Aggregator, ClosureCounts, DeptCases, TaskCounts, TaskGroup};
+use super::agg::{AccountCounts, Aggregator, ClosureCounts, DeptCases, SkippedRecord, TaskCounts, TaskGroup};
 use super::kpi::{Kpi, Metric, Question, RatingCounts, Target};
 use super::{ReportParams, YearMonth};
 use crate::model::{AnyRecord, CaseGrade, Dimension, ReferenceData, VisitStep};
@@ -185,6 +185,10 @@ pub struct Summary {
     pub accountability_departments: Vec<AccountRow>,
     /// Staff members with counts in the month, flagged first.
     pub accountability_staff: Vec<AccountRow>,
+    /// Records of the period left out of every figure because one of their instants is outside the accepted range
+    /// ([`super::agg::EARLIEST_SANE`]..[`super::agg::LATEST_SANE`]), by kind and id; at most
+    /// [`super::agg::MAX_LISTED`], the rest counted in `agg.skipped.not_listed` ([`Summary::skipped_count`]).
+    pub skipped: Vec<SkippedRecord>,
 }
 
 impl Aggregator {
@@ -354,6 +358,7 @@ impl Aggregator {
             accountability_month: a.params.accountability_month(),
             accountability_departments,
             accountability_staff,
+            skipped: a.skipped.records.clone(),
         }
     }
 }
@@ -453,6 +458,11 @@ impl Summary {
     /// The params the figures were computed for.
     pub fn params(&self) -> &ReportParams {
         &self.agg.params
+    }
+
+    /// How many records of the period were left out for an instant outside the accepted range, listed or not.
+    pub fn skipped_count(&self) -> u64 {
+        self.agg.skipped.count()
     }
 }
 

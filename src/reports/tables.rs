@@ -105,10 +105,10 @@ impl Table {
         self.columns.iter().position(|c| c.key == key)
     }
 
-    /// Writes the table as CSV: BOM, header of column keys, CRLF line ends.
+    /// Writes the table as CSV: BOM, header of column keys, CRLF line ends. Cells that a spreadsheet could read as
+    /// a formula (comments, case facts, names…) are neutralised ([`crate::csv_safe`]).
     pub fn write_csv(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        out.write_all(b"\xEF\xBB\xBF")?;
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+        let mut w = crate::csv_safe::Writer::with_bom(out)?;
         w.write_record(self.columns.iter().map(|c| c.key)).map_err(std::io::Error::other)?;
         for r in &self.rows {
             w.write_record(r.iter().map(|c| c.text.as_str())).map_err(std::io::Error::other)?;

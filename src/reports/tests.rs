@@ -984,3 +984,161 @@ fn aggregating_the_store_in_pieces_equals_one_pass() {
     }
     assert_eq!(merged, whole);
 }
+
+/// Records of the week whose other instants are impossible (issue 17, finding 4): closed at `i64::MAX` ms or in the
+/// year 9999, a step at `i64::MIN`, a task closed before 1970.
+fn damaged_records() -> Vec<AnyRecord> {
+    let mut far = case(&CaseSpec {
+        status: CaseStatus::Closed,
+        closed: Some(Moment(i64::MAX)),
+        handling: Some(Rating::Satisfied),
+        ..spec(at(11, 18, 9, 0), CaseGrade::Complaint, &["cardio"], d(11, 20))
+    });
+    if let AnyRecord::Case(c) = &mut far {
+        c.id = RecordId::new_v7(at(11, 18, 9, 1));
+    }
+    let mut y9999 = case(&CaseSpec {
+        status: CaseStatus::Closed,
+        closed: Some(Moment::start_of_day(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(), off())),
+        ..spec(at(11, 18, 9, 2), CaseGrade::Dispute, &["neuro"], d(11, 20))
+    });
+    if let AnyRecord::Case(c) = &mut y9999 {
+        c.id = RecordId::new_v7(at(11, 18, 9, 3));
+    }
+    let mut stepped = arrival(at(11, 18, 10, 0), "cardio", VisitType::First, ArrivalChannel::WalkIn, &[], &[]);
+    if let AnyRecord::Arrival(a) = &mut stepped {
+        a.id = RecordId::new_v7(at(11, 18, 10, 1));
+        a.steps[0].at = Moment(i64::MIN);
+    }
+    let mut task_closed =
+        task(at(11, 18, 11, 0), TaskGroup::Discharge, Some("cardio"), FollowupStatus::Completed, d(11, 20));
+    if let AnyRecord::FollowupTask(t) = &mut task_closed {
+        t.id = RecordId::new_v7(at(11, 18, 11, 1));
+        t.closed_at = lww(Some(Moment(-1)));
+    }
+    vec![far, y9999, stepped, task_closed]
+}
+
+/// Records whose business time itself is impossible: outside every sane period, so ignored like any record of
+/// another period, and never a panic.
+fn far_out_records() -> Vec<AnyRecord> {
+    vec![
+        arrival(Moment(i64::MAX), "cardio", VisitType::First, ArrivalChannel::WalkIn, &[], &[(VisitStep::Done, 5)]),
+        arrival(Moment(i64::MIN), "cardio", VisitType::First, ArrivalChannel::WalkIn, &[], &[]),
+        feedback(Moment(i64::MAX), Rating::Satisfied, &[], true, Some("x"), false),
+        consultation(Moment(i64::MIN), Some(NaiveDate::MAX), false),
+        case(&spec(Moment(i64::MAX), CaseGrade::Dispute, &["cardio"], NaiveDate::MAX)),
+        case(&spec(Moment(i64::MIN), CaseGrade::Dispute, &["cardio"], NaiveDate::MIN)),
+        task(Moment(i64::MIN), TaskGroup::Case, None, FollowupStatus::Open, NaiveDate::MIN),
+        call(Moment(i64::MAX), CallOutcome::Reached, Some(Some(Rating::Satisfied))),
+    ]
+}
+
+#[test]
+fn damaged_records_are_skipped_named_and_change_no_figure() {
+    let damaged = damaged_records();
+    let good = all_records();
+    let mut recs = good.clone();
+    recs.extend(damaged.iter().cloned());
+    recs.extend(far_out_records());
+    let s = summarize(&recs, params(), &refs());
+
+    let named: Vec<(RecordKind, RecordId)> = s.skipped.iter().map(|r| (r.kind, r.id)).collect();
+    let mut want: Vec<(RecordKind, RecordId)> = damaged.iter().map(|r| (r.kind(), r.id())).collect();
+    want.sort();
+    assert_eq!(named, want, "every damaged record of the period is named, by kind and id, and nothing else");
+    assert_eq!(s.skipped_count(), 4);
+    let reasons: Vec<&str> = s.skipped.iter().map(|r| r.reason.as_str()).collect();
+    assert!(reasons.iter().any(|r| r.starts_with("closed_at 9223372036854775807 ms is outside")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("closed_at 9999-12-30T16:00:00.000Z is outside")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("steps.at -9223372036854775808 ms")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("closed_at 1969-12-31T23:59:59.999Z")), "{reasons:?}");
+
+    // Every figure is that of the good records alone.
+    let mut without = s.clone();
+    without.skipped.clear();
+    without.agg.skipped = super::agg::SkippedAcc::default();
+    assert!(without == summarize(&good, params(), &refs()), "the damaged records changed a figure");
+
+    // Pieces merged in any order name the same records.
+    let mut a = Aggregator::new(params());
+    let mut b = Aggregator::new(params());
+    for (i, r) in recs.iter().enumerate() {
+        if i % 2 == 0 { a.add(r) } else { b.add(r) }
+    }
+    let mut ab = a.clone();
+    ab.merge(&b);
+    b.merge(&a);
+    assert_eq!(ab, b);
+    assert_eq!(ab.skipped, s.agg.skipped);
+}
+
+#[test]
+fn documents_and_tables_over_damaged_records_name_them_and_do_not_panic() {
+    let mut recs = all_records();
+    recs.extend(damaged_records());
+    recs.extend(far_out_records());
+    for p in [params(), ReportParams::new(Period::month_of(d(11, 1)), off(), d(11, 23))] {
+        let s = summarize(&recs, p, &refs());
+        assert_eq!(s.skipped_count(), 4);
+        for lang in [Lang::Zh, Lang::En] {
+            // Generated "at" an impossible time too: the header clamps it.
+            let opts = html::DocOptions { lang, generated_at: Moment(i64::MAX), organisation: None };
+            for doc in [html::weekly(&s, &refs(), &opts), html::monthly(&s, &refs(), &opts)] {
+                assert!(doc.contains("data-skipped=\"4\""), "{lang:?}");
+                for r in &s.skipped {
+                    assert!(doc.contains(&r.id.to_string()), "{lang:?} does not name {}", r.id);
+                }
+                assert!(doc.contains(lang.pick("4 条记录因时间超出合理范围", "4 records skipped")), "{lang:?}");
+            }
+            for t in tables::weekly(&s, &refs(), lang).iter().chain(&tables::monthly(&s, &refs(), lang)) {
+                let mut buf = Vec::new();
+                t.write_csv(&mut buf).unwrap();
+                let mut rd = csv::ReaderBuilder::new().from_reader(&buf[3..]);
+                assert_eq!(rd.records().count(), t.rows.len(), "{}", t.name);
+            }
+        }
+    }
+    // A period at the far end of the calendar holds the far-out records themselves: skipped and named, no panic.
+    let end = ReportParams::new(Period::month_of(NaiveDate::from_ymd_opt(9999, 12, 1).unwrap()), off(), d(11, 23));
+    let s = summarize(&recs, end, &refs());
+    assert!(s.skipped.iter().any(|r| r.kind == RecordKind::Case), "{:?}", s.skipped);
+    let opts = html::DocOptions { lang: Lang::En, generated_at: Moment(i64::MIN), organisation: None };
+    assert!(html::monthly(&s, &refs(), &opts).contains("records skipped"));
+}
+
+#[test]
+fn csv_tables_neutralise_formulas_from_record_text() {
+    let mut recs = all_records();
+    let payloads = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"];
+    for (i, p) in payloads.iter().enumerate() {
+        let t = at(11, 19, 8, i64::try_from(i).unwrap());
+        recs.push(feedback(t, Rating::Dissatisfied, &[], true, Some(&format!("x{p}")), false));
+        if let AnyRecord::Feedback(f) = recs.last_mut().unwrap() {
+            // The comment is trimmed when listed, so the payload goes where nothing trims it: a preset reason.
+            f.reasons = vec![(*p).to_string()];
+        }
+        let mut c = case(&spec(t, CaseGrade::Complaint, &["cardio"], d(11, 20)));
+        if let AnyRecord::Case(c) = &mut c {
+            c.facts = (*p).to_string();
+            c.complainant = (*p).to_string();
+        }
+        recs.push(c);
+    }
+    let s = summarize(&recs, params(), &refs());
+    let mut seen = 0;
+    for t in tables::weekly(&s, &refs(), Lang::Zh) {
+        let mut buf = Vec::new();
+        t.write_csv(&mut buf).unwrap();
+        let mut rd = csv::ReaderBuilder::new().from_reader(&buf[3..]);
+        for row in rd.records() {
+            for cell in &row.unwrap() {
+                assert!(!crate::csv_safe::looks_like_formula(cell), "{}: {cell:?}", t.name);
+                if payloads.iter().any(|p| cell == format!("'{p}")) {
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert!(seen >= payloads.len() * 2, "the payloads are in the tables, neutralised ({seen})");
+}

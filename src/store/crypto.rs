@@ -38,6 +38,37 @@ pub const NAME_PREFIX_CHARS: usize = 12;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 const KEY_LINE: &str = "guidedesk-store-key v1 ";
+/// The first word of a key line (any version).
+const KEY_WORD: &[u8] = b"guidedesk-store-key";
+
+/// Largest key file accepted: a key file is a comment and one line of 87 characters.
+pub const KEY_FILE_MAX: u64 = 4096;
+
+/// Where the local staff accounts (with their PIN hashes) are sealed: `meta` key `local_staff`.
+pub const LOCAL_STAFF_PLACE: &str = "meta local_staff";
+/// Where the reference-data snapshot (with HQ's staff and their PIN hashes) is sealed: `reference` key `snapshot`.
+pub const REFERENCE_PLACE: &str = "reference snapshot";
+
+/// A value sealed with the store key outside the store: a hex string field of a JSON file in the data directory.
+/// A key rotation re-seals it (see [`reseal_field_prepare`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SealedField {
+    /// File name in the data directory.
+    pub file: &'static str,
+    /// The JSON field holding the sealed value (hex).
+    pub field: &'static str,
+    /// The field holding the value sealed with the next key while a rotation is in progress.
+    pub next: &'static str,
+    /// The associated data the value is sealed for.
+    pub place: &'static str,
+}
+
+/// The kiosk's HQ bearer credential in `hq.json`.
+pub const HQ_TOKEN: SealedField =
+    SealedField { file: "hq.json", field: "token_sealed", next: "token_sealed_next", place: "hq.json token" };
+
+/// Every value sealed with the store key outside the store.
+pub const SEALED_FIELDS: &[SealedField] = &[HQ_TOKEN];
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -61,9 +92,256 @@ pub enum KeyError {
         /// What is wrong.
         detail: String,
     },
+    /// The key file (or another secret file) can be read by other accounts than its owner.
+    #[error(
+        "UNPROTECTED SECRET FILE: {path} has mode {mode:04o}, so other accounts on this computer can read it; it \
+         must be readable by its owner only. Run `chmod 600 {path}`"
+    )]
+    Unprotected {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The operating system's random generator failed.
     #[error("no randomness for a new key: {0}")]
     Random(String),
+}
+
+/// Refuses a key file that its group or other accounts may read or write (Unix; elsewhere the OS's ACLs apply).
+#[cfg(unix)]
+fn check_owner_only(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Unprotected { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+#[allow(clippy::unnecessary_wraps)]
+fn check_owner_only(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// Refuses a secret file (a key file, HQ's reporting token file) that other accounts than its owner may read: the
+/// same rule as the store key file, for other secrets read from files.
+pub fn check_secret_file(path: &Path) -> Result<(), KeyError> {
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
+    check_owner_only(path, &meta)
+}
+
+/// Parses the text of a key file: comment lines (`#`) and blank lines are skipped; the first line starting with
+/// `guidedesk-store-key` must be `guidedesk-store-key v1 ` and 64 hex digits. Errors describe the problem without
+/// quoting the file.
+fn parse_key_file(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty".into());
+    }
+    let line = bytes
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|l| l.starts_with(KEY_WORD))
+        .ok_or("no `guidedesk-store-key v1` line: this is not a key file, or its header is damaged")?;
+    let rest = line[KEY_WORD.len()..].trim_ascii_start();
+    let Some(digits) = rest.strip_prefix(b"v1").filter(|r| r.first().is_none_or(u8::is_ascii_whitespace)) else {
+        return Err("the key line is not `guidedesk-store-key v1`: an unknown version or a damaged header".into());
+    };
+    let digits = digits.trim_ascii();
+    if digits.is_empty() {
+        return Err("the key line holds no key (the file is truncated)".into());
+    }
+    if let Some(i) = digits.iter().position(|b| !b.is_ascii()) {
+        return Err(format!("the key has a non-ASCII byte at position {}; a key is 64 hex digits", i + 1));
+    }
+    if let Some(i) = digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+        return Err(format!("the key has a character that is not a hex digit at position {}", i + 1));
+    }
+    if digits.len() % 2 == 1 {
+        return Err(format!("the key has an odd number of hex digits ({}); a key is 64", digits.len()));
+    }
+    if digits.len() != 64 {
+        let why = if digits.len() < 64 { "the file is truncated" } else { "too long" };
+        return Err(format!("the key has {} hex digits, not 64 ({why})", digits.len()));
+    }
+    let mut k = Zeroizing::new([0u8; 32]);
+    for (b, pair) in k.iter_mut().zip(digits.chunks_exact(2)) {
+        *b = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
+    }
+    Ok(k)
+}
+
+/// The value of an ASCII hex digit (0 for anything else; callers check first).
+fn hex_value(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// Decodes lower- or upper-case hex; `None` for odd lengths and non-hex characters.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    let t = text.as_bytes();
+    if t.len() % 2 == 1 || !t.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    Some(t.chunks_exact(2).map(|p| (hex_value(p[0]) << 4) | hex_value(p[1])).collect())
+}
+
+/// The key id in a sealed value's header, if it is one.
+pub fn sealed_key_id(sealed: &[u8]) -> Option<u32> {
+    (is_sealed(sealed) && sealed.len() >= HEADER_LEN)
+        .then(|| u32::from_le_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Owner-only files and directories (Unix modes 0700 / 0600). Data directories hold the store, the key file (by
+// default), `hq.json` and exports; HQ's hold `hq.redb` and `admin.json`.
+
+/// Creates `dir` and any missing parents with mode 0700 (existing directories are left as they are).
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Removes the group and other permission bits of an existing file or directory (0755 → 0700, 0644 → 0600; the
+/// owner's bits are kept, so a read-only file stays read-only). A directory with the sticky bit (a shared
+/// directory such as `/tmp`) is left alone. Returns the mode it had when it was changed.
+pub fn make_owner_only(path: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path)?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let loose = mode & 0o077 != 0;
+        let sticky = meta.is_dir() && mode & 0o1000 != 0;
+        if !loose || sticky {
+            return Ok(None);
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o077))?;
+        Ok(Some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+/// Prepares a data directory: created 0700 when missing, made owner-only when it exists with looser permissions.
+/// Tightening is best effort: a directory this account does not own keeps its mode (the open that follows reports
+/// any real problem).
+pub fn prepare_private_dir(dir: &Path) -> std::io::Result<()> {
+    create_private_dir_all(dir)?;
+    let _ = make_owner_only(dir);
+    Ok(())
+}
+
+/// Makes sure a database file is owner-only before the database engine opens it: a missing file is created empty
+/// with mode 0600 (the engine initialises an empty file), an existing one loses its group and other bits (best
+/// effort, as for directories).
+pub fn prepare_private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = make_owner_only(path);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `body` to `path` atomically with mode 0600: a fresh temporary file (a stale one is removed first, so its
+/// mode never carries over), synced, then renamed into place.
+pub fn write_private_file(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Rotation, before the store's commit: where `dir/<file>` holds `field` sealed with `old`, adds `next` sealed
+/// with `new`, so that whichever key the store ends up with, the file holds the value sealed with it.
+pub fn reseal_field_prepare(dir: &Path, f: &SealedField, old: &Keys, new: &Keys) -> Result<(), StoreError> {
+    let path = dir.join(f.file);
+    let Some(mut doc) = read_json_object(&path)? else { return Ok(()) };
+    let Some(sealed) = doc.get(f.field).and_then(serde_json::Value::as_str).and_then(unhex) else { return Ok(()) };
+    if sealed_key_id(&sealed) != Some(old.id()) {
+        return Ok(());
+    }
+    let plain = Zeroizing::new(old.open(f.place, &sealed)?);
+    doc.insert(f.next.into(), hex(&new.seal(f.place, &plain)?).into());
+    write_json_object(&path, &doc)
+}
+
+/// Rotation, after the key file was replaced: the value sealed with the new key becomes the value. (If this is
+/// never reached, the reader finds the value under `next` and finishes it.)
+pub fn reseal_field_finish(dir: &Path, f: &SealedField, new: &Keys) -> Result<(), StoreError> {
+    let path = dir.join(f.file);
+    let Some(mut doc) = read_json_object(&path)? else { return Ok(()) };
+    let next = doc.get(f.next).and_then(serde_json::Value::as_str).and_then(unhex);
+    if next.as_deref().and_then(sealed_key_id) != Some(new.id()) {
+        return Ok(());
+    }
+    if let Some(v) = doc.remove(f.next) {
+        doc.insert(f.field.into(), v);
+    }
+    write_json_object(&path, &doc)
+}
+
+fn read_json_object(path: &Path) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+    match std::fs::read(path) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+            _ => Err(StoreError::Meta(format!("{} is damaged: not a JSON object", path.display()))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KeyError::Io { path: path.to_path_buf(), source }.into()),
+    }
+}
+
+fn write_json_object(path: &Path, doc: &serde_json::Map<String, serde_json::Value>) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(doc).map_err(|e| StoreError::Meta(format!("{}: {e}", path.display())))?;
+    write_private_file(path, &body).map_err(|source| KeyError::Io { path: path.to_path_buf(), source }.into())
 }
 
 /// The store's master key (zeroed when dropped).
@@ -83,25 +361,31 @@ impl StoreKey {
         Ok(StoreKey(k))
     }
 
-    /// Reads a key file.
+    /// Reads a key file. The file must be a regular file readable by its owner only (on Unix: no group or other
+    /// permission bits, like ssh's private keys) and hold one `guidedesk-store-key v1 <64 hex digits>` line. Every
+    /// problem is an error naming the file and what is wrong; no byte of the file is ever echoed.
     pub fn load(path: &Path) -> Result<StoreKey, KeyError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?,
-        );
-        let malformed = |detail: &str| KeyError::Malformed { path: path.to_path_buf(), detail: detail.into() };
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(KEY_LINE.trim_end()).map(str::trim))
-            .ok_or_else(|| malformed("no `guidedesk-store-key v1` line"))?;
-        if line.len() != 64 {
-            return Err(malformed("the key is not 64 hex digits"));
+        use std::io::Read as _;
+        let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+        let malformed = |detail: String| KeyError::Malformed { path: path.to_path_buf(), detail };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(malformed("it is not a regular file".into()));
         }
-        let mut k = Zeroizing::new([0u8; 32]);
-        for (i, b) in k.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&line[i * 2..i * 2 + 2], 16).map_err(|_| malformed("the key is not hex"))?;
+        check_owner_only(path, &meta)?;
+        if meta.len() > KEY_FILE_MAX {
+            return Err(malformed(format!(
+                "it is {} bytes long; a key file is one short line (under {KEY_FILE_MAX} bytes)",
+                meta.len()
+            )));
         }
-        Ok(StoreKey(k))
+        // Capacity for the whole file up front, so the buffer never reallocates and leaves key bytes behind.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_FILE_MAX as usize + 1));
+        std::fs::File::open(path).and_then(|f| f.take(KEY_FILE_MAX + 1).read_to_end(&mut bytes)).map_err(io)?;
+        if bytes.len() as u64 > KEY_FILE_MAX {
+            return Err(malformed(format!("it is longer than {KEY_FILE_MAX} bytes; a key file is one short line")));
+        }
+        parse_key_file(&bytes).map(StoreKey).map_err(malformed)
     }
 
     /// Writes the key to a new file with mode 0600; never replaces an existing file. The key is written to a
@@ -110,7 +394,7 @@ impl StoreKey {
     pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
         let io = |source| KeyError::Io { path: path.to_path_buf(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            create_private_dir_all(parent).map_err(io)?;
         }
         if path.exists() {
             return Err(io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a key file is already there")));
@@ -363,6 +647,120 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before);
         std::fs::write(&path, "hello").unwrap();
         assert!(StoreKey::load(&path).unwrap_err().to_string().contains("not a GuideDesk store key"));
+    }
+
+    #[test]
+    fn key_text_problems_are_named_without_echoing_the_key() {
+        let k = "0123456789abcdef".repeat(4);
+        let ok = format!("# comment\r\n\nguidedesk-store-key v1 {k}\r\n");
+        assert_eq!(parse_key_file(ok.as_bytes()).unwrap()[..2], [0x01, 0x23]);
+        assert!(parse_key_file(format!("guidedesk-store-key v1 {}", k.to_uppercase()).as_bytes()).is_ok());
+        let cases: [(Vec<u8>, &str); 9] = [
+            (Vec::new(), "empty"),
+            (b" \n\n".to_vec(), "empty"),
+            (
+                format!("guidedesk-store-key v1 {}", &k[..40]).into_bytes(),
+                "40 hex digits, not 64 (the file is truncated)",
+            ),
+            (format!("guidedesk-store-key v1 {k}00").into_bytes(), "66 hex digits, not 64 (too long)"),
+            (format!("guidedesk-store-key v1 {}", &k[..63]).into_bytes(), "odd number of hex digits (63)"),
+            (format!("guidedesk-store-key v1 {}g", &k[..63]).into_bytes(), "not a hex digit at position 64"),
+            (
+                format!("guidedesk-store-key v1 {}\u{00e9}{}", &k[..61], &k[63..]).into_bytes(),
+                "non-ASCII byte at position 62",
+            ),
+            (format!("guidedesk-store-key v2 {k}").into_bytes(), "unknown version"),
+            (format!("guidedesk store key v1 {k}").into_bytes(), "no `guidedesk-store-key v1` line"),
+        ];
+        for (bytes, expect) in cases {
+            let e = parse_key_file(&bytes).unwrap_err();
+            assert!(e.contains(expect), "{e:?} should say {expect:?}");
+            assert!(!e.contains(&k[..8]), "{e}");
+        }
+        assert!(parse_key_file(b"guidedesk-store-key v1x 00").unwrap_err().contains("unknown version"));
+        assert_eq!(unhex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(unhex("0"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_and_directories_are_owner_only_and_looser_ones_tightened() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let set = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("b");
+        prepare_private_dir(&dir).unwrap();
+        assert_eq!((mode(&root.path().join("a")), mode(&dir)), (0o700, 0o700));
+        set(&dir, 0o755);
+        prepare_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        // The owner's bits are kept (a read-only directory stays read-only); shared sticky directories are left.
+        set(&dir, 0o555);
+        assert_eq!(make_owner_only(&dir).unwrap(), Some(0o555));
+        assert_eq!(mode(&dir), 0o500);
+        set(&dir, 0o1777);
+        assert_eq!(make_owner_only(&dir).unwrap(), None);
+        set(&dir, 0o700);
+
+        let db = dir.join("x.redb");
+        prepare_private_file(&db).unwrap();
+        assert_eq!((mode(&db), std::fs::metadata(&db).unwrap().len()), (0o600, 0));
+        std::fs::write(&db, b"data").unwrap();
+        set(&db, 0o644);
+        prepare_private_file(&db).unwrap();
+        assert_eq!((mode(&db), std::fs::read(&db).unwrap()), (0o600, b"data".to_vec()));
+
+        let f = dir.join("hq.json");
+        std::fs::write(dir.join("hq.json.tmp"), b"stale").unwrap();
+        set(&dir.join("hq.json.tmp"), 0o666);
+        write_private_file(&f, b"{}").unwrap();
+        assert_eq!((mode(&f), std::fs::read(&f).unwrap()), (0o600, b"{}".to_vec()));
+        assert!(!dir.join("hq.json.tmp").exists());
+
+        // Key files: group- or world-accessible ones are refused, naming the mode and the fix.
+        let key = dir.join("k.key");
+        StoreKey::generate().unwrap().write_new(&key).unwrap();
+        for loose in [0o640, 0o604, 0o620, 0o644] {
+            set(&key, loose);
+            let e = StoreKey::load(&key).unwrap_err();
+            assert!(matches!(e, KeyError::Unprotected { mode, .. } if mode == loose), "{e}");
+            let e = e.to_string();
+            assert!(e.contains(&format!("{loose:04o}")) && e.contains(&format!("chmod 600 {}", key.display())), "{e}");
+            assert!(check_secret_file(&key).is_err());
+        }
+        set(&key, 0o400);
+        assert!(StoreKey::load(&key).is_ok() && check_secret_file(&key).is_ok());
+    }
+
+    #[test]
+    fn a_sealed_field_survives_a_rotation_at_every_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (StoreKey::generate().unwrap().derive(), StoreKey::generate().unwrap().derive());
+        let path = dir.path().join(HQ_TOKEN.file);
+        let sealed = hex(&old.seal(HQ_TOKEN.place, b"secret").unwrap());
+        let doc = serde_json::json!({ "url": "https://hq", "token_sealed": sealed });
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let field = |name: &str| -> Option<Vec<u8>> {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            v.get(name).and_then(|s| s.as_str()).and_then(unhex)
+        };
+        reseal_field_prepare(dir.path(), &HQ_TOKEN, &old, &new).unwrap();
+        // Before the commit: the old key still opens the value, the new one opens `next`.
+        assert_eq!(old.open(HQ_TOKEN.place, &field("token_sealed").unwrap()).unwrap(), b"secret");
+        let next = field("token_sealed_next").unwrap();
+        assert_eq!(sealed_key_id(&next), Some(new.id()));
+        assert_eq!(new.open(HQ_TOKEN.place, &next).unwrap(), b"secret");
+        reseal_field_finish(dir.path(), &HQ_TOKEN, &new).unwrap();
+        assert_eq!(new.open(HQ_TOKEN.place, &field("token_sealed").unwrap()).unwrap(), b"secret");
+        assert!(field("token_sealed_next").is_none());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["url"], "https://hq", "other fields are kept");
+        // No file, or a file without the field: nothing to do.
+        std::fs::remove_file(&path).unwrap();
+        reseal_field_prepare(dir.path(), &HQ_TOKEN, &old, &new).unwrap();
+        assert!(!path.exists());
     }
 
     #[test]

@@ -311,7 +311,7 @@ fn rotation_re_encrypts_everything_and_replaces_the_key() {
     assert!(matches!(e, OpenError::WrongKey { .. }), "{e}");
 
     // A rotation that committed but died before renaming leaves the new key in `.new`: the next open finishes it.
-    std::fs::write(crypto::pending_key_path(&key_path), &new_key).unwrap();
+    crypto::write_private_file(&crypto::pending_key_path(&key_path), &new_key).unwrap();
     let store = Store::open_with(dir.path(), opts(&clock)).unwrap();
     assert_eq!(store.key_id(), new_id);
     assert_eq!(std::fs::read(&key_path).unwrap(), new_key);

@@ -13,7 +13,7 @@ use super::tables::{self, meta};
 use crate::model::RecordKind;
 
 /// The schema version this build writes.
-pub const STORE_SCHEMA: u32 = 3;
+pub const STORE_SCHEMA: u32 = 4;
 
 /// One migration step.
 #[derive(Clone, Copy)]
@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { to: 1, name: "create tables", run: create_tables },
     Migration { to: 2, name: "encrypt records and outbox at rest", run: encrypt_at_rest },
     Migration { to: 3, name: "add the audit log", run: add_audit_log },
+    Migration { to: 4, name: "seal staff PIN hashes at rest", run: seal_staff },
 ];
 
 /// Creates every table of schema 1.
@@ -107,13 +108,22 @@ fn encrypt_at_rest(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), 
     super::rebuild_indexes_in(tx, env.offset, env.keys)
 }
 
-/// Reads the schema version (0 for a store with no version yet).
 /// Schema 3: the hash-chained audit log (its record table; its chain head starts empty).
 fn add_audit_log(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
     tx.open_table(tables::records(RecordKind::Audit))?;
     Ok(())
 }
 
+/// Schema 4: seals the two values that hold staff PIN hashes — this kiosk's accounts (`meta.local_staff`) and the
+/// reference-data snapshot (HQ's staff) — with the store key, bound to their place. The plaintext pages are freed
+/// by this transaction and the store compacts the file after the commit, as for schema 2.
+fn seal_staff(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), StoreError> {
+    super::reseal_staff_in(tx, &|place, stored| {
+        if crypto::is_sealed(stored) { Ok(stored.to_vec()) } else { env.keys.seal(place, stored) }
+    })
+}
+
+/// Reads the schema version (0 for a store with no version yet).
 pub fn schema_version(tx: &WriteTransaction) -> Result<u32, StoreError> {
     let t = tx.open_table(tables::META)?;
     let v = t.get(meta::SCHEMA)?;
@@ -147,4 +157,119 @@ pub fn run(
         applied.push(step.name);
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use argon2::password_hash::rand_core::OsRng;
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+
+    use redb::ReadableDatabase as _;
+
+    use super::super::{ManualClock, REFERENCE_SNAPSHOT, Store, StoreOptions, china_offset};
+    use super::*;
+    use crate::model::reference::{Role, Staff};
+    use crate::model::{Moment, ReferenceData};
+
+    fn opts() -> StoreOptions {
+        StoreOptions { clock: Arc::new(ManualClock::new(Moment(1_795_399_200_000))), utc_offset: china_offset() }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// A PIN hash made as GuideDesk made them before: argon2 0.5's defaults (m = 19 MiB, t = 2).
+    fn old_hash(pin: &str) -> String {
+        argon2::Argon2::default().hash_password(pin.as_bytes(), &SaltString::generate(&mut OsRng)).unwrap().to_string()
+    }
+
+    fn staff(id: &str, role: Role, pin_hash: &str) -> Staff {
+        Staff { id: id.into(), name: "王芳".into(), role, department: None, pin_hash: pin_hash.into(), active: true }
+    }
+
+    /// Puts the staff values back the way schema 3 stored them: plaintext JSON, schema 3.
+    fn downgrade_to_v3(store: Store) {
+        let keys = store.keys();
+        let tx = store.db.begin_write().unwrap();
+        super::super::reseal_staff_in(&tx, &|place, v| keys.open(place, v)).unwrap();
+        tx.open_table(tables::META).unwrap().insert(meta::SCHEMA, 3u32.to_le_bytes().as_slice()).unwrap();
+        tx.commit().unwrap();
+        drop(store);
+    }
+
+    #[test]
+    fn migration_4_seals_staff_pin_hashes_of_an_existing_store_and_old_hashes_still_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = old_hash("2580");
+        let store = Store::open_with(dir.path(), opts()).unwrap();
+        store.put_local_staff(staff("A001", Role::Administrator, &hash)).unwrap();
+        let mut refs = ReferenceData::bundled().unwrap();
+        refs.staff = vec![staff("D001", Role::Guide, &hash)];
+        store.apply_reference(refs, "hq").unwrap();
+        let path = store.path().to_path_buf();
+        downgrade_to_v3(store);
+        // The fixture really is schema 3 with PIN hashes in clear (otherwise this test could not fail).
+        assert!(contains(&std::fs::read(&path).unwrap(), b"$argon2id$"));
+
+        let store = Store::open_with(dir.path(), opts()).unwrap();
+        assert_eq!(store.stats().unwrap().schema, STORE_SCHEMA);
+        {
+            let tx = store.db.begin_read().unwrap();
+            let m = tx.open_table(tables::META).unwrap();
+            assert!(crypto::is_sealed(m.get(meta::LOCAL_STAFF).unwrap().unwrap().value()));
+            let r = tx.open_table(tables::REFERENCE).unwrap();
+            assert!(crypto::is_sealed(r.get(REFERENCE_SNAPSHOT).unwrap().unwrap().value()));
+        }
+        let all = store.all_staff().unwrap();
+        assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["D001", "A001"]);
+        assert!(all.iter().all(|s| crate::staff::verify_pin(&s.pin_hash, "2580")), "old hashes still verify");
+        drop(store);
+        assert!(!contains(&std::fs::read(&path).unwrap(), b"$argon2"), "a PIN hash left in the file");
+        // Opening again changes nothing.
+        let store = Store::open_with(dir.path(), opts()).unwrap();
+        assert_eq!(store.all_staff().unwrap(), all);
+    }
+
+    #[test]
+    fn sealed_staff_values_are_bound_to_their_place_and_survive_a_key_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(dir.path(), opts()).unwrap();
+        store.put_local_staff(staff("A001", Role::Administrator, &old_hash("2580"))).unwrap();
+        let mut refs = ReferenceData::bundled().unwrap();
+        refs.staff = vec![staff("D001", Role::Guide, &old_hash("1234"))];
+        store.apply_reference(refs, "hq").unwrap();
+        store.rotate_key().unwrap();
+        let all = store.all_staff().unwrap();
+        drop(store);
+        let store = Store::open_with(dir.path(), opts()).unwrap();
+        assert_eq!(store.all_staff().unwrap(), all);
+        // The local accounts' sealed value copied over the reference snapshot fails authentication, naming it.
+        let tx = store.db.begin_write().unwrap();
+        let local = tx.open_table(tables::META).unwrap().get(meta::LOCAL_STAFF).unwrap().unwrap().value().to_vec();
+        tx.open_table(tables::REFERENCE).unwrap().insert(REFERENCE_SNAPSHOT, local.as_slice()).unwrap();
+        tx.commit().unwrap();
+        drop(store);
+        let e = Store::open_with(dir.path(), opts()).unwrap_err().to_string();
+        assert!(e.contains("reference data cannot be read") && e.contains("reference snapshot"), "{e}");
+    }
+
+    #[test]
+    fn a_local_pin_hash_made_with_the_old_parameters_is_upgraded_at_sign_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(dir.path(), opts()).unwrap();
+        let old = old_hash("2580");
+        store.put_local_staff(staff("A001", Role::Administrator, &old)).unwrap();
+        assert!(!store.upgrade_local_pin_hash("A001", "0000").unwrap(), "a wrong PIN changes nothing");
+        assert!(!store.upgrade_local_pin_hash("X999", "2580").unwrap(), "no such local account");
+        assert_eq!(store.local_staff().unwrap()[0].pin_hash, old);
+        assert!(store.upgrade_local_pin_hash("A001", "2580").unwrap());
+        let new = store.local_staff().unwrap()[0].pin_hash.clone();
+        assert!(new.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"), "{new}");
+        assert!(crate::staff::verify_pin(&new, "2580"));
+        assert!(!store.upgrade_local_pin_hash("A001", "2580").unwrap(), "already current");
+    }
 }

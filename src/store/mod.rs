@@ -178,7 +178,8 @@ impl Store {
         steps: &[migrate::Migration],
         key_path: &Path,
     ) -> Result<Store, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir { path: dir.to_path_buf(), source })?;
+        // Owner-only (0700): the directory holds the store, by default its key file, `hq.json` and exports.
+        crypto::prepare_private_dir(dir).map_err(|source| OpenError::DataDir { path: dir.to_path_buf(), source })?;
         if !dir.is_dir() {
             return Err(OpenError::DataDir {
                 path: dir.to_path_buf(),
@@ -187,6 +188,9 @@ impl Store {
         }
         let path = dir.join(FILE_NAME);
         let (db, checked) = open_db(&path, dir, key_path)?;
+        // A store file left group- or world-readable by an older version (redb creates files with the umask's
+        // mode) is made owner-only once it is known to be a GuideDesk store.
+        let _ = crypto::make_owner_only(&path);
         Self::finish_open(db, path, checked, options, steps, key_path)
     }
 
@@ -234,7 +238,7 @@ impl Store {
             // the store is written to (see SECURITY.md).
             while db.compact().map_err(|e| storage(StoreError::Storage(e.into())))? {}
         }
-        let reference = load_reference(&db).map_err(storage)?;
+        let reference = load_reference(&db, &keys).map_err(storage)?;
         Ok(Store {
             db,
             path,
@@ -305,7 +309,13 @@ impl Store {
             }
         }
         rebuild_indexes_in(&tx, self.offset, &new)?;
+        reseal_staff_in(&tx, &|place, v| new.seal(place, &old.open(place, v)?))?;
         tx.open_table(tables::META)?.insert(meta::KEY_CHECK, new.check_value().as_slice())?;
+        // Secrets sealed outside the store (the HQ credential) get a copy sealed with the new key before the commit,
+        // so they open whichever key the store ends up with.
+        for f in crypto::SEALED_FIELDS {
+            crypto::reseal_field_prepare(self.data_dir(), f, &old, &new)?;
+        }
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
         tx.commit()?;
         let id = new.id();
@@ -314,6 +324,10 @@ impl Store {
         }
         std::fs::rename(&pending, &self.key_path)
             .map_err(|source| crypto::KeyError::Io { path: self.key_path.clone(), source })?;
+        for f in crypto::SEALED_FIELDS {
+            // Best effort: a reader finds the value sealed with the new key under its `next` field either way.
+            let _ = crypto::reseal_field_finish(self.data_dir(), f, &self.keys());
+        }
         drop(guard);
         Ok(id)
     }
@@ -321,6 +335,11 @@ impl Store {
     /// The store file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The data directory the store file is in.
+    pub fn data_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// This kiosk's device id.
@@ -380,11 +399,13 @@ impl Store {
         data.check().map_err(|e| StoreError::Conflict(e.to_string()))?;
         // Reference data is stored as JSON: HQ's documents grow new fields over time, and JSON with serde defaults
         // reads snapshots written by older and newer versions alike.
+        // It holds HQ's staff accounts with their PIN hashes: sealed with the store key like a record.
         let bytes = serde_json::to_vec(&data).map_err(|e| StoreError::Meta(format!("reference data: {e}")))?;
+        let sealed = self.keys().seal(crypto::REFERENCE_PLACE, &bytes)?;
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(tables::REFERENCE)?;
-            t.insert("snapshot", bytes.as_slice())?;
+            t.insert(REFERENCE_SNAPSHOT, sealed.as_slice())?;
             t.insert("source", source.as_bytes())?;
         }
         tx.commit()?;
@@ -394,14 +415,18 @@ impl Store {
         Ok(())
     }
 
-    /// Staff accounts created on this kiosk (the first administrator, before any sync).
+    /// Staff accounts created on this kiosk (the first administrator, before any sync). They are sealed with the
+    /// store key (their PIN hashes must not be readable, or replaceable, without it).
     pub fn local_staff(&self) -> Result<Vec<Staff>, StoreError> {
         let tx = self.read()?;
         let m = tx.open_table(tables::META)?;
         let v = m.get(meta::LOCAL_STAFF)?;
         match v {
-            Some(g) => serde_json::from_slice(g.value())
-                .map_err(|e| StoreError::Meta(format!("this kiosk's staff accounts cannot be read: {e}"))),
+            Some(g) => {
+                let plain = self.keys().open(crypto::LOCAL_STAFF_PLACE, g.value())?;
+                serde_json::from_slice(&plain)
+                    .map_err(|e| StoreError::Meta(format!("this kiosk's staff accounts cannot be read: {e}")))
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -412,10 +437,36 @@ impl Store {
         all.retain(|s| s.id != staff.id);
         all.push(staff);
         let bytes = serde_json::to_vec(&all).map_err(|e| StoreError::Meta(format!("staff accounts: {e}")))?;
+        let sealed = self.keys().seal(crypto::LOCAL_STAFF_PLACE, &bytes)?;
         let tx = self.db.begin_write()?;
-        tx.open_table(tables::META)?.insert(meta::LOCAL_STAFF, bytes.as_slice())?;
+        tx.open_table(tables::META)?.insert(meta::LOCAL_STAFF, sealed.as_slice())?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// After a successful sign-in with `pin`: when the account is one of this kiosk's own and its PIN hash was made
+    /// with weaker parameters than [`crate::staff::hash_pin`] uses now, re-hashes the PIN with the current ones.
+    /// Returns whether it did. (HQ's accounts are HQ's: their hashes come with the reference data and are
+    /// replaced by HQ.)
+    pub fn upgrade_local_pin_hash(&self, staff: &str, pin: &str) -> Result<bool, StoreError> {
+        let Some(mut s) = self.local_staff()?.into_iter().find(|s| s.id == staff) else { return Ok(false) };
+        if !crate::staff::needs_rehash(&s.pin_hash) || !crate::staff::verify_pin(&s.pin_hash, pin) {
+            return Ok(false);
+        }
+        s.pin_hash = crate::staff::hash_pin(pin).map_err(|e| StoreError::Meta(format!("PIN hash: {e}")))?;
+        self.put_local_staff(s)?;
+        Ok(true)
+    }
+
+    /// Seals `plain` with the store key for `place` (the associated data naming where it is kept), for secrets kept
+    /// outside the store such as the HQ credential in `hq.json`.
+    pub fn seal_value(&self, place: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.keys().seal(place, plain)
+    }
+
+    /// Opens a value sealed by [`Store::seal_value`] for `place`.
+    pub fn open_value(&self, place: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.keys().open(place, sealed)
     }
 
     /// Everyone who may sign in here: HQ's staff, then this kiosk's own accounts (HQ wins on the same id).
@@ -836,8 +887,9 @@ impl Store {
         let bytes = match &data {
             Some(d) => {
                 d.check().map_err(|e| StoreError::Conflict(e.to_string()))?;
-                // The same JSON form as `apply_reference`.
-                Some(serde_json::to_vec(d).map_err(|e| StoreError::Meta(format!("reference data: {e}")))?)
+                // The same sealed JSON form as `apply_reference`.
+                let json = serde_json::to_vec(d).map_err(|e| StoreError::Meta(format!("reference data: {e}")))?;
+                Some(self.keys().seal(crypto::REFERENCE_PLACE, &json)?)
             }
             None => None,
         };
@@ -845,7 +897,7 @@ impl Store {
         {
             if let Some(bytes) = &bytes {
                 let mut t = tx.open_table(tables::REFERENCE)?;
-                t.insert("snapshot", bytes.as_slice())?;
+                t.insert(REFERENCE_SNAPSHOT, bytes.as_slice())?;
                 t.insert("source", source.as_bytes())?;
             }
             let key = format!("{}{stream}", meta::PULL_CURSOR_PREFIX);
@@ -1076,7 +1128,14 @@ fn open_db(
         Err(source) => return Err(OpenError::DataDir { path: path.to_path_buf(), source }),
     };
     if len == 0 {
-        // Absent, or created but never initialised (a crash before the first commit): nothing to lose.
+        // Absent, or created but never initialised (a crash before the first commit): nothing to lose. The file is
+        // created owner-only (0600) before redb initialises it.
+        crypto::prepare_private_file(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                OpenError::ReadOnly { path: dir.to_path_buf() }
+            }
+            _ => OpenError::DataDir { path: path.to_path_buf(), source },
+        })?;
         return Ok((Database::builder().create(path).map_err(|e| map_db_error(e, path, dir))?, None));
     }
     let mut head = [0u8; 4];
@@ -1204,6 +1263,30 @@ fn resolve_key(
     }
 }
 
+/// The `reference` key of the reference-data snapshot.
+pub(crate) const REFERENCE_SNAPSHOT: &str = "snapshot";
+
+/// Turns a stored value at a place (`crypto::LOCAL_STAFF_PLACE`, …) into the value to store instead.
+pub(crate) type Reseal<'a> = &'a dyn Fn(&str, &[u8]) -> Result<Vec<u8>, StoreError>;
+
+/// Rewrites the two values that hold staff PIN hashes — this kiosk's accounts (`meta.local_staff`) and the
+/// reference-data snapshot — with `f(place, stored)`, inside `tx` (key rotation, the schema-4 migration).
+pub(crate) fn reseal_staff_in(tx: &WriteTransaction, f: Reseal<'_>) -> Result<(), StoreError> {
+    {
+        let mut m = tx.open_table(tables::META)?;
+        let v = m.get(meta::LOCAL_STAFF)?.map(|g| g.value().to_vec());
+        if let Some(v) = v {
+            m.insert(meta::LOCAL_STAFF, f(crypto::LOCAL_STAFF_PLACE, &v)?.as_slice())?;
+        }
+    }
+    let mut t = tx.open_table(tables::REFERENCE)?;
+    let v = t.get(REFERENCE_SNAPSHOT)?.map(|g| g.value().to_vec());
+    if let Some(v) = v {
+        t.insert(REFERENCE_SNAPSHOT, f(crypto::REFERENCE_PLACE, &v)?.as_slice())?;
+    }
+    Ok(())
+}
+
 /// The stored `meta.key_check`, if the store has one.
 fn read_key_check(tx: &ReadTransaction) -> Result<Option<Vec<u8>>, StoreError> {
     match tx.open_table(tables::META) {
@@ -1240,13 +1323,15 @@ fn init_meta(tx: &WriteTransaction, now: Moment) -> Result<(DeviceId, Hlc), Stor
     Ok((DeviceId(device), hlc))
 }
 
-fn load_reference(db: &Database) -> Result<ReferenceData, StoreError> {
+fn load_reference(db: &Database, keys: &Keys) -> Result<ReferenceData, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::REFERENCE)?;
-    if let Some(g) = t.get("snapshot")? {
-        return serde_json::from_slice::<ReferenceData>(g.value()).map_err(|e| {
+    if let Some(g) = t.get(REFERENCE_SNAPSHOT)? {
+        let cannot = |e: &dyn std::fmt::Display| {
             StoreError::Meta(format!("the stored reference data cannot be read ({e}); sync with HQ again"))
-        });
+        };
+        let plain = keys.open(crypto::REFERENCE_PLACE, g.value()).map_err(|e| cannot(&e))?;
+        return serde_json::from_slice::<ReferenceData>(&plain).map_err(|e| cannot(&e));
     }
     ReferenceData::bundled().map_err(|e| StoreError::Meta(format!("bundled reference data: {e}")))
 }

@@ -590,10 +590,8 @@ fn reference_snapshots_from_other_versions_still_load() {
     json["followup_policy"].as_object_mut().unwrap().remove("max_attempts");
     json["future_field"] = serde_json::json!({"x": 1});
     let tx = store.db.begin_write().unwrap();
-    tx.open_table(tables::REFERENCE)
-        .unwrap()
-        .insert("snapshot", serde_json::to_vec(&json).unwrap().as_slice())
-        .unwrap();
+    let sealed = store.keys().seal(crypto::REFERENCE_PLACE, &serde_json::to_vec(&json).unwrap()).unwrap();
+    tx.open_table(tables::REFERENCE).unwrap().insert("snapshot", sealed.as_slice()).unwrap();
     tx.commit().unwrap();
     drop(store);
     let store = Store::open_with(dir.path(), opts(&clock)).unwrap();

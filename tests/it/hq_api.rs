@@ -65,7 +65,7 @@ fn records(store: &Store) -> Vec<AnyRecord> {
 }
 
 /// One HTTP/1.1 request; a write error (the server answered early and closed) still reads the answer.
-fn request(
+pub(crate) fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -89,13 +89,13 @@ fn request(
     (status, head, resp[split + 4..].to_vec())
 }
 
-fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+pub(crate) fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
     let auth = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
     request(addr, "GET", path, &headers, b"")
 }
 
-fn json(body: &[u8]) -> serde_json::Value {
+pub(crate) fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
@@ -249,8 +249,13 @@ fn reports_are_refused_when_no_token_is_configured() {
 fn oversized_body_gets_413_json() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start(&dir.path().join("hq"), ApiOptions::default());
+    // A body is read only for a valid credential (an unknown one is refused first).
+    let code = hq.store().create_code("main", "d1", server::now_ms(), 3_600_000).unwrap();
+    let device = guidedesk_sync::DeviceId(uuid::Uuid::now_v7().as_u128());
+    let token = hq.store().enroll(&code, device, server::now_ms()).unwrap().unwrap().token;
+    let bearer = format!("Bearer {token}");
     let body = vec![0u8; MAX_BODY_BYTES + 1];
-    let (status, head, body) = request(hq.addr(), "POST", "/v1/push", &[("authorization", "Bearer x")], &body);
+    let (status, head, body) = request(hq.addr(), "POST", "/v1/push", &[("authorization", &bearer)], &body);
     assert_eq!(status, 413);
     assert!(head.contains("content-type: application/json"), "{head}");
     assert_eq!(json(&body)["code"], "payload_too_large");

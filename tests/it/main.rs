@@ -40,3 +40,11 @@ mod sync;
 // HQ's reports, overview and limits (feature `hq`).
 #[cfg(feature = "hq")]
 mod hq_api;
+
+// Regression tests for the hostile-network review (one per finding; see SECURITY.md).
+#[cfg(feature = "hq")]
+mod security_hq;
+mod security_data;
+mod security_secrets;
+#[cfg(feature = "hq")]
+mod security_api;

@@ -35,7 +35,7 @@ use rand::{Rng, SeedableRng};
 // HQ
 
 /// The storage backend a scenario runs HQ on.
-enum Backend {
+pub(crate) enum Backend {
     /// redb in the scenario's HQ directory.
     Embedded,
     /// PostgreSQL at `DATABASE_URL`, in a schema of this test's own (dropped at the end).
@@ -53,16 +53,16 @@ enum PgGate {
 }
 
 /// A fresh schema for one test, dropped when the test ends.
-struct PgSchema {
-    url: String,
-    schema: String,
+pub(crate) struct PgSchema {
+    pub(crate) url: String,
+    pub(crate) schema: String,
     /// Released after the schema is dropped (fields drop after `Drop::drop`).
     _gate: PgGate,
 }
 
 impl PgSchema {
     /// A fresh schema, or `None` (printed) when `DATABASE_URL` is unset outside CI. In CI it must be set.
-    fn fresh(test: &str) -> Option<PgSchema> {
+    pub(crate) fn fresh(test: &str) -> Option<PgSchema> {
         Self::fresh_with(test, || PgGate::Shared(PG_SERVER.read().unwrap_or_else(std::sync::PoisonError::into_inner)))
     }
 
@@ -104,7 +104,7 @@ impl PgSchema {
 
 /// Runs SQL at `url` outside HQ (through psql, so the tests need no async client of their own) and returns its
 /// unaligned output.
-fn psql_at(url: &str, sql: &str) -> String {
+pub(crate) fn psql_at(url: &str, sql: &str) -> String {
     {
         let out = Command::new("psql")
             .arg(url)
@@ -125,7 +125,7 @@ impl Drop for PgSchema {
     }
 }
 
-fn open_backend(b: &Backend, dir: &Path) -> HqBackend {
+pub(crate) fn open_backend(b: &Backend, dir: &Path) -> HqBackend {
     match b {
         Backend::Embedded => HqStore::open(dir).unwrap().into(),
         Backend::Postgres(pg) => pg.connect().into(),
@@ -163,21 +163,21 @@ pub fn loopback_options(changelog_keep: usize) -> ServeOptions {
     }
 }
 
-fn start_hq(b: &Backend, dir: &Path, keep: usize) -> RunningHq {
+pub(crate) fn start_hq(b: &Backend, dir: &Path, keep: usize) -> RunningHq {
     let store = open_backend(b, dir);
     let options = loopback_options(keep);
     server::start(store, &options).unwrap()
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     server::now_ms()
 }
 
-fn now() -> Moment {
+pub(crate) fn now() -> Moment {
     Moment(i64::try_from(now_ms()).unwrap())
 }
 
-fn reference_variant(tag: &str) -> ReferenceData {
+pub(crate) fn reference_variant(tag: &str) -> ReferenceData {
     let mut r = ReferenceData::bundled().unwrap();
     r.departments[0].name = format!("{}（{tag}）", r.departments[0].name);
     r
@@ -423,29 +423,29 @@ fn handle(mut conn: TcpStream, upstream: &Mutex<SocketAddr>, plan: &Mutex<Plan>,
 // ---------------------------------------------------------------------------------------------------------------
 // Kiosks
 
-struct Kiosk {
-    store: Store,
-    clock: Arc<ManualClock>,
-    cred: Credential,
+pub(crate) struct Kiosk {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) cred: Credential,
 }
 
-fn open_kiosk(dir: &Path, at: Moment) -> (Store, Arc<ManualClock>) {
+pub(crate) fn open_kiosk(dir: &Path, at: Moment) -> (Store, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(at));
     let store = Store::open_with(dir, StoreOptions { clock: clock.clone(), utc_offset: china_offset() }).unwrap();
     (store, clock)
 }
 
 /// Enrols a kiosk directly with HQ (one-time code made in HQ's store), then points its credential at `via`.
-fn enrol(hq: &RunningHq, dir: &Path, site: &str, desk: &str, via: &str) -> Kiosk {
+pub(crate) fn enrol(hq: &RunningHq, dir: &Path, site: &str, desk: &str, via: &str) -> Kiosk {
     let (store, clock) = open_kiosk(dir, now());
     let code = hq.store().create_code(site, desk, now_ms(), 3_600_000).unwrap();
     let (mut cred, _) = kiosk_sync::enroll(&store, dir, &hq.url(), &code, None, false).unwrap();
     cred.url = via.to_string();
-    cred.save(dir).unwrap();
+    cred.save(&store, dir).unwrap();
     Kiosk { store, clock, cred }
 }
 
-fn options(batch: usize) -> SyncOptions {
+pub(crate) fn options(batch: usize) -> SyncOptions {
     SyncOptions {
         batch,
         retry: guidedesk_sync::replicate::RetryPolicy {
@@ -461,7 +461,7 @@ fn options(batch: usize) -> SyncOptions {
 
 /// Writes `n` arrivals, `per_tx` per transaction; every third one then moves to the next step in a second write, so
 /// records get more than one op.
-fn write_arrivals(store: &Store, n: usize, per_tx: usize) -> Vec<RecordId> {
+pub(crate) fn write_arrivals(store: &Store, n: usize, per_tx: usize) -> Vec<RecordId> {
     let refs = store.reference();
     let dept = refs.departments[0].id.clone();
     let mut ids = Vec::with_capacity(n);
@@ -504,7 +504,11 @@ fn write_arrivals(store: &Store, n: usize, per_tx: usize) -> Vec<RecordId> {
 }
 
 /// Syncs until everything is acknowledged (faults may make single cycles fail).
-fn sync_until_done(k: &Kiosk, opts: &SyncOptions, max_cycles: u32) -> guidedesk_sync::replicate::CycleReport {
+pub(crate) fn sync_until_done(
+    k: &Kiosk,
+    opts: &SyncOptions,
+    max_cycles: u32,
+) -> guidedesk_sync::replicate::CycleReport {
     let mut last_err = String::new();
     for _ in 0..max_cycles {
         match kiosk_sync::sync_with(&k.store, &k.cred, opts) {
@@ -849,8 +853,13 @@ fn revoked_device_keeps_working_locally_and_keeps_its_outbox(backend: &Backend) 
     let stats = k.store.stats().unwrap();
     assert!(stats.outbox_pending > 0, "the outbox was kept");
     assert_eq!(stats.records["arrival"], 55, "local work went on");
-    // Re-enrolled with a new code, the same device continues where HQ's cursor stands: nothing twice.
+    // Enrolment does not lift a revocation; once reinstated, a code issued for this device gives it a new
+    // credential, and it continues where HQ's cursor stands: nothing twice.
     let code = hq.store().create_code("main", "d1", now_ms(), 3_600_000).unwrap();
+    let err = kiosk_sync::enroll(&k.store, &dir.path().join("k"), &hq.url(), &code, None, false).unwrap_err();
+    assert!(err.to_string().contains("revoked"), "{err}");
+    assert!(hq.store().reinstate(k.store.device()).unwrap());
+    let code = hq.store().create_code_for("main", "d1", Some(k.store.device()), now_ms(), 3_600_000).unwrap();
     let (cred, _) = kiosk_sync::enroll(&k.store, &dir.path().join("k"), &hq.url(), &code, None, false).unwrap();
     let k = Kiosk { cred, ..k };
     let report = sync_until_done(&k, &options(100), 1);
@@ -912,7 +921,7 @@ fn thirty_days_offline_with_50_000_ops(backend: &Backend) {
 // ---------------------------------------------------------------------------------------------------------------
 // Real processes: HQ killed and restarted, kiosk killed mid-sync
 
-fn spawn_hq_binary(dir: &Path) -> (Child, SocketAddr) {
+pub(crate) fn spawn_hq_binary(dir: &Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_guidedesk-hq"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -926,7 +935,7 @@ fn spawn_hq_binary(dir: &Path) -> (Child, SocketAddr) {
     (child, url.parse().unwrap())
 }
 
-fn hq_cli(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn hq_cli(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_guidedesk-hq")).args(args).arg("--data-dir").arg(dir).output().unwrap();
     assert!(out.status.success(), "guidedesk-hq {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
@@ -1049,7 +1058,7 @@ fn sync_command_reports_clearly_when_not_enrolled_or_hq_is_down() {
         ca_pem: None,
         allow_plain_http: false,
     };
-    cred.save(dir.path()).unwrap();
+    cred.save(&store, dir.path()).unwrap();
     write_arrivals(&store, 3, 3);
     drop(store);
     std::fs::write(dir.path().join("config.toml"), "[sync]\ntimeout_secs = 5\n").unwrap();

@@ -603,3 +603,35 @@ proptest! {
         let _ = parse(&bytes, Some("出院名单"), &refs(), today(), &Limits::DEFAULT);
     }
 }
+
+#[test]
+fn formula_cells_follow_the_csv_export_rule() {
+    // Every trigger of `csv_safe` makes a text cell a row error, wherever it is in a free-text column; leading tabs
+    // and carriage returns are trimmed first, so the formula behind them is what is caught.
+    let p = parse_ok(&format!(
+        "{HEADER}ZY1,+1+1,13800138000,内科,2026-11-20,\n\
+         ZY2,-2+3,13800138000,内科,2026-11-20,\n\
+         ZY3,张三,13800138000,内科,2026-11-20,@SUM(A1)\n\
+         ZY4,李四,13800138000,内科,2026-11-20,\"\t=cmd|' /C calc'!A0\"\n\
+         =HYPERLINK(\"\"http://x\"\"),王五,13800138000,内科,2026-11-20,\n\
+         ZY6,赵六,13800138000,内科,2026-11-20,-\n\
+         -7,钱七,+86 138 0013 8000,内科,2026-11-20,\n\
+         ZY8,孙八,-13800138000,内科,2026-11-20,--\n\
+         ZY9,周九,13800138000,内科,2026-11-20,+\n"
+    ));
+    let m = messages(&p);
+    assert_eq!(m.len(), 6, "{m:?}");
+    assert!(m[0].starts_with("line 2: name \"+1+1\" looks like a spreadsheet formula"), "{}", m[0]);
+    assert!(m[1].starts_with("line 3: name \"-2+3\" looks like a spreadsheet formula"), "{}", m[1]);
+    assert!(m[2].starts_with("line 4: diagnosis \"@SUM(A1)\" looks like a spreadsheet formula"), "{}", m[2]);
+    assert!(m[3].starts_with("line 5: diagnosis \"=cmd|"), "{}", m[3]);
+    assert!(m[3].contains("looks like a spreadsheet formula"), "{}", m[3]);
+    assert!(m[4].starts_with("line 6: admission number \"=HYPERLINK"), "{}", m[4]);
+    assert!(m[5].starts_with("line 10: diagnosis \"+\" looks like a spreadsheet formula"), "{}", m[5]);
+    let lines: Vec<u32> = p.discharges.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [7, 8, 9], "{m:?}");
+    // Hyphens alone mean "none"; a plain-number admission number and `+86`/`-` in a phone are values.
+    assert!(p.discharges.iter().all(|r| r.diagnosis.is_none()));
+    assert_eq!(p.discharges[1].his_key, "-7");
+    assert!(p.discharges[1..].iter().all(|r| r.phone == "13800138000"));
+}
