@@ -150,3 +150,86 @@ impl ScreenCache {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use guidedesk_sync::{DeviceId, Hlc};
+
+    use super::*;
+    use crate::model::{Moment, RecordId, StaffRef};
+
+    const NOW: i64 = 1_780_000_000_000;
+
+    fn ctx(skew_ms: i64) -> OpContext {
+        OpContext {
+            device: DeviceId(1),
+            received_ms: NOW as u64,
+            stamp: Hlc { wall_ms: NOW as u64, logical: 0, node: 1 },
+            clamped: false,
+            skew_ms,
+        }
+    }
+
+    fn arrival(at: i64, department: &str) -> AnyRecord {
+        let refs = ReferenceData::bundled().unwrap();
+        let mut form = crate::model::arrival::tests::form();
+        form.department = department.into();
+        let today = Moment(NOW).local_date(crate::store::china_offset());
+        let a = form.validate(&refs, today).unwrap().into_record(
+            RecordId::new_v7(Moment(at)),
+            Moment(at),
+            StaffRef("g1".into()),
+            Hlc { wall_ms: at as u64, logical: 0, node: 1 },
+        );
+        AnyRecord::Arrival(a)
+    }
+
+    #[test]
+    fn times_are_checked_against_hqs_clock_corrected_by_a_plausible_skew() {
+        let refs = ReferenceData::bundled().unwrap();
+        let s = Screen::new(Some(&refs));
+        assert_eq!(screen(&arrival(NOW, "cardio"), &ctx(0), &s), Ok(()));
+        let year = 365 * 24 * 3_600_000;
+        // A desk whose clock runs a year ahead: corrected by its skew, in the window.
+        assert_eq!(screen(&arrival(NOW + year, "cardio"), &ctx(year), &s), Ok(()));
+        let err = screen(&arrival(NOW + 2 * year, "cardio"), &ctx(0), &s).unwrap_err();
+        assert!(err.contains("\"occurred_at\""), "{err}");
+        // A huge claimed skew does not excuse a far-future time.
+        assert!(screen(&arrival(NOW + 50 * year, "cardio"), &ctx(50 * year), &s).is_err());
+        assert!(screen(&arrival(EARLIEST_MS - 1, "cardio"), &ctx(0), &s).is_err());
+    }
+
+    #[test]
+    fn department_codes_are_checked_only_against_published_reference_data() {
+        let refs = ReferenceData::bundled().unwrap();
+        let mut other = refs.clone();
+        other.departments.retain(|d| d.id != "cardio");
+        let err = screen(&arrival(NOW, "cardio"), &ctx(0), &Screen::new(Some(&other))).unwrap_err();
+        assert!(err.contains("\"department\""), "{err}");
+        assert_eq!(screen(&arrival(NOW, "cardio"), &ctx(0), &Screen::new(None)), Ok(()), "nothing to check against");
+    }
+
+    #[test]
+    fn only_devices_of_the_records_site_may_change_it() {
+        let r = arrival(NOW, "cardio");
+        assert_eq!(owner("west", "west", &r), Ok(()));
+        assert!(owner("west", "east", &r).unwrap_err().contains("belongs to site \"west\""));
+    }
+
+    #[test]
+    fn the_cache_reloads_after_a_clear() {
+        let cache = ScreenCache::default();
+        let loads = std::cell::Cell::new(0);
+        let load = || {
+            loads.set(loads.get() + 1);
+            Ok::<_, ()>(None)
+        };
+        cache.get("main", load).unwrap();
+        cache.get("main", load).unwrap();
+        assert_eq!(loads.get(), 1);
+        cache.clear();
+        cache.get("main", load).unwrap();
+        assert_eq!(loads.get(), 2);
+    }
+}

@@ -230,12 +230,14 @@ fn too_many(wait: u64) -> Response {
 /// credentials refused lately, in which case it is answered 429 without a lookup.
 async fn identify(state: &HqState, authorization: Option<HeaderValue>, ip: IpAddr) -> Result<Caller, Response> {
     let Some(value) = authorization else { return Ok(Caller::Anonymous) };
-    let token = value.to_str().ok().and_then(|v| v.split_once(' ')).and_then(|(scheme, token)| {
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-    });
-    let Some(token) = token.filter(|t| {
-        !t.is_empty() && t.len() <= MAX_CREDENTIAL_LEN && t.bytes().all(|b| b.is_ascii_graphic())
-    }) else {
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()));
+    let Some(token) =
+        token.filter(|t| !t.is_empty() && t.len() <= MAX_CREDENTIAL_LEN && t.bytes().all(|b| b.is_ascii_graphic()))
+    else {
         return Ok(Caller::Refused(Refusal::Malformed));
     };
     if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
@@ -305,6 +307,31 @@ pub struct ConnectionCap {
     permits: Arc<tokio::sync::Semaphore>,
     cap: usize,
     last_log: Arc<Mutex<Option<Instant>>>,
+}
+
+/// File descriptors kept free for the store, the admin listener and accepting (beyond the connections).
+const RESERVED_FDS: usize = 128;
+
+/// The connection cap HQ can keep with the file descriptors it may open: `requested`, lowered to the process's
+/// open-file limit less [`RESERVED_FDS`] (read from `/proc/self/limits` on Linux; elsewhere `requested`).
+pub fn connection_cap(requested: usize) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|text| {
+        text.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<usize>().ok())
+    });
+    match soft {
+        Some(limit) if limit.saturating_sub(RESERVED_FDS) < requested => {
+            let cap = limit.saturating_sub(RESERVED_FDS).max(16);
+            eprintln!(
+                "guidedesk-hq: the open-file limit is {limit}: serving at most {cap} connections instead of \
+                 {requested} (raise the limit, e.g. LimitNOFILE= in the service unit)"
+            );
+            cap
+        }
+        _ => requested,
+    }
 }
 
 impl ConnectionCap {
@@ -418,5 +445,26 @@ mod tests {
         // Half a second refills one token at 2/s.
         assert_eq!(l.take([1; 32], rl, t0 + Duration::from_millis(500)), Ok(()));
         assert!(l.take([1; 32], rl, t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        let cap = connection_cap(usize::MAX);
+        assert!(cap < usize::MAX, "Linux reports an open-file limit");
+        assert!(cap >= 16);
+        assert_eq!(connection_cap(16), 16);
+    }
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_cap_is_refused_and_a_closed_one_frees_its_place() {
+        use axum_server::accept::Accept as _;
+        let cap = ConnectionCap::new(2);
+        let a = cap.accept((), ()).await.unwrap();
+        let _b = cap.accept((), ()).await.unwrap();
+        assert_eq!(cap.open(), 2);
+        assert!(cap.accept((), ()).await.is_err());
+        drop(a);
+        assert_eq!(cap.open(), 1);
+        assert!(cap.accept((), ()).await.is_ok());
     }
 }

@@ -599,7 +599,8 @@ pub fn start_with(
     let https = tls.is_some();
     let shared = Arc::clone(&state.store);
     let (h, ah) = (handle.clone(), admin_handle.clone());
-    let (cap, header_timeout) = (ConnectionCap::new(state.api.max_connections), state.api.header_timeout);
+    let cap = ConnectionCap::new(limits::connection_cap(state.api.max_connections));
+    let header_timeout = state.api.header_timeout;
     let thread = std::thread::Builder::new().name("hq-server".into()).spawn(move || {
         runtime.block_on(async move {
             let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
