@@ -15,8 +15,8 @@
 //! storage behind them.
 
 pub mod admin;
-pub mod backend;
 pub mod admit;
+pub mod backend;
 pub mod enrol;
 pub mod limits;
 pub mod openapi;

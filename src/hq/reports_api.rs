@@ -595,11 +595,26 @@ pub struct SummaryJson {
     pub kpis: Vec<crate::reports::Kpi>,
     /// Every table of the monthly report.
     pub tables: Vec<TableJson>,
+    /// Records of the period left out of every figure because a time on them is impossible (at most the first
+    /// hundred are listed; `skipped_count` counts them all).
+    pub skipped: Vec<SkippedJson>,
+    /// How many records were left out.
+    pub skipped_count: u64,
+}
+
+/// A record a report left out, and why.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SkippedJson {
+    /// Its kind (`arrival`, `case`, …).
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+    /// The field and its value.
+    pub reason: String,
 }
 
 fn json_response<T: Serialize>(v: &T) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(v)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, e.to_string()))?;
+    let body = serde_json::to_vec(v).map_err(|e| super::server::internal(&e))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -649,6 +664,16 @@ pub async fn summary(
                     rows: t.rows.into_iter().map(|r| r.into_iter().map(|c| c.text).collect()).collect(),
                 })
                 .collect(),
+            skipped: s
+                .skipped
+                .iter()
+                .map(|r| SkippedJson {
+                    kind: r.kind.name().to_string(),
+                    id: r.id.0.to_string(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            skipped_count: s.skipped_count(),
         };
         json_response(&body)
     })
@@ -899,6 +924,17 @@ fn overview_html(
             t("本期记录", "Records in the period"),
             t("隔离的操作", "Quarantined ops")
         );
+        if summary.skipped_count() > 0 {
+            let ids: Vec<String> =
+                summary.skipped.iter().take(5).map(|r| format!("{} {}", r.kind.name(), r.id.0)).collect();
+            let _ = writeln!(
+                h,
+                "<p class=\"bad\">{}: {} ({})</p>",
+                t("时间异常、未计入的记录", "Records left out for an impossible time"),
+                summary.skipped_count(),
+                esc(&ids.join(", "))
+            );
+        }
         let _ = writeln!(
             h,
             "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",

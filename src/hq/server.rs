@@ -38,6 +38,8 @@ use super::store::{AuthDevice, EnrollRefusal, HqError};
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Largest pull body (a device id, a stream name, a cursor and a page size).
 pub const MAX_PULL_BODY_BYTES: usize = 4 * 1024;
+/// The change streams a device may pull.
+pub const PULL_STREAMS: [&str; 1] = [super::store::REFERENCE_STREAM];
 /// Largest enrolment body (a code and a device id).
 pub const MAX_ENROLL_BODY_BYTES: usize = 4 * 1024;
 
@@ -216,8 +218,9 @@ fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
 
 /// Applies a batch of ops (codec body `PushRequest` → `PushResponse`).
 #[utoipa::path(post, path = "/v1/push", tag = "sync", security(("device_credential" = [])),
-    request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PushRequest"),
-    responses((status = 200, description = "codec-encoded PushResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
+    params(("x-guidedesk-outbox-pending" = Option<u64>, Header, maximum = 9_223_372_036_854_775_807_u64, description = "ops waiting in the kiosk's outbox, decimal digits; otherwise 400 naming the header")),
+    request_body(content = super::openapi::SyncBody, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PushRequest (at most 32 MiB)"),
+    responses((status = 200, description = "codec-encoded PushResponse", content_type = "application/vnd.guidedesk.sync", body = super::openapi::SyncBody), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn push(
     State(state): State<HqState>,
     caller: Option<Extension<Caller>>,
@@ -225,6 +228,7 @@ async fn push(
     body: Body,
 ) -> Result<Response, ApiError> {
     let auth = device_caller(caller)?;
+    let pending = reports_api::outbox_pending(&headers)?;
     let _slot = state.push_slots.clone().acquire_owned().await.map_err(|_| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, codes::INTERNAL, "HQ is shutting down").retry_after(1)
     })?;
@@ -233,7 +237,9 @@ async fn push(
         let req: PushRequest =
             codec::decode(&body).map_err(|e| ApiError::bad_request(format!("push body cannot be decoded: {e}")))?;
         same_device(&auth, req.device)?;
-        state.outbox.note(req.device, &headers, now_ms());
+        if let Some(n) = pending {
+            state.outbox.note_pending(req.device, n, now_ms());
+        }
         let resp = apply_push(&*state.store, req.device, &req.ops, now_ms(), req.sent_at_ms).map_err(|e| match e {
             ApplyError::BadBatch(b) => ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_BATCH, b.to_string()),
             ApplyError::Storage(s) => ApiError::from(s),
@@ -246,8 +252,8 @@ async fn push(
 
 /// A page of a change stream (codec body `PullRequest` → `PullResponse`).
 #[utoipa::path(post, path = "/v1/pull", tag = "sync", security(("device_credential" = [])),
-    request_body(content = Vec<u8>, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PullRequest"),
-    responses((status = 200, description = "codec-encoded PullResponse", content_type = "application/vnd.guidedesk.sync", body = Vec<u8>), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
+    request_body(content = super::openapi::SyncBody, content_type = "application/vnd.guidedesk.sync", description = "codec-encoded PullRequest (at most 4 KiB)"),
+    responses((status = 200, description = "codec-encoded PullResponse", content_type = "application/vnd.guidedesk.sync", body = super::openapi::SyncBody), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another device", body = super::openapi::ErrorJson), (status = 413, description = "body too large", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn pull(
     State(state): State<HqState>,
     caller: Option<Extension<Caller>>,
@@ -260,6 +266,11 @@ async fn pull(
         let req: PullRequest =
             codec::decode(&body).map_err(|e| ApiError::bad_request(format!("pull body cannot be decoded: {e}")))?;
         same_device(&auth, req.device)?;
+        if !PULL_STREAMS.contains(&req.stream.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "body field \"stream\": not a stream HQ serves (it serves {PULL_STREAMS:?})"
+            )));
+        }
         let source = state.store.changes_for(&req.stream, &auth.site)?;
         let resp = pull_page(&source, req.cursor, req.limit, now_ms())?;
         codec_response(&resp)
@@ -361,7 +372,7 @@ async fn json_errors(resp: Response) -> Response {
 }
 
 /// Answers the health check.
-#[utoipa::path(get, path = "/v1/health", tag = "sync", responses((status = 200, description = "`ok`", body = String), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson)))]
+#[utoipa::path(get, path = "/v1/health", tag = "sync", responses((status = 200, description = "`ok`", body = String), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 async fn health() -> &'static str {
     "ok"
 }

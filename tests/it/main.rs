@@ -43,8 +43,8 @@ mod hq_api;
 
 // Regression tests for the hostile-network review (one per finding; see SECURITY.md).
 #[cfg(feature = "hq")]
-mod security_hq;
-mod security_data;
-mod security_secrets;
-#[cfg(feature = "hq")]
 mod security_api;
+mod security_data;
+#[cfg(feature = "hq")]
+mod security_hq;
+mod security_secrets;

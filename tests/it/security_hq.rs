@@ -466,19 +466,28 @@ fn finding_4_a_far_future_record_does_not_break_hq_reports(b: &Backend) {
     // An admin releases it anyway (or it was stored before HQ checked times): reports still answer.
     assert_eq!(hq.store().quarantine_release(device, 1, now_ms()).unwrap(), Some(Ok(())));
     let today = now().local_date(guidedesk::store::china_offset());
-    let month = today.format("%Y-%m-01").to_string();
-    let day = today.format("%Y-%m-%d").to_string();
+    let from = (today - chrono::Days::new(10)).format("%Y-%m-%d").to_string();
+    let to = today.format("%Y-%m-%d").to_string();
+    let id = bad.id().0.to_string();
     for path in [
-        format!("/v1/reports/summary?from={month}&to={day}"),
-        format!("/v1/reports/table.csv?table=kpis&from={month}&to={day}"),
-        format!("/v1/overview?from={month}&to={day}"),
+        format!("/v1/reports/summary?from={from}&to={to}"),
+        format!("/v1/reports/table.csv?table=kpis&from={from}&to={to}"),
+        format!("/v1/overview?from={from}&to={to}"),
         "/v1/overview".to_string(),
     ] {
         let (status, _, body) = get(hq.addr(), &path, Some(TOKEN));
         let text = String::from_utf8_lossy(&body);
         assert_eq!(status, 200, "{path}: {text}");
         assert!(!text.contains("panicked") && !text.contains("overflow"), "{path}: {text}");
+        // The summary and the overview name the record they left out.
+        if !path.contains("table.csv") && path.contains("from=") {
+            assert!(text.contains(&id), "{path} names the skipped case: {text}");
+        }
     }
+    let (_, _, body) = get(hq.addr(), &format!("/v1/reports/summary?from={from}&to={to}"), Some(TOKEN));
+    let summary = json(&body);
+    assert_eq!(summary["skipped_count"], 1, "{summary}");
+    assert!(summary["skipped"][0]["reason"].as_str().unwrap().contains("closed_at"), "{summary}");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
