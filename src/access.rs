@@ -5,8 +5,7 @@
 //! signed-in role cannot do.
 
 use crate::model::reference::Role;
-use crate::ui::data::Command;
-use crate::workflow::CaseCommand;
+use crate::command::{CaseCommand, Command};
 
 /// Something a signed-in staff member may or may not do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,14 +10,14 @@ use egui::{RichText, Ui};
 use crate::config::{Config, Language};
 use crate::model::reference::{Role, Staff};
 use crate::model::validate::{self, Problem, ValidationErrors};
-use crate::model::{Arrival, AuditAction, AuditTarget, Consultation, Moment, RecordId, RecordKind, StaffRef};
+use crate::model::{AuditAction, AuditTarget, Moment, RecordId, RecordKind, StaffRef};
 use crate::store::{Stats, Store, StoreError, WriteCtx};
 use crate::ui::audit::AuditScreen;
 use crate::ui::board::BoardScreen;
 use crate::ui::cases::CasesScreen;
 use crate::ui::consult::ConsultScreen;
 use crate::ui::dashboard::DashboardScreen;
-use crate::ui::data::{Command, Outcome, SearchHit, run_search};
+use crate::command::{Command, Outcome, SearchHit, run_search};
 use crate::ui::followup::FollowupScreen;
 use crate::ui::i18n::Tr;
 use crate::ui::patient::{PatientAction, PatientScreen};
@@ -383,32 +383,7 @@ impl DeskApp {
     /// Saves a survey: the feedback record on this kiosk's hash chain and, when the answer is dissatisfied and the
     /// patient left a phone number, a same-day call-back task, in the same transaction.
     fn save_feedback(&mut self, form: &crate::model::FeedbackForm) -> Outcome {
-        let r = self.store.write(|ctx| {
-            let (id, at) = (ctx.new_id(), ctx.now());
-            let fb = ctx.append_feedback(form.into_record(id, at)?)?;
-            if fb.is_dissatisfied()
-                && let Some(phone) = fb.contact_phone.clone()
-            {
-                let stamp = ctx.stamp();
-                let today = ctx.today();
-                let task = crate::model::FollowupTask {
-                    id: ctx.new_id(),
-                    created_at: at,
-                    created_by: StaffRef("feedback".into()),
-                    source: crate::model::FollowupSource::Feedback { feedback: fb.id },
-                    patient_name: String::new(),
-                    phone,
-                    department: None,
-                    inpatient: false,
-                    due_from: today,
-                    due_to: today,
-                    status: crate::model::Lww::new(crate::model::FollowupStatus::Open, stamp),
-                    closed_at: crate::model::Lww::new(None, stamp),
-                };
-                ctx.put(&task)?;
-            }
-            Ok(Some(fb.id))
-        });
+        let r = self.store.write(|ctx| crate::command::desk::save_feedback(ctx, form).map(Some));
         self.written(r)
     }
 
@@ -700,56 +675,6 @@ impl DeskApp {
         match cmd {
             Command::SignIn { staff, pin } => self.sign_in(&staff, &pin),
             Command::CreateAdmin { id, name, pin, confirm } => self.create_admin(&id, &name, &pin, &confirm),
-            Command::Register(form) => self.change(RecordKind::Arrival, "register", |ctx, by| {
-                let draft = form.validate(ctx.reference(), ctx.today())?;
-                let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
-                let rec = draft.into_record(id, at, by.clone(), stamp);
-                ctx.put(&rec)?;
-                crate::workflow::outpatient_followup(ctx, &rec)?;
-                Ok(id)
-            }),
-            Command::MoveStep { id, step, reason } => {
-                self.change(RecordKind::Arrival, &format!("move_step:{}", step.key()), |ctx, by| {
-                    let mut a: Arrival = ctx.require(id)?;
-                    let (at, stamp) = (ctx.now(), ctx.stamp());
-                    a.move_to(step, at, by.clone(), reason.as_deref(), stamp)?;
-                    ctx.put(&a)?;
-                    Ok(id)
-                })
-            }
-            Command::Change { id, department, doctor, reason } => {
-                self.change(RecordKind::Arrival, "change_department", |ctx, by| {
-                    let mut a: Arrival = ctx.require(id)?;
-                    let (at, stamp) = (ctx.now(), ctx.stamp());
-                    a.change_department(ctx.reference(), &department, doctor.clone(), &reason, at, by.clone(), stamp)?;
-                    ctx.put(&a)?;
-                    Ok(id)
-                })
-            }
-            Command::Consult(form) => self.change(RecordKind::Consultation, "consult", |ctx, by| {
-                let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
-                let c = form.into_record(ctx.reference(), id, at, by.clone(), stamp)?;
-                ctx.put(&c)?;
-                Ok(id)
-            }),
-            Command::Link { consultation, arrival } => {
-                self.change(RecordKind::Consultation, "link_arrival", |ctx, _| {
-                    let mut c: Consultation = ctx.require(consultation)?;
-                    ctx.require::<Arrival>(arrival)?;
-                    let stamp = ctx.stamp();
-                    c.arrival.set(Some(arrival), stamp);
-                    ctx.put(&c)?;
-                    Ok(consultation)
-                })
-            }
-            Command::NewCase(form) => {
-                self.change(RecordKind::Case, "new_case", |ctx, by| crate::workflow::new_case(ctx, &form, by.clone()))
-            }
-            Command::Case { id, action } => {
-                self.change(RecordKind::Case, &format!("case:{}", action.name()), |ctx, by| {
-                    crate::workflow::act_on_case(ctx, id, action.clone(), by.clone()).map(|()| id)
-                })
-            }
             Command::Slip { id } => match self.write_slip(id) {
                 Ok(path) => {
                     self.audit(AuditAction::Print, Some(AuditTarget { kind: RecordKind::Case, id }), "slip");
@@ -758,9 +683,6 @@ impl DeskApp {
                 }
                 Err(m) => Outcome::Failed(m),
             },
-            Command::Attempt { task, form } => self.change(RecordKind::CallAttempt, "call_attempt", |ctx, by| {
-                crate::workflow::record_attempt(ctx, task, &form, by.clone())
-            }),
             Command::ImportDischarges { path } => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let store = Arc::clone(&self.store);
@@ -780,9 +702,6 @@ impl DeskApp {
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
-            Command::PromoteToCase { task } => self.change(RecordKind::Case, "promote_to_case", |ctx, by| {
-                crate::workflow::promote_feedback(ctx, task, by.clone())
-            }),
             Command::Search(q) => {
                 self.audit(AuditAction::View, None, "search");
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -813,6 +732,19 @@ impl DeskApp {
                 } else {
                     Outcome::Failed(self.last_error.clone().unwrap_or_default())
                 }
+            }
+            write @ (Command::Register(_)
+            | Command::MoveStep { .. }
+            | Command::Change { .. }
+            | Command::Consult(_)
+            | Command::Link { .. }
+            | Command::NewCase(_)
+            | Command::Case { .. }
+            | Command::Attempt { .. }
+            | Command::PromoteToCase { .. }) => {
+                // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
+                let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));
+                self.change(kind, &detail, |ctx, by| crate::command::write(ctx, &write, by))
             }
             Command::ExportAudit { from, to } => match self.export_audit(from, to) {
                 Ok(path) => {

@@ -337,7 +337,7 @@ impl DayGen<'_> {
             ids.push(a.id);
             report.arrivals += 1;
             // Every outpatient first visit with a phone goes on the next day's call list, as at the desk
-            // (`workflow::outpatient_followup`); the demo makes its ids from the seed.
+            // (`command::calls::outpatient_followup`); the demo makes its ids from the seed.
             if a.visit_type == VisitType::First
                 && let Some(phone) = a.phone.clone()
             {
@@ -728,7 +728,7 @@ impl DayGen<'_> {
             let attempt = form.into_record(id_at(rng, at), task.id, at, by)?;
             ctx.put(&attempt)?;
             report.call_attempts += 1;
-            // The same rule as at the desk (`workflow::record_attempt`).
+            // The same rule as at the desk (`command::calls::record_attempt`).
             let attempts = ctx.attempts_of(task.id)?;
             let status = task.status_after(outcome, attempts, self.day, self.refs.followup_policy.max_attempts);
             if let Some(s) = status {

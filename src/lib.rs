@@ -4,10 +4,16 @@
 //! durable store with its transactional outbox ([`store`]), demo data ([`demo`]), exports ([`export`]), imports of
 //! HIS files ([`import`]), reports and KPIs ([`reports`]) and configuration ([`config`]). The binary in `main.rs` is a
 //! thin CLI over these.
+//!
+//! Cargo features: `kiosk` (default) adds the desk GUI (`app`, `ui`: eframe, egui, egui_plot) and the `guidedesk`
+//! binary; `hq` adds the headquarters server (`hq`, the `guidedesk-hq` binary). HQ builds with
+//! `--no-default-features --features hq` and so links no GUI toolkit.
 
 pub mod access;
+#[cfg(feature = "kiosk")]
 pub mod app;
 pub mod cli_sync;
+pub mod command;
 pub mod config;
 pub mod csv_safe;
 pub mod demo;
@@ -18,9 +24,16 @@ pub mod import;
 pub mod kiosk_sync;
 pub mod model;
 pub mod policy;
+pub mod queries;
 pub mod reports;
 pub mod slip;
 pub mod staff;
 pub mod store;
+#[cfg(feature = "kiosk")]
 pub mod ui;
-pub mod workflow;
+/// Without the GUI only the locale tables remain of `ui` (pure: TOML text, no toolkit); `staff` words its PIN
+/// policy error through them.
+#[cfg(not(feature = "kiosk"))]
+pub mod ui {
+    pub mod i18n;
+}

@@ -464,7 +464,8 @@ fn backup(data_dir: &std::path::Path, cfg: &Config, out: &std::path::Path) -> Re
     Ok(())
 }
 
-/// Writes one arrival per durable transaction and reports each after its commit returned.
+/// Writes one arrival per durable transaction (a return visit, so each write is exactly one op) through the desk's
+/// own registration path, and reports each after its commit returned.
 fn stress_write(store: &Store, limit: Option<u64>) -> Result<()> {
     use guidedesk::model::{ArrivalChannel, ArrivalForm, Sex, StaffRef, VisitType};
     let refs = store.reference();
@@ -475,7 +476,7 @@ fn stress_write(store: &Store, limit: Option<u64>) -> Result<()> {
         let form = ArrivalForm {
             name: format!("压力测试{n}"),
             sex: Some(Sex::Unknown),
-            visit_type: Some(VisitType::First),
+            visit_type: Some(VisitType::Return),
             channel: Some(ArrivalChannel::WalkIn),
             complaint: "stress".into(),
             department: dept.clone(),
@@ -483,10 +484,9 @@ fn stress_write(store: &Store, limit: Option<u64>) -> Result<()> {
             ..ArrivalForm::default()
         };
         let (id, stamp, seq) = store.write(|ctx| {
-            let draft = form.validate(ctx.reference(), ctx.today())?;
-            let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
-            let rec = draft.into_record(id, at, StaffRef("stress".into()), stamp);
-            ctx.put(&rec)?;
+            let id = guidedesk::command::desk::register(ctx, &form, &StaffRef("stress".into()))?;
+            let rec: guidedesk::model::Arrival = ctx.require(id)?;
+            let stamp = rec.steps.first().map_or(guidedesk_sync::Hlc::ZERO, |s| s.stamp);
             Ok((id, stamp, ctx.last_seq().unwrap_or(0)))
         })?;
         writeln!(out, "{seq} {id} {} {} {}", stamp.wall_ms, stamp.logical, stamp.node)?;

@@ -77,7 +77,7 @@ fn changes_are_audited_in_the_same_transaction_and_failed_ones_not_at_all() {
     sign_in(&mut cs, "C1");
     let Outcome::Done(Some(case)) = cs.apply(Command::NewCase(Box::new(case_form())), &ctx) else { panic!() };
     assert_eq!(last_audit(&d.store).detail, "new_case");
-    let note = guidedesk::workflow::CaseCommand::Note { text: "called back 钱投诉 at 13700001111".into() };
+    let note = guidedesk::command::CaseCommand::Note { text: "called back 钱投诉 at 13700001111".into() };
     assert_eq!(cs.apply(Command::Case { id: case, action: note }, &ctx), Outcome::Done(Some(case)));
     let e = last_audit(&d.store);
     assert_eq!((e.detail.as_str(), e.target.unwrap().id), ("case:note", case));

@@ -206,7 +206,7 @@ fn import_a_discharge_file_with_one_bad_row_from_the_worklist() {
 
 #[test]
 fn escalation_recomputes_the_deadline_from_the_original_receipt() {
-    use guidedesk::workflow::{CaseCommand, act_on_case, new_case};
+    use guidedesk::command::cases::{CaseCommand, act_on_case, new_case};
     let f = fixture(true);
     let by = StaffRef("K001".into());
     let form = CaseForm {

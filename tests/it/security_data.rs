@@ -67,7 +67,7 @@ fn case(store: &Store, edit: impl FnOnce(&mut Case)) -> RecordId {
                 facts: "候诊两小时无人告知".into(),
                 ..CaseForm::default()
             };
-            let id = guidedesk::workflow::new_case(ctx, &form, StaffRef("K001".into()))?;
+            let id = guidedesk::command::cases::new_case(ctx, &form, StaffRef("K001".into()))?;
             let mut c: Case = ctx.get(id)?.unwrap();
             edit(&mut c);
             ctx.put(&c)?;

@@ -1,16 +1,16 @@
-//! Multi-record workflows, each run inside one store transaction: taking and working cases (with deadlines from
-//! policy and the official calendar), recording call attempts (and closing the task when the outcome says so),
-//! turning a feedback call-back into a case, and the follow-up tasks that outpatient first visits and closed
-//! complaints create.
+//! Taking and working complaint cases, each inside one store transaction: deadlines from policy and the official
+//! calendar, the call-back a closed case with a phone number gets, and a feedback call-back turned into a case.
 
 use crate::model::case::CaseOrigin;
 use crate::model::{
-    Arrival, CallAttemptForm, Case, CaseAction, CaseChannel, CaseForm, CaseGrade, CaseStatus, Feedback, FollowupSource,
-    FollowupStatus, FollowupTask, Lww, Problem, RecordId, StaffRef, ValidationErrors, VisitType,
+    Case, CaseAction, CaseChannel, CaseForm, CaseGrade, CaseStatus, Feedback, FollowupSource, FollowupTask, RecordId,
+    StaffRef,
 };
 use crate::policy;
 use crate::reports::labels;
 use crate::store::{StoreError, WriteCtx};
+
+use super::calls::put_task;
 
 /// A case action as the screen expresses it; the app adds what policy decides (deadlines).
 #[derive(Debug, Clone, PartialEq)]
@@ -149,75 +149,6 @@ pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, cmd: CaseCommand, by: S
         }
     }
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn put_task(
-    ctx: &mut WriteCtx<'_>,
-    source: FollowupSource,
-    patient_name: String,
-    phone: String,
-    department: Option<String>,
-    inpatient: bool,
-    (due_from, due_to): (chrono::NaiveDate, chrono::NaiveDate),
-    by: StaffRef,
-) -> Result<RecordId, StoreError> {
-    let stamp = ctx.stamp();
-    let task = FollowupTask {
-        id: ctx.new_id(),
-        created_at: ctx.now(),
-        created_by: by,
-        source,
-        patient_name,
-        phone,
-        department,
-        inpatient,
-        due_from,
-        due_to,
-        status: Lww::new(FollowupStatus::Open, stamp),
-        closed_at: Lww::new(None, stamp),
-    };
-    ctx.put(&task)?;
-    Ok(task.id)
-}
-
-/// An outpatient first visit with a phone number goes on the next day's call list.
-pub fn outpatient_followup(ctx: &mut WriteCtx<'_>, a: &Arrival) -> Result<(), StoreError> {
-    let Some(phone) = a.phone.clone() else { return Ok(()) };
-    if a.visit_type != VisitType::First {
-        return Ok(());
-    }
-    let window = policy::outpatient_window(&ctx.reference().followup_policy, a.arrived_at.local_date(ctx.offset()));
-    let source = FollowupSource::OutpatientFirstVisit { arrival: a.id };
-    put_task(ctx, source, a.name.clone(), phone, Some(a.department.value.clone()), false, window, a.handled_by.clone())
-        .map(|_| ())
-}
-
-/// Records a call attempt; closes the task when the outcome says so (reached, refused, deceased, wrong number, or
-/// too many unanswered attempts).
-pub fn record_attempt(
-    ctx: &mut WriteCtx<'_>,
-    task_id: RecordId,
-    form: &CallAttemptForm,
-    by: StaffRef,
-) -> Result<RecordId, StoreError> {
-    let mut task: FollowupTask = ctx.require(task_id)?;
-    if task.status.value.is_final() {
-        let mut e = ValidationErrors::default();
-        e.push("outcome", Problem::Conflict("this follow-up is already finished"));
-        return Err(e.into());
-    }
-    let previous = ctx.attempts_of(task_id)?;
-    let attempt = form.into_record(ctx.new_id(), task_id, ctx.now(), by)?;
-    ctx.put(&attempt)?;
-    let max = ctx.reference().followup_policy.max_attempts;
-    if let Some(status) = task.status_after(attempt.outcome, previous + 1, ctx.today(), max) {
-        let stamp = ctx.stamp();
-        task.status.set(status, stamp);
-        task.closed_at.set(Some(attempt.at), stamp);
-        ctx.put(&task)?;
-    }
-    Ok(attempt.id)
 }
 
 /// Turns a dissatisfied-feedback call-back into a case (grade 不满意, or 非常不满意 for the lowest answer), once.

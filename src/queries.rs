@@ -1,0 +1,179 @@
+//! What screens may read: the [`Queries`] trait (read-only), implemented over the kiosk store.
+//!
+//! Screens never open the store: they read through `&dyn Queries` and emit [`crate::command::Command`]s. Query
+//! logic that combines store lookups (earlier visits of a patient, recent lists) lives here, outside `ui`.
+
+use chrono::NaiveDate;
+
+use crate::model::reference::Staff;
+use crate::model::{
+    Arrival, AuditEntry, CallAttempt, Case, Consultation, FollowupTask, Moment, RecordId, ReferenceData,
+};
+use crate::store::{Store, StoreError};
+
+/// Read-only access for screens.
+pub trait Queries {
+    /// Reference data.
+    fn reference(&self) -> std::sync::Arc<ReferenceData>;
+    /// The current time.
+    fn now(&self) -> Moment;
+    /// Today's local date.
+    fn today(&self) -> NaiveDate;
+    /// The site's UTC offset.
+    fn offset(&self) -> chrono::FixedOffset;
+    /// A day's arrivals in registration order.
+    fn arrivals_on(&self, day: NaiveDate) -> Result<Vec<Arrival>, StoreError>;
+    /// Arrivals that may be the same person: same phone, or same name (and age within two years when both known).
+    fn possible_earlier_visits(
+        &self,
+        phone: Option<&str>,
+        name: &str,
+        age: Option<u8>,
+    ) -> Result<Vec<Arrival>, StoreError>;
+    /// Consultations of the last `days` days, newest first.
+    fn recent_consultations(&self, days: u32) -> Result<Vec<Consultation>, StoreError>;
+    /// An arrival by id.
+    fn arrival(&self, id: RecordId) -> Result<Option<Arrival>, StoreError>;
+    /// Staff who may sign in.
+    fn staff(&self) -> Result<Vec<Staff>, StoreError>;
+    /// Open cases, soonest deadline first.
+    fn open_cases(&self) -> Result<Vec<Case>, StoreError>;
+    /// Cases received in the last `days` days, newest first.
+    fn recent_cases(&self, days: u32) -> Result<Vec<Case>, StoreError>;
+    /// Open follow-up tasks, earliest window first.
+    fn open_followups(&self) -> Result<Vec<FollowupTask>, StoreError>;
+    /// A follow-up task's call attempts.
+    fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError>;
+    /// Call attempts of the last `days` days that flagged a worrying condition, with their tasks.
+    fn worrying(&self, days: u32) -> Result<Vec<(CallAttempt, Option<FollowupTask>)>, StoreError>;
+    /// Audit log entries of the days `from..=to`, newest first.
+    fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Verifies the audit chain: (entries ever appended, problems found).
+    fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError>;
+}
+
+impl Queries for Store {
+    fn reference(&self) -> std::sync::Arc<ReferenceData> {
+        Store::reference(self)
+    }
+
+    fn now(&self) -> Moment {
+        Store::now(self)
+    }
+
+    fn today(&self) -> NaiveDate {
+        Store::today(self)
+    }
+
+    fn offset(&self) -> chrono::FixedOffset {
+        self.utc_offset()
+    }
+
+    fn arrivals_on(&self, day: NaiveDate) -> Result<Vec<Arrival>, StoreError> {
+        Store::arrivals_on(self, day)
+    }
+
+    fn possible_earlier_visits(
+        &self,
+        phone: Option<&str>,
+        name: &str,
+        age: Option<u8>,
+    ) -> Result<Vec<Arrival>, StoreError> {
+        let mut ids: Vec<RecordId> = Vec::new();
+        if let Some(p) = phone.filter(|p| !p.is_empty()) {
+            ids.extend(
+                self.find_by_phone(p)?
+                    .into_iter()
+                    .filter(|(k, _)| *k == crate::model::RecordKind::Arrival)
+                    .map(|x| x.1),
+            );
+        }
+        let name = name.trim();
+        if !name.is_empty() {
+            for (n, kind, id) in self.find_by_name_prefix(name, 200)? {
+                if n == name && kind == crate::model::RecordKind::Arrival && !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let mut found: Vec<Arrival> = self.get_many(ids)?;
+        found.retain(|a| {
+            let same_phone = phone.is_some_and(|p| a.phone.as_deref() == Some(p));
+            let age_close = match (age, a.age) {
+                (Some(x), Some(y)) => x.abs_diff(y) <= 2,
+                _ => true,
+            };
+            same_phone || (a.name == name && age_close)
+        });
+        found.sort_by_key(|a| std::cmp::Reverse(a.arrived_at));
+        found.truncate(20);
+        Ok(found)
+    }
+
+    fn recent_consultations(&self, days: u32) -> Result<Vec<Consultation>, StoreError> {
+        let to = self.now().plus_millis(60_000);
+        let from = Moment::start_of_day(
+            self.today().checked_sub_days(chrono::Days::new(u64::from(days))).unwrap_or(self.today()),
+            self.utc_offset(),
+        );
+        let ids = self.ids_between(crate::model::RecordKind::Consultation, from, to)?;
+        let mut out: Vec<Consultation> = self.get_many(ids)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn arrival(&self, id: RecordId) -> Result<Option<Arrival>, StoreError> {
+        self.get(id)
+    }
+
+    fn staff(&self) -> Result<Vec<Staff>, StoreError> {
+        Ok(self.all_staff()?.into_iter().filter(|s| s.active).collect())
+    }
+
+    fn open_cases(&self) -> Result<Vec<Case>, StoreError> {
+        self.open_cases_due(None)
+    }
+
+    fn recent_cases(&self, days: u32) -> Result<Vec<Case>, StoreError> {
+        let from = self.now().plus_millis(-i64::from(days) * 86_400_000);
+        let ids = self.ids_between(crate::model::RecordKind::Case, from, Moment(i64::MAX))?;
+        let mut out: Vec<Case> = self.get_many(ids)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn open_followups(&self) -> Result<Vec<FollowupTask>, StoreError> {
+        self.open_followups_due(None)
+    }
+
+    fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError> {
+        Store::attempts_of(self, task)
+    }
+
+    fn worrying(&self, days: u32) -> Result<Vec<(CallAttempt, Option<FollowupTask>)>, StoreError> {
+        let from = self.now().plus_millis(-i64::from(days) * 86_400_000);
+        let ids = self.ids_between(crate::model::RecordKind::CallAttempt, from, Moment(i64::MAX))?;
+        let mut out = Vec::new();
+        for a in self.get_many::<CallAttempt>(ids)? {
+            if a.worrying {
+                let task = self.get::<FollowupTask>(a.task)?;
+                out.push((a, task));
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError> {
+        let offset = self.utc_offset();
+        let to = to.succ_opt().map_or(Moment(i64::MAX), |d| Moment::start_of_day(d, offset));
+        let mut out = Store::audit_entries(self, Moment::start_of_day(from, offset), to)?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError> {
+        let problems = self.verify_chain::<AuditEntry>()?.iter().map(ToString::to_string).collect();
+        Ok((self.chain_head(crate::model::RecordKind::Audit)?.0, problems))
+    }
+}
