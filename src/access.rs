@@ -4,8 +4,8 @@
 //! command refused here is refused whatever the screen showed; the screens use [`allowed`] only to hide what the
 //! signed-in role cannot do.
 
-use crate::model::reference::Role;
 use crate::command::{CaseCommand, Command};
+use crate::model::reference::Role;
 
 /// Something a signed-in staff member may or may not do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

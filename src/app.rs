@@ -7,6 +7,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use anyhow::Result;
 use egui::{RichText, Ui};
 
+use crate::command::{Command, Outcome, SearchHit, run_search};
 use crate::config::{Config, Language};
 use crate::model::reference::{Role, Staff};
 use crate::model::validate::{self, Problem, ValidationErrors};
@@ -17,7 +18,6 @@ use crate::ui::board::BoardScreen;
 use crate::ui::cases::CasesScreen;
 use crate::ui::consult::ConsultScreen;
 use crate::ui::dashboard::DashboardScreen;
-use crate::command::{Command, Outcome, SearchHit, run_search};
 use crate::ui::followup::FollowupScreen;
 use crate::ui::i18n::Tr;
 use crate::ui::patient::{PatientAction, PatientScreen};
