@@ -2,7 +2,6 @@
 //! screens, and shows the status bar.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
 
 use anyhow::Result;
 use egui::{RichText, Ui};
@@ -13,18 +12,12 @@ use crate::model::reference::{Role, Staff};
 use crate::model::validate::{self, Problem, ValidationErrors};
 use crate::model::{AuditAction, AuditTarget, Moment, RecordId, RecordKind, StaffRef};
 use crate::store::{Stats, Store, StoreError, WriteCtx};
-use crate::ui::audit::AuditScreen;
-use crate::ui::board::BoardScreen;
-use crate::ui::cases::CasesScreen;
-use crate::ui::consult::ConsultScreen;
-use crate::ui::dashboard::DashboardScreen;
-use crate::ui::followup::FollowupScreen;
-use crate::ui::i18n::Tr;
-use crate::ui::patient::{PatientAction, PatientScreen};
-use crate::ui::register::RegisterScreen;
-use crate::ui::search::SearchScreen;
-use crate::ui::signin::{SignInScreen, role_key};
-use crate::ui::theme;
+use crate::ui::{
+    DeskScreen, Reply, ScreenCtx, audit::AuditScreen, board::BoardScreen, cases::CasesScreen, consult::ConsultScreen,
+    context::SharedQueries, dashboard::DashboardScreen, data::Queries, followup::FollowupScreen, i18n::Tr, job::Job,
+    patient::PatientAction, patient::PatientScreen, register::RegisterScreen, search::SearchScreen,
+    signin::SignInScreen, signin::role_key, theme,
+};
 
 /// The staff screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +90,8 @@ pub struct DeskApp {
     audit: AuditScreen,
     /// Records whose phone number was revealed (and audited) in this session; cleared when the session ends.
     revealed: std::collections::BTreeSet<RecordId>,
-    search_rx: Option<Receiver<Result<Vec<SearchHit>, String>>>,
-    import_rx: Option<Receiver<Result<crate::import::ImportReport, String>>>,
+    search_job: Option<Job<Result<Vec<SearchHit>, String>>>,
+    import_job: Option<Job<Result<crate::import::ImportReport, String>>>,
     version: u64,
     stats: Option<(u64, Stats)>,
     stats_at: Option<Moment>,
@@ -130,8 +123,8 @@ impl DeskApp {
             dashboard: DashboardScreen::default(),
             audit: AuditScreen::default(),
             revealed: std::collections::BTreeSet::new(),
-            search_rx: None,
-            import_rx: None,
+            search_job: None,
+            import_job: None,
             version: 0,
             stats: None,
             stats_at: None,
@@ -206,95 +199,66 @@ impl DeskApp {
             return;
         }
         self.track_activity(ui);
-        self.poll_search();
-        self.poll_import();
+        self.poll_jobs();
         ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
         let tr = self.tr;
-        crate::ui::widgets::set_phone_reveal(ui.ctx(), self.may(crate::access::Action::RevealPhone), &self.revealed);
         self.top_bar(ui, tr);
         self.status_bar(ui, tr);
         egui::CentralPanel::default().show(ui, |ui| {
-            if self.staff.is_none() || self.locked {
-                let cmd = self.signin.ui(ui, self.store.as_ref(), tr, self.locked);
-                if let Some(cmd) = cmd {
-                    let o = self.apply(cmd, ui.ctx());
-                    self.signin.on_outcome(&o, tr);
+            let screen = if self.staff.is_none() || self.locked {
+                None
+            } else {
+                if !self.may(screen_action(self.screen))
+                    && let Some(first) = Screen::ALL.into_iter().find(|s| self.may(screen_action(*s)))
+                {
+                    self.screen = first;
                 }
-                return;
-            }
-            if !self.may(screen_action(self.screen))
-                && let Some(first) = Screen::ALL.into_iter().find(|s| self.may(screen_action(*s)))
-            {
-                self.screen = first;
-            }
-            let q: &Store = self.store.as_ref();
-            match self.screen {
-                Screen::Register => {
-                    if let Some(cmd) = self.register.ui(ui, q, tr) {
-                        let o = self.apply(cmd, ui.ctx());
-                        self.register.on_outcome(&o, tr);
-                    }
-                }
-                Screen::Board => {
-                    if let Some(cmd) = self.board.ui(ui, q, tr, self.version) {
-                        let o = self.apply(cmd, ui.ctx());
-                        self.board.on_outcome(&o, tr);
-                    }
-                }
-                Screen::Consult => {
-                    if let Some(cmd) = self.consult.ui(ui, q, tr, self.version) {
-                        let was_form = matches!(cmd, Command::Consult(_));
-                        let o = self.apply(cmd, ui.ctx());
-                        self.consult.on_outcome(&o, tr, was_form);
-                    }
-                }
-                Screen::Cases => {
-                    self.cases.set_role(self.staff.as_ref().map(|s| s.role));
-                    if let Some(cmd) = self.cases.ui(ui, q, tr, self.version) {
-                        let slip = matches!(cmd, Command::Slip { .. });
-                        let o = self.apply(cmd, ui.ctx());
-                        if slip {
-                            match &o {
-                                Outcome::Failed(m) => self.cases.say(false, m.clone()),
-                                _ => self.cases.say(true, self.file_message.take().unwrap_or_default()),
-                            }
-                        } else {
-                            self.cases.on_outcome(&o, tr);
-                        }
-                    }
-                }
-                Screen::Followup => {
-                    if let Some(cmd) = self.followup.ui(ui, q, tr, self.version) {
-                        let o = self.apply(cmd, ui.ctx());
-                        self.followup.on_outcome(&o, tr);
-                    }
-                }
-                Screen::Dashboard => {
-                    let store = Arc::clone(&self.store);
-                    self.dashboard.ui(ui, &store, tr, self.version);
-                }
-                Screen::Search => {
-                    let refs = q.reference();
-                    if let Some(cmd) = self.search.ui(ui, &refs, q.utc_offset(), tr) {
-                        let o = self.apply(cmd, ui.ctx());
-                        self.search.on_outcome(&o);
-                    }
-                }
-                Screen::Audit => {
-                    if let Some(cmd) = self.audit.ui(ui, q, tr, self.version) {
-                        let o = self.apply(cmd, ui.ctx());
-                        let done = self.file_message.take();
-                        self.audit.on_outcome(&o, tr, done);
-                    }
-                }
+                Some(self.screen)
+            };
+            // The screen reads through a handle of its own, so the app stays free to apply what it sends.
+            let reader: SharedQueries = Arc::clone(&self.store) as SharedQueries;
+            let cx = self.screen_ctx(&*reader, &reader);
+            self.desk_screen(screen).ui(ui, &cx);
+            let (sent, requests) = cx.into_commands();
+            for cmd in sent {
+                let outcome = self.apply(cmd.clone(), ui.ctx());
+                let reply = Reply { sent: &cmd, outcome: &outcome, note: self.file_message.take(), tr };
+                self.desk_screen(screen).on_outcome(&reply);
             }
             // Views and reveals the screens asked for in this frame, each audited before anything more is shown.
-            for cmd in crate::ui::widgets::take_session_requests(ui.ctx()) {
+            for cmd in requests {
                 if let Outcome::Failed(m) = self.apply(cmd, ui.ctx()) {
                     self.last_error = Some(m);
                 }
             }
         });
+    }
+
+    /// This frame's context for the staff screens.
+    fn screen_ctx<'a>(&self, q: &'a dyn Queries, shared: &SharedQueries) -> ScreenCtx<'a> {
+        let mut cx = ScreenCtx::new(q, self.tr);
+        cx.background = Some(Arc::clone(shared));
+        cx.role = self.session_role();
+        cx.locked = self.locked;
+        cx.version = self.version;
+        cx.may_reveal = self.may(crate::access::Action::RevealPhone);
+        cx.revealed.clone_from(&self.revealed);
+        cx
+    }
+
+    /// The staff screen shown (`None`: the sign-in screen).
+    fn desk_screen(&mut self, screen: Option<Screen>) -> &mut dyn DeskScreen {
+        match screen {
+            None => &mut self.signin,
+            Some(Screen::Register) => &mut self.register,
+            Some(Screen::Board) => &mut self.board,
+            Some(Screen::Consult) => &mut self.consult,
+            Some(Screen::Search) => &mut self.search,
+            Some(Screen::Cases) => &mut self.cases,
+            Some(Screen::Followup) => &mut self.followup,
+            Some(Screen::Dashboard) => &mut self.dashboard,
+            Some(Screen::Audit) => &mut self.audit,
+        }
     }
 
     fn patient_ui(&mut self, ui: &mut Ui) {
@@ -529,42 +493,24 @@ impl DeskApp {
         });
     }
 
-    fn poll_import(&mut self) {
-        if let Some(rx) = &self.import_rx {
-            match rx.try_recv() {
-                Ok(r) => {
-                    if let Ok(report) = &r {
-                        let detail = format!("import discharges: {} imported", report.imported);
-                        self.audit(AuditAction::Change, None, &detail);
-                    }
-                    if r.as_ref().is_ok_and(|r| r.imported > 0) {
-                        self.version += 1;
-                    }
-                    self.followup.on_import(r);
-                    self.import_rx = None;
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => {
-                    self.followup.on_import(Err(self.tr.t("search.failed").to_string()));
-                    self.import_rx = None;
-                }
+    /// Takes the results of the search and the import once their threads are done.
+    fn poll_jobs(&mut self) {
+        let tr = self.tr;
+        if let Some(r) = self.import_job.as_ref().and_then(Job::poll) {
+            self.import_job = None;
+            let r = r.unwrap_or_else(|_| Err(tr.t("search.failed").to_string()));
+            if let Ok(report) = &r {
+                let detail = format!("import discharges: {} imported", report.imported);
+                self.audit(AuditAction::Change, None, &detail);
             }
+            if r.as_ref().is_ok_and(|r| r.imported > 0) {
+                self.version += 1;
+            }
+            self.followup.on_import(r);
         }
-    }
-
-    fn poll_search(&mut self) {
-        if let Some(rx) = &self.search_rx {
-            match rx.try_recv() {
-                Ok(r) => {
-                    self.search.on_results(r);
-                    self.search_rx = None;
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => {
-                    self.search.on_results(Err(self.tr.t("search.failed").to_string()));
-                    self.search_rx = None;
-                }
-            }
+        if let Some(r) = self.search_job.as_ref().and_then(Job::poll) {
+            self.search_job = None;
+            self.search.on_results(r.unwrap_or_else(|_| Err(tr.t("search.failed").to_string())));
         }
     }
 
@@ -684,19 +630,15 @@ impl DeskApp {
                 Err(m) => Outcome::Failed(m),
             },
             Command::ImportDischarges { path } => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let store = Arc::clone(&self.store);
-                let ctx = ctx.clone();
                 let staff = self.staff.as_ref().map(|s| s.id.clone());
-                let spawned = std::thread::Builder::new().name("import".into()).spawn(move || {
+                let import = move || {
                     let opts = crate::import::discharges::ImportOptions { staff, ..Default::default() };
-                    let r = crate::import::discharges::import_file(&store, &path, &opts).map_err(|e| e.to_string());
-                    let _ = tx.send(r);
-                    ctx.request_repaint();
-                });
-                match spawned {
-                    Ok(_) => {
-                        self.import_rx = Some(rx);
+                    crate::import::discharges::import_file(&store, &path, &opts).map_err(|e| e.to_string())
+                };
+                match Job::spawn("import", ctx, import) {
+                    Ok(job) => {
+                        self.import_job = Some(job);
                         Outcome::Pending
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -704,17 +646,10 @@ impl DeskApp {
             }
             Command::Search(q) => {
                 self.audit(AuditAction::View, None, "search");
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 let store = Arc::clone(&self.store);
-                let ctx = ctx.clone();
-                let spawned = std::thread::Builder::new().name("search".into()).spawn(move || {
-                    let r = run_search(&store, &q).map_err(|e| e.to_string());
-                    let _ = tx.send(r);
-                    ctx.request_repaint();
-                });
-                match spawned {
-                    Ok(_) => {
-                        self.search_rx = Some(rx);
+                match Job::spawn("search", ctx, move || run_search(&store, &q).map_err(|e| e.to_string())) {
+                    Ok(job) => {
+                        self.search_job = Some(job);
                         Outcome::Pending
                     }
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -938,41 +873,6 @@ fn make_app(cc: &eframe::CreationContext<'_>, store: Arc<Store>, cfg: &Config) -
     app
 }
 
-fn native_options(cfg: &Config, software: bool) -> eframe::NativeOptions {
-    let w = &cfg.window;
-    let mut viewport = egui::ViewportBuilder::default()
-        .with_title("导医台 GuideDesk")
-        .with_app_id("guidedesk")
-        .with_inner_size([w.width, w.height])
-        .with_min_inner_size([800.0, 600.0]);
-    if w.kiosk {
-        viewport = viewport
-            .with_decorations(false)
-            .with_fullscreen(true)
-            .with_resizable(false)
-            .with_min_inner_size([w.width, w.height])
-            .with_max_inner_size([w.width, w.height]);
-    }
-    if let Some((x, y)) = w.position {
-        viewport = viewport.with_position([x, y]);
-    }
-    eframe::NativeOptions {
-        viewport,
-        renderer: eframe::Renderer::Glow,
-        multisampling: 0,
-        centered: !w.kiosk && w.position.is_none(),
-        glow_options: eframe::egui_glow::GlowConfiguration {
-            hardware_acceleration: if software {
-                eframe::egui_glow::HardwareAcceleration::Off
-            } else {
-                eframe::egui_glow::HardwareAcceleration::Preferred
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
 /// Opens the kiosk window and runs until it is closed.
 ///
 /// Renderer: OpenGL through glow, which runs on Mesa's llvmpipe on machines without a GPU (about 150 MB RSS, much
@@ -1004,7 +904,7 @@ pub fn run_with(store: Store, cfg: &Config, options: RunOptions) -> Result<()> {
         let cfg2 = cfg.clone();
         eframe::run_native(
             "guidedesk",
-            native_options(cfg, false),
+            crate::ui::window::native_options(cfg, false),
             Box::new(move |cc| Ok(boxed_app(make_app(cc, store, &cfg2), options, started))),
         )
     };
@@ -1017,7 +917,7 @@ pub fn run_with(store: Store, cfg: &Config, options: RunOptions) -> Result<()> {
             let cfg2 = cfg.clone();
             eframe::run_native(
                 "guidedesk",
-                native_options(cfg, true),
+                crate::ui::window::native_options(cfg, true),
                 Box::new(move |cc| Ok(boxed_app(make_app(cc, store, &cfg2), options, started))),
             )
             .map_err(|e| {

@@ -5,7 +5,7 @@
 //! HIS files ([`import`]), reports and KPIs ([`reports`]) and configuration ([`config`]). The binary in `main.rs` is a
 //! thin CLI over these.
 //!
-//! Cargo features: `kiosk` (default) adds the desk GUI (`app`, `ui`: eframe, egui, egui_plot) and the `guidedesk`
+//! Cargo features: `kiosk` (default) adds the desk GUI (`app`, `ui`: `eframe`, `egui`, `egui_plot`) and the `guidedesk`
 //! binary; `hq` adds the headquarters server (`hq`, the `guidedesk-hq` binary). HQ builds with
 //! `--no-default-features --features hq` and so links no GUI toolkit.
 
@@ -20,6 +20,7 @@ pub mod demo;
 pub mod export;
 #[cfg(feature = "hq")]
 pub mod hq;
+pub mod i18n;
 pub mod import;
 pub mod kiosk_sync;
 pub mod model;

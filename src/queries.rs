@@ -1,14 +1,17 @@
 //! What screens may read: the [`Queries`] trait (read-only), implemented over the kiosk store.
 //!
 //! Screens never open the store: they read through `&dyn Queries` and emit [`crate::command::Command`]s. Query
-//! logic that combines store lookups (earlier visits of a patient, recent lists) lives here, outside `ui`.
+//! logic that combines store lookups (earlier visits of a patient, recent lists, the dashboard's figures) lives
+//! here, outside `ui`.
 
 use chrono::NaiveDate;
 
 use crate::model::reference::Staff;
 use crate::model::{
-    Arrival, AuditEntry, CallAttempt, Case, Consultation, FollowupTask, Moment, RecordId, ReferenceData,
+    AnyRecord, Arrival, AuditEntry, CallAttempt, Case, Consultation, FollowupTask, Moment, RecordId, RecordKind,
+    ReferenceData,
 };
+use crate::reports::{Aggregator, Period, ReportParams, Summary};
 use crate::store::{Store, StoreError};
 
 /// Read-only access for screens.
@@ -50,6 +53,8 @@ pub trait Queries {
     fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError>;
     /// Verifies the audit chain: (entries ever appended, problems found).
     fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError>;
+    /// The dashboard's figures for a period and, optionally, one department (see [`dashboard_figures`]).
+    fn figures(&self, period: Period, department: Option<&str>) -> Result<Summary, StoreError>;
 }
 
 impl Queries for Store {
@@ -176,4 +181,56 @@ impl Queries for Store {
         let problems = self.verify_chain::<AuditEntry>()?.iter().map(ToString::to_string).collect();
         Ok((self.chain_head(crate::model::RecordKind::Audit)?.0, problems))
     }
+
+    fn figures(&self, period: Period, department: Option<&str>) -> Result<Summary, StoreError> {
+        dashboard_figures(self, period, department)
+    }
+}
+
+/// Whether a record concerns a department (the dashboard's department filter). A call attempt belongs to its
+/// task's department; feedback is the whole desk's (patients do not say which department they rate).
+fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
+    match rec {
+        AnyRecord::Arrival(a) => a.department.value == dept,
+        AnyRecord::Consultation(c) => c.referred_department.as_deref() == Some(dept),
+        AnyRecord::Case(c) => {
+            c.departments.iter().any(|d| d == dept) || c.assigned_department.value.as_deref() == Some(dept)
+        }
+        AnyRecord::FollowupTask(t) => t.department.as_deref() == Some(dept),
+        AnyRecord::CallAttempt(a) => {
+            store.get::<FollowupTask>(a.task).ok().flatten().is_some_and(|t| t.department.as_deref() == Some(dept))
+        }
+        AnyRecord::Feedback(_) => true,
+        AnyRecord::Audit(_) => false,
+    }
+}
+
+/// Computes the dashboard's figures: one streaming pass per record kind through the business-time index, cases
+/// from the start of the accountability look-back. Feedback given since the start of the current hour is left out,
+/// so the figures never show how the last person at the patient screen answered.
+///
+/// This is `reports::source::aggregate` plus the two things the dashboard needs and the reports do not: a
+/// department filter and the current-hour cut on feedback.
+pub fn dashboard_figures(store: &Store, period: Period, department: Option<&str>) -> Result<Summary, StoreError> {
+    let offset = store.utc_offset();
+    let params = ReportParams::new(period, offset, store.today());
+    let mut agg = Aggregator::new(params);
+    let (from, to) = (period.start(offset), period.end(offset));
+    let now = store.now();
+    let hour_start = Moment(now.0 - now.0.rem_euclid(3_600_000));
+    for kind in RecordKind::ALL {
+        let start = if kind == RecordKind::Case {
+            Moment::start_of_day(params.accountability_from(), offset).min(from)
+        } else {
+            from
+        };
+        let end = if kind == RecordKind::Feedback { to.min(hour_start) } else { to };
+        store.for_each_between(kind, start, end, |rec| {
+            if department.is_none_or(|d| in_department(store, &rec, d)) {
+                agg.add(&rec);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(agg.finish(&store.reference()))
 }

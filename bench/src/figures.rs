@@ -15,6 +15,7 @@ use guidedesk::store::Store;
 use guidedesk::ui::board::BoardScreen;
 use guidedesk::ui::i18n::Tr;
 use guidedesk::ui::theme;
+use guidedesk::ui::{DeskScreen, ScreenCtx};
 use guidedesk_sync::codec;
 use guidedesk_sync::protocol::PushRequest;
 
@@ -215,7 +216,9 @@ fn board_frame(s: &Sizes, t: &mut Table) -> Result<()> {
         let mut h =
             Harness::builder().with_size(egui::vec2(1280.0, 800.0)).with_context_setup(theme::install).build_ui_state(
                 move |ui, b: &mut BoardScreen| {
-                    let _ = b.ui(ui, &*q, tr, 1);
+                    let mut cx = ScreenCtx::new(&*q, tr);
+                    cx.version = 1;
+                    b.ui(ui, &cx);
                 },
                 BoardScreen::default(),
             );

@@ -131,7 +131,7 @@ fn quarantine_json(device: DeviceId, seq: u64, row: &QuarantineRow, record: bool
         "received": crate::model::Moment(i64::try_from(row.received_ms).unwrap_or(i64::MAX)).to_rfc3339(),
     });
     if record {
-        v["payload"] = match crate::store::decode_op_payload(&row.op) {
+        v["payload"] = match crate::model::codec::decode_op_payload(&row.op) {
             Ok(r) => serde_json::to_value(&r).unwrap_or(serde_json::Value::Null),
             Err(e) => serde_json::json!({ "undecodable": e.to_string() }),
         };

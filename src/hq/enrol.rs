@@ -8,7 +8,7 @@
 //!   to replace a broken kiosk's credential), and never moves a device to another site.
 //! - Enrolment **never clears a revocation**: a revoked device is refused until `guidedesk-hq reinstate`.
 
-use super::store::EnrollRefusal;
+use super::rows::EnrollRefusal;
 
 /// How long after its first use the same device may use a code again (its first answer was lost).
 pub const RETRY_WINDOW_MS: u64 = 10 * 60 * 1000;

@@ -4,6 +4,9 @@
 //!   by kind, site, device and time; device cursors; op receipts; quarantine; the reference-data change log;
 //!   enrolment codes and credentials.
 //! - [`pg`]: the PostgreSQL store (production), the same rules on tables with real columns.
+//! - [`rows`]: what both stores keep and hand out (devices, codes, merged records, receipts, quarantine, changes)
+//!   and their shared error, [`rows::HqError`]; [`credentials`]: random credentials and codes, stored as hashes.
+//! - [`enrol`] and [`admit`]: the enrolment rules and the admission checks, written once for both stores.
 //! - [`backend`]: [`backend::HqBackend`], either store behind one type.
 //! - [`server`]: the axum service (sync endpoints, loopback admin endpoint), HTTPS with rustls.
 //! - [`admin`]: administration commands that work with or without the server running.
@@ -17,10 +20,12 @@
 pub mod admin;
 pub mod admit;
 pub mod backend;
+pub mod credentials;
 pub mod enrol;
 pub mod limits;
 pub mod openapi;
 pub mod pg;
 pub mod reports_api;
+pub mod rows;
 pub mod server;
 pub mod store;

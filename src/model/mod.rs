@@ -8,6 +8,7 @@
 pub mod arrival;
 pub mod audit;
 pub mod case;
+pub mod codec;
 pub mod common;
 pub mod consultation;
 pub mod feedback;

@@ -135,8 +135,8 @@ impl Doc {
         Doc { out, lang }
     }
 
-    fn t<'a>(&self, zh: &'a str, en: &'a str) -> &'a str {
-        self.lang.pick(zh, en)
+    fn t(&self, key: &'static str) -> &'static str {
+        self.lang.tr().t(key)
     }
 
     fn raw(&mut self, s: &str) {
@@ -180,7 +180,7 @@ impl Doc {
         let wide = if width > 10 { " class=\"wide\"" } else { "" };
         let _ = write!(self.out, "<table data-table=\"{}\"{wide}><thead><tr>", esc(t.name));
         for c in t.columns.iter().filter(|c| !c.csv_only) {
-            let _ = write!(self.out, "<th>{}</th>", esc(lang.pick(c.zh, c.en)));
+            let _ = write!(self.out, "<th>{}</th>", esc(c.title(lang)));
         }
         self.out.push_str("</tr></thead><tbody>\n");
         if t.rows.is_empty() {
@@ -188,7 +188,7 @@ impl Doc {
                 self.out,
                 "<tr><td colspan=\"{}\" class=\"small\">{}</td></tr>",
                 width,
-                esc(lang.pick("本期无记录", "No records in this period"))
+                esc(lang.tr().t("report.doc.no_records_in_this_period"))
             );
         }
         for r in &t.rows {
@@ -229,13 +229,13 @@ fn kpi_table(d: &mut Doc, kpis: &[&Kpi]) {
         d.out,
         "<table data-table=\"headline_kpis\" class=\"keep\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
          <th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        esc(d.t("指标", "KPI")),
-        esc(d.t("数值", "Value")),
-        esc(d.t("95%置信区间", "95% CI")),
-        esc(d.t("分子 / 分母", "Numerator / denominator")),
-        esc(d.t("样本量 n", "n")),
-        esc(d.t("目标", "Target")),
-        esc(d.t("达标情况", "Status")),
+        esc(d.t("report.doc.kpi")),
+        esc(d.t("report.doc.value")),
+        esc(d.t("report.doc.ci95")),
+        esc(d.t("report.doc.numerator_denominator")),
+        esc(d.t("report.doc.n")),
+        esc(d.t("report.doc.target")),
+        esc(d.t("report.doc.status")),
     );
     d.out.push('\n');
     for k in kpis {
@@ -260,7 +260,7 @@ fn kpi_table(d: &mut Doc, kpis: &[&Kpi]) {
             ci = esc(&k.ci_text()),
             n = k.n,
             small = if k.small_n && k.denominator > 0 {
-                format!("<span class=\"badge\">{}</span>", esc(lang.pick("样本小", "small n")))
+                format!("<span class=\"badge\">{}</span>", esc(lang.tr().t("report.doc.small_n")))
             } else {
                 String::new()
             },
@@ -273,15 +273,15 @@ fn kpi_table(d: &mut Doc, kpis: &[&Kpi]) {
 
 fn status_html(k: &Kpi, lang: Lang) -> String {
     if k.denominator == 0 {
-        return format!("<span class=\"small\">{}</span>", esc(lang.pick("无数据", "no data")));
+        return format!("<span class=\"small\">{}</span>", esc(lang.tr().t("report.doc.no_data")));
     }
     let base = match k.meets {
-        Some(true) => format!("<span class=\"ok\">✓ {}</span>", esc(lang.pick("达标", "met"))),
-        Some(false) => format!("<span class=\"bad\">✗ {}</span>", esc(lang.pick("未达标", "not met"))),
+        Some(true) => format!("<span class=\"ok\">✓ {}</span>", esc(lang.tr().t("report.doc.met"))),
+        Some(false) => format!("<span class=\"bad\">✗ {}</span>", esc(lang.tr().t("report.doc.not_met"))),
         None => "—".to_string(),
     };
     if k.small_n {
-        format!("{base} <span class=\"small\">({})</span>", esc(lang.pick("样本量小，仅供参考", "small n, indicative")))
+        format!("{base} <span class=\"small\">({})</span>", esc(lang.tr().t("report.doc.small_n_indicative")))
     } else {
         base
     }
@@ -293,25 +293,29 @@ fn header(d: &mut Doc, title: &str, s: &Summary, opts: &DocOptions) {
     let _ = writeln!(d.out, "<h1>{}</h1>", esc(title));
     let (from, to) = (p.period.from, p.period.to);
     let week = from.iso_week();
-    let period = match (p.period.kind, lang) {
-        (PeriodKind::Week, Lang::Zh) => format!("{from} 至 {to}（{}年第{}周）", week.year(), week.week()),
-        (PeriodKind::Week, Lang::En) => format!("{from} to {to} (week {} of {})", week.week(), week.year()),
-        (PeriodKind::Month, Lang::Zh) => format!("{}年{}月（{from} 至 {to}）", from.year(), from.month()),
-        (PeriodKind::Month, Lang::En) => format!("{} ({from} to {to})", from.format("%B %Y")),
-        (PeriodKind::Custom, Lang::Zh) => format!("{from} 至 {to}"),
-        (PeriodKind::Custom, Lang::En) => format!("{from} to {to}"),
+    let tr = lang.tr();
+    let period = match p.period.kind {
+        PeriodKind::Week => tr.f(
+            "report.doc.period_week",
+            &[("from", &from), ("to", &to), ("year", &week.year()), ("week", &week.week())],
+        ),
+        PeriodKind::Month => {
+            let month = from.format(tr.t("report.doc.month_format"));
+            tr.f("report.doc.period_month", &[("month", &month), ("from", &from), ("to", &to)])
+        }
+        PeriodKind::Custom => tr.f("report.doc.period_custom", &[("from", &from), ("to", &to)]),
     };
     let _ = writeln!(d.out, "<p class=\"sub\" data-period=\"{}\">{}</p>", esc(&p.period.slug()), esc(&period));
     let generated = opts.generated_at.local(p.offset).format("%Y-%m-%d %H:%M").to_string();
-    let org = opts.organisation.clone().unwrap_or_else(|| d.t("客户服务中心", "Customer Service Centre").to_string());
+    let org = opts.organisation.clone().unwrap_or_else(|| d.t("report.doc.customer_service_centre").to_string());
     let _ = writeln!(
         d.out,
         "<table class=\"meta\"><tr><td>{}：{}</td><td>{}：{}</td><td>{}：{}</td></tr></table>",
-        esc(d.t("填报部门", "Department")),
+        esc(d.t("report.doc.department")),
         esc(&org),
-        esc(d.t("数据截至", "Status as of")),
+        esc(d.t("report.doc.status_as_of")),
         esc(&p.as_of.to_string()),
-        esc(d.t("生成时间", "Generated")),
+        esc(d.t("report.doc.generated")),
         esc(&generated),
     );
 }
@@ -326,69 +330,45 @@ fn glance(d: &mut Doc, items: &[(String, String)]) {
 
 /// Points that need a manager's attention, from the figures.
 fn attention(s: &Summary, lang: Lang, monthly: bool) -> Vec<String> {
+    let tr = lang.tr();
     let mut out = Vec::new();
     for k in s.headline() {
         if k.meets == Some(false) {
             let name = labels::metric(k.metric, lang);
             let target = k.target.map(|t| t.display()).unwrap_or_default();
-            let small = if k.small_n { lang.pick("（样本量小）", " (small n)") } else { "" };
-            out.push(match lang {
-                Lang::Zh => format!("{name} {}，未达到目标 {target}{small}。", k.pct_text()),
-                Lang::En => format!("{name} is {}, target {target} not met{small}.", k.pct_text()),
-            });
+            let small = if k.small_n { lang.tr().t("report.doc.small_n_suffix") } else { "" };
+            out.push(tr.f(
+                "report.doc.attention_target",
+                &[("name", &name), ("value", &k.pct_text()), ("target", &target), ("small", &small)],
+            ));
         }
     }
     let overdue = s.agg.cases.closure_total().overdue;
     if overdue > 0 {
-        out.push(match lang {
-            Lang::Zh => format!("本期受理的客诉中有 {overdue} 件已逾期未结，请督办。"),
-            Lang::En => format!("{overdue} case(s) received in the period are open past their due date."),
-        });
+        out.push(tr.f("report.doc.attention_overdue_cases", &[("n", &overdue)]));
     }
     let fb = &s.agg.feedback;
     if fb.dissatisfied_with_contact > 0 {
         let n = fb.dissatisfied_with_contact;
-        out.push(match lang {
-            Lang::Zh => format!("{n} 位不满意的患者留下了联系方式，须当日回电。"),
-            Lang::En => {
-                format!("{n} dissatisfied patient(s) left contact details and must be called back the same day.")
-            }
-        });
+        out.push(tr.f("report.doc.attention_call_back", &[("n", &n)]));
     }
     if s.agg.calls.worrying > 0 {
         let n = s.agg.calls.worrying;
-        out.push(match lang {
-            Lang::Zh => format!("回访中发现 {n} 例病情需关注，已提示科室负责人。"),
-            Lang::En => format!("{n} follow-up call(s) found a worrying condition, flagged to the department head."),
-        });
+        out.push(tr.f("report.doc.attention_worrying", &[("n", &n)]));
     }
     let od = s.agg.followups.group(TaskGroup::Discharge).overdue + s.agg.followups.group(TaskGroup::Outpatient).overdue;
     if od > 0 {
-        out.push(match lang {
-            Lang::Zh => format!("{od} 个回访任务已过回访窗口仍未完成。"),
-            Lang::En => format!("{od} follow-up task(s) are past their window and still open."),
-        });
+        out.push(tr.f("report.doc.attention_followup_overdue", &[("n", &od)]));
     }
     if monthly {
         let flagged = s.accountability_departments.iter().filter(|r| !r.flags.is_empty()).count()
             + s.accountability_staff.iter().filter(|r| !r.flags.is_empty()).count();
         if flagged > 0 {
-            out.push(match lang {
-                Lang::Zh => format!("{flagged} 个科室/个人触发责任考核规则，详见“责任考核”。"),
-                Lang::En => {
-                    format!("{flagged} department(s)/person(s) crossed an accountability rule (see Accountability).")
-                }
-            });
+            out.push(tr.f("report.doc.attention_accountability", &[("n", &flagged)]));
         }
     }
     if fb.incomplete > 0 {
-        out.push(match lang {
-            Lang::Zh => format!("满意度评价共 {} 份，其中未完成 {} 份，未计入满意率。", fb.total, fb.incomplete),
-            Lang::En => format!(
-                "{} of {} satisfaction surveys were not finished and are left out of the rates.",
-                fb.incomplete, fb.total
-            ),
-        });
+        out.push(tr.f("report.doc.attention_incomplete", &[("total", &fb.total), ("incomplete", &fb.incomplete)]));
     }
     out
 }
@@ -405,28 +385,17 @@ fn skipped_note(d: &mut Doc, s: &Summary) {
     let named: Vec<String> =
         s.skipped.iter().take(SKIPPED_NAMED).map(|r| format!("{} {} ({})", r.kind, r.id, r.reason)).collect();
     let more = n.saturating_sub(named.len() as u64);
-    let text = match d.lang {
-        Lang::Zh => {
-            let tail = if more > 0 { format!("；另有 {more} 条") } else { String::new() };
-            format!("{n} 条记录因时间超出合理范围（2000-01-01 至 2200-01-01）未计入统计：{}{tail}。", named.join("；"))
-        }
-        Lang::En => {
-            let tail = if more > 0 { format!("; and {more} more") } else { String::new() };
-            format!(
-                "{n} records skipped (a time outside 2000-01-01 to 2200-01-01), counted nowhere: {}{tail}.",
-                named.join("; ")
-            )
-        }
-    };
+    let tr = d.lang.tr();
+    let tail = if more > 0 { tr.f("report.doc.skipped_more", &[("n", &more)]) } else { String::new() };
+    // The record list goes in last, so nothing in it is taken for a placeholder.
+    let text =
+        tr.f("report.doc.skipped", &[("n", &n), ("more", &tail), ("records", &named.join(tr.t("report.rule_sep")))]);
     let _ = writeln!(d.out, "<p class=\"note\" data-skipped=\"{n}\">{}</p>", esc(&text));
 }
 
 fn attention_list(d: &mut Doc, items: &[String]) {
     if items.is_empty() {
-        d.p(d.lang.pick(
-            "本期各项指标均达标，无需特别关注的事项。",
-            "Every target was met; nothing needs special attention.",
-        ));
+        d.p(d.lang.tr().t("report.doc.all_targets_met"));
         return;
     }
     d.out.push_str("<ul class=\"attention\">");
@@ -445,10 +414,10 @@ fn hour_chart(s: &Summary, lang: Lang) -> String {
             label: format!("{h:02}"),
             value: a.by_hour[h] as f64,
             colour: colour::PRIMARY,
-            title: format!("{h:02}:00–{h:02}:59 · {} {}", a.by_hour[h], lang.pick("人次", "arrivals")),
+            title: format!("{h:02}:00–{h:02}:59 · {} {}", a.by_hour[h], lang.tr().t("report.doc.arrivals_unit")),
         })
         .collect();
-    svg::bar_chart(lang.pick("分时段来院人次（时）", "Arrivals by hour of day"), &bars, "")
+    svg::bar_chart(lang.tr().t("report.doc.hour_chart"), &bars, "")
 }
 
 fn day_chart(s: &Summary, lang: Lang) -> String {
@@ -462,11 +431,11 @@ fn day_chart(s: &Summary, lang: Lang) -> String {
                 label: d.format("%m-%d").to_string(),
                 value: n as f64,
                 colour: colour::SECONDARY,
-                title: format!("{d} · {n} {}", lang.pick("人次", "arrivals")),
+                title: format!("{d} · {n} {}", lang.tr().t("report.doc.arrivals_unit")),
             }
         })
         .collect();
-    svg::bar_chart(lang.pick("每日来院人次", "Arrivals by day"), &bars, "")
+    svg::bar_chart(lang.tr().t("report.doc.day_chart"), &bars, "")
 }
 
 fn trend_chart(s: &Summary, lang: Lang) -> String {
@@ -481,12 +450,8 @@ fn trend_chart(s: &Summary, lang: Lang) -> String {
         })
         .collect();
     let target = s.overall_satisfaction.target.map(|t| t.pct);
-    let label = target.map(|t| format!("{} {}%", lang.pick("目标", "target"), super::kpi::trim_float(t)));
-    svg::line_chart(
-        lang.pick("每日总体满意率（空心点：样本量小）", "Overall satisfaction by day (hollow: small n)"),
-        &points,
-        target.zip(label.as_deref()),
-    )
+    let label = target.map(|t| format!("{} {}%", lang.tr().t("report.doc.target_lower"), super::kpi::trim_float(t)));
+    svg::line_chart(lang.tr().t("report.doc.trend_chart"), &points, target.zip(label.as_deref()))
 }
 
 fn grade_chart(s: &Summary, lang: Lang) -> String {
@@ -515,7 +480,7 @@ fn grade_chart(s: &Summary, lang: Lang) -> String {
             .collect(),
     })
     .collect::<Vec<_>>();
-    svg::stacked_bar_chart(lang.pick("各等级客诉及办理时效", "Cases by grade and standing"), &cats, &series)
+    svg::stacked_bar_chart(lang.tr().t("report.doc.grade_chart"), &cats, &series)
 }
 
 fn followup_chart(s: &Summary, refs: &ReferenceData, lang: Lang, inpatient: bool) -> String {
@@ -531,7 +496,7 @@ fn followup_chart(s: &Summary, refs: &ReferenceData, lang: Lang, inpatient: bool
             title: tables::hover(k, lang),
         });
     };
-    push(lang.pick("全院", "All departments").to_string(), total);
+    push(lang.tr().t("report.doc.all_departments").to_string(), total);
     for r in &s.followup_by_department {
         let k = if inpatient { &r.inpatient } else { &r.outpatient_rate };
         if k.denominator > 0 {
@@ -539,11 +504,11 @@ fn followup_chart(s: &Summary, refs: &ReferenceData, lang: Lang, inpatient: bool
         }
     }
     let target = total.target.map(|t| t.pct);
-    let label = target.map(|t| format!("{} {}%", lang.pick("目标", "target"), super::kpi::trim_float(t)));
+    let label = target.map(|t| format!("{} {}%", lang.tr().t("report.doc.target_lower"), super::kpi::trim_float(t)));
     let title = if inpatient {
-        lang.pick("住院病人回访率与目标（灰色：样本量小）", "Inpatient follow-up rate vs target (grey: small n)")
+        lang.tr().t("report.doc.inpatient_followup_chart")
     } else {
-        lang.pick("门诊初诊回访率与目标（灰色：样本量小）", "Outpatient follow-up rate vs target (grey: small n)")
+        lang.tr().t("report.doc.outpatient_followup_chart")
     };
     svg::rate_bars(title, &bars, target.zip(label.as_deref()))
 }
@@ -555,9 +520,9 @@ fn definitions(d: &mut Doc, s: &Summary) {
     let _ = write!(
         d.out,
         "<th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
-        esc(d.t("指标", "KPI")),
-        esc(d.t("计算公式", "Formula")),
-        esc(d.t("目标", "Target"))
+        esc(d.t("report.doc.kpi")),
+        esc(d.t("report.doc.formula")),
+        esc(d.t("report.doc.target"))
     );
     for k in s.headline() {
         if seen.contains(&k.metric) {
@@ -573,39 +538,17 @@ fn definitions(d: &mut Doc, s: &Summary) {
         );
     }
     d.out.push_str("</tbody></table>\n");
-    let notes: [(&str, &str); 6] = [
-        (
-            "满意率：“不清楚”的回答计入答题数但不计入分母；患者中途离开的未完成问卷单独列示，不计入任何满意率。",
-            "Satisfaction: \"don't know\" answers are counted but left out of denominators; surveys the patient did \
-             not finish are shown separately and left out of every rate.",
-        ),
-        (
-            "95%置信区间为 Wilson 区间；n < 30 的比率标注“样本量小”，仅供参考。",
-            "95% intervals are Wilson score intervals; rates with n < 30 are marked small n and are indicative only.",
-        ),
-        (
-            "客诉按受理日期归期；按期办结 = 结案日期不晚于办结期限（按法定工作日计算，含调休）；未结且已过期限为逾期。",
-            "Cases are filed by the day received; closed on time = closed on or before the due date (working days \
-             on the official calendar); open past the due date = overdue.",
-        ),
-        (
-            "回访：联系不上、拒访计为未完成，永不计为满意；回访满意率只计接通且有评价的电话。",
-            "Follow-up: unreachable and refused count as not completed and never as satisfied; call satisfaction \
-             counts reached calls with a rating only.",
-        ),
-        (
-            "等候时间为相邻两个环节登记时间之差，按整分钟计，中位数与 P90 采用最近秩法。",
-            "Times in a step are the difference between consecutive step times, in whole minutes; median and P90 use \
-             the nearest-rank method.",
-        ),
-        (
-            "涉及多个科室的客诉在每个科室各计一次；投诉人姓名已脱敏。",
-            "A case concerning several departments counts under each; complainants' names are masked.",
-        ),
+    let notes = [
+        "report.doc.note_satisfaction",
+        "report.doc.note_ci",
+        "report.doc.note_cases",
+        "report.doc.note_followup",
+        "report.doc.note_times",
+        "report.doc.note_departments",
     ];
     d.out.push_str("<ul class=\"note\">");
-    for (zh, en) in notes {
-        let _ = write!(d.out, "<li>{}</li>", esc(lang.pick(zh, en)));
+    for key in notes {
+        let _ = write!(d.out, "<li>{}</li>", esc(lang.tr().t(key)));
     }
     d.out.push_str("</ul>\n");
 }
@@ -623,43 +566,39 @@ fn signatures(d: &mut Doc, who: &[&str]) {
 }
 
 fn footer_text(lang: Lang) -> String {
-    lang.pick("GuideDesk 导医台系统生成 · 内部资料，注意保密", "Generated by GuideDesk · Internal, confidential")
-        .to_string()
+    lang.tr().t("report.doc.footer").to_string()
 }
 
 /// The weekly opinion sheet (《医院客户服务意见表》): the week's patient opinions and suggestions, cases and
 /// follow-up, with the satisfaction KPIs, for the customer-service supervisor.
 pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     let lang = opts.lang;
-    let title = lang.pick("医院客户服务意见表", "Hospital Customer Service Opinion Sheet");
+    let title = lang.tr().t("report.weekly.title");
     let mut d = Doc::new(&format!("{title} {}", s.params().period.slug()), lang);
-    let heading = match lang {
-        Lang::Zh => format!("《{title}》"),
-        Lang::En => title.to_string(),
-    };
+    let heading = lang.tr().f("report.weekly.heading", &[("title", &title)]);
     header(&mut d, &heading, s, opts);
     let a = &s.agg;
 
     d.section("overview");
-    d.h2("overview", lang.pick("一、本周概况", "1. The week at a glance"));
+    d.h2("overview", lang.tr().t("report.weekly.the_week_at_a_glance"));
     glance(
         &mut d,
         &[
-            (a.arrivals.total.to_string(), lang.pick("来院人次", "arrivals").into()),
-            (a.consultations.total.to_string(), lang.pick("咨询人数", "consultations").into()),
-            (a.feedback.total.to_string(), lang.pick("满意度评价（份）", "satisfaction surveys").into()),
-            (a.cases.total.to_string(), lang.pick("客诉受理（件）", "cases received").into()),
-            (a.calls.total.to_string(), lang.pick("回访电话（次）", "follow-up calls").into()),
+            (a.arrivals.total.to_string(), lang.tr().t("report.weekly.arrivals").into()),
+            (a.consultations.total.to_string(), lang.tr().t("report.weekly.consultations").into()),
+            (a.feedback.total.to_string(), lang.tr().t("report.weekly.satisfaction_surveys").into()),
+            (a.cases.total.to_string(), lang.tr().t("report.weekly.cases_received").into()),
+            (a.calls.total.to_string(), lang.tr().t("report.weekly.follow_up_calls").into()),
         ],
     );
     d.table(&tables::arrivals_by_day(s, lang));
-    d.h3(lang.pick("需关注事项", "Needs attention"));
+    d.h3(lang.tr().t("report.weekly.needs_attention"));
     attention_list(&mut d, &attention(s, lang, false));
     skipped_note(&mut d, s);
     d.end_section();
 
     d.section("kpis");
-    d.h2("kpis", lang.pick("二、主要指标", "2. Key figures"));
+    d.h2("kpis", lang.tr().t("report.weekly.key_figures"));
     kpi_table(
         &mut d,
         &[
@@ -677,59 +616,51 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.end_section();
 
     d.section("satisfaction");
-    d.h2("satisfaction", lang.pick("三、患者满意度", "3. Patient satisfaction"));
+    d.h2("satisfaction", lang.tr().t("report.weekly.patient_satisfaction"));
     d.raw(&trend_chart(s, lang));
     d.table(&tables::satisfaction_by_question(s, lang));
     d.end_section();
 
     d.section("opinions");
-    d.h2("opinions", lang.pick("四、患者意见与建议", "4. Patients' opinions and suggestions"));
+    d.h2("opinions", lang.tr().t("report.weekly.patients_opinions_and_suggestions"));
     d.table(&tables::opinions(s, lang));
     if a.feedback.comments_not_listed > 0 {
-        d.note(&match lang {
-            Lang::Zh => format!("另有 {} 条意见未列出，见 CSV。", a.feedback.comments_not_listed),
-            Lang::En => format!("{} more comments are not listed here.", a.feedback.comments_not_listed),
-        });
+        d.note(&lang.tr().f("report.doc.comments_not_listed", &[("n", &a.feedback.comments_not_listed)]));
     }
     d.table(&tables::feedback_reasons(s));
     d.end_section();
 
     d.section("cases");
-    d.h2("cases", lang.pick("五、客诉受理与处理", "5. Cases received and their handling"));
+    d.h2("cases", lang.tr().t("report.weekly.cases_received_and_their_handling"));
     d.raw(&grade_chart(s, lang));
     d.table(&tables::cases_by_grade(s, lang));
     d.table(&tables::cases_list(s, refs, lang));
     if a.cases.items_not_listed > 0 {
-        d.note(&match lang {
-            Lang::Zh => format!("另有 {} 件客诉未列出。", a.cases.items_not_listed),
-            Lang::En => format!("{} more cases are not listed here.", a.cases.items_not_listed),
-        });
+        d.note(&lang.tr().f("report.doc.cases_not_listed", &[("n", &a.cases.items_not_listed)]));
     }
     d.end_section();
 
     d.section("followup");
-    d.h2("followup", lang.pick("六、回访情况", "6. Follow-up calls"));
+    d.h2("followup", lang.tr().t("report.weekly.section_follow_up"));
     d.table(&tables::followup_by_group(s, lang));
     d.table(&tables::call_outcomes(s, lang));
     d.end_section();
 
     d.section("actions");
-    d.h2("actions", lang.pick("七、处理意见及改进措施", "7. Actions and improvements"));
-    fill_area(
-        &mut d,
-        lang.pick(
-            "（由客服专员填写，交主管领导审阅）",
-            "(filled in by the customer-service specialist for the supervisor)",
-        ),
-    );
+    d.h2("actions", lang.tr().t("report.weekly.actions_and_improvements"));
+    fill_area(&mut d, lang.tr().t("report.weekly.fill_hint"));
     signatures(
         &mut d,
-        &[lang.pick("填表人", "Prepared by"), lang.pick("客服主管", "Supervisor"), lang.pick("主管领导", "Manager")],
+        &[
+            lang.tr().t("report.weekly.prepared_by"),
+            lang.tr().t("report.weekly.supervisor"),
+            lang.tr().t("report.weekly.manager"),
+        ],
     );
     d.end_section();
 
     d.section("definitions");
-    d.h2("definitions", lang.pick("附：指标说明与数据口径", "Appendix: definitions"));
+    d.h2("definitions", lang.tr().t("report.weekly.appendix_definitions"));
     definitions(&mut d, s);
     d.end_section();
     d.finish(&footer_text(lang))
@@ -739,31 +670,31 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
 /// accountability, with every KPI against its target.
 pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     let lang = opts.lang;
-    let title = lang.pick("客户服务月度分析报告", "Monthly Customer Service Analysis Report");
+    let title = lang.tr().t("report.monthly.title");
     let mut d = Doc::new(&format!("{title} {}", s.params().period.slug()), lang);
     header(&mut d, title, s, opts);
     let a = &s.agg;
 
     d.section("summary");
-    d.h2("summary", lang.pick("一、概要", "1. Summary"));
+    d.h2("summary", lang.tr().t("report.monthly.summary"));
     glance(
         &mut d,
         &[
-            (a.arrivals.total.to_string(), lang.pick("来院人次", "arrivals").into()),
-            (a.consultations.total.to_string(), lang.pick("咨询人数", "consultations").into()),
-            (a.feedback.total.to_string(), lang.pick("满意度评价（份）", "satisfaction surveys").into()),
-            (a.cases.total.to_string(), lang.pick("客诉受理（件）", "cases received").into()),
-            (a.calls.total.to_string(), lang.pick("回访电话（次）", "follow-up calls").into()),
+            (a.arrivals.total.to_string(), lang.tr().t("report.monthly.arrivals").into()),
+            (a.consultations.total.to_string(), lang.tr().t("report.monthly.consultations").into()),
+            (a.feedback.total.to_string(), lang.tr().t("report.monthly.satisfaction_surveys").into()),
+            (a.cases.total.to_string(), lang.tr().t("report.monthly.cases_received").into()),
+            (a.calls.total.to_string(), lang.tr().t("report.monthly.follow_up_calls").into()),
         ],
     );
     kpi_table(&mut d, &s.headline());
-    d.h3(lang.pick("需关注事项", "Needs attention"));
+    d.h3(lang.tr().t("report.monthly.needs_attention"));
     attention_list(&mut d, &attention(s, lang, true));
     skipped_note(&mut d, s);
     d.end_section();
 
     d.section("arrivals");
-    d.h2("arrivals", lang.pick("二、来院情况", "2. Arrivals"));
+    d.h2("arrivals", lang.tr().t("report.monthly.section_arrivals"));
     d.raw(&hour_chart(s, lang));
     d.raw(&day_chart(s, lang));
     d.table(&tables::arrivals_by_department(s, refs, lang));
@@ -773,30 +704,18 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.end_section();
 
     d.section("waiting");
-    d.h2("waiting", lang.pick("三、就诊流程时效", "3. Time in each visit step"));
+    d.h2("waiting", lang.tr().t("report.monthly.time_in_each_visit_step"));
     d.table_only(&tables::waiting_times(s, lang));
     if a.arrivals.negative_intervals > 0 {
-        d.note(&match lang {
-            Lang::Zh => format!("{} 个时间间隔因设备时钟不一致为负值，未计入。", a.arrivals.negative_intervals),
-            Lang::En => format!(
-                "{} negative intervals (device clocks out of step) were left out.",
-                a.arrivals.negative_intervals
-            ),
-        });
+        d.note(&lang.tr().f("report.doc.negative_intervals", &[("n", &a.arrivals.negative_intervals)]));
     }
     d.end_section();
 
     d.section("consultations");
-    d.h2("consultations", lang.pick("四、咨询与来院转化", "4. Consultations and conversion"));
+    d.h2("consultations", lang.tr().t("report.monthly.consultations_and_conversion"));
     kpi_table(&mut d, &[&s.appointment_rate, &s.appointment_arrival_rate, &s.consultation_conversion]);
     if a.consultations.appointments_pending > 0 {
-        d.note(&match lang {
-            Lang::Zh => format!("{} 个预约的日期尚未到，未计入来院达到率。", a.consultations.appointments_pending),
-            Lang::En => format!(
-                "{} appointments are still ahead and left out of the arrival rate.",
-                a.consultations.appointments_pending
-            ),
-        });
+        d.note(&lang.tr().f("report.doc.appointments_pending", &[("n", &a.consultations.appointments_pending)]));
     }
     d.table(&tables::consultations_by_channel(s, lang));
     d.table(&tables::consultations_by_concern(s, lang));
@@ -804,7 +723,7 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.end_section();
 
     d.section("satisfaction");
-    d.h2("satisfaction", lang.pick("五、患者满意度", "5. Patient satisfaction"));
+    d.h2("satisfaction", lang.tr().t("report.monthly.patient_satisfaction"));
     kpi_table(&mut d, &[&s.overall_satisfaction, &s.registration_dissatisfaction, &s.guide_dissatisfaction]);
     d.raw(&trend_chart(s, lang));
     d.table(&tables::satisfaction_by_question(s, lang));
@@ -812,7 +731,7 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.end_section();
 
     d.section("cases");
-    d.h2("cases", lang.pick("六、客诉分析", "6. Cases"));
+    d.h2("cases", lang.tr().t("report.monthly.cases"));
     kpi_table(&mut d, &[&s.complaint_handling, &s.case_on_time]);
     d.raw(&grade_chart(s, lang));
     d.table(&tables::cases_by_grade(s, lang));
@@ -820,7 +739,7 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.end_section();
 
     d.section("followup");
-    d.h2("followup", lang.pick("七、回访工作", "7. Follow-up"));
+    d.h2("followup", lang.tr().t("report.monthly.follow_up"));
     kpi_table(&mut d, &[&s.inpatient_followup, &s.outpatient_followup, &s.call_satisfaction]);
     d.raw(&followup_chart(s, refs, lang, true));
     d.raw(&followup_chart(s, refs, lang, false));
@@ -830,44 +749,36 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.end_section();
 
     d.section("accountability");
-    d.h2("accountability", lang.pick("八、责任考核", "8. Accountability"));
+    d.h2("accountability", lang.tr().t("report.monthly.accountability"));
     let cp = &refs.case_policy;
-    d.note(&match lang {
-        Lang::Zh => format!(
-            "规则（医院政策）：科室当月不满意+投诉超过 {} 件；个人当月超过 {} 件；科室近3个月纠纷达到 {} 件；近12个月纠纷达到 {} 件。",
-            cp.dept_monthly_threshold, cp.staff_monthly_threshold, cp.disputes_per_quarter_threshold, cp.disputes_per_year_threshold
-        ),
-        Lang::En => format!(
-            "Rules (hospital policy): a department with more than {} dissatisfied + complaints in the month; a person \
-             with more than {}; a department with at least {} disputes in 3 months; at least {} in 12 months.",
-            cp.dept_monthly_threshold, cp.staff_monthly_threshold, cp.disputes_per_quarter_threshold, cp.disputes_per_year_threshold
-        ),
-    });
+    d.note(&lang.tr().f(
+        "report.monthly.accountability_rules",
+        &[
+            ("dept", &cp.dept_monthly_threshold),
+            ("staff", &cp.staff_monthly_threshold),
+            ("quarter", &cp.disputes_per_quarter_threshold),
+            ("year", &cp.disputes_per_year_threshold),
+        ],
+    ));
     d.table(&tables::accountability_departments(s, refs, lang));
     d.table(&tables::accountability_staff(s, refs, lang));
     d.end_section();
 
     d.section("analysis");
-    d.h2("analysis", lang.pick("九、问题分析与改进措施", "9. Problems found and actions"));
-    fill_area(
-        &mut d,
-        lang.pick(
-            "（存在的问题、原因分析、对策及整改落实情况，由客服主管填写）",
-            "(problems, causes, countermeasures and follow-through, filled in by the supervisor)",
-        ),
-    );
+    d.h2("analysis", lang.tr().t("report.monthly.problems_found_and_actions"));
+    fill_area(&mut d, lang.tr().t("report.monthly.fill_hint"));
     signatures(
         &mut d,
         &[
-            lang.pick("报告人", "Prepared by"),
-            lang.pick("客服部主任", "Head of customer service"),
-            lang.pick("审阅", "Reviewed by"),
+            lang.tr().t("report.monthly.reported_by"),
+            lang.tr().t("report.monthly.head_of_customer_service"),
+            lang.tr().t("report.monthly.reviewed_by"),
         ],
     );
     d.end_section();
 
     d.section("definitions");
-    d.h2("definitions", lang.pick("附：指标说明与数据口径", "Appendix: definitions"));
+    d.h2("definitions", lang.tr().t("report.monthly.appendix_definitions"));
     definitions(&mut d, s);
     d.end_section();
     d.finish(&footer_text(lang))

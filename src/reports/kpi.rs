@@ -130,7 +130,7 @@ impl Formula {
     /// The text in a language.
     pub fn text(&self, lang: Lang) -> &'static str {
         match lang {
-            Lang::Zh => self.zh,
+            Lang::ZhCn => self.zh,
             Lang::En => self.en,
         }
     }
@@ -153,54 +153,21 @@ impl Metric {
         }
     }
 
-    /// The formula.
+    /// The formula, in both languages, from the locale files (`report.formula.*`).
     pub fn formula(self) -> Formula {
-        match self {
-            Metric::SatisfactionPositive(_) => Formula {
-                en: "(very satisfied + satisfied) ÷ answers other than \"don't know\"; complete surveys only",
-                zh: "（非常满意＋满意）÷ 除“不清楚”外的回答数；仅计完整问卷",
-            },
-            Metric::SatisfactionNegative(_) => Formula {
-                en: "(dissatisfied + very dissatisfied) ÷ answers other than \"don't know\"; complete surveys only",
-                zh: "（不满意＋非常不满意）÷ 除“不清楚”外的回答数；仅计完整问卷",
-            },
-            Metric::ComplaintHandlingSatisfaction => Formula {
-                en: "closed cases whose complainant rated the handling satisfied or very satisfied ÷ closed cases \
-                     with a handling rating other than \"don't know\"",
-                zh: "投诉人对处理结果评价满意或非常满意的已结案件数 ÷ 有处理评价（不含“不清楚”）的已结案件数",
-            },
-            Metric::CaseOnTimeClosure => Formula {
-                en: "cases closed on or before their due date ÷ (closed cases + open cases past their due date); \
-                     open cases not yet due are left out",
-                zh: "在期限内（含当日）结案的案件数 ÷（已结案件数＋已逾期未结案件数）；未到期的在办案件不计入",
-            },
-            Metric::InpatientFollowupRate => Formula {
-                en: "discharge follow-ups completed ÷ eligible discharges (cancelled tasks, deceased patients and \
-                     tasks still open inside their window left out; unreachable and refused count as not completed)",
-                zh: "已完成的出院回访数 ÷ 应回访出院人数（不含已取消、患者已故及仍在回访窗口内的任务；\
-                     联系不上、拒访计为未完成）",
-            },
-            Metric::OutpatientFollowupRate => Formula {
-                en: "outpatient first-visit follow-ups completed ÷ first-visit arrivals",
-                zh: "已完成的门诊初诊回访数 ÷ 初诊人次",
-            },
-            Metric::FollowupCallSatisfaction => Formula {
-                en: "reached calls rated satisfied or very satisfied ÷ reached calls with a rating other than \
-                     \"don't know\"; unreached calls are never counted as satisfied",
-                zh: "接通且评价满意或非常满意的回访数 ÷ 接通且有评价（不含“不清楚”）的回访数；未接通者一律不计为满意",
-            },
-            Metric::AppointmentRate => {
-                Formula { en: "consultations with an appointment ÷ consultations", zh: "预约人数 ÷ 咨询人数" }
-            }
-            Metric::AppointmentArrivalRate => Formula {
-                en: "appointments that became an arrival ÷ appointments whose date has come",
-                zh: "已来院的预约数 ÷ 预约日期已到的预约数",
-            },
-            Metric::ConsultationConversion => Formula {
-                en: "consultations that became an arrival ÷ consultations",
-                zh: "来院人数 ÷ 咨询人数",
-            },
-        }
+        let key = match self {
+            Metric::SatisfactionPositive(_) => "report.formula.satisfaction_positive",
+            Metric::SatisfactionNegative(_) => "report.formula.satisfaction_negative",
+            Metric::ComplaintHandlingSatisfaction => "report.formula.complaint_handling_satisfaction",
+            Metric::CaseOnTimeClosure => "report.formula.case_on_time_closure",
+            Metric::InpatientFollowupRate => "report.formula.inpatient_followup_rate",
+            Metric::OutpatientFollowupRate => "report.formula.outpatient_followup_rate",
+            Metric::FollowupCallSatisfaction => "report.formula.followup_call_satisfaction",
+            Metric::AppointmentRate => "report.formula.appointment_rate",
+            Metric::AppointmentArrivalRate => "report.formula.appointment_arrival_rate",
+            Metric::ConsultationConversion => "report.formula.consultation_conversion",
+        };
+        Formula { en: Lang::En.tr().t(key), zh: Lang::ZhCn.tr().t(key) }
     }
 }
 

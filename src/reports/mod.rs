@@ -38,42 +38,10 @@ pub use agg::Aggregator;
 pub use kpi::{Bound, Kpi, Metric, Question, Target};
 pub use summary::Summary;
 
-/// The language of a document's text. Record content (comments, facts) is shown as entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Lang {
-    /// Simplified Chinese (the default).
-    #[default]
-    Zh,
-    /// English.
-    En,
-}
-
-impl Lang {
-    /// Parses `zh-CN`/`zh` or `en`.
-    pub fn parse(s: &str) -> Option<Lang> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "zh-cn" | "zh" | "zh-hans" => Some(Lang::Zh),
-            "en" | "en-us" | "en-gb" => Some(Lang::En),
-            _ => None,
-        }
-    }
-
-    /// The HTML `lang` attribute.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Lang::Zh => "zh-CN",
-            Lang::En => "en",
-        }
-    }
-
-    /// Chooses between a Chinese and an English text.
-    pub fn pick<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Lang::Zh => zh,
-            Lang::En => en,
-        }
-    }
-}
+/// The language of a document's text: the application's one language type ([`crate::i18n::Language`]; `Lang::Zh`
+/// is `Language::ZhCn`). Report text comes from the locale files' `report.*` keys through [`Tr`]; record content
+/// (comments, facts) is shown as entered.
+pub use crate::i18n::{Language as Lang, Tr};
 
 /// Which document a period belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,15 +17,13 @@ use crate::model::{
     ArrivalChannel, CallOutcome, CaseGrade, Concern, ConsultationChannel, Need, Rating, ReferenceData, VisitType,
 };
 
-/// A column: its stable key (the CSV header) and its title in each language.
+/// A column: its stable key (the CSV header) and its title, `report.col.<label>` in the locale files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Column {
     /// Stable key.
     pub key: &'static str,
-    /// Chinese title.
-    pub zh: &'static str,
-    /// English title.
-    pub en: &'static str,
+    /// The title's key under `report.col` (usually the column key itself).
+    pub label: &'static str,
     /// Only in CSV: a code column whose name column (`<key>_name`) is what the documents show, or a detail left
     /// out of a crowded printed table.
     pub csv_only: bool,
@@ -47,12 +45,8 @@ pub struct Cell {
 /// A table of one breakdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    /// Stable name (the CSV file name without `.csv`).
+    /// Stable name (the CSV file name without `.csv`); the title is `report.table.<name>` in the locale files.
     pub name: &'static str,
-    /// Chinese title.
-    pub title_zh: &'static str,
-    /// English title.
-    pub title_en: &'static str,
     /// Columns.
     pub columns: Vec<Column>,
     /// Rows, each as long as `columns`.
@@ -60,22 +54,15 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(
-        name: &'static str,
-        title: (&'static str, &'static str),
-        cols: &[(&'static str, &'static str, &'static str)],
-    ) -> Self {
+    fn new(name: &'static str, cols: &[Col]) -> Self {
         Table {
             name,
-            title_zh: title.0,
-            title_en: title.1,
             columns: cols
                 .iter()
-                .map(|(key, zh, en)| Column {
+                .map(|(key, label)| Column {
                     key,
-                    zh,
-                    en,
-                    csv_only: cols.iter().any(|(k, _, _)| k.strip_suffix("_name") == Some(*key)),
+                    label,
+                    csv_only: cols.iter().any(|(k, _)| k.strip_suffix("_name") == Some(*key)),
                 })
                 .collect(),
             rows: Vec::new(),
@@ -97,7 +84,7 @@ impl Table {
 
     /// The title in a language.
     pub fn title(&self, lang: Lang) -> &'static str {
-        lang.pick(self.title_zh, self.title_en)
+        lang.tr().k("report.table", self.name)
     }
 
     /// The index of a column by key.
@@ -115,6 +102,21 @@ impl Table {
         }
         w.flush()
     }
+}
+
+impl Column {
+    /// The title in a language.
+    pub fn title(&self, lang: Lang) -> &'static str {
+        lang.tr().k("report.col", self.label)
+    }
+}
+
+/// A column as declared: its key and the key of its title under `report.col`.
+type Col = (&'static str, &'static str);
+
+/// A column whose title's key is its own key.
+const fn c(key: &'static str) -> Col {
+    (key, key)
 }
 
 fn text(s: impl Into<String>) -> Cell {
@@ -156,7 +158,7 @@ pub fn kpi_value(k: &Kpi, lang: Lang) -> Cell {
 pub fn hover(k: &Kpi, lang: Lang) -> String {
     let mut s = format!("{}\n{} / {} (n = {})", k.formula.text(lang), k.numerator, k.denominator, k.n);
     if let Some(t) = k.target {
-        let _ = write!(s, "\n{} {}", lang.pick("目标", "Target"), t.display());
+        let _ = write!(s, "\n{} {}", lang.tr().t("report.target"), t.display());
     }
     if k.small_n {
         let _ = write!(s, "\n{}", small_n_text(lang));
@@ -166,10 +168,7 @@ pub fn hover(k: &Kpi, lang: Lang) -> String {
 
 /// The small-n warning.
 pub fn small_n_text(lang: Lang) -> String {
-    match lang {
-        Lang::Zh => format!("样本量小（n < {}），仅供参考", super::kpi::SMALL_N),
-        Lang::En => format!("small sample (n < {}): indicative only", super::kpi::SMALL_N),
-    }
+    lang.tr().f("report.small_n", &[("n", &super::kpi::SMALL_N)])
 }
 
 fn ci_cells(k: &Kpi) -> [Cell; 2] {
@@ -183,16 +182,16 @@ fn ci_cells(k: &Kpi) -> [Cell; 2] {
 
 fn yes_no(v: Option<bool>, lang: Lang) -> Cell {
     text(match v {
-        Some(true) => lang.pick("是", "yes"),
-        Some(false) => lang.pick("否", "no"),
+        Some(true) => lang.tr().t("report.yes"),
+        Some(false) => lang.tr().t("report.no"),
         None => "",
     })
 }
 
 fn met(v: Option<bool>, lang: Lang) -> Cell {
     let mut c = text(match v {
-        Some(true) => lang.pick("达标", "met"),
-        Some(false) => lang.pick("未达标", "not met"),
+        Some(true) => lang.tr().t("report.met"),
+        Some(false) => lang.tr().t("report.not_met"),
         None => "",
     });
     c.class = v.map(|m| if m { "ok" } else { "bad" });
@@ -207,20 +206,19 @@ fn target_text(k: &Kpi) -> Cell {
 pub fn kpis(s: &Summary, lang: Lang) -> Table {
     let mut t = Table::new(
         "kpis",
-        ("指标一览", "KPIs"),
         &[
-            ("metric", "指标代码", "Metric"),
-            ("name", "指标", "KPI"),
-            ("numerator", "分子", "Numerator"),
-            ("denominator", "分母", "Denominator"),
-            ("n", "样本量 n", "n"),
-            ("value_pct", "数值(%)", "Value (%)"),
-            ("ci95_low_pct", "95%置信下限(%)", "95% CI low (%)"),
-            ("ci95_high_pct", "95%置信上限(%)", "95% CI high (%)"),
-            ("target", "目标", "Target"),
-            ("meets_target", "是否达标", "Target met"),
-            ("small_n", "样本量小", "Small n"),
-            ("formula", "计算公式", "Formula"),
+            c("metric"),
+            ("name", "metric_name"),
+            c("numerator"),
+            c("denominator"),
+            c("n"),
+            c("value_pct"),
+            c("ci95_low_pct"),
+            c("ci95_high_pct"),
+            c("target"),
+            c("meets_target"),
+            c("small_n"),
+            c("formula"),
         ],
     );
     let mut all: Vec<&Kpi> = s.headline();
@@ -253,9 +251,9 @@ pub fn kpis(s: &Summary, lang: Lang) -> Table {
 
 /// Arrivals and assistance needs by hour of arrival (hours with arrivals).
 pub fn arrivals_by_hour(s: &Summary) -> Table {
-    let mut cols = vec![("hour", "时段", "Hour"), ("arrivals", "来院人次", "Arrivals")];
+    let mut cols = vec![c("hour"), c("arrivals")];
     cols.extend(Need::ALL.iter().map(|n| needs_column(*n)));
-    let mut t = Table::new("arrivals_by_hour", ("分时段来院人次及特殊需求", "Arrivals and needs by hour"), &cols);
+    let mut t = Table::new("arrivals_by_hour", &cols);
     let a = &s.agg.arrivals;
     for h in (0..24).filter(|h| a.by_hour[*h] > 0) {
         let mut row = vec![text(format!("{h:02}:00")), num(a.by_hour[h])];
@@ -265,32 +263,25 @@ pub fn arrivals_by_hour(s: &Summary) -> Table {
     t
 }
 
-fn needs_column(n: Need) -> (&'static str, &'static str, &'static str) {
+fn needs_column(n: Need) -> Col {
     match n {
-        Need::Wheelchair => ("wheelchair", "轮椅", "Wheelchair"),
-        Need::Stretcher => ("stretcher", "平车", "Stretcher"),
-        Need::Escort => ("escort", "陪同", "Escort"),
-        Need::Elderly => ("elderly", "老年人", "Elderly"),
-        Need::Disabled => ("disabled", "残障", "Disabled"),
-        Need::Interpreter => ("interpreter", "翻译", "Interpreter"),
+        Need::Wheelchair => c("wheelchair"),
+        Need::Stretcher => c("stretcher"),
+        Need::Escort => c("escort"),
+        Need::Elderly => c("elderly"),
+        Need::Disabled => c("disabled"),
+        Need::Interpreter => c("interpreter"),
     }
 }
 
 fn weekday(d: chrono::NaiveDate, lang: Lang) -> &'static str {
-    let i = d.weekday().num_days_from_monday() as usize;
-    match lang {
-        Lang::Zh => ["周一", "周二", "周三", "周四", "周五", "周六", "周日"][i],
-        Lang::En => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][i],
-    }
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    lang.tr().k("report.weekday", DAYS[d.weekday().num_days_from_monday() as usize])
 }
 
 /// Arrivals per day of the period (days without arrivals included).
 pub fn arrivals_by_day(s: &Summary, lang: Lang) -> Table {
-    let mut t = Table::new(
-        "arrivals_by_day",
-        ("每日来院人次", "Arrivals by day"),
-        &[("date", "日期", "Date"), ("weekday", "星期", "Weekday"), ("arrivals", "来院人次", "Arrivals")],
-    );
+    let mut t = Table::new("arrivals_by_day", &[c("date"), c("weekday"), c("arrivals")]);
     for d in s.params().period.days() {
         t.push(vec![
             text(d.to_string()),
@@ -305,15 +296,7 @@ pub fn arrivals_by_day(s: &Summary, lang: Lang) -> Table {
 pub fn arrivals_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     let mut t = Table::new(
         "arrivals_by_department",
-        ("各科室来院人次", "Arrivals by department"),
-        &[
-            ("department", "科室代码", "Code"),
-            ("department_name", "科室", "Department"),
-            ("arrivals", "来院人次", "Arrivals"),
-            ("first_visit", "初诊", "First visit"),
-            ("return_visit", "复诊", "Return visit"),
-            ("share_pct", "占比(%)", "Share (%)"),
-        ],
+        &[c("department"), c("department_name"), c("arrivals"), c("first_visit"), c("return_visit"), c("share_pct")],
     );
     let a = &s.agg.arrivals;
     let mut rows: Vec<_> = a.by_department.iter().collect();
@@ -333,16 +316,7 @@ pub fn arrivals_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> 
 
 /// Arrivals per channel.
 pub fn arrivals_by_channel(s: &Summary, lang: Lang) -> Table {
-    let mut t = Table::new(
-        "arrivals_by_channel",
-        ("来院渠道", "Arrivals by channel"),
-        &[
-            ("channel", "渠道代码", "Code"),
-            ("channel_name", "来院渠道", "Channel"),
-            ("arrivals", "来院人次", "Arrivals"),
-            ("share_pct", "占比(%)", "Share (%)"),
-        ],
-    );
+    let mut t = Table::new("arrivals_by_channel", &[c("channel"), c("channel_name"), c("arrivals"), c("share_pct")]);
     let a = &s.agg.arrivals;
     for c in ArrivalChannel::ALL {
         let n = a.by_channel.get(&c).copied().unwrap_or(0);
@@ -353,21 +327,13 @@ pub fn arrivals_by_channel(s: &Summary, lang: Lang) -> Table {
 
 /// First and return visits.
 pub fn arrivals_by_visit_type(s: &Summary, lang: Lang) -> Table {
-    let mut t = Table::new(
-        "arrivals_by_visit_type",
-        ("初诊与复诊", "First and return visits"),
-        &[
-            ("visit_type", "类型代码", "Code"),
-            ("visit_type_name", "类型", "Visit type"),
-            ("arrivals", "来院人次", "Arrivals"),
-            ("share_pct", "占比(%)", "Share (%)"),
-        ],
-    );
+    let mut t =
+        Table::new("arrivals_by_visit_type", &[c("visit_type"), c("visit_type_name"), c("arrivals"), c("share_pct")]);
     let a = &s.agg.arrivals;
     for (v, n) in [(VisitType::First, a.first), (VisitType::Return, a.returning)] {
         let (key, name) = match v {
-            VisitType::First => ("first", lang.pick("初诊", "First visit")),
-            VisitType::Return => ("return", lang.pick("复诊", "Return visit")),
+            VisitType::First => ("first", lang.tr().t("report.visit_type.first")),
+            VisitType::Return => ("return", lang.tr().t("report.visit_type.return")),
         };
         t.push(vec![text(key), text(name), num(n), share(n, a.total)]);
     }
@@ -378,22 +344,21 @@ pub fn arrivals_by_visit_type(s: &Summary, lang: Lang) -> Table {
 pub fn waiting_times(s: &Summary, lang: Lang) -> Table {
     let mut t = Table::new(
         "waiting_times",
-        ("各环节等候/停留时间（分钟）", "Time in each visit step (minutes)"),
         &[
-            ("step", "环节代码", "Code"),
-            ("step_name", "环节", "Step"),
-            ("n", "样本量 n", "n"),
-            ("median_min", "中位数(分钟)", "Median (min)"),
-            ("p90_min", "P90(分钟)", "P90 (min)"),
-            ("limit_min", "提醒阈值(分钟)", "Alert limit (min)"),
-            ("over_limit", "超阈值人次", "Over the limit"),
-            ("over_limit_pct", "超阈值占比(%)", "Over the limit (%)"),
+            c("step"),
+            c("step_name"),
+            c("n"),
+            c("median_min"),
+            c("p90_min"),
+            c("limit_min"),
+            c("over_limit"),
+            c("over_limit_pct"),
         ],
     );
     for w in &s.waits {
         let (key, name) = match w.step {
             Some(st) => (st.key(), labels::step(st, lang)),
-            None => ("whole_visit", lang.pick("全程（到达至完成/住院）", "Whole visit (arrival to done/admitted)")),
+            None => ("whole_visit", lang.tr().t("report.whole_visit")),
         };
         let mut p90 = opt_num(w.p90);
         if let (Some(p), Some(l)) = (w.p90, w.limit) {
@@ -417,13 +382,7 @@ pub fn waiting_times(s: &Summary, lang: Lang) -> Table {
 pub fn consultations_by_channel(s: &Summary, lang: Lang) -> Table {
     let mut t = Table::new(
         "consultations_by_channel",
-        ("咨询渠道", "Consultations by channel"),
-        &[
-            ("channel", "渠道代码", "Code"),
-            ("channel_name", "咨询渠道", "Channel"),
-            ("consultations", "咨询人数", "Consultations"),
-            ("share_pct", "占比(%)", "Share (%)"),
-        ],
+        &[c("channel"), ("channel_name", "consultation_channel_name"), c("consultations"), c("share_pct")],
     );
     let c = &s.agg.consultations;
     for ch in ConsultationChannel::ALL {
@@ -435,16 +394,8 @@ pub fn consultations_by_channel(s: &Summary, lang: Lang) -> Table {
 
 /// Consultations per concern.
 pub fn consultations_by_concern(s: &Summary, lang: Lang) -> Table {
-    let mut t = Table::new(
-        "consultations_by_concern",
-        ("咨询关注点", "Consultations by concern"),
-        &[
-            ("concern", "代码", "Code"),
-            ("concern_name", "关注点", "Concern"),
-            ("consultations", "咨询人数", "Consultations"),
-            ("share_pct", "占比(%)", "Share (%)"),
-        ],
-    );
+    let mut t =
+        Table::new("consultations_by_concern", &[c("concern"), c("concern_name"), c("consultations"), c("share_pct")]);
     let c = &s.agg.consultations;
     for k in Concern::ALL {
         let n = c.by_concern.get(&k).copied().unwrap_or(0);
@@ -457,15 +408,7 @@ pub fn consultations_by_concern(s: &Summary, lang: Lang) -> Table {
 pub fn consultations_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     let mut t = Table::new(
         "consultations_by_department",
-        ("各科室咨询与来院转化", "Consultations and conversion by department"),
-        &[
-            ("department", "科室代码", "Code"),
-            ("department_name", "科室", "Department"),
-            ("consultations", "咨询人数", "Consultations"),
-            ("appointments", "预约人数", "Appointments"),
-            ("came", "来院人数", "Came"),
-            ("conversion_pct", "来院转化率(%)", "Conversion (%)"),
-        ],
+        &[c("department"), c("department_name"), c("consultations"), c("appointments"), c("came"), c("conversion_pct")],
     );
     let mut rows: Vec<_> = s.agg.consultations.by_department.iter().collect();
     rows.sort_by(|x, y| y.1.total.cmp(&x.1.total).then_with(|| x.0.cmp(y.0)));
@@ -484,20 +427,20 @@ pub fn consultations_by_department(s: &Summary, refs: &ReferenceData, lang: Lang
 
 /// Satisfaction with every question: the answer counts, rates and intervals.
 pub fn satisfaction_by_question(s: &Summary, lang: Lang) -> Table {
-    let mut cols = vec![("question", "题目代码", "Code"), ("question_name", "题目", "Question")];
+    let mut cols = vec![c("question"), c("question_name")];
     cols.extend(Rating::ALL.iter().map(|r| rating_column(*r)));
     cols.extend([
-        ("scored_n", "有效回答 n", "Scored n"),
-        ("positive_pct", "满意率(%)", "Satisfied (%)"),
-        ("positive_ci95_low_pct", "满意率95%下限", "Satisfied 95% CI low"),
-        ("positive_ci95_high_pct", "满意率95%上限", "Satisfied 95% CI high"),
-        ("negative_pct", "不满意率(%)", "Dissatisfied (%)"),
-        ("negative_ci95_low_pct", "不满意率95%下限", "Dissatisfied 95% CI low"),
-        ("negative_ci95_high_pct", "不满意率95%上限", "Dissatisfied 95% CI high"),
-        ("small_n", "样本量小", "Small n"),
-        ("incomplete_answers", "未完成问卷中的回答", "Answers in incomplete surveys"),
+        c("scored_n"),
+        c("positive_pct"),
+        c("positive_ci95_low_pct"),
+        c("positive_ci95_high_pct"),
+        c("negative_pct"),
+        c("negative_ci95_low_pct"),
+        c("negative_ci95_high_pct"),
+        c("small_n"),
+        c("incomplete_answers"),
     ]);
-    let mut t = Table::new("satisfaction_by_question", ("各题满意度", "Satisfaction by question"), &cols);
+    let mut t = Table::new("satisfaction_by_question", &cols);
     for q in &s.questions {
         let mut row = vec![text(q.question.key()), text(labels::question(q.question, lang))];
         row.extend(Rating::ALL.iter().map(|r| num(q.counts.get(*r))));
@@ -513,14 +456,14 @@ pub fn satisfaction_by_question(s: &Summary, lang: Lang) -> Table {
     t
 }
 
-fn rating_column(r: Rating) -> (&'static str, &'static str, &'static str) {
+fn rating_column(r: Rating) -> Col {
     match r {
-        Rating::VerySatisfied => ("very_satisfied", "非常满意", "Very satisfied"),
-        Rating::Satisfied => ("satisfied", "满意", "Satisfied"),
-        Rating::Neutral => ("neutral", "一般", "Neutral"),
-        Rating::Dissatisfied => ("dissatisfied", "不满意", "Dissatisfied"),
-        Rating::VeryDissatisfied => ("very_dissatisfied", "非常不满意", "Very dissatisfied"),
-        Rating::DontKnow => ("dont_know", "不清楚", "Don't know"),
+        Rating::VerySatisfied => c("very_satisfied"),
+        Rating::Satisfied => c("satisfied"),
+        Rating::Neutral => c("neutral"),
+        Rating::Dissatisfied => c("dissatisfied"),
+        Rating::VeryDissatisfied => c("very_dissatisfied"),
+        Rating::DontKnow => c("dont_know"),
     }
 }
 
@@ -528,15 +471,14 @@ fn rating_column(r: Rating) -> (&'static str, &'static str, &'static str) {
 pub fn satisfaction_by_day(s: &Summary, lang: Lang) -> Table {
     let mut t = Table::new(
         "satisfaction_by_day",
-        ("每日总体满意率", "Overall satisfaction by day"),
         &[
-            ("date", "日期", "Date"),
-            ("scored_n", "有效回答 n", "Scored n"),
-            ("satisfied", "满意人数", "Satisfied"),
-            ("positive_pct", "满意率(%)", "Satisfied (%)"),
-            ("ci95_low_pct", "95%下限", "95% CI low"),
-            ("ci95_high_pct", "95%上限", "95% CI high"),
-            ("small_n", "样本量小", "Small n"),
+            c("date"),
+            c("scored_n"),
+            ("satisfied", "satisfied_count"),
+            c("positive_pct"),
+            ("ci95_low_pct", "ci95_low"),
+            ("ci95_high_pct", "ci95_high"),
+            c("small_n"),
         ],
     );
     for (d, k) in &s.trend {
@@ -556,11 +498,7 @@ pub fn satisfaction_by_day(s: &Summary, lang: Lang) -> Table {
 
 /// The preset reasons patients tapped, most frequent first.
 pub fn feedback_reasons(s: &Summary) -> Table {
-    let mut t = Table::new(
-        "feedback_reasons",
-        ("患者选择的原因", "Reasons patients chose"),
-        &[("reason", "原因", "Reason"), ("count", "次数", "Count")],
-    );
+    let mut t = Table::new("feedback_reasons", &[c("reason"), c("count")]);
     let mut rows: Vec<_> = s.agg.feedback.reasons.iter().collect();
     rows.sort_by(|x, y| y.1.cmp(x.1).then_with(|| x.0.cmp(y.0)));
     for (r, n) in rows {
@@ -573,15 +511,14 @@ pub fn feedback_reasons(s: &Summary) -> Table {
 pub fn opinions(s: &Summary, lang: Lang) -> Table {
     let mut t = Table::new(
         "opinions",
-        ("患者意见与建议", "Patients' comments and suggestions"),
         &[
-            ("time", "时间", "Time"),
-            ("overall", "总体评价", "Overall"),
-            ("dissatisfied_with", "不满意项目", "Dissatisfied with"),
-            ("reasons", "所选原因", "Reasons"),
-            ("comment", "意见内容", "Comment"),
-            ("wants_contact", "要求回电", "Wants a call"),
-            ("complete", "问卷完成", "Survey complete"),
+            c("time"),
+            c("overall"),
+            c("dissatisfied_with"),
+            c("reasons"),
+            c("comment"),
+            c("wants_contact"),
+            c("complete"),
         ],
     );
     let offset = s.params().offset;
@@ -590,8 +527,8 @@ pub fn opinions(s: &Summary, lang: Lang) -> Table {
         t.push(vec![
             text(c.at.local(offset).format("%Y-%m-%d %H:%M").to_string()),
             text(labels::rating(c.overall, lang)),
-            text(dims.join(lang.pick("、", "; "))),
-            text(c.reasons.join(lang.pick("、", "; "))),
+            text(dims.join(lang.tr().t("report.list_sep"))),
+            text(c.reasons.join(lang.tr().t("report.list_sep"))),
             text(c.text.clone()),
             yes_no(Some(c.wants_contact), lang),
             yes_no(Some(c.complete), lang),
@@ -604,20 +541,19 @@ pub fn opinions(s: &Summary, lang: Lang) -> Table {
 pub fn cases_list(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     let mut t = Table::new(
         "cases_list",
-        ("客诉登记", "Cases received"),
         &[
-            ("case", "编号", "Case"),
-            ("received_at", "受理时间", "Received"),
-            ("grade", "等级", "Grade"),
-            ("channel", "途径", "Channel"),
-            ("departments", "涉及科室", "Departments"),
-            ("complainant", "投诉人", "Complainant"),
-            ("facts", "事实与理由", "Facts"),
-            ("request", "诉求", "Request"),
-            ("status", "状态", "Status"),
-            ("due", "办结期限", "Due"),
-            ("standing", "办理时效", "Standing"),
-            ("handling_rating", "处理满意度", "Handling rating"),
+            c("case"),
+            c("received_at"),
+            ("grade", "grade_name"),
+            ("channel", "case_channel"),
+            c("departments"),
+            c("complainant"),
+            c("facts"),
+            c("request"),
+            c("status"),
+            c("due"),
+            c("standing"),
+            c("handling_rating"),
         ],
     )
     .csv_only("channel");
@@ -635,7 +571,7 @@ pub fn cases_list(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
             text(c.received_at.local(offset).format("%Y-%m-%d %H:%M").to_string()),
             text(labels::grade(c.grade, lang)),
             text(labels::case_channel(c.channel, lang)),
-            text(depts.join(lang.pick("、", "; "))),
+            text(depts.join(lang.tr().t("report.list_sep"))),
             text(labels::mask_name(&c.complainant)),
             text(c.facts.clone()),
             text(c.request.clone().unwrap_or_default()),
@@ -648,20 +584,14 @@ pub fn cases_list(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     t
 }
 
-const CLOSURE_COLS: [(&str, &str, &str); 6] = [
-    ("received", "受理数", "Received"),
-    ("on_time", "按期办结", "Closed on time"),
-    ("late", "超期办结", "Closed late"),
-    ("open_not_due", "办理中未到期", "Open, not due"),
-    ("overdue", "逾期未结", "Open, overdue"),
-    ("on_time_pct", "按期办结率(%)", "On time (%)"),
-];
+const CLOSURE_COLS: [Col; 6] =
+    [c("received"), c("on_time"), c("late"), c("open_not_due"), c("overdue"), c("on_time_pct")];
 
 /// Cases per grade and their standing.
 pub fn cases_by_grade(s: &Summary, lang: Lang) -> Table {
-    let mut cols = vec![("grade", "等级代码", "Code"), ("grade_name", "等级", "Grade")];
+    let mut cols = vec![c("grade"), c("grade_name")];
     cols.extend(CLOSURE_COLS);
-    let mut t = Table::new("cases_by_grade", ("各等级客诉及办结时效", "Cases by grade"), &cols);
+    let mut t = Table::new("cases_by_grade", &cols);
     for g in &s.cases_by_grade {
         let c = &g.counts;
         t.push(vec![
@@ -680,10 +610,10 @@ pub fn cases_by_grade(s: &Summary, lang: Lang) -> Table {
 
 /// Cases per department (a case concerning several departments counts under each).
 pub fn cases_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
-    let mut cols = vec![("department", "科室代码", "Code"), ("department_name", "科室", "Department")];
+    let mut cols = vec![c("department"), c("department_name")];
     cols.extend(CaseGrade::ALL.iter().map(|g| grade_column(*g)));
     cols.extend(CLOSURE_COLS);
-    let mut t = Table::new("cases_by_department", ("各科室客诉及办结时效", "Cases by department"), &cols);
+    let mut t = Table::new("cases_by_department", &cols);
     let mut rows: Vec<_> = s.cases_by_department.iter().collect();
     rows.sort_by(|x, y| {
         y.cases.closure.received.cmp(&x.cases.closure.received).then_with(|| x.department.cmp(&y.department))
@@ -705,28 +635,28 @@ pub fn cases_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> Tab
     t
 }
 
-fn grade_column(g: CaseGrade) -> (&'static str, &'static str, &'static str) {
+fn grade_column(g: CaseGrade) -> Col {
     match g {
-        CaseGrade::Feedback => ("feedback", "情况反馈", "Feedback"),
-        CaseGrade::Suggestion => ("suggestion", "建议", "Suggestion"),
-        CaseGrade::Dissatisfied => ("dissatisfied", "不满意", "Dissatisfied"),
-        CaseGrade::VeryDissatisfied => ("very_dissatisfied", "非常不满意", "Very dissatisfied"),
-        CaseGrade::Complaint => ("complaint", "投诉", "Complaint"),
-        CaseGrade::Dispute => ("dispute", "纠纷", "Dispute"),
-        CaseGrade::Incident => ("incident", "事故", "Incident"),
+        CaseGrade::Feedback => c("feedback"),
+        CaseGrade::Suggestion => c("suggestion"),
+        CaseGrade::Dissatisfied => c("dissatisfied"),
+        CaseGrade::VeryDissatisfied => c("very_dissatisfied"),
+        CaseGrade::Complaint => c("complaint"),
+        CaseGrade::Dispute => c("dispute"),
+        CaseGrade::Incident => c("incident"),
     }
 }
 
-const TASK_COLS: [(&str, &str, &str); 9] = [
-    ("tasks", "任务数", "Tasks"),
-    ("completed", "已完成", "Completed"),
-    ("unreachable", "联系不上", "Unreachable"),
-    ("refused", "拒访", "Refused"),
-    ("deceased", "已故", "Deceased"),
-    ("cancelled", "已取消", "Cancelled"),
-    ("pending", "窗口内待访", "Pending (in window)"),
-    ("overdue", "逾期未访", "Overdue"),
-    ("eligible", "应回访", "Eligible"),
+const TASK_COLS: [Col; 9] = [
+    c("tasks"),
+    c("completed"),
+    c("unreachable"),
+    c("refused"),
+    c("deceased"),
+    c("cancelled"),
+    c("pending"),
+    ("overdue", "followup_overdue"),
+    c("eligible"),
 ];
 
 fn task_cells(c: &TaskCounts) -> Vec<Cell> {
@@ -745,9 +675,9 @@ fn task_cells(c: &TaskCounts) -> Vec<Cell> {
 
 /// Follow-up tasks per group.
 pub fn followup_by_group(s: &Summary, lang: Lang) -> Table {
-    let mut cols = vec![("group", "类别代码", "Code"), ("group_name", "回访类别", "Follow-up")];
+    let mut cols = vec![c("group"), c("group_name")];
     cols.extend(TASK_COLS);
-    let mut t = Table::new("followup_by_group", ("回访任务完成情况", "Follow-up tasks"), &cols);
+    let mut t = Table::new("followup_by_group", &cols);
     for g in TaskGroup::ALL {
         let mut row = vec![text(g.key()), text(labels::task_group(g, lang))];
         row.extend(task_cells(&s.agg.followups.group(g)));
@@ -758,22 +688,20 @@ pub fn followup_by_group(s: &Summary, lang: Lang) -> Table {
 
 /// Follow-up rates per department against the targets.
 pub fn followup_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
-    let mut cols = vec![("department", "科室代码", "Code"), ("department_name", "科室", "Department")];
-    cols.extend(TASK_COLS.iter().map(|(k, zh, en)| match *k {
-        "tasks" => ("discharges", "出院人数", "Discharges"),
-        _ => (*k, *zh, *en),
+    let mut cols = vec![c("department"), c("department_name")];
+    cols.extend(TASK_COLS.iter().map(|(k, label)| match *k {
+        "tasks" => c("discharges"),
+        _ => (*k, *label),
     }));
     cols.extend([
-        ("inpatient_rate_pct", "住院回访率(%)", "Inpatient rate (%)"),
-        ("inpatient_target", "住院目标", "Inpatient target"),
-        ("first_visits", "初诊人次", "First visits"),
-        ("outpatient_completed", "门诊回访完成", "Outpatient completed"),
-        ("outpatient_rate_pct", "门诊回访率(%)", "Outpatient rate (%)"),
-        ("outpatient_target", "门诊目标", "Outpatient target"),
+        c("inpatient_rate_pct"),
+        c("inpatient_target"),
+        c("first_visits"),
+        c("outpatient_completed"),
+        c("outpatient_rate_pct"),
+        c("outpatient_target"),
     ]);
-    let mut t = Table::new("followup_by_department", ("各科室回访率", "Follow-up rates by department"), &cols)
-        .csv_only("inpatient_target")
-        .csv_only("outpatient_target");
+    let mut t = Table::new("followup_by_department", &cols).csv_only("inpatient_target").csv_only("outpatient_target");
     for r in &s.followup_by_department {
         let mut row = vec![text(r.department.clone()), text(labels::department(refs, &r.department, lang))];
         row.extend(task_cells(&r.discharge));
@@ -792,16 +720,7 @@ pub fn followup_by_department(s: &Summary, refs: &ReferenceData, lang: Lang) -> 
 
 /// Call attempts per outcome.
 pub fn call_outcomes(s: &Summary, lang: Lang) -> Table {
-    let mut t = Table::new(
-        "call_outcomes",
-        ("回访电话结果", "Call outcomes"),
-        &[
-            ("outcome", "结果代码", "Code"),
-            ("outcome_name", "结果", "Outcome"),
-            ("attempts", "次数", "Attempts"),
-            ("share_pct", "占比(%)", "Share (%)"),
-        ],
-    );
+    let mut t = Table::new("call_outcomes", &[c("outcome"), c("outcome_name"), c("attempts"), c("share_pct")]);
     let c = &s.agg.calls;
     for o in CallOutcome::ALL {
         t.push(vec![
@@ -816,7 +735,7 @@ pub fn call_outcomes(s: &Summary, lang: Lang) -> Table {
 
 fn flags_cell(r: &AccountRow, lang: Lang) -> Cell {
     let parts: Vec<String> = r.flags.iter().map(|f| labels::flag(*f, lang)).collect();
-    let mut c = text(parts.join(lang.pick("；", "; ")));
+    let mut c = text(parts.join(lang.tr().t("report.rule_sep")));
     if !r.flags.is_empty() {
         c.class = Some("bad");
     }
@@ -827,18 +746,17 @@ fn flags_cell(r: &AccountRow, lang: Lang) -> Cell {
 pub fn accountability_departments(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     let mut t = Table::new(
         "accountability_departments",
-        ("科室责任考核", "Department accountability"),
         &[
-            ("department", "科室代码", "Code"),
-            ("department_name", "科室", "Department"),
-            ("month", "月份", "Month"),
-            ("dissatisfied", "不满意", "Dissatisfied"),
-            ("complaints", "投诉", "Complaints"),
-            ("disputes", "纠纷", "Disputes"),
-            ("incidents", "事故", "Incidents"),
-            ("disputes_3_months", "近3个月纠纷", "Disputes, 3 months"),
-            ("disputes_12_months", "近12个月纠纷", "Disputes, 12 months"),
-            ("flags", "触发的考核规则", "Rules crossed"),
+            c("department"),
+            c("department_name"),
+            c("month"),
+            c("dissatisfied"),
+            c("complaints"),
+            c("disputes"),
+            c("incidents"),
+            c("disputes_3_months"),
+            c("disputes_12_months"),
+            c("flags"),
         ],
     )
     .csv_only("month");
@@ -864,17 +782,16 @@ pub fn accountability_departments(s: &Summary, refs: &ReferenceData, lang: Lang)
 pub fn accountability_staff(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     let mut t = Table::new(
         "accountability_staff",
-        ("个人责任考核", "Staff accountability"),
         &[
-            ("staff", "工号/姓名", "Staff"),
-            ("staff_name", "姓名", "Name"),
-            ("department_name", "科室", "Department"),
-            ("month", "月份", "Month"),
-            ("dissatisfied", "不满意", "Dissatisfied"),
-            ("complaints", "投诉", "Complaints"),
-            ("disputes", "纠纷", "Disputes"),
-            ("incidents", "事故", "Incidents"),
-            ("flags", "触发的考核规则", "Rules crossed"),
+            c("staff"),
+            c("staff_name"),
+            c("department_name"),
+            c("month"),
+            c("dissatisfied"),
+            c("complaints"),
+            c("disputes"),
+            c("incidents"),
+            c("flags"),
         ],
     )
     .csv_only("month");
@@ -901,16 +818,15 @@ pub fn accountability_staff(s: &Summary, refs: &ReferenceData, lang: Lang) -> Ta
 pub fn accountability_history(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
     let mut t = Table::new(
         "accountability_history",
-        ("近12个月责任考核明细", "Accountability, last 12 months"),
         &[
-            ("kind", "类别", "Kind"),
-            ("who", "科室代码/工号", "Code / staff"),
-            ("name", "名称", "Name"),
-            ("month", "月份", "Month"),
-            ("dissatisfied", "不满意", "Dissatisfied"),
-            ("complaints", "投诉", "Complaints"),
-            ("disputes", "纠纷", "Disputes"),
-            ("incidents", "事故", "Incidents"),
+            c("kind"),
+            c("who"),
+            c("name"),
+            c("month"),
+            c("dissatisfied"),
+            c("complaints"),
+            c("disputes"),
+            c("incidents"),
         ],
     );
     let acc = &s.agg.accountability;

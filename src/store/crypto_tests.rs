@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use super::crypto::StoreKey;
+use super::write::person;
 use super::*;
+use crate::model::Arrival;
 use crate::model::{
     ArrivalChannel, ArrivalForm, CaseForm, CaseGrade, FeedbackForm, Rating, Sex, StaffRef, VisitType, case::CaseOrigin,
 };

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use guidedesk_sync::CodecError;
 
+use crate::model::codec::PayloadError;
 use crate::model::{RecordId, RecordKind, ValidationErrors};
 
 /// Why the store could not be opened. Opening never replaces or rewrites a file it refuses.
@@ -158,3 +159,17 @@ macro_rules! from_redb {
     )*};
 }
 from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError, redb::DatabaseError);
+
+/// A payload error becomes the store error it always was, with the same text (`Codec`, `Schema`, `Conflict`).
+impl From<PayloadError> for StoreError {
+    fn from(e: PayloadError) -> Self {
+        match e {
+            PayloadError::Codec(c) => StoreError::Codec(c),
+            PayloadError::Schema { kind, found, supported } => StoreError::Schema { kind, found, supported },
+            PayloadError::UnknownKind(code) => StoreError::Conflict(format!("unknown record kind code {code}")),
+            PayloadError::IdMismatch { seq, record, key } => {
+                StoreError::Conflict(format!("op {seq} carries record {record} under id {key:x}"))
+            }
+        }
+    }
+}

@@ -18,7 +18,8 @@ use chrono::Months;
 use guidedesk_sync::codec;
 use redb::ReadableTable;
 
-use super::{Store, StoreError, index_apply, open_any, open_op, read_u64, tables};
+use super::write::index_apply;
+use super::{Store, StoreError, open_any, open_op, read_u64, tables};
 use crate::model::{AnyRecord, AuditAction, Moment, RecordKind, StaffRef};
 use tables::meta;
 

@@ -4,8 +4,11 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use proptest::prelude::*;
+use redb::WriteTransaction;
 
 use super::*;
+use crate::model::codec::encode_record;
+use crate::model::{Arrival, Case, FollowupTask, RecordId};
 use crate::model::{
     ArrivalChannel, ArrivalForm, CaseEventKind, CaseForm, CaseGrade, CaseStatus, Dimension, FeedbackForm,
     FollowupSource, FollowupStatus, Rating, Sex, StaffRef, VisitStep, VisitType, case::CaseOrigin,

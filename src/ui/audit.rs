@@ -5,6 +5,7 @@
 use chrono::{Days, NaiveDate};
 use egui::{RichText, Ui};
 
+use super::context::{DeskScreen, Reply, ScreenCtx};
 use super::data::{Command, Outcome, Queries};
 use super::i18n::Tr;
 use super::{theme, widgets};
@@ -77,11 +78,12 @@ impl AuditScreen {
         }
     }
 
-    /// The screen.
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, _version: u64) -> Option<Command> {
+    /// The screen's body.
+    fn body(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) -> Option<Command> {
+        let (q, tr) = (cx.q, cx.tr);
         let mut cmd = None;
         if self.from.is_empty() && self.to.is_empty() {
-            let today = q.today();
+            let today = cx.today;
             self.from = today.checked_sub_days(Days::new(6)).unwrap_or(today).to_string();
             self.to = today.to_string();
             cmd = self.load(q, tr);
@@ -141,11 +143,12 @@ impl AuditScreen {
             ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
         }
         ui.separator();
-        self.table(ui, q, tr);
+        self.table(ui, cx);
         cmd
     }
 
-    fn table(&self, ui: &mut Ui, q: &dyn Queries, tr: Tr) {
+    fn table(&self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (q, tr) = (cx.q, cx.tr);
         let actor = self.actor.trim();
         let shown: Vec<&AuditEntry> = self
             .rows
@@ -158,7 +161,7 @@ impl AuditScreen {
         if shown.is_empty() {
             return;
         }
-        let offset = q.offset();
+        let offset = cx.offset;
         let names: std::collections::BTreeMap<String, String> =
             q.staff().unwrap_or_default().into_iter().map(|s| (s.id, s.name)).collect();
         let row_h = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
@@ -195,16 +198,24 @@ impl AuditScreen {
             );
         });
     }
+}
 
-    /// Shows what applying the screen's command did (`done`: the app's message for a file written).
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr, done: Option<String>) {
-        match o {
+impl DeskScreen for AuditScreen {
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        if let Some(c) = self.body(ui, cx) {
+            cx.send(c);
+        }
+    }
+
+    /// Shows what applying the screen's command did (the note: the app's message for a file written).
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        match reply.outcome {
             Outcome::Done(_) => {
-                if let Some(m) = done {
-                    self.message = Some((true, m));
+                if let Some(m) = &reply.note {
+                    self.message = Some((true, m.clone()));
                 }
             }
-            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Failed(m) => self.message = Some((false, reply.tr.f("app.write_failed", &[("error", m)]))),
             Outcome::Invalid(_) | Outcome::Pending => {}
         }
     }

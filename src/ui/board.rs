@@ -3,13 +3,13 @@
 
 use egui::{RichText, Ui};
 
-use super::data::{Command, Outcome, Queries};
-use super::i18n::Tr;
+use super::context::{DeskScreen, Reply, ScreenCtx};
+use super::data::{Command, Outcome};
 use super::register::dept_name;
 use super::{theme, widgets};
 use crate::model::arrival::DoctorChoice;
 use crate::model::validate::mask_phone;
-use crate::model::{Arrival, Need, Priority, RecordId, ReferenceData, VisitStep};
+use crate::model::{Arrival, Need, Priority, RecordId, VisitStep};
 
 /// The step a one-tap "next" moves to.
 pub fn next_step(step: VisitStep) -> Option<VisitStep> {
@@ -57,20 +57,22 @@ impl BoardScreen {
     pub fn rows(&self) -> &[Arrival] {
         &self.rows
     }
+}
 
-    /// The screen. `version` changes whenever the store changed, so the board reloads only then.
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
-        let today = q.today();
-        if self.loaded != Some((version, today)) {
+impl DeskScreen for BoardScreen {
+    /// The screen. The context's `version` changes whenever the store changed, so the board reloads only then.
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (q, tr, today) = (cx.q, cx.tr, cx.today);
+        if self.loaded != Some((cx.version, today)) {
             match q.arrivals_on(today) {
                 Ok(rows) => self.rows = rows,
                 Err(e) => self.message = Some((false, e.to_string())),
             }
-            self.loaded = Some((version, today));
+            self.loaded = Some((cx.version, today));
         }
-        let refs = q.reference();
-        let now = q.now();
-        let offset = q.offset();
+        let refs = &cx.refs;
+        let now = cx.now;
+        let offset = cx.offset;
         let mut cmd = None;
 
         ui.horizontal(|ui| {
@@ -93,7 +95,7 @@ impl BoardScreen {
                 );
             });
         }
-        self.filters_ui(ui, tr, &refs);
+        self.filters_ui(ui, cx);
         if let Some((ok, m)) = &self.message {
             ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
         }
@@ -216,12 +218,28 @@ impl BoardScreen {
                 }
             },
         );
-        if let Some(c) = self.dialog_ui(ui, tr, &refs, q) {
+        if let Some(c) = self.dialog_ui(ui, cx) {
             cmd = Some(c);
         }
-        cmd
+        if let Some(c) = cmd {
+            cx.send(c);
+        }
     }
 
+    /// Takes the result of a board command.
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        let tr = reply.tr;
+        self.message = match reply.outcome {
+            Outcome::Done(_) | Outcome::Pending => None,
+            Outcome::Invalid(e) => {
+                Some((false, e.0.iter().map(|f| widgets::problem_text(tr, &f.problem)).collect::<Vec<_>>().join("；")))
+            }
+            Outcome::Failed(m) => Some((false, tr.f("app.write_failed", &[("error", m)]))),
+        };
+    }
+}
+
+impl BoardScreen {
     fn matches(&self, a: &Arrival) -> bool {
         (self.show_finished || !a.step().is_final() || self.step.is_some_and(VisitStep::is_final))
             && self.department.as_ref().is_none_or(|d| &a.department.value == d)
@@ -230,23 +248,11 @@ impl BoardScreen {
             && self.need.is_none_or(|n| a.has_need(n))
     }
 
-    fn filters_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData) {
+    fn filters_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let tr = cx.tr;
         ui.horizontal_wrapped(|ui| {
             let all = tr.t("board.all");
-            let dept_text =
-                self.department.as_ref().and_then(|d| refs.department(d)).map_or(all.to_string(), |d| dept_name(tr, d));
-            widgets::row(ui, tr.t("board.filter_department"), |ui| {
-                egui::ComboBox::from_id_salt("f_dept")
-                    .width(180.0)
-                    .selected_text(dept_text)
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut self.department, None, all);
-                        for d in &refs.departments {
-                            ui.selectable_value(&mut self.department, Some(d.id.clone()), dept_name(tr, d));
-                        }
-                    })
-                    .response
-            });
+            widgets::department_filter(ui, cx, "f_dept", tr.t("board.filter_department"), 180.0, &mut self.department);
             let step_text = self.step.map_or(all, |s| tr.k("step", s.key()));
             widgets::row(ui, tr.t("board.filter_step"), |ui| {
                 egui::ComboBox::from_id_salt("f_step")
@@ -290,7 +296,8 @@ impl BoardScreen {
         });
     }
 
-    fn dialog_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, q: &dyn Queries) -> Option<Command> {
+    fn dialog_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) -> Option<Command> {
+        let (q, tr, refs) = (cx.q, cx.tr, &cx.refs);
         let mut cmd = None;
         let mut close = false;
         let mut next_dialog = None;
@@ -386,7 +393,7 @@ impl BoardScreen {
                             })
                             .response
                     });
-                    let on_duty = refs.doctors_on_duty(q.today(), Some(department.as_str()));
+                    let on_duty = refs.doctors_on_duty(cx.today, Some(department.as_str()));
                     let doc_text =
                         refs.doctor(doctor).map_or_else(|| tr.t("register.no_doctor").to_string(), |d| d.name.clone());
                     widgets::row(ui, tr.t("register.doctor"), |ui| {
@@ -431,17 +438,6 @@ impl BoardScreen {
             self.dialog = None;
         }
         cmd
-    }
-
-    /// Takes the result of a board command.
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
-        self.message = match o {
-            Outcome::Done(_) | Outcome::Pending => None,
-            Outcome::Invalid(e) => {
-                Some((false, e.0.iter().map(|f| widgets::problem_text(tr, &f.problem)).collect::<Vec<_>>().join("；")))
-            }
-            Outcome::Failed(m) => Some((false, tr.f("app.write_failed", &[("error", m)]))),
-        };
     }
 }
 

@@ -3,7 +3,8 @@
 
 use egui::{RichText, Ui};
 
-use super::data::{CaseCommand, Command, Outcome, Queries};
+use super::context::{DeskScreen, Reply, ScreenCtx};
+use super::data::{CaseCommand, Command, Outcome};
 use super::i18n::Tr;
 use super::register::dept_name;
 use super::{theme, widgets};
@@ -109,17 +110,14 @@ pub struct CasesScreen {
     role: Option<crate::model::reference::Role>,
 }
 
-impl CasesScreen {
-    /// The role acting now: only the case actions it may do are offered.
-    pub fn set_role(&mut self, role: Option<crate::model::reference::Role>) {
-        if self.role != role {
-            self.role = role;
+impl DeskScreen for CasesScreen {
+    /// The screen. Only the case actions the context's role may do are offered.
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        if self.role != cx.role {
+            self.role = cx.role;
             self.action = None;
         }
-    }
-
-    /// The screen.
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
+        let (q, tr, version) = (cx.q, cx.tr, cx.version);
         if self.loaded != Some((version, self.filter)) {
             let r = match self.filter {
                 CaseFilter::Recent => q.recent_cases(90),
@@ -131,8 +129,8 @@ impl CasesScreen {
             }
             self.loaded = Some((version, self.filter));
         }
-        let refs = q.reference();
-        let today = q.today();
+        let refs = &cx.refs;
+        let today = cx.today;
         let mut cmd = None;
         ui.horizontal(|ui| {
             ui.heading(tr.t("cases.title"));
@@ -164,21 +162,8 @@ impl CasesScreen {
                 }
             }
             let all = tr.t("board.all");
-            let dept_text =
-                self.department.as_ref().and_then(|d| refs.department(d)).map_or(all.to_string(), |d| dept_name(tr, d));
-            widgets::row(ui, tr.t("board.filter_department"), |ui| {
-                egui::ComboBox::from_id_salt("case_f_dept")
-                    .width(160.0)
-                    .selected_text(dept_text)
-                    .height(400.0)
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut self.department, None, all);
-                        for d in &refs.departments {
-                            ui.selectable_value(&mut self.department, Some(d.id.clone()), dept_name(tr, d));
-                        }
-                    })
-                    .response
-            });
+            let label = tr.t("board.filter_department");
+            widgets::department_filter(ui, cx, "case_f_dept", label, 160.0, &mut self.department);
             let grade_text = self.grade.map_or(all, |g| tr.k("grade", g.key()));
             widgets::row(ui, tr.t("cases.grade"), |ui| {
                 egui::ComboBox::from_id_salt("case_f_grade")
@@ -199,27 +184,62 @@ impl CasesScreen {
         ui.separator();
         let total = ui.available_width();
         ui.horizontal_top(|ui| {
-            widgets::column(ui, total * 0.42, |ui| self.list_ui(ui, tr, &refs, today, q));
+            widgets::column(ui, total * 0.42, |ui| self.list_ui(ui, cx));
             widgets::column(ui, ui.available_width(), |ui| {
                 egui::ScrollArea::vertical()
                     .id_salt("case_detail")
                     .scroll_source(egui::scroll_area::ScrollSource::ALL)
                     .show(ui, |ui| {
                         if self.intake.is_some() {
-                            cmd = self.intake_ui(ui, tr, &refs);
+                            cmd = self.intake_ui(ui, tr, refs);
                         } else if let Some(id) = self.selected
                             && let Some(c) = self.rows.iter().find(|c| c.id == id).cloned()
                         {
-                            cmd = self.detail_ui(ui, tr, &refs, &c, q);
+                            cmd = self.detail_ui(ui, cx, &c);
                         } else {
                             ui.label(RichText::new(tr.t("cases.pick")).color(theme::MUTED));
                         }
                     });
             });
         });
-        cmd
+        if let Some(c) = cmd {
+            cx.send(c);
+        }
     }
 
+    /// Takes the result of a case command; for a slip, where it was written.
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        let tr = reply.tr;
+        if matches!(reply.sent, Command::Slip { .. }) {
+            match reply.outcome {
+                Outcome::Failed(m) => self.say(false, m.clone()),
+                _ => self.say(true, reply.note.clone().unwrap_or_default()),
+            }
+            return;
+        }
+        match reply.outcome {
+            Outcome::Done(id) => {
+                if self.intake.take().is_some() {
+                    self.selected = *id;
+                    self.filter = CaseFilter::Open;
+                    self.message = Some((true, tr.t("cases.created").to_string()));
+                } else {
+                    self.message = Some((true, tr.t("cases.saved").to_string()));
+                }
+                self.action = None;
+                self.errors = ValidationErrors::default();
+            }
+            Outcome::Invalid(e) => {
+                self.errors = e.clone();
+                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+            }
+            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Pending => {}
+        }
+    }
+}
+
+impl CasesScreen {
     fn visible(&self, today: chrono::NaiveDate) -> impl Iterator<Item = &Case> + use<'_> {
         self.rows.iter().filter(move |c| {
             let f = match self.filter {
@@ -235,8 +255,8 @@ impl CasesScreen {
         })
     }
 
-    fn list_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, today: chrono::NaiveDate, q: &dyn Queries) {
-        let offset = q.offset();
+    fn list_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (tr, refs, today, offset) = (cx.tr, &cx.refs, cx.today, cx.offset);
         let mut pick = None;
         let visible: Vec<&Case> = self.visible(today).collect();
         if visible.is_empty() {
@@ -253,14 +273,14 @@ impl CasesScreen {
                     } else if Some(c.id) == self.selected {
                         theme::ACCENT.linear_multiply(0.12)
                     } else {
-                        egui::Color32::TRANSPARENT
+                        theme::CLEAR
                     });
                     frame.show(ui, |ui| {
                         ui.horizontal(|ui| {
                             ui.label(
                                 RichText::new(tr.k("grade", c.grade.value.key()))
                                     .strong()
-                                    .color(grade_color(c.grade.value)),
+                                    .color(theme::grade_color(c.grade.value)),
                             );
                             ui.label(RichText::new(&c.complainant).strong());
                             let depts: Vec<String> = c
@@ -304,7 +324,7 @@ impl CasesScreen {
             self.selected = Some(id);
             self.intake = None;
             self.action = None;
-            widgets::viewed(ui.ctx(), crate::model::RecordKind::Case, id);
+            widgets::viewed(cx, crate::model::RecordKind::Case, id);
         }
     }
 
@@ -384,8 +404,8 @@ impl CasesScreen {
         cmd
     }
 
-    fn detail_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, c: &Case, q: &dyn Queries) -> Option<Command> {
-        let offset = q.offset();
+    fn detail_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>, c: &Case) -> Option<Command> {
+        let (q, tr, refs, offset) = (cx.q, cx.tr, &cx.refs, cx.offset);
         let mut cmd = None;
         ui.horizontal(|ui| {
             ui.heading(format!("{} · {}", tr.k("grade", c.grade.value.key()), c.complainant));
@@ -428,7 +448,7 @@ impl CasesScreen {
         if let Some(p) = c.complainant_phone.as_deref() {
             ui.horizontal(|ui| {
                 ui.label(RichText::new(tr.t("register.phone")).color(theme::MUTED));
-                widgets::phone(ui, tr, crate::model::RecordKind::Case, c.id, p);
+                widgets::phone(ui, cx, crate::model::RecordKind::Case, c.id, p);
             });
         }
         if ui.button(tr.t("cases.slip")).clicked() {
@@ -600,39 +620,8 @@ impl CasesScreen {
         cmd
     }
 
-    /// Takes the result of a case command.
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
-        match o {
-            Outcome::Done(id) => {
-                if self.intake.take().is_some() {
-                    self.selected = *id;
-                    self.filter = CaseFilter::Open;
-                    self.message = Some((true, tr.t("cases.created").to_string()));
-                } else {
-                    self.message = Some((true, tr.t("cases.saved").to_string()));
-                }
-                self.action = None;
-                self.errors = ValidationErrors::default();
-            }
-            Outcome::Invalid(e) => {
-                self.errors = e.clone();
-                self.message = Some((false, tr.t("register.fix_errors").to_string()));
-            }
-            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
-            Outcome::Pending => {}
-        }
-    }
-
     /// Shows a message (e.g. where the slip was written).
-    pub fn say(&mut self, ok: bool, m: String) {
+    fn say(&mut self, ok: bool, m: String) {
         self.message = Some((ok, m));
-    }
-}
-
-fn grade_color(g: CaseGrade) -> egui::Color32 {
-    match g {
-        CaseGrade::Feedback | CaseGrade::Suggestion => theme::MUTED,
-        CaseGrade::Dissatisfied | CaseGrade::VeryDissatisfied => theme::WARN,
-        CaseGrade::Complaint | CaseGrade::Dispute | CaseGrade::Incident => theme::ALERT,
     }
 }

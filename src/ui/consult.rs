@@ -3,8 +3,8 @@
 
 use egui::{RichText, Ui};
 
-use super::data::{Command, Outcome, Queries};
-use super::i18n::Tr;
+use super::context::{DeskScreen, Reply, ScreenCtx};
+use super::data::{Command, Outcome};
 use super::register::dept_name;
 use super::{theme, widgets};
 use crate::model::validate::mask_phone;
@@ -31,14 +31,15 @@ pub struct ConsultScreen {
     link: Option<LinkDialog>,
 }
 
-impl ConsultScreen {
+impl DeskScreen for ConsultScreen {
     /// The screen.
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
-        if self.loaded != Some(version) {
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (q, tr) = (cx.q, cx.tr);
+        if self.loaded != Some(cx.version) {
             self.recent = q.recent_consultations(7).unwrap_or_default();
-            self.loaded = Some(version);
+            self.loaded = Some(cx.version);
         }
-        let refs = q.reference();
+        let refs = &cx.refs;
         let mut cmd = None;
         ui.heading(tr.t("consult.title"));
         ui.columns(3, |cols| {
@@ -124,15 +125,13 @@ impl ConsultScreen {
                 ui.add_space(theme::LABEL_WIDTH + 12.0);
                 for (key, days) in [("consult.today", 0), ("consult.tomorrow", 1)] {
                     if ui.button(tr.t(key)).clicked() {
-                        let d = q.today() + chrono::Days::new(days);
+                        let d = cx.today + chrono::Days::new(days);
                         f.appointment = d.format("%Y-%m-%d").to_string();
                     }
                 }
             });
             widgets::field_error(middle, tr, &self.errors, "appointment");
-            if let Some(c) = self.recent_ui(right, q, tr) {
-                cmd = Some(c);
-            }
+            self.recent_ui(right, cx);
         });
         ui.horizontal(|ui| {
             ui.add_space(theme::LABEL_WIDTH + 12.0);
@@ -149,15 +148,40 @@ impl ConsultScreen {
                 ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
             }
         });
-        if let Some(c) = self.link_ui(ui, q, tr) {
+        if let Some(c) = self.link_ui(ui, cx) {
             cmd = Some(c);
         }
-        cmd
+        if let Some(c) = cmd {
+            cx.send(c);
+        }
     }
 
-    fn recent_ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr) -> Option<Command> {
+    /// Takes the result of a consultation command.
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        let tr = reply.tr;
+        let was_form = matches!(reply.sent, Command::Consult(_));
+        match reply.outcome {
+            Outcome::Done(_) if was_form => {
+                self.form = ConsultationForm::default();
+                self.errors = ValidationErrors::default();
+                self.message = Some((true, tr.t("consult.done").to_string()));
+            }
+            Outcome::Done(_) => self.message = Some((true, tr.t("consult.linked").to_string())),
+            Outcome::Invalid(e) => {
+                self.errors = e.clone();
+                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+            }
+            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Pending => {}
+        }
+    }
+}
+
+impl ConsultScreen {
+    fn recent_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (q, tr) = (cx.q, cx.tr);
         ui.label(RichText::new(tr.t("consult.recent")).strong());
-        let offset = q.offset();
+        let offset = cx.offset;
         egui::ScrollArea::vertical()
             .id_salt("consult_recent")
             .scroll_source(egui::scroll_area::ScrollSource::ALL)
@@ -202,14 +226,14 @@ impl ConsultScreen {
                     ui.separator();
                 }
             });
-        None
     }
 
-    fn link_ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr) -> Option<Command> {
+    fn link_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) -> Option<Command> {
+        let (q, tr) = (cx.q, cx.tr);
         let d = self.link.as_mut()?;
         let mut cmd = None;
         let mut close = false;
-        let offset = q.offset();
+        let offset = cx.offset;
         let modal = egui::Modal::new(egui::Id::unique("link_dialog")).show(ui.ctx(), |ui| {
             ui.set_width(620.0);
             ui.heading(tr.f("consult.link_title", &[("who", &d.who)]));
@@ -217,7 +241,7 @@ impl ConsultScreen {
             widgets::text_row(ui, tr.t("consult.link_filter"), &mut d.filter, "");
             let mut shown: Vec<Arrival> = d.candidates.clone();
             if !d.filter.trim().is_empty() {
-                let today = q.arrivals_on(q.today()).unwrap_or_default();
+                let today = q.arrivals_on(cx.today).unwrap_or_default();
                 shown.extend(
                     today
                         .into_iter()
@@ -255,23 +279,5 @@ impl ConsultScreen {
             self.link = None;
         }
         cmd
-    }
-
-    /// Takes the result of a consultation command.
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr, was_form: bool) {
-        match o {
-            Outcome::Done(_) if was_form => {
-                self.form = ConsultationForm::default();
-                self.errors = ValidationErrors::default();
-                self.message = Some((true, tr.t("consult.done").to_string()));
-            }
-            Outcome::Done(_) => self.message = Some((true, tr.t("consult.linked").to_string())),
-            Outcome::Invalid(e) => {
-                self.errors = e.clone();
-                self.message = Some((false, tr.t("register.fix_errors").to_string()));
-            }
-            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
-            Outcome::Pending => {}
-        }
     }
 }

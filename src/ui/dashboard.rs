@@ -1,23 +1,22 @@
 //! The managers' dashboard: the hospital's KPIs against their targets, and charts — arrivals by hour, satisfaction
 //! trend, cases by grade, follow-up rate against target by department — for a date range and department.
 //!
-//! Figures come from the shared `reports` module, computed on a background thread. To protect the people answering
+//! Figures come from the shared `reports` module (`Queries::figures`), computed on a background thread. To protect the people answering
 //! on the patient screen, feedback from the current hour is left out (only delayed totals are shown).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
 
 use chrono::{Datelike, Days, NaiveDate};
-use egui::{Color32, RichText, Ui};
+use egui::{RichText, Ui};
 use egui_plot::{Bar, BarChart, HLine, Line, Plot, PlotPoints};
 
+use super::context::{DeskScreen, ScreenCtx};
 use super::i18n::Tr;
-use super::register::dept_name;
+use super::job::Job;
 use super::{theme, widgets};
 use crate::config::Language;
-use crate::model::{AnyRecord, Moment, RecordKind, ReferenceData};
-use crate::reports::{Aggregator, Kpi, Lang, Period, ReportParams, Summary, labels};
-use crate::store::{Store, StoreError};
+use crate::model::ReferenceData;
+use crate::reports::{Kpi, Lang, Period, Summary, labels};
 
 /// Date-range presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,8 +56,6 @@ impl Range {
     }
 }
 
-type Job = Receiver<Result<Summary, String>>;
-
 /// Draws one dashboard tile.
 type Tile<'a> = Box<dyn Fn(&mut Ui) + 'a>;
 
@@ -69,7 +66,7 @@ pub struct DashboardScreen {
     department: Option<String>,
     summary: Option<Arc<Summary>>,
     computed_for: Option<(u64, Range, Option<String>)>,
-    job: Option<Job>,
+    job: Option<Job<Result<Summary, String>>>,
     error: Option<String>,
 }
 
@@ -82,96 +79,59 @@ impl std::fmt::Debug for DashboardScreen {
     }
 }
 
-fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
-    match rec {
-        AnyRecord::Arrival(a) => a.department.value == dept,
-        AnyRecord::Consultation(c) => c.referred_department.as_deref() == Some(dept),
-        AnyRecord::Case(c) => {
-            c.departments.iter().any(|d| d == dept) || c.assigned_department.value.as_deref() == Some(dept)
-        }
-        AnyRecord::FollowupTask(t) => t.department.as_deref() == Some(dept),
-        AnyRecord::CallAttempt(a) => store
-            .get::<crate::model::FollowupTask>(a.task)
-            .ok()
-            .flatten()
-            .is_some_and(|t| t.department.as_deref() == Some(dept)),
-        // Patients do not say which department they rate; feedback is the whole desk's.
-        AnyRecord::Feedback(_) => true,
-        AnyRecord::Audit(_) => false,
-    }
-}
-
-/// Computes the dashboard's figures: one streaming pass per record kind through the business-time index.
-/// Feedback given since the start of the current hour is left out.
-pub fn compute(store: &Store, period: Period, department: Option<&str>) -> Result<Summary, StoreError> {
-    let offset = store.utc_offset();
-    let params = ReportParams::new(period, offset, store.today());
-    let mut agg = Aggregator::new(params);
-    let (from, to) = (period.start(offset), period.end(offset));
-    let now = store.now();
-    let hour_start = Moment(now.0 - now.0.rem_euclid(3_600_000));
-    for kind in RecordKind::ALL {
-        let start = if kind == RecordKind::Case {
-            Moment::start_of_day(params.accountability_from(), offset).min(from)
-        } else {
-            from
-        };
-        let end = if kind == RecordKind::Feedback { to.min(hour_start) } else { to };
-        store.for_each_between(kind, start, end, |rec| {
-            if department.is_none_or(|d| in_department(store, &rec, d)) {
-                agg.add(&rec);
-            }
-            Ok(())
-        })?;
-    }
-    Ok(agg.finish(&store.reference()))
-}
-
 impl DashboardScreen {
     /// The figures shown (tests).
     pub fn summary(&self) -> Option<&Summary> {
         self.summary.as_deref()
     }
 
-    /// The screen. Figures are recomputed off the UI thread when the filters or the data change.
-    pub fn ui(&mut self, ui: &mut Ui, store: &Arc<Store>, tr: Tr, version: u64) {
-        let refs = store.reference();
-        let lang = if tr.lang == Language::En { Lang::En } else { Lang::Zh };
-        let key = (version, self.range, self.department.clone());
+    /// Starts computing the figures when the filters or the data changed, and takes them once they are ready.
+    fn refresh(&mut self, ui: &Ui, cx: &ScreenCtx<'_>) {
+        let key = (cx.version, self.range, self.department.clone());
         if self.computed_for.as_ref() != Some(&key) && self.job.is_none() {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let store2 = Arc::clone(store);
-            let period = self.range.period(store.today());
+            let period = self.range.period(cx.today);
             let dept = self.department.clone();
-            let ctx = ui.ctx().clone();
-            let spawned = std::thread::Builder::new().name("dashboard".into()).spawn(move || {
-                let r = compute(&store2, period, dept.as_deref()).map_err(|e| e.to_string());
-                let _ = tx.send(r);
-                ctx.request_repaint();
-            });
-            match spawned {
-                Ok(_) => {
-                    self.job = Some(rx);
-                    self.computed_for = Some(key);
+            if let Some(q) = &cx.background {
+                let q = Arc::clone(q);
+                let compute = move || q.figures(period, dept.as_deref()).map_err(|e| e.to_string());
+                match Job::spawn("dashboard", ui.ctx(), compute) {
+                    Ok(job) => {
+                        self.job = Some(job);
+                        self.computed_for = Some(key);
+                    }
+                    Err(e) => self.error = Some(e.to_string()),
                 }
-                Err(e) => self.error = Some(e.to_string()),
+            } else {
+                // Nobody handed over reads that may leave this thread: compute here.
+                self.take(cx.q.figures(period, dept.as_deref()).map_err(|e| e.to_string()));
+                self.computed_for = Some(key);
             }
         }
-        if let Some(rx) = &self.job {
-            match rx.try_recv() {
-                Ok(Ok(s)) => {
-                    self.summary = Some(Arc::new(s));
-                    self.error = None;
-                    self.job = None;
-                }
-                Ok(Err(e)) => {
-                    self.error = Some(e);
-                    self.job = None;
-                }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.job = None,
+        if let Some(r) = self.job.as_ref().and_then(Job::poll) {
+            self.job = None;
+            if let Ok(r) = r {
+                self.take(r);
             }
         }
+    }
+
+    fn take(&mut self, r: Result<Summary, String>) {
+        match r {
+            Ok(s) => {
+                self.summary = Some(Arc::new(s));
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
+
+impl DeskScreen for DashboardScreen {
+    /// The screen. Figures are recomputed off the UI thread when the filters or the data change.
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (tr, refs) = (cx.tr, &cx.refs);
+        let lang = if tr.lang == Language::En { Lang::En } else { Lang::Zh };
+        self.refresh(ui, cx);
 
         ui.horizontal_wrapped(|ui| {
             ui.heading(tr.t("dash.title"));
@@ -180,22 +140,8 @@ impl DashboardScreen {
                     self.range = r;
                 }
             }
-            let all = tr.t("board.all");
-            let dept_text =
-                self.department.as_ref().and_then(|d| refs.department(d)).map_or(all.to_string(), |d| dept_name(tr, d));
-            widgets::row(ui, tr.t("board.filter_department"), |ui| {
-                egui::ComboBox::from_id_salt("dash_dept")
-                    .width(170.0)
-                    .selected_text(dept_text)
-                    .height(400.0)
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut self.department, None, all);
-                        for d in &refs.departments {
-                            ui.selectable_value(&mut self.department, Some(d.id.clone()), dept_name(tr, d));
-                        }
-                    })
-                    .response
-            });
+            let label = tr.t("board.filter_department");
+            widgets::department_filter(ui, cx, "dash_dept", label, 170.0, &mut self.department);
             if self.job.is_some() {
                 ui.spinner();
             }
@@ -258,25 +204,25 @@ impl DashboardScreen {
                 let w = (width - 24.0) / 2.0;
                 ui.horizontal_top(|ui| {
                     widgets::column(ui, w, |ui| arrivals_chart(ui, tr, &s));
-                    widgets::column(ui, w, |ui| trend_chart(ui, tr, &s, &refs));
+                    widgets::column(ui, w, |ui| trend_chart(ui, tr, &s, refs));
                 });
                 ui.horizontal_top(|ui| {
                     widgets::column(ui, w, |ui| grades_chart(ui, tr, lang, &s));
-                    widgets::column(ui, w, |ui| followup_chart(ui, tr, lang, &s, &refs));
+                    widgets::column(ui, w, |ui| followup_chart(ui, tr, lang, &s, refs));
                 });
                 ui.separator();
                 questions_table(ui, tr, lang, &s);
                 ui.separator();
                 days_table(ui, tr, &s);
                 ui.separator();
-                accountability_table(ui, tr, lang, &s, &refs);
+                accountability_table(ui, tr, lang, &s, refs);
             },
         );
     }
 }
 
 fn count_tile(ui: &mut Ui, title: &str, n: u64, sub: &str) {
-    egui::Frame::new().fill(Color32::from_gray(240)).corner_radius(8.0).inner_margin(10.0).show(ui, |ui| {
+    egui::Frame::new().fill(theme::TILE).corner_radius(8.0).inner_margin(10.0).show(ui, |ui| {
         ui.set_min_size(egui::vec2(190.0, 84.0));
         ui.vertical(|ui| {
             ui.label(RichText::new(title).color(theme::MUTED).size(theme::SMALL));

@@ -3,7 +3,8 @@
 
 use egui::{RichText, Ui};
 
-use super::data::{Command, Outcome, Queries};
+use super::context::{DeskScreen, Reply, ScreenCtx};
+use super::data::{Command, Outcome};
 use super::i18n::Tr;
 use super::register::dept_name;
 use super::{theme, widgets};
@@ -30,18 +31,19 @@ pub struct FollowupScreen {
     import_result: Option<Result<crate::import::ImportReport, String>>,
 }
 
-impl FollowupScreen {
+impl DeskScreen for FollowupScreen {
     /// The screen.
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, version: u64) -> Option<Command> {
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (q, tr, version) = (cx.q, cx.tr, cx.version);
         if self.loaded != Some(version) {
             self.rows = q.open_followups().unwrap_or_default();
             self.worrying = q.worrying(7).unwrap_or_default();
             self.attempts = self.selected.map(|id| q.attempts_of(id).unwrap_or_default()).unwrap_or_default();
             self.loaded = Some(version);
         }
-        let refs = q.reference();
-        let today = q.today();
-        let now_local = q.now().local(q.offset()).time();
+        let refs = &cx.refs;
+        let today = cx.today;
+        let now_local = cx.now.local(cx.offset).time();
         let mut cmd = None;
         ui.horizontal(|ui| {
             ui.heading(tr.t("followup.title"));
@@ -82,7 +84,7 @@ impl FollowupScreen {
                         .unwrap_or_else(|| tr.t("followup.head").to_string());
                     ui.label(format!(
                         "{} {name} · {dept} → {head}：{}",
-                        a.at.local(q.offset()).format("%m-%d %H:%M"),
+                        a.at.local(cx.offset).format("%m-%d %H:%M"),
                         a.notes.clone().unwrap_or_default()
                     ));
                 }
@@ -98,9 +100,9 @@ impl FollowupScreen {
         let total = ui.available_width();
         ui.horizontal_top(|ui| {
             widgets::column(ui, total * 0.42, |ui| {
-                let pick = self.list_ui(ui, tr, &refs, today);
+                let pick = self.list_ui(ui, tr, refs, today);
                 if let Some(id) = pick {
-                    widgets::viewed(ui.ctx(), crate::model::RecordKind::FollowupTask, id);
+                    widgets::viewed(cx, crate::model::RecordKind::FollowupTask, id);
                     self.selected = Some(id);
                     self.attempts = q.attempts_of(id).unwrap_or_default();
                     self.form = CallAttemptForm::default();
@@ -113,16 +115,41 @@ impl FollowupScreen {
                     .scroll_source(egui::scroll_area::ScrollSource::ALL)
                     .show(ui, |ui| {
                         if let Some(t) = self.selected.and_then(|id| self.rows.iter().find(|t| t.id == id)).cloned() {
-                            cmd = self.detail_ui(ui, tr, &refs, &t, q);
+                            cmd = self.detail_ui(ui, cx, &t);
                         } else {
                             ui.label(RichText::new(tr.t("followup.pick")).color(theme::MUTED));
                         }
                     });
             });
         });
-        cmd
+        if let Some(c) = cmd {
+            cx.send(c);
+        }
     }
 
+    /// Takes the result of a follow-up command.
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        let tr = reply.tr;
+        match reply.outcome {
+            Outcome::Done(_) => {
+                self.form = CallAttemptForm::default();
+                self.errors = ValidationErrors::default();
+                self.message = Some((true, tr.t("followup.saved").to_string()));
+            }
+            Outcome::Invalid(e) => {
+                self.errors = e.clone();
+                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+            }
+            Outcome::Failed(m) => {
+                self.importing = false;
+                self.message = Some((false, tr.f("app.write_failed", &[("error", m)])));
+            }
+            Outcome::Pending => {}
+        }
+    }
+}
+
+impl FollowupScreen {
     fn list_ui(&self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, today: chrono::NaiveDate) -> Option<RecordId> {
         let mut pick = None;
         egui::ScrollArea::vertical().id_salt("followup_list").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
@@ -174,20 +201,14 @@ impl FollowupScreen {
         pick
     }
 
-    fn detail_ui(
-        &mut self,
-        ui: &mut Ui,
-        tr: Tr,
-        refs: &ReferenceData,
-        t: &FollowupTask,
-        q: &dyn Queries,
-    ) -> Option<Command> {
+    fn detail_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>, t: &FollowupTask) -> Option<Command> {
+        let (tr, refs) = (cx.tr, &cx.refs);
         let mut cmd = None;
         let who =
             if t.patient_name.is_empty() { tr.t("followup.anonymous").to_string() } else { t.patient_name.clone() };
         ui.horizontal(|ui| {
             ui.heading(who);
-            widgets::phone(ui, tr, crate::model::RecordKind::FollowupTask, t.id, &t.phone);
+            widgets::phone(ui, cx, crate::model::RecordKind::FollowupTask, t.id, &t.phone);
         });
         let mut info = vec![tr.k("fsource", t.source.kind_key()).to_string()];
         if let FollowupSource::Discharge { discharged_on, diagnosis, .. } = &t.source {
@@ -212,7 +233,7 @@ impl FollowupScreen {
                 ui.label(
                     RichText::new(format!(
                         "{} {} · {}",
-                        a.at.local(q.offset()).format("%m-%d %H:%M"),
+                        a.at.local(cx.offset).format("%m-%d %H:%M"),
                         a.by,
                         tr.k("outcome", a.outcome.key())
                     ))
@@ -322,25 +343,5 @@ impl FollowupScreen {
         self.importing = false;
         self.import_result = Some(r);
         self.loaded = None;
-    }
-
-    /// Takes the result of a follow-up command.
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
-        match o {
-            Outcome::Done(_) => {
-                self.form = CallAttemptForm::default();
-                self.errors = ValidationErrors::default();
-                self.message = Some((true, tr.t("followup.saved").to_string()));
-            }
-            Outcome::Invalid(e) => {
-                self.errors = e.clone();
-                self.message = Some((false, tr.t("register.fix_errors").to_string()));
-            }
-            Outcome::Failed(m) => {
-                self.importing = false;
-                self.message = Some((false, tr.f("app.write_failed", &[("error", m)])));
-            }
-            Outcome::Pending => {}
-        }
     }
 }

@@ -6,7 +6,7 @@
 //! screen shows a staff member, a record or a name. The app saves an abandoned survey as incomplete after the
 //! survey's timeout.
 
-use egui::{Color32, Pos2, RichText, Sense, Stroke, Ui, Vec2};
+use egui::{Pos2, RichText, Sense, Stroke, Ui, Vec2};
 
 use super::i18n::Tr;
 use super::{theme, widgets};
@@ -302,17 +302,6 @@ fn nav(ui: &mut Ui, tr: Tr, key: &str, enabled: bool) -> bool {
         .clicked()
 }
 
-fn rating_color(r: Rating) -> Color32 {
-    match r {
-        Rating::VerySatisfied => Color32::from_rgb(0x2e, 0x7d, 0x32),
-        Rating::Satisfied => Color32::from_rgb(0x7c, 0xb3, 0x42),
-        Rating::Neutral => Color32::from_rgb(0xf9, 0xa8, 0x25),
-        Rating::Dissatisfied => Color32::from_rgb(0xef, 0x6c, 0x00),
-        Rating::VeryDissatisfied => Color32::from_rgb(0xc6, 0x28, 0x28),
-        Rating::DontKnow => Color32::from_rgb(0x78, 0x90, 0x9c),
-    }
-}
-
 /// The five labelled faces and "don't know", all the same size. Returns the rating tapped.
 fn scale(ui: &mut Ui, tr: Tr, current: Option<Rating>) -> Option<Rating> {
     let mut chosen = None;
@@ -335,8 +324,8 @@ fn face_button(ui: &mut Ui, r: Rating, label: &str, width: f32, selected: bool) 
     let (rect, response) = ui.allocate_exact_size(size, Sense::click());
     response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, label));
     let painter = ui.painter_at(rect);
-    let color = rating_color(r);
-    let bg = if response.hovered() || selected { color.gamma_multiply(0.25) } else { Color32::from_gray(245) };
+    let color = theme::rating_color(r);
+    let bg = if response.hovered() || selected { color.gamma_multiply(0.25) } else { theme::FACE_BG };
     painter.rect_filled(rect, 16.0, bg);
     if selected {
         painter.rect_stroke(rect, 16.0, Stroke::new(4.0, color), egui::StrokeKind::Inside);
@@ -344,7 +333,7 @@ fn face_button(ui: &mut Ui, r: Rating, label: &str, width: f32, selected: bool) 
     let c = Pos2::new(rect.center().x, rect.top() + width / 2.0);
     let rad = width * 0.36;
     painter.circle_filled(c, rad, color);
-    let ink = Color32::WHITE;
+    let ink = theme::FACE_INK;
     let eye_dx = rad * 0.38;
     let eye_y = c.y - rad * 0.25;
     if r == Rating::DontKnow {
@@ -367,18 +356,14 @@ fn face_button(ui: &mut Ui, r: Rating, label: &str, width: f32, selected: bool) 
         painter.add(egui::epaint::QuadraticBezierShape::from_points_stroke(
             [left, ctrl, right],
             false,
-            Color32::TRANSPARENT,
+            theme::CLEAR,
             Stroke::new(rad * 0.1, ink),
         ));
     }
     // The label, wrapped onto two lines if it is too wide for the face.
-    let galley = painter.layout(
-        label.to_string(),
-        egui::FontId::proportional(theme::HEADING),
-        Color32::from_gray(30),
-        width - 12.0,
-    );
+    let galley =
+        painter.layout(label.to_string(), egui::FontId::proportional(theme::HEADING), theme::FACE_LABEL, width - 12.0);
     let pos = Pos2::new(rect.center().x - galley.size().x / 2.0, rect.bottom() - 12.0 - galley.size().y);
-    painter.galley(pos, galley, Color32::from_gray(30));
+    painter.galley(pos, galley, theme::FACE_LABEL);
     response
 }

@@ -7,6 +7,7 @@
 
 use egui::{RichText, Ui};
 
+use super::context::{DeskScreen, Reply, ScreenCtx};
 use super::data::{Command, Outcome, Queries};
 use super::i18n::Tr;
 use super::{theme, widgets};
@@ -48,12 +49,15 @@ impl RegisterScreen {
     pub fn form(&self) -> &ArrivalForm {
         &self.form
     }
+}
 
+impl DeskScreen for RegisterScreen {
     /// The screen: two columns of fields, then the choice rows and the buttons; the keypad and possible earlier
     /// visits on the right. Everything fits a 1280×800 kiosk screen without scrolling.
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr) -> Option<Command> {
-        let refs = q.reference();
-        let today = q.today();
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (q, tr) = (cx.q, cx.tr);
+        let refs = &cx.refs;
+        let today = cx.today;
         self.refresh_earlier(q);
         let mut cmd = None;
         egui::ScrollArea::vertical().id_salt("register_page").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
@@ -63,8 +67,8 @@ impl RegisterScreen {
                 let total = ui.available_width();
                 ui.horizontal_top(|ui| {
                     widgets::column(ui, total * 0.36, |ui| self.left_fields(ui, tr));
-                    widgets::column(ui, total * 0.36, |ui| self.middle_fields(ui, tr, &refs, today));
-                    widgets::column(ui, ui.available_width(), |ui| self.side_ui(ui, q, tr, &refs));
+                    widgets::column(ui, total * 0.36, |ui| self.middle_fields(ui, tr, refs, today));
+                    widgets::column(ui, ui.available_width(), |ui| self.side_ui(ui, cx));
                 });
                 let f = &mut self.form;
                 let channels: Vec<(ArrivalChannel, &str)> =
@@ -88,7 +92,7 @@ impl RegisterScreen {
                     let submit = egui::Button::new(RichText::new(tr.t("register.submit")).strong())
                         .fill(theme::ACCENT.linear_multiply(0.25));
                     if ui.add_sized([200.0, theme::TOUCH], submit).clicked() {
-                        match self.form.validate(&refs, today) {
+                        match self.form.validate(refs, today) {
                             Ok(_) => cmd = Some(Command::Register(Box::new(self.form.clone()))),
                             Err(e) => {
                                 self.errors = e;
@@ -105,9 +109,31 @@ impl RegisterScreen {
                 });
             },
         );
-        cmd
+        if let Some(c) = cmd {
+            cx.send(c);
+        }
     }
 
+    /// Takes the result of the register command: clears the form on success, keeps it otherwise.
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        let tr = reply.tr;
+        match reply.outcome {
+            Outcome::Done(_) => {
+                let name = self.form.name.trim().to_string();
+                *self = RegisterScreen::default();
+                self.message = Some((true, tr.f("register.done", &[("name", &name)])));
+            }
+            Outcome::Invalid(e) => {
+                self.errors = e.clone();
+                self.message = Some((false, tr.t("register.fix_errors").to_string()));
+            }
+            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
+            Outcome::Pending => {}
+        }
+    }
+}
+
+impl RegisterScreen {
     fn left_fields(&mut self, ui: &mut Ui, tr: Tr) {
         let f = &mut self.form;
         widgets::text_row(ui, tr.t("register.name"), &mut f.name, tr.t("register.name_hint"));
@@ -227,7 +253,8 @@ impl RegisterScreen {
         widgets::field_error(ui, tr, &self.errors, "heard_via");
     }
 
-    fn side_ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, refs: &crate::model::ReferenceData) {
+    fn side_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (tr, refs) = (cx.tr, &cx.refs);
         ui.label(
             RichText::new(match self.keypad {
                 NumField::Phone => tr.t("register.keypad_phone"),
@@ -244,7 +271,7 @@ impl RegisterScreen {
         if self.earlier.is_empty() {
             ui.label(RichText::new(tr.t("register.earlier_none")).color(theme::MUTED));
         }
-        let offset = q.offset();
+        let offset = cx.offset;
         let mut link = None;
         egui::ScrollArea::vertical().id_salt("earlier").max_height(220.0).show(ui, |ui| {
             for a in &self.earlier {
@@ -285,23 +312,6 @@ impl RegisterScreen {
         } else {
             q.possible_earlier_visits(phone.as_deref(), name, age).unwrap_or_default()
         };
-    }
-
-    /// Takes the result of the register command: clears the form on success, keeps it otherwise.
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
-        match o {
-            Outcome::Done(_) => {
-                let name = self.form.name.trim().to_string();
-                *self = RegisterScreen::default();
-                self.message = Some((true, tr.f("register.done", &[("name", &name)])));
-            }
-            Outcome::Invalid(e) => {
-                self.errors = e.clone();
-                self.message = Some((false, tr.t("register.fix_errors").to_string()));
-            }
-            Outcome::Failed(m) => self.message = Some((false, tr.f("app.write_failed", &[("error", m)]))),
-            Outcome::Pending => {}
-        }
     }
 }
 

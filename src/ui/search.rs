@@ -3,12 +3,12 @@
 
 use egui::{RichText, Ui};
 
+use super::context::{DeskScreen, Reply, ScreenCtx};
 use super::data::{Command, Outcome, SearchHit, SearchQuery};
-use super::i18n::Tr;
 use super::register::dept_name;
 use super::{theme, widgets};
+use crate::model::RecordKind;
 use crate::model::validate::{Problem, ValidationErrors};
-use crate::model::{RecordKind, ReferenceData};
 
 /// Search screen state.
 #[derive(Debug, Default)]
@@ -22,10 +22,10 @@ pub struct SearchScreen {
     results: Option<Result<Vec<SearchHit>, String>>,
 }
 
-impl SearchScreen {
+impl DeskScreen for SearchScreen {
     /// The screen.
-    pub fn ui(&mut self, ui: &mut Ui, refs: &ReferenceData, offset: chrono::FixedOffset, tr: Tr) -> Option<Command> {
-        let mut cmd = None;
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (refs, offset, tr) = (&cx.refs, cx.offset, cx.tr);
         ui.heading(tr.t("search.title"));
         ui.horizontal_wrapped(|ui| {
             widgets::text_row(ui, tr.t("search.text"), &mut self.text, tr.t("search.text_hint"));
@@ -37,21 +37,8 @@ impl SearchScreen {
         widgets::field_error(ui, tr, &self.errors, "from");
         widgets::field_error(ui, tr, &self.errors, "to");
         ui.horizontal(|ui| {
-            let all = tr.t("board.all");
-            let dept_text =
-                self.department.as_ref().and_then(|d| refs.department(d)).map_or(all.to_string(), |d| dept_name(tr, d));
-            widgets::row(ui, tr.t("search.department"), |ui| {
-                egui::ComboBox::from_id_salt("s_dept")
-                    .selected_text(dept_text)
-                    .height(400.0)
-                    .show_ui(ui, |ui| {
-                        ui.selectable_value(&mut self.department, None, all);
-                        for d in &refs.departments {
-                            ui.selectable_value(&mut self.department, Some(d.id.clone()), dept_name(tr, d));
-                        }
-                    })
-                    .response
-            });
+            let label = tr.t("search.department");
+            widgets::department_filter(ui, cx, "s_dept", label, theme::INPUT_WIDTH, &mut self.department);
             if ui
                 .add_enabled(
                     !self.running,
@@ -71,7 +58,7 @@ impl SearchScreen {
                 self.errors = errors;
                 if self.errors.is_empty() {
                     self.running = true;
-                    cmd = Some(Command::Search(SearchQuery {
+                    cx.send(Command::Search(SearchQuery {
                         text: self.text.clone(),
                         from,
                         to,
@@ -107,7 +94,7 @@ impl SearchScreen {
                                         ui.label(RichText::new(&a.name).strong());
                                         ui.horizontal(|ui| {
                                             let p = a.phone.as_deref().unwrap_or_default();
-                                            widgets::phone(ui, tr, RecordKind::Arrival, a.id, p);
+                                            widgets::phone(ui, cx, RecordKind::Arrival, a.id, p);
                                         });
                                         ui.label(
                                             refs.department(&a.department.value)
@@ -121,7 +108,7 @@ impl SearchScreen {
                                         ui.label(RichText::new(c.name.clone().unwrap_or_default()).strong());
                                         ui.horizontal(|ui| {
                                             let p = c.phone.as_deref().unwrap_or_default();
-                                            widgets::phone(ui, tr, RecordKind::Consultation, c.id, p);
+                                            widgets::phone(ui, cx, RecordKind::Consultation, c.id, p);
                                         });
                                         ui.label(
                                             c.referred_department
@@ -138,21 +125,22 @@ impl SearchScreen {
                     });
             }
         }
-        cmd
     }
 
+    /// Takes the (immediate) outcome of issuing the search.
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        if let Outcome::Failed(m) = reply.outcome {
+            self.running = false;
+            self.results = Some(Err(m.clone()));
+        }
+    }
+}
+
+impl SearchScreen {
     /// Takes search results from the background thread.
     pub fn on_results(&mut self, r: Result<Vec<SearchHit>, String>) {
         self.running = false;
         self.results = Some(r);
-    }
-
-    /// Takes the (immediate) outcome of issuing the search.
-    pub fn on_outcome(&mut self, o: &Outcome) {
-        if let Outcome::Failed(m) = o {
-            self.running = false;
-            self.results = Some(Err(m.clone()));
-        }
     }
 
     /// Results so far (tests).

@@ -2,7 +2,8 @@
 
 use egui::{RichText, Ui};
 
-use super::data::{Command, Outcome, Queries};
+use super::context::{DeskScreen, Reply, ScreenCtx};
+use super::data::{Command, Outcome};
 use super::i18n::Tr;
 use super::{theme, widgets};
 use crate::model::ValidationErrors;
@@ -28,9 +29,10 @@ impl SignInScreen {
         self.pin.clear();
     }
 
-    /// The screen. `locked` is true when a session is locked (idle).
-    pub fn ui(&mut self, ui: &mut Ui, q: &dyn Queries, tr: Tr, locked: bool) -> Option<Command> {
-        let staff = match q.staff() {
+    /// The screen's body; the context says whether a session is locked (idle).
+    fn body(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) -> Option<Command> {
+        let (tr, locked) = (cx.tr, cx.locked);
+        let staff = match cx.q.staff() {
             Ok(s) => s,
             Err(e) => {
                 ui.colored_label(theme::ALERT, e.to_string());
@@ -135,16 +137,24 @@ impl SignInScreen {
         }
         None
     }
+}
+
+impl DeskScreen for SignInScreen {
+    fn ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        if let Some(c) = self.body(ui, cx) {
+            cx.send(c);
+        }
+    }
 
     /// Takes the result of a sign-in command.
-    pub fn on_outcome(&mut self, o: &Outcome, tr: Tr) {
-        match o {
+    fn on_outcome(&mut self, reply: &Reply<'_>) {
+        match reply.outcome {
             Outcome::Done(_) => {
                 *self = SignInScreen::default();
             }
             Outcome::Invalid(e) => {
                 self.errors = e.clone();
-                self.message = e.get("pin").map(|_| tr.t("signin.wrong_pin").to_string());
+                self.message = e.get("pin").map(|_| reply.tr.t("signin.wrong_pin").to_string());
             }
             Outcome::Failed(m) => self.message = Some(m.clone()),
             Outcome::Pending => {}

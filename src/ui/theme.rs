@@ -2,12 +2,16 @@
 //!
 //! The kiosk is used standing, often on a touch screen: every tappable target is at least [`TOUCH`] points high and
 //! body text is [`BODY`] points.
+//!
+//! This is the one module that may make a colour: `clippy.toml` disallows the `Color32` constructors everywhere
+//! else, so every colour on screen has a name here.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::Arc;
 
 use egui::{Color32, FontData, FontDefinitions, FontFamily, FontId, TextStyle};
 
-use crate::model::{Priority, VisitStep};
+use crate::model::{CaseGrade, Priority, Rating, VisitStep};
 
 /// Noto Sans CJK SC (SIL OFL 1.1), so Chinese renders on machines without CJK fonts.
 pub static NOTO_SANS_SC: &[u8] = include_bytes!("../../assets/fonts/NotoSansSC-Regular.otf");
@@ -37,6 +41,37 @@ pub const OK: Color32 = Color32::from_rgb(0x2e, 0x7d, 0x32);
 pub const MUTED: Color32 = Color32::from_rgb(0x5f, 0x63, 0x68);
 /// Accent (primary actions).
 pub const ACCENT: Color32 = Color32::from_rgb(0x15, 0x65, 0xc0);
+/// No fill (a frame that only takes space).
+pub const CLEAR: Color32 = Color32::TRANSPARENT;
+/// The background of a dashboard count tile.
+pub const TILE: Color32 = Color32::from_gray(240);
+/// The background of a face button on the patient screen, neither hovered nor chosen.
+pub const FACE_BG: Color32 = Color32::from_gray(245);
+/// The eyes, mouth and "?" drawn on a face.
+pub const FACE_INK: Color32 = Color32::WHITE;
+/// The label under a face.
+pub const FACE_LABEL: Color32 = Color32::from_gray(30);
+
+/// The colour of a rating's face on the patient screen: green to red, grey for "don't know".
+pub fn rating_color(r: Rating) -> Color32 {
+    match r {
+        Rating::VerySatisfied => Color32::from_rgb(0x2e, 0x7d, 0x32),
+        Rating::Satisfied => Color32::from_rgb(0x7c, 0xb3, 0x42),
+        Rating::Neutral => Color32::from_rgb(0xf9, 0xa8, 0x25),
+        Rating::Dissatisfied => Color32::from_rgb(0xef, 0x6c, 0x00),
+        Rating::VeryDissatisfied => Color32::from_rgb(0xc6, 0x28, 0x28),
+        Rating::DontKnow => Color32::from_rgb(0x78, 0x90, 0x9c),
+    }
+}
+
+/// The colour of a case grade: muted for feedback, amber for dissatisfaction, red for complaints and worse.
+pub fn grade_color(g: CaseGrade) -> Color32 {
+    match g {
+        CaseGrade::Feedback | CaseGrade::Suggestion => MUTED,
+        CaseGrade::Dissatisfied | CaseGrade::VeryDissatisfied => WARN,
+        CaseGrade::Complaint | CaseGrade::Dispute | CaseGrade::Incident => ALERT,
+    }
+}
 
 /// The colour that marks a visit step on the board.
 pub fn step_color(step: VisitStep) -> Color32 {

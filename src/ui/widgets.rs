@@ -1,8 +1,12 @@
-//! Small shared widgets: the numeric keypad, labelled form rows, field errors, choice chips.
+//! Small shared widgets: the numeric keypad, labelled form rows, field errors, choice chips, the department filter,
+//! masked phone numbers with their audited reveal.
 
 use egui::{Align, Layout, RichText, Ui};
 
+use super::context::ScreenCtx;
+use super::data::Command;
 use super::i18n::Tr;
+use super::register::dept_name;
 use super::theme;
 use crate::model::validate::{Problem, ValidationErrors};
 
@@ -185,65 +189,59 @@ pub fn duration(tr: Tr, minutes: i64) -> String {
     }
 }
 
-/// What the session lets screens show of masked phone numbers: set by the app at the start of every frame.
-#[derive(Debug, Clone, Default)]
-struct PhoneReveal {
-    may: bool,
-    revealed: std::sync::Arc<std::collections::BTreeSet<crate::model::RecordId>>,
-}
-
-fn reveal_id() -> egui::Id {
-    egui::Id::unique("guidedesk.phone_reveal")
-}
-
-fn requests_id() -> egui::Id {
-    egui::Id::unique("guidedesk.session_requests")
-}
-
-/// Tells this frame's widgets whether the signed-in role may reveal phone numbers and which are revealed.
-pub fn set_phone_reveal(ctx: &egui::Context, may: bool, revealed: &std::collections::BTreeSet<crate::model::RecordId>) {
-    let state = PhoneReveal { may, revealed: std::sync::Arc::new(revealed.clone()) };
-    ctx.data_mut(|d| d.insert_temp(reveal_id(), state));
-}
-
-/// Asks the app to put a view (or a reveal) on the audit log at the end of this frame; the app applies it with the
-/// same permission check as every other command.
-pub fn request(ctx: &egui::Context, cmd: crate::ui::data::Command) {
-    ctx.data_mut(|d| d.get_temp_mut_or_default::<Vec<crate::ui::data::Command>>(requests_id()).push(cmd));
-}
-
-/// The requests made this frame (the app drains them).
-pub fn take_session_requests(ctx: &egui::Context) -> Vec<crate::ui::data::Command> {
-    ctx.data_mut(|d| d.remove_temp::<Vec<crate::ui::data::Command>>(requests_id())).unwrap_or_default()
-}
-
 /// Notes that the details of a record were opened (audited as a view).
-pub fn viewed(ctx: &egui::Context, kind: crate::model::RecordKind, id: crate::model::RecordId) {
-    request(
-        ctx,
-        crate::ui::data::Command::View { target: Some(crate::model::AuditTarget { kind, id }), what: kind.name() },
-    );
+pub fn viewed(cx: &ScreenCtx<'_>, kind: crate::model::RecordKind, id: crate::model::RecordId) {
+    cx.request(Command::View { target: Some(crate::model::AuditTarget { kind, id }), what: kind.name() });
 }
 
 /// A phone number: masked (`138****8000`) unless it was revealed for this record in this session; for roles that
 /// may reveal, a button beside it shows it in full once the reveal is on the audit log.
-pub fn phone(ui: &mut Ui, tr: Tr, kind: crate::model::RecordKind, id: crate::model::RecordId, phone: &str) {
+pub fn phone(ui: &mut Ui, cx: &ScreenCtx<'_>, kind: crate::model::RecordKind, id: crate::model::RecordId, phone: &str) {
     if phone.is_empty() {
         return;
     }
-    let state: PhoneReveal = ui.ctx().data(|d| d.get_temp(reveal_id())).unwrap_or_default();
-    if state.revealed.contains(&id) {
+    if cx.revealed.contains(&id) {
         ui.label(egui::RichText::new(phone).strong());
         return;
     }
     ui.label(crate::model::validate::mask_phone(phone));
-    if state.may
+    let tr = cx.tr;
+    if cx.may_reveal
         && ui
             .small_button(tr.t("audit.reveal"))
             .on_hover_text(tr.t("audit.reveal_hint"))
             .accessible_name(tr.t("audit.reveal"))
             .clicked()
     {
-        request(ui.ctx(), crate::ui::data::Command::Reveal(crate::model::AuditTarget { kind, id }));
+        cx.request(Command::Reveal(crate::model::AuditTarget { kind, id }));
     }
+}
+
+/// The department filter: a labelled combo box of every department, with "all" (`None`) first. `id` keeps each
+/// screen's box apart; `label` is its row label (the accessible name).
+pub fn department_filter(
+    ui: &mut Ui,
+    cx: &ScreenCtx<'_>,
+    id: &str,
+    label: &str,
+    width: f32,
+    value: &mut Option<String>,
+) -> egui::Response {
+    let tr = cx.tr;
+    let refs = &cx.refs;
+    let all = tr.t("board.all");
+    let text = value.as_ref().and_then(|d| refs.department(d)).map_or(all.to_string(), |d| dept_name(tr, d));
+    row(ui, label, |ui| {
+        egui::ComboBox::from_id_salt(id)
+            .width(width)
+            .selected_text(text)
+            .height(400.0)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(value, None, all);
+                for d in &refs.departments {
+                    ui.selectable_value(value, Some(d.id.clone()), dept_name(tr, d));
+                }
+            })
+            .response
+    })
 }

@@ -1,0 +1,285 @@
+//! The figures: arrivals, waiting, satisfaction, consultations, cases, follow-up, accountability, merging.
+
+use super::*;
+
+#[test]
+fn arrivals_by_hour_day_department_channel_and_needs() {
+    let s = fixture();
+    let a = &s.agg.arrivals;
+    assert_eq!((a.total, a.first, a.returning), (4, 3, 1));
+    assert_eq!((a.by_hour[8], a.by_hour[14], a.by_hour[23], a.by_hour[0]), (2, 1, 1, 0));
+    assert_eq!(a.by_day.get(&d(11, 16)), Some(&2));
+    assert_eq!(a.by_day.get(&d(11, 22)), Some(&1));
+    assert_eq!(a.by_day.get(&d(11, 23)), None);
+    assert_eq!(a.by_department["cardio"].total, 2);
+    assert_eq!((a.by_department["cardio"].first, a.by_department["cardio"].returning), (1, 1));
+    assert_eq!(a.by_channel[&ArrivalChannel::WalkIn], 2);
+    assert_eq!(a.by_channel[&ArrivalChannel::Referral], 1);
+    assert_eq!(a.needs_by_hour[&Need::Wheelchair][8], 2);
+    assert_eq!(a.needs_by_hour[&Need::Escort][8], 1);
+    assert_eq!(a.with_need(Need::Wheelchair), 2);
+    assert_eq!(a.with_need(Need::Stretcher), 0);
+    assert_eq!(a.current_step[&VisitStep::Cancelled], 1);
+    assert_eq!(a.current_step[&VisitStep::Triaged], 1);
+}
+
+#[test]
+fn waiting_time_per_step_from_step_times() {
+    let s = fixture();
+    let w = |step| s.waits.iter().find(|w| w.step == step).unwrap().clone();
+    // Triaged → next step: 10, 5, 20 minutes.
+    let t = w(Some(VisitStep::Triaged));
+    assert_eq!((t.n, t.median, t.p90, t.limit, t.over_limit), (3, Some(10), Some(20), Some(15), 1));
+    // Registered: 30 and 1 minutes; the negative interval is left out and counted.
+    let r = w(Some(VisitStep::Registered));
+    assert_eq!((r.n, r.median, r.p90), (2, Some(1), Some(30)));
+    assert_eq!(s.agg.arrivals.negative_intervals, 1);
+    let doc = w(Some(VisitStep::WithDoctor));
+    assert_eq!((doc.n, doc.median, doc.p90), (2, Some(15), Some(75)));
+    // Whole visit, done or admitted only (the cancelled visit is left out): 55 and 90 minutes.
+    let whole = w(None);
+    assert_eq!((whole.n, whole.median, whole.p90), (2, Some(55), Some(90)));
+    let exams = w(Some(VisitStep::Exams));
+    assert_eq!((exams.n, exams.median), (0, None));
+}
+
+#[test]
+fn satisfaction_excludes_dont_know_and_incomplete_surveys() {
+    let s = fixture();
+    let fb = &s.agg.feedback;
+    assert_eq!((fb.total, fb.incomplete, fb.dissatisfied_with_contact), (9, 1, 2));
+    // Overall, complete surveys: 3 very satisfied, 1 satisfied, 1 neutral, 1 dissatisfied, 2 don't know.
+    let overall = &s.overall_satisfaction;
+    assert_rate(overall, 4, 6);
+    assert!(close(overall.pct().unwrap(), 66.666));
+    assert_eq!(overall.target, Some(Target::at_least(95.0)));
+    assert_eq!(overall.meets, Some(false));
+    let row = &s.questions[0];
+    assert_eq!(row.question, Question::Overall);
+    assert_eq!((row.counts.total(), row.counts.scored(), row.counts.get(Rating::DontKnow)), (8, 6, 2));
+    assert_rate(&row.negative, 1, 6);
+    // The incomplete survey's answers are reported apart.
+    assert_eq!((row.incomplete.total(), row.incomplete.get(Rating::VeryDissatisfied)), (1, 1));
+    // Registration: dissatisfied, satisfied, don't know → 1 of 2.
+    assert_rate(&s.registration_dissatisfaction, 1, 2);
+    assert_eq!(s.registration_dissatisfaction.target, Some(Target::at_most(2.0)));
+    assert_eq!(s.registration_dissatisfaction.meets, Some(false));
+    // Guide: one very satisfied → 0 of 1, meets ≤ 2% but with a tiny n.
+    assert_rate(&s.guide_dissatisfaction, 0, 1);
+    assert_eq!(s.guide_dissatisfaction.meets, Some(true));
+    assert!(s.guide_dissatisfaction.small_n);
+    // A dimension nobody rated.
+    let billing = s.questions.iter().find(|q| q.question == Question::Dimension(Dimension::Billing)).unwrap();
+    assert_rate(&billing.positive, 0, 0);
+    // The trend: day 16 is 4/4, day 17 is 0/2, other days have no data.
+    assert_eq!(s.trend.len(), 7);
+    assert_rate(&s.trend[0].1, 4, 4);
+    assert_rate(&s.trend[1].1, 0, 2);
+    assert_eq!(s.trend[2].1.pct(), None);
+    assert_eq!(fb.comments.len(), 1);
+    assert_eq!(fb.reasons["等候时间长"], 9);
+}
+
+#[test]
+fn consultation_conversion() {
+    let s = fixture();
+    let c = &s.agg.consultations;
+    assert_eq!((c.total, c.appointments, c.appointments_pending, c.appointments_came, c.came), (5, 4, 1, 1, 2));
+    assert_rate(&s.appointment_rate, 4, 5);
+    assert_rate(&s.appointment_arrival_rate, 1, 3);
+    assert_rate(&s.consultation_conversion, 2, 5);
+    assert_eq!(c.by_channel[&ConsultationChannel::Phone], 5);
+    assert_eq!(c.by_concern[&Concern::Appointment], 5);
+}
+
+#[test]
+fn cases_on_time_closure_by_grade_and_department() {
+    let s = fixture();
+    let c = &s.agg.cases;
+    assert_eq!(c.total, 6, "only cases received in the period");
+    let t = c.closure_total();
+    assert_eq!((t.on_time, t.late, t.open_not_due, t.overdue), (3, 1, 1, 1));
+    assert_rate(&s.case_on_time, 3, 5);
+    let complaint = s.cases_by_grade.iter().find(|g| g.grade == CaseGrade::Complaint).unwrap();
+    assert_eq!((complaint.counts.received, complaint.counts.on_time, complaint.counts.late), (2, 1, 1));
+    assert_rate(&complaint.on_time, 1, 2);
+    let incident = s.cases_by_grade.iter().find(|g| g.grade == CaseGrade::Incident).unwrap();
+    assert_rate(&incident.on_time, 0, 0);
+    let dept = |code: &str| s.cases_by_department.iter().find(|r| r.department == code).unwrap().clone();
+    let cardio = dept("cardio");
+    assert_eq!(cardio.cases.closure.received, 4);
+    assert_rate(&cardio.on_time, 2, 3);
+    assert_eq!(cardio.cases.by_grade[&CaseGrade::Complaint], 2);
+    let neuro = dept("neuro");
+    assert_eq!((neuro.cases.closure.late, neuro.cases.closure.overdue), (1, 1));
+    assert_rate(&neuro.on_time, 0, 2);
+    // A case without departments counts under "no department".
+    assert_rate(&dept("").on_time, 1, 1);
+}
+
+#[test]
+fn closure_standing_rules() {
+    let p = params();
+    let standing = |r: &AnyRecord| match r {
+        AnyRecord::Case(c) => closure(c, &p),
+        _ => unreachable!(),
+    };
+    let list = cases();
+    let got: Vec<Closure> = list[..6].iter().map(standing).collect();
+    assert_eq!(
+        got,
+        [Closure::OnTime, Closure::Late, Closure::OpenNotDue, Closure::Overdue, Closure::OnTime, Closure::OnTime]
+    );
+}
+
+#[test]
+fn complaint_handling_satisfaction_excludes_dont_know_and_unrated() {
+    let s = fixture();
+    let c = &s.agg.cases;
+    // Finished cases: satisfied, don't know, (referred to legal: not rated), very dissatisfied.
+    assert_eq!((c.handling.total(), c.handling_not_rated), (3, 1));
+    assert_rate(&s.complaint_handling, 1, 2);
+    assert_eq!(s.complaint_handling.target, Some(Target::at_least(98.0)));
+    assert_eq!(s.complaint_handling.meets, Some(false));
+}
+
+#[test]
+fn followup_rates_inpatient_and_outpatient() {
+    let s = fixture();
+    let dis = s.agg.followups.group(TaskGroup::Discharge);
+    assert_eq!(
+        (dis.total, dis.completed, dis.unreachable, dis.refused, dis.deceased, dis.cancelled, dis.pending, dis.overdue),
+        (8, 2, 1, 1, 1, 1, 1, 1)
+    );
+    assert_eq!(dis.eligible(), 5);
+    assert_eq!(dis.not_reached(), 3);
+    // Completed ÷ (8 − cancelled − deceased − pending); unreachable, refused and overdue count as not completed.
+    assert_rate(&s.inpatient_followup, 2, 5);
+    assert_eq!(s.inpatient_followup.target, Some(Target::at_least(95.0)));
+    assert_eq!(s.inpatient_followup.meets, Some(false));
+    // Outpatient: completed first-visit follow-ups ÷ first-visit arrivals (3).
+    assert_rate(&s.outpatient_followup, 1, 3);
+    assert_eq!(s.outpatient_followup.target, Some(Target::at_least(60.0)));
+    let row = |code: &str| s.followup_by_department.iter().find(|r| r.department == code).unwrap().clone();
+    assert_rate(&row("cardio").inpatient, 2, 5);
+    assert_rate(&row("cardio").outpatient_rate, 0, 1);
+    assert_rate(&row("neuro").outpatient_rate, 1, 1);
+    assert_rate(&row("neuro").inpatient, 0, 0);
+    assert_rate(&row("ortho").outpatient_rate, 0, 1);
+    assert!(s.followup_by_department.iter().all(|r| !r.department.is_empty()));
+    assert_eq!(s.agg.followups.group(TaskGroup::Feedback).completed, 1);
+}
+
+#[test]
+fn unreached_calls_are_never_counted_as_satisfied() {
+    let s = fixture();
+    let c = &s.agg.calls;
+    assert_eq!(c.total, 6);
+    assert_eq!((c.outcome(CallOutcome::Reached), c.outcome(CallOutcome::NoAnswer)), (4, 1));
+    assert_eq!((c.satisfaction.total(), c.reached_without_rating), (3, 1));
+    // Reached and rated: satisfied, very dissatisfied (don't know left out) → 1 of 2.
+    assert_rate(&s.call_satisfaction, 1, 2);
+}
+
+#[test]
+fn accountability_counts_and_policy_thresholds() {
+    let s = fixture();
+    assert_eq!(s.accountability_month, YearMonth { year: 2026, month: 11 });
+    let depts: Vec<&str> = s.accountability_departments.iter().map(|r| r.who.as_str()).collect();
+    assert_eq!(depts, ["cardio", "neuro"], "flagged first; suggestions count nowhere");
+    let cardio = &s.accountability_departments[0];
+    // November: complaints k1, k2; dissatisfied k3 and the one of 11-03; the dispute of 11-19.
+    assert_eq!(
+        (cardio.month.dissatisfied, cardio.month.complaints, cardio.month.disputes, cardio.month.incidents),
+        (2, 2, 1, 0)
+    );
+    // Disputes: 11-19 and 09-10 in three months; plus 01-05 in twelve; 2025-11-30 is outside the look-back.
+    assert_eq!((cardio.disputes_3m, cardio.disputes_12m), (2, 3));
+    assert_eq!(
+        cardio.flags,
+        [
+            Flag::DeptMonthly { count: 4, threshold: 3 },
+            Flag::DisputesQuarter { count: 2, threshold: 1 },
+            Flag::DisputesYear { count: 3, threshold: 3 },
+        ]
+    );
+    let neuro = &s.accountability_departments[1];
+    assert_eq!((neuro.month.dissatisfied, neuro.month.complaints), (1, 1));
+    assert!(neuro.flags.is_empty());
+    // Staff: D001 named in two complaints (once per case even if listed twice) → more than 1; D002 in one.
+    let staff: Vec<(&str, u64, usize)> = s
+        .accountability_staff
+        .iter()
+        .map(|r| (r.who.as_str(), r.month.complaints + r.month.dissatisfied, r.flags.len()))
+        .collect();
+    assert_eq!(staff, [("D001", 2, 1), ("D002", 1, 0)]);
+    assert_eq!(s.accountability_staff[0].flags, [Flag::StaffMonthly { count: 2, threshold: 1 }]);
+    // Thresholds come from policy.
+    let mut strict = refs();
+    strict.case_policy.dept_monthly_threshold = 1;
+    strict.case_policy.disputes_per_year_threshold = 0;
+    let s2 = summarize(&all_records(), params(), &strict);
+    assert!(
+        s2.accountability_departments.iter().all(|r| r.flags.iter().any(|f| matches!(f, Flag::DeptMonthly { .. })))
+    );
+    assert!(s2.accountability_departments[0].flags.iter().all(|f| !matches!(f, Flag::DisputesYear { .. })));
+}
+
+#[test]
+fn empty_period_gives_empty_rates_not_errors() {
+    let s = summarize(&[], params(), &refs());
+    for k in s.headline() {
+        assert_eq!((k.numerator, k.denominator, k.pct(), k.meets), (0, 0, None, None), "{:?}", k.metric);
+        assert!(k.small_n);
+    }
+    assert_eq!(s.trend.len(), 7);
+    assert!(s.waits.iter().all(|w| w.n == 0 && w.median.is_none()));
+    assert!(s.accountability_departments.is_empty() && s.followup_by_department.is_empty());
+    let opts = html::DocOptions { lang: Lang::Zh, generated_at: at(11, 23, 8, 0), organisation: None };
+    let w = html::weekly(&s, &refs(), &opts);
+    assert!(w.contains("本期无记录") && w.contains("无数据"));
+    let m = html::monthly(&s, &refs(), &html::DocOptions { lang: Lang::En, ..opts });
+    assert!(m.contains("No records in this period") && m.contains("no data"));
+}
+
+#[test]
+fn merging_partial_aggregators_equals_one_pass_in_any_order() {
+    let recs = all_records();
+    let mut whole = Aggregator::new(params());
+    whole.extend(&recs);
+    for parts in [2usize, 3, 7] {
+        let mut aggs: Vec<Aggregator> = (0..parts).map(|_| Aggregator::new(params())).collect();
+        for (i, r) in recs.iter().enumerate() {
+            aggs[i % parts].add(r);
+        }
+        let mut forward = Aggregator::new(params());
+        for a in &aggs {
+            assert!(forward.merge(a));
+        }
+        let mut backward = Aggregator::new(params());
+        for a in aggs.iter().rev() {
+            assert!(backward.merge(a));
+        }
+        assert_eq!(forward, whole);
+        assert_eq!(backward, whole);
+    }
+    let mut reversed = Aggregator::new(params());
+    reversed.extend(recs.iter().rev());
+    assert_eq!(reversed, whole);
+    let other = Aggregator::new(ReportParams { as_of: d(11, 30), ..params() });
+    assert!(!whole.clone().merge(&other), "different parameters do not merge");
+}
+
+#[test]
+fn comment_and_case_lists_are_capped_but_counted() {
+    let mut agg = Aggregator::new(params());
+    let n = crate::reports::agg::MAX_LISTED + 20;
+    for i in 0..n {
+        let t = at(11, 16, 8, 0).plus_millis(i as i64 * 1000);
+        agg.add(&feedback(t, Rating::Dissatisfied, &[], true, Some("太慢"), false));
+    }
+    assert_eq!(agg.feedback.comments.len(), crate::reports::agg::MAX_LISTED);
+    assert_eq!(agg.feedback.comments_not_listed, 20);
+    assert!(agg.feedback.comments.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(agg.feedback.comments[0].at, at(11, 16, 8, 0), "the earliest are kept");
+}
