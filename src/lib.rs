@@ -25,6 +25,7 @@ pub mod import;
 pub mod kiosk_sync;
 pub mod model;
 pub mod policy;
+pub mod private_files;
 pub mod queries;
 pub mod reports;
 pub mod slip;
@@ -32,9 +33,3 @@ pub mod staff;
 pub mod store;
 #[cfg(feature = "kiosk")]
 pub mod ui;
-/// Without the GUI only the locale tables remain of `ui` (pure: TOML text, no toolkit); `staff` words its PIN
-/// policy error through them.
-#[cfg(not(feature = "kiosk"))]
-pub mod ui {
-    pub mod i18n;
-}

@@ -51,7 +51,7 @@ pub struct PinTooShort {
 
 impl PinTooShort {
     /// The message in the user's language (locale key `signin.pin_policy`, which names the policy field).
-    pub fn localized(&self, tr: crate::ui::i18n::Tr) -> String {
+    pub fn localized(&self, tr: crate::i18n::Tr) -> String {
         tr.f("signin.pin_policy", &[("min", &self.min), ("digits", &self.digits)])
     }
 }
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(e, PinTooShort { digits: 4, min: 6 });
         assert!(e.to_string().contains("pin_policy.min_digits") && e.to_string().contains('6'), "{e}");
         for lang in [crate::config::Language::ZhCn, crate::config::Language::En] {
-            let m = e.localized(crate::ui::i18n::Tr::new(lang));
+            let m = e.localized(crate::i18n::Tr::new(lang));
             assert!(m.contains("pin_policy.min_digits") && m.contains('6'), "{m}");
         }
         assert_eq!(check_pin_policy("1234", &PinPolicy::default()), Ok(()));

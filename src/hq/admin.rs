@@ -104,7 +104,7 @@ pub fn write_admin_file(path: &Path, url: &str, token: &str) -> std::io::Result<
         serde_json::to_vec_pretty(&AdminFile { url: url.to_string(), token: token.to_string() })
             .map_err(std::io::Error::other)?,
     );
-    crate::store::crypto::write_private_file(path, &body)
+    crate::private_files::write_private_file(path, &body)
 }
 
 /// Reads `admin.json`.

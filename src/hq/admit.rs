@@ -175,7 +175,7 @@ mod tests {
         let refs = ReferenceData::bundled().unwrap();
         let mut form = crate::model::arrival::tests::form();
         form.department = department.into();
-        let today = Moment(NOW).local_date(crate::store::china_offset());
+        let today = Moment(NOW).local_date(crate::model::common::china_offset());
         let a = form.validate(&refs, today).unwrap().into_record(
             RecordId::new_v7(Moment(at)),
             Moment(at),

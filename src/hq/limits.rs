@@ -87,7 +87,7 @@ impl Default for ApiOptions {
     fn default() -> Self {
         Self {
             reports_token: None,
-            utc_offset: crate::store::china_offset(),
+            utc_offset: crate::model::common::china_offset(),
             rate_limit: Some(RateLimit::default()),
             request_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,

@@ -48,6 +48,11 @@ impl fmt::Display for RecordId {
     }
 }
 
+/// China Standard Time, UTC+8 (no daylight saving): the default offset local days are taken at.
+pub fn china_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Offset::fix(&Utc))
+}
+
 /// An instant: milliseconds since the Unix epoch, UTC. Encoded compactly (an integer) in binary formats and as an
 /// RFC 3339 string in human-readable ones (JSON export).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::{FixedOffset, Offset, Utc};
+use chrono::FixedOffset;
 
 use crate::model::Moment;
 
@@ -68,7 +68,4 @@ impl Default for StoreOptions {
     }
 }
 
-/// China Standard Time, UTC+8 (no daylight saving).
-pub fn china_offset() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
-}
+pub use crate::model::common::china_offset;

@@ -115,7 +115,7 @@ fn values_must_have_their_parameters_form() {
 
 #[test]
 fn the_period_is_checked_naming_the_parameter() {
-    let offset = crate::store::china_offset();
+    let offset = crate::model::common::china_offset();
     let q = |raw: &str| parse_query(Some(raw), OVERVIEW_PARAMS).unwrap();
     let check = |raw: &str, default_month: bool, starts: &str, needle: &str| {
         let (status, _, message) = refusal(params_of(&q(raw), offset, default_month).expect_err(raw));
@@ -162,7 +162,7 @@ fn table_names_are_the_monthly_reports() {
     let refs = ReferenceData::bundled().unwrap();
     let params = ReportParams::new(
         Period::custom(day(2025, 1, 1), day(2025, 1, 31)),
-        crate::store::china_offset(),
+        crate::model::common::china_offset(),
         day(2025, 1, 31),
     );
     let s = summarize(std::iter::empty(), params, &refs);

@@ -88,10 +88,10 @@ impl HqStore {
     pub fn open(dir: &Path) -> Result<HqStore, HqError> {
         // Owner-only: hq.redb holds every kiosk's records in clear (names, phones, complaints). The directory is
         // created 0700 and the file 0600; ones left looser by an older version are tightened.
-        crate::store::crypto::prepare_private_dir(dir)
+        crate::private_files::prepare_private_dir(dir)
             .map_err(|source| HqError::DataDir { path: dir.to_path_buf(), source })?;
         let path = dir.join(FILE_NAME);
-        crate::store::crypto::prepare_private_file(&path)
+        crate::private_files::prepare_private_file(&path)
             .map_err(|source| HqError::DataDir { path: dir.to_path_buf(), source })?;
         let db = match Database::builder().create(&path) {
             Ok(db) => db,
