@@ -336,23 +336,9 @@ impl DayGen<'_> {
             ctx.put(&a)?;
             ids.push(a.id);
             report.arrivals += 1;
-            // Every outpatient first visit with a phone goes on the next day's call list, as at the desk
-            // (`command::calls::outpatient_followup`); the demo makes its ids from the seed.
-            if a.visit_type == VisitType::First
-                && let Some(phone) = a.phone.clone()
-            {
-                let (from, to) = policy::outpatient_window(&self.refs.followup_policy, self.day);
-                self.task(
-                    ctx,
-                    rng,
-                    at,
-                    FollowupSource::OutpatientFirstVisit { arrival: a.id },
-                    &a.name,
-                    phone,
-                    Some(a.department.value.clone()),
-                    false,
-                    (from, to),
-                )?;
+            // The desk's own rule (`command::calls::outpatient_plan`); the demo makes its ids from the seed.
+            if let Some(p) = crate::command::calls::outpatient_plan(&self.refs.followup_policy, &a, self.day) {
+                self.task(ctx, rng, at, p.source, &p.patient_name, p.phone, p.department, false, p.window)?;
                 report.followup_tasks += 1;
             }
         }

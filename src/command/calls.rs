@@ -1,6 +1,7 @@
 //! The follow-up worklist's writes, each inside the caller's store transaction: the task an outpatient first visit
 //! gets, call attempts (closing the task when the outcome says so), and the one way to put a task.
 
+use crate::model::reference::FollowupPolicy;
 use crate::model::{
     Arrival, CallAttemptForm, FollowupSource, FollowupStatus, FollowupTask, Lww, Problem, RecordId, StaffRef,
     ValidationErrors, VisitType,
@@ -38,16 +39,40 @@ pub(crate) fn put_task(
     Ok(task.id)
 }
 
-/// An outpatient first visit with a phone number goes on the next day's call list.
+/// A follow-up task a rule calls for, before it gets its id and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTask {
+    /// Why it exists.
+    pub source: FollowupSource,
+    /// Patient name.
+    pub patient_name: String,
+    /// Phone digits to call.
+    pub phone: String,
+    /// Department the patient was seen in.
+    pub department: Option<String>,
+    /// The due window (first and last day).
+    pub window: (chrono::NaiveDate, chrono::NaiveDate),
+}
+
+/// The rule for an arrival: an outpatient first visit with a phone number goes on the call list in the policy's
+/// window after the day of the visit (`day`, local); anything else gets no task. Demo data at past times applies
+/// the same rule through this function.
+pub fn outpatient_plan(policy: &FollowupPolicy, a: &Arrival, day: chrono::NaiveDate) -> Option<PlannedTask> {
+    let phone = a.phone.clone()?;
+    (a.visit_type == VisitType::First).then(|| PlannedTask {
+        source: FollowupSource::OutpatientFirstVisit { arrival: a.id },
+        patient_name: a.name.clone(),
+        phone,
+        department: Some(a.department.value.clone()),
+        window: policy::outpatient_window(policy, day),
+    })
+}
+
+/// Puts the task [`outpatient_plan`] calls for, if any, in `ctx`.
 pub fn outpatient_followup(ctx: &mut WriteCtx<'_>, a: &Arrival) -> Result<(), StoreError> {
-    let Some(phone) = a.phone.clone() else { return Ok(()) };
-    if a.visit_type != VisitType::First {
-        return Ok(());
-    }
-    let window = policy::outpatient_window(&ctx.reference().followup_policy, a.arrived_at.local_date(ctx.offset()));
-    let source = FollowupSource::OutpatientFirstVisit { arrival: a.id };
-    put_task(ctx, source, a.name.clone(), phone, Some(a.department.value.clone()), false, window, a.handled_by.clone())
-        .map(|_| ())
+    let day = a.arrived_at.local_date(ctx.offset());
+    let Some(p) = outpatient_plan(&ctx.reference().followup_policy, a, day) else { return Ok(()) };
+    put_task(ctx, p.source, p.patient_name, p.phone, p.department, false, p.window, a.handled_by.clone()).map(|_| ())
 }
 
 /// Records a call attempt; closes the task when the outcome says so (reached, refused, deceased, wrong number, or

@@ -92,13 +92,8 @@ impl DeskScreen for RegisterScreen {
                     let submit = egui::Button::new(RichText::new(tr.t("register.submit")).strong())
                         .fill(theme::ACCENT.linear_multiply(0.25));
                     if ui.add_sized([200.0, theme::TOUCH], submit).clicked() {
-                        match self.form.validate(refs, today) {
-                            Ok(_) => cmd = Some(Command::Register(Box::new(self.form.clone()))),
-                            Err(e) => {
-                                self.errors = e;
-                                self.message = Some((false, tr.t("register.fix_errors").to_string()));
-                            }
-                        }
+                        // Validated once, by the command layer; field errors come back in `on_outcome`.
+                        cmd = Some(Command::Register(Box::new(self.form.clone())));
                     }
                     if ui.add_sized([140.0, theme::TOUCH], egui::Button::new(tr.t("register.clear"))).clicked() {
                         *self = RegisterScreen::default();
