@@ -8,10 +8,9 @@ use chrono::NaiveDate;
 
 use crate::model::reference::Staff;
 use crate::model::{
-    AnyRecord, Arrival, AuditEntry, CallAttempt, Case, Consultation, FollowupTask, Moment, RecordId, RecordKind,
-    ReferenceData,
+    AnyRecord, Arrival, AuditEntry, CallAttempt, Case, Consultation, FollowupTask, Moment, RecordId, ReferenceData,
 };
-use crate::reports::{Aggregator, Period, ReportParams, Summary};
+use crate::reports::{Period, ReportParams, Summary};
 use crate::store::{Store, StoreError};
 
 /// Read-only access for screens.
@@ -209,28 +208,14 @@ fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
 /// from the start of the accountability look-back. Feedback given since the start of the current hour is left out,
 /// so the figures never show how the last person at the patient screen answered.
 ///
-/// This is `reports::source::aggregate` plus the two things the dashboard needs and the reports do not: a
+/// The reports' own pass (`reports::source::aggregate_selected`) with the two things the dashboard adds: a
 /// department filter and the current-hour cut on feedback.
 pub fn dashboard_figures(store: &Store, period: Period, department: Option<&str>) -> Result<Summary, StoreError> {
     let offset = store.utc_offset();
     let params = ReportParams::new(period, offset, store.today());
-    let mut agg = Aggregator::new(params);
-    let (from, to) = (period.start(offset), period.end(offset));
     let now = store.now();
     let hour_start = Moment(now.0 - now.0.rem_euclid(3_600_000));
-    for kind in RecordKind::ALL {
-        let start = if kind == RecordKind::Case {
-            Moment::start_of_day(params.accountability_from(), offset).min(from)
-        } else {
-            from
-        };
-        let end = if kind == RecordKind::Feedback { to.min(hour_start) } else { to };
-        store.for_each_between(kind, start, end, |rec| {
-            if department.is_none_or(|d| in_department(store, &rec, d)) {
-                agg.add(&rec);
-            }
-            Ok(())
-        })?;
-    }
+    let keep = |rec: &AnyRecord| department.is_none_or(|d| in_department(store, rec, d));
+    let agg = crate::reports::source::aggregate_selected(store, params, keep, Some(hour_start))?;
     Ok(agg.finish(&store.reference()))
 }

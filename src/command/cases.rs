@@ -12,81 +12,9 @@ use crate::store::{StoreError, WriteCtx};
 
 use super::calls::put_task;
 
-/// A case action as the screen expresses it; the app adds what policy decides (deadlines).
-#[derive(Debug, Clone, PartialEq)]
-pub enum CaseCommand {
-    /// Assign to a department and person.
-    Assign {
-        /// Department.
-        department: String,
-        /// Person.
-        assignee: Option<String>,
-    },
-    /// Start investigating.
-    Investigate,
-    /// Resolve.
-    Resolve {
-        /// Resolution.
-        resolution: String,
-        /// Actions.
-        actions: String,
-        /// Responsible person.
-        responsible: String,
-    },
-    /// Not established.
-    NotEstablished {
-        /// Explanation.
-        explanation: String,
-    },
-    /// Told the complainant.
-    Notify {
-        /// Note.
-        note: String,
-    },
-    /// Close.
-    Close {
-        /// Satisfaction with the handling.
-        satisfaction: Option<crate::model::Rating>,
-    },
-    /// Escalate to a grade (deadline recomputed from the original receipt).
-    Escalate {
-        /// New grade.
-        to: CaseGrade,
-    },
-    /// Refer to legal channels.
-    ReferLegal {
-        /// Note.
-        note: String,
-    },
-    /// Reopen.
-    Reopen {
-        /// Why.
-        reason: String,
-    },
-    /// Add a note.
-    Note {
-        /// Text.
-        text: String,
-    },
-}
-
-impl CaseCommand {
-    /// A stable name for the audit log (never the text entered).
-    pub fn name(&self) -> &'static str {
-        match self {
-            CaseCommand::Assign { .. } => "assign",
-            CaseCommand::Investigate => "investigate",
-            CaseCommand::Resolve { .. } => "resolve",
-            CaseCommand::NotEstablished { .. } => "not_established",
-            CaseCommand::Notify { .. } => "notify",
-            CaseCommand::Close { .. } => "close",
-            CaseCommand::Escalate { .. } => "escalate",
-            CaseCommand::ReferLegal { .. } => "refer_legal",
-            CaseCommand::Reopen { .. } => "reopen",
-            CaseCommand::Note { .. } => "note",
-        }
-    }
-}
+/// A case action as a screen asks for it: the model's own [`CaseAction`]; the deadline an escalation or a
+/// reopening sets is what policy decides, added by [`act_on_case`].
+pub type CaseCommand = CaseAction;
 
 /// Takes a new case: deadline in working days from policy for its grade (7 when several departments are
 /// concerned), counted from today on the official calendar.
@@ -103,39 +31,26 @@ pub fn new_case(ctx: &mut WriteCtx<'_>, form: &CaseForm, by: StaffRef) -> Result
 
 /// Applies a screen's case command. Escalation recomputes the deadline from the original day of receipt; reopening
 /// starts a new deadline today. Closing a case with a phone number puts a call-back on the follow-up worklist.
-pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, cmd: CaseCommand, by: StaffRef) -> Result<(), StoreError> {
+pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, action: CaseCommand, by: StaffRef) -> Result<(), StoreError> {
     let mut case: Case = ctx.require(id)?;
     let refs = ctx.reference();
     let received = case.received_at.local_date(ctx.offset());
-    let action = match cmd {
-        CaseCommand::Assign { department, assignee } => CaseAction::Assign { department, assignee },
-        CaseCommand::Investigate => CaseAction::Investigate,
-        CaseCommand::Resolve { resolution, actions, responsible } => {
-            CaseAction::Resolve { resolution, actions, responsible }
+    let due = match &action {
+        CaseAction::Escalate { to } => {
+            Some(policy::case_due(&refs.calendar, &refs.case_policy, *to, case.departments.len(), received))
         }
-        CaseCommand::NotEstablished { explanation } => CaseAction::NotEstablished { explanation },
-        CaseCommand::Notify { note } => CaseAction::Notify { note },
-        CaseCommand::Close { satisfaction } => CaseAction::Close { satisfaction },
-        CaseCommand::Escalate { to } => {
-            let due = policy::case_due(&refs.calendar, &refs.case_policy, to, case.departments.len(), received);
-            CaseAction::Escalate { to, due }
-        }
-        CaseCommand::ReferLegal { note } => CaseAction::ReferLegal { note },
-        CaseCommand::Reopen { reason } => {
-            let due = policy::case_due(
-                &refs.calendar,
-                &refs.case_policy,
-                case.grade.value,
-                case.departments.len(),
-                ctx.today(),
-            );
-            CaseAction::Reopen { reason, due }
-        }
-        CaseCommand::Note { text } => CaseAction::Note { text },
+        CaseAction::Reopen { .. } => Some(policy::case_due(
+            &refs.calendar,
+            &refs.case_policy,
+            case.grade.value,
+            case.departments.len(),
+            ctx.today(),
+        )),
+        _ => None,
     };
     let closing = matches!(action, CaseAction::Close { .. });
     let (at, stamp) = (ctx.now(), ctx.stamp());
-    case.apply(action, at, by.clone(), stamp)?;
+    case.apply_with_due(action, due, at, by.clone(), stamp)?;
     ctx.put(&case)?;
     if closing
         && case.current() == CaseStatus::Closed

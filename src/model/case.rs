@@ -360,24 +360,21 @@ pub enum CaseAction {
         /// Satisfaction with the handling, if answered.
         satisfaction: Option<Rating>,
     },
-    /// Escalated to a higher grade; `due` is the deadline recomputed from the original receipt.
+    /// Escalated to a higher grade (the deadline is recomputed from the original receipt: see
+    /// [`Case::apply_with_due`]).
     Escalate {
         /// The new grade.
         to: CaseGrade,
-        /// The recomputed deadline and whether it was guessed.
-        due: (NaiveDate, bool),
     },
     /// Referred to legal channels.
     ReferLegal {
         /// Note.
         note: String,
     },
-    /// Reopened: a new handling round with a new deadline.
+    /// Reopened: a new handling round with a new deadline (see [`Case::apply_with_due`]).
     Reopen {
         /// Why.
         reason: String,
-        /// The new deadline.
-        due: (NaiveDate, bool),
     },
     /// A note in the history.
     Note {
@@ -386,12 +383,53 @@ pub enum CaseAction {
     },
 }
 
+impl CaseAction {
+    /// The action's stable name (audit details, logs).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaseAction::Assign { .. } => "assign",
+            CaseAction::Investigate => "investigate",
+            CaseAction::Resolve { .. } => "resolve",
+            CaseAction::NotEstablished { .. } => "not_established",
+            CaseAction::Notify { .. } => "notify",
+            CaseAction::Close { .. } => "close",
+            CaseAction::Escalate { .. } => "escalate",
+            CaseAction::ReferLegal { .. } => "refer_legal",
+            CaseAction::Reopen { .. } => "reopen",
+            CaseAction::Note { .. } => "note",
+        }
+    }
+
+    /// Whether applying it sets a new deadline (escalation, reopening): [`Case::apply_with_due`] needs one.
+    pub fn sets_deadline(&self) -> bool {
+        matches!(self, CaseAction::Escalate { .. } | CaseAction::Reopen { .. })
+    }
+}
+
 impl Case {
-    /// Applies an action: checks it against the current status and 回避, moves the status forward (never
-    /// backward), updates the stamped fields, and appends the event.
+    /// Applies an action that sets no deadline; see [`Case::apply_with_due`].
     pub fn apply(&mut self, action: CaseAction, at: Moment, by: StaffRef, stamp: Hlc) -> Result<(), ValidationErrors> {
+        self.apply_with_due(action, None, at, by, stamp)
+    }
+
+    /// Applies an action: checks it against the current status and 回避, moves the status forward (never
+    /// backward), updates the stamped fields, and appends the event. Escalation and reopening set the deadline
+    /// `due` (what policy decides, and whether the calendar had to guess); without one they are refused.
+    pub fn apply_with_due(
+        &mut self,
+        action: CaseAction,
+        due: Option<(NaiveDate, bool)>,
+        at: Moment,
+        by: StaffRef,
+        stamp: Hlc,
+    ) -> Result<(), ValidationErrors> {
+        if action.sets_deadline() && due.is_none() {
+            let mut e = ValidationErrors::default();
+            e.push("due", Problem::Required);
+            return Err(e);
+        }
         let before = self.clone();
-        let r = self.apply_inner(action, at, by, stamp);
+        let r = self.apply_inner(action, due.unwrap_or(self.due.value), at, by, stamp);
         if r.is_err() {
             // A refused action leaves the case exactly as it was.
             *self = before;
@@ -402,6 +440,7 @@ impl Case {
     fn apply_inner(
         &mut self,
         action: CaseAction,
+        due: (NaiveDate, bool),
         at: Moment,
         by: StaffRef,
         stamp: Hlc,
@@ -466,7 +505,7 @@ impl Case {
                 self.closed_at.set(Some(at), stamp);
                 (Some(CaseStatus::Closed), CaseEventKind::Closed { satisfaction }, None)
             }
-            CaseAction::Escalate { to, due } => {
+            CaseAction::Escalate { to } => {
                 need_open(&mut e);
                 let from = self.grade.value;
                 if to <= from {
@@ -481,7 +520,7 @@ impl Case {
                 let note = validate::opt_text(&mut e, "note", &note, limits::LONG);
                 (Some(CaseStatus::ReferredLegal), CaseEventKind::ReferredLegal, note)
             }
-            CaseAction::Reopen { reason, due } => {
+            CaseAction::Reopen { reason } => {
                 if !status.is_final() {
                     e.push("status", Problem::Conflict("only a finished case can be reopened"));
                 }
@@ -688,9 +727,11 @@ mod tests {
         let mut c = case();
         let by = StaffRef("cs1".into());
         let mut t = 1;
+        let reopen_due = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let mut act = |c: &mut Case, a: CaseAction| {
             t += 1;
-            c.apply(a, Moment(t), by.clone(), s(t as u64))
+            let due = a.sets_deadline().then_some((reopen_due, false));
+            c.apply_with_due(a, due, Moment(t), by.clone(), s(t as u64))
         };
         // Closing or notifying before resolution is refused.
         assert!(act(&mut c, CaseAction::Close { satisfaction: None }).is_err());
@@ -719,8 +760,7 @@ mod tests {
         assert!(!c.is_open());
         assert!(act(&mut c, CaseAction::Note { text: "补充".into() }).is_ok());
         assert!(act(&mut c, CaseAction::Investigate).is_err(), "closed");
-        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-        act(&mut c, CaseAction::Reopen { reason: "患者再次来电".into(), due: (day, false) }).unwrap();
+        act(&mut c, CaseAction::Reopen { reason: "患者再次来电".into() }).unwrap();
         assert_eq!((c.current(), c.status.value.round), (CaseStatus::Received, 1));
         assert_eq!(c.closed_at.value, None);
         let kinds: Vec<&str> = c.events.iter().map(|e| crate::export::event_name(&e.kind)).collect();
@@ -736,11 +776,23 @@ mod tests {
         let by = StaffRef("cs1".into());
         let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
         assert!(
-            c.apply(CaseAction::Escalate { to: CaseGrade::Suggestion, due: (day, false) }, Moment(2), by.clone(), s(2))
-                .is_err()
+            c.apply_with_due(
+                CaseAction::Escalate { to: CaseGrade::Suggestion },
+                Some((day, false)),
+                Moment(2),
+                by.clone(),
+                s(2)
+            )
+            .is_err()
         );
-        c.apply(CaseAction::Escalate { to: CaseGrade::Dispute, due: (day, false) }, Moment(3), by.clone(), s(3))
-            .unwrap();
+        c.apply_with_due(
+            CaseAction::Escalate { to: CaseGrade::Dispute },
+            Some((day, false)),
+            Moment(3),
+            by.clone(),
+            s(3),
+        )
+        .unwrap();
         assert_eq!((c.grade.value, c.due.value.0), (CaseGrade::Dispute, day));
         c.staff_concerned = vec!["n7".into()];
         let e = c.apply(

@@ -9,6 +9,18 @@ use crate::store::{Store, StoreError};
 /// Aggregates the period from the store in one pass per record kind. Cases are read from the start of the
 /// accountability look-back so the rolling dispute counts are complete.
 pub fn aggregate(store: &Store, params: ReportParams) -> Result<Aggregator, StoreError> {
+    aggregate_selected(store, params, |_| true, None)
+}
+
+/// [`aggregate`] over the records `keep` accepts, with feedback read only up to `feedback_until` when given (the
+/// dashboard filters by department and leaves the current hour's surveys out, so one survey cannot be singled
+/// out).
+pub fn aggregate_selected(
+    store: &Store,
+    params: ReportParams,
+    mut keep: impl FnMut(&crate::model::AnyRecord) -> bool,
+    feedback_until: Option<Moment>,
+) -> Result<Aggregator, StoreError> {
     let mut agg = Aggregator::new(params);
     let offset = params.offset;
     let (from, to) = (params.period.start(offset), params.period.end(offset));
@@ -19,14 +31,22 @@ pub fn aggregate(store: &Store, params: ReportParams) -> Result<Aggregator, Stor
         RecordKind::FollowupTask,
         RecordKind::CallAttempt,
     ] {
-        store.for_each_between(kind, from, to, |rec| {
-            agg.add(&rec);
+        let end = match feedback_until {
+            Some(until) if kind == RecordKind::Feedback => to.min(until),
+            _ => to,
+        };
+        store.for_each_between(kind, from, end, |rec| {
+            if keep(&rec) {
+                agg.add(&rec);
+            }
             Ok(())
         })?;
     }
     let case_from = Moment::start_of_day(params.accountability_from(), offset).min(from);
     store.for_each_between(RecordKind::Case, case_from, to, |rec| {
-        agg.add(&rec);
+        if keep(&rec) {
+            agg.add(&rec);
+        }
         Ok(())
     })?;
     Ok(agg)
