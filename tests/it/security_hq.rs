@@ -25,25 +25,7 @@ use super::sync::{
 
 const TOKEN: &str = "security-test-reporting-token-0123456789";
 
-/// Each scenario on the embedded store and on PostgreSQL.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::Backend::Embedded);
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                if let Some(pg) = super::PgSchema::fresh(concat!("security_hq::postgres::", stringify!($name))) {
-                    super::$name(&super::Backend::Postgres(pg));
-                }
-            })*
-        }
-    };
-}
+use super::sync::on_both_backends;
 
 on_both_backends!(
     finding_3_a_device_cannot_change_another_sites_record,

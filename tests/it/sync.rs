@@ -151,6 +151,7 @@ macro_rules! on_both_backends {
         }
     };
 }
+pub(crate) use on_both_backends;
 
 /// Serving on a random loopback port over plain HTTP, without an admin endpoint.
 pub fn loopback_options(changelog_keep: usize) -> ServeOptions {
