@@ -41,29 +41,45 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
     write_arrivals(&k.store, 2400, 100);
     let app = format!("guidedesk-hq/{}", pg.schema);
     let stop = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicBool::new(false));
     let killer = {
-        let stop = Arc::clone(&stop);
+        let (stop, ready) = (Arc::clone(&stop), Arc::clone(&ready));
         let (url, schema) = (pg.url.clone(), pg.schema.clone());
         std::thread::spawn(move || {
             let mut killed = 0u64;
             let deadline = Instant::now() + Duration::from_secs(20);
+            let terminate = format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}' AND \
+                 state IN ('active', 'idle in transaction')"
+            );
+            let mut round = 0u32;
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
-                let n: u64 = psql_at(
-                    &url,
-                    &format!(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = \
-                         '{app}' AND state IN ('active', 'idle in transaction')"
-                    ),
-                )
-                .parse()
-                .unwrap();
+                // Every other round holds the devices table for a moment first, so a push waiting for its device
+                // row is certainly in flight when the sessions are terminated (pushes are too quick to be caught
+                // by sampling alone); the other rounds land wherever the pushes happen to be.
+                let sql = if round % 2 == 0 {
+                    format!("LOCK TABLE {schema}.devices IN EXCLUSIVE MODE; SELECT pg_sleep(0.3); {terminate}")
+                } else {
+                    terminate.clone()
+                };
+                round += 1;
+                // The pushes start once the first lock is (about to be) held.
+                ready.store(true, Ordering::SeqCst);
+                let out = psql_at(&url, &sql);
+                let n: u64 = out.lines().last().unwrap_or("0").trim().parse().unwrap();
                 killed += n;
                 whole_batches_only(&url, &schema);
             }
             killed
         })
     };
+    let waiting = Instant::now();
+    while !ready.load(Ordering::SeqCst) && waiting.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Let psql connect and take the lock before the first push asks for its device row.
+    std::thread::sleep(Duration::from_millis(100));
     // Push through the kills: errors (503 from HQ, or the kiosk's own retry) are expected; each cycle moves on.
     let (mut errors, mut retries) = (0u32, 0u32);
     let mut done = false;
