@@ -58,7 +58,7 @@ fn pg_sessions_killed_mid_push_leave_whole_batches_and_the_retry_completes() {
                 // Every other round holds the devices table for a moment first, so a push waiting for its device
                 // row is certainly in flight when the sessions are terminated (pushes are too quick to be caught
                 // by sampling alone); the other rounds land wherever the pushes happen to be.
-                let sql = if round % 2 == 0 {
+                let sql = if round.is_multiple_of(2) {
                     format!("LOCK TABLE {schema}.devices IN EXCLUSIVE MODE; SELECT pg_sleep(0.3); {terminate}")
                 } else {
                     terminate.clone()
