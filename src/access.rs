@@ -32,6 +32,9 @@ pub enum Action {
     RevealPhone,
     /// View the KPI dashboard (aggregates only).
     ViewDashboard,
+    /// See the accountability counts per department and per person (责任考核): supervisors only, as the hospital's
+    /// rules name people.
+    ViewAccountability,
     /// Put the kiosk in patient mode.
     PatientMode,
     /// View and export the audit log.
@@ -53,6 +56,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::ImportDischarges, &[C, S, A]),
     (Action::RevealPhone, &[L, C, S, A]),
     (Action::ViewDashboard, &[G, L, C, S, A]),
+    (Action::ViewAccountability, &[S, A]),
     (Action::PatientMode, &[G, L, C, S, A]),
     (Action::ViewAudit, &[S, A]),
 ];
@@ -77,6 +81,7 @@ impl Action {
             Action::ImportDischarges => "import_discharges",
             Action::RevealPhone => "reveal_phone",
             Action::ViewDashboard => "view_dashboard",
+            Action::ViewAccountability => "view_accountability",
             Action::PatientMode => "patient_mode",
             Action::ViewAudit => "view_audit",
         }

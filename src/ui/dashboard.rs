@@ -214,8 +214,11 @@ impl DeskScreen for DashboardScreen {
                 questions_table(ui, tr, lang, &s);
                 ui.separator();
                 days_table(ui, tr, &s);
-                ui.separator();
-                accountability_table(ui, tr, lang, &s, refs);
+                // Per-person counts are for supervisors (the matrix's `view_accountability`).
+                if cx.role.is_some_and(|r| crate::access::allowed(r, crate::access::Action::ViewAccountability)) {
+                    ui.separator();
+                    accountability_table(ui, tr, lang, &s, refs);
+                }
             },
         );
     }

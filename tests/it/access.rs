@@ -88,7 +88,7 @@ fn expected(action: Action, role: Role) -> bool {
             &[G, L, C, S, A]
         }
         Action::WorkCase | Action::ImportDischarges => &[C, S, A],
-        Action::EscalateCase | Action::ViewAudit => &[S, A],
+        Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability => &[S, A],
         Action::FollowupCalls | Action::RevealPhone => &[L, C, S, A],
     };
     roles.contains(&role)
@@ -110,7 +110,7 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
         Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),
         Action::ViewAudit => Command::ExportAudit { from: day(), to: day() },
-        Action::ViewDashboard | Action::PatientMode => return None,
+        Action::ViewDashboard | Action::PatientMode | Action::ViewAccountability => return None,
     })
 }
 

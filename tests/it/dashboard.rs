@@ -62,3 +62,26 @@ fn dashboard_renders_demo_data_and_filters_change_the_figures() {
     let today = wait_for_figures(&mut h, Some(cardio));
     assert!(today < cardio);
 }
+
+/// The accountability counts name departments and people (客服中心管理方案, 责任考核): only supervisors and
+/// administrators see them; a guide's dashboard leaves the table out.
+#[test]
+fn only_supervisors_see_the_accountability_table() {
+    let f = fixture(true);
+    let mut r = (*f.store.reference()).clone();
+    let mut supervisor = r.staff[0].clone();
+    supervisor.id = "S001".into();
+    supervisor.name = "周主管".into();
+    supervisor.role = guidedesk::model::reference::Role::Supervisor;
+    r.staff.push(supervisor);
+    f.store.apply_reference(r, "test").unwrap();
+    demo::generate(&f.store, DemoOptions { days: 7, per_day: 30, seed: 6 }).unwrap();
+    for (name, sees) in [("陈晓燕", false), ("周主管", true)] {
+        let mut h = harness(&f.store);
+        sign_in(&mut h, name);
+        click_and_step(&mut h, "数据看板");
+        wait_for_figures(&mut h, None);
+        let shown = h.query_all_by_label_contains("责任统计").next().is_some();
+        assert_eq!(shown, sees, "{name}: accountability table shown = {shown}");
+    }
+}
