@@ -164,7 +164,7 @@ mod tests {
         for a in Action::all() {
             assert!(seen.insert(a), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 13);
+        assert_eq!(seen.len(), 14);
     }
 
     #[test]

@@ -297,6 +297,21 @@ impl Case {
         self.status.value.status
     }
 
+    /// Whether the complaint was found not established (不成立) in its latest handling round: the last finding of
+    /// the round (resolved or not established) after its last reopening is "not established".
+    pub fn found_not_established(&self) -> bool {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    CaseEventKind::Resolved { .. } | CaseEventKind::NotEstablished | CaseEventKind::Reopened
+                )
+            })
+            .is_some_and(|e| e.kind == CaseEventKind::NotEstablished)
+    }
+
     /// Whether the case is still open.
     pub fn is_open(&self) -> bool {
         !self.current().is_final()

@@ -281,10 +281,12 @@ pub struct AccountabilityAcc {
 }
 
 impl AccountabilityAcc {
-    /// Folds one case in (by its current grade; feedback and suggestions count nowhere).
+    /// Folds one case in (by its current grade). Feedback and suggestions count nowhere, and neither does a case
+    /// found not established (不成立): the penalties of seed 003 §四 are for dissatisfaction and complaints that
+    /// stand; one that does not is explained to the complainant instead (§三.5).
     pub fn add(&mut self, c: &Case, p: &ReportParams) {
         let grade = c.grade.value;
-        if matches!(grade, CaseGrade::Feedback | CaseGrade::Suggestion) {
+        if matches!(grade, CaseGrade::Feedback | CaseGrade::Suggestion) || c.found_not_established() {
             return;
         }
         let month = YearMonth::of(c.received_at.local_date(p.offset));

@@ -225,6 +225,57 @@ fn accountability_counts_and_policy_thresholds() {
     assert!(s2.accountability_departments[0].flags.iter().all(|f| !matches!(f, Flag::DisputesYear { .. })));
 }
 
+/// Seed 003 §四 sets penalties "根据不同级别的不满意及投诉" — for dissatisfaction and complaints that stand; §三.5
+/// asks that a complaint at odds with the facts (对投诉有出入的投诉事项) be explained to the complainant. A case found
+/// not established (不成立) therefore counts against no department and no person; reopened and then resolved, it
+/// counts again.
+#[test]
+fn a_complaint_found_not_established_counts_against_nobody() {
+    let cardio_and_d001 = |s: &Summary| {
+        let dept = s.accountability_departments.iter().find(|r| r.who == "cardio").map_or(0, |r| r.month.complaints);
+        let staff = s.accountability_staff.iter().find(|r| r.who == "D001").map_or(0, |r| r.month.complaints);
+        (dept, staff)
+    };
+    let mut recs = all_records();
+    let before = cardio_and_d001(&summarize(&recs, params(), &refs()));
+    let case = recs
+        .iter_mut()
+        .find_map(|r| match r {
+            AnyRecord::Case(c)
+                if c.grade.value == CaseGrade::Complaint
+                    && c.departments.iter().any(|d| d == "cardio")
+                    && c.staff_concerned.iter().any(|s| s == "D001")
+                    && chrono::Datelike::month(&c.received_at.local_date(china_offset())) == 11 =>
+            {
+                Some(c)
+            }
+            _ => None,
+        })
+        .expect("a November complaint about cardio naming D001");
+    let at = case.received_at.plus_millis(3_600_000);
+    let stamp = Hlc { wall_ms: 1, logical: 0, node: 9 };
+    let event = |kind| CaseEvent { at, by: StaffRef("K001".into()), kind, note: None, stamp };
+    case.events.push(event(CaseEventKind::NotEstablished));
+    assert!(case.found_not_established());
+    let after = cardio_and_d001(&summarize(&recs, params(), &refs()));
+    assert_eq!((after.0 + 1, after.1 + 1), before, "the case no longer counts");
+    // Reopened and found to stand after all: it counts again.
+    let case = recs
+        .iter_mut()
+        .find_map(|r| match r {
+            AnyRecord::Case(c) if c.found_not_established() => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    case.events.push(event(CaseEventKind::Reopened));
+    case.events.push(event(CaseEventKind::Resolved {
+        resolution: "属实".into(),
+        actions: String::new(),
+        responsible: "D001".into(),
+    }));
+    assert_eq!(cardio_and_d001(&summarize(&recs, params(), &refs())), before);
+}
+
 #[test]
 fn empty_period_gives_empty_rates_not_errors() {
     let s = summarize(&[], params(), &refs());
