@@ -198,12 +198,6 @@ fn device_caller(caller: Option<Extension<Caller>>) -> Result<AuthDevice, ApiErr
     }
 }
 
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
-}
-
 fn same_device(auth: &AuthDevice, device: DeviceId) -> Result<(), ApiError> {
     if auth.device == device {
         Ok(())

@@ -42,6 +42,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -52,7 +53,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::backend::HqBackend;
-use super::server::{ApiError, HqState, bearer, blocking};
+use super::limits::{Caller, Refusal};
+use super::server::{ApiError, HqState, blocking};
 use super::store::{HqError, StoredRecord};
 use crate::model::{AnyRecord, Moment, RecordKind, ReferenceData};
 use crate::reports::summary::summarize;
@@ -176,32 +178,35 @@ pub fn outbox_pending(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .ok_or_else(|| bad("not a number of ops (decimal digits, 0 to 9223372036854775807)"))
 }
 
-fn check_token(state: &HqState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = state.api.reports_token.as_ref() else {
+/// Whether the caller may read reports: the reporting token only. The caller was established from the request's
+/// `Authorization` header by [`super::limits::guard`], so no credential is looked up again here.
+pub(crate) fn check_token(state: &HqState, caller: Option<&Caller>) -> Result<(), ApiError> {
+    if state.api.reports_token.is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             REPORTS_DISABLED,
             "reports are not enabled on this HQ: start it with --reports-token-file",
         ));
-    };
-    let Some(token) = bearer(headers) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "no reporting token was sent"));
-    };
-    if expected.matches(&token) {
-        return Ok(());
     }
-    if matches!(state.store.authenticate(&token), Ok(Ok(_))) {
-        return Err(ApiError::new(
+    match caller {
+        Some(Caller::Reports) => Ok(()),
+        Some(Caller::Device(_)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             codes::UNAUTHORIZED,
             "a kiosk credential cannot read reports; use the HQ reporting token",
-        ));
+        )),
+        Some(Caller::Refused(Refusal::Malformed)) => Err(Refusal::Malformed.error()),
+        Some(Caller::Anonymous) | None => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "no reporting token was sent"))
+        }
+        Some(Caller::Admin | Caller::Refused(_)) => {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "wrong reporting token"))
+        }
     }
-    Err(ApiError::new(StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, "wrong reporting token"))
 }
 
-/// by more than the tolerance), every time the kiosk stamped on it moves back by the same skew.
 /// A record's copy filed under its corrected business time: when HQ corrected the time (the kiosk's clock was off
+/// by more than the tolerance), every time the kiosk stamped on it moves back by the same skew.
 pub fn filed_record(s: &StoredRecord) -> AnyRecord {
     let delta = s.corrected_business_ms() - s.record.occurred_at().0;
     let mut r = s.record.clone();
@@ -362,11 +367,11 @@ fn json_response<T: Serialize>(v: &T) -> Result<Response, ApiError> {
 )]
 pub async fn summary(
     State(state): State<HqState>,
-    headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        check_token(&state, &headers)?;
+        check_token(&state, caller.as_ref().map(|Extension(c)| c))?;
         let q = parse_query(raw.as_deref(), SUMMARY_PARAMS)?;
         let lang = q.lang.unwrap_or(Lang::Zh);
         let params = params_of(&q, state.api.utc_offset, false)?;
@@ -425,11 +430,11 @@ pub async fn summary(
 )]
 pub async fn table_csv(
     State(state): State<HqState>,
-    headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        check_token(&state, &headers)?;
+        check_token(&state, caller.as_ref().map(|Extension(c)| c))?;
         let q = parse_query(raw.as_deref(), TABLE_CSV_PARAMS)?;
         let lang = q.lang.unwrap_or(Lang::Zh);
         let Some(name) = q.table else {
@@ -482,11 +487,11 @@ pub async fn table_csv(
 )]
 pub async fn audit_csv(
     State(state): State<HqState>,
-    headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        check_token(&state, &headers)?;
+        check_token(&state, caller.as_ref().map(|Extension(c)| c))?;
         let offset = state.api.utc_offset;
         let q = parse_query(raw.as_deref(), AUDIT_CSV_PARAMS)?;
         let params = params_of(&q, offset, false)?;

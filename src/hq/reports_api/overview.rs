@@ -3,13 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::FixedOffset;
 use guidedesk_sync::DeviceId;
 
 use super::{OVERVIEW_PARAMS, check_token, params_of, parse_query, reference, site_summary};
+use crate::hq::limits::Caller;
 use crate::hq::server::{ApiError, HqState, blocking};
 use crate::model::Moment;
 use crate::reports::html::esc;
@@ -42,11 +44,11 @@ fn time_text(ms: u64, offset: FixedOffset) -> String {
 )]
 pub async fn overview(
     State(state): State<HqState>,
-    headers: HeaderMap,
+    caller: Option<Extension<Caller>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        check_token(&state, &headers)?;
+        check_token(&state, caller.as_ref().map(|Extension(c)| c))?;
         let q = parse_query(raw.as_deref(), OVERVIEW_PARAMS)?;
         let lang = q.lang.unwrap_or(Lang::Zh);
         let params = params_of(&q, state.api.utc_offset, true)?;
