@@ -29,8 +29,8 @@ pub enum SyncCommand {
         #[arg(long)]
         allow_plain_http: bool,
     },
-    /// Run one full sync with HQ (push every pending record, pull reference data); exit 0 only when HQ has
-    /// acknowledged everything
+    /// Run one full sync with HQ (push every pending record, pull reference data and the records other desks of the
+    /// site wrote, with a progress line per page); exit 0 only when HQ has acknowledged everything
     Sync,
 }
 
@@ -56,7 +56,21 @@ pub fn run(command: SyncCommand, data_dir: &Path, cfg: &Config, open: impl FnOnc
         SyncCommand::Sync => {
             let store = open()?;
             let options = SyncOptions::from_config(&cfg.sync);
-            let report = kiosk_sync::sync_once(&store, data_dir, &options)?;
+            let cred =
+                kiosk_sync::Credential::load(&store, data_dir)?.ok_or(kiosk_sync::KioskSyncError::NotEnrolled)?;
+            let totals = std::sync::Mutex::new((0u64, 0u64, 0u64));
+            let progress = |a: &crate::store::RemoteApplied, skipped: u64| {
+                if let Ok(mut t) = totals.lock() {
+                    t.0 += a.received;
+                    t.1 += a.new + a.merged;
+                    t.2 += skipped;
+                    if a.received > 0 {
+                        eprintln!("records from other desks: {} received, {} new or updated here", t.0, t.1);
+                    }
+                }
+            };
+            let report = kiosk_sync::sync_with_progress(&store, &cred, &options, Some(&progress))?;
+            let (received, changed, unreadable) = totals.lock().map(|t| *t).unwrap_or_default();
             let mut line = format!(
                 "sync done: {} ops sent in {} batches ({} new at HQ, {} already there), acknowledged through seq {}",
                 report.applied + report.duplicates + report.quarantined.len() as u64,
@@ -68,8 +82,16 @@ pub fn run(command: SyncCommand, data_dir: &Path, cfg: &Config, open: impl FnOnc
             if !report.quarantined.is_empty() {
                 let _ = write!(line, "; {} quarantined at HQ as invalid", report.quarantined.len());
             }
-            if report.pulled > 0 {
-                let _ = write!(line, "; {} reference update(s) received", report.pulled);
+            let reference_updates = report.pulled.saturating_sub(received);
+            if reference_updates > 0 {
+                let _ = write!(line, "; {reference_updates} reference update(s) received");
+            }
+            if received > 0 {
+                let _ =
+                    write!(line, "; {received} record(s) from other desks received ({changed} new or updated here)");
+            }
+            if unreadable > 0 {
+                let _ = write!(line, "; {unreadable} record(s) from HQ could not be read and were skipped");
             }
             if let Some(off) = report.hq_offset_ms
                 && off.abs() > 60_000

@@ -26,18 +26,21 @@ use guidedesk_sync::protocol::{PullPage, codes};
 use guidedesk_sync::replicate::{
     CycleOptions, CycleReport, LocalError, Outbox, PullSink, RetryPolicy, SyncError, TransportError, run_cycle,
 };
-use guidedesk_sync::{DeviceId, Op};
+use guidedesk_sync::{DeviceId, Op, codec};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SyncConfig;
+use crate::model::codec::{PayloadError, RECORDS_STREAM, Relayed};
 use crate::model::{Moment, ReferenceData};
-use crate::store::Store;
 use crate::store::crypto::{self, HQ_TOKEN};
+use crate::store::{RemoteApplied, RemoteRecord, ReplicaOrigin, Store};
 
 /// The credential file's name in the data directory.
 pub const CREDENTIAL_FILE: &str = "hq.json";
 /// The stream of reference data.
 pub const REFERENCE_STREAM: &str = "reference";
+/// Records of the other desks per pull page.
+pub const RECORDS_PAGE: u32 = 1_000;
 
 /// What the kiosk needs to talk to HQ, stored in `hq.json` (the token sealed with the store key).
 #[derive(Clone, PartialEq, Eq)]
@@ -264,9 +267,13 @@ impl SyncOptions {
     }
 }
 
+/// Told after each page of the records stream: what it did, and how many records could not be read.
+pub type RecordsProgress<'a> = &'a (dyn Fn(&RemoteApplied, u64) + Sync);
+
 /// The store seen as an outbox and a pull sink.
 struct StoreSide<'a> {
     store: &'a Store,
+    progress: Option<RecordsProgress<'a>>,
 }
 
 fn boxed(e: crate::store::StoreError) -> LocalError {
@@ -306,6 +313,9 @@ impl PullSink for StoreSide<'_> {
     }
 
     fn apply(&self, stream: &str, page: &PullPage) -> Result<(), LocalError> {
+        if stream == RECORDS_STREAM {
+            return self.apply_records(stream, page);
+        }
         if stream != REFERENCE_STREAM {
             return Err(format!("no local home for stream {stream:?}").into());
         }
@@ -319,6 +329,45 @@ impl PullSink for StoreSide<'_> {
             .transpose()
             .map_err(|e| format!("reference data from HQ cannot be read by this version: {e}"))?;
         self.store.apply_reference_page(data, "hq", stream, page.cursor()).map_err(boxed)
+    }
+}
+
+impl StoreSide<'_> {
+    /// Applies a page of the records stream (other desks' records, relayed by HQ) with its cursor.
+    fn apply_records(&self, stream: &str, page: &PullPage) -> Result<(), LocalError> {
+        let changes = match page {
+            PullPage::Changes { changes, .. } | PullPage::Reset { snapshot: changes, .. } => changes,
+        };
+        let mut records = Vec::with_capacity(changes.len());
+        let mut skipped = 0u64;
+        for c in changes {
+            let Some(value) = &c.value else { continue };
+            let decoded = codec::decode::<Relayed>(value)
+                .map_err(PayloadError::from)
+                .and_then(|r| r.open(&c.key).map(|rec| (r, rec)));
+            match decoded {
+                Ok((relayed, record)) => records.push(RemoteRecord {
+                    record,
+                    origin: Some(ReplicaOrigin { device: relayed.origin, desk: relayed.origin_desk }),
+                    stamp: relayed.stamp,
+                }),
+                // A record of a newer schema must wait for this desk's update: stop here, cursor unmoved.
+                Err(e @ PayloadError::Schema { .. }) => {
+                    return Err(format!(
+                        "a record from another desk ({}) needs a newer GuideDesk on this desk: {e}",
+                        c.key
+                    )
+                    .into());
+                }
+                // Anything else HQ should never have sent; one bad record must not stop the stream.
+                Err(_) => skipped += 1,
+            }
+        }
+        let applied = self.store.apply_remote_page(&records, stream, page.cursor()).map_err(boxed)?;
+        if let Some(progress) = self.progress {
+            progress(&applied, skipped);
+        }
+        Ok(())
     }
 }
 
@@ -366,16 +415,29 @@ pub fn enroll(
 
 /// Runs one full push + pull cycle with a credential, then prunes acknowledged ops past the retention period.
 pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Result<CycleReport, KioskSyncError> {
+    sync_with_progress(store, cred, options, None)
+}
+
+/// [`sync_with`], telling `progress` after each page of other desks' records (a new desk's first pull can be
+/// hundreds of thousands of records).
+pub fn sync_with_progress(
+    store: &Store,
+    cred: &Credential,
+    options: &SyncOptions,
+    progress: Option<RecordsProgress<'_>>,
+) -> Result<CycleReport, KioskSyncError> {
     let device = device_string(store.device());
     if cred.device != device {
         return Err(KioskSyncError::WrongDevice { credential: cred.device.clone(), store: device });
     }
     let t = transport(cred, options)?.with_outbox_head(store.stats()?.outbox_last_seq);
-    let side = StoreSide { store };
+    let side = StoreSide { store, progress };
     let cycle = CycleOptions {
         batch: options.batch.max(1),
         pull_limit: 20,
-        streams: vec![REFERENCE_STREAM.to_string()],
+        // Reference data first: the sharing policy that decides what of the records this desk keeps comes with it.
+        streams: vec![REFERENCE_STREAM.to_string(), RECORDS_STREAM.to_string()],
+        stream_limits: vec![(RECORDS_STREAM.to_string(), RECORDS_PAGE)],
         retry: options.retry.clone(),
     };
     let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep)?;
@@ -383,6 +445,7 @@ pub fn sync_with(store: &Store, cred: &Credential, options: &SyncOptions) -> Res
     store.prune_acked(retain)?;
     // Records past retention can go now that HQ has acknowledged them (never before: see store::retention).
     store.purge_expired(false)?;
+    store.purge_replicas(false)?;
     Ok(report)
 }
 

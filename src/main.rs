@@ -291,6 +291,10 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{k:>14}: {n}");
                 }
                 println!(
+                    "by origin: {} written here, {} from other desks of the site",
+                    s.by_origin.local, s.by_origin.replicated
+                );
+                println!(
                     "outbox: {} pending (last seq {}, acknowledged through {})",
                     s.outbox_pending, s.outbox_last_seq, s.outbox_acked_seq
                 );

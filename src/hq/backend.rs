@@ -98,6 +98,30 @@ impl HqBackend {
         })
     }
 
+    /// A page of a site's record feed for `device` (see `hq::feed`).
+    pub fn feed_page(
+        &self,
+        site: &str,
+        device: DeviceId,
+        cursor: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<guidedesk_sync::protocol::PullResponse, HqError> {
+        match self {
+            HqBackend::Embedded(s) => super::feed::page(&s.feed_for(site)?, device, cursor, limit, now_ms),
+            HqBackend::Postgres(s) => super::feed::page(&s.feed_for(site)?, device, cursor, limit, now_ms),
+        }
+    }
+
+    /// The head of a site's record feed (0 when the site has no records).
+    pub fn feed_head(&self, site: &str) -> Result<u64, HqError> {
+        use super::feed::FeedRead as _;
+        match self {
+            HqBackend::Embedded(s) => s.feed_for(site)?.head(),
+            HqBackend::Postgres(s) => s.feed_for(site)?.head(),
+        }
+    }
+
     /// Which backend, for logs: `embedded` or `postgresql`.
     pub fn kind(&self) -> &'static str {
         match self {

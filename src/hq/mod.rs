@@ -22,6 +22,7 @@ pub mod admit;
 pub mod backend;
 pub mod credentials;
 pub mod enrol;
+pub mod feed;
 pub mod limits;
 pub mod openapi;
 pub mod pg;

@@ -39,7 +39,7 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Largest pull body (a device id, a stream name, a cursor and a page size).
 pub const MAX_PULL_BODY_BYTES: usize = 4 * 1024;
 /// The change streams a device may pull.
-pub const PULL_STREAMS: [&str; 1] = [super::store::REFERENCE_STREAM];
+pub const PULL_STREAMS: [&str; 2] = [super::store::REFERENCE_STREAM, crate::model::codec::RECORDS_STREAM];
 /// Largest enrolment body (a code and a device id).
 pub const MAX_ENROLL_BODY_BYTES: usize = 4 * 1024;
 
@@ -265,8 +265,11 @@ async fn pull(
                 "body field \"stream\": not a stream HQ serves (it serves {PULL_STREAMS:?})"
             )));
         }
-        let source = state.store.changes_for(&req.stream, &auth.site)?;
-        let resp = pull_page(&source, req.cursor, req.limit, now_ms())?;
+        let resp = if req.stream == crate::model::codec::RECORDS_STREAM {
+            state.store.feed_page(&auth.site, req.device, req.cursor, req.limit, now_ms())?
+        } else {
+            pull_page(&state.store.changes_for(&req.stream, &auth.site)?, req.cursor, req.limit, now_ms())?
+        };
         codec_response(&resp)
     })
     .await

@@ -30,6 +30,9 @@ pub enum PayloadError {
     /// The op names a record kind this build does not know.
     #[error("refused: unknown record kind code {0}")]
     UnknownKind(u16),
+    /// A relayed change's key is not `<kind code>:<32 hex digits>`.
+    #[error("refused: a relayed record's key is not <kind>:<id>")]
+    BadRelayKey,
     /// The op's payload is a record whose id is not the one in the op's key.
     #[error("refused: op {seq} carries record {record} under id {key:x}")]
     IdMismatch {
@@ -116,6 +119,67 @@ pub fn decode_op_payload(op: &Op) -> Result<AnyRecord, PayloadError> {
     Ok(rec)
 }
 
+/// The stream of records HQ relays to the devices of a site (see [`Relayed`]).
+pub const RECORDS_STREAM: &str = "records";
+
+/// A record as HQ relays it to the devices of its site: the value of a change of the [`RECORDS_STREAM`] stream.
+/// The change's key is [`relay_key`]. Audit entries are never relayed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Relayed {
+    /// The device that first sent the record (its origin).
+    pub origin: u128,
+    /// That device's desk code.
+    pub origin_desk: String,
+    /// The highest op stamp HQ has merged into the record: the receiving device's clock observes it, so its own
+    /// later edits order after every edit it has seen.
+    pub stamp: guidedesk_sync::Hlc,
+    /// The record's schema version.
+    pub schema: u16,
+    /// The merged record, codec bytes (as an op payload).
+    pub payload: Vec<u8>,
+}
+
+/// The key of a relayed record's change: `<kind code>:<id as 32 hex digits>`.
+pub fn relay_key(kind: RecordKind, id: u128) -> String {
+    format!("{}:{id:032x}", kind.code())
+}
+
+/// The kind and id named by a [`relay_key`].
+pub fn parse_relay_key(key: &str) -> Option<(RecordKind, u128)> {
+    let (k, id) = key.split_once(':')?;
+    let kind = RecordKind::from_code(k.parse().ok()?)?;
+    if id.len() != 32 {
+        return None;
+    }
+    Some((kind, u128::from_str_radix(id, 16).ok()?))
+}
+
+impl Relayed {
+    /// Wraps a merged record for relaying.
+    pub fn of(
+        rec: &AnyRecord,
+        origin: u128,
+        origin_desk: &str,
+        stamp: guidedesk_sync::Hlc,
+    ) -> Result<Relayed, PayloadError> {
+        let (_, payload) = encode_any(rec)?;
+        Ok(Relayed { origin, origin_desk: origin_desk.to_string(), stamp, schema: RECORD_SCHEMA, payload })
+    }
+
+    /// Decodes the record of a relayed change whose key is `key`, checking its kind, schema and id like an op's.
+    pub fn open(&self, key: &str) -> Result<AnyRecord, PayloadError> {
+        let (kind, id) = parse_relay_key(key).ok_or(PayloadError::BadRelayKey)?;
+        let op = Op {
+            seq: 0,
+            key: guidedesk_sync::RecordKey { kind: kind.code(), id },
+            schema: self.schema,
+            stamp: self.stamp,
+            payload: self.payload.clone(),
+        };
+        decode_op_payload(&op)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -131,5 +195,15 @@ mod tests {
         assert_eq!(e.to_string(), format!("a stored case record has schema 65535, this build reads {RECORD_SCHEMA}"));
         let e = PayloadError::UnknownKind(99);
         assert_eq!(e.to_string(), "refused: unknown record kind code 99");
+    }
+
+    #[test]
+    fn relay_keys_round_trip_and_foreign_keys_are_refused() {
+        let k = relay_key(RecordKind::Case, 0xabc);
+        assert_eq!(k, format!("{}:00000000000000000000000000000abc", RecordKind::Case.code()));
+        assert_eq!(parse_relay_key(&k), Some((RecordKind::Case, 0xabc)));
+        for bad in ["", "x:1", "99:00000000000000000000000000000abc", "1:abc", "1:zz000000000000000000000000000abc"] {
+            assert_eq!(parse_relay_key(bad), None, "{bad}");
+        }
     }
 }

@@ -23,7 +23,7 @@ pub use common::{Lww, Merge, Moment, RecordId, RecordKind, StaffRef};
 pub use consultation::{Concern, Consultation, ConsultationChannel, ConsultationForm};
 pub use feedback::{Dimension, Feedback, FeedbackForm, Rating};
 pub use followup::{CallAttempt, CallAttemptForm, CallOutcome, FollowupSource, FollowupStatus, FollowupTask};
-pub use reference::ReferenceData;
+pub use reference::{ReferenceData, SharingPolicy};
 pub use validate::{FieldError, Problem, ValidationErrors};
 
 use serde::{Deserialize, Serialize};

@@ -265,6 +265,70 @@ fn four() -> u32 {
     4
 }
 
+/// What a desk keeps of the records the other desks and offices of its site wrote, as HQ relays them (`sharing` in
+/// the reference data). Open cases and open follow-up tasks are kept whatever their age (every desk works them);
+/// other records of another desk for `days[kind]` days after their business time (kind names as in exports:
+/// `arrival`, `consultation`, `feedback`, `case`, `followup_task`, `call_attempt`), or `default_days` for a kind not
+/// named. Audit entries never leave the desk that wrote them (HQ keeps them). A desk's own records follow the
+/// retention policy only. Changing the policy applies to records relayed from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharingPolicy {
+    /// Days per kind name.
+    #[serde(default = "SharingPolicy::default_days_by_kind")]
+    pub days: BTreeMap<String, u32>,
+    /// Days for a kind not named in `days`.
+    #[serde(default = "SharingPolicy::default_default_days")]
+    pub default_days: u32,
+}
+
+impl Default for SharingPolicy {
+    fn default() -> Self {
+        Self { days: Self::default_days_by_kind(), default_days: Self::default_default_days() }
+    }
+}
+
+impl SharingPolicy {
+    /// Today's board, the earlier-visit lookup and conversion links need a month of arrivals and consultations;
+    /// the site-wide dashboard's quarter needs feedback and closed cases for 93 days.
+    fn default_days_by_kind() -> BTreeMap<String, u32> {
+        [
+            ("arrival", 31),
+            ("consultation", 31),
+            ("feedback", 93),
+            ("case", 93),
+            ("followup_task", 31),
+            ("call_attempt", 31),
+        ]
+        .into_iter()
+        .map(|(k, d)| (k.to_string(), d))
+        .collect()
+    }
+
+    fn default_default_days() -> u32 {
+        31
+    }
+
+    /// Days a record of another desk of this kind is kept.
+    pub fn days_for(&self, kind: super::RecordKind) -> u32 {
+        self.days.get(kind.name()).copied().unwrap_or(self.default_days)
+    }
+
+    /// Whether a desk keeps a record of another desk at `now`.
+    pub fn keeps(&self, rec: &super::AnyRecord, now: super::Moment) -> bool {
+        let open = match rec {
+            super::AnyRecord::Case(c) => c.is_open(),
+            super::AnyRecord::FollowupTask(t) => !t.status.value.is_final(),
+            super::AnyRecord::Audit(_) => return false,
+            _ => false,
+        };
+        if open {
+            return true;
+        }
+        let days = i64::from(self.days_for(rec.kind()));
+        rec.occurred_at().0 >= now.0.saturating_sub(days.saturating_mul(86_400_000))
+    }
+}
+
 /// Hospital targets (percent), shown beside KPIs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Targets {
@@ -309,6 +373,9 @@ pub struct ReferenceData {
     /// The official holiday calendar (the bundled one when the document has none).
     #[serde(default = "HolidayCalendar::empty")]
     pub calendar: HolidayCalendar,
+    /// What each desk keeps of the other desks' records (absent in older documents: the defaults).
+    #[serde(default)]
+    pub sharing: SharingPolicy,
 }
 
 /// Why a reference-data document was refused.

@@ -167,6 +167,7 @@ impl From<PayloadError> for StoreError {
             PayloadError::Codec(c) => StoreError::Codec(c),
             PayloadError::Schema { kind, found, supported } => StoreError::Schema { kind, found, supported },
             PayloadError::UnknownKind(code) => StoreError::Conflict(format!("unknown record kind code {code}")),
+            PayloadError::BadRelayKey => StoreError::Conflict("a relayed record's key is not <kind>:<id>".into()),
             PayloadError::IdMismatch { seq, record, key } => {
                 StoreError::Conflict(format!("op {seq} carries record {record} under id {key:x}"))
             }

@@ -13,7 +13,7 @@ use super::tables::{self, meta};
 use crate::model::RecordKind;
 
 /// The schema version this build writes.
-pub const STORE_SCHEMA: u32 = 4;
+pub const STORE_SCHEMA: u32 = 5;
 
 /// One migration step.
 #[derive(Clone, Copy)]
@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { to: 2, name: "encrypt records and outbox at rest", run: encrypt_at_rest },
     Migration { to: 3, name: "add the audit log", run: add_audit_log },
     Migration { to: 4, name: "seal staff PIN hashes at rest", run: seal_staff },
+    Migration { to: 5, name: "hold records other desks of the site wrote", run: add_replicas },
 ];
 
 /// Creates every table of schema 1.
@@ -121,6 +122,12 @@ fn seal_staff(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), Store
     super::reseal_staff_in(tx, &|place, stored| {
         if crypto::is_sealed(stored) { Ok(stored.to_vec()) } else { env.keys.seal(place, stored) }
     })
+}
+
+/// Schema 5: the table naming the origin of records other desks of the site wrote (`tables::REPLICAS`).
+fn add_replicas(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
+    tx.open_table(tables::REPLICAS)?;
+    Ok(())
 }
 
 /// Reads the schema version (0 for a store with no version yet).

@@ -41,6 +41,7 @@ pub mod migrate;
 mod open;
 mod outbox;
 mod query;
+mod replica;
 pub mod retention;
 pub mod tables;
 mod verify;
@@ -59,6 +60,7 @@ pub use error::{OpenError, StoreError};
 pub(crate) use keys::reseal_staff_in;
 pub use migrate::STORE_SCHEMA;
 pub use query::Stats;
+pub use replica::{ByOrigin, RemoteApplied, RemoteOutcome, RemoteRecord, ReplicaOrigin};
 pub use verify::{ChainProblem, rebuild_indexes_in};
 pub use write::WriteCtx;
 

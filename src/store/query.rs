@@ -33,6 +33,8 @@ pub struct Stats {
     pub schema: u32,
     /// This kiosk's device id.
     pub device: String,
+    /// Records written here and records other desks of the site wrote (relayed by HQ).
+    pub by_origin: super::ByOrigin,
 }
 
 impl Store {
@@ -281,10 +283,15 @@ impl Store {
     pub fn chain<R: Chained>(&self) -> Result<Vec<R>, StoreError> {
         let tx = self.read()?;
         let t = tx.open_table(tables::records(R::KIND))?;
+        let replicas = tx.open_table(tables::REPLICAS)?;
         let mut out = Vec::with_capacity(t.len()? as usize);
         let keys = self.keys();
         for e in t.iter()? {
             let (k, v) = e?;
+            // Other desks' records are links of their own chains (`Store::verify_replica_chains`).
+            if replicas.get((R::KIND.code(), k.value()))?.is_some() {
+                continue;
+            }
             out.push(open_record::<R>(&keys, k.value(), v.value())?);
         }
         out.sort_by_key(Chained::chain_index);
@@ -339,6 +346,9 @@ impl Store {
             None => 0,
         };
         let store_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let total: u64 = records.values().sum();
+        let replicated = tx.open_table(tables::REPLICAS)?.len()?;
+        let by_origin = super::ByOrigin { local: total.saturating_sub(replicated), replicated };
         Ok(Stats {
             records,
             outbox_pending: last.saturating_sub(acked),
@@ -347,6 +357,7 @@ impl Store {
             store_bytes,
             schema,
             device: uuid::Uuid::from_u128(self.device.0).to_string(),
+            by_origin,
         })
     }
 }

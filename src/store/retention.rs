@@ -87,7 +87,12 @@ impl Store {
                 let mut candidates: Vec<AnyRecord> = Vec::new();
                 {
                     let t = tx.open_table(tables::records(kind))?;
+                    let replicas = tx.open_table(tables::REPLICAS)?;
                     for id in ids {
+                        // Other desks' records go by the sharing policy (`Store::purge_replicas`).
+                        if replicas.get((kind.code(), id))?.is_some() {
+                            continue;
+                        }
                         let Some(g) = t.get(id)? else { continue };
                         let rec = open_any(&keys, kind, id, g.value())?;
                         if pending.contains(&(kind.code(), id)) {

@@ -13,6 +13,10 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Reference data received from HQ (or the bundled default): name → JSON.
 pub const REFERENCE: TableDefinition<&str, &[u8]> = TableDefinition::new("reference");
 
+/// Records other devices of the site wrote, as HQ relayed them: (kind code, id) → encoded `store::ReplicaOrigin`
+/// (the origin device and its desk). A record this desk wrote has no entry, whoever edited it since.
+pub const REPLICAS: TableDefinition<(u16, u128), &[u8]> = TableDefinition::new("replicas");
+
 /// Records of one kind: id → sealed `[schema u16 LE][codec-encoded record]` (see `store::crypto`).
 pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'static [u8]> {
     TableDefinition::new(match kind {

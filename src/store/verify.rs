@@ -10,7 +10,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::crypto::Keys;
 use super::tables::{self, meta};
-use super::write::{entries, index_apply};
+use super::write::{entries, index_apply_with};
 use super::{Store, StoreError, backup, migrate, open_any, open_op, read_u64};
 use crate::model::{AnyRecord, AuditEntry, Chained, Feedback, Record, RecordId, RecordKind};
 
@@ -53,6 +53,7 @@ impl Store {
         drop((m, ob, tx));
         problems.extend(self.verify_feedback_chain()?.into_iter().map(|p| format!("feedback {p}")));
         problems.extend(self.verify_chain::<AuditEntry>()?.into_iter().map(|p| format!("audit log {p}")));
+        problems.extend(self.verify_replica_chains()?);
         Ok(problems)
     }
 
@@ -176,7 +177,8 @@ struct IndexSet {
     names: std::collections::BTreeSet<(String, u16, u128)>,
     case_due: std::collections::BTreeSet<(i32, u128)>,
     followup_due: std::collections::BTreeSet<(i32, u128)>,
-    followup_source: std::collections::BTreeSet<(String, u128)>,
+    /// Source → the smallest id of the tasks made from it (the one the index names).
+    followup_source: std::collections::BTreeMap<String, u128>,
     call_by_task: std::collections::BTreeSet<(u128, u128)>,
     consultation_arrival: std::collections::BTreeSet<(u128, u128)>,
 }
@@ -190,7 +192,10 @@ impl IndexSet {
         self.names.extend(e.names);
         self.case_due.extend(e.case_due);
         self.followup_due.extend(e.followup_due);
-        self.followup_source.extend(e.followup_source);
+        if let Some((src, id)) = e.followup_source {
+            let slot = self.followup_source.entry(src).or_insert(id);
+            *slot = (*slot).min(id);
+        }
         self.call_by_task.extend(e.call_by_task);
         self.consultation_arrival.extend(e.consultation_arrival);
     }
@@ -244,7 +249,7 @@ fn read_indexes(tx: &ReadTransaction) -> Result<IndexSet, StoreError> {
     }
     for e in tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?.iter()? {
         let (k, v) = e?;
-        s.followup_source.insert((k.value().to_string(), v.value()));
+        s.followup_source.insert(k.value().to_string(), v.value());
     }
     for e in tx.open_table(tables::IDX_CALLS_BY_TASK)?.iter()? {
         s.call_by_task.insert(e?.0.value());
@@ -282,7 +287,7 @@ pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset, keys: &Key
             }
         }
         for r in &recs {
-            index_apply(tx, r, offset, keys, true)?;
+            index_apply_with(tx, r, offset, keys, true, false)?;
         }
     }
     Ok(())

@@ -127,6 +127,11 @@ impl WriteCtx<'_> {
         Ok(v.map(|g| RecordId::from_u128(g.value())))
     }
 
+    /// Whether a record is held (sees this transaction's writes).
+    pub fn holds(&self, kind: RecordKind, id: RecordId) -> Result<bool, StoreError> {
+        Ok(self.tx.open_table(tables::records(kind))?.get(id.as_u128())?.is_some())
+    }
+
     /// The site's UTC offset.
     pub fn offset(&self) -> FixedOffset {
         self.offset
@@ -214,6 +219,67 @@ impl WriteCtx<'_> {
     ) -> Result<AuditEntry, StoreError> {
         let entry = AuditEntry::new(self.new_id(), self.now, actor.clone(), action, target, detail);
         self.append_chained(entry)
+    }
+
+    /// Stores a record another device of the site wrote or changed, as HQ relayed it: merged into the copy held
+    /// here (if any) with its indexes kept, **without an outbox op** (HQ holds it already; an edit made here meanwhile
+    /// has its own op, and HQ merges both the same way). The clock observes `stamp`, so later edits here order after
+    /// every edit seen. A record first seen here gets its `origin` noted (`None` when it is this desk's own). Chained
+    /// records (feedback) never change once held.
+    pub fn merge_remote(
+        &mut self,
+        incoming: &AnyRecord,
+        origin: Option<&super::replica::ReplicaOrigin>,
+        stamp: Hlc,
+    ) -> Result<super::replica::RemoteOutcome, StoreError> {
+        use super::replica::RemoteOutcome;
+        let phys = self.now.0.max(0) as u64;
+        self.clock.observe(stamp, phys);
+        let kind = incoming.kind();
+        if kind == RecordKind::Audit {
+            return Ok(RemoteOutcome::Refused);
+        }
+        let id = incoming.id().as_u128();
+        let def = tables::records(kind);
+        let old = {
+            let t = self.tx.open_table(def)?;
+            let v = t.get(id)?;
+            v.map(|g| open_any(&self.keys, kind, id, g.value())).transpose()?
+        };
+        let merged = match &old {
+            Some(_) if meta::chain_keys(kind).is_some() => return Ok(RemoteOutcome::Unchanged),
+            Some(o) => {
+                let mut m = o.clone();
+                if !m.merge_from(incoming) {
+                    return Ok(RemoteOutcome::Refused);
+                }
+                if &m == o {
+                    return Ok(RemoteOutcome::Unchanged);
+                }
+                m
+            }
+            None => incoming.clone(),
+        };
+        let (stored, _) = encode_any(&merged)?;
+        let sealed = self.keys.seal(&record_place(def.name(), id), &stored)?;
+        self.tx.open_table(def)?.insert(id, sealed.as_slice())?;
+        if let Some(o) = &old {
+            index_apply_with(&self.tx, o, self.offset, &self.keys, false, false)?;
+        }
+        index_apply_with(&self.tx, &merged, self.offset, &self.keys, true, false)?;
+        if old.is_none()
+            && let Some(origin) = origin
+        {
+            self.tx.open_table(tables::REPLICAS)?.insert((kind.code(), id), codec::encode(origin)?.as_slice())?;
+        }
+        Ok(if old.is_none() { RemoteOutcome::New } else { RemoteOutcome::Merged })
+    }
+
+    /// Stores a pulled stream's cursor in this transaction.
+    pub fn set_pull_cursor(&mut self, stream: &str, cursor: u64) -> Result<(), StoreError> {
+        let key = format!("{}{stream}", meta::PULL_CURSOR_PREFIX);
+        self.tx.open_table(tables::META)?.insert(key.as_str(), cursor.to_le_bytes().as_slice())?;
+        Ok(())
     }
 
     fn put_any(&mut self, rec: &AnyRecord) -> Result<(), StoreError> {
@@ -330,6 +396,20 @@ pub(super) fn index_apply(
     keys: &Keys,
     insert: bool,
 ) -> Result<(), StoreError> {
+    index_apply_with(tx, rec, offset, keys, insert, true)
+}
+
+/// [`index_apply`]; with `strict` false, a follow-up task whose source another task already claims is stored
+/// beside it (two desks imported the same list while apart): the source index keeps the smaller id, and the
+/// duplicate is shown for a supervisor to settle ([`crate::store::Store::duplicate_followups`]).
+pub(super) fn index_apply_with(
+    tx: &WriteTransaction,
+    rec: &AnyRecord,
+    offset: FixedOffset,
+    keys: &Keys,
+    insert: bool,
+    strict: bool,
+) -> Result<(), StoreError> {
     let e = entries(rec, offset, keys);
     macro_rules! apply {
         ($def:expr, $key:expr, $val:expr) => {{
@@ -361,18 +441,22 @@ pub(super) fn index_apply(
     }
     if let Some((s, id)) = &e.followup_source {
         let mut t = tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
+        let existing = t.get(s.as_str())?.map(|g| g.value());
         if insert {
-            if let Some(existing) = t.get(s.as_str())?.map(|g| g.value())
-                && existing != *id
-            {
-                let source = match rec {
-                    AnyRecord::FollowupTask(t) => t.source.dedup_key(),
-                    _ => s.clone(),
-                };
-                return Err(StoreError::Conflict(format!("a follow-up task already exists for source {source}")));
+            match existing {
+                Some(other) if other != *id && strict => {
+                    let source = match rec {
+                        AnyRecord::FollowupTask(t) => t.source.dedup_key(),
+                        _ => s.clone(),
+                    };
+                    return Err(StoreError::Conflict(format!("a follow-up task already exists for source {source}")));
+                }
+                Some(other) if other < *id => {}
+                _ => {
+                    t.insert(s.as_str(), *id)?;
+                }
             }
-            t.insert(s.as_str(), *id)?;
-        } else {
+        } else if existing == Some(*id) {
             t.remove(s.as_str())?;
         }
     }

@@ -128,13 +128,21 @@ pub struct CycleOptions {
     pub pull_limit: u32,
     /// Streams to pull.
     pub streams: Vec<String>,
+    /// Changes per pull page of particular streams (others use `pull_limit`).
+    pub stream_limits: Vec<(String, u32)>,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
 }
 
 impl Default for CycleOptions {
     fn default() -> Self {
-        Self { batch: 2000, pull_limit: 100, streams: Vec::new(), retry: RetryPolicy::default() }
+        Self {
+            batch: 2000,
+            pull_limit: 100,
+            streams: Vec::new(),
+            stream_limits: Vec::new(),
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -341,7 +349,8 @@ fn cycle_inner(
     for stream in &options.streams {
         loop {
             let cursor = sink.cursor(stream).map_err(local)?;
-            let req = PullRequest { device, stream: stream.clone(), cursor, limit: options.pull_limit };
+            let limit = options.stream_limits.iter().find(|(s, _)| s == stream).map_or(options.pull_limit, |(_, l)| *l);
+            let req = PullRequest { device, stream: stream.clone(), cursor, limit };
             let resp = retrier.run(|| transport.pull(&req))?;
             report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
             match &resp.page {

@@ -209,6 +209,7 @@ fn run(devices: usize, actions: &[Action], batch: usize) -> Result<(), TestCaseE
         batch,
         pull_limit: 2,
         streams: vec!["s".into()],
+        stream_limits: vec![],
         retry: RetryPolicy { attempts, base: std::time::Duration::ZERO, cap: std::time::Duration::ZERO },
     };
     for a in actions {

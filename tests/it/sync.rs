@@ -541,7 +541,7 @@ fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
     let quarantined_keys: BTreeSet<(u16, u128)> =
         quarantined.iter().map(|(_, q)| (q.op.key.kind, q.op.key.id)).collect();
     let mut expected_receipts = BTreeSet::new();
-    let mut kiosk_records = 0u64;
+    let mut held_anywhere: BTreeSet<(u16, u128)> = BTreeSet::new();
     for (store, site) in kiosks {
         let stats = store.stats().unwrap();
         let device = store.device();
@@ -552,17 +552,36 @@ fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
         for seq in 1..=stats.outbox_last_seq {
             expected_receipts.insert((device, seq));
         }
-        for ((kind, id), rec) in all_records(store) {
-            kiosk_records += 1;
-            let kind_e = RecordKind::from_code(kind).unwrap();
-            match hq.record(kind_e, id).unwrap() {
-                Some(at_hq) if !quarantined_keys.contains(&(kind, id)) => {
-                    assert_eq!(at_hq.record, rec, "{kind_e} {id:x} differs at HQ");
-                    assert_eq!(at_hq.device, device.0);
-                    assert_eq!(at_hq.site, *site);
+        let origins = store.origins().unwrap();
+        let held = all_records(store);
+        for ((kind, id), rec) in &held {
+            held_anywhere.insert((*kind, *id));
+            let kind_e = RecordKind::from_code(*kind).unwrap();
+            let origin = origins.get(&(kind_e, RecordId::from_u128(*id))).map_or(device.0, |o| o.device);
+            match hq.record(kind_e, *id).unwrap() {
+                Some(at_hq) if !quarantined_keys.contains(&(*kind, *id)) => {
+                    assert_eq!(&at_hq.record, rec, "{kind_e} {id:x} differs at HQ");
+                    assert_eq!(at_hq.device, origin, "{kind_e} {id:x}: origin device");
+                    assert_eq!(at_hq.site, *site, "{kind_e} {id:x} of another site reached {}", stats.device);
                 }
                 Some(_) => {}
-                None => assert!(quarantined_keys.contains(&(kind, id)), "{kind_e} {id:x} was lost"),
+                None => assert!(quarantined_keys.contains(&(*kind, *id)), "{kind_e} {id:x} was lost"),
+            }
+        }
+        // Sharing: the kiosk holds every record of its site that HQ holds and its policy keeps (audit entries stay
+        // with their desk).
+        let policy = store.reference().sharing.clone();
+        for kind in RecordKind::ALL.into_iter().filter(|k| *k != RecordKind::Audit) {
+            for id in hq.ids_between(kind, Some(site), i64::MIN, i64::MAX).unwrap() {
+                let at_hq = hq.record(kind, id).unwrap().unwrap();
+                let own = at_hq.device == device.0;
+                if own || policy.keeps(&at_hq.record, store.now()) {
+                    assert!(
+                        held.contains_key(&(kind.code(), id)),
+                        "{kind} {id:x} of site {site} missing at {}",
+                        stats.device
+                    );
+                }
             }
         }
         assert!(store.check().unwrap().is_empty(), "kiosk store check: {:?}", store.check().unwrap());
@@ -573,12 +592,24 @@ fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
         if let Some((_, data)) = hq.reference_for(site).unwrap() {
             assert_eq!(*store.reference(), data, "reference data of {} differs from HQ's", stats.device);
         }
+        assert_eq!(store.pull_cursor("records").unwrap(), hq.feed_head(site).unwrap(), "records cursor");
     }
     assert_eq!(receipts, expected_receipts, "HQ's receipts are not exactly one per (device, seq) written");
     let hq_records: u64 = hq.stats().unwrap().records.values().sum();
     let quarantined_only =
         quarantined_keys.iter().filter(|(k, id)| hq.record(RecordKind::from_code(*k).unwrap(), *id).unwrap().is_none());
-    assert_eq!(hq_records + quarantined_only.count() as u64, kiosk_records, "HQ holds records no kiosk wrote");
+    assert_eq!(
+        hq_records + quarantined_only.count() as u64,
+        held_anywhere.len() as u64,
+        "HQ holds records no kiosk wrote"
+    );
+}
+
+/// One more cycle for every kiosk once all have pushed everything, so each has pulled what the others sent.
+fn settle(kiosks: &[&Kiosk]) {
+    for k in kiosks {
+        sync_until_done(k, &options(500), 3);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -795,6 +826,7 @@ fn kiosk_clocks_ahead_behind_and_jumping_back(backend: &Backend) {
         let ops = k.store.outbox_after(0, usize::MAX).unwrap();
         assert!(ops.windows(2).all(|w| w[0].stamp < w[1].stamp));
     }
+    settle(&kiosks.iter().map(|(k, _)| k).collect::<Vec<_>>());
     let list: Vec<(&Store, &str)> = kiosks.iter().map(|(k, _)| (&k.store, "main")).collect();
     check_invariants(hq.store(), &list);
 }
@@ -832,6 +864,7 @@ fn three_kiosks_at_two_sites_sync_at_once_through_faults(backend: &Backend) {
     for k in &kiosks {
         sync_until_done(k, &options(50), 3);
     }
+    settle(&kiosks.iter().collect::<Vec<_>>());
     let list: Vec<(&Store, &str)> = kiosks.iter().zip(sites).map(|(k, s)| (&k.store, s)).collect();
     check_invariants(hq.store(), &list);
     // The east kiosk holds east's data only if it is newer than the global import; here the global one is newer.

@@ -31,6 +31,7 @@
 mod changes;
 mod connect;
 mod devices;
+mod feed;
 mod push;
 mod queries;
 mod records;
@@ -46,6 +47,7 @@ use super::rows::HqError;
 
 pub use changes::PgChanges;
 pub use connect::{MIGRATOR, PgConfig};
+pub use feed::PgFeed;
 pub use push::PgBatch;
 
 /// HQ's PostgreSQL store.

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use guidedesk_sync::server::{HqStorage, HqTx, OpContext, Verdict};
-use guidedesk_sync::{DeviceId, Op, codec};
+use guidedesk_sync::{DeviceId, Hlc, Op, codec};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::feed::Bumped;
 use super::records::{COMMON, locked_records, stored_from_row, table, write_record, write_records};
 use super::{PgStore, to_i64, ts_u, uuid_of};
 use crate::hq::admit::{Screen, ScreenCache};
@@ -169,6 +170,14 @@ impl PgBatch {
                 None => (StoredRecord::first(ctx, &site, incoming.clone()), true),
             };
             if write_record(self.tx()?, &stored, new).await? {
+                let bumped = Bumped {
+                    kind: incoming.kind(),
+                    id: op.key.id,
+                    site: stored.site.clone(),
+                    echo: crate::hq::feed::echo_of(&stored, &incoming, ctx.device),
+                    stamp: ctx.stamp,
+                };
+                self.bump_feed(vec![bumped]).await?;
                 self.receipt(op, ctx, false).await?;
                 return Ok(Verdict::Applied);
             }
@@ -213,9 +222,11 @@ impl PgBatch {
                 Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
             }
         }
+        let mut bumped = Vec::new();
         for (kind, items) in groups {
-            self.apply_kind(kind, items, ops, &site, &mut verdicts).await?;
+            bumped.extend(self.apply_kind(kind, items, ops, &site, &mut verdicts).await?);
         }
+        self.bump_feed(bumped).await?;
         let applied: Vec<usize> = (0..ops.len()).filter(|&i| matches!(verdicts[i], Some(Verdict::Applied))).collect();
         self.receipts(ops, &applied).await?;
         verdicts
@@ -232,7 +243,7 @@ impl PgBatch {
         ops: &[(&Op, OpContext)],
         site: &str,
         verdicts: &mut [Option<Verdict>],
-    ) -> Result<(), HqError> {
+    ) -> Result<Vec<Bumped>, HqError> {
         let mut ids: Vec<Uuid> = items.iter().map(|(_, r)| r.id().0).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -280,12 +291,28 @@ impl PgBatch {
         let fresh_recs: Vec<&StoredRecord> = fresh.iter().map(|t| &t.stored).collect();
         let written: std::collections::HashSet<u128> =
             write_records(self.tx()?, kind, &fresh_recs, true).await?.into_iter().collect();
+        // Every record the batch merged moves in its site's feed; its echo is the device when the final state is
+        // exactly what the device's last op of it carried.
+        let bump = |stored: &StoredRecord, t_ops: &[usize], verdicts: &[Option<Verdict>]| -> Option<Bumped> {
+            let applied: Vec<usize> =
+                t_ops.iter().copied().filter(|&i| matches!(verdicts[i], Some(Verdict::Applied))).collect();
+            let last = *applied.last()?;
+            let (op, ctx) = &ops[last];
+            let stamp = applied.iter().fold(Hlc::ZERO, |m, &i| crate::hq::feed::later(m, ops[i].1.stamp));
+            let echo = incoming_of[last].as_ref().and_then(|inc| crate::hq::feed::echo_of(stored, inc, ctx.device));
+            Some(Bumped { kind, id: op.key.id, site: stored.site.clone(), echo, stamp })
+        };
+        let mut bumped: Vec<Bumped> = touched
+            .values()
+            .filter(|t| t.in_db || written.contains(&t.stored.record.id().as_u128()))
+            .filter_map(|t| bump(&t.stored, &t.ops, verdicts))
+            .collect();
         // A new record whose id another device's transaction inserted meanwhile: as in `apply_op`'s second round,
         // its row is read under its lock and the batch's ops are merged into it, in order.
         let lost: Vec<&Touched> =
             fresh.into_iter().filter(|t| !written.contains(&t.stored.record.id().as_u128())).collect();
         if lost.is_empty() {
-            return Ok(());
+            return Ok(bumped);
         }
         let lost_ids: Vec<Uuid> = lost.iter().map(|t| t.stored.record.id().0).collect();
         let mut rows = locked_records(self.tx()?, kind, &lost_ids).await?;
@@ -300,11 +327,14 @@ impl PgBatch {
                     verdicts[i] = Some(Verdict::Invalid(reason));
                 }
             }
+            if let Some(b) = bump(&s, &t.ops, verdicts) {
+                bumped.push(b);
+            }
             redone.push(s);
         }
         let redone: Vec<&StoredRecord> = redone.iter().collect();
         write_records(self.tx()?, kind, &redone, false).await?;
-        Ok(())
+        Ok(bumped)
     }
 
     /// The receipts of applied ops, in one statement.

@@ -13,6 +13,8 @@
 //! | `receipts` | (device, seq) → [`Receipt`] | one per op HQ holds: proves each (device, seq) was taken once |
 //! | `quarantine` | (device, seq) → [`QuarantineRow`] | permanently invalid ops, whole, with the reason |
 //! | `changes` | change seq → [`ChangeRow`] | the reference-data change log that devices pull |
+//! | `feed` | (site, feed seq) → (kind, id) | the site record feed devices pull (`hq::feed`): each record at its latest position |
+//! | `feed_pos` | (kind, id) → position, echo device, highest stamp | where each record stands in the feed |
 //!
 //! A push batch is one write transaction (`HqStore::begin`, its
 //! [`HqStorage`](guidedesk_sync::server::HqStorage) implementation, in `push.rs`); the device's cursor is
@@ -28,6 +30,7 @@
 
 mod changes;
 mod devices;
+mod feed;
 mod push;
 mod queries;
 #[cfg(test)]
@@ -46,6 +49,7 @@ pub use super::rows::{
     QuarantineRow, REFERENCE_KEY, REFERENCE_STREAM, Receipt, StoredRecord,
 };
 pub use changes::ScopedChanges;
+pub use feed::SiteFeed;
 pub use push::HqBatch;
 
 /// The store's file name inside HQ's data directory.
@@ -121,7 +125,10 @@ impl HqStore {
             tx.open_table(RECEIPTS)?;
             tx.open_table(QUARANTINE)?;
             tx.open_table(CHANGES)?;
+            tx.open_table(feed::FEED)?;
+            tx.open_table(feed::FEED_POS)?;
         }
+        feed::backfill(&tx)?;
         tx.commit()?;
         Ok(HqStore { db, path, screens: ScreenCache::default() })
     }

@@ -9,6 +9,7 @@ use guidedesk_sync::server::{HqStorage, HqTx, OpContext, Verdict};
 use guidedesk_sync::{DeviceId, Op, codec};
 use redb::{ReadableTable, WriteTransaction};
 
+use super::feed::FeedTables;
 use super::{
     DEVICES, DeviceRow, HqError, HqStore, IDX_DEVICE, IDX_SITE, IDX_TIME, QUARANTINE, QuarantineRow, RECEIPTS, RECORDS,
     Receipt, StoredRecord,
@@ -78,6 +79,7 @@ pub(super) struct BatchTables<'t> {
     pub(super) idx_site: redb::Table<'t, (&'static str, u16, i64, u128), ()>,
     pub(super) idx_device: redb::Table<'t, (u128, u16, u128), ()>,
     pub(super) receipts: redb::Table<'t, (u128, u64), &'static [u8]>,
+    pub(super) feed: FeedTables<'t>,
 }
 
 impl BatchTables<'_> {
@@ -96,6 +98,7 @@ impl BatchTables<'_> {
         let kind = op.key.kind;
         let id = op.key.id;
         let old = self.records.get((kind, id))?.map(|g| codec::decode::<StoredRecord>(g.value())).transpose()?;
+        let mut echo_base = None;
         let stored = if let Some(mut s) = old {
             let before = s.record.occurred_at().0;
             if let Err(reason) = s.merge(&incoming, ctx, site) {
@@ -108,6 +111,7 @@ impl BatchTables<'_> {
                 self.idx_site.remove((s.site.as_str(), kind, before, id))?;
                 self.idx_site.insert((s.site.as_str(), kind, after, id), ())?;
             }
+            echo_base = Some(incoming);
             s
         } else {
             let s = StoredRecord::first(ctx, site, incoming);
@@ -117,6 +121,12 @@ impl BatchTables<'_> {
             self.idx_device.insert((ctx.device.0, kind, id), ())?;
             s
         };
+        // A new record is exactly what its device sent; a merged one only when nothing else was folded in.
+        let echo = match &echo_base {
+            Some(incoming) => crate::hq::feed::echo_of(&stored, incoming, ctx.device),
+            None => Some(ctx.device.0),
+        };
+        self.feed.bump(&stored.site, kind, id, echo, ctx.stamp)?;
         self.records.insert((kind, id), codec::encode(&stored)?.as_slice())?;
         let r = Receipt { kind, id, received_ms: ctx.received_ms, quarantined: false, clamped: ctx.clamped };
         // A release (no screen) replaces the op's quarantine receipt; a push never meets an existing receipt.
@@ -154,6 +164,7 @@ impl HqTx for HqBatch<'_> {
             idx_site: self.tx.open_table(IDX_SITE)?,
             idx_device: self.tx.open_table(IDX_DEVICE)?,
             receipts: self.tx.open_table(RECEIPTS)?,
+            feed: FeedTables::open(&self.tx)?,
         };
         ops.iter().map(|(op, ctx)| t.apply(&site, op, ctx)).collect()
     }

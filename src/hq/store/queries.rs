@@ -112,6 +112,7 @@ impl HqStore {
                 idx_site: tx.open_table(IDX_SITE)?,
                 idx_device: tx.open_table(IDX_DEVICE)?,
                 receipts: tx.open_table(RECEIPTS)?,
+                feed: super::feed::FeedTables::open(&tx)?,
             };
             t.apply(&dev.site, &row.op, &ctx)?
         };

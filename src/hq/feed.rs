@@ -1,0 +1,101 @@
+//! The site record feed: every record HQ holds, except audit entries, relayed to every device of the record's site
+//! and to no other (`records` stream of `POST /v1/pull`).
+//!
+//! Both stores keep, per record, its position in a commit-ordered feed: each push that merges into a record moves
+//! it to the end (a new feed sequence number, with the highest op stamp merged into it and, when the merged record
+//! is exactly what the pushing device sent, that device as the *echo*: it already holds that state, so it is not
+//! sent back). A device pulls its site's feed page by page after its cursor. Because a record appears only at its
+//! latest position, the feed never needs compaction or a full reset: a device whose cursor is beyond the head (HQ
+//! restored from an older backup) starts again from the beginning, and merging what it already holds changes
+//! nothing. What the device then keeps is its own policy (`SharingPolicy`), applied as pages arrive.
+//!
+//! This module holds what both stores share: the page rule ([`page`]) over a store's [`FeedRead`].
+
+use guidedesk_sync::protocol::{Change, PullPage, PullResponse};
+use guidedesk_sync::{DeviceId, Hlc};
+
+use super::rows::{HqError, StoredRecord};
+use crate::model::RecordKind;
+use crate::model::codec::{Relayed, relay_key};
+
+/// Largest page of the records stream a device may ask for.
+pub const MAX_FEED_PAGE: u32 = 2_000;
+
+/// One feed entry: a record's latest position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Feed sequence number.
+    pub seq: u64,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// Record id.
+    pub id: u128,
+    /// The device whose op produced exactly this state (it is not sent the record back), if any.
+    pub echo: Option<u128>,
+    /// The highest op stamp merged into the record.
+    pub stamp: Hlc,
+}
+
+/// A consistent read of one site's feed.
+pub trait FeedRead {
+    /// The highest feed sequence number the site's devices can see (0 when none).
+    fn head(&self) -> Result<u64, HqError>;
+    /// Up to `limit` entries of the site with `seq > after`, in order.
+    fn entries_after(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, HqError>;
+    /// The stored records of these entries (same order; `None` for one that vanished).
+    fn records(&self, entries: &[FeedEntry]) -> Result<Vec<Option<StoredRecord>>, HqError>;
+    /// The desk of a device.
+    fn desk_of(&self, device: u128) -> Result<String, HqError>;
+}
+
+/// Answers a pull of the records stream: the entries after `cursor` (from the start when the cursor is beyond the
+/// head), without the ones `device` itself produced, each value a [`Relayed`] record.
+pub fn page(
+    read: &impl FeedRead,
+    device: DeviceId,
+    cursor: u64,
+    limit: u32,
+    now_ms: u64,
+) -> Result<PullResponse, HqError> {
+    let head = read.head()?;
+    let after = if cursor > head { 0 } else { cursor };
+    let limit = limit.clamp(1, MAX_FEED_PAGE) as usize;
+    let mut entries = read.entries_after(after, limit + 1)?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next = if more { entries.last().map_or(head, |e| e.seq) } else { head };
+    let wanted: Vec<FeedEntry> = entries.into_iter().filter(|e| e.echo != Some(device.0)).collect();
+    let records = read.records(&wanted)?;
+    let mut desks: std::collections::HashMap<u128, String> = std::collections::HashMap::new();
+    let mut changes = Vec::with_capacity(wanted.len());
+    for (e, stored) in wanted.iter().zip(records) {
+        let Some(stored) = stored else { continue };
+        let desk = match desks.entry(stored.device) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(read.desk_of(stored.device)?),
+        };
+        let relayed = Relayed::of(&stored.record, stored.device, desk, e.stamp)
+            .map_err(|err| HqError::Refused(format!("record {:x} cannot be relayed: {err}", e.id)))?;
+        changes.push(Change {
+            seq: e.seq,
+            key: relay_key(e.kind, e.id),
+            value: Some(guidedesk_sync::codec::encode(&relayed)?),
+        });
+    }
+    Ok(PullResponse { server_time_ms: now_ms, page: PullPage::Changes { changes, cursor: next }, more })
+}
+
+/// Whether a record of this kind is relayed to other devices: everything but audit entries (HQ only).
+pub fn relayed(kind: RecordKind) -> bool {
+    kind != RecordKind::Audit
+}
+
+/// The echo of a merge: the pushing device when the merged record is exactly what it sent.
+pub fn echo_of(merged: &StoredRecord, incoming: &crate::model::AnyRecord, device: DeviceId) -> Option<u128> {
+    (&merged.record == incoming).then_some(device.0)
+}
+
+/// The later of two stamps.
+pub fn later(a: Hlc, b: Hlc) -> Hlc {
+    if b > a { b } else { a }
+}

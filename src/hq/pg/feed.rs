@@ -1,0 +1,235 @@
+//! The site record feed on PostgreSQL (see `hq::feed` and `migrations/hq/0004_record_feed.sql`): a push batch
+//! moves the records it merged to the end of their site's feed just before it commits ([`PgBatch::bump_feed`],
+//! under the site's head row lock, so feed numbers are commit-ordered within a site); a pull reads a REPEATABLE READ
+//! snapshot ([`PgFeed`]).
+
+use std::sync::Mutex;
+
+use guidedesk_sync::Hlc;
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::push::PgBatch;
+use super::records::{COMMON, stored_from_row, table};
+use super::{PgStore, to_i64, uuid_of};
+use crate::hq::feed::{FeedEntry, FeedRead};
+use crate::hq::rows::{HqError, StoredRecord};
+use crate::model::RecordKind;
+
+/// A record a batch moved in the feed.
+#[derive(Debug, Clone)]
+pub(super) struct Bumped {
+    pub(super) kind: RecordKind,
+    pub(super) id: u128,
+    pub(super) site: String,
+    pub(super) echo: Option<u128>,
+    pub(super) stamp: Hlc,
+}
+
+fn head_key(site: &str) -> String {
+    format!("feed_head:{site}")
+}
+
+impl PgBatch {
+    /// Moves the records a batch merged to the end of their site's feed (one statement for the head, one for the
+    /// positions).
+    pub(super) async fn bump_feed(&mut self, mut bumped: Vec<Bumped>) -> Result<(), HqError> {
+        bumped.retain(|b| crate::hq::feed::relayed(b.kind));
+        // One position per record: the last bump wins, with the highest stamp.
+        let mut latest: std::collections::BTreeMap<(u16, u128), Bumped> = std::collections::BTreeMap::new();
+        for b in bumped {
+            let key = (b.kind.code(), b.id);
+            let stamp = latest.get(&key).map_or(b.stamp, |o| crate::hq::feed::later(o.stamp, b.stamp));
+            latest.insert(key, Bumped { stamp, ..b });
+        }
+        let mut by_site: std::collections::BTreeMap<String, Vec<Bumped>> = std::collections::BTreeMap::new();
+        for b in latest.into_values() {
+            by_site.entry(b.site.clone()).or_default().push(b);
+        }
+        for (site, items) in by_site {
+            let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
+            let head: i64 = sqlx::query(
+                "INSERT INTO hq_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) \
+                 DO UPDATE SET value = hq_meta.value + EXCLUDED.value RETURNING value",
+            )
+            .bind(head_key(&site))
+            .bind(n)
+            .fetch_one(&mut **self.tx()?)
+            .await?
+            .try_get("value")?;
+            let first = head - n + 1;
+            let (mut kinds, mut ids, mut sites, mut seqs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut echoes, mut walls, mut logicals, mut nodes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (i, b) in items.iter().enumerate() {
+                kinds.push(i16::try_from(b.kind.code()).unwrap_or(i16::MAX));
+                ids.push(uuid_of(b.id));
+                sites.push(site.clone());
+                seqs.push(first + i64::try_from(i).unwrap_or(0));
+                echoes.push(b.echo.map(uuid_of));
+                walls.push(to_i64(b.stamp.wall_ms, "stamp")?);
+                logicals.push(i64::from(b.stamp.logical));
+                nodes.push(b.stamp.node.cast_signed());
+            }
+            sqlx::query(
+                "INSERT INTO record_feed (kind, record_id, site, seq, echo, stamp_wall, stamp_logical, stamp_node) \
+                 SELECT * FROM UNNEST($1::int2[], $2::uuid[], $3::text[], $4::int8[], $5::uuid[], $6::int8[], \
+                 $7::int8[], $8::int8[]) \
+                 ON CONFLICT (kind, record_id) DO UPDATE SET seq = EXCLUDED.seq, echo = EXCLUDED.echo, \
+                 stamp_wall = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
+                   (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
+                   THEN EXCLUDED.stamp_wall ELSE record_feed.stamp_wall END, \
+                 stamp_logical = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
+                   (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
+                   THEN EXCLUDED.stamp_logical ELSE record_feed.stamp_logical END, \
+                 stamp_node = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
+                   (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
+                   THEN EXCLUDED.stamp_node ELSE record_feed.stamp_node END",
+            )
+            .bind(&kinds)
+            .bind(&ids)
+            .bind(&sites)
+            .bind(&seqs)
+            .bind(&echoes)
+            .bind(&walls)
+            .bind(&logicals)
+            .bind(&nodes)
+            .execute(&mut **self.tx()?)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A REPEATABLE READ snapshot of one site's record feed.
+pub struct PgFeed {
+    tx: Mutex<Option<Transaction<'static, Postgres>>>,
+    handle: tokio::runtime::Handle,
+    site: String,
+}
+
+impl std::fmt::Debug for PgFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgFeed").field("site", &self.site).finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// A read snapshot of a site's record feed.
+    pub fn feed_for(&self, site: &str) -> Result<PgFeed, HqError> {
+        let tx = self.run(async {
+            let mut tx = self.tx().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+            Ok(tx)
+        })?;
+        Ok(PgFeed { tx: Mutex::new(Some(tx)), handle: self.handle.clone(), site: site.to_string() })
+    }
+}
+
+impl PgFeed {
+    fn with_tx<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Transaction<'static, Postgres>) -> Result<T, HqError>,
+    ) -> Result<T, HqError> {
+        let mut guard = self.tx.lock().map_err(|_| HqError::Refused("feed snapshot lock poisoned".into()))?;
+        let tx = guard.as_mut().ok_or_else(|| HqError::Refused("feed snapshot already closed".into()))?;
+        self.handle.block_on(f(tx))
+    }
+}
+
+impl Drop for PgFeed {
+    fn drop(&mut self) {
+        // Ending the read transaction hands its connection back to the pool, which needs the pool's runtime.
+        let _rt = self.handle.enter();
+        if let Ok(mut g) = self.tx.lock() {
+            drop(g.take());
+        }
+    }
+}
+
+impl FeedRead for PgFeed {
+    fn head(&self) -> Result<u64, HqError> {
+        let key = head_key(&self.site);
+        self.with_tx(async |tx| {
+            let v: Option<i64> = sqlx::query("SELECT value FROM hq_meta WHERE name = $1")
+                .bind(&key)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("value"))
+                .transpose()?;
+            Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+        })
+    }
+
+    fn entries_after(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, HqError> {
+        let after = to_i64(after, "pull cursor")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.with_tx(async |tx| {
+            Ok(sqlx::query(
+                "SELECT seq, kind, record_id, echo, stamp_wall, stamp_logical, stamp_node FROM record_feed \
+                 WHERE site = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(&self.site)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: i16 = r.try_get("kind")?;
+            let Some(kind) = u16::try_from(kind).ok().and_then(RecordKind::from_code) else { continue };
+            let seq: i64 = r.try_get("seq")?;
+            let id: Uuid = r.try_get("record_id")?;
+            let echo: Option<Uuid> = r.try_get("echo")?;
+            let wall: i64 = r.try_get("stamp_wall")?;
+            let logical: i64 = r.try_get("stamp_logical")?;
+            let node: i64 = r.try_get("stamp_node")?;
+            out.push(FeedEntry {
+                seq: u64::try_from(seq).unwrap_or(0),
+                kind,
+                id: id.as_u128(),
+                echo: echo.map(|e| e.as_u128()),
+                stamp: Hlc {
+                    wall_ms: u64::try_from(wall).unwrap_or(0),
+                    logical: u32::try_from(logical).unwrap_or(u32::MAX),
+                    node: node.cast_unsigned(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn records(&self, entries: &[FeedEntry]) -> Result<Vec<Option<StoredRecord>>, HqError> {
+        let mut found: std::collections::HashMap<u128, StoredRecord> = std::collections::HashMap::new();
+        for kind in RecordKind::ALL {
+            let ids: Vec<Uuid> = entries.iter().filter(|e| e.kind == kind).map(|e| uuid_of(e.id)).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let (t, _) = table(kind);
+            let rows = self.with_tx(async |tx| {
+                Ok(sqlx::query(&format!("SELECT id, {COMMON}, record FROM {t} WHERE id = ANY($1)"))
+                    .bind(&ids)
+                    .fetch_all(&mut **tx)
+                    .await?)
+            })?;
+            for r in &rows {
+                let id: Uuid = r.try_get("id")?;
+                found.insert(id.as_u128(), stored_from_row(r)?);
+            }
+        }
+        Ok(entries.iter().map(|e| found.remove(&e.id)).collect())
+    }
+
+    fn desk_of(&self, device: u128) -> Result<String, HqError> {
+        self.with_tx(async |tx| {
+            Ok(sqlx::query("SELECT desk FROM devices WHERE device = $1")
+                .bind(uuid_of(device))
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get::<String, _>("desk"))
+                .transpose()?
+                .unwrap_or_default())
+        })
+    }
+}

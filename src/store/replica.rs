@@ -1,0 +1,256 @@
+//! Records other desks and offices of the site wrote, as HQ relays them (the `records` stream; see `hq::feed`).
+//!
+//! A pulled page is applied with its cursor in one transaction ([`Store::apply_remote_page`]): each record is
+//! merged into the copy held here by the record's own merge rule (LWW fields by HLC, event lists united), indexes
+//! kept, and no outbox op written — HQ holds it already, and an edit made here meanwhile has its own op that HQ
+//! merges the same way, so every desk and HQ converge. Records of another desk are kept as the reference data's
+//! [`SharingPolicy`](crate::model::SharingPolicy) says (open cases and tasks always) and purged with retention
+//! ([`Store::purge_replicas`]); audit entries never arrive. A record first seen through the stream gets its origin
+//! (device and desk) noted in `replicas`, so counts and exports can tell own records from replicated ones, and
+//! the hash chains of other desks' feedback are verified per origin ([`Store::verify_replica_chains`]).
+
+use std::collections::BTreeMap;
+
+use guidedesk_sync::{Hlc, codec};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::write::index_apply_with;
+use super::{Store, StoreError, open_any, open_op, read_u64, tables};
+use crate::model::{AnyRecord, Chained, Feedback, Record, RecordId, RecordKind};
+use tables::meta;
+
+/// Where a replicated record comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaOrigin {
+    /// The device that first wrote it.
+    pub device: u128,
+    /// That device's desk code.
+    pub desk: String,
+}
+
+/// What applying one relayed record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteOutcome {
+    /// Not held before: stored.
+    New,
+    /// Merged into the copy held, which changed.
+    Merged,
+    /// The copy held already had everything.
+    Unchanged,
+    /// Outside what this desk keeps (sharing policy), and not held: not stored.
+    NotKept,
+    /// Not a record another desk may relay (an audit entry, a record of another kind under the same id).
+    Refused,
+}
+
+/// One relayed record, decoded.
+#[derive(Debug, Clone)]
+pub struct RemoteRecord {
+    /// The merged record as HQ holds it.
+    pub record: AnyRecord,
+    /// Its origin, `None` when this desk wrote it.
+    pub origin: Option<ReplicaOrigin>,
+    /// The highest op stamp merged into it.
+    pub stamp: Hlc,
+}
+
+/// What a pulled page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RemoteApplied {
+    /// Records in the page.
+    pub received: u64,
+    /// Stored for the first time.
+    pub new: u64,
+    /// Merged into a copy held here, which changed.
+    pub merged: u64,
+    /// Already held as sent.
+    pub unchanged: u64,
+    /// Outside the sharing policy (not stored).
+    pub not_kept: u64,
+    /// Refused (audit entries, kind clashes).
+    pub refused: u64,
+    /// The records that changed here, for screens to refresh and forms to warn.
+    #[serde(skip)]
+    pub changed: Vec<(RecordKind, RecordId)>,
+}
+
+/// Counts of records by origin (`guidedesk stats --json`'s `by_origin`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ByOrigin {
+    /// Written at this desk.
+    pub local: u64,
+    /// Written at other desks of the site and relayed by HQ.
+    pub replicated: u64,
+}
+
+impl Store {
+    /// Applies a pulled page of the records stream and stores the stream's cursor, in one durable transaction.
+    pub fn apply_remote_page(
+        &self,
+        records: &[RemoteRecord],
+        stream: &str,
+        cursor: u64,
+    ) -> Result<RemoteApplied, StoreError> {
+        let policy = self.reference().sharing.clone();
+        let me = self.device().0;
+        self.write(|ctx| {
+            let now = ctx.now();
+            let mut out = RemoteApplied { received: records.len() as u64, ..RemoteApplied::default() };
+            for r in records {
+                let origin = r.origin.as_ref().filter(|o| o.device != me);
+                let held = ctx.holds(r.record.kind(), r.record.id())?;
+                let outcome = if !held && origin.is_some() && !policy.keeps(&r.record, now) {
+                    RemoteOutcome::NotKept
+                } else {
+                    ctx.merge_remote(&r.record, origin, r.stamp)?
+                };
+                match outcome {
+                    RemoteOutcome::New => out.new += 1,
+                    RemoteOutcome::Merged => out.merged += 1,
+                    RemoteOutcome::Unchanged => out.unchanged += 1,
+                    RemoteOutcome::NotKept => out.not_kept += 1,
+                    RemoteOutcome::Refused => out.refused += 1,
+                }
+                if matches!(outcome, RemoteOutcome::New | RemoteOutcome::Merged) {
+                    out.changed.push((r.record.kind(), r.record.id()));
+                }
+            }
+            ctx.set_pull_cursor(stream, cursor)?;
+            Ok(out)
+        })
+    }
+
+    /// Where a record came from: `None` for one written here.
+    pub fn origin_of(&self, kind: RecordKind, id: RecordId) -> Result<Option<ReplicaOrigin>, StoreError> {
+        let tx = self.read()?;
+        let t = tx.open_table(tables::REPLICAS)?;
+        let v = t.get((kind.code(), id.as_u128()))?;
+        Ok(v.map(|g| codec::decode::<ReplicaOrigin>(g.value())).transpose()?)
+    }
+
+    /// Every replicated record's origin, by (kind, id).
+    pub fn origins(&self) -> Result<BTreeMap<(RecordKind, RecordId), ReplicaOrigin>, StoreError> {
+        let tx = self.read()?;
+        let mut out = BTreeMap::new();
+        for e in tx.open_table(tables::REPLICAS)?.iter()? {
+            let (k, v) = e?;
+            let (kind, id) = k.value();
+            if let Some(kind) = RecordKind::from_code(kind) {
+                out.insert((kind, RecordId::from_u128(id)), codec::decode::<ReplicaOrigin>(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Follow-up tasks made from the same source at two desks while they were apart (both kept; a supervisor
+    /// settles which one to call from): source → task ids, smallest first.
+    pub fn duplicate_followups(&self) -> Result<Vec<Vec<RecordId>>, StoreError> {
+        let tx = self.read()?;
+        let keys = self.keys();
+        let mut by_source: BTreeMap<String, Vec<RecordId>> = BTreeMap::new();
+        let t = tx.open_table(tables::records(RecordKind::FollowupTask))?;
+        for e in t.iter()? {
+            let (k, v) = e?;
+            if let AnyRecord::FollowupTask(task) = open_any(&keys, RecordKind::FollowupTask, k.value(), v.value())? {
+                by_source.entry(task.source.dedup_key()).or_default().push(task.id);
+            }
+        }
+        Ok(by_source
+            .into_values()
+            .filter(|ids| ids.len() > 1)
+            .map(|mut ids| {
+                ids.sort();
+                ids
+            })
+            .collect())
+    }
+
+    /// Verifies the feedback chains of the other desks this desk holds records of: per origin, each record's hash
+    /// matches its content and each record that directly follows another held one links to it. (A desk holds only
+    /// part of another desk's chain — what the sharing policy keeps — so positions not held are not problems.)
+    pub fn verify_replica_chains(&self) -> Result<Vec<String>, StoreError> {
+        let origins = self.origins()?;
+        let mut chains: BTreeMap<(u128, String), Vec<Feedback>> = BTreeMap::new();
+        for ((kind, id), origin) in &origins {
+            if *kind != RecordKind::Feedback {
+                continue;
+            }
+            if let Some(f) = self.get::<Feedback>(*id)? {
+                chains.entry((origin.device, origin.desk.clone())).or_default().push(f);
+            }
+        }
+        let mut problems = Vec::new();
+        for ((device, desk), mut chain) in chains {
+            chain.sort_by_key(Chained::chain_index);
+            let who = format!("feedback of desk {desk} ({})", uuid::Uuid::from_u128(device));
+            let mut prev: Option<(u64, [u8; 32])> = None;
+            for f in &chain {
+                let (index, id) = (f.chain_index(), Record::id(f));
+                if f.compute_hash() != f.hash() {
+                    problems.push(format!("{who}: #{index} ({id}) was altered"));
+                } else if let Some((pi, ph)) = prev
+                    && pi + 1 == index
+                    && f.prev_hash() != ph
+                {
+                    problems.push(format!("{who}: #{index} ({id}) does not follow the previous record"));
+                }
+                prev = Some((index, f.hash()));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Purges replicated records this desk no longer keeps under the sharing policy (closed, older than the
+    /// policy's days, and with no edit of this desk waiting for HQ), with their index entries and origin rows, in
+    /// one durable transaction. Returns how many went.
+    pub fn purge_replicas(&self, dry_run: bool) -> Result<u64, StoreError> {
+        let policy = self.reference().sharing.clone();
+        let keys = self.keys();
+        let now = self.now();
+        let mut tx = self.db.begin_write()?;
+        let mut purged = 0;
+        {
+            let acked = read_u64(&tx.open_table(tables::META)?, meta::ACKED_SEQ)?;
+            let mut pending = std::collections::BTreeSet::new();
+            for e in tx.open_table(tables::OUTBOX)?.range(acked.saturating_add(1)..)? {
+                let (k, v) = e?;
+                let op = open_op(&keys, k.value(), v.value())?;
+                pending.insert((op.key.kind, op.key.id));
+            }
+            let mut gone = Vec::new();
+            for e in tx.open_table(tables::REPLICAS)?.iter()? {
+                let (k, _) = e?;
+                let (code, id) = k.value();
+                let Some(kind) = RecordKind::from_code(code) else { continue };
+                if pending.contains(&(code, id)) {
+                    continue;
+                }
+                let t = tx.open_table(tables::records(kind))?;
+                let Some(g) = t.get(id)? else {
+                    gone.push((code, id, None));
+                    continue;
+                };
+                let rec = open_any(&keys, kind, id, g.value())?;
+                if !policy.keeps(&rec, now) {
+                    gone.push((code, id, Some(rec)));
+                }
+            }
+            for (code, id, rec) in gone {
+                tx.open_table(tables::REPLICAS)?.remove((code, id))?;
+                if let Some(rec) = rec {
+                    tx.open_table(tables::records(rec.kind()))?.remove(id)?;
+                    index_apply_with(&tx, &rec, self.offset, &keys, false, false)?;
+                    purged += 1;
+                }
+            }
+        }
+        if dry_run {
+            tx.abort()?;
+        } else {
+            tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+            tx.commit()?;
+        }
+        Ok(purged)
+    }
+}
