@@ -536,6 +536,12 @@ impl DeskApp {
             Ok(id) => {
                 self.version += 1;
                 self.last_error = None;
+                // Other desks of the site see it as soon as HQ has it.
+                if let Some(w) = &self.sync
+                    && w.is_live()
+                {
+                    w.sync_now();
+                }
                 Outcome::Done(id)
             }
             Err(StoreError::Invalid(e)) => Outcome::Invalid(e),

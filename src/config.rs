@@ -63,6 +63,9 @@ pub struct SyncConfig {
     pub batch_size: u32,
     /// Seconds one request to HQ may take before it is abandoned (5–600).
     pub timeout_secs: u32,
+    /// Keep one long poll open at HQ (`GET /v1/watch`) and sync as soon as another desk of the site saves a record,
+    /// and right after each save here. `false`: only the interval, the nightly window and "sync now".
+    pub live: bool,
 }
 
 impl Default for SyncConfig {
@@ -73,6 +76,7 @@ impl Default for SyncConfig {
             retain_acked_days: 30,
             batch_size: 2000,
             timeout_secs: 60,
+            live: true,
         }
     }
 }

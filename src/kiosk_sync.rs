@@ -268,7 +268,7 @@ impl SyncOptions {
 }
 
 /// Told after each page of the records stream: what it did, and how many records could not be read.
-pub type RecordsProgress<'a> = &'a (dyn Fn(&RemoteApplied, u64) + Sync);
+pub type RecordsProgress<'a> = &'a dyn Fn(&RemoteApplied, u64);
 
 /// The store seen as an outbox and a pull sink.
 struct StoreSide<'a> {
@@ -476,6 +476,11 @@ pub struct SyncStatus {
     pub hq_offset_ms: Option<i64>,
     /// When the next cycle is planned.
     pub next_run: Option<Moment>,
+    /// Records other desks wrote or changed that this desk took in since it started (screens showing records
+    /// refresh when it moves).
+    pub remote_changes: u64,
+    /// The last of them: (kind, id, desk it came from).
+    pub last_remote: Option<(crate::model::RecordKind, crate::model::RecordId, String)>,
 }
 
 enum Command {
@@ -490,6 +495,7 @@ pub struct SyncWorker {
     thread: Option<std::thread::JoinHandle<()>>,
     done: Receiver<()>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    live: bool,
 }
 
 /// How long [`SyncWorker::shutdown`] waits for a cycle in progress before leaving the thread to finish on its own
@@ -546,6 +552,14 @@ impl SyncWorker {
         options.connect_timeout = Duration::from_secs(5);
         let interval = Duration::from_secs(u64::from(config.interval_minutes.max(1)) * 60);
         let nightly = config.nightly().unwrap_or((120, 120));
+        let live = Arc::new(Live::default());
+        if config.live {
+            let (live, stopping, commands) = (Arc::clone(&live), Arc::clone(&stopping), tx.clone());
+            let options = options.clone();
+            std::thread::Builder::new()
+                .name("sync-watch".into())
+                .spawn(move || watch_loop(&live, &stopping, &commands, &options))?;
+        }
         let thread = std::thread::Builder::new().name("sync".into()).spawn(move || {
             let w = Loop {
                 store,
@@ -556,16 +570,22 @@ impl SyncWorker {
                 status: worker_status,
                 notify,
                 stopping: worker_stopping,
+                live,
             };
             w.run(&rx);
             let _ = done_tx.send(());
         })?;
-        Ok(SyncWorker { commands: tx, status, thread: Some(thread), done, stopping })
+        Ok(SyncWorker { commands: tx, status, thread: Some(thread), done, stopping, live: config.live })
     }
 
     /// The current status (cheap; never blocks on the network).
     pub fn status(&self) -> SyncStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Whether the worker syncs live (a long poll at HQ, and a cycle after each save).
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     /// Asks for a cycle now. Returns `false` if requests are already queued.
@@ -605,6 +625,72 @@ struct Loop {
     status: Arc<Mutex<SyncStatus>>,
     notify: Box<dyn Fn() + Send>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    live: Arc<Live>,
+}
+
+/// What the watcher thread needs from the sync thread: the credential (once loaded) and the records cursor. The
+/// watcher holds no store, so a long poll in flight never keeps the store open after the worker stops.
+#[derive(Default)]
+struct Live {
+    cred: Mutex<Option<Credential>>,
+    cursor: std::sync::atomic::AtomicU64,
+}
+
+/// How long one watch may wait at HQ.
+const WATCH_WAIT: Duration = Duration::from_secs(20);
+
+/// The watcher thread: keeps one long poll open at HQ and asks for a cycle as soon as the site has records this
+/// desk has not pulled. Failures wait 2 s, doubling to a minute; the interval and nightly cycles go on regardless.
+fn watch_loop(
+    live: &Live,
+    stopping: &std::sync::atomic::AtomicBool,
+    commands: &SyncSender<Command>,
+    options: &SyncOptions,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut pause = Duration::from_secs(2);
+    let nap = |d: Duration| {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until && !stopping.load(SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut client: Option<(String, HttpTransport)> = None;
+    while !stopping.load(SeqCst) {
+        let cred = live.cred.lock().ok().and_then(|c| c.clone());
+        let Some(cred) = cred else {
+            nap(Duration::from_secs(1));
+            continue;
+        };
+        if client.as_ref().is_none_or(|(token, _)| *token != cred.token) {
+            if let Ok(t) = transport(&cred, options) {
+                client = Some((cred.token.clone(), t));
+            } else {
+                nap(Duration::from_mins(1));
+                continue;
+            }
+        }
+        let Some((_, t)) = &client else { continue };
+        let cursor = live.cursor.load(SeqCst);
+        match t.watch(cursor, WATCH_WAIT) {
+            Ok(head) if head > cursor => {
+                pause = Duration::from_secs(2);
+                if matches!(commands.try_send(Command::SyncNow), Err(TrySendError::Disconnected(_))) {
+                    return;
+                }
+                // Give the cycle a moment to move the cursor before watching again.
+                let until = std::time::Instant::now() + Duration::from_secs(3);
+                while live.cursor.load(SeqCst) < head && std::time::Instant::now() < until && !stopping.load(SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            Ok(_) => pause = Duration::from_secs(2),
+            Err(_) => {
+                nap(pause);
+                pause = (pause * 2).min(Duration::from_mins(1));
+            }
+        }
+    }
 }
 
 impl Loop {
@@ -657,12 +743,34 @@ impl Loop {
                     continue;
                 }
             };
+            if let Ok(mut c) = self.live.cred.lock()
+                && c.as_ref() != Some(&cred)
+            {
+                *c = Some(cred.clone());
+            }
             self.update(|s| {
                 s.enrolled = true;
                 s.running = true;
                 s.last_attempt = Some(self.store.now());
             });
-            let result = sync_with(&self.store, &cred, &self.options);
+            let progress = |a: &RemoteApplied, _unreadable: u64| {
+                let changed = (a.new + a.merged) as usize;
+                if changed == 0 {
+                    return;
+                }
+                if let Ok(mut st) = self.status.lock() {
+                    st.remote_changes += changed as u64;
+                    if let Some((kind, id)) = a.changed.last() {
+                        let desk = self.store.origin_of(*kind, *id).ok().flatten().map(|o| o.desk).unwrap_or_default();
+                        st.last_remote = Some((*kind, *id, desk));
+                    }
+                }
+                (self.notify)();
+            };
+            let result = sync_with_progress(&self.store, &cred, &self.options, Some(&progress));
+            if let Ok(c) = self.store.pull_cursor(RECORDS_STREAM) {
+                self.live.cursor.store(c, std::sync::atomic::Ordering::SeqCst);
+            }
             let waiting = self.waiting();
             match result {
                 Ok(report) => {

@@ -13,6 +13,8 @@
 //! - [`reports_api`]: cross-site reports (JSON, CSV) and the HTML overview, behind the reporting token.
 //! - [`openapi`]: the `OpenAPI` document (`/openapi.json`), generated from the handlers.
 //! - [`limits`]: per-request deadline and per-client rate limit.
+//! - [`feed`]: the site record feed every device of a site pulls; [`watch`]: the long poll that tells a desk when
+//!   its site has new records.
 //!
 //! The push/pull rules themselves live in the domain-agnostic `guidedesk_sync::server`; this module supplies the
 //! storage behind them.
@@ -30,3 +32,4 @@ pub mod reports_api;
 pub mod rows;
 pub mod server;
 pub mod store;
+pub mod watch;

@@ -22,7 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use guidedesk_sync::protocol::{
-    self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PushRequest, SERVER_TIME_HEADER, codes,
+    self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, PullRequest, PushOutcome, PushRequest,
+    SERVER_TIME_HEADER, codes,
 };
 use guidedesk_sync::server::{ApplyError, apply_push, pull_page};
 use guidedesk_sync::{DeviceId, codec};
@@ -66,6 +67,8 @@ pub struct HqState {
     /// Push requests decoded and applied at once; the others wait with their body still encoded. The embedded store
     /// takes one writer at a time, so more would only hold decoded batches in memory while they queue for it.
     pub push_slots: Arc<tokio::sync::Semaphore>,
+    /// Wakes the desks watching a site when records arrive for it.
+    pub signals: super::watch::SiteSignals,
 }
 
 /// Push requests an embedded HQ works on at once: one applying, one decoded and waiting for the writer.
@@ -183,7 +186,7 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
 }
 
 /// The verified device behind a request, or 401 (see [`limits::guard`], which refused a bad credential already).
-fn device_caller(caller: Option<Extension<Caller>>) -> Result<AuthDevice, ApiError> {
+pub(crate) fn device_caller(caller: Option<Extension<Caller>>) -> Result<AuthDevice, ApiError> {
     match caller.map(|Extension(c)| c) {
         Some(Caller::Device(d)) => Ok(d),
         Some(Caller::Refused(r)) => Err(r.error()),
@@ -239,6 +242,11 @@ async fn push(
             ApplyError::Storage(s) => ApiError::from(s),
             other => internal(&other),
         })?;
+        if let PushOutcome::Accepted(ack) = &resp.outcome
+            && ack.applied > 0
+        {
+            state.signals.notify(&auth.site);
+        }
         codec_response(&resp)
     })
     .await
@@ -385,6 +393,7 @@ pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<HqState> {
         .routes(utoipa_axum::routes!(push))
         .routes(utoipa_axum::routes!(pull))
         .routes(utoipa_axum::routes!(enroll))
+        .routes(utoipa_axum::routes!(super::watch::watch))
         .routes(utoipa_axum::routes!(health))
         .routes(utoipa_axum::routes!(reports_api::summary))
         .routes(utoipa_axum::routes!(reports_api::table_csv))
@@ -591,6 +600,7 @@ pub fn start_with(
         api: Arc::new(api),
         limiter: RateLimiter::default(),
         outbox: OutboxReports::default(),
+        signals: super::watch::SiteSignals::default(),
     };
     let handle = axum_server::Handle::new();
     let admin_handle = axum_server::Handle::new();

@@ -163,6 +163,12 @@ impl HttpTransport {
         if let Some(n) = pending {
             req = req.header(crate::protocol::OUTBOX_PENDING_HEADER, n.to_string());
         }
+        self.finish(req)
+    }
+
+    /// Sends a request with the credential and reads the answer: the body and HQ's clock on success, the error
+    /// (retryable or a refusal with HQ's code) otherwise.
+    fn finish(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<(Vec<u8>, u64), TransportError> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -221,6 +227,22 @@ impl HttpTransport {
         serde_json::from_slice(&bytes).map_err(|e| TransportError::Retryable {
             message: format!("HQ's enrolment answer could not be read: {e}"),
             retry_after: None,
+        })
+    }
+
+    /// Waits (long poll, at most `wait` seconds) until the device's site has records after feed position `after`;
+    /// returns the site's feed head (see [`WATCH_PATH`](crate::protocol::WATCH_PATH)).
+    pub fn watch(&self, after: u64, wait: Duration) -> Result<u64, TransportError> {
+        let req = self
+            .http
+            .get(format!("{}{}?after={after}&wait={}", self.base, crate::protocol::WATCH_PATH, wait.as_secs()))
+            .timeout(wait + Duration::from_secs(15));
+        let (bytes, _) = self.finish(req)?;
+        serde_json::from_slice::<crate::protocol::WatchAnswer>(&bytes).map(|a| a.head).map_err(|e| {
+            TransportError::Retryable {
+                message: format!("HQ's watch answer could not be read: {e}"),
+                retry_after: None,
+            }
         })
     }
 

@@ -28,6 +28,9 @@ pub const PUSH_PATH: &str = "/v1/push";
 pub const PULL_PATH: &str = "/v1/pull";
 /// Path of the enrolment exchange.
 pub const ENROLL_PATH: &str = "/v1/enroll";
+/// Path of the watch exchange (`GET`, JSON answer `{"head": N}`): a long poll that answers once the device's site
+/// has records after the feed position `after`, or after `wait` seconds (at most 25).
+pub const WATCH_PATH: &str = "/v1/watch";
 /// Content type of codec-encoded bodies.
 pub const CONTENT_TYPE: &str = "application/vnd.guidedesk.sync";
 /// Response header with HQ's wall clock, milliseconds since the Unix epoch.
@@ -185,6 +188,13 @@ impl PullPage {
             PullPage::Changes { cursor, .. } | PullPage::Reset { cursor, .. } => *cursor,
         }
     }
+}
+
+/// HQ's answer to a watch (JSON): the device's site's record feed head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchAnswer {
+    /// The feed head.
+    pub head: u64,
 }
 
 /// Enrolment: a one-time code and the device that uses it (JSON).

@@ -238,7 +238,7 @@ impl Plan {
     }
 }
 
-struct Proxy {
+pub(crate) struct Proxy {
     addr: SocketAddr,
     upstream: Arc<Mutex<SocketAddr>>,
     plan: Arc<Mutex<Plan>>,
@@ -535,7 +535,7 @@ fn all_records(store: &Store) -> BTreeMap<(u16, u128), AnyRecord> {
 }
 
 /// The invariants every scenario ends with (see the module documentation).
-fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
+pub(crate) fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
     let receipts: BTreeSet<(DeviceId, u64)> = hq.receipts().unwrap().into_iter().map(|(k, _)| k).collect();
     let quarantined = hq.quarantined().unwrap();
     let quarantined_keys: BTreeSet<(u16, u128)> =
@@ -606,7 +606,7 @@ fn check_invariants(hq: &HqBackend, kiosks: &[(&Store, &str)]) {
 }
 
 /// One more cycle for every kiosk once all have pushed everything, so each has pulled what the others sent.
-fn settle(kiosks: &[&Kiosk]) {
+pub(crate) fn settle(kiosks: &[&Kiosk]) {
     for k in kiosks {
         sync_until_done(k, &options(500), 3);
     }
@@ -1221,7 +1221,8 @@ fn sync_worker_reports_status_in_plain_words(backend: &Backend) {
     let store = Arc::new(k.store);
     let notified = Arc::new(AtomicU64::new(0));
     let n = Arc::clone(&notified);
-    let config = guidedesk::config::SyncConfig { interval_minutes: 60, timeout_secs: 5, ..Default::default() };
+    let config =
+        guidedesk::config::SyncConfig { interval_minutes: 60, timeout_secs: 5, live: false, ..Default::default() };
     let worker = kiosk_sync::SyncWorker::spawn(
         Arc::clone(&store),
         kdir.clone(),
@@ -1353,6 +1354,7 @@ on_both_backends!(
 
 // PostgreSQL failures and several HQ processes on one database.
 mod pg_faults;
+mod sharing;
 
 /// Personal data never reaches a log: HQ's output while it takes pushes (good ones, and a damaged one carrying a
 /// name and phone), HQ's error answers, and the kiosk's `guidedesk sync` output hold no name, phone or complaint.

@@ -1,0 +1,206 @@
+//! Site-wide sharing end to end: records flow down to every desk of their site and to no other, concurrent offline
+//! edits of one case at two desks converge everywhere, a new desk catches up with its site, and a record saved at
+//! one desk reaches another live (long poll) within seconds. Both HQ backends, through the fault proxy.
+
+use super::*;
+use guidedesk::command::cases::{act_on_case, new_case};
+use guidedesk::model::{Case, CaseAction, CaseChannel, CaseForm, CaseGrade, CaseStatus};
+
+fn case_form(store: &Store, who: &str) -> CaseForm {
+    CaseForm {
+        grade: Some(CaseGrade::Complaint),
+        channel: Some(CaseChannel::InPerson),
+        complainant: who.into(),
+        departments: vec![store.reference().departments[0].id.clone()],
+        facts: "候诊时间过长".into(),
+        ..CaseForm::default()
+    }
+}
+
+fn take_case(k: &Kiosk, who: &str) -> RecordId {
+    let form = case_form(&k.store, who);
+    k.store.write(|ctx| new_case(ctx, &form, StaffRef("K001".into()))).unwrap()
+}
+
+fn act(k: &Kiosk, id: RecordId, action: CaseAction) {
+    k.store.write(|ctx| act_on_case(ctx, id, action, StaffRef("K002".into()))).unwrap();
+}
+
+fn three_desks(backend: &Backend, dir: &Path) -> (RunningHq, Proxy, Vec<Kiosk>) {
+    let hq = start_hq(backend, &dir.join("hq"), 100);
+    hq.store().import_reference(&reference_variant("share"), None, 100).unwrap();
+    let proxy = Proxy::start(hq.addr());
+    let desks = [("main", "lobby"), ("main", "office"), ("east", "lobby")]
+        .iter()
+        .enumerate()
+        .map(|(i, (site, desk))| enrol(&hq, &dir.join(format!("k{i}")), site, desk, &proxy.url()))
+        .collect();
+    (hq, proxy, desks)
+}
+
+fn sites() -> [&'static str; 3] {
+    ["main", "main", "east"]
+}
+
+fn check(hq: &RunningHq, desks: &[Kiosk]) {
+    settle(&desks.iter().collect::<Vec<_>>());
+    let list: Vec<(&Store, &str)> = desks.iter().zip(sites()).map(|(k, s)| (&k.store, s)).collect();
+    check_invariants(hq.store(), &list);
+}
+
+fn a_complaint_taken_at_one_desk_is_worked_at_another_of_its_site_and_never_seen_at_the_other_site(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, proxy, desks) = three_desks(backend, dir.path());
+    let (lobby, office, east) = (&desks[0], &desks[1], &desks[2]);
+    proxy.set_random(11, 20);
+    let id = take_case(lobby, "钱芳");
+    write_arrivals(&lobby.store, 30, 10);
+    write_arrivals(&east.store, 10, 10);
+    for k in &desks {
+        sync_until_done(k, &options(7), 20);
+    }
+    // The office holds the lobby's complaint, replicated; the east desk holds nothing of the main site.
+    let at_office: Case = office.store.get(id).unwrap().expect("the complaint reached the office");
+    assert_eq!(at_office.complainant, "钱芳");
+    assert_eq!(office.store.origin_of(RecordKind::Case, id).unwrap().unwrap().desk, "lobby");
+    assert!(east.store.get::<Case>(id).unwrap().is_none(), "a record of the main site reached the east site");
+    let by = east.store.stats().unwrap().by_origin;
+    assert_eq!(by.replicated, 0, "east holds records of another site: {by:?}");
+    // The office works it to the end; the lobby sees it resolved and closed.
+    let dept = office.store.reference().departments[0].id.clone();
+    act(office, id, CaseAction::Assign { department: dept, assignee: None });
+    act(office, id, CaseAction::Investigate);
+    act(
+        office,
+        id,
+        CaseAction::Resolve {
+            resolution: "已协调加号".into(),
+            actions: "增开诊室".into(),
+            responsible: "门诊部".into(),
+        },
+    );
+    sync_until_done(office, &options(7), 20);
+    sync_until_done(lobby, &options(7), 20);
+    let at_lobby: Case = lobby.store.get(id).unwrap().unwrap();
+    assert_eq!(at_lobby.status.value.status, CaseStatus::Resolved);
+    assert_eq!(at_lobby, office.store.get::<Case>(id).unwrap().unwrap());
+    // What the lobby wrote was its own; the office's edits did not make it the office's.
+    assert_eq!(lobby.store.origin_of(RecordKind::Case, id).unwrap(), None);
+    let stats = office.store.stats().unwrap();
+    assert!(stats.by_origin.replicated >= 31, "{:?}", stats.by_origin);
+    assert_eq!(stats.by_origin.local + stats.by_origin.replicated, stats.records.values().sum::<u64>());
+    proxy.clear();
+    check(&hq, &desks);
+}
+
+fn concurrent_offline_edits_of_one_case_at_two_desks_converge_everywhere(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, proxy, desks) = three_desks(backend, dir.path());
+    let (lobby, office) = (&desks[0], &desks[1]);
+    let id = take_case(lobby, "周强");
+    sync_until_done(lobby, &options(50), 3);
+    sync_until_done(office, &options(50), 3);
+    // Both desks lose the line and edit the same case.
+    proxy.set_default(Fault::CutRequest);
+    let dept = lobby.store.reference().departments[0].id.clone();
+    act(lobby, id, CaseAction::Assign { department: dept.clone(), assignee: Some("K003".into()) });
+    act(lobby, id, CaseAction::Investigate);
+    act(office, id, CaseAction::Escalate { to: CaseGrade::Dispute });
+    act(office, id, CaseAction::Assign { department: dept, assignee: Some("K004".into()) });
+    for k in [lobby, office] {
+        assert!(kiosk_sync::sync_with(&k.store, &k.cred, &options(50)).is_err());
+    }
+    proxy.clear();
+    sync_until_done(office, &options(50), 3);
+    sync_until_done(lobby, &options(50), 3);
+    sync_until_done(office, &options(50), 3);
+    let a: Case = lobby.store.get(id).unwrap().unwrap();
+    let b: Case = office.store.get(id).unwrap().unwrap();
+    assert_eq!(a, b, "the two desks did not converge");
+    let at_hq = hq.store().record(RecordKind::Case, id.as_u128()).unwrap().unwrap();
+    assert_eq!(AnyRecord::Case(a.clone()), at_hq.record, "HQ did not converge with the desks");
+    // Nothing was dropped: the escalation, both assignments and the investigation are all in the history.
+    assert_eq!(a.grade.value, CaseGrade::Dispute);
+    assert_eq!(a.status.value.status, CaseStatus::Investigating);
+    assert!(a.events.len() >= 5, "events lost: {:?}", a.events);
+    check(&hq, &desks);
+}
+
+fn a_new_desk_catches_up_with_its_site_and_resumes_after_a_cut(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, proxy, desks) = three_desks(backend, dir.path());
+    write_arrivals(&desks[0].store, 1_500, 250);
+    let open_case = take_case(&desks[1], "吴刚");
+    for k in &desks {
+        sync_until_done(k, &options(500), 3);
+    }
+    // A new desk at the main site: its first pull is cut after a few pages, then resumes where it stopped.
+    let fresh = enrol(&hq, &dir.path().join("new"), "main", "floor2", &proxy.url());
+    proxy.script(&[Fault::Pass, Fault::Pass, Fault::Pass, Fault::CutResponse]);
+    let pages = std::sync::atomic::AtomicU64::new(0);
+    let progress = |a: &guidedesk::store::RemoteApplied, _| {
+        pages.fetch_add(1, Ordering::SeqCst);
+        assert!(a.received <= u64::from(kiosk_sync::RECORDS_PAGE));
+    };
+    let first = kiosk_sync::sync_with_progress(&fresh.store, &fresh.cred, &options(500), Some(&progress));
+    let cursor_after_cut = fresh.store.pull_cursor("records").unwrap();
+    if first.is_err() {
+        assert!(cursor_after_cut < hq.store().feed_head("main").unwrap());
+    }
+    sync_until_done(&fresh, &options(500), 3);
+    assert!(pages.load(Ordering::SeqCst) >= 2, "the backfill came in pages");
+    assert!(fresh.store.get::<Case>(open_case).unwrap().is_some());
+    let by = fresh.store.stats().unwrap().by_origin;
+    assert_eq!(by.local, 0);
+    assert!(by.replicated >= 1_501, "{by:?}");
+    let mut all = desks;
+    all.push(fresh);
+    settle(&all.iter().collect::<Vec<_>>());
+    let list: Vec<(&Store, &str)> =
+        all.iter().zip(["main", "main", "east", "main"]).map(|(k, s)| (&k.store, s)).collect();
+    check_invariants(hq.store(), &list);
+}
+
+fn a_record_saved_at_one_desk_shows_at_another_within_two_seconds_live(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(backend, &dir.path().join("hq"), 100);
+    let a_dir = dir.path().join("a");
+    let b_dir = dir.path().join("b");
+    let a = enrol(&hq, &a_dir, "main", "lobby", &hq.url());
+    let b = enrol(&hq, &b_dir, "main", "office", &hq.url());
+    let (a_store, b_store) = (Arc::new(a.store), Arc::new(b.store));
+    let config = guidedesk::config::SyncConfig { interval_minutes: 60, timeout_secs: 5, ..Default::default() };
+    let wa = kiosk_sync::SyncWorker::spawn(Arc::clone(&a_store), a_dir, &config, Box::new(|| {})).unwrap();
+    let wb = kiosk_sync::SyncWorker::spawn(Arc::clone(&b_store), b_dir, &config, Box::new(|| {})).unwrap();
+    assert!(wa.sync_now() && wb.sync_now());
+    wait_for(&wa, "A's first cycle", |s| s.last_success.is_some() && !s.running);
+    wait_for(&wb, "B's first cycle", |s| s.last_success.is_some() && !s.running);
+    // Let B's watch reach HQ.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        let form = case_form(&a_store, &format!("患者{i}"));
+        let id = a_store.write(|ctx| new_case(ctx, &form, StaffRef("K001".into()))).unwrap();
+        let saved = Instant::now();
+        wa.sync_now(); // what the app does after each save
+        while b_store.get::<Case>(id).unwrap().is_none() {
+            assert!(saved.elapsed() < Duration::from_secs(10), "case {i} did not reach desk B");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies.push(saved.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    latencies.sort();
+    let p95 = latencies[latencies.len() - 1];
+    assert!(p95 < Duration::from_secs(2), "desk A → desk B took {latencies:?}");
+    assert!(wb.status().remote_changes >= 5);
+    wa.shutdown();
+    wb.shutdown();
+}
+
+on_both_backends!(
+    a_complaint_taken_at_one_desk_is_worked_at_another_of_its_site_and_never_seen_at_the_other_site,
+    concurrent_offline_edits_of_one_case_at_two_desks_converge_everywhere,
+    a_new_desk_catches_up_with_its_site_and_resumes_after_a_cut,
+    a_record_saved_at_one_desk_shows_at_another_within_two_seconds_live,
+);
