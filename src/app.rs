@@ -99,6 +99,8 @@ pub struct DeskApp {
     patient: Option<PatientMode>,
     file_message: Option<String>,
     sync: Option<crate::kiosk_sync::SyncWorker>,
+    /// Records other desks changed that the screens have been refreshed for.
+    remote_seen: u64,
 }
 
 impl DeskApp {
@@ -132,6 +134,7 @@ impl DeskApp {
             patient: None,
             file_message: None,
             sync: None,
+            remote_seen: 0,
         }
     }
 
@@ -170,6 +173,11 @@ impl DeskApp {
         self.sync = Some(worker);
     }
 
+    /// The background sync worker, when one is attached.
+    pub fn sync_worker(&self) -> Option<&crate::kiosk_sync::SyncWorker> {
+        self.sync.as_ref()
+    }
+
     /// Whether the kiosk is in patient mode.
     pub fn in_patient_mode(&self) -> bool {
         self.patient.is_some()
@@ -200,6 +208,7 @@ impl DeskApp {
         }
         self.track_activity(ui);
         self.poll_jobs();
+        self.take_remote_changes();
         ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
         let tr = self.tr;
         self.top_bar(ui, tr);
@@ -511,6 +520,18 @@ impl DeskApp {
         if let Some(r) = self.search_job.as_ref().and_then(Job::poll) {
             self.search_job = None;
             self.search.on_results(r.unwrap_or_else(|_| Err(tr.t("search.failed").to_string())));
+        }
+    }
+
+    /// Records other desks of the site changed arrived: screens showing records read them again (a form being
+    /// typed keeps what is in it; the screens decide how to show a change under an open record).
+    fn take_remote_changes(&mut self) {
+        if let Some(w) = &self.sync {
+            let n = w.status().remote_changes;
+            if n != self.remote_seen {
+                self.remote_seen = n;
+                self.version += 1;
+            }
         }
     }
 

@@ -204,3 +204,94 @@ on_both_backends!(
     a_new_desk_catches_up_with_its_site_and_resumes_after_a_cut,
     a_record_saved_at_one_desk_shows_at_another_within_two_seconds_live,
 );
+
+/// Two kiosks on one HQ, each through its real screens: a complaint taken at the lobby is resolved at the
+/// customer-service office and shows resolved back at the lobby.
+#[test]
+fn a_complaint_taken_at_desk_a_is_resolved_at_desk_b_and_shows_resolved_at_a() {
+    use crate::ui::{button, fixture, harness, sign_in, type_into};
+    use egui::accesskit::Role;
+    use egui_kittest::kittest::Queryable as _;
+
+    fn pick(h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, combo: &str, option: &str) {
+        h.get_by_label(combo).scroll_to_me();
+        h.run();
+        h.get_by_label(combo).click();
+        h.run();
+        h.query_all_by_label(option).last().expect("the option is listed").click();
+        h.run();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(&Backend::Embedded, &dir.path().join("hq"), 100);
+    let (fa, fb) = (fixture(true), fixture(true));
+    let enrol_fixture = |f: &crate::ui::Fixture, desk: &str| {
+        let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
+        kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap().0
+    };
+    enrol_fixture(&fa, "lobby");
+    enrol_fixture(&fb, "office");
+    // Each app syncs through its own background worker, as in the window (no long poll here: the test says when).
+    let config =
+        guidedesk::config::SyncConfig { interval_minutes: 60, timeout_secs: 5, live: false, ..Default::default() };
+    let worker = |f: &crate::ui::Fixture| {
+        kiosk_sync::SyncWorker::spawn(Arc::clone(&f.store), f.dir.path().to_path_buf(), &config, Box::new(|| {}))
+            .unwrap()
+    };
+    let cycle = |h: &egui_kittest::Harness<'_, guidedesk::app::DeskApp>, f: &crate::ui::Fixture| {
+        // The kiosks' clocks are manual: a second passes, so each cycle's success has its own moment.
+        f.clock.advance(1_000);
+        let w = h.state().sync_worker().expect("a worker is attached");
+        let before = w.status().last_success;
+        assert!(w.sync_now());
+        wait_for(w, "a cycle", |s| !s.running && s.last_success.is_some() && s.last_success != before);
+        assert_eq!(w.status().records_waiting, 0);
+    };
+
+    // Desk A (the lobby) takes the complaint.
+    let mut a = harness(&fa.store);
+    a.state_mut().attach_sync(worker(&fa));
+    sign_in(&mut a, "刘敏");
+    button(&mut a, "客诉处理");
+    button(&mut a, "新建客诉");
+    button(&mut a, "投诉");
+    a.get_by_role_and_label(Role::Button, "电话").click();
+    a.run();
+    type_into(&mut a, Role::TextInput, "投诉人", "李强");
+    type_into(&mut a, Role::TextInput, "电话", "13912345678");
+    pick(&mut a, "涉及科室", "心血管内科");
+    type_into(&mut a, Role::MultilineTextInput, "事实与理由", "候诊两小时无人告知原因");
+    button(&mut a, "受理");
+    assert!(a.query_by_label("客诉已受理").is_some());
+    cycle(&a, &fa);
+
+    // Desk B (the office) finds it in its list and resolves it.
+    let mut b = harness(&fb.store);
+    b.state_mut().attach_sync(worker(&fb));
+    sign_in(&mut b, "刘敏");
+    cycle(&b, &fb);
+    b.run();
+    button(&mut b, "客诉处理");
+    button(&mut b, "查看 李强");
+    button(&mut b, "转交科室");
+    pick(&mut b, "分诊科室", "心血管内科");
+    button(&mut b, "确认： 转交科室");
+    button(&mut b, "处理完毕");
+    type_into(&mut b, Role::MultilineTextInput, "处理结果", "已向患者致歉并说明原因");
+    type_into(&mut b, Role::TextInput, "责任人", "王主任");
+    button(&mut b, "确认： 处理完毕");
+    cycle(&b, &fb);
+    cycle(&a, &fa);
+
+    // Desk A shows it resolved, on the screen that was open all along.
+    a.run();
+    a.run();
+    let id = fa.store.open_cases_due(None).unwrap()[0].id;
+    let at_a: Case = fa.store.get(id).unwrap().unwrap();
+    assert_eq!(at_a.status.value.status, CaseStatus::Resolved);
+    assert_eq!(at_a, fb.store.get::<Case>(id).unwrap().unwrap());
+    // The list row and the open case's status both read 已处理 now; 已受理 is gone.
+    assert!(a.query_all_by_label("已处理").count() >= 2, "desk A does not show the case resolved");
+    assert!(a.query_by_label("已受理").is_none());
+    assert!(a.query_by_label_contains("已向患者致歉并说明原因").is_some());
+}
