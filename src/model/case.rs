@@ -231,6 +231,28 @@ pub enum CaseEventKind {
     Note,
 }
 
+/// A history two desks made while apart that cannot both stand (see [`Case::conflicts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseConflict {
+    /// Closed twice in one round.
+    TwoClosings,
+    /// Resolved and found not established in one round.
+    ResolvedAndNotEstablished,
+    /// Two different resolutions in one round.
+    TwoResolutions,
+}
+
+impl CaseConflict {
+    /// Stable key (translations: `conflict.<key>`).
+    pub fn key(self) -> &'static str {
+        match self {
+            CaseConflict::TwoClosings => "two_closings",
+            CaseConflict::ResolvedAndNotEstablished => "resolved_and_not_established",
+            CaseConflict::TwoResolutions => "two_resolutions",
+        }
+    }
+}
+
 /// One entry of a case's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseEvent {
@@ -570,6 +592,29 @@ impl Case {
         Ok(())
     }
 
+    /// What two desks did to this case while apart that cannot both stand, in its current round (since the last
+    /// reopening): two closings, both a resolution and a "not established" finding, or two different resolutions.
+    /// The merge keeps every event (one status wins by its stamp), so nothing is lost; such a case needs a
+    /// supervisor's attention on every desk, who reads both and settles it by reopening it (a new round) and
+    /// finishing it once.
+    pub fn conflicts(&self) -> Vec<CaseConflict> {
+        let start = self.events.iter().rposition(|e| matches!(e.kind, CaseEventKind::Reopened)).unwrap_or(0);
+        let round = &self.events[start..];
+        let mut out = Vec::new();
+        if round.iter().filter(|e| matches!(e.kind, CaseEventKind::Closed { .. })).count() > 1 {
+            out.push(CaseConflict::TwoClosings);
+        }
+        let resolutions: Vec<&CaseEventKind> =
+            round.iter().map(|e| &e.kind).filter(|k| matches!(k, CaseEventKind::Resolved { .. })).collect();
+        if !resolutions.is_empty() && round.iter().any(|e| matches!(e.kind, CaseEventKind::NotEstablished)) {
+            out.push(CaseConflict::ResolvedAndNotEstablished);
+        }
+        if resolutions.windows(2).any(|w| w[0] != w[1]) {
+            out.push(CaseConflict::TwoResolutions);
+        }
+        out
+    }
+
     /// Whether the case is open and past its deadline on `day`.
     pub fn overdue_on(&self, day: NaiveDate) -> bool {
         self.is_open() && self.due.value.0 < day
@@ -717,6 +762,62 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    /// Two desks close the same case while apart: the merge keeps both closings and says the case needs
+    /// attention; a resolution at one desk and "not established" at the other likewise; a reopening starts a clean
+    /// round.
+    #[test]
+    fn impossible_histories_from_two_desks_are_kept_and_flagged() {
+        let stamp = |n: u64, node: u64| Hlc { wall_ms: n, logical: 0, node };
+        let mut base = case();
+        let by = StaffRef("cs1".into());
+        base.apply(CaseAction::Investigate, Moment(2), by.clone(), stamp(2, 1)).unwrap();
+        let resolve = |c: &mut Case, what: &str, node: u64| {
+            let action =
+                CaseAction::Resolve {
+                    resolution: what.into(), actions: String::new(), responsible: "门诊部".into()
+                };
+            c.apply(action, Moment(3), StaffRef("cs1".into()), stamp(3, node)).unwrap();
+        };
+        let (mut a, mut b) = (base.clone(), base.clone());
+        resolve(&mut a, "已致歉", 1);
+        resolve(&mut b, "已致歉", 2);
+        a.merge(&b);
+        assert!(a.conflicts().is_empty(), "the same resolution twice is no conflict: {:?}", a.conflicts());
+        let (mut c1, mut c2) = (a.clone(), a.clone());
+        c1.apply(CaseAction::Close { satisfaction: Some(Rating::Satisfied) }, Moment(4), by.clone(), stamp(4, 1))
+            .unwrap();
+        c2.apply(CaseAction::Close { satisfaction: Some(Rating::Dissatisfied) }, Moment(5), by.clone(), stamp(5, 2))
+            .unwrap();
+        let mut merged = c1.clone();
+        merged.merge(&c2);
+        let mut other_way = c2.clone();
+        other_way.merge(&c1);
+        assert_eq!(merged, other_way, "merge order does not matter");
+        assert_eq!(merged.conflicts(), vec![CaseConflict::TwoClosings]);
+        let closings = merged.events.iter().filter(|e| matches!(e.kind, CaseEventKind::Closed { .. })).count();
+        assert_eq!(closings, 2, "both closings are kept");
+        // Resolved at one desk, found not established at the other, and two different resolutions.
+        let (mut resolved, mut refuted) = (base.clone(), base.clone());
+        resolve(&mut resolved, "已致歉", 1);
+        refuted.apply(CaseAction::NotEstablished { explanation: "已解释".into() }, Moment(3), by.clone(), stamp(3, 2))
+            .unwrap();
+        resolved.merge(&refuted);
+        assert_eq!(resolved.conflicts(), vec![CaseConflict::ResolvedAndNotEstablished]);
+        let (mut one, mut two) = (base.clone(), base);
+        resolve(&mut one, "已致歉", 1);
+        resolve(&mut two, "已退费", 2);
+        one.merge(&two);
+        assert_eq!(one.conflicts(), vec![CaseConflict::TwoResolutions]);
+        // The supervisor settles it by reopening: a new round, with nothing to reconcile.
+        let mut again = merged;
+        let due = Some((NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(), false));
+        again
+            .apply_with_due(CaseAction::Reopen { reason: "核对".into() }, due, Moment(6), by.clone(), stamp(6, 1))
+            .unwrap();
+        assert!(again.conflicts().is_empty());
+        assert_eq!(again.events.len(), 7, "the history keeps both closings");
     }
 
     #[test]

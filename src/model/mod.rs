@@ -18,7 +18,9 @@ pub mod validate;
 
 pub use arrival::{Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, StepEvent, VisitStep, VisitType};
 pub use audit::{AuditAction, AuditEntry, AuditTarget};
-pub use case::{Case, CaseAction, CaseChannel, CaseEvent, CaseEventKind, CaseForm, CaseGrade, CaseStatus};
+pub use case::{
+    Case, CaseAction, CaseChannel, CaseConflict, CaseEvent, CaseEventKind, CaseForm, CaseGrade, CaseStatus,
+};
 pub use common::{Lww, Merge, Moment, RecordId, RecordKind, StaffRef};
 pub use consultation::{Concern, Consultation, ConsultationChannel, ConsultationForm};
 pub use feedback::{Dimension, Feedback, FeedbackForm, Rating};

@@ -145,6 +145,12 @@ impl DeskScreen for CasesScreen {
                 self.errors = ValidationErrors::default();
                 self.selected = None;
             }
+            let conflicted = self.rows.iter().filter(|c| !c.conflicts().is_empty()).count();
+            if conflicted > 0 {
+                ui.label(
+                    RichText::new(tr.f("cases.attention_count", &[("n", &conflicted)])).color(theme::ALERT).strong(),
+                );
+            }
             let overdue = self.rows.iter().filter(|c| c.overdue_on(today)).count();
             if overdue > 0 {
                 ui.label(RichText::new(tr.f("cases.overdue_count", &[("n", &overdue)])).color(theme::ALERT).strong());
@@ -308,6 +314,13 @@ impl CasesScreen {
                                 };
                                 ui.label(RichText::new(text).color(color).size(theme::SMALL));
                             }
+                            if !c.conflicts().is_empty() {
+                                ui.label(
+                                    RichText::new(format!("⚠ {}", tr.t("cases.needs_attention")))
+                                        .color(theme::ALERT)
+                                        .size(theme::SMALL),
+                                );
+                            }
                             if ui
                                 .button(tr.t("cases.open"))
                                 .accessible_name(format!("{} {}", tr.t("cases.open"), c.complainant))
@@ -411,6 +424,16 @@ impl CasesScreen {
             ui.heading(format!("{} · {}", tr.k("grade", c.grade.value.key()), c.complainant));
             ui.label(RichText::new(format!("#{}", c.id.short())).color(theme::MUTED));
         });
+        let conflicts = c.conflicts();
+        if !conflicts.is_empty() {
+            let what: Vec<&str> = conflicts.iter().map(|k| tr.k("conflict", k.key())).collect();
+            ui.label(
+                RichText::new(format!("⚠ {}: {}", tr.t("cases.needs_attention"), what.join("；")))
+                    .color(theme::ALERT)
+                    .strong(),
+            );
+            ui.label(RichText::new(tr.t("cases.attention_hint")).color(theme::MUTED).size(theme::SMALL));
+        }
         widgets::compact(ui, |ui| {
             egui::Grid::new("case_facts").num_columns(2).spacing(egui::vec2(12.0, 4.0)).show(ui, |ui| {
                 let mut kv = |k: &str, v: String| {

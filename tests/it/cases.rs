@@ -228,3 +228,46 @@ fn escalation_recomputes_the_deadline_from_the_original_receipt() {
     assert_eq!((c.grade.value, c.due.value), (CaseGrade::Dispute, (d(12, 2), false)));
     assert!(c.events.iter().any(|e| matches!(e.kind, guidedesk::model::CaseEventKind::Escalated { .. })));
 }
+
+/// Two desks closed the same complaint while apart: both closings are kept, and the case says it needs a
+/// supervisor, in the list and on the case, until it is reopened and finished once.
+#[test]
+fn a_case_closed_at_two_desks_while_apart_needs_a_supervisor() {
+    use guidedesk::model::{CaseAction, CaseConflict};
+    use guidedesk_sync::Hlc;
+    let f = fixture(true);
+    let form = CaseForm {
+        grade: Some(CaseGrade::Complaint),
+        channel: Some(CaseChannel::InPerson),
+        complainant: "郑华".into(),
+        facts: "检查结果迟迟未出".into(),
+        ..CaseForm::default()
+    };
+    let id = f.store.write(|ctx| guidedesk::command::cases::new_case(ctx, &form, StaffRef("K001".into()))).unwrap();
+    let base: Case = f.store.get(id).unwrap().unwrap();
+    let at = base.received_at;
+    let desk = |node: u64, rating: Rating| {
+        let mut c = base.clone();
+        let stamp = |n: u64| Hlc { wall_ms: u64::try_from(at.0).unwrap() + n, logical: 0, node };
+        let resolve =
+            CaseAction::Resolve {
+                resolution: "已解释".into(), actions: String::new(), responsible: "检验科".into()
+            };
+        c.apply(resolve, at, StaffRef("K001".into()), stamp(10)).unwrap();
+        c.apply(CaseAction::Close { satisfaction: Some(rating) }, at, StaffRef("K001".into()), stamp(20 + node))
+            .unwrap();
+        c
+    };
+    let mut merged = desk(7, Rating::Satisfied);
+    guidedesk::model::common::Merge::merge(&mut merged, &desk(9, Rating::Dissatisfied));
+    assert_eq!(merged.conflicts(), vec![CaseConflict::TwoClosings]);
+    f.store.write(|ctx| ctx.put(&merged)).unwrap();
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "刘敏");
+    button(&mut h, "客诉处理");
+    button(&mut h, "近90天全部");
+    assert!(h.query_by_label("1 件需主管核对").is_some());
+    assert!(h.query_by_label("⚠ 需主管核对").is_some());
+    button(&mut h, "查看 郑华");
+    assert!(h.query_by_label_contains("两个服务台各自结案").is_some());
+}
