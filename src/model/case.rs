@@ -801,7 +801,8 @@ mod tests {
         // Resolved at one desk, found not established at the other, and two different resolutions.
         let (mut resolved, mut refuted) = (base.clone(), base.clone());
         resolve(&mut resolved, "已致歉", 1);
-        refuted.apply(CaseAction::NotEstablished { explanation: "已解释".into() }, Moment(3), by.clone(), stamp(3, 2))
+        refuted
+            .apply(CaseAction::NotEstablished { explanation: "已解释".into() }, Moment(3), by.clone(), stamp(3, 2))
             .unwrap();
         resolved.merge(&refuted);
         assert_eq!(resolved.conflicts(), vec![CaseConflict::ResolvedAndNotEstablished]);
