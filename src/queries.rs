@@ -25,6 +25,12 @@ pub trait Queries {
     fn offset(&self) -> chrono::FixedOffset;
     /// A day's arrivals in registration order.
     fn arrivals_on(&self, day: NaiveDate) -> Result<Vec<Arrival>, StoreError>;
+    /// The desk each record of a kind that another desk of the site wrote came from (this desk's own are not
+    /// listed).
+    fn origin_desks(
+        &self,
+        kind: crate::model::RecordKind,
+    ) -> Result<std::collections::BTreeMap<RecordId, String>, StoreError>;
     /// Arrivals that may be the same person: same phone, or same name (and age within two years when both known).
     fn possible_earlier_visits(
         &self,
@@ -75,6 +81,13 @@ impl Queries for Store {
 
     fn arrivals_on(&self, day: NaiveDate) -> Result<Vec<Arrival>, StoreError> {
         Store::arrivals_on(self, day)
+    }
+
+    fn origin_desks(
+        &self,
+        kind: crate::model::RecordKind,
+    ) -> Result<std::collections::BTreeMap<RecordId, String>, StoreError> {
+        Store::origin_desks(self, kind)
     }
 
     fn possible_earlier_visits(

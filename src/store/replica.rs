@@ -143,6 +143,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The desk each replicated record of a kind came from (records written here are not listed).
+    pub fn origin_desks(&self, kind: RecordKind) -> Result<BTreeMap<RecordId, String>, StoreError> {
+        let tx = self.read()?;
+        let mut out = BTreeMap::new();
+        let k = kind.code();
+        for e in tx.open_table(tables::REPLICAS)?.range((k, 0u128)..=(k, u128::MAX))? {
+            let (key, v) = e?;
+            out.insert(RecordId::from_u128(key.value().1), codec::decode::<ReplicaOrigin>(v.value())?.desk);
+        }
+        Ok(out)
+    }
+
     /// Follow-up tasks made from the same source at two desks while they were apart (both kept; a supervisor
     /// settles which one to call from): source → task ids, smallest first.
     pub fn duplicate_followups(&self) -> Result<Vec<Vec<RecordId>>, StoreError> {

@@ -47,6 +47,10 @@ pub struct BoardScreen {
     need: Option<Need>,
     show_finished: bool,
     rows: Vec<Arrival>,
+    /// The desk of each row another desk of the site registered (the site-wide board); this desk's are absent.
+    desks: std::collections::BTreeMap<RecordId, String>,
+    /// Only rows of this desk (`Some("")`: this desk's own).
+    desk: Option<String>,
     loaded: Option<(u64, chrono::NaiveDate)>,
     dialog: Option<Dialog>,
     message: Option<(bool, String)>,
@@ -66,6 +70,10 @@ impl DeskScreen for BoardScreen {
         if self.loaded != Some((cx.version, today)) {
             match q.arrivals_on(today) {
                 Ok(rows) => self.rows = rows,
+                Err(e) => self.message = Some((false, e.to_string())),
+            }
+            match q.origin_desks(crate::model::RecordKind::Arrival) {
+                Ok(d) => self.desks = d,
                 Err(e) => self.message = Some((false, e.to_string())),
             }
             self.loaded = Some((cx.version, today));
@@ -101,6 +109,8 @@ impl DeskScreen for BoardScreen {
         }
         ui.separator();
 
+        // The desk column and filter appear once the board holds another desk's arrivals.
+        let site_wide = !self.desks.is_empty();
         let visible: Vec<&Arrival> = self.rows.iter().filter(|a| self.matches(a)).collect();
         if visible.is_empty() {
             ui.label(RichText::new(tr.t("board.empty")).color(theme::MUTED));
@@ -117,6 +127,13 @@ impl DeskScreen for BoardScreen {
                         let step = a.step();
                         cell(ui, 56.0, |ui| {
                             ui.label(a.arrived_at.local(offset).format("%H:%M").to_string());
+                            if site_wide {
+                                let desk = self.desks.get(&a.id).map_or(tr.t("board.this_desk"), String::as_str);
+                                ui.add(
+                                    egui::Label::new(RichText::new(desk).color(theme::MUTED).size(theme::SMALL))
+                                        .truncate(),
+                                );
+                            }
                         });
                         cell(ui, 170.0, |ui| {
                             let mut who = a.name.clone();
@@ -246,6 +263,7 @@ impl BoardScreen {
             && self.step.is_none_or(|s| a.step() == s)
             && self.priority.is_none_or(|p| a.priority == p)
             && self.need.is_none_or(|n| a.has_need(n))
+            && self.desk.as_deref().is_none_or(|d| self.desks.get(&a.id).map_or("", String::as_str) == d)
     }
 
     fn filters_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
@@ -292,6 +310,29 @@ impl BoardScreen {
                     })
                     .response
             });
+            if !self.desks.is_empty() {
+                let mut seen: Vec<&String> = self.desks.values().collect();
+                seen.sort();
+                seen.dedup();
+                let desk_text = match self.desk.as_deref() {
+                    None => all.to_string(),
+                    Some("") => tr.t("board.this_desk").to_string(),
+                    Some(d) => d.to_string(),
+                };
+                widgets::row(ui, tr.t("board.filter_desk"), |ui| {
+                    egui::ComboBox::from_id_salt("f_desk")
+                        .width(120.0)
+                        .selected_text(desk_text)
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut self.desk, None, all);
+                            ui.selectable_value(&mut self.desk, Some(String::new()), tr.t("board.this_desk"));
+                            for d in seen {
+                                ui.selectable_value(&mut self.desk, Some(d.clone()), d.as_str());
+                            }
+                        })
+                        .response
+                });
+            }
             ui.checkbox(&mut self.show_finished, tr.t("board.show_finished"));
         });
     }

@@ -295,3 +295,59 @@ fn a_complaint_taken_at_desk_a_is_resolved_at_desk_b_and_shows_resolved_at_a() {
     assert!(a.query_by_label("已受理").is_none());
     assert!(a.query_by_label_contains("已向患者致歉并说明原因").is_some());
 }
+
+/// The board is site-wide: arrivals registered at the lobby show on the office's board with their desk, the queue
+/// alert counts them, and the desk filter narrows the board to one desk.
+#[test]
+fn the_board_shows_the_whole_site_with_a_desk_column_and_filter() {
+    use crate::ui::{button, fixture, harness, sign_in};
+    use egui_kittest::kittest::Queryable as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(&Backend::Embedded, &dir.path().join("hq"), 100);
+    let (fa, fb) = (fixture(true), fixture(true));
+    let mut creds = Vec::new();
+    for (f, desk) in [(&fa, "lobby"), (&fb, "office")] {
+        let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
+        creds.push(kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap().0);
+    }
+    // Ten waiting at the lobby, one at the office: eleven waiting on the site, over the alert's eight.
+    let register = |store: &Store, n: usize, tag: &str| {
+        let dept = store.reference().departments[0].id.clone();
+        for i in 0..n {
+            let form = ArrivalForm {
+                name: format!("{tag}{i}"),
+                sex: Some(Sex::Male),
+                visit_type: Some(VisitType::Return),
+                channel: Some(ArrivalChannel::WalkIn),
+                complaint: "复诊".into(),
+                department: dept.clone(),
+                ..ArrivalForm::default()
+            };
+            store.write(|ctx| guidedesk::command::desk::register(ctx, &form, &StaffRef("D001".into()))).unwrap();
+        }
+    };
+    register(&fa.store, 10, "大厅");
+    register(&fb.store, 1, "客服");
+    for (f, c) in [(&fa, &creds[0]), (&fb, &creds[1]), (&fa, &creds[0])] {
+        assert_eq!(kiosk_sync::sync_with(&f.store, c, &options(100)).unwrap().pending, 0);
+    }
+    let mut h = harness(&fb.store);
+    sign_in(&mut h, "陈晓燕");
+    button(&mut h, "就诊看板");
+    assert_eq!(h.state().store().arrivals_on(fb.store.today()).unwrap().len(), 11);
+    assert!(h.query_by_label("今日 11 人，进行中 11 人，已结束 0 人").is_some());
+    // The board draws the rows in view: each shows its desk.
+    assert!(h.query_all_by_label("lobby").count() >= 5, "lobby arrivals show their desk");
+    assert!(
+        h.query_by_label("挂号处排队 11 人，已超过 8 人，请通知主管增开窗口").is_some(),
+        "the alert counts the site"
+    );
+    // Only this desk's.
+    h.get_by_label("服务台").click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "本台").click();
+    h.run();
+    assert!(h.query_by_label("客服0").is_some());
+    assert_eq!(h.query_all_by_label("lobby").count(), 0, "only this desk's arrivals are left");
+}
