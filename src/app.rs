@@ -428,6 +428,12 @@ impl DeskApp {
         }
         if s.revoked {
             ui.label(RichText::new(tr.t("status.sync_revoked")).color(theme::ALERT));
+        } else if let Some((n, done)) = s.catching_up {
+            ui.add(
+                egui::ProgressBar::new(f32::from(done) / 1000.0)
+                    .desired_width(220.0)
+                    .text(tr.f("status.sync_catching_up", &[("n", &n)])),
+            );
         } else if s.running {
             ui.label(tr.t("status.sync_running"));
         } else if let Some(e) = &s.last_error {

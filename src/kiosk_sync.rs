@@ -481,6 +481,9 @@ pub struct SyncStatus {
     pub remote_changes: u64,
     /// The last of them: (kind, id, desk it came from).
     pub last_remote: Option<(crate::model::RecordKind, crate::model::RecordId, String)>,
+    /// While a cycle takes in a long run of other desks' records (a new desk's first sync, a desk back after days
+    /// offline): records received so far and how far through the site's feed it is, in thousandths.
+    pub catching_up: Option<(u64, u16)>,
 }
 
 enum Command {
@@ -634,6 +637,8 @@ struct Loop {
 struct Live {
     cred: Mutex<Option<Credential>>,
     cursor: std::sync::atomic::AtomicU64,
+    /// The site's feed head as HQ last told the watcher.
+    head: std::sync::atomic::AtomicU64,
 }
 
 /// How long one watch may wait at HQ.
@@ -672,7 +677,11 @@ fn watch_loop(
         }
         let Some((_, t)) = &client else { continue };
         let cursor = live.cursor.load(SeqCst);
-        match t.watch(cursor, WATCH_WAIT) {
+        let answer = t.watch(cursor, WATCH_WAIT);
+        if let Ok(head) = answer {
+            live.head.store(head, SeqCst);
+        }
+        match answer {
             Ok(head) if head > cursor => {
                 pause = Duration::from_secs(2);
                 if matches!(commands.try_send(Command::SyncNow), Err(TrySendError::Disconnected(_))) {
@@ -753,7 +762,24 @@ impl Loop {
                 s.running = true;
                 s.last_attempt = Some(self.store.now());
             });
+            let received = std::cell::Cell::new(0u64);
             let progress = |a: &RemoteApplied, _unreadable: u64| {
+                received.set(received.get() + a.received);
+                // A long run of pages: say how far through the site's feed this desk is.
+                if received.get() >= u64::from(RECORDS_PAGE) {
+                    let head = self.live.head.load(std::sync::atomic::Ordering::SeqCst);
+                    let cursor = self.store.pull_cursor(RECORDS_STREAM).unwrap_or(0);
+                    let done = if head > 0 {
+                        u16::try_from((u128::from(cursor.min(head)) * 1000 / u128::from(head)).min(1000))
+                            .unwrap_or(1000)
+                    } else {
+                        0
+                    };
+                    if let Ok(mut st) = self.status.lock() {
+                        st.catching_up = Some((received.get(), done));
+                    }
+                    (self.notify)();
+                }
                 let changed = (a.new + a.merged) as usize;
                 if changed == 0 {
                     return;
@@ -768,6 +794,7 @@ impl Loop {
                 (self.notify)();
             };
             let result = sync_with_progress(&self.store, &cred, &self.options, Some(&progress));
+            self.update(|s| s.catching_up = None);
             if let Ok(c) = self.store.pull_cursor(RECORDS_STREAM) {
                 self.live.cursor.store(c, std::sync::atomic::Ordering::SeqCst);
             }
