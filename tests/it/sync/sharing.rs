@@ -203,6 +203,7 @@ on_both_backends!(
     concurrent_offline_edits_of_one_case_at_two_desks_converge_everywhere,
     a_new_desk_catches_up_with_its_site_and_resumes_after_a_cut,
     a_record_saved_at_one_desk_shows_at_another_within_two_seconds_live,
+    a_desk_offline_for_30_days_catches_up,
 );
 
 /// Two kiosks on one HQ, each through its real screens: a complaint taken at the lobby is resolved at the
@@ -350,4 +351,87 @@ fn the_board_shows_the_whole_site_with_a_desk_column_and_filter() {
     h.run();
     assert!(h.query_by_label("客服0").is_some());
     assert_eq!(h.query_all_by_label("lobby").count(), 0, "only this desk's arrivals are left");
+}
+
+/// HQ (the real binary, embedded store) is SIGKILLed again and again while a desk pulls its site's records through a
+/// slow link; each restart serves the same feed, and the desk ends up equal to HQ, nothing duplicated.
+#[test]
+fn hq_sigkilled_mid_relay_and_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq_dir = dir.path().join("hq");
+    let (mut child, addr) = spawn_hq_binary(&hq_dir);
+    let mut desks = Vec::new();
+    for desk in ["lobby", "office"] {
+        let code_out = hq_cli(&hq_dir, &["enroll-code", "--site", "main", "--desk", desk]);
+        let code = code_out.lines().last().unwrap().trim().to_string();
+        let kdir = dir.path().join(desk);
+        let (store, clock) = open_kiosk(&kdir, now());
+        let (cred, _) = kiosk_sync::enroll(&store, &kdir, &format!("http://{addr}"), &code, None, false).unwrap();
+        desks.push(Kiosk { store, clock, cred });
+    }
+    let proxy = Proxy::start(addr);
+    for k in &mut desks {
+        k.cred.url = proxy.url();
+    }
+    write_arrivals(&desks[0].store, 4_000, 500);
+    sync_until_done(&desks[0], &options(1_000), 3);
+    proxy.set_default(Fault::Delay(5));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+    let office = &desks[1];
+    for _ in 0..3 {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    if kiosk_sync::sync_with(&office.store, &office.cred, &options(100)).is_ok() {
+                        break;
+                    }
+                }
+            });
+            std::thread::sleep(Duration::from_millis(rng.random_range(30..200)));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let (c, a) = spawn_hq_binary(&hq_dir);
+            child = c;
+            proxy.set_upstream(a);
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    proxy.clear();
+    sync_until_done(office, &options(500), 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let hq = HqBackend::from(HqStore::open(&hq_dir).unwrap());
+    assert_eq!(office.store.stats().unwrap().by_origin.replicated, 4_000);
+    check_invariants(&hq, &[(&desks[0].store, "main"), (&office.store, "main")]);
+}
+
+/// A desk offline for 30 days while the lobby works on: when it comes back it pushes its month and takes in the
+/// site's, keeping what the sharing policy keeps; HQ and both desks agree.
+fn a_desk_offline_for_30_days_catches_up(backend: &Backend) {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, _proxy, desks) = three_desks(backend, dir.path());
+    let (lobby, office) = (&desks[0], &desks[1]);
+    let start = now().0 - 30 * DAY;
+    lobby.clock.set(Moment(start));
+    office.clock.set(Moment(start));
+    for day in 0..30 {
+        lobby.clock.set(Moment(start + day * DAY));
+        office.clock.set(Moment(start + day * DAY));
+        write_arrivals(&lobby.store, 40, 40);
+        write_arrivals(&office.store, 5, 5);
+        if day % 3 == 0 {
+            take_case(lobby, &format!("离线{day}"));
+        }
+        // The lobby syncs daily; the office has no line for the whole month.
+        sync_until_done(lobby, &options(500), 3);
+    }
+    let now_ms = now().0;
+    lobby.clock.set(Moment(now_ms));
+    office.clock.set(Moment(now_ms));
+    let r = sync_until_done(office, &options(500), 3);
+    assert!(r.pulled >= 1_200, "the office took in the lobby's month: {r:?}");
+    assert_eq!(office.store.open_cases_due(None).unwrap().len(), 10);
+    check(&hq, &desks);
 }
