@@ -353,7 +353,7 @@ fn the_board_shows_the_whole_site_with_a_desk_column_and_filter() {
     assert_eq!(h.query_all_by_label("lobby").count(), 0, "only this desk's arrivals are left");
 }
 
-/// HQ (the real binary, embedded store) is SIGKILLed again and again while a desk pulls its site's records through a
+/// HQ (the real binary, embedded store) is killed (SIGKILL) again and again while a desk pulls its site's records through a
 /// slow link; each restart serves the same feed, and the desk ends up equal to HQ, nothing duplicated.
 #[test]
 fn hq_sigkilled_mid_relay_and_restarted() {
