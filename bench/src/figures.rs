@@ -28,7 +28,7 @@ use crate::table::{Samples, Table, n, ratio, thread_cpu, us};
 const GROWTH: [u64; 3] = [1, 10, 100];
 
 /// The figure groups `--only` selects from, in run order.
-pub const GROUPS: [&str; 6] = ["register", "board", "demo", "report", "sync", "hq"];
+pub const GROUPS: [&str; 7] = ["register", "board", "demo", "report", "sync", "hq", "share"];
 
 pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
     if s.runs("register") {
@@ -61,6 +61,10 @@ pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
         if let Err(e) = &pg {
             t.info("sync push over loopback to HQ on PostgreSQL", pg_note(e), "");
         }
+    }
+    if s.runs("share") {
+        eprintln!("== sharing within a site");
+        crate::sharing::run(s, t)?;
     }
     if s.runs("hq") {
         eprintln!("== HQ under many kiosks");

@@ -5,9 +5,10 @@
 //! `cargo run --release -p guidedesk-bench` runs the full sizes; `--quick` runs small sizes (CI smoke use);
 //! `--scale F` multiplies the full sizes by F. Nothing here asserts a timing: the table says met or missed.
 //!
-//! The hidden subcommands `cold-start DIR` and `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]` are the harness's own child processes: the
-//! first opens a store and draws the kiosk's first frame, the second runs HQ (embedded, or on PostgreSQL) so its memory can be
-//! measured apart from the kiosks pushing to it.
+//! The hidden subcommands `cold-start DIR`, `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]` and `backfill DIR URL CODE`
+//! are the harness's own child processes: the first opens a store and draws the kiosk's first frame, the second runs
+//! HQ (embedded, or on PostgreSQL) so its memory can be measured apart from the kiosks pushing to it, the third is a
+//! new desk taking in its site's records, for its own peak memory.
 
 // Counts and sizes in a benchmark stay far below `i64::MAX`, and short names (`t`, `s`, `q`) keep the measuring
 // loops readable next to the formulas they implement.
@@ -17,6 +18,7 @@ mod baselines;
 mod children;
 mod figures;
 mod fixtures;
+mod sharing;
 mod table;
 
 use anyhow::{Context, Result, bail};
@@ -91,7 +93,7 @@ impl Sizes {
 }
 
 const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] [--batch N] \
-     (groups: register, board, demo, report, sync, hq)";
+     (groups: register, board, demo, report, sync, hq, share)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -99,6 +101,12 @@ fn main() -> Result<()> {
         Some("cold-start") => {
             let dir = args.get(1).context("cold-start needs the store directory")?;
             return children::cold_start(std::path::Path::new(dir));
+        }
+        Some("backfill") => {
+            let dir = args.get(1).context("backfill needs the desk's directory")?;
+            let url = args.get(2).context("backfill needs HQ's URL")?;
+            let code = args.get(3).context("backfill needs an enrolment code")?;
+            return sharing::backfill_child(std::path::Path::new(dir), url, code);
         }
         Some("serve-hq") => {
             let dir = args.get(1).context("serve-hq needs a directory")?;
