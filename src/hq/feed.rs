@@ -9,6 +9,10 @@
 //! restored from an older backup) starts again from the beginning, and merging what it already holds changes
 //! nothing. What the device then keeps is its own policy (`SharingPolicy`), applied as pages arrive.
 //!
+//! Feed numbers never go backwards, not even when HQ is restored from an older backup: a new number is at least
+//! HQ's clock in milliseconds times 1 024 ([`floor`]), so what is merged after a restore is numbered above every
+//! cursor a device was given before it, and no device skips it.
+//!
 //! This module holds what both stores share: the page rule ([`page`]) over a store's [`FeedRead`].
 
 use guidedesk_sync::protocol::{Change, PullPage, PullResponse};
@@ -17,6 +21,11 @@ use guidedesk_sync::{DeviceId, Hlc};
 use super::rows::{HqError, StoredRecord};
 use crate::model::RecordKind;
 use crate::model::codec::{Relayed, relay_key};
+
+/// The lowest feed number a merge at HQ's clock `now_ms` may take (see the module documentation).
+pub fn floor(now_ms: u64) -> u64 {
+    now_ms.saturating_mul(1_024)
+}
 
 /// Largest page of the records stream a device may ask for.
 pub const MAX_FEED_PAGE: u32 = 2_000;
@@ -58,7 +67,10 @@ pub fn page(
     now_ms: u64,
 ) -> Result<PullResponse, HqError> {
     let head = read.head()?;
-    let after = if cursor > head { 0 } else { cursor };
+    // A cursor beyond the head: HQ was restored from an older backup. The device starts again from the beginning
+    // (a reset page); merging what it holds already changes nothing.
+    let restart = cursor > head;
+    let after = if restart { 0 } else { cursor };
     let limit = limit.clamp(1, MAX_FEED_PAGE) as usize;
     let mut entries = read.entries_after(after, limit + 1)?;
     let more = entries.len() > limit;
@@ -82,7 +94,12 @@ pub fn page(
             value: Some(guidedesk_sync::codec::encode(&relayed)?),
         });
     }
-    Ok(PullResponse { server_time_ms: now_ms, page: PullPage::Changes { changes, cursor: next }, more })
+    let page = if restart {
+        PullPage::Reset { snapshot: changes, cursor: next }
+    } else {
+        PullPage::Changes { changes, cursor: next }
+    };
+    Ok(PullResponse { server_time_ms: now_ms, page, more })
 }
 
 /// Whether a record of this kind is relayed to other devices: everything but audit entries (HQ only).

@@ -12,11 +12,13 @@
 use std::collections::BTreeMap;
 
 use guidedesk_sync::{Hlc, codec};
-use redb::ReadableTable;
+use redb::{ReadableTable, TableHandle as _};
 use serde::{Deserialize, Serialize};
 
-use super::write::index_apply_with;
+use super::crypto::record_place;
+use super::write::{IndexTables, index_apply_with};
 use super::{Store, StoreError, open_any, open_op, read_u64, tables};
+use crate::model::codec::encode_any;
 use crate::model::{AnyRecord, Chained, Feedback, Record, RecordId, RecordKind};
 use tables::meta;
 
@@ -75,6 +77,73 @@ pub struct RemoteApplied {
     pub changed: Vec<(RecordKind, RecordId)>,
 }
 
+/// The tables a pulled page writes, open for the whole page.
+struct PageTables<'t> {
+    tx: &'t redb::WriteTransaction,
+    /// Record tables by kind code − 1, opened on first use.
+    records: [Option<redb::Table<'t, u128, &'static [u8]>>; RecordKind::ALL.len()],
+    index: IndexTables<'t>,
+    replicas: redb::Table<'t, (u16, u128), &'static [u8]>,
+}
+
+impl PageTables<'_> {
+    /// Merges one relayed record (see [`Store::apply_remote_page`]).
+    fn merge(
+        &mut self,
+        r: &RemoteRecord,
+        origin: Option<&ReplicaOrigin>,
+        policy: &crate::model::SharingPolicy,
+        now: crate::model::Moment,
+        keys: &crate::store::crypto::Keys,
+        offset: chrono::FixedOffset,
+    ) -> Result<RemoteOutcome, StoreError> {
+        let incoming = &r.record;
+        let kind = incoming.kind();
+        if kind == RecordKind::Audit {
+            return Ok(RemoteOutcome::Refused);
+        }
+        let id = incoming.id().as_u128();
+        let def = tables::records(kind);
+        let slot = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        if self.records[slot].is_none() {
+            self.records[slot] = Some(self.tx.open_table(def)?);
+        }
+        let table = self.records[slot].as_mut().ok_or_else(|| StoreError::Meta("record table".into()))?;
+        let old = {
+            let v = table.get(id)?;
+            v.map(|g| open_any(keys, kind, id, g.value())).transpose()?
+        };
+        let merged = match &old {
+            None if origin.is_some() && !policy.keeps(incoming, now) => return Ok(RemoteOutcome::NotKept),
+            Some(_) if meta::chain_keys(kind).is_some() => return Ok(RemoteOutcome::Unchanged),
+            Some(o) => {
+                let mut m = o.clone();
+                if !m.merge_from(incoming) {
+                    return Ok(RemoteOutcome::Refused);
+                }
+                if &m == o {
+                    return Ok(RemoteOutcome::Unchanged);
+                }
+                m
+            }
+            None => incoming.clone(),
+        };
+        let (stored, _) = encode_any(&merged)?;
+        let sealed = keys.seal(&record_place(def.name(), id), &stored)?;
+        table.insert(id, sealed.as_slice())?;
+        if let Some(o) = &old {
+            self.index.apply(o, offset, keys, false, false)?;
+        }
+        self.index.apply(&merged, offset, keys, true, false)?;
+        if old.is_none()
+            && let Some(origin) = origin
+        {
+            self.replicas.insert((kind.code(), id), codec::encode(origin)?.as_slice())?;
+        }
+        Ok(if old.is_none() { RemoteOutcome::New } else { RemoteOutcome::Merged })
+    }
+}
+
 /// Counts of records by origin (`guidedesk stats --json`'s `by_origin`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ByOrigin {
@@ -86,6 +155,11 @@ pub struct ByOrigin {
 
 impl Store {
     /// Applies a pulled page of the records stream and stores the stream's cursor, in one durable transaction.
+    /// Each record is merged into the copy held here by its own merge rule, with its indexes, and **no outbox op**:
+    /// HQ holds it already, and an edit made here meanwhile has its own op that HQ merges the same way. The clock
+    /// observes each record's stamp, so later edits here order after every edit seen. A record first seen here
+    /// gets its origin noted (none when it is this desk's own). Chained records (feedback) never change once held.
+    /// The tables stay open for the whole page.
     pub fn apply_remote_page(
         &self,
         records: &[RemoteRecord],
@@ -94,17 +168,24 @@ impl Store {
     ) -> Result<RemoteApplied, StoreError> {
         let policy = self.reference().sharing.clone();
         let me = self.device().0;
-        self.write(|ctx| {
-            let now = ctx.now();
-            let mut out = RemoteApplied { received: records.len() as u64, ..RemoteApplied::default() };
+        let keys = self.keys();
+        let now = self.now();
+        let phys = now.0.max(0) as u64;
+        let mut guard = self.hlc.lock().map_err(|_| StoreError::Meta("clock lock poisoned by a panic".into()))?;
+        let mut clock = guard.clone();
+        let mut tx = self.db.begin_write()?;
+        let mut out = RemoteApplied { received: records.len() as u64, ..RemoteApplied::default() };
+        {
+            let mut page = PageTables {
+                records: std::array::from_fn(|_| None),
+                index: IndexTables::new(&tx),
+                replicas: tx.open_table(tables::REPLICAS)?,
+                tx: &tx,
+            };
             for r in records {
+                clock.observe(r.stamp, phys);
                 let origin = r.origin.as_ref().filter(|o| o.device != me);
-                let held = ctx.holds(r.record.kind(), r.record.id())?;
-                let outcome = if !held && origin.is_some() && !policy.keeps(&r.record, now) {
-                    RemoteOutcome::NotKept
-                } else {
-                    ctx.merge_remote(&r.record, origin, r.stamp)?
-                };
+                let outcome = page.merge(r, origin, &policy, now, &keys, self.offset)?;
                 match outcome {
                     RemoteOutcome::New => out.new += 1,
                     RemoteOutcome::Merged => out.merged += 1,
@@ -116,9 +197,15 @@ impl Store {
                     out.changed.push((r.record.kind(), r.record.id()));
                 }
             }
-            ctx.set_pull_cursor(stream, cursor)?;
-            Ok(out)
-        })
+            let mut m = tx.open_table(tables::META)?;
+            m.insert(meta::HLC, codec::encode(&clock.last())?.as_slice())?;
+            let key = format!("{}{stream}", meta::PULL_CURSOR_PREFIX);
+            m.insert(key.as_str(), cursor.to_le_bytes().as_slice())?;
+        }
+        tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+        tx.commit()?;
+        *guard = clock;
+        Ok(out)
     }
 
     /// Where a record came from: `None` for one written here.

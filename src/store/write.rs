@@ -127,11 +127,6 @@ impl WriteCtx<'_> {
         Ok(v.map(|g| RecordId::from_u128(g.value())))
     }
 
-    /// Whether a record is held (sees this transaction's writes).
-    pub fn holds(&self, kind: RecordKind, id: RecordId) -> Result<bool, StoreError> {
-        Ok(self.tx.open_table(tables::records(kind))?.get(id.as_u128())?.is_some())
-    }
-
     /// The site's UTC offset.
     pub fn offset(&self) -> FixedOffset {
         self.offset
@@ -219,67 +214,6 @@ impl WriteCtx<'_> {
     ) -> Result<AuditEntry, StoreError> {
         let entry = AuditEntry::new(self.new_id(), self.now, actor.clone(), action, target, detail);
         self.append_chained(entry)
-    }
-
-    /// Stores a record another device of the site wrote or changed, as HQ relayed it: merged into the copy held
-    /// here (if any) with its indexes kept, **without an outbox op** (HQ holds it already; an edit made here meanwhile
-    /// has its own op, and HQ merges both the same way). The clock observes `stamp`, so later edits here order after
-    /// every edit seen. A record first seen here gets its `origin` noted (`None` when it is this desk's own). Chained
-    /// records (feedback) never change once held.
-    pub fn merge_remote(
-        &mut self,
-        incoming: &AnyRecord,
-        origin: Option<&super::replica::ReplicaOrigin>,
-        stamp: Hlc,
-    ) -> Result<super::replica::RemoteOutcome, StoreError> {
-        use super::replica::RemoteOutcome;
-        let phys = self.now.0.max(0) as u64;
-        self.clock.observe(stamp, phys);
-        let kind = incoming.kind();
-        if kind == RecordKind::Audit {
-            return Ok(RemoteOutcome::Refused);
-        }
-        let id = incoming.id().as_u128();
-        let def = tables::records(kind);
-        let old = {
-            let t = self.tx.open_table(def)?;
-            let v = t.get(id)?;
-            v.map(|g| open_any(&self.keys, kind, id, g.value())).transpose()?
-        };
-        let merged = match &old {
-            Some(_) if meta::chain_keys(kind).is_some() => return Ok(RemoteOutcome::Unchanged),
-            Some(o) => {
-                let mut m = o.clone();
-                if !m.merge_from(incoming) {
-                    return Ok(RemoteOutcome::Refused);
-                }
-                if &m == o {
-                    return Ok(RemoteOutcome::Unchanged);
-                }
-                m
-            }
-            None => incoming.clone(),
-        };
-        let (stored, _) = encode_any(&merged)?;
-        let sealed = self.keys.seal(&record_place(def.name(), id), &stored)?;
-        self.tx.open_table(def)?.insert(id, sealed.as_slice())?;
-        if let Some(o) = &old {
-            index_apply_with(&self.tx, o, self.offset, &self.keys, false, false)?;
-        }
-        index_apply_with(&self.tx, &merged, self.offset, &self.keys, true, false)?;
-        if old.is_none()
-            && let Some(origin) = origin
-        {
-            self.tx.open_table(tables::REPLICAS)?.insert((kind.code(), id), codec::encode(origin)?.as_slice())?;
-        }
-        Ok(if old.is_none() { RemoteOutcome::New } else { RemoteOutcome::Merged })
-    }
-
-    /// Stores a pulled stream's cursor in this transaction.
-    pub fn set_pull_cursor(&mut self, stream: &str, cursor: u64) -> Result<(), StoreError> {
-        let key = format!("{}{stream}", meta::PULL_CURSOR_PREFIX);
-        self.tx.open_table(tables::META)?.insert(key.as_str(), cursor.to_le_bytes().as_slice())?;
-        Ok(())
     }
 
     fn put_any(&mut self, rec: &AnyRecord) -> Result<(), StoreError> {
@@ -410,61 +344,121 @@ pub(super) fn index_apply_with(
     insert: bool,
     strict: bool,
 ) -> Result<(), StoreError> {
-    let e = entries(rec, offset, keys);
-    macro_rules! apply {
-        ($def:expr, $key:expr, $val:expr) => {{
-            let mut t = tx.open_table($def)?;
-            if insert {
-                t.insert($key, $val)?;
-            } else {
-                t.remove($key)?;
-            }
-        }};
+    IndexTables::new(tx).apply(rec, offset, keys, insert, strict)
+}
+
+/// The secondary index tables of a write transaction, each opened on first use and then kept open, so a run of
+/// records (a pulled page) opens each table once.
+pub(super) struct IndexTables<'t> {
+    tx: &'t WriteTransaction,
+    time: Option<redb::Table<'t, (u16, i64, u128), ()>>,
+    day_step: Option<redb::Table<'t, (i32, u8, u128), ()>>,
+    phone: Option<redb::Table<'t, (&'static str, u16, u128), ()>>,
+    name: Option<redb::Table<'t, (&'static str, u16, u128), ()>>,
+    case_due: Option<redb::Table<'t, (i32, u128), ()>>,
+    followup_due: Option<redb::Table<'t, (i32, u128), ()>>,
+    followup_source: Option<redb::Table<'t, &'static str, u128>>,
+    calls: Option<redb::Table<'t, (u128, u128), ()>>,
+    consultations: Option<redb::Table<'t, (u128, u128), ()>>,
+}
+
+/// The table in `slot`, opened from `def` the first time.
+fn lazy<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &'t WriteTransaction,
+    slot: &'s mut Option<redb::Table<'t, K, V>>,
+    def: redb::TableDefinition<'_, K, V>,
+) -> Result<&'s mut redb::Table<'t, K, V>, StoreError> {
+    if slot.is_none() {
+        *slot = Some(tx.open_table(def)?);
     }
-    if let Some(k) = e.time {
-        apply!(tables::IDX_TIME, k, ());
-    }
-    if let Some(k) = e.day_step {
-        apply!(tables::IDX_ARRIVAL_DAY_STEP, k, ());
-    }
-    for (p, k, i) in &e.phones {
-        apply!(tables::IDX_PHONE, (p.as_str(), *k, *i), ());
-    }
-    for (n, k, i) in &e.names {
-        apply!(tables::IDX_NAME, (n.as_str(), *k, *i), ());
-    }
-    if let Some(k) = e.case_due {
-        apply!(tables::IDX_CASE_OPEN_DUE, k, ());
-    }
-    if let Some(k) = e.followup_due {
-        apply!(tables::IDX_FOLLOWUP_OPEN_DUE, k, ());
-    }
-    if let Some((s, id)) = &e.followup_source {
-        let mut t = tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
-        let existing = t.get(s.as_str())?.map(|g| g.value());
-        if insert {
-            match existing {
-                Some(other) if other != *id && strict => {
-                    let source = match rec {
-                        AnyRecord::FollowupTask(t) => t.source.dedup_key(),
-                        _ => s.clone(),
-                    };
-                    return Err(StoreError::Conflict(format!("a follow-up task already exists for source {source}")));
-                }
-                Some(other) if other < *id => {}
-                _ => {
-                    t.insert(s.as_str(), *id)?;
-                }
-            }
-        } else if existing == Some(*id) {
-            t.remove(s.as_str())?;
+    slot.as_mut().ok_or_else(|| StoreError::Meta("an index table could not be opened".into()))
+}
+
+impl<'t> IndexTables<'t> {
+    /// No table open yet.
+    pub(super) fn new(tx: &'t WriteTransaction) -> IndexTables<'t> {
+        IndexTables {
+            tx,
+            time: None,
+            day_step: None,
+            phone: None,
+            name: None,
+            case_due: None,
+            followup_due: None,
+            followup_source: None,
+            calls: None,
+            consultations: None,
         }
     }
-    if let Some(k) = e.call_by_task {
-        apply!(tables::IDX_CALLS_BY_TASK, k, ());
+
+    /// Adds (`insert`) or removes a record's index entries (see [`index_apply_with`] for `strict`).
+    pub(super) fn apply(
+        &mut self,
+        rec: &AnyRecord,
+        offset: FixedOffset,
+        keys: &Keys,
+        insert: bool,
+        strict: bool,
+    ) -> Result<(), StoreError> {
+        let e = entries(rec, offset, keys);
+        let tx = self.tx;
+        macro_rules! apply {
+            ($slot:expr, $def:expr, $key:expr) => {{
+                let t = lazy(tx, &mut $slot, $def)?;
+                if insert {
+                    t.insert($key, ())?;
+                } else {
+                    t.remove($key)?;
+                }
+            }};
+        }
+        if let Some(k) = e.time {
+            apply!(self.time, tables::IDX_TIME, k);
+        }
+        if let Some(k) = e.day_step {
+            apply!(self.day_step, tables::IDX_ARRIVAL_DAY_STEP, k);
+        }
+        for (p, k, i) in &e.phones {
+            apply!(self.phone, tables::IDX_PHONE, (p.as_str(), *k, *i));
+        }
+        for (n, k, i) in &e.names {
+            apply!(self.name, tables::IDX_NAME, (n.as_str(), *k, *i));
+        }
+        if let Some(k) = e.case_due {
+            apply!(self.case_due, tables::IDX_CASE_OPEN_DUE, k);
+        }
+        if let Some(k) = e.followup_due {
+            apply!(self.followup_due, tables::IDX_FOLLOWUP_OPEN_DUE, k);
+        }
+        if let Some((s, id)) = &e.followup_source {
+            let t = lazy(tx, &mut self.followup_source, tables::IDX_FOLLOWUP_SOURCE)?;
+            let existing = t.get(s.as_str())?.map(|g| g.value());
+            if insert {
+                match existing {
+                    Some(other) if other != *id && strict => {
+                        let source = match rec {
+                            AnyRecord::FollowupTask(t) => t.source.dedup_key(),
+                            _ => s.clone(),
+                        };
+                        return Err(StoreError::Conflict(format!(
+                            "a follow-up task already exists for source {source}"
+                        )));
+                    }
+                    Some(other) if other < *id => {}
+                    _ => {
+                        t.insert(s.as_str(), *id)?;
+                    }
+                }
+            } else if existing == Some(*id) {
+                t.remove(s.as_str())?;
+            }
+        }
+        if let Some(k) = e.call_by_task {
+            apply!(self.calls, tables::IDX_CALLS_BY_TASK, k);
+        }
+        if let Some(k) = e.consultation_arrival {
+            apply!(self.consultations, tables::IDX_CONSULTATION_ARRIVAL, k);
+        }
+        Ok(())
     }
-    if let Some(k) = e.consultation_arrival {
-        apply!(tables::IDX_CONSULTATION_ARRIVAL, k, ());
-    }
-    Ok(())
 }

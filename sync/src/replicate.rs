@@ -7,7 +7,10 @@
 //! - a batch is acknowledged locally only up to what HQ says it holds (`acked_through`), and only after HQ answered;
 //!   a lost answer means the same batch is sent again and HQ skips it as a duplicate;
 //! - a gap refusal (HQ lost ops, e.g. restored from a backup) rewinds to HQ's expected sequence number and resends
-//!   from the ops the device still retains; if they were pruned, the cycle fails with [`SyncError::Pruned`];
+//!   from the ops the device still retains; if they were pruned, the cycle fails with [`SyncError::Pruned`]; a
+//!   device with nothing new to send asks HQ for its cursor (an empty push) and resends the same way when HQ holds
+//!   less than it acknowledged;
+//! - only ops written before the cycle began are sent: ops saved during the cycle wait for the next one;
 //! - a device whose store was restored from a backup ([`Outbox::restored_through`]) first asks HQ for its cursor and
 //!   moves the ops written since the restore past it ([`Outbox::resume_after_restore`]), so no op reuses a number
 //!   HQ holds for other content;
@@ -291,8 +294,28 @@ fn cycle_inner(
     let last = outbox.last_seq().map_err(local)?;
     let mut after = outbox.acked().map_err(local)?.min(last);
     let batch = options.batch.max(1);
+    if after >= last {
+        // Nothing new to send: ask HQ how far it holds this device's ops (an empty push), so an HQ restored from an
+        // older backup is refilled from the retained ops now, not only at this device's next save — the other
+        // desks of the site are waiting for those records.
+        let req = PushRequest { device, sent_at_ms: outbox.now_ms(), ops: Vec::new() };
+        let resp = retrier.run(|| transport.push(&req))?;
+        report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
+        if let PushOutcome::Accepted(ack) = resp.outcome {
+            if ack.acked_through > last {
+                return Err(SyncError::DeviceBehindHq { hq: ack.acked_through, local: last });
+            }
+            if ack.acked_through < after {
+                report.rewinds += 1;
+                after = ack.acked_through;
+            }
+        }
+    }
     loop {
-        let ops = outbox.ops_after(after, batch).map_err(local)?;
+        // Only what was written when the cycle began: ops saved meanwhile go in the next cycle (and never make HQ's
+        // acknowledgement look like more than this device wrote).
+        let ops: Vec<Op> =
+            outbox.ops_after(after, batch).map_err(local)?.into_iter().take_while(|o| o.seq <= last).collect();
         if ops.is_empty() && after >= last {
             break;
         }

@@ -33,7 +33,7 @@ fn head_key(site: &str) -> String {
 impl PgBatch {
     /// Moves the records a batch merged to the end of their site's feed (one statement for the head, one for the
     /// positions).
-    pub(super) async fn bump_feed(&mut self, mut bumped: Vec<Bumped>) -> Result<(), HqError> {
+    pub(super) async fn bump_feed(&mut self, mut bumped: Vec<Bumped>, now_ms: u64) -> Result<(), HqError> {
         bumped.retain(|b| crate::hq::feed::relayed(b.kind));
         // One position per record: the last bump wins, with the highest stamp.
         let mut latest: std::collections::BTreeMap<(u16, u128), Bumped> = std::collections::BTreeMap::new();
@@ -49,11 +49,12 @@ impl PgBatch {
         for (site, items) in by_site {
             let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
             let head: i64 = sqlx::query(
-                "INSERT INTO hq_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) \
-                 DO UPDATE SET value = hq_meta.value + EXCLUDED.value RETURNING value",
+                "INSERT INTO hq_meta (name, value) VALUES ($1, $3 + $2) ON CONFLICT (name) \
+                 DO UPDATE SET value = GREATEST(hq_meta.value, $3) + $2 RETURNING value",
             )
             .bind(head_key(&site))
             .bind(n)
+            .bind(to_i64(crate::hq::feed::floor(now_ms), "feed floor")?)
             .fetch_one(&mut **self.tx()?)
             .await?
             .try_get("value")?;

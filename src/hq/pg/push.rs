@@ -177,7 +177,7 @@ impl PgBatch {
                     echo: crate::hq::feed::echo_of(&stored, &incoming, ctx.device),
                     stamp: ctx.stamp,
                 };
-                self.bump_feed(vec![bumped]).await?;
+                self.bump_feed(vec![bumped], ctx.received_ms).await?;
                 self.receipt(op, ctx, false).await?;
                 return Ok(Verdict::Applied);
             }
@@ -226,7 +226,8 @@ impl PgBatch {
         for (kind, items) in groups {
             bumped.extend(self.apply_kind(kind, items, ops, &site, &mut verdicts).await?);
         }
-        self.bump_feed(bumped).await?;
+        let now = ops.first().map_or(0, |(_, c)| c.received_ms);
+        self.bump_feed(bumped, now).await?;
         let applied: Vec<usize> = (0..ops.len()).filter(|&i| matches!(verdicts[i], Some(Verdict::Applied))).collect();
         self.receipts(ops, &applied).await?;
         verdicts

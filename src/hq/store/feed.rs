@@ -38,7 +38,7 @@ impl FeedTables<'_> {
         Ok(FeedTables { meta: tx.open_table(META)?, feed: tx.open_table(FEED)?, pos: tx.open_table(FEED_POS)? })
     }
 
-    /// Moves a record to the end of its site's feed after a merge.
+    /// Moves a record to the end of its site's feed after a merge made at HQ's clock `now_ms`.
     pub(super) fn bump(
         &mut self,
         site: &str,
@@ -46,6 +46,7 @@ impl FeedTables<'_> {
         id: u128,
         echo: Option<u128>,
         stamp: Hlc,
+        now_ms: u64,
     ) -> Result<(), HqError> {
         if RecordKind::from_code(kind).is_none_or(|k| !crate::hq::feed::relayed(k)) {
             return Ok(());
@@ -55,7 +56,7 @@ impl FeedTables<'_> {
         if let Some(o) = &old {
             self.feed.remove((site, o.seq))?;
         }
-        let seq = read_u64(&self.meta, FEED_HEAD)? + 1;
+        let seq = read_u64(&self.meta, FEED_HEAD)?.max(crate::hq::feed::floor(now_ms)) + 1;
         self.meta.insert(FEED_HEAD, seq.to_le_bytes().as_slice())?;
         self.feed.insert((site, seq), (kind, id))?;
         self.pos.insert((kind, id), codec::encode(&FeedPos { seq, echo, stamp })?.as_slice())?;
@@ -76,7 +77,7 @@ pub(super) fn backfill(tx: &redb::WriteTransaction) -> Result<u64, HqError> {
         let (k, v) = e?;
         let (kind, id) = k.value();
         let stored: StoredRecord = codec::decode(v.value())?;
-        t.bump(&stored.site, kind, id, None, Hlc::ZERO)?;
+        t.bump(&stored.site, kind, id, None, Hlc::ZERO, 0)?;
         n += 1;
     }
     Ok(n)

@@ -435,3 +435,51 @@ fn a_desk_offline_for_30_days_catches_up(backend: &Backend) {
     assert_eq!(office.store.open_cases_due(None).unwrap().len(), 10);
     check(&hq, &desks);
 }
+
+/// HQ restored from an older backup of its store: the office's records cursor is beyond the restored feed, so it
+/// starts again from the beginning; the lobby refills what HQ lost from its outbox; new feed numbers stay above the
+/// old cursors, so nothing is skipped; everyone converges.
+#[test]
+fn hq_restored_from_an_older_backup_and_the_desks_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq_dir = dir.path().join("hq");
+    let backup_dir = dir.path().join("hq-backup");
+    let hq = start_hq(&Backend::Embedded, &hq_dir, 100);
+    let proxy = Proxy::start(hq.addr());
+    let lobby = enrol(&hq, &dir.path().join("lobby"), "main", "lobby", &proxy.url());
+    let office = enrol(&hq, &dir.path().join("office"), "main", "office", &proxy.url());
+    write_arrivals(&lobby.store, 50, 50);
+    sync_until_done(&lobby, &options(100), 3);
+    sync_until_done(&office, &options(100), 3);
+    // The backup: HQ stopped, its directory copied.
+    hq.shutdown().unwrap();
+    std::fs::create_dir_all(&backup_dir).unwrap();
+    std::fs::copy(hq_dir.join("hq.redb"), backup_dir.join("hq.redb")).unwrap();
+    let hq = start_hq(&Backend::Embedded, &hq_dir, 100);
+    proxy.set_upstream(hq.addr());
+    write_arrivals(&lobby.store, 50, 50);
+    let case = take_case(&lobby, "恢复");
+    sync_until_done(&lobby, &options(100), 3);
+    sync_until_done(&office, &options(100), 3);
+    let office_cursor = office.store.pull_cursor("records").unwrap();
+    // The disk fails; HQ comes back from the older backup.
+    hq.shutdown().unwrap();
+    std::fs::copy(backup_dir.join("hq.redb"), hq_dir.join("hq.redb")).unwrap();
+    let hq = start_hq(&Backend::Embedded, &hq_dir, 100);
+    proxy.set_upstream(hq.addr());
+    assert!(office_cursor > hq.store().feed_head("main").unwrap(), "the restore took the feed back");
+    // The office pulls first (a reset: from the beginning), then the lobby refills HQ, then the office catches up.
+    let r = sync_until_done(&office, &options(100), 3);
+    assert!(r.resets >= 1, "{r:?}");
+    sync_until_done(&lobby, &options(100), 3);
+    sync_until_done(&office, &options(100), 3);
+    let after = office.store.pull_cursor("records").unwrap();
+    assert!(
+        after > office_cursor,
+        "new feed numbers stay above old cursors: {after} <= {office_cursor} (head {})",
+        hq.store().feed_head("main").unwrap()
+    );
+    assert!(office.store.get::<Case>(case).unwrap().is_some());
+    assert_eq!(hq.store().stats().unwrap().records["arrival"], 100);
+    check_invariants(hq.store(), &[(&lobby.store, "main"), (&office.store, "main")]);
+}
