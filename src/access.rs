@@ -41,21 +41,23 @@ pub enum Action {
     ViewAudit,
 }
 
-use Role::{Administrator as A, CustomerService as C, Guide as G, GuideLead as L, Supervisor as S};
+use Role::{
+    Administrator as A, CustomerService as C, DepartmentHead as H, Guide as G, GuideLead as L, Supervisor as S,
+};
 
 /// The permission matrix: every action and the roles allowed to do it. SECURITY.md documents the same table.
 pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::DeskWork, &[G, L, S, A]),
     (Action::ChangeDepartment, &[G, L, S, A]),
-    (Action::Search, &[G, L, C, S, A]),
-    (Action::NewCase, &[G, L, C, S, A]),
-    (Action::WorkCase, &[C, S, A]),
+    (Action::Search, &[G, L, C, H, S, A]),
+    (Action::NewCase, &[G, L, C, H, S, A]),
+    (Action::WorkCase, &[C, H, S, A]),
     (Action::EscalateCase, &[S, A]),
-    (Action::PrintSlip, &[G, L, C, S, A]),
+    (Action::PrintSlip, &[G, L, C, H, S, A]),
     (Action::FollowupCalls, &[L, C, S, A]),
     (Action::ImportDischarges, &[C, S, A]),
     (Action::RevealPhone, &[L, C, S, A]),
-    (Action::ViewDashboard, &[G, L, C, S, A]),
+    (Action::ViewDashboard, &[G, L, C, H, S, A]),
     (Action::ViewAccountability, &[S, A]),
     (Action::PatientMode, &[G, L, C, S, A]),
     (Action::ViewAudit, &[S, A]),
@@ -127,6 +129,18 @@ pub fn case_action(cmd: &CaseCommand) -> Action {
         | CaseCommand::Close { .. }
         | CaseCommand::Note { .. } => Action::WorkCase,
     }
+}
+
+/// Whether a staff member may work a case: a department head only the cases of the department on the account (named
+/// on the case or assigned to it); every other role any case (the matrix decides what it may do). A department head
+/// without a department works none.
+pub fn case_in_scope(role: Role, department: Option<&str>, case: &crate::model::Case) -> bool {
+    if role != Role::DepartmentHead {
+        return true;
+    }
+    department.is_some_and(|d| {
+        case.departments.iter().any(|c| c == d) || case.assigned_department.value.as_deref() == Some(d)
+    })
 }
 
 /// Why a command was refused.

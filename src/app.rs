@@ -101,6 +101,8 @@ pub struct DeskApp {
     sync: Option<crate::kiosk_sync::SyncWorker>,
     /// Records other desks changed that the screens have been refreshed for.
     remote_seen: u64,
+    /// The customer-service office's desk: no registration tab, no patient mode.
+    office: bool,
 }
 
 impl DeskApp {
@@ -114,7 +116,7 @@ impl DeskApp {
             staff: None,
             locked: false,
             last_activity: now,
-            screen: Screen::Register,
+            screen: if cfg.kind == crate::config::DeskKind::Office { Screen::Cases } else { Screen::Register },
             signin: SignInScreen::default(),
             register: RegisterScreen::default(),
             board: BoardScreen::default(),
@@ -135,6 +137,7 @@ impl DeskApp {
             file_message: None,
             sync: None,
             remote_seen: 0,
+            office: cfg.kind == crate::config::DeskKind::Office,
         }
     }
 
@@ -248,6 +251,9 @@ impl DeskApp {
         let mut cx = ScreenCtx::new(q, self.tr);
         cx.background = Some(Arc::clone(shared));
         cx.role = self.session_role();
+        if cx.role == Some(Role::DepartmentHead) {
+            cx.department = self.staff.as_ref().and_then(|s| s.department.clone());
+        }
         cx.locked = self.locked;
         cx.version = self.version;
         cx.may_reveal = self.may(crate::access::Action::RevealPhone);
@@ -397,7 +403,7 @@ impl DeskApp {
                         (Screen::Search, "nav.search"),
                         (Screen::Audit, "nav.audit"),
                     ] {
-                        if !self.may(screen_action(screen)) {
+                        if !self.may(screen_action(screen)) || (self.office && screen == Screen::Register) {
                             continue;
                         }
                         if ui
@@ -460,7 +466,7 @@ impl DeskApp {
                 self.tr = Tr::new(other);
             }
             if self.staff.is_some() && !self.locked {
-                if ui.button(tr.t("app.patient_mode")).clicked() {
+                if !self.office && ui.button(tr.t("app.patient_mode")).clicked() {
                     self.enter_patient_mode();
                 }
                 if ui.button(tr.t("app.sign_out")).clicked() {
@@ -650,6 +656,26 @@ impl DeskApp {
         {
             self.audit(AuditAction::Refused, None, action.name());
             return Outcome::Failed(self.tr.f("access.refused", &[("reason", &refusal)]));
+        }
+        // A department head works only its department's cases, whatever the screen offered.
+        if let Command::Case { id, .. } | Command::Slip { id } = &cmd
+            && let Some(role) = self.session_role()
+        {
+            let department = self.staff.as_ref().and_then(|s| s.department.clone());
+            let in_scope = self
+                .store
+                .get::<crate::model::Case>(*id)
+                .ok()
+                .flatten()
+                .is_none_or(|c| crate::access::case_in_scope(role, department.as_deref(), &c));
+            if !in_scope {
+                self.audit(
+                    AuditAction::Refused,
+                    Some(AuditTarget { kind: RecordKind::Case, id: *id }),
+                    "other department",
+                );
+                return Outcome::Failed(self.tr.t("access.other_department").to_string());
+            }
         }
         match cmd {
             Command::SignIn { staff, pin } => self.sign_in(&staff, &pin),

@@ -143,6 +143,20 @@ pub struct Config {
     pub sync: SyncConfig,
     /// The kiosk store.
     pub store: StoreConfig,
+    /// What this desk is: a guide desk in a lobby (`lobby`, the default) or the customer-service office
+    /// (`office`: no registration tab and no patient mode; it opens on the complaints).
+    pub kind: DeskKind,
+}
+
+/// What a desk is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeskKind {
+    /// A guide desk (导医台): registration, the board, consultations, complaints, calls, patient mode.
+    #[default]
+    Lobby,
+    /// The customer-service office (客服中心): complaints, calls and the dashboard; no registration, no patient mode.
+    Office,
 }
 
 impl Default for Config {
@@ -154,6 +168,7 @@ impl Default for Config {
             window: WindowConfig::default(),
             sync: SyncConfig::default(),
             store: StoreConfig::default(),
+            kind: DeskKind::Lobby,
         }
     }
 }

@@ -119,6 +119,8 @@ pub enum Role {
     GuideLead,
     /// 客服专员
     CustomerService,
+    /// 科室负责人: sees and works the cases of the department named on the account (`Staff::department`).
+    DepartmentHead,
     /// 客服主管
     Supervisor,
     /// 系统管理员

@@ -118,6 +118,14 @@ impl DeskScreen for CasesScreen {
             self.action = None;
         }
         let (q, tr, version) = (cx.q, cx.tr, cx.version);
+        // A department head sees its department's cases only.
+        let head = cx.role == Some(crate::model::reference::Role::DepartmentHead);
+        if head {
+            self.department.clone_from(&cx.department);
+            if self.department.is_none() {
+                self.department = Some(String::new());
+            }
+        }
         if self.loaded != Some((version, self.filter)) {
             let r = match self.filter {
                 CaseFilter::Recent => q.recent_cases(90),
@@ -169,7 +177,9 @@ impl DeskScreen for CasesScreen {
             }
             let all = tr.t("board.all");
             let label = tr.t("board.filter_department");
-            widgets::department_filter(ui, cx, "case_f_dept", label, 160.0, &mut self.department);
+            if !head {
+                widgets::department_filter(ui, cx, "case_f_dept", label, 160.0, &mut self.department);
+            }
             let grade_text = self.grade.map_or(all, |g| tr.k("grade", g.key()));
             widgets::row(ui, tr.t("cases.grade"), |ui| {
                 egui::ComboBox::from_id_salt("case_f_grade")

@@ -31,6 +31,9 @@ pub struct ScreenCtx<'a> {
     pub tr: Tr,
     /// The role acting now (`None` while locked or signed out).
     pub role: Option<Role>,
+    /// The department a department head works for (`None` for every other role): the cases screen shows only its
+    /// cases.
+    pub department: Option<String>,
     /// Whether a session is locked (the sign-in screen says so).
     pub locked: bool,
     /// Changes whenever the store changed; screens reload their lists only then.
@@ -69,6 +72,7 @@ impl<'a> ScreenCtx<'a> {
             background: None,
             tr,
             role: None,
+            department: None,
             locked: false,
             version: 0,
             now: q.now(),

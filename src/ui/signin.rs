@@ -169,6 +169,7 @@ pub fn role_key(r: crate::model::reference::Role) -> &'static str {
         Role::Guide => "guide",
         Role::GuideLead => "guide_lead",
         Role::CustomerService => "customer_service",
+        Role::DepartmentHead => "department_head",
         Role::Supervisor => "supervisor",
         Role::Administrator => "administrator",
     }

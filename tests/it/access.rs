@@ -13,10 +13,11 @@ use guidedesk::ui::data::{CaseCommand, Command, Outcome, SearchQuery};
 
 use crate::ui::T0;
 
-const ROLES: [(Role, &str); 5] = [
+const ROLES: [(Role, &str); 6] = [
     (Role::Guide, "G1"),
     (Role::GuideLead, "L1"),
     (Role::CustomerService, "C1"),
+    (Role::DepartmentHead, "H1"),
     (Role::Supervisor, "S1"),
     (Role::Administrator, "A1"),
 ];
@@ -31,7 +32,7 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Store {
     Store::open_with(dir, StoreOptions { clock: clock.clone(), utc_offset: china_offset() }).unwrap()
 }
 
-/// A store with one account per role (G1, L1, C1, S1, A1), all with PIN 1234.
+/// A store with one account per role (G1, L1, C1, H1 — head of cardiology —, S1, A1), all with PIN 1234.
 pub fn desk() -> Desk {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(Moment(T0)));
@@ -44,7 +45,7 @@ pub fn desk() -> Desk {
             id: (*id).into(),
             name: format!("staff {id}"),
             role: *role,
-            department: None,
+            department: (*role == Role::DepartmentHead).then(|| "cardio".to_string()),
             pin_hash: hash.clone(),
             active: true,
         })
@@ -81,13 +82,15 @@ fn is_refusal(o: &Outcome) -> bool {
 
 /// The documented matrix (SECURITY.md), written out independently of `guidedesk::access::MATRIX`.
 fn expected(action: Action, role: Role) -> bool {
-    use Role::{Administrator as A, CustomerService as C, Guide as G, GuideLead as L, Supervisor as S};
+    use Role::{
+        Administrator as A, CustomerService as C, DepartmentHead as H, Guide as G, GuideLead as L, Supervisor as S,
+    };
     let roles: &[Role] = match action {
         Action::DeskWork | Action::ChangeDepartment => &[G, L, S, A],
-        Action::Search | Action::NewCase | Action::PrintSlip | Action::ViewDashboard | Action::PatientMode => {
-            &[G, L, C, S, A]
-        }
-        Action::WorkCase | Action::ImportDischarges => &[C, S, A],
+        Action::Search | Action::NewCase | Action::PrintSlip | Action::ViewDashboard => &[G, L, C, H, S, A],
+        Action::PatientMode => &[G, L, C, S, A],
+        Action::WorkCase => &[C, H, S, A],
+        Action::ImportDischarges => &[C, S, A],
         Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability => &[S, A],
         Action::FollowupCalls | Action::RevealPhone => &[L, C, S, A],
     };
@@ -145,7 +148,7 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             }
         }
     }
-    assert_eq!(checked, 5 * 11);
+    assert_eq!(checked, ROLES.len() * 11);
 }
 
 #[test]
@@ -315,4 +318,66 @@ fn the_patient_mode_exit_keypad_backs_off_after_wrong_pins() {
     f.clock.advance(30_000);
     assert!(!try_pin(&mut h, "1234"), "accepted after the back-off");
     assert_eq!(h.state().staff().map(|s| s.id.as_str()), Some("D001"));
+}
+
+/// A department head (科室负责人) works its own department's cases and no other, whatever a screen offered: the
+/// command on another department's case is refused, audited, and writes nothing; its case list shows only its
+/// department's.
+#[test]
+fn a_department_head_works_only_its_departments_cases() {
+    use egui_kittest::kittest::Queryable as _;
+    use guidedesk::model::{Case, CaseChannel, CaseForm, CaseGrade, CaseStatus, StaffRef};
+    let d = desk();
+    let take = |dept: &str, who: &str| {
+        let form = CaseForm {
+            grade: Some(CaseGrade::Complaint),
+            channel: Some(CaseChannel::InPerson),
+            complainant: who.into(),
+            departments: vec![dept.into()],
+            facts: "候诊时间长".into(),
+            ..CaseForm::default()
+        };
+        d.store.write(|ctx| guidedesk::command::cases::new_case(ctx, &form, StaffRef("C1".into()))).unwrap()
+    };
+    let (ours, theirs) = (take("cardio", "心内患者"), take("ortho", "骨科患者"));
+    let ctx = egui::Context::default();
+    let mut app = app(&d.store);
+    assert_eq!(sign_in(&mut app, "H1"), Outcome::Done(None));
+    let before = records_but_audit(&d.store);
+    let o = app.apply(Command::Case { id: theirs, action: CaseCommand::Investigate }, &ctx);
+    assert_eq!(o, Outcome::Failed("This case is not one of your department's".into()));
+    assert_eq!(records_but_audit(&d.store), before, "nothing written");
+    let last = last_audit(&d.store);
+    assert_eq!(
+        (last.action, last.actor.0.as_str(), last.detail.as_str()),
+        (AuditAction::Refused, "H1", "other department")
+    );
+    let o = app.apply(Command::Case { id: ours, action: CaseCommand::Investigate }, &ctx);
+    assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+    assert_eq!(d.store.get::<Case>(ours).unwrap().unwrap().current(), CaseStatus::Investigating);
+    // Its list: only cardiology's case.
+    let mut h = crate::ui::harness(&d.store);
+    crate::ui::sign_in(&mut h, "staff H1");
+    crate::ui::button(&mut h, "客诉处理");
+    assert!(h.query_by_label("查看 心内患者").is_some());
+    assert!(h.query_by_label("查看 骨科患者").is_none());
+}
+
+/// The customer-service office's desk (`kind = "office"`) opens on the complaints, with no registration tab and no
+/// patient mode.
+#[test]
+fn the_office_desk_has_no_registration_and_no_patient_mode() {
+    use egui_kittest::kittest::Queryable as _;
+    let d = desk();
+    let app =
+        DeskApp::new(Arc::clone(&d.store), &Config { kind: guidedesk::config::DeskKind::Office, ..Config::default() });
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .with_context_setup(guidedesk::ui::theme::install)
+        .build_ui_state(|ui, app: &mut DeskApp| app.show(ui), app);
+    crate::ui::sign_in(&mut h, "staff S1");
+    assert_eq!(h.state().screen(), guidedesk::app::Screen::Cases);
+    assert!(h.query_by_label("新建客诉").is_some(), "the complaints screen is open");
+    assert!(h.query_by_label("来院登记").is_none(), "no registration tab");
+    assert!(h.query_by_label("患者评价模式").is_none(), "no patient mode");
 }
