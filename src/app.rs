@@ -256,6 +256,7 @@ impl DeskApp {
         }
         cx.locked = self.locked;
         cx.version = self.version;
+        cx.last_remote = self.sync.as_ref().and_then(|w| w.status().last_remote);
         cx.may_reveal = self.may(crate::access::Action::RevealPhone);
         cx.revealed.clone_from(&self.revealed);
         cx

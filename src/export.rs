@@ -572,7 +572,7 @@ mod tests {
                     // Set after validation: a record from another kiosk or an older version is not re-validated.
                     a.name = p.to_string();
                     a.complaint = p.to_string();
-                    ctx.put(&a)?;
+                    crate::command::desk::file_arrival(ctx, &a)?;
                     let fb = FeedbackForm {
                         survey_version: 1,
                         overall: Some(Rating::Dissatisfied),

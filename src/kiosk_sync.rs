@@ -350,6 +350,7 @@ impl StoreSide<'_> {
                     record,
                     origin: Some(ReplicaOrigin { device: relayed.origin, desk: relayed.origin_desk }),
                     stamp: relayed.stamp,
+                    changed_desk: relayed.changed_desk,
                 }),
                 // A record of a newer schema must wait for this desk's update: stop here, cursor unmoved.
                 Err(e @ PayloadError::Schema { .. }) => {
@@ -786,10 +787,7 @@ impl Loop {
                 }
                 if let Ok(mut st) = self.status.lock() {
                     st.remote_changes += changed as u64;
-                    if let Some((kind, id)) = a.changed.last() {
-                        let desk = self.store.origin_of(*kind, *id).ok().flatten().map(|o| o.desk).unwrap_or_default();
-                        st.last_remote = Some((*kind, *id, desk));
-                    }
+                    st.last_remote = a.changed.last().cloned();
                 }
                 (self.notify)();
             };

@@ -43,6 +43,8 @@ pub struct FeedEntry {
     pub echo: Option<u128>,
     /// The highest op stamp merged into the record.
     pub stamp: Hlc,
+    /// The device whose op was merged last.
+    pub last_device: u128,
 }
 
 /// A consistent read of one site's feed.
@@ -82,11 +84,13 @@ pub fn page(
     let mut changes = Vec::with_capacity(wanted.len());
     for (e, stored) in wanted.iter().zip(records) {
         let Some(stored) = stored else { continue };
-        let desk = match desks.entry(stored.device) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(read.desk_of(stored.device)?),
-        };
-        let relayed = Relayed::of(&stored.record, stored.device, desk, e.stamp)
+        for device in [stored.device, e.last_device] {
+            if let std::collections::hash_map::Entry::Vacant(v) = desks.entry(device) {
+                v.insert(read.desk_of(device)?);
+            }
+        }
+        let desk = |d: u128| desks.get(&d).map_or("", String::as_str);
+        let relayed = Relayed::of(&stored.record, (stored.device, desk(stored.device)), desk(e.last_device), e.stamp)
             .map_err(|err| HqError::Refused(format!("record {:x} cannot be relayed: {err}", e.id)))?;
         changes.push(Change {
             seq: e.seq,

@@ -130,6 +130,8 @@ pub struct Relayed {
     pub origin: u128,
     /// That device's desk code.
     pub origin_desk: String,
+    /// The desk whose change HQ merged last (where the record was last changed).
+    pub changed_desk: String,
     /// The highest op stamp HQ has merged into the record: the receiving device's clock observes it, so its own
     /// later edits order after every edit it has seen.
     pub stamp: guidedesk_sync::Hlc,
@@ -158,12 +160,19 @@ impl Relayed {
     /// Wraps a merged record for relaying.
     pub fn of(
         rec: &AnyRecord,
-        origin: u128,
-        origin_desk: &str,
+        origin: (u128, &str),
+        changed_desk: &str,
         stamp: guidedesk_sync::Hlc,
     ) -> Result<Relayed, PayloadError> {
         let (_, payload) = encode_any(rec)?;
-        Ok(Relayed { origin, origin_desk: origin_desk.to_string(), stamp, schema: RECORD_SCHEMA, payload })
+        Ok(Relayed {
+            origin: origin.0,
+            origin_desk: origin.1.to_string(),
+            changed_desk: changed_desk.to_string(),
+            stamp,
+            schema: RECORD_SCHEMA,
+            payload,
+        })
     }
 
     /// Decodes the record of a relayed change whose key is `key`, checking its kind, schema and id like an op's.

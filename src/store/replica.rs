@@ -55,6 +55,8 @@ pub struct RemoteRecord {
     pub origin: Option<ReplicaOrigin>,
     /// The highest op stamp merged into it.
     pub stamp: Hlc,
+    /// The desk where it was last changed.
+    pub changed_desk: String,
 }
 
 /// What a pulled page did.
@@ -72,9 +74,10 @@ pub struct RemoteApplied {
     pub not_kept: u64,
     /// Refused (audit entries, kind clashes).
     pub refused: u64,
-    /// The records that changed here, for screens to refresh and forms to warn.
+    /// The records that changed here, with the desk where each was last changed, for screens to refresh and forms
+    /// to warn.
     #[serde(skip)]
-    pub changed: Vec<(RecordKind, RecordId)>,
+    pub changed: Vec<(RecordKind, RecordId, String)>,
 }
 
 /// The tables a pulled page writes, open for the whole page.
@@ -194,7 +197,7 @@ impl Store {
                     RemoteOutcome::Refused => out.refused += 1,
                 }
                 if matches!(outcome, RemoteOutcome::New | RemoteOutcome::Merged) {
-                    out.changed.push((r.record.kind(), r.record.id()));
+                    out.changed.push((r.record.kind(), r.record.id(), r.changed_desk.clone()));
                 }
             }
             let mut m = tx.open_table(tables::META)?;

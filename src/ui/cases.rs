@@ -434,6 +434,16 @@ impl CasesScreen {
             ui.heading(format!("{} · {}", tr.k("grade", c.grade.value.key()), c.complainant));
             ui.label(RichText::new(format!("#{}", c.id.short())).color(theme::MUTED));
         });
+        if let Some((crate::model::RecordKind::Case, id, desk)) = &cx.last_remote
+            && *id == c.id
+        {
+            let who = c.events.last().map(|e| e.by.0.clone()).unwrap_or_default();
+            ui.label(
+                RichText::new(tr.f("cases.changed_elsewhere", &[("desk", desk), ("by", &who)]))
+                    .color(theme::WARN)
+                    .strong(),
+            );
+        }
         let conflicts = c.conflicts();
         if !conflicts.is_empty() {
             let what: Vec<&str> = conflicts.iter().map(|k| tr.k("conflict", k.key())).collect();

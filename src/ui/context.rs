@@ -34,6 +34,9 @@ pub struct ScreenCtx<'a> {
     /// The department a department head works for (`None` for every other role): the cases screen shows only its
     /// cases.
     pub department: Option<String>,
+    /// The last record another desk of the site changed that this desk took in: (kind, id, that desk). A screen
+    /// showing that record says so, and keeps what is typed in its forms.
+    pub last_remote: Option<(crate::model::RecordKind, RecordId, String)>,
     /// Whether a session is locked (the sign-in screen says so).
     pub locked: bool,
     /// Changes whenever the store changed; screens reload their lists only then.
@@ -73,6 +76,7 @@ impl<'a> ScreenCtx<'a> {
             tr,
             role: None,
             department: None,
+            last_remote: None,
             locked: false,
             version: 0,
             now: q.now(),

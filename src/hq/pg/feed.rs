@@ -24,6 +24,7 @@ pub(super) struct Bumped {
     pub(super) site: String,
     pub(super) echo: Option<u128>,
     pub(super) stamp: Hlc,
+    pub(super) last_device: u128,
 }
 
 fn head_key(site: &str) -> String {
@@ -61,6 +62,7 @@ impl PgBatch {
             let first = head - n + 1;
             let (mut kinds, mut ids, mut sites, mut seqs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let (mut echoes, mut walls, mut logicals, mut nodes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut lasts = Vec::new();
             for (i, b) in items.iter().enumerate() {
                 kinds.push(i16::try_from(b.kind.code()).unwrap_or(i16::MAX));
                 ids.push(uuid_of(b.id));
@@ -70,12 +72,14 @@ impl PgBatch {
                 walls.push(to_i64(b.stamp.wall_ms, "stamp")?);
                 logicals.push(i64::from(b.stamp.logical));
                 nodes.push(b.stamp.node.cast_signed());
+                lasts.push(uuid_of(b.last_device));
             }
             sqlx::query(
-                "INSERT INTO record_feed (kind, record_id, site, seq, echo, stamp_wall, stamp_logical, stamp_node) \
-                 SELECT * FROM UNNEST($1::int2[], $2::uuid[], $3::text[], $4::int8[], $5::uuid[], $6::int8[], \
-                 $7::int8[], $8::int8[]) \
+                "INSERT INTO record_feed (kind, record_id, site, seq, echo, stamp_wall, stamp_logical, stamp_node, \
+                 last_device) SELECT * FROM UNNEST($1::int2[], $2::uuid[], $3::text[], $4::int8[], $5::uuid[], \
+                 $6::int8[], $7::int8[], $8::int8[], $9::uuid[]) \
                  ON CONFLICT (kind, record_id) DO UPDATE SET seq = EXCLUDED.seq, echo = EXCLUDED.echo, \
+                 last_device = EXCLUDED.last_device, \
                  stamp_wall = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
                    (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
                    THEN EXCLUDED.stamp_wall ELSE record_feed.stamp_wall END, \
@@ -94,6 +98,7 @@ impl PgBatch {
             .bind(&walls)
             .bind(&logicals)
             .bind(&nodes)
+            .bind(&lasts)
             .execute(&mut **self.tx()?)
             .await?;
         }
@@ -166,7 +171,7 @@ impl FeedRead for PgFeed {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.with_tx(async |tx| {
             Ok(sqlx::query(
-                "SELECT seq, kind, record_id, echo, stamp_wall, stamp_logical, stamp_node FROM record_feed \
+                "SELECT seq, kind, record_id, echo, stamp_wall, stamp_logical, stamp_node, last_device FROM record_feed \
                  WHERE site = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             )
             .bind(&self.site)
@@ -185,6 +190,7 @@ impl FeedRead for PgFeed {
             let wall: i64 = r.try_get("stamp_wall")?;
             let logical: i64 = r.try_get("stamp_logical")?;
             let node: i64 = r.try_get("stamp_node")?;
+            let last: Uuid = r.try_get("last_device")?;
             out.push(FeedEntry {
                 seq: u64::try_from(seq).unwrap_or(0),
                 kind,
@@ -195,6 +201,7 @@ impl FeedRead for PgFeed {
                     logical: u32::try_from(logical).unwrap_or(u32::MAX),
                     node: node.cast_unsigned(),
                 },
+                last_device: last.as_u128(),
             });
         }
         Ok(out)

@@ -176,6 +176,7 @@ impl PgBatch {
                     site: stored.site.clone(),
                     echo: crate::hq::feed::echo_of(&stored, &incoming, ctx.device),
                     stamp: ctx.stamp,
+                    last_device: ctx.device.0,
                 };
                 self.bump_feed(vec![bumped], ctx.received_ms).await?;
                 self.receipt(op, ctx, false).await?;
@@ -301,7 +302,7 @@ impl PgBatch {
             let (op, ctx) = &ops[last];
             let stamp = applied.iter().fold(Hlc::ZERO, |m, &i| crate::hq::feed::later(m, ops[i].1.stamp));
             let echo = incoming_of[last].as_ref().and_then(|inc| crate::hq::feed::echo_of(stored, inc, ctx.device));
-            Some(Bumped { kind, id: op.key.id, site: stored.site.clone(), echo, stamp })
+            Some(Bumped { kind, id: op.key.id, site: stored.site.clone(), echo, stamp, last_device: ctx.device.0 })
         };
         let mut bumped: Vec<Bumped> = touched
             .values()

@@ -23,6 +23,8 @@ pub(super) struct FeedPos {
     seq: u64,
     echo: Option<u128>,
     stamp: Hlc,
+    /// The device whose op was merged last.
+    last: u128,
 }
 
 /// The feed tables of a write transaction.
@@ -47,6 +49,7 @@ impl FeedTables<'_> {
         echo: Option<u128>,
         stamp: Hlc,
         now_ms: u64,
+        device: u128,
     ) -> Result<(), HqError> {
         if RecordKind::from_code(kind).is_none_or(|k| !crate::hq::feed::relayed(k)) {
             return Ok(());
@@ -59,7 +62,7 @@ impl FeedTables<'_> {
         let seq = read_u64(&self.meta, FEED_HEAD)?.max(crate::hq::feed::floor(now_ms)) + 1;
         self.meta.insert(FEED_HEAD, seq.to_le_bytes().as_slice())?;
         self.feed.insert((site, seq), (kind, id))?;
-        self.pos.insert((kind, id), codec::encode(&FeedPos { seq, echo, stamp })?.as_slice())?;
+        self.pos.insert((kind, id), codec::encode(&FeedPos { seq, echo, stamp, last: device })?.as_slice())?;
         Ok(())
     }
 }
@@ -77,7 +80,7 @@ pub(super) fn backfill(tx: &redb::WriteTransaction) -> Result<u64, HqError> {
         let (k, v) = e?;
         let (kind, id) = k.value();
         let stored: StoredRecord = codec::decode(v.value())?;
-        t.bump(&stored.site, kind, id, None, Hlc::ZERO, 0)?;
+        t.bump(&stored.site, kind, id, None, Hlc::ZERO, 0, stored.device)?;
         n += 1;
     }
     Ok(n)
@@ -123,7 +126,7 @@ impl FeedRead for SiteFeed {
                 .map(|g| codec::decode::<FeedPos>(g.value()))
                 .transpose()?
                 .ok_or_else(|| HqError::Refused(format!("feed entry of record {id:x} has no position")))?;
-            out.push(FeedEntry { seq: k.value().1, kind, id, echo: p.echo, stamp: p.stamp });
+            out.push(FeedEntry { seq: k.value().1, kind, id, echo: p.echo, stamp: p.stamp, last_device: p.last });
         }
         Ok(out)
     }

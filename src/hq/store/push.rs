@@ -126,7 +126,7 @@ impl BatchTables<'_> {
             Some(incoming) => crate::hq::feed::echo_of(&stored, incoming, ctx.device),
             None => Some(ctx.device.0),
         };
-        self.feed.bump(&stored.site, kind, id, echo, ctx.stamp, ctx.received_ms)?;
+        self.feed.bump(&stored.site, kind, id, echo, ctx.stamp, ctx.received_ms, ctx.device.0)?;
         self.records.insert((kind, id), codec::encode(&stored)?.as_slice())?;
         let r = Receipt { kind, id, received_ms: ctx.received_ms, quarantined: false, clamped: ctx.clamped };
         // A release (no screen) replaces the op's quarantine receipt; a push never meets an existing receipt.

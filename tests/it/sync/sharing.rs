@@ -294,6 +294,8 @@ fn a_complaint_taken_at_desk_a_is_resolved_at_desk_b_and_shows_resolved_at_a() {
     // The list row and the open case's status both read 已处理 now; 已受理 is gone.
     assert!(a.query_all_by_label("已处理").count() >= 2, "desk A does not show the case resolved");
     assert!(a.query_by_label("已受理").is_none());
+    // The open case says where and by whom it was just changed.
+    assert!(a.query_by_label_contains("这件客诉刚在 office 由 K001 更新").is_some(), "no notice of the change at B");
     assert!(a.query_by_label_contains("已向患者致歉并说明原因").is_some());
 }
 
