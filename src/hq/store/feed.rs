@@ -27,6 +27,19 @@ pub(super) struct FeedPos {
     last: u128,
 }
 
+/// What a merge tells the feed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Merged {
+    /// The pushing device, when the merged record is exactly what it sent.
+    pub(super) echo: Option<u128>,
+    /// The op's stamp.
+    pub(super) stamp: Hlc,
+    /// HQ's clock at the merge (ms).
+    pub(super) now_ms: u64,
+    /// The pushing device.
+    pub(super) device: u128,
+}
+
 /// The feed tables of a write transaction.
 pub(super) struct FeedTables<'t> {
     pub(super) meta: redb::Table<'t, &'static str, &'static [u8]>,
@@ -40,17 +53,9 @@ impl FeedTables<'_> {
         Ok(FeedTables { meta: tx.open_table(META)?, feed: tx.open_table(FEED)?, pos: tx.open_table(FEED_POS)? })
     }
 
-    /// Moves a record to the end of its site's feed after a merge made at HQ's clock `now_ms`.
-    pub(super) fn bump(
-        &mut self,
-        site: &str,
-        kind: u16,
-        id: u128,
-        echo: Option<u128>,
-        stamp: Hlc,
-        now_ms: u64,
-        device: u128,
-    ) -> Result<(), HqError> {
+    /// Moves a record to the end of its site's feed after a merge.
+    pub(super) fn bump(&mut self, site: &str, kind: u16, id: u128, m: &Merged) -> Result<(), HqError> {
+        let Merged { echo, stamp, now_ms, device } = *m;
         if RecordKind::from_code(kind).is_none_or(|k| !crate::hq::feed::relayed(k)) {
             return Ok(());
         }
@@ -80,7 +85,7 @@ pub(super) fn backfill(tx: &redb::WriteTransaction) -> Result<u64, HqError> {
         let (k, v) = e?;
         let (kind, id) = k.value();
         let stored: StoredRecord = codec::decode(v.value())?;
-        t.bump(&stored.site, kind, id, None, Hlc::ZERO, 0, stored.device)?;
+        t.bump(&stored.site, kind, id, &Merged { echo: None, stamp: Hlc::ZERO, now_ms: 0, device: stored.device })?;
         n += 1;
     }
     Ok(n)

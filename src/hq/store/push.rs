@@ -9,7 +9,7 @@ use guidedesk_sync::server::{HqStorage, HqTx, OpContext, Verdict};
 use guidedesk_sync::{DeviceId, Op, codec};
 use redb::{ReadableTable, WriteTransaction};
 
-use super::feed::FeedTables;
+use super::feed::{FeedTables, Merged};
 use super::{
     DEVICES, DeviceRow, HqError, HqStore, IDX_DEVICE, IDX_SITE, IDX_TIME, QUARANTINE, QuarantineRow, RECEIPTS, RECORDS,
     Receipt, StoredRecord,
@@ -126,7 +126,8 @@ impl BatchTables<'_> {
             Some(incoming) => crate::hq::feed::echo_of(&stored, incoming, ctx.device),
             None => Some(ctx.device.0),
         };
-        self.feed.bump(&stored.site, kind, id, echo, ctx.stamp, ctx.received_ms, ctx.device.0)?;
+        let merged = Merged { echo, stamp: ctx.stamp, now_ms: ctx.received_ms, device: ctx.device.0 };
+        self.feed.bump(&stored.site, kind, id, &merged)?;
         self.records.insert((kind, id), codec::encode(&stored)?.as_slice())?;
         let r = Receipt { kind, id, received_ms: ctx.received_ms, quarantined: false, clamped: ctx.clamped };
         // A release (no screen) replaces the op's quarantine receipt; a push never meets an existing receipt.
