@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use guidedesk::model::{Arrival, RecordId, ReferenceData, StaffRef};
+use guidedesk::command::calls::outpatient_plan;
+use guidedesk::model::{
+    Arrival, FollowupStatus, FollowupTask, Lww, Moment, RECORD_SCHEMA, RecordId, RecordKind, ReferenceData, StaffRef,
+};
 use guidedesk::store::crypto::{Keys, StoreKey, outbox_place, record_place};
-use guidedesk::store::day_number;
+use guidedesk::store::{china_offset, day_number};
 use guidedesk_sync::{Hlc, HlcClock, Op, RecordKey, codec};
 use rusqlite::{Connection, params};
 
@@ -18,8 +21,11 @@ use crate::fixtures;
 /// `SQLite` doing the same registration as the kiosk store: the form validated by the same code, the record encoded
 /// by the same codec and sealed by the same cipher (`Keys::seal`, a fresh nonce each), and in one transaction the
 /// record row, its index rows keyed like the redb ones (time, day+step, the blind phone key, one blind key per name
-/// prefix as `Keys::name_prefixes` makes them), the sealed outbox row and the clock/sequence counters. WAL mode,
-/// `synchronous=FULL`, each index a `WITHOUT ROWID` table.
+/// prefix as `Keys::name_prefixes` makes them), the sealed outbox row and the clock/sequence counters. When the
+/// follow-up rule calls for a task (`guidedesk::command::calls::outpatient_plan`: a first visit with a phone), the
+/// same transaction also writes the task as `guidedesk::command::desk::register` does: its sealed row, its index
+/// rows (time, blind phone, blind name prefixes, open-by-due-day, blind source key, unique like the store's) and
+/// its sealed outbox row. WAL mode, `synchronous=FULL`, each index a `WITHOUT ROWID` table.
 pub struct Sqlite {
     conn: Connection,
     clock: HlcClock,
@@ -35,6 +41,7 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS rec_arrival(id BLOB PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS rec_followup_task(id BLOB PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, op BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS idx_time(kind INTEGER, ms INTEGER, id BLOB, PRIMARY KEY(kind, ms, id))
@@ -44,6 +51,10 @@ impl Sqlite {
              CREATE TABLE IF NOT EXISTS idx_phone(phone TEXT, kind INTEGER, id BLOB, PRIMARY KEY(phone, kind, id))
                WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS idx_name(name TEXT, kind INTEGER, id BLOB, PRIMARY KEY(name, kind, id))
+               WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idx_followup_open_due(day INTEGER, id BLOB, PRIMARY KEY(day, id))
+               WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS idx_followup_source(source TEXT PRIMARY KEY, id BLOB NOT NULL)
                WITHOUT ROWID;",
         )?;
         let keys = StoreKey::generate()?.derive();
@@ -79,32 +90,133 @@ fn register_rows(
     i: u64,
     at: i64,
 ) -> Result<()> {
-    let (a, stored, op) = encoded_arrival(refs, clock, *next_seq, i, at)?;
-    let (stored, op) = sealed(keys, a.id.as_u128(), *next_seq, &stored, &op)?;
-    let id = a.id.as_u128().to_be_bytes();
-    let day = day_number(a.arrived_at.local_date(guidedesk::store::china_offset()));
-    tx.prepare_cached("INSERT INTO rec_arrival(id, body) VALUES (?1, ?2)")?.execute(params![&id[..], stored])?;
-    tx.prepare_cached("INSERT INTO idx_time VALUES (?1, ?2, ?3)")?.execute(params![1, at, &id[..]])?;
+    let reg = registration(refs, keys, clock, next_seq, i, at)?;
+    let a = &reg.arrival;
+    let kind = RecordKind::Arrival.code();
+    let id = reg.arrival_rec.id.to_be_bytes();
+    let day = day_number(a.arrived_at.local_date(china_offset()));
+    tx.prepare_cached("INSERT INTO rec_arrival(id, body) VALUES (?1, ?2)")?
+        .execute(params![&id[..], reg.arrival_rec.stored])?;
+    tx.prepare_cached("INSERT INTO idx_time VALUES (?1, ?2, ?3)")?.execute(params![kind, at, &id[..]])?;
     tx.prepare_cached("INSERT INTO idx_day_step VALUES (?1, ?2, ?3)")?.execute(params![
         day,
         a.step().code(),
         &id[..]
     ])?;
-    if let Some(p) = &a.phone {
-        let blind = keys.blind("phone", p);
-        tx.prepare_cached("INSERT INTO idx_phone VALUES (?1, ?2, ?3)")?.execute(params![blind, 1, &id[..]])?;
+    person_rows(tx, keys, kind, &id, &a.name, a.phone.as_deref())?;
+    outbox_row(tx, &reg.arrival_rec)?;
+    if let Some((task, rec)) = &reg.followup {
+        let kind = RecordKind::FollowupTask.code();
+        let id = rec.id.to_be_bytes();
+        tx.prepare_cached("INSERT INTO rec_followup_task(id, body) VALUES (?1, ?2)")?
+            .execute(params![&id[..], rec.stored])?;
+        tx.prepare_cached("INSERT INTO idx_time VALUES (?1, ?2, ?3)")?.execute(params![
+            kind,
+            task.created_at.0,
+            &id[..]
+        ])?;
+        person_rows(tx, keys, kind, &id, &task.patient_name, Some(&task.phone))?;
+        tx.prepare_cached("INSERT INTO idx_followup_open_due VALUES (?1, ?2)")?
+            .execute(params![day_number(task.due_from), &id[..]])?;
+        // A plain INSERT on the primary key: a second task for the same source is refused, as the store refuses it.
+        let source = keys.blind("source", &task.source.dedup_key());
+        tx.prepare_cached("INSERT INTO idx_followup_source VALUES (?1, ?2)")?.execute(params![source, &id[..]])?;
+        outbox_row(tx, rec)?;
     }
-    for blind in keys.name_prefixes(a.name.trim()) {
-        tx.prepare_cached("INSERT INTO idx_name VALUES (?1, ?2, ?3)")?.execute(params![blind, 1, &id[..]])?;
-    }
-    tx.prepare_cached("INSERT INTO outbox(seq, op) VALUES (?1, ?2)")?.execute(params![*next_seq as i64, op])?;
-    *next_seq += 1;
     let hlc = codec::encode(&clock.last())?;
     tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('hlc', ?1)")?.execute(params![hlc])?;
     tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES ('next_seq', ?1)")?
         .execute(params![&next_seq.to_le_bytes()[..]])?;
     Ok(())
 }
+
+/// The blind phone row and one blind row per name prefix of a record that names a person.
+fn person_rows(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &Keys,
+    kind: u16,
+    id: &[u8; 16],
+    name: &str,
+    phone: Option<&str>,
+) -> Result<()> {
+    if let Some(p) = phone.filter(|p| !p.is_empty()) {
+        let blind = keys.blind("phone", p);
+        tx.prepare_cached("INSERT INTO idx_phone VALUES (?1, ?2, ?3)")?.execute(params![blind, kind, &id[..]])?;
+    }
+    let name = name.trim();
+    if !name.is_empty() {
+        for blind in keys.name_prefixes(name) {
+            tx.prepare_cached("INSERT INTO idx_name VALUES (?1, ?2, ?3)")?.execute(params![blind, kind, &id[..]])?;
+        }
+    }
+    Ok(())
+}
+
+fn outbox_row(tx: &rusqlite::Transaction<'_>, rec: &SealedRecord) -> Result<()> {
+    tx.prepare_cached("INSERT INTO outbox(seq, op) VALUES (?1, ?2)")?.execute(params![rec.seq as i64, rec.op])?;
+    Ok(())
+}
+
+/// One record of a registration as the kiosk store writes it: the sealed stored bytes and the sealed outbox op.
+pub struct SealedRecord {
+    pub id: u128,
+    pub seq: u64,
+    pub stored: Vec<u8>,
+    pub op: Vec<u8>,
+}
+
+/// Registration `i` at `at` (ms) as the kiosk store writes it: the arrival and, when the follow-up rule calls for
+/// one, its follow-up task, each encoded, sealed and given the next outbox sequence number.
+pub struct Registration {
+    pub arrival: Arrival,
+    pub arrival_rec: SealedRecord,
+    pub followup: Option<(FollowupTask, SealedRecord)>,
+}
+
+/// Builds [`Registration`] `i`: validated and encoded as the kiosk store does it ([`encoded_arrival`],
+/// [`encoded_followup`]), sealed with `keys` (the record's place and the op's sequence number as associated data).
+pub fn registration(
+    refs: &ReferenceData,
+    keys: &Keys,
+    clock: &mut HlcClock,
+    next_seq: &mut u64,
+    i: u64,
+    at: i64,
+) -> Result<Registration> {
+    let (arrival, stored, op) = encoded_arrival(refs, clock, *next_seq, i, at)?;
+    let arrival_rec = seal(keys, "rec_arrival", arrival.id.as_u128(), *next_seq, &stored, &op)?;
+    *next_seq += 1;
+    let followup = match encoded_followup(refs, clock, *next_seq, &arrival, at)? {
+        Some((task, stored, op)) => {
+            let rec = seal(keys, "rec_followup_task", task.id.as_u128(), *next_seq, &stored, &op)?;
+            *next_seq += 1;
+            Some((task, rec))
+        }
+        None => None,
+    };
+    Ok(Registration { arrival, arrival_rec, followup })
+}
+
+/// The sealed bytes registration `i` writes (the arrival's record and op, then the task's when it gets one).
+pub fn sealed_registration(
+    refs: &ReferenceData,
+    keys: &Keys,
+    clock: &mut HlcClock,
+    next_seq: &mut u64,
+    i: u64,
+    at: i64,
+) -> Result<Vec<Vec<u8>>> {
+    let reg = registration(refs, keys, clock, next_seq, i, at)?;
+    let mut out = vec![reg.arrival_rec.stored, reg.arrival_rec.op];
+    if let Some((_, rec)) = reg.followup {
+        out.push(rec.stored);
+        out.push(rec.op);
+    }
+    Ok(out)
+}
+
+/// A record, its stored bytes (schema prefix + codec) and its encoded outbox op.
+pub type Encoded<R> = (R, Vec<u8>, Vec<u8>);
 
 /// Validates and encodes arrival `i` exactly as the kiosk store does: the stored record bytes (schema prefix +
 /// codec) and the encoded outbox op.
@@ -114,33 +226,82 @@ pub fn encoded_arrival(
     seq: u64,
     i: u64,
     at: i64,
-) -> Result<(Arrival, Vec<u8>, Vec<u8>)> {
-    let at = guidedesk::model::Moment(at);
+) -> Result<Encoded<Arrival>> {
+    let at = Moment(at);
     let form = fixtures::form(refs, i);
-    let draft = form.validate(refs, at.local_date(guidedesk::store::china_offset()))?;
+    let draft = form.validate(refs, at.local_date(china_offset()))?;
     let stamp = clock.tick(at.0.max(0) as u64);
     let a = draft.into_record(RecordId::new_v7(at), at, StaffRef("D001".into()), stamp);
-    let payload = codec::encode(&a)?;
-    let mut stored = guidedesk::model::RECORD_SCHEMA.to_le_bytes().to_vec();
-    stored.extend_from_slice(&payload);
-    let op = Op {
-        seq,
-        key: RecordKey { kind: guidedesk::model::RecordKind::Arrival.code(), id: a.id.as_u128() },
-        schema: guidedesk::model::RECORD_SCHEMA,
-        stamp: clock.tick(at.0.max(0) as u64),
-        payload,
-    };
-    let op = codec::encode(&op)?;
+    let (stored, op) = encoded_op(clock, seq, RecordKind::Arrival, a.id.as_u128(), codec::encode(&a)?, at)?;
     Ok((a, stored, op))
 }
 
-/// The record and op bytes sealed as the kiosk store seals them (same places as associated data).
-pub fn sealed(keys: &Keys, id: u128, seq: u64, stored: &[u8], op: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-    Ok((keys.seal(&record_place("rec_arrival", id), stored)?, keys.seal(&outbox_place(seq), op)?))
+/// The follow-up task registering `a` calls for, if any ([`outpatient_plan`], as
+/// `guidedesk::command::calls::outpatient_followup` applies it), made at `at` (ms) and encoded like
+/// [`encoded_arrival`].
+pub fn encoded_followup(
+    refs: &ReferenceData,
+    clock: &mut HlcClock,
+    seq: u64,
+    a: &Arrival,
+    at: i64,
+) -> Result<Option<Encoded<FollowupTask>>> {
+    let at = Moment(at);
+    let day = a.arrived_at.local_date(china_offset());
+    let Some(plan) = outpatient_plan(&refs.followup_policy, a, day) else { return Ok(None) };
+    let stamp = clock.tick(at.0.max(0) as u64);
+    let task = FollowupTask {
+        id: RecordId::new_v7(at),
+        created_at: at,
+        created_by: a.handled_by.clone(),
+        source: plan.source,
+        patient_name: plan.patient_name,
+        phone: plan.phone,
+        department: plan.department,
+        inpatient: false,
+        due_from: plan.window.0,
+        due_to: plan.window.1,
+        status: Lww::new(FollowupStatus::Open, stamp),
+        closed_at: Lww::new(None, stamp),
+    };
+    let (stored, op) = encoded_op(clock, seq, RecordKind::FollowupTask, task.id.as_u128(), codec::encode(&task)?, at)?;
+    Ok(Some((task, stored, op)))
 }
 
-/// A bare write of the same bytes (sealed record + sealed op) followed by fdatasync, in a preallocated file written in place:
-/// the physical floor of a durable commit on this disk (no file growth, no allocation, no index).
+/// A record's stored bytes (schema prefix + its codec `payload`) and its encoded outbox op, stamped at `at`.
+fn encoded_op(
+    clock: &mut HlcClock,
+    seq: u64,
+    kind: RecordKind,
+    id: u128,
+    payload: Vec<u8>,
+    at: Moment,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut stored = RECORD_SCHEMA.to_le_bytes().to_vec();
+    stored.extend_from_slice(&payload);
+    let op = Op {
+        seq,
+        key: RecordKey { kind: kind.code(), id },
+        schema: RECORD_SCHEMA,
+        stamp: clock.tick(at.0.max(0) as u64),
+        payload,
+    };
+    Ok((stored, codec::encode(&op)?))
+}
+
+/// The record and op bytes sealed as the kiosk store seals them (same places as associated data).
+fn seal(keys: &Keys, table: &str, id: u128, seq: u64, stored: &[u8], op: &[u8]) -> Result<SealedRecord> {
+    Ok(SealedRecord {
+        id,
+        seq,
+        stored: keys.seal(&record_place(table, id), stored)?,
+        op: keys.seal(&outbox_place(seq), op)?,
+    })
+}
+
+/// A bare write of the same bytes (the sealed records + sealed ops of one registration: the arrival's, and the
+/// follow-up task's when it gets one) followed by fdatasync, in a preallocated file written in place: the physical
+/// floor of a durable commit on this disk (no file growth, no allocation, no index).
 pub struct Fsync {
     file: std::fs::File,
     at: u64,
@@ -165,15 +326,17 @@ impl Fsync {
         Ok(Fsync { file, at: 0 })
     }
 
-    pub fn commit(&mut self, stored: &[u8], op: &[u8]) -> Result<()> {
+    /// Writes `parts` one after another at the next free place, then `fdatasync`.
+    pub fn commit(&mut self, parts: &[Vec<u8>]) -> Result<()> {
         use std::os::unix::fs::FileExt;
-        let len = (stored.len() + op.len()) as u64;
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         if self.at + len > FSYNC_FILE {
             self.at = 0;
         }
-        self.file.write_all_at(stored, self.at)?;
-        self.file.write_all_at(op, self.at + stored.len() as u64)?;
-        self.at += len;
+        for p in parts {
+            self.file.write_all_at(p, self.at)?;
+            self.at += p.len() as u64;
+        }
         self.file.sync_data()?;
         Ok(())
     }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
+use guidedesk::command::desk;
 use guidedesk::model::{
     Arrival, ArrivalChannel, ArrivalForm, Moment, RecordId, ReferenceData, Sex, StaffRef, VisitType,
 };
@@ -59,22 +60,53 @@ pub fn form(refs: &ReferenceData, i: u64) -> ArrivalForm {
     }
 }
 
-/// Registers arrival `i` at `at` inside a transaction: validation, record, indexes, outbox op.
+/// Registers arrival `i` at `at` inside a transaction: the record built at that time, then filed through
+/// [`guidedesk::command::desk::file_arrival`] (record, indexes, outbox op, and the follow-up task an outpatient first
+/// visit with a phone gets).
 pub fn register_in(ctx: &mut WriteCtx<'_>, i: u64, at: Moment) -> Result<Arrival, StoreError> {
     let f = form(ctx.reference(), i);
     let draft = f.validate(ctx.reference(), at.local_date(ctx.offset()))?;
     let stamp = ctx.stamp();
     let a = draft.into_record(RecordId::new_v7(at), at, StaffRef("D001".into()), stamp);
-    ctx.put(&a)?;
+    desk::file_arrival(ctx, &a)?;
     Ok(a)
 }
 
-/// One registration as the desk does it: its own durable transaction, at the clock's now.
+/// One registration as the desk does it: [`guidedesk::command::desk::register`] at the clock's now, in its own
+/// durable transaction.
 pub fn register_one(store: &Store, i: u64) -> Result<Arrival, StoreError> {
     store.write(|ctx| {
-        let at = ctx.now();
-        register_in(ctx, i, at)
+        let f = form(ctx.reference(), i);
+        let id = desk::register(ctx, &f, &StaffRef("D001".into()))?;
+        ctx.require::<Arrival>(id)
     })
+}
+
+/// Whether registering arrival `i` also writes a follow-up task: the rule of
+/// [`guidedesk::command::calls::outpatient_plan`] (a first visit with a phone number) applied to [`form`].
+pub fn gets_followup(refs: &ReferenceData, i: u64) -> bool {
+    let f = form(refs, i);
+    f.visit_type == Some(VisitType::First) && !f.phone.trim().is_empty()
+}
+
+/// The fewest arrivals whose registrations write at least `records` records (arrivals plus their follow-up tasks).
+pub fn arrivals_for_records(refs: &ReferenceData, records: u64) -> u64 {
+    let (mut arrivals, mut written) = (0, 0);
+    while written < records {
+        written += 1 + u64::from(gets_followup(refs, arrivals));
+        arrivals += 1;
+    }
+    arrivals
+}
+
+/// [`seed_arrivals`] with as many arrivals as it takes for their registrations to write `records` records (arrivals
+/// plus their follow-up tasks; `today` of the arrivals today); returns how many records (outbox ops) the store then
+/// holds: `records`, or one more when the last arrival brought a task.
+pub fn seed_records(store: &Store, records: u64, today: u64, per_tx: u64) -> Result<u64> {
+    seed_arrivals(store, arrivals_for_records(&store.reference(), records), today, per_tx)?;
+    let held = store.stats()?.outbox_last_seq;
+    anyhow::ensure!(held >= records && held <= records + 1, "seeded {held} records, not {records}");
+    Ok(held)
 }
 
 /// Fills a store with `total` arrivals: `today` of them today, the rest [`PER_DAY`] per day on the days before.

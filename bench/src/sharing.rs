@@ -102,7 +102,7 @@ fn backfill(s: &Sizes, t: &mut Table) -> Result<()> {
     let hq = children::embedded_hq(2)?;
     let (a_dir, a) = desk(&hq, &hq.codes[0])?;
     let seed_t = Instant::now();
-    fixtures::seed_arrivals(&a, total, 500, 2_000)?;
+    let total = fixtures::seed_records(&a, total, 500, 2_000)?;
     let cred = kiosk_sync::Credential::load(&a, a_dir.path())?.context("desk A has no credential")?;
     let opts = SyncOptions { batch: 5_000, ..SyncOptions::default() };
     let r = kiosk_sync::sync_with(&a, &cred, &opts)?;
