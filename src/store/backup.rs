@@ -167,6 +167,7 @@ fn copy_all(src: &ReadTransaction, dst: &redb::WriteTransaction) -> Result<Vec<(
     copy_table(src, dst, tables::OUTBOX, &mut counts)?;
     copy_table(src, dst, tables::REFERENCE, &mut counts)?;
     copy_table(src, dst, tables::ACK_LOG, &mut counts)?;
+    copy_table(src, dst, tables::REPLICAS, &mut counts)?;
     for kind in RecordKind::ALL {
         copy_table(src, dst, tables::records(kind), &mut counts)?;
     }
