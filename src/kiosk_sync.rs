@@ -643,7 +643,7 @@ struct Live {
 }
 
 /// How long one watch may wait at HQ.
-const WATCH_WAIT: Duration = Duration::from_secs(20);
+const WATCH_WAIT: Duration = Duration::from_secs(15);
 
 /// The watcher thread: keeps one long poll open at HQ and asks for a cycle as soon as the site has records this
 /// desk has not pulled. Failures wait 2 s, doubling to a minute; the interval and nightly cycles go on regardless.

@@ -22,7 +22,7 @@ use super::server::{ApiError, HqState};
 /// Path of the watch exchange.
 pub const WATCH_PATH: &str = "/v1/watch";
 /// The longest a watch waits (below the request deadline).
-pub const MAX_WAIT_SECS: u64 = 25;
+pub const MAX_WAIT_SECS: u64 = 15;
 /// How often a watcher on PostgreSQL re-reads the head (another HQ process may have written).
 pub const PG_RECHECK: Duration = Duration::from_secs(5);
 
@@ -87,7 +87,7 @@ fn parse(raw: Option<&str>) -> Result<(u64, u64), ApiError> {
 /// Waits until the caller's site has records after `after`, or `wait` seconds passed; answers the head.
 #[utoipa::path(get, path = "/v1/watch", tag = "sync", security(("device_credential" = [])),
     params(("after" = u64, Query, maximum = 9_223_372_036_854_775_807_u64, description = "the caller's records-stream cursor"),
-           ("wait" = Option<u64>, Query, maximum = 25, description = "seconds to wait at most (default 25)")),
+           ("wait" = Option<u64>, Query, maximum = 15, description = "seconds to wait at most (default 15)")),
     responses((status = 200, description = "the site's feed head", body = WatchAnswer), (status = 400, description = "bad request", body = super::openapi::ErrorJson), (status = 401, description = "no or unknown credential", body = super::openapi::ErrorJson), (status = 403, description = "revoked or another kind of credential", body = super::openapi::ErrorJson), (status = 429, description = "rate limited (Retry-After)", body = super::openapi::ErrorJson), (status = 503, description = "unavailable or timeout (Retry-After)", body = super::openapi::ErrorJson)))]
 pub async fn watch(
     State(state): State<HqState>,

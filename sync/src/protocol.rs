@@ -29,7 +29,7 @@ pub const PULL_PATH: &str = "/v1/pull";
 /// Path of the enrolment exchange.
 pub const ENROLL_PATH: &str = "/v1/enroll";
 /// Path of the watch exchange (`GET`, JSON answer `{"head": N}`): a long poll that answers once the device's site
-/// has records after the feed position `after`, or after `wait` seconds (at most 25).
+/// has records after the feed position `after`, or after `wait` seconds (at most 15).
 pub const WATCH_PATH: &str = "/v1/watch";
 /// Content type of codec-encoded bodies.
 pub const CONTENT_TYPE: &str = "application/vnd.guidedesk.sync";
