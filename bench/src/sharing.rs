@@ -196,7 +196,7 @@ fn idle_desks(s: &Sizes, t: &mut Table) -> Result<()> {
             let stop = &stop;
             sc.spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    if c.watch(0, Duration::from_secs(20)).is_err() {
+                    if c.watch(0, Duration::from_secs(15)).is_err() {
                         std::thread::sleep(Duration::from_millis(200));
                     }
                 }
@@ -219,7 +219,7 @@ fn idle_desks(s: &Sizes, t: &mut Table) -> Result<()> {
         format!("HQ with {desks} connected idle desks (each with its long poll open)"),
         format!("{share:.2} % of a core over {secs:.0} s"),
         "< 5 % of a core",
-        format!("HQ RSS {} MB; each watch answers after 20 s and is renewed", rss / 1024),
+        format!("HQ RSS {} MB; each watch answers after 15 s and is renewed", rss / 1024),
         share < 5.0,
     );
     Ok(())
