@@ -108,7 +108,9 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
         Command::NewCase(_) => Action::NewCase,
         Command::Case { action, .. } => case_action(action),
         Command::Slip { .. } => Action::PrintSlip,
-        Command::Attempt { .. } | Command::PromoteToCase { .. } => Action::FollowupCalls,
+        Command::Attempt { .. } | Command::Claim { .. } | Command::Release { .. } | Command::PromoteToCase { .. } => {
+            Action::FollowupCalls
+        }
         Command::ImportDischarges { .. } => Action::ImportDischarges,
         Command::Reveal(_) => Action::RevealPhone,
         Command::ExportAudit { .. } => Action::ViewAudit,

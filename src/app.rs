@@ -255,6 +255,9 @@ impl DeskApp {
         let mut cx = ScreenCtx::new(q, self.tr);
         cx.background = Some(Arc::clone(shared));
         cx.role = self.session_role();
+        if cx.role.is_some() {
+            cx.me = self.staff.as_ref().map(|s| StaffRef(s.id.clone()));
+        }
         if cx.role == Some(Role::DepartmentHead) {
             cx.department = self.staff.as_ref().and_then(|s| s.department.clone());
         }
@@ -740,6 +743,8 @@ impl DeskApp {
             | Command::NewCase(_)
             | Command::Case { .. }
             | Command::Attempt { .. }
+            | Command::Claim { .. }
+            | Command::Release { .. }
             | Command::PromoteToCase { .. }) => {
                 // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
                 let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));

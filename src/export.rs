@@ -140,6 +140,7 @@ impl serde::Serialize for JsonRecord<'_> {
             AnyRecord::FollowupTask(r) => r.serialize(s),
             AnyRecord::CallAttempt(r) => r.serialize(s),
             AnyRecord::Audit(r) => r.serialize(s),
+            AnyRecord::CallClaim(r) => r.serialize(s),
         }
     }
 }
@@ -156,7 +157,7 @@ fn mask_record(rec: &mut AnyRecord) {
         AnyRecord::Feedback(f) => m(&mut f.contact_phone),
         AnyRecord::Case(c) => m(&mut c.complainant_phone),
         AnyRecord::FollowupTask(t) => t.phone = mask_phone(&t.phone),
-        AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) => {}
+        AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
     }
 }
 
@@ -288,6 +289,7 @@ pub fn columns(kind: RecordKind) -> Vec<&'static str> {
                 "hash",
             ]
         }
+        RecordKind::CallClaim => vec!["id", "task", "at", "by", "released"],
     }
 }
 
@@ -498,6 +500,9 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
             crate::store::crypto::hex(&a.prev_hash),
             crate::store::crypto::hex(&a.hash),
         ],
+        AnyRecord::CallClaim(c) => {
+            vec![c.id.to_string(), c.task.to_string(), t(c.at, offset), c.by.0.clone(), c.released.to_string()]
+        }
     }
 }
 

@@ -160,6 +160,9 @@ enum KindArg {
     CallAttempt,
     /// The audit log
     Audit,
+    /// Who opened which follow-up task to call it (the shared worklist's claims)
+    #[value(name = "call_claim")]
+    CallClaim,
 }
 
 impl From<KindArg> for RecordKind {
@@ -172,6 +175,7 @@ impl From<KindArg> for RecordKind {
             KindArg::FollowupTask => RecordKind::FollowupTask,
             KindArg::CallAttempt => RecordKind::CallAttempt,
             KindArg::Audit => RecordKind::Audit,
+            KindArg::CallClaim => RecordKind::CallClaim,
         }
     }
 }

@@ -4,11 +4,14 @@
 //! logic that combines store lookups (earlier visits of a patient, recent lists, the dashboard's figures) lives
 //! here, outside `ui`.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 
 use crate::model::reference::Staff;
 use crate::model::{
-    AnyRecord, Arrival, AuditEntry, CallAttempt, Case, Consultation, FollowupTask, Moment, RecordId, ReferenceData,
+    AnyRecord, Arrival, AuditEntry, CallAttempt, CallClaim, Case, Consultation, FollowupTask, Moment, RecordId,
+    RecordKind, ReferenceData,
 };
 use crate::reports::{Period, ReportParams, Summary};
 use crate::store::{Store, StoreError};
@@ -54,12 +57,38 @@ pub trait Queries {
     fn attempts_of(&self, task: RecordId) -> Result<Vec<CallAttempt>, StoreError>;
     /// Call attempts of the last `days` days that flagged a worrying condition, with their tasks.
     fn worrying(&self, days: u32) -> Result<Vec<(CallAttempt, Option<FollowupTask>)>, StoreError>;
+    /// Who holds each follow-up task now (see [`crate::model::followup::current_claim`]): task → the holder, with
+    /// the desk of a claim made at another desk of the site (`None`: this desk).
+    fn claims(&self) -> Result<BTreeMap<RecordId, HeldTask>, StoreError>;
+    /// What the shared worklist needs a supervisor to settle: tasks closed by two calls in the last `days` days,
+    /// and tasks made twice from one source that are both still open.
+    fn worklist_attention(&self, days: u32) -> Result<WorklistAttention, StoreError>;
     /// Audit log entries of the days `from..=to`, newest first.
     fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError>;
     /// Verifies the audit chain: (entries ever appended, problems found).
     fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError>;
     /// The dashboard's figures for a period and, optionally, one department (see [`dashboard_figures`]).
     fn figures(&self, period: Period, department: Option<&str>) -> Result<Summary, StoreError>;
+}
+
+/// A caller's live claim on a task, as the worklist shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldTask {
+    /// The caller.
+    pub by: crate::model::StaffRef,
+    /// Since when.
+    pub at: Moment,
+    /// The desk where the claim was made, when it is another desk of the site.
+    pub desk: Option<String>,
+}
+
+/// The shared worklist's conflicts, for a supervisor: both sides are kept, nothing is dropped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorklistAttention {
+    /// Tasks two calls closed (two callers reached the same patient while their desks were apart), with both calls.
+    pub double_calls: Vec<(Option<FollowupTask>, Vec<CallAttempt>)>,
+    /// Open tasks made twice from one source (the same discharge list imported at two desks while apart).
+    pub duplicate_tasks: Vec<Vec<FollowupTask>>,
 }
 
 impl Queries for Store {
@@ -181,6 +210,48 @@ impl Queries for Store {
         Ok(out)
     }
 
+    fn claims(&self) -> Result<BTreeMap<RecordId, HeldTask>, StoreError> {
+        let ttl = i64::from(self.reference().followup_policy.claim_minutes) * 60_000;
+        let now = self.now();
+        let from = now.plus_millis(-ttl);
+        let ids = self.ids_between(RecordKind::CallClaim, from, Moment(i64::MAX))?;
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut by_task: BTreeMap<RecordId, Vec<CallClaim>> = BTreeMap::new();
+        for c in self.get_many::<CallClaim>(ids)? {
+            by_task.entry(c.task).or_default().push(c);
+        }
+        let attempts =
+            self.get_many::<CallAttempt>(self.ids_between(RecordKind::CallAttempt, from, Moment(i64::MAX))?)?;
+        let desks = self.origin_desks(RecordKind::CallClaim)?;
+        Ok(by_task
+            .into_iter()
+            .filter_map(|(task, claims)| {
+                let c = crate::model::followup::current_claim(&claims, &attempts, now, ttl)?;
+                Some((task, HeldTask { by: c.by.clone(), at: c.at, desk: desks.get(&c.id).cloned() }))
+            })
+            .collect())
+    }
+
+    fn worklist_attention(&self, days: u32) -> Result<WorklistAttention, StoreError> {
+        let from = self.now().plus_millis(-i64::from(days) * 86_400_000);
+        let attempts =
+            self.get_many::<CallAttempt>(self.ids_between(RecordKind::CallAttempt, from, Moment(i64::MAX))?)?;
+        let mut out = WorklistAttention::default();
+        for (task, calls) in crate::model::followup::double_calls(&attempts) {
+            out.double_calls.push((self.get::<FollowupTask>(task)?, calls));
+        }
+        for ids in self.duplicate_followups()? {
+            let open: Vec<FollowupTask> =
+                self.get_many::<FollowupTask>(ids)?.into_iter().filter(|t| !t.status.value.is_final()).collect();
+            if open.len() > 1 {
+                out.duplicate_tasks.push(open);
+            }
+        }
+        Ok(out)
+    }
+
     fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError> {
         let offset = self.utc_offset();
         let to = to.succ_opt().map_or(Moment(i64::MAX), |d| Moment::start_of_day(d, offset));
@@ -213,7 +284,7 @@ fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
             store.get::<FollowupTask>(a.task).ok().flatten().is_some_and(|t| t.department.as_deref() == Some(dept))
         }
         AnyRecord::Feedback(_) => true,
-        AnyRecord::Audit(_) => false,
+        AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => false,
     }
 }
 

@@ -51,10 +51,46 @@ pub fn run_cold_start(dir: &Path) -> Result<(f64, f64, u64)> {
     Ok((ms, wall, rss))
 }
 
-/// `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]`: HQ on a loopback port, on the embedded store (redb in DIR) or on
-/// PostgreSQL in SCHEMA (created, migrated). Prints its URL, then one enrolment code per kiosk, then serves until its
-/// standard input closes.
-pub fn serve_hq(dir: &Path, kiosks: usize, pg: Option<(&str, &str)>) -> Result<()> {
+/// Where the kiosks of a benchmark HQ are enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sites {
+    /// Every kiosk at one site (`main`): each pulls the others' records through the site relay (the sharing
+    /// figures).
+    One,
+    /// Each kiosk at a site of its own (`site0`, `site1`, …): nothing is relayed between them, so the sync figures
+    /// measure what one desk pushes, as at a hospital group with one desk per site.
+    Each,
+}
+
+impl Sites {
+    fn arg(self) -> &'static str {
+        match self {
+            Sites::One => "one",
+            Sites::Each => "each",
+        }
+    }
+
+    /// The `serve-hq` argument back.
+    pub fn parse(arg: &str) -> Result<Self> {
+        match arg {
+            "one" => Ok(Sites::One),
+            "each" => Ok(Sites::Each),
+            other => bail!("serve-hq: sites must be `one` or `each`, not {other:?}"),
+        }
+    }
+
+    fn site(self, kiosk: usize) -> String {
+        match self {
+            Sites::One => "main".to_owned(),
+            Sites::Each => format!("site{kiosk}"),
+        }
+    }
+}
+
+/// `serve-hq DIR KIOSKS SITES [DATABASE_URL SCHEMA]`: HQ on a loopback port, on the embedded store (redb in DIR) or
+/// on PostgreSQL in SCHEMA (created, migrated). Prints its URL, then one enrolment code per kiosk (at the sites
+/// [`Sites`] says), then serves until its standard input closes.
+pub fn serve_hq(dir: &Path, kiosks: usize, sites: Sites, pg: Option<(&str, &str)>) -> Result<()> {
     let store: HqBackend = match pg {
         None => HqStore::open(dir)?.into(),
         Some((url, schema)) => {
@@ -67,7 +103,7 @@ pub fn serve_hq(dir: &Path, kiosks: usize, pg: Option<(&str, &str)>) -> Result<(
     let now = server::now_ms();
     let mut codes = Vec::with_capacity(kiosks);
     for i in 0..kiosks {
-        codes.push(store.create_code("main", &format!("d{i}"), now, 3_600_000)?);
+        codes.push(store.create_code(&sites.site(i), &format!("d{i}"), now, 3_600_000)?);
     }
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse()?,
@@ -128,12 +164,18 @@ impl Drop for HqHandle {
     }
 }
 
-/// How an HQ backend is started for the sync figures: returns a running HQ with `kiosks` enrolment codes.
+/// How an HQ backend is started for the sync figures: returns a running HQ with `kiosks` enrolment codes, each
+/// kiosk at a site of its own ([`Sites::Each`]).
 pub type StartHq = fn(kiosks: usize) -> Result<HqHandle>;
 
-/// The embedded HQ (redb), in a child process.
+/// The embedded HQ (redb), in a child process, each kiosk at a site of its own (the sync figures).
 pub fn embedded_hq(kiosks: usize) -> Result<HqHandle> {
-    spawn_hq(kiosks, None)
+    spawn_hq(kiosks, Sites::Each, None)
+}
+
+/// The embedded HQ (redb), in a child process, every kiosk at one site (the sharing figures).
+pub fn embedded_hq_one_site(kiosks: usize) -> Result<HqHandle> {
+    spawn_hq(kiosks, Sites::One, None)
 }
 
 /// The PostgreSQL server HQ runs on in the PostgreSQL figures: `DATABASE_URL`, or a local trust-auth default.
@@ -152,7 +194,7 @@ pub fn postgres_reachable() -> Result<()> {
 /// HQ on PostgreSQL ([`database_url`]) in a fresh schema of its own (dropped when the handle drops), in a child
 /// process.
 pub fn postgres_hq(kiosks: usize) -> Result<HqHandle> {
-    spawn_hq(kiosks, Some((database_url(), fresh_schema())))
+    spawn_hq(kiosks, Sites::Each, Some((database_url(), fresh_schema())))
 }
 
 /// A schema of this run, dropped when dropped.
@@ -184,10 +226,10 @@ pub fn postgres_store() -> Result<(PgStore, PgSchema)> {
     Ok((PgStore::connect(&cfg)?, schema))
 }
 
-fn spawn_hq(kiosks: usize, pg: Option<(String, String)>) -> Result<HqHandle> {
+fn spawn_hq(kiosks: usize, sites: Sites, pg: Option<(String, String)>) -> Result<HqHandle> {
     let dir = tempfile::tempdir()?;
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("serve-hq").arg(dir.path()).arg(kiosks.to_string());
+    cmd.arg("serve-hq").arg(dir.path()).arg(kiosks.to_string()).arg(sites.arg());
     if let Some((url, schema)) = &pg {
         cmd.arg(url).arg(schema);
     }

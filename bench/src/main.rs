@@ -5,7 +5,7 @@
 //! `cargo run --release -p guidedesk-bench` runs the full sizes; `--quick` runs small sizes (CI smoke use);
 //! `--scale F` multiplies the full sizes by F. Nothing here asserts a timing: the table says met or missed.
 //!
-//! The hidden subcommands `cold-start DIR`, `serve-hq DIR KIOSKS [DATABASE_URL SCHEMA]` and `backfill DIR URL CODE`
+//! The hidden subcommands `cold-start DIR`, `serve-hq DIR KIOSKS SITES [DATABASE_URL SCHEMA]` and `backfill DIR URL CODE`
 //! are the harness's own child processes: the first opens a store and draws the kiosk's first frame, the second runs
 //! HQ (embedded, or on PostgreSQL) so its memory can be measured apart from the kiosks pushing to it, the third is a
 //! new desk taking in its site's records, for its own peak memory.
@@ -111,8 +111,9 @@ fn main() -> Result<()> {
         Some("serve-hq") => {
             let dir = args.get(1).context("serve-hq needs a directory")?;
             let kiosks: usize = args.get(2).context("serve-hq needs the number of kiosks")?.parse()?;
-            let pg = args.get(3).zip(args.get(4)).map(|(u, s)| (u.as_str(), s.as_str()));
-            return children::serve_hq(std::path::Path::new(dir), kiosks, pg);
+            let sites = children::Sites::parse(args.get(3).context("serve-hq needs `one` or `each` site")?)?;
+            let pg = args.get(4).zip(args.get(5)).map(|(u, s)| (u.as_str(), s.as_str()));
+            return children::serve_hq(std::path::Path::new(dir), kiosks, sites, pg);
         }
         _ => {}
     }

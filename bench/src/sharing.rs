@@ -58,7 +58,7 @@ fn wait_idle(w: &SyncWorker) -> Result<()> {
 /// Desk A saves a registration (and asks its worker to sync, as the app does after each save); how long until desk
 /// B, keeping its long poll open, holds it.
 fn visibility(s: &Sizes, t: &mut Table) -> Result<()> {
-    let hq = children::embedded_hq(2)?;
+    let hq = children::embedded_hq_one_site(2)?;
     let (a_dir, a) = desk(&hq, &hq.codes[0])?;
     let (b_dir, b) = desk(&hq, &hq.codes[1])?;
     let (wa, wb) = (worker(a_dir.path(), &a)?, worker(b_dir.path(), &b)?);
@@ -99,7 +99,7 @@ fn visibility(s: &Sizes, t: &mut Table) -> Result<()> {
 /// A site's year in HQ (one desk pushed it); a new desk of the site pulls it all, in a child process.
 fn backfill(s: &Sizes, t: &mut Table) -> Result<()> {
     let total = if s.quick { 3_000 } else { 300_000 };
-    let hq = children::embedded_hq(2)?;
+    let hq = children::embedded_hq_one_site(2)?;
     let (a_dir, a) = desk(&hq, &hq.codes[0])?;
     let seed_t = Instant::now();
     let total = fixtures::seed_records(&a, total, 500, 2_000)?;
@@ -178,7 +178,7 @@ fn process_cpu(pid: u32) -> Option<Duration> {
 fn idle_desks(s: &Sizes, t: &mut Table) -> Result<()> {
     let desks = if s.quick { 30 } else { 300 };
     let window = if s.quick { Duration::from_secs(5) } else { Duration::from_mins(1) };
-    let hq = children::embedded_hq(desks)?;
+    let hq = children::embedded_hq_one_site(desks)?;
     let mut clients = Vec::with_capacity(desks);
     for (i, code) in hq.codes.iter().enumerate() {
         let anon = HttpTransport::new(&ClientConfig::new(&hq.url))?;
@@ -229,7 +229,7 @@ fn idle_desks(s: &Sizes, t: &mut Table) -> Result<()> {
 /// long until every desk holds all of it.
 fn bursts(s: &Sizes, t: &mut Table) -> Result<()> {
     let (count, burst) = if s.quick { (5, 100) } else { (50, 1_000) };
-    let hq = children::embedded_hq(count + 1)?;
+    let hq = children::embedded_hq_one_site(count + 1)?;
     let (src_dir, src) = desk(&hq, &hq.codes[0])?;
     let mut desks = Vec::with_capacity(count);
     for code in &hq.codes[1..] {

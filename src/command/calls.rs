@@ -1,10 +1,11 @@
 //! The follow-up worklist's writes, each inside the caller's store transaction: the task an outpatient first visit
-//! gets, call attempts (closing the task when the outcome says so), and the one way to put a task.
+//! gets, call attempts (closing the task when the outcome says so), claims on a task ("being called by X" on every
+//! desk of the site) and their release, and the one way to put a task.
 
 use crate::model::reference::FollowupPolicy;
 use crate::model::{
-    Arrival, CallAttemptForm, FollowupSource, FollowupStatus, FollowupTask, Lww, Problem, RecordId, StaffRef,
-    ValidationErrors, VisitType,
+    Arrival, CallAttemptForm, CallClaim, FollowupSource, FollowupStatus, FollowupTask, Lww, Problem, RecordId,
+    StaffRef, ValidationErrors, VisitType,
 };
 use crate::policy;
 use crate::store::{StoreError, WriteCtx};
@@ -100,4 +101,19 @@ pub fn record_attempt(
         ctx.put(&task)?;
     }
     Ok(attempt.id)
+}
+
+/// Takes (or, with `release`, lets go of) a task for `by`: a claim event every desk of the site receives. Taking a
+/// task another caller holds is allowed (the screen asks first) — the latest claim wins. A finished task cannot be
+/// taken; letting go of one is harmless.
+pub fn claim(ctx: &mut WriteCtx<'_>, task_id: RecordId, release: bool, by: StaffRef) -> Result<RecordId, StoreError> {
+    let task: FollowupTask = ctx.require(task_id)?;
+    if !release && task.status.value.is_final() {
+        let mut e = ValidationErrors::default();
+        e.push("task", Problem::Conflict("this follow-up is already finished"));
+        return Err(e.into());
+    }
+    let c = CallClaim { id: ctx.new_id(), task: task_id, at: ctx.now(), stamp: ctx.stamp(), by, released: release };
+    ctx.put(&c)?;
+    Ok(c.id)
 }

@@ -106,6 +106,17 @@ pub enum Command {
         /// The attempt as entered.
         form: Box<CallAttemptForm>,
     },
+    /// Open a follow-up task to call it: every desk of the site shows it as being called by this person (a claim),
+    /// until the call is recorded, the task is let go of, or the claim grows stale.
+    Claim {
+        /// The task.
+        task: RecordId,
+    },
+    /// Let go of a follow-up task opened to call without recording a call.
+    Release {
+        /// The task.
+        task: RecordId,
+    },
     /// Import a discharge list (CSV or XLSX) into the call worklist, off the UI thread.
     ImportDischarges {
         /// The file.
@@ -160,6 +171,8 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         Command::NewCase(_) => (RecordKind::Case, "new_case".into()),
         Command::Case { action, .. } => (RecordKind::Case, format!("case:{}", action.name())),
         Command::Attempt { .. } => (RecordKind::CallAttempt, "call_attempt".into()),
+        Command::Claim { .. } => (RecordKind::CallClaim, "claim".into()),
+        Command::Release { .. } => (RecordKind::CallClaim, "release".into()),
         Command::PromoteToCase { .. } => (RecordKind::Case, "promote_to_case".into()),
         Command::SignIn { .. }
         | Command::CreateAdmin { .. }
@@ -186,6 +199,8 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::NewCase(form) => cases::new_case(ctx, form, by.clone()),
         Command::Case { id, action } => cases::act_on_case(ctx, *id, action.clone(), by.clone()).map(|()| *id),
         Command::Attempt { task, form } => calls::record_attempt(ctx, *task, form, by.clone()),
+        Command::Claim { task } => calls::claim(ctx, *task, false, by.clone()),
+        Command::Release { task } => calls::claim(ctx, *task, true, by.clone()),
         Command::PromoteToCase { task } => cases::promote_feedback(ctx, *task, by.clone()),
         // The commands `change_of` lists as changing no record (that list is exhaustive).
         _ => Err(StoreError::Conflict("this command changes no record".into())),

@@ -64,6 +64,7 @@ pub fn encode_any(rec: &AnyRecord) -> Result<(Vec<u8>, Vec<u8>), PayloadError> {
         AnyRecord::FollowupTask(r) => encode_record(r),
         AnyRecord::CallAttempt(r) => encode_record(r),
         AnyRecord::Audit(r) => encode_record(r),
+        AnyRecord::CallClaim(r) => encode_record(r),
     }
 }
 
@@ -94,6 +95,7 @@ pub fn decode_any(kind: RecordKind, bytes: &[u8]) -> Result<AnyRecord, PayloadEr
         RecordKind::FollowupTask => AnyRecord::FollowupTask(decode_record(bytes)?),
         RecordKind::CallAttempt => AnyRecord::CallAttempt(decode_record(bytes)?),
         RecordKind::Audit => AnyRecord::Audit(decode_record(bytes)?),
+        RecordKind::CallClaim => AnyRecord::CallClaim(decode_record(bytes)?),
     })
 }
 
@@ -112,6 +114,7 @@ pub fn decode_op_payload(op: &Op) -> Result<AnyRecord, PayloadError> {
         RecordKind::FollowupTask => AnyRecord::FollowupTask(codec::decode(&op.payload)?),
         RecordKind::CallAttempt => AnyRecord::CallAttempt(codec::decode(&op.payload)?),
         RecordKind::Audit => AnyRecord::Audit(codec::decode(&op.payload)?),
+        RecordKind::CallClaim => AnyRecord::CallClaim(codec::decode(&op.payload)?),
     };
     if rec.id().as_u128() != op.key.id {
         return Err(PayloadError::IdMismatch { seq: op.seq, record: rec.id(), key: op.key.id });

@@ -171,11 +171,13 @@ pub enum RecordKind {
     CallAttempt = 6,
     /// 审计日志
     Audit = 7,
+    /// 回访认领 (who is calling a follow-up task now)
+    CallClaim = 8,
 }
 
 impl RecordKind {
     /// Every kind, in code order.
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Arrival,
         RecordKind::Consultation,
         RecordKind::Feedback,
@@ -183,6 +185,7 @@ impl RecordKind {
         RecordKind::FollowupTask,
         RecordKind::CallAttempt,
         RecordKind::Audit,
+        RecordKind::CallClaim,
     ];
 
     /// The kind's sync code.
@@ -205,6 +208,7 @@ impl RecordKind {
             RecordKind::FollowupTask => "followup_task",
             RecordKind::CallAttempt => "call_attempt",
             RecordKind::Audit => "audit",
+            RecordKind::CallClaim => "call_claim",
         }
     }
 

@@ -269,6 +269,65 @@ impl Merge for CallAttempt {
     fn merge(&mut self, _other: &Self) {}
 }
 
+/// A caller's hold on a follow-up task, replicated to every desk of the site so two callers do not ring the same
+/// patient: made when a caller opens the task ("being called by X"), ended by a release, by that caller's next
+/// recorded attempt, or by age (the policy's `claim_minutes`). Append-only: the latest claim event of a task (in HLC
+/// order, so a release made after seeing a claim always follows it) wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallClaim {
+    /// UUIDv7 id.
+    pub id: RecordId,
+    /// The task.
+    pub task: RecordId,
+    /// When the caller opened (or let go of) the task.
+    pub at: Moment,
+    /// The event's HLC stamp: orders the claims of a task across desks.
+    pub stamp: Hlc,
+    /// The caller.
+    pub by: StaffRef,
+    /// Whether this event lets go of the task rather than taking it.
+    pub released: bool,
+}
+
+impl Merge for CallClaim {
+    /// Claim events are append-only; copies are identical.
+    fn merge(&mut self, _other: &Self) {}
+}
+
+/// Who holds a task now, from its claim events and attempts: the latest event (by HLC stamp), if it is a claim
+/// younger than `ttl_ms` at `now` and its caller has recorded no attempt on the task since. `None` when nobody does.
+pub fn current_claim<'c>(
+    claims: impl IntoIterator<Item = &'c CallClaim>,
+    attempts: &[CallAttempt],
+    now: Moment,
+    ttl_ms: i64,
+) -> Option<&'c CallClaim> {
+    let latest = claims.into_iter().max_by_key(|c| c.stamp)?;
+    let live = !latest.released
+        && now.0.saturating_sub(latest.at.0) < ttl_ms
+        && !attempts.iter().any(|a| a.task == latest.task && a.by == latest.by && a.at >= latest.at);
+    live.then_some(latest)
+}
+
+/// Whether an attempt with this outcome ends the call (the task's status becomes final when it is recorded).
+pub fn closes_task(outcome: CallOutcome) -> bool {
+    !matches!(outcome, CallOutcome::NoAnswer | CallOutcome::Busy)
+}
+
+/// Tasks that more than one call closed — two callers reached (or gave up on) the same patient while their desks
+/// were apart: task → those attempts, oldest first. Both are kept; a supervisor sees the pair.
+pub fn double_calls(attempts: &[CallAttempt]) -> std::collections::BTreeMap<RecordId, Vec<CallAttempt>> {
+    let mut by_task: std::collections::BTreeMap<RecordId, Vec<CallAttempt>> = std::collections::BTreeMap::new();
+    for a in attempts.iter().filter(|a| closes_task(a.outcome)) {
+        by_task.entry(a.task).or_default().push(a.clone());
+    }
+    by_task.retain(|_, v| v.len() > 1);
+    for v in by_task.values_mut() {
+        v.sort_by_key(|a| (a.at, a.id));
+    }
+    by_task
+}
+
 /// A call attempt as entered.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallAttemptForm {
@@ -359,6 +418,63 @@ mod tests {
             .into_record(id, id, Moment(1), StaffRef("c".into()))
             .unwrap();
         assert_eq!(ok.script.unwrap().satisfaction, Some(Rating::Satisfied));
+    }
+
+    fn claim(task: RecordId, at: i64, by: &str, released: bool) -> CallClaim {
+        let stamp = Hlc { wall_ms: u64::try_from(at).unwrap(), logical: 0, node: 1 };
+        CallClaim { id: RecordId::new_v7(Moment(at)), task, at: Moment(at), stamp, by: StaffRef(by.into()), released }
+    }
+
+    fn attempt(task: RecordId, at: i64, by: &str, outcome: CallOutcome) -> CallAttempt {
+        CallAttempt {
+            id: RecordId::new_v7(Moment(at)),
+            task,
+            at: Moment(at),
+            by: StaffRef(by.into()),
+            outcome,
+            script: None,
+            worrying: false,
+            notes: None,
+        }
+    }
+
+    /// Shared worklist: the latest claim event holds the task until it is released, its caller records an attempt,
+    /// or it is older than the policy's claim time.
+    #[test]
+    fn the_latest_claim_holds_a_task_until_released_called_or_stale() {
+        let task = RecordId::new_v7(Moment(1));
+        let ttl = 20 * 60_000;
+        let a = claim(task, 1_000, "g1", false);
+        let b = claim(task, 2_000, "g2", false);
+        assert_eq!(current_claim([&a, &b], &[], Moment(3_000), ttl).map(|c| c.by.0.as_str()), Some("g2"));
+        // Order of arrival does not matter.
+        assert_eq!(current_claim([&b, &a], &[], Moment(3_000), ttl).map(|c| c.by.0.as_str()), Some("g2"));
+        // Stale after the claim time.
+        assert!(current_claim([&a, &b], &[], Moment(2_000 + ttl), ttl).is_none());
+        // Released.
+        let r = claim(task, 2_500, "g2", true);
+        assert!(current_claim([&a, &b, &r], &[], Moment(3_000), ttl).is_none());
+        // The holder's own attempt ends it; someone else's does not.
+        let other = attempt(task, 2_600, "g1", CallOutcome::NoAnswer);
+        assert!(current_claim([&a, &b], std::slice::from_ref(&other), Moment(3_000), ttl).is_some());
+        let own = attempt(task, 2_600, "g2", CallOutcome::NoAnswer);
+        assert!(current_claim([&a, &b], &[own], Moment(3_000), ttl).is_none());
+        assert!(current_claim([], &[], Moment(3_000), ttl).is_none());
+    }
+
+    /// Shared worklist: two closing calls of one task are both kept and flagged; unanswered tries are not.
+    #[test]
+    fn two_closing_calls_of_one_task_are_flagged() {
+        let (t1, t2) = (RecordId::new_v7(Moment(1)), RecordId::new_v7(Moment(2)));
+        let calls = [
+            attempt(t1, 10, "g1", CallOutcome::Reached),
+            attempt(t1, 5, "g2", CallOutcome::Reached),
+            attempt(t2, 10, "g1", CallOutcome::NoAnswer),
+            attempt(t2, 11, "g2", CallOutcome::Reached),
+        ];
+        let flagged = double_calls(&calls);
+        assert_eq!(flagged.len(), 1);
+        assert_eq!(flagged[&t1].iter().map(|a| a.by.0.as_str()).collect::<Vec<_>>(), ["g2", "g1"]);
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub use case::{
 pub use common::{Lww, Merge, Moment, RecordId, RecordKind, StaffRef};
 pub use consultation::{Concern, Consultation, ConsultationChannel, ConsultationForm};
 pub use feedback::{Dimension, Feedback, FeedbackForm, Rating};
-pub use followup::{CallAttempt, CallAttemptForm, CallOutcome, FollowupSource, FollowupStatus, FollowupTask};
+pub use followup::{
+    CallAttempt, CallAttemptForm, CallClaim, CallOutcome, FollowupSource, FollowupStatus, FollowupTask,
+};
 pub use reference::{ReferenceData, SharingPolicy};
 pub use validate::{FieldError, Problem, ValidationErrors};
 
@@ -51,6 +53,9 @@ pub enum AnyRecord {
     CallAttempt(CallAttempt),
     /// An audit log entry.
     Audit(AuditEntry),
+    /// A caller's hold on a follow-up task (or its release). Last, so the variant numbers of the kinds before it
+    /// stay what HQ's stores hold.
+    CallClaim(CallClaim),
 }
 
 impl AnyRecord {
@@ -64,6 +69,7 @@ impl AnyRecord {
             AnyRecord::FollowupTask(_) => RecordKind::FollowupTask,
             AnyRecord::CallAttempt(_) => RecordKind::CallAttempt,
             AnyRecord::Audit(_) => RecordKind::Audit,
+            AnyRecord::CallClaim(_) => RecordKind::CallClaim,
         }
     }
 
@@ -77,6 +83,7 @@ impl AnyRecord {
             AnyRecord::FollowupTask(r) => r.id,
             AnyRecord::CallAttempt(r) => r.id,
             AnyRecord::Audit(r) => r.id,
+            AnyRecord::CallClaim(r) => r.id,
         }
     }
 
@@ -90,6 +97,7 @@ impl AnyRecord {
             AnyRecord::FollowupTask(r) => r.created_at,
             AnyRecord::CallAttempt(r) => r.at,
             AnyRecord::Audit(r) => r.at,
+            AnyRecord::CallClaim(r) => r.at,
         }
     }
 
@@ -107,7 +115,11 @@ impl AnyRecord {
                 out.extend(r.events.iter().map(|e| ("events.at", e.at)));
             }
             AnyRecord::FollowupTask(r) => out.extend(r.closed_at.value.map(|m| ("closed_at", m))),
-            AnyRecord::Consultation(_) | AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) => {}
+            AnyRecord::Consultation(_)
+            | AnyRecord::Feedback(_)
+            | AnyRecord::CallAttempt(_)
+            | AnyRecord::Audit(_)
+            | AnyRecord::CallClaim(_) => {}
         }
         out
     }
@@ -147,6 +159,7 @@ impl AnyRecord {
             (AnyRecord::FollowupTask(a), AnyRecord::FollowupTask(b)) => a.merge(b),
             (AnyRecord::CallAttempt(a), AnyRecord::CallAttempt(b)) => a.merge(b),
             (AnyRecord::Audit(a), AnyRecord::Audit(b)) => a.merge(b),
+            (AnyRecord::CallClaim(a), AnyRecord::CallClaim(b)) => a.merge(b),
             _ => return false,
         }
         true
@@ -192,6 +205,7 @@ impl_record!(Case, Case);
 impl_record!(FollowupTask, FollowupTask);
 impl_record!(CallAttempt, CallAttempt);
 impl_record!(AuditEntry, Audit);
+impl_record!(CallClaim, CallClaim);
 
 /// An append-only, hash-chained record kind (feedback, the audit log): the store places each new record after the
 /// kiosk's last one of its kind, and verification recomputes every hash and link.

@@ -222,6 +222,10 @@ pub struct FollowupPolicy {
     /// Unsuccessful attempts (no answer, busy) after which a task is closed as unreachable.
     #[serde(default = "three")]
     pub max_attempts: u32,
+    /// Minutes a caller's claim on a task holds ("being called by X" on every desk of the site) when the caller
+    /// neither records a call nor lets go of it (a desk switched off mid-call): after this the task is free again.
+    #[serde(default = "twenty")]
+    pub claim_minutes: u32,
     /// Target follow-up rate for inpatients (percent).
     pub inpatient_target_pct: u32,
     /// Target follow-up rate for outpatient first visits (percent).
@@ -263,6 +267,10 @@ impl Default for PinPolicy {
     }
 }
 
+fn twenty() -> u32 {
+    20
+}
+
 fn four() -> u32 {
     4
 }
@@ -270,7 +278,7 @@ fn four() -> u32 {
 /// What a desk keeps of the records the other desks and offices of its site wrote, as HQ relays them (`sharing` in
 /// the reference data). Open cases and open follow-up tasks are kept whatever their age (every desk works them);
 /// other records of another desk for `days[kind]` days after their business time (kind names as in exports:
-/// `arrival`, `consultation`, `feedback`, `case`, `followup_task`, `call_attempt`), or `default_days` for a kind not
+/// `arrival`, `consultation`, `feedback`, `case`, `followup_task`, `call_attempt`, `call_claim`), or `default_days` for a kind not
 /// named. Audit entries never leave the desk that wrote them (HQ keeps them). A desk's own records follow the
 /// retention policy only. Changing the policy applies to records relayed from then on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +308,7 @@ impl SharingPolicy {
             ("case", 93),
             ("followup_task", 31),
             ("call_attempt", 31),
+            ("call_claim", 2),
         ]
         .into_iter()
         .map(|(k, d)| (k.to_string(), d))

@@ -13,7 +13,7 @@ use super::tables::{self, meta};
 use crate::model::RecordKind;
 
 /// The schema version this build writes.
-pub const STORE_SCHEMA: u32 = 5;
+pub const STORE_SCHEMA: u32 = 6;
 
 /// One migration step.
 #[derive(Clone, Copy)]
@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { to: 3, name: "add the audit log", run: add_audit_log },
     Migration { to: 4, name: "seal staff PIN hashes at rest", run: seal_staff },
     Migration { to: 5, name: "hold records other desks of the site wrote", run: add_replicas },
+    Migration { to: 6, name: "add call claims (who is calling a follow-up task)", run: add_call_claims },
 ];
 
 /// Creates every table of schema 1.
@@ -127,6 +128,12 @@ fn seal_staff(tx: &WriteTransaction, env: &MigrationEnv<'_>) -> Result<(), Store
 /// Schema 5: the table naming the origin of records other desks of the site wrote (`tables::REPLICAS`).
 fn add_replicas(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
     tx.open_table(tables::REPLICAS)?;
+    Ok(())
+}
+
+/// Schema 6: the record table of call claims (the shared follow-up worklist's "being called by").
+fn add_call_claims(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
+    tx.open_table(tables::records(RecordKind::CallClaim))?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'stati
         RecordKind::FollowupTask => "rec_followup_task",
         RecordKind::CallAttempt => "rec_call_attempt",
         RecordKind::Audit => "rec_audit",
+        RecordKind::CallClaim => "rec_call_claim",
     })
 }
 

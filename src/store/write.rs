@@ -282,7 +282,9 @@ pub(super) fn person(rec: &AnyRecord) -> (Option<&str>, Option<&str>) {
         AnyRecord::Consultation(c) => (c.name.as_deref(), c.phone.as_deref()),
         AnyRecord::Case(c) => (Some(&c.complainant), c.complainant_phone.as_deref()),
         AnyRecord::FollowupTask(t) => (Some(&t.patient_name), Some(&t.phone)),
-        AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) => (None, None),
+        AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {
+            (None, None)
+        }
     }
 }
 
@@ -306,7 +308,7 @@ pub(super) fn entries(rec: &AnyRecord, offset: FixedOffset, keys: &Keys) -> Entr
                 e.consultation_arrival = Some((arr.as_u128(), id));
             }
         }
-        AnyRecord::Feedback(_) | AnyRecord::Audit(_) => {}
+        AnyRecord::Feedback(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
         AnyRecord::Case(c) => {
             if c.is_open() {
                 e.case_due = Some((day_number(c.due.value.0), id));

@@ -31,6 +31,8 @@ pub struct ScreenCtx<'a> {
     pub tr: Tr,
     /// The role acting now (`None` while locked or signed out).
     pub role: Option<Role>,
+    /// The person signed in (`None` while locked or signed out): screens tell "you" apart from other callers.
+    pub me: Option<crate::model::StaffRef>,
     /// The department a department head works for (`None` for every other role): the cases screen shows only its
     /// cases.
     pub department: Option<String>,
@@ -75,6 +77,7 @@ impl<'a> ScreenCtx<'a> {
             background: None,
             tr,
             role: None,
+            me: None,
             department: None,
             last_remote: None,
             locked: false,

@@ -1,5 +1,10 @@
 //! Follow-up calls (回访): the call worklist (overdue, due, upcoming), each call attempt with the department's
 //! script, and the alert list of worrying conditions for department heads.
+//!
+//! The worklist is the site's: opening a task claims it, and every desk of the site shows it as being called by
+//! that person until the call is recorded, the caller opens another task, or the claim grows stale. Opening a task
+//! someone else holds asks before taking it over. Calls that clashed while desks were apart (two callers reached the
+//! same patient; one discharge imported twice) are listed at the top, both sides kept.
 
 use egui::{RichText, Ui};
 
@@ -11,17 +16,26 @@ use super::{theme, widgets};
 use crate::model::followup::DueState;
 use crate::model::validate::mask_phone;
 use crate::model::{
-    CallAttempt, CallAttemptForm, CallOutcome, FollowupSource, FollowupTask, Rating, RecordId, ReferenceData,
-    ValidationErrors,
+    CallAttempt, CallAttemptForm, CallOutcome, FollowupSource, FollowupTask, Moment, Rating, RecordId, ReferenceData,
+    StaffRef, ValidationErrors,
 };
+use crate::queries::{HeldTask, WorklistAttention};
+
+/// How often the claims are read again when nothing changed in the store (a claim grows stale by time alone).
+const CLAIMS_REFRESH_MS: i64 = 30_000;
 
 /// Follow-up screen state.
 #[derive(Debug, Default)]
 pub struct FollowupScreen {
     rows: Vec<FollowupTask>,
     worrying: Vec<(CallAttempt, Option<FollowupTask>)>,
+    claims: std::collections::BTreeMap<RecordId, HeldTask>,
+    claims_read: Moment,
+    attention: WorklistAttention,
     loaded: Option<u64>,
     selected: Option<RecordId>,
+    /// The task this screen claimed for the person signed in (let go of when another one is opened).
+    held: Option<RecordId>,
     attempts: Vec<CallAttempt>,
     form: CallAttemptForm,
     errors: ValidationErrors,
@@ -39,7 +53,13 @@ impl DeskScreen for FollowupScreen {
             self.rows = q.open_followups().unwrap_or_default();
             self.worrying = q.worrying(7).unwrap_or_default();
             self.attempts = self.selected.map(|id| q.attempts_of(id).unwrap_or_default()).unwrap_or_default();
+            self.attention = q.worklist_attention(7).unwrap_or_default();
             self.loaded = Some(version);
+            self.claims_read = Moment(i64::MIN);
+        }
+        if cx.now.0.saturating_sub(self.claims_read.0) >= CLAIMS_REFRESH_MS {
+            self.claims = q.claims().unwrap_or_default();
+            self.claims_read = cx.now;
         }
         let refs = &cx.refs;
         let today = cx.today;
@@ -90,6 +110,7 @@ impl DeskScreen for FollowupScreen {
                 }
             });
         }
+        self.attention_ui(ui, cx);
         if let Some((ok, m)) = &self.message {
             ui.colored_label(if *ok { theme::OK } else { theme::ALERT }, m);
         }
@@ -100,13 +121,15 @@ impl DeskScreen for FollowupScreen {
         let total = ui.available_width();
         ui.horizontal_top(|ui| {
             widgets::column(ui, total * 0.42, |ui| {
-                let pick = self.list_ui(ui, tr, refs, today);
+                let pick = self.list_ui(ui, cx, today);
                 if let Some(id) = pick {
                     widgets::viewed(cx, crate::model::RecordKind::FollowupTask, id);
                     self.selected = Some(id);
                     self.attempts = q.attempts_of(id).unwrap_or_default();
                     self.form = CallAttemptForm::default();
                     self.errors = ValidationErrors::default();
+                    self.message = None;
+                    self.open_task(cx, id);
                 }
             });
             widgets::column(ui, ui.available_width(), |ui| {
@@ -130,8 +153,20 @@ impl DeskScreen for FollowupScreen {
     /// Takes the result of a follow-up command.
     fn on_outcome(&mut self, reply: &Reply<'_>) {
         let tr = reply.tr;
+        if let (Command::Claim { .. } | Command::Release { .. }, Outcome::Done(_)) = (reply.sent, reply.outcome) {
+            // Taking or letting go of a task keeps what is typed; the worklist re-reads the claims.
+            self.claims_read = Moment(i64::MIN);
+            return;
+        }
+        if let (Command::Claim { task }, _) = (reply.sent, reply.outcome)
+            && self.held == Some(*task)
+        {
+            self.held = None;
+        }
         match reply.outcome {
             Outcome::Done(_) => {
+                // The recorded call ends this person's claim on the task.
+                self.held = None;
                 self.form = CallAttemptForm::default();
                 self.errors = ValidationErrors::default();
                 self.message = Some((true, tr.t("followup.saved").to_string()));
@@ -150,7 +185,38 @@ impl DeskScreen for FollowupScreen {
 }
 
 impl FollowupScreen {
-    fn list_ui(&self, ui: &mut Ui, tr: Tr, refs: &ReferenceData, today: chrono::NaiveDate) -> Option<RecordId> {
+    /// Opens a task to call it: claims it for the person signed in, unless someone else holds it (the detail then
+    /// asks before taking it over), and lets go of the task held before.
+    fn open_task(&mut self, cx: &ScreenCtx<'_>, id: RecordId) {
+        if let Some(prev) = self.held.take()
+            && prev != id
+        {
+            cx.send(Command::Release { task: prev });
+        }
+        let taken_by_other = self.claims.get(&id).is_some_and(|h| Some(&h.by) != cx.me.as_ref());
+        if !taken_by_other {
+            self.held = Some(id);
+            cx.send(Command::Claim { task: id });
+        }
+    }
+
+    /// "Being called by X (at desk D) since HH:MM", or "you are calling" for the person signed in.
+    fn held_label(cx: &ScreenCtx<'_>, h: &HeldTask) -> (String, egui::Color32) {
+        let tr = cx.tr;
+        if Some(&h.by) == cx.me.as_ref() {
+            return (tr.t("followup.held_by_you").to_string(), theme::OK);
+        }
+        let name = staff_name(&cx.refs, &h.by);
+        let since = h.at.local(cx.offset).format("%H:%M").to_string();
+        let text = match &h.desk {
+            Some(desk) => tr.f("followup.held_at", &[("name", &name), ("desk", desk), ("since", &since)]),
+            None => tr.f("followup.held_here", &[("name", &name), ("since", &since)]),
+        };
+        (text, theme::WARN)
+    }
+
+    fn list_ui(&self, ui: &mut Ui, cx: &ScreenCtx<'_>, today: chrono::NaiveDate) -> Option<RecordId> {
+        let (tr, refs) = (cx.tr, &*cx.refs);
         let mut pick = None;
         egui::ScrollArea::vertical().id_salt("followup_list").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
             ui,
@@ -185,6 +251,10 @@ impl FollowupScreen {
                                     .size(theme::SMALL)
                                     .color(theme::MUTED),
                             );
+                            if let Some(h) = self.claims.get(&t.id) {
+                                let (text, color) = Self::held_label(cx, h);
+                                ui.label(RichText::new(format!("📞 {text}")).color(color).size(theme::SMALL));
+                            }
                             if ui
                                 .button(tr.t("followup.call"))
                                 .accessible_name(format!("{} {who}", tr.t("followup.call")))
@@ -210,6 +280,16 @@ impl FollowupScreen {
             ui.heading(who);
             widgets::phone(ui, cx, crate::model::RecordKind::FollowupTask, t.id, &t.phone);
         });
+        if let Some(h) = self.claims.get(&t.id) {
+            let (text, color) = Self::held_label(cx, h);
+            ui.horizontal(|ui| {
+                ui.label(RichText::new(format!("📞 {text}")).color(color).strong());
+                if Some(&h.by) != cx.me.as_ref() && ui.button(tr.t("followup.take_over")).clicked() {
+                    self.held = Some(t.id);
+                    cmd = Some(Command::Claim { task: t.id });
+                }
+            });
+        }
         let mut info = vec![tr.k("fsource", t.source.kind_key()).to_string()];
         if let FollowupSource::Discharge { discharged_on, diagnosis, .. } = &t.source {
             info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
@@ -295,6 +375,38 @@ impl FollowupScreen {
         cmd
     }
 
+    /// The worklist's clashes, both sides shown: tasks two calls closed, and tasks made twice from one source.
+    fn attention_ui(&self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let a = &self.attention;
+        if a.double_calls.is_empty() && a.duplicate_tasks.is_empty() {
+            return;
+        }
+        let tr = cx.tr;
+        egui::Frame::new().fill(theme::WARN.linear_multiply(0.12)).inner_margin(8.0).show(ui, |ui| {
+            ui.label(RichText::new(tr.t("followup.attention_title")).color(theme::WARN).strong());
+            for (task, calls) in &a.double_calls {
+                let who = task.as_ref().map_or_else(String::new, |t| t.patient_name.clone());
+                let list: Vec<String> = calls
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} · {}",
+                            c.at.local(cx.offset).format("%m-%d %H:%M"),
+                            staff_name(&cx.refs, &c.by),
+                            tr.k("outcome", c.outcome.key())
+                        )
+                    })
+                    .collect();
+                ui.label(tr.f("followup.double_call", &[("name", &who), ("calls", &list.join("；"))]));
+            }
+            for tasks in &a.duplicate_tasks {
+                let who = tasks.first().map_or_else(String::new, |t| t.patient_name.clone());
+                ui.label(tr.f("followup.duplicate_task", &[("name", &who), ("n", &tasks.len())]));
+            }
+            ui.label(RichText::new(tr.t("followup.attention_hint")).color(theme::MUTED).size(theme::SMALL));
+        });
+    }
+
     fn import_ui(&mut self, ui: &mut Ui, tr: Tr) -> Option<Command> {
         let mut cmd = None;
         egui::CollapsingHeader::new(tr.t("followup.import")).id_salt("import").show(ui, |ui| {
@@ -344,4 +456,9 @@ impl FollowupScreen {
         self.import_result = Some(r);
         self.loaded = None;
     }
+}
+
+/// A staff member's name from the reference data, or the id when the account is not listed (a local account).
+fn staff_name(refs: &ReferenceData, who: &StaffRef) -> String {
+    refs.staff.iter().find(|s| s.id == who.0).map_or_else(|| who.0.clone(), |s| s.name.clone())
 }

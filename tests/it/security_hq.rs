@@ -74,16 +74,7 @@ fn push(hq: &RunningHq, device: DeviceId, token: &str, ops: Vec<Op>) -> (u32, Ve
 
 /// `record` as op `seq` of another device, stamped now.
 fn op_of(seq: u64, record: &AnyRecord) -> Op {
-    let payload = match record {
-        AnyRecord::Arrival(r) => codec::encode(r),
-        AnyRecord::Consultation(r) => codec::encode(r),
-        AnyRecord::Feedback(r) => codec::encode(r),
-        AnyRecord::Case(r) => codec::encode(r),
-        AnyRecord::FollowupTask(r) => codec::encode(r),
-        AnyRecord::CallAttempt(r) => codec::encode(r),
-        AnyRecord::Audit(r) => codec::encode(r),
-    }
-    .unwrap();
+    let (_, payload) = guidedesk::model::codec::encode_any(record).unwrap();
     Op {
         seq,
         key: guidedesk_sync::RecordKey { kind: record.kind().code(), id: record.id().as_u128() },

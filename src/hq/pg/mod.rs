@@ -1,7 +1,7 @@
 //! HQ's PostgreSQL store: the production backend (`guidedesk-hq serve --database-url postgres://…`).
 //!
 //! Tables (see `migrations/hq/`): one per record kind (`arrivals`, `consultations`, `feedback`, `cases`,
-//! `followup_tasks`, `call_attempts`) with real columns, plus `devices`, `tokens`, `enrol_codes`, `op_receipts`,
+//! `followup_tasks`, `call_attempts`, `call_claims`) with real columns, plus `devices`, `tokens`, `enrol_codes`, `op_receipts`,
 //! `quarantine`, `change_log` and `hq_meta`. Migrations are embedded in the binary and run at start.
 //!
 //! **Sync facade.** The store offers the same blocking methods as the embedded [`HqStore`](super::store::HqStore),

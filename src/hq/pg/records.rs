@@ -35,6 +35,7 @@ pub(super) fn table(kind: RecordKind) -> (&'static str, &'static [&'static str])
         RecordKind::FollowupTask => ("followup_tasks", &["status", "department", "due_to"]),
         RecordKind::CallAttempt => ("call_attempts", &["task", "outcome", "worrying"]),
         RecordKind::Audit => ("audit_entries", &["actor", "action", "target_kind", "target_id", "chain_index"]),
+        RecordKind::CallClaim => ("call_claims", &["task", "claimed_by", "released"]),
     }
 }
 
@@ -75,6 +76,9 @@ fn key_columns(r: &AnyRecord) -> Vec<Col> {
             Col::Id(a.target.map(|t| t.id.0)),
             Col::Int(i64::try_from(a.chain_index).unwrap_or(i64::MAX)),
         ],
+        AnyRecord::CallClaim(c) => {
+            vec![Col::Id(Some(c.task.0)), Col::Text(Some(c.by.0.clone())), Col::Bool(c.released)]
+        }
     }
 }
 

@@ -228,6 +228,7 @@ pub fn filed_record(s: &StoredRecord) -> AnyRecord {
         AnyRecord::FollowupTask(t) => shift(&mut t.created_at),
         AnyRecord::CallAttempt(c) => shift(&mut c.at),
         AnyRecord::Audit(a) => shift(&mut a.at),
+        AnyRecord::CallClaim(c) => shift(&mut c.at),
     }
     r
 }

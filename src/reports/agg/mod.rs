@@ -108,7 +108,7 @@ impl Aggregator {
             AnyRecord::Case(c) => self.cases.add(c, p),
             AnyRecord::FollowupTask(t) => self.followups.add(t, p),
             AnyRecord::CallAttempt(c) => self.calls.add(c),
-            AnyRecord::Audit(_) => {}
+            AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
         }
     }
 

@@ -198,7 +198,83 @@ fn a_record_saved_at_one_desk_shows_at_another_within_two_seconds_live(backend: 
     wb.shutdown();
 }
 
+/// A first visit with a phone registered at `k`: its outpatient follow-up task goes on the site's worklist.
+fn first_visit_task(k: &Kiosk, name: &str) -> RecordId {
+    let form = ArrivalForm {
+        name: name.into(),
+        sex: Some(Sex::Male),
+        visit_type: Some(VisitType::First),
+        channel: Some(ArrivalChannel::WalkIn),
+        complaint: "胸闷".into(),
+        department: k.store.reference().departments[0].id.clone(),
+        phone: "13812345678".into(),
+        ..ArrivalForm::default()
+    };
+    let arrival =
+        k.store.write(|ctx| guidedesk::command::desk::register(ctx, &form, &StaffRef("D001".into()))).unwrap();
+    let key = guidedesk::model::FollowupSource::OutpatientFirstVisit { arrival }.dedup_key();
+    k.store.followup_by_source(&key).unwrap().expect("a first visit with a phone gets a follow-up task")
+}
+
+fn reached() -> guidedesk::model::CallAttemptForm {
+    guidedesk::model::CallAttemptForm {
+        outcome: Some(guidedesk::model::CallOutcome::Reached),
+        ..guidedesk::model::CallAttemptForm::default()
+    }
+}
+
+/// The shared worklist: a caller's claim shows at the other desk of the site ("being called by", with the desk) and
+/// at no desk of another site; two callers who reached the same patient while apart are both recorded, everywhere,
+/// and the pair is flagged.
+fn a_claim_shows_at_the_other_desk_and_a_double_call_is_flagged(backend: &Backend) {
+    use guidedesk::command::calls::{claim, record_attempt};
+    use guidedesk::queries::Queries as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (hq, proxy, desks) = three_desks(backend, dir.path());
+    let (lobby, office, east) = (&desks[0], &desks[1], &desks[2]);
+    let task = first_visit_task(lobby, "孙伟");
+    for k in &desks {
+        sync_until_done(k, &options(50), 3);
+    }
+    // The office's caller opens the task: the lobby shows it held, with the office's desk; the east site sees nothing.
+    office.store.write(|ctx| claim(ctx, task, false, StaffRef("K001".into()))).unwrap();
+    sync_until_done(office, &options(50), 3);
+    sync_until_done(lobby, &options(50), 3);
+    sync_until_done(east, &options(50), 3);
+    let held = lobby.store.claims().unwrap();
+    let h = held.get(&task).expect("the lobby sees the office's claim");
+    assert_eq!((h.by.0.as_str(), h.desk.as_deref()), ("K001", Some("office")));
+    assert!(office.store.claims().unwrap()[&task].desk.is_none(), "the office's own claim names no other desk");
+    assert!(east.store.claims().unwrap().is_empty());
+    // Letting go frees it at both desks.
+    office.store.write(|ctx| claim(ctx, task, true, StaffRef("K001".into()))).unwrap();
+    sync_until_done(office, &options(50), 3);
+    sync_until_done(lobby, &options(50), 3);
+    assert!(lobby.store.claims().unwrap().is_empty(), "the release did not reach the lobby");
+    // Both desks lose the line; a caller at each reaches the patient.
+    proxy.set_default(Fault::CutRequest);
+    lobby.store.write(|ctx| record_attempt(ctx, task, &reached(), StaffRef("K002".into()))).unwrap();
+    office.store.write(|ctx| record_attempt(ctx, task, &reached(), StaffRef("K001".into()))).unwrap();
+    assert!(lobby.store.worklist_attention(7).unwrap().double_calls.is_empty());
+    proxy.clear();
+    for k in [lobby, office, lobby] {
+        sync_until_done(k, &options(50), 3);
+    }
+    for k in [lobby, office] {
+        let a = k.store.worklist_attention(7).unwrap();
+        assert_eq!(a.double_calls.len(), 1, "the double call is not flagged: {a:?}");
+        let (t, calls) = &a.double_calls[0];
+        assert_eq!(t.as_ref().map(|t| t.id), Some(task));
+        let mut by: Vec<&str> = calls.iter().map(|c| c.by.0.as_str()).collect();
+        by.sort_unstable();
+        assert_eq!(by, ["K001", "K002"], "a call was lost");
+    }
+    assert_eq!(hq.store().stats().unwrap().records.get("call_attempt").copied(), Some(2));
+    check(&hq, &desks);
+}
+
 on_both_backends!(
+    a_claim_shows_at_the_other_desk_and_a_double_call_is_flagged,
     a_complaint_taken_at_one_desk_is_worked_at_another_of_its_site_and_never_seen_at_the_other_site,
     concurrent_offline_edits_of_one_case_at_two_desks_converge_everywhere,
     a_new_desk_catches_up_with_its_site_and_resumes_after_a_cut,
