@@ -49,12 +49,20 @@ pub struct DemoReport {
     pub followup_tasks: u64,
     /// Call attempts written.
     pub call_attempts: u64,
+    /// Call claims written (the last day's calls: who opened which task).
+    pub call_claims: u64,
 }
 
 impl DemoReport {
     /// Total records.
     pub fn total(&self) -> u64 {
-        self.arrivals + self.consultations + self.feedback + self.cases + self.followup_tasks + self.call_attempts
+        self.arrivals
+            + self.consultations
+            + self.feedback
+            + self.cases
+            + self.followup_tasks
+            + self.call_attempts
+            + self.call_claims
     }
 }
 
@@ -657,6 +665,24 @@ impl DayGen<'_> {
         Ok(())
     }
 
+    /// A claim (or release) of a task by `by` at `at`.
+    #[allow(clippy::too_many_arguments)]
+    fn claim(
+        &self,
+        ctx: &mut WriteCtx<'_>,
+        rng: &mut ChaCha8Rng,
+        task: crate::model::RecordId,
+        at: Moment,
+        by: &StaffRef,
+        released: bool,
+        report: &mut DemoReport,
+    ) -> Result<(), StoreError> {
+        let stamp = ctx.stamp();
+        ctx.put(&crate::model::CallClaim { id: id_at(rng, at), task, at, stamp, by: by.clone(), released })?;
+        report.call_claims += 1;
+        Ok(())
+    }
+
     /// Calls tasks whose window has started by this day, during calling hours.
     fn calls(
         &self,
@@ -711,6 +737,18 @@ impl DayGen<'_> {
                 ..CallAttemptForm::default()
             };
             let by = StaffRef(pick(rng, self.cs).clone());
+            // The last day's calls show who opened the task first (the shared worklist's claims); now and then a
+            // caller opened a task and let go of it before someone else called.
+            if at.0 > self.now.0 - 86_400_000 {
+                let opened = Moment(at.0 - i64::from(rng.random_range(1..5u32)) * 60_000);
+                if rng.random_bool(0.1) {
+                    let other = StaffRef(pick(rng, self.cs).clone());
+                    let gave_up = Moment(opened.0 - 120_000);
+                    self.claim(ctx, rng, task.id, Moment(gave_up.0 - 60_000), &other, false, report)?;
+                    self.claim(ctx, rng, task.id, gave_up, &other, true, report)?;
+                }
+                self.claim(ctx, rng, task.id, opened, &by, false, report)?;
+            }
             let attempt = form.into_record(id_at(rng, at), task.id, at, by)?;
             ctx.put(&attempt)?;
             report.call_attempts += 1;

@@ -272,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "demo data written to {}: {} arrivals, {} consultations, {} feedback, {} cases, {} follow-up tasks, \
-                 {} call attempts ({} records in {secs:.1} s)",
+                 {} call attempts, {} call claims ({} records in {secs:.1} s)",
                 store.path().display(),
                 r.arrivals,
                 r.consultations,
@@ -280,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                 r.cases,
                 r.followup_tasks,
                 r.call_attempts,
+                r.call_claims,
                 r.total(),
             );
         }

@@ -253,7 +253,7 @@ impl FollowupScreen {
                             );
                             if let Some(h) = self.claims.get(&t.id) {
                                 let (text, color) = Self::held_label(cx, h);
-                                ui.label(RichText::new(format!("📞 {text}")).color(color).size(theme::SMALL));
+                                ui.label(RichText::new(text.clone()).color(color).size(theme::SMALL));
                             }
                             if ui
                                 .button(tr.t("followup.call"))
@@ -283,7 +283,7 @@ impl FollowupScreen {
         if let Some(h) = self.claims.get(&t.id) {
             let (text, color) = Self::held_label(cx, h);
             ui.horizontal(|ui| {
-                ui.label(RichText::new(format!("📞 {text}")).color(color).strong());
+                ui.label(RichText::new(text.clone()).color(color).strong());
                 if Some(&h.by) != cx.me.as_ref() && ui.button(tr.t("followup.take_over")).clicked() {
                     self.held = Some(t.id);
                     cmd = Some(Command::Claim { task: t.id });

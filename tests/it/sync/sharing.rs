@@ -561,3 +561,89 @@ fn hq_restored_from_an_older_backup_and_the_desks_converge() {
     assert_eq!(hq.store().stats().unwrap().records["arrival"], 100);
     check_invariants(hq.store(), &[(&lobby.store, "main"), (&office.store, "main")]);
 }
+
+/// The shared worklist through the real screens of two desks: the caller who opens a task at the lobby shows as
+/// calling it on the office's worklist; the office's caller is asked before taking it over, and then the lobby shows
+/// the office's caller instead.
+#[test]
+fn a_task_opened_at_one_desk_shows_as_being_called_at_the_other() {
+    use crate::ui::{button, fixture, harness, sign_in};
+    use egui_kittest::kittest::Queryable as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(&Backend::Embedded, &dir.path().join("hq"), 100);
+    let (fa, fb) = (fixture(true), fixture(true));
+    // The site has a second caller (the same staff list at every desk, as HQ sends it).
+    let mut r = (*fb.store.reference()).clone();
+    let mut wang = r.staff[1].clone();
+    wang.id = "K002".into();
+    wang.name = "王芳".into();
+    r.staff.push(wang);
+    fa.store.apply_reference(r.clone(), "test").unwrap();
+    fb.store.apply_reference(r, "test").unwrap();
+    for (f, desk) in [(&fa, "lobby"), (&fb, "office")] {
+        let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
+        kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap();
+    }
+    let form = ArrivalForm {
+        name: "孙伟".into(),
+        sex: Some(Sex::Male),
+        visit_type: Some(VisitType::First),
+        channel: Some(ArrivalChannel::WalkIn),
+        complaint: "胸闷".into(),
+        department: fa.store.reference().departments[0].id.clone(),
+        phone: "13812345678".into(),
+        ..ArrivalForm::default()
+    };
+    fa.store.write(|ctx| guidedesk::command::desk::register(ctx, &form, &StaffRef("D001".into()))).unwrap();
+    let config =
+        guidedesk::config::SyncConfig { interval_minutes: 60, timeout_secs: 5, live: false, ..Default::default() };
+    let worker = |f: &crate::ui::Fixture| {
+        kiosk_sync::SyncWorker::spawn(Arc::clone(&f.store), f.dir.path().to_path_buf(), &config, Box::new(|| {}))
+            .unwrap()
+    };
+    let cycle = |h: &egui_kittest::Harness<'_, guidedesk::app::DeskApp>, f: &crate::ui::Fixture| {
+        f.clock.advance(1_000);
+        let w = h.state().sync_worker().expect("a worker is attached");
+        let before = w.status().last_success;
+        assert!(w.sync_now());
+        wait_for(w, "a cycle", |s| !s.running && s.last_success.is_some() && s.last_success != before);
+        assert_eq!(w.status().records_waiting, 0);
+    };
+    let mut a = harness(&fa.store);
+    a.state_mut().attach_sync(worker(&fa));
+    let mut b = harness(&fb.store);
+    b.state_mut().attach_sync(worker(&fb));
+    cycle(&a, &fa);
+    cycle(&b, &fb);
+
+    // 刘敏 opens the task at the lobby.
+    sign_in(&mut a, "刘敏");
+    button(&mut a, "回访");
+    button(&mut a, "回访 孙伟");
+    assert!(a.query_all_by_label_contains("您正在回访").next().is_some(), "the lobby does not show its own claim");
+    cycle(&a, &fa);
+    cycle(&b, &fb);
+
+    // 王芳 at the office sees who is calling, and where; opening the task does not take it.
+    sign_in(&mut b, "王芳");
+    button(&mut b, "回访");
+    b.run();
+    assert!(
+        b.query_all_by_label_contains("刘敏 正在回访（lobby，10:00 起）").next().is_some(),
+        "the office's worklist does not show the lobby's caller"
+    );
+    button(&mut b, "回访 孙伟");
+    b.run();
+    assert!(b.query_all_by_label_contains("您正在回访").next().is_none(), "opening a held task took it without asking");
+    button(&mut b, "仍由我来回访（接手）");
+    assert!(b.query_all_by_label_contains("您正在回访").next().is_some());
+    cycle(&b, &fb);
+    cycle(&a, &fa);
+    a.run();
+    a.run();
+    assert!(
+        a.query_all_by_label_contains("王芳 正在回访（office").next().is_some(),
+        "the lobby does not show that the office took the call over"
+    );
+}
