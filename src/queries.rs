@@ -67,8 +67,11 @@ pub trait Queries {
     fn audit_entries(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AuditEntry>, StoreError>;
     /// Verifies the audit chain: (entries ever appended, problems found).
     fn verify_audit(&self) -> Result<(u64, Vec<String>), StoreError>;
-    /// The dashboard's figures for a period and, optionally, one department (see [`dashboard_figures`]).
-    fn figures(&self, period: Period, department: Option<&str>) -> Result<Summary, StoreError>;
+    /// The dashboard's figures for a period and, optionally, one department and one desk (see
+    /// [`dashboard_figures`]).
+    fn figures(&self, period: Period, department: Option<&str>, desk: Option<&str>) -> Result<Summary, StoreError>;
+    /// The other desks of the site whose records this desk holds, by code, sorted.
+    fn site_desks(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// A caller's live claim on a task, as the worklist shows it.
@@ -265,8 +268,13 @@ impl Queries for Store {
         Ok((self.chain_head(crate::model::RecordKind::Audit)?.0, problems))
     }
 
-    fn figures(&self, period: Period, department: Option<&str>) -> Result<Summary, StoreError> {
-        dashboard_figures(self, period, department)
+    fn figures(&self, period: Period, department: Option<&str>, desk: Option<&str>) -> Result<Summary, StoreError> {
+        dashboard_figures(self, period, department, desk)
+    }
+
+    fn site_desks(&self) -> Result<Vec<String>, StoreError> {
+        let desks: std::collections::BTreeSet<String> = self.origins()?.into_values().map(|o| o.desk).collect();
+        Ok(desks.into_iter().collect())
     }
 }
 
@@ -292,14 +300,24 @@ fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
 /// from the start of the accountability look-back. Feedback given since the start of the current hour is left out,
 /// so the figures never show how the last person at the patient screen answered.
 ///
-/// The reports' own pass (`reports::source::aggregate_selected`) with the two things the dashboard adds: a
-/// department filter and the current-hour cut on feedback.
-pub fn dashboard_figures(store: &Store, period: Period, department: Option<&str>) -> Result<Summary, StoreError> {
+/// The reports' own pass (`reports::source::aggregate_selected`) with what the dashboard adds: a department filter,
+/// a desk filter (`Some("")`: the records this desk wrote; `Some(code)`: those another desk of the site wrote) and
+/// the current-hour cut on feedback.
+pub fn dashboard_figures(
+    store: &Store,
+    period: Period,
+    department: Option<&str>,
+    desk: Option<&str>,
+) -> Result<Summary, StoreError> {
     let offset = store.utc_offset();
     let params = ReportParams::new(period, offset, store.today());
     let now = store.now();
     let hour_start = Moment(now.0 - now.0.rem_euclid(3_600_000));
-    let keep = |rec: &AnyRecord| department.is_none_or(|d| in_department(store, rec, d));
+    let origins = if desk.is_some() { store.origins()? } else { BTreeMap::new() };
+    let desk_of = |rec: &AnyRecord| origins.get(&(rec.kind(), rec.id())).map_or("", |o| o.desk.as_str());
+    let keep = |rec: &AnyRecord| {
+        department.is_none_or(|d| in_department(store, rec, d)) && desk.is_none_or(|d| desk_of(rec) == d)
+    };
     let agg = crate::reports::source::aggregate_selected(store, params, keep, Some(hour_start))?;
     Ok(agg.finish(&store.reference()))
 }

@@ -310,29 +310,10 @@ impl BoardScreen {
                     })
                     .response
             });
-            if !self.desks.is_empty() {
-                let mut seen: Vec<&String> = self.desks.values().collect();
-                seen.sort();
-                seen.dedup();
-                let desk_text = match self.desk.as_deref() {
-                    None => all.to_string(),
-                    Some("") => tr.t("board.this_desk").to_string(),
-                    Some(d) => d.to_string(),
-                };
-                widgets::row(ui, tr.t("board.filter_desk"), |ui| {
-                    egui::ComboBox::from_id_salt("f_desk")
-                        .width(120.0)
-                        .selected_text(desk_text)
-                        .show_ui(ui, |ui| {
-                            ui.selectable_value(&mut self.desk, None, all);
-                            ui.selectable_value(&mut self.desk, Some(String::new()), tr.t("board.this_desk"));
-                            for d in seen {
-                                ui.selectable_value(&mut self.desk, Some(d.clone()), d.as_str());
-                            }
-                        })
-                        .response
-                });
-            }
+            let mut seen: Vec<String> = self.desks.values().cloned().collect();
+            seen.sort();
+            seen.dedup();
+            widgets::desk_filter(ui, tr, "f_desk", &seen, &mut self.desk);
             ui.checkbox(&mut self.show_finished, tr.t("board.show_finished"));
         });
     }

@@ -64,9 +64,13 @@ type Tile<'a> = Box<dyn Fn(&mut Ui) + 'a>;
 pub struct DashboardScreen {
     range: Range,
     department: Option<String>,
+    /// Only the records of one desk (`Some("")`: this desk's own).
+    desk: Option<String>,
+    /// The other desks of the site this desk holds records of (the desk filter's choices).
+    desks: Vec<String>,
     summary: Option<Arc<Summary>>,
-    computed_for: Option<(u64, Range, Option<String>)>,
-    job: Option<Job<Result<Summary, String>>>,
+    computed_for: Option<(u64, Range, Option<String>, Option<String>)>,
+    job: Option<Job<Result<(Summary, Vec<String>), String>>>,
     error: Option<String>,
 }
 
@@ -87,13 +91,17 @@ impl DashboardScreen {
 
     /// Starts computing the figures when the filters or the data changed, and takes them once they are ready.
     fn refresh(&mut self, ui: &Ui, cx: &ScreenCtx<'_>) {
-        let key = (cx.version, self.range, self.department.clone());
+        let key = (cx.version, self.range, self.department.clone(), self.desk.clone());
         if self.computed_for.as_ref() != Some(&key) && self.job.is_none() {
             let period = self.range.period(cx.today);
-            let dept = self.department.clone();
+            let (dept, desk) = (self.department.clone(), self.desk.clone());
+            let figures = move |q: &dyn crate::queries::Queries| {
+                let s = q.figures(period, dept.as_deref(), desk.as_deref()).map_err(|e| e.to_string())?;
+                Ok((s, q.site_desks().map_err(|e| e.to_string())?))
+            };
             if let Some(q) = &cx.background {
                 let q = Arc::clone(q);
-                let compute = move || q.figures(period, dept.as_deref()).map_err(|e| e.to_string());
+                let compute = move || figures(&*q);
                 match Job::spawn("dashboard", ui.ctx(), compute) {
                     Ok(job) => {
                         self.job = Some(job);
@@ -103,7 +111,7 @@ impl DashboardScreen {
                 }
             } else {
                 // Nobody handed over reads that may leave this thread: compute here.
-                self.take(cx.q.figures(period, dept.as_deref()).map_err(|e| e.to_string()));
+                self.take(figures(cx.q));
                 self.computed_for = Some(key);
             }
         }
@@ -115,10 +123,11 @@ impl DashboardScreen {
         }
     }
 
-    fn take(&mut self, r: Result<Summary, String>) {
+    fn take(&mut self, r: Result<(Summary, Vec<String>), String>) {
         match r {
-            Ok(s) => {
+            Ok((s, desks)) => {
                 self.summary = Some(Arc::new(s));
+                self.desks = desks;
                 self.error = None;
             }
             Err(e) => self.error = Some(e),
@@ -142,6 +151,7 @@ impl DeskScreen for DashboardScreen {
             }
             let label = tr.t("board.filter_department");
             widgets::department_filter(ui, cx, "dash_dept", label, 170.0, &mut self.department);
+            widgets::desk_filter(ui, tr, "dash_desk", &self.desks, &mut self.desk);
             if self.job.is_some() {
                 ui.spinner();
             }

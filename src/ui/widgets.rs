@@ -219,6 +219,33 @@ pub fn phone(ui: &mut Ui, cx: &ScreenCtx<'_>, kind: crate::model::RecordKind, id
 
 /// The department filter: a labelled combo box of every department, with "all" (`None`) first. `id` keeps each
 /// screen's box apart; `label` is its row label (the accessible name).
+/// The desk filter of the site-wide screens (board, dashboard): every desk (`None`), this desk's own (`Some("")`),
+/// or one other desk of the site by its code. Shown only once the desk holds another desk's records.
+pub fn desk_filter(ui: &mut Ui, tr: Tr, id: &str, desks: &[String], value: &mut Option<String>) {
+    if desks.is_empty() {
+        return;
+    }
+    let all = tr.t("board.all");
+    let text = match value.as_deref() {
+        None => all.to_string(),
+        Some("") => tr.t("board.this_desk").to_string(),
+        Some(d) => d.to_string(),
+    };
+    row(ui, tr.t("board.filter_desk"), |ui| {
+        egui::ComboBox::from_id_salt(id)
+            .width(120.0)
+            .selected_text(text)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(value, None, all);
+                ui.selectable_value(value, Some(String::new()), tr.t("board.this_desk"));
+                for d in desks {
+                    ui.selectable_value(value, Some(d.clone()), d.as_str());
+                }
+            })
+            .response
+    });
+}
+
 pub fn department_filter(
     ui: &mut Ui,
     cx: &ScreenCtx<'_>,

@@ -376,7 +376,7 @@ fn a_complaint_taken_at_desk_a_is_resolved_at_desk_b_and_shows_resolved_at_a() {
 }
 
 /// The board is site-wide: arrivals registered at the lobby show on the office's board with their desk, the queue
-/// alert counts them, and the desk filter narrows the board to one desk.
+/// alert counts them, and the desk filter narrows the board to one desk; the dashboard likewise.
 #[test]
 fn the_board_shows_the_whole_site_with_a_desk_column_and_filter() {
     use crate::ui::{button, fixture, harness, sign_in};
@@ -429,6 +429,34 @@ fn the_board_shows_the_whole_site_with_a_desk_column_and_filter() {
     h.run();
     assert!(h.query_by_label("客服0").is_some());
     assert_eq!(h.query_all_by_label("lobby").count(), 0, "only this desk's arrivals are left");
+
+    // The dashboard counts the site, and its desk filter narrows the figures to one desk.
+    let arrivals = |h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, different_from: Option<u64>| {
+        for _ in 0..400 {
+            h.step();
+            if let Some(n) = h.state().dashboard_summary().map(|s| s.agg.arrivals.total)
+                && different_from != Some(n)
+            {
+                h.run();
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the dashboard never showed its figures");
+    };
+    button(&mut h, "数据看板");
+    let all = arrivals(&mut h, None);
+    assert_eq!(all, 11, "the dashboard does not count the whole site");
+    h.get_by_label("服务台").click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "lobby").click();
+    h.run();
+    assert_eq!(arrivals(&mut h, Some(all)), 10, "the desk filter does not narrow to the lobby");
+    h.get_by_label("服务台").click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "本台").click();
+    h.run();
+    assert_eq!(arrivals(&mut h, Some(10)), 1, "this desk's figures");
 }
 
 /// HQ (the real binary, embedded store) is killed (SIGKILL) again and again while a desk pulls its site's records through a
