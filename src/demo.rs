@@ -668,7 +668,6 @@ impl DayGen<'_> {
     /// A claim (or release) of a task by `by` at `at`.
     #[allow(clippy::too_many_arguments)]
     fn claim(
-        &self,
         ctx: &mut WriteCtx<'_>,
         rng: &mut ChaCha8Rng,
         task: crate::model::RecordId,
@@ -744,10 +743,10 @@ impl DayGen<'_> {
                 if rng.random_bool(0.1) {
                     let other = StaffRef(pick(rng, self.cs).clone());
                     let gave_up = Moment(opened.0 - 120_000);
-                    self.claim(ctx, rng, task.id, Moment(gave_up.0 - 60_000), &other, false, report)?;
-                    self.claim(ctx, rng, task.id, gave_up, &other, true, report)?;
+                    Self::claim(ctx, rng, task.id, Moment(gave_up.0 - 60_000), &other, false, report)?;
+                    Self::claim(ctx, rng, task.id, gave_up, &other, true, report)?;
                 }
-                self.claim(ctx, rng, task.id, opened, &by, false, report)?;
+                Self::claim(ctx, rng, task.id, opened, &by, false, report)?;
             }
             let attempt = form.into_record(id_at(rng, at), task.id, at, by)?;
             ctx.put(&attempt)?;

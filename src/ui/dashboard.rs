@@ -59,6 +59,9 @@ impl Range {
 /// Draws one dashboard tile.
 type Tile<'a> = Box<dyn Fn(&mut Ui) + 'a>;
 
+/// What the background job computes: the figures and the desk filter's choices.
+type Computed = Result<(Summary, Vec<String>), String>;
+
 /// Dashboard state.
 #[derive(Default)]
 pub struct DashboardScreen {
@@ -70,7 +73,7 @@ pub struct DashboardScreen {
     desks: Vec<String>,
     summary: Option<Arc<Summary>>,
     computed_for: Option<(u64, Range, Option<String>, Option<String>)>,
-    job: Option<Job<Result<(Summary, Vec<String>), String>>>,
+    job: Option<Job<Computed>>,
     error: Option<String>,
 }
 
