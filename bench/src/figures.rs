@@ -28,7 +28,20 @@ use crate::table::{Samples, Table, n, ratio, thread_cpu, us};
 const GROWTH: [u64; 3] = [1, 10, 100];
 
 /// The figure groups `--only` selects from, in run order.
-pub const GROUPS: [&str; 7] = ["register", "board", "demo", "report", "sync", "hq", "share"];
+/// `share-visibility`, `share-backfill`, `share-idle` and `share-burst` run one part of `share`.
+pub const GROUPS: [&str; 11] = [
+    "register",
+    "board",
+    "demo",
+    "report",
+    "sync",
+    "hq",
+    "share",
+    "share-visibility",
+    "share-backfill",
+    "share-idle",
+    "share-burst",
+];
 
 pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
     if s.runs("register") {
@@ -62,7 +75,7 @@ pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
             t.info("sync push over loopback to HQ on PostgreSQL", pg_note(e), "");
         }
     }
-    if s.runs("share") {
+    if crate::sharing::PARTS.iter().any(|p| s.runs_part("share", p)) {
         eprintln!("== sharing within a site");
         crate::sharing::run(s, t)?;
     }

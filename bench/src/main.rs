@@ -55,6 +55,12 @@ impl Sizes {
     pub fn runs(&self, group: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|g| g == group)
     }
+
+    /// Whether part `part` of figure group `group` runs: the whole group, or `group-part` alone.
+    pub fn runs_part(&self, group: &str, part: &str) -> bool {
+        self.runs(group)
+            || self.only.iter().any(|g| g.strip_prefix(group).and_then(|r| r.strip_prefix('-')) == Some(part))
+    }
 }
 
 impl Sizes {
@@ -93,7 +99,8 @@ impl Sizes {
 }
 
 const USAGE: &str = "usage: guidedesk-bench [--quick | --scale F] [--only GROUP,...] [--batch N] \
-     (groups: register, board, demo, report, sync, hq, share)";
+     (groups: register, board, demo, report, sync, hq, share; share-visibility, share-backfill, share-idle and \
+     share-burst run one part of share)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -168,7 +168,7 @@ fn open_db(
             }
             _ => OpenError::DataDir { path: path.to_path_buf(), source },
         })?;
-        return Ok((Database::builder().create(path).map_err(|e| map_db_error(e, path, dir))?, None));
+        return Ok((builder().create(path).map_err(|e| map_db_error(e, path, dir))?, None));
     }
     let mut head = [0u8; 4];
     let n = std::fs::File::open(path)
@@ -201,12 +201,23 @@ fn open_db(
             drop(tx);
             drop(ro);
             let key = resolve_key(check, path, key_path)?;
-            return Ok((Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))?, Some(key)));
+            return Ok((builder().open(path).map_err(|e| map_db_error(e, path, dir))?, Some(key)));
         }
         Err(redb::DatabaseError::RepairAborted) => {}
         Err(e) => return Err(map_db_error(e, path, dir)),
     }
-    Ok((Database::builder().open(path).map_err(|e| map_db_error(e, path, dir))?, None))
+    Ok((builder().open(path).map_err(|e| map_db_error(e, path, dir))?, None))
+}
+
+/// redb's page cache of a desk's store. redb's default (1 GiB) lets a desk that takes in a year of its site's
+/// records (a new desk's backfill) or imports a large list grow to hundreds of megabytes; a desk's working set — today's
+/// board, the indexes' upper levels, the open cases and tasks — fits in far less.
+pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(STORE_CACHE_BYTES);
+    b
 }
 
 /// Decides from the table names and the magic value whether a file is a GuideDesk store (or an empty database to

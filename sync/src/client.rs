@@ -290,6 +290,10 @@ impl Transport for HttpTransport {
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, TransportError> {
         self.exchange(PULL_PATH, req, None)
     }
+
+    fn concurrent(&self) -> Option<&(dyn Transport + Sync)> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@
 //!   numbers) stops the cycle with [`SyncError::DeviceBehindHq`] rather than lose records as "duplicates";
 //! - transient failures (network, timeouts, 5xx, 503 with `Retry-After`) are retried with [`Backoff`] up to
 //!   [`RetryPolicy::attempts`] times; refusals (revoked credential, bad request) end the cycle at once;
-//! - a pulled page and its cursor are handed to the sink together, which must store them in one transaction.
+//! - a pulled page and its cursor are handed to the sink together, which must store them in one transaction;
+//! - while a page is applied, the next one may already be fetched ([`Transport::concurrent`]): one request is in
+//!   flight at a time, pages are applied strictly in order, and a prefetch that failed is sent again through the
+//!   retry policy.
 
 use std::time::Duration;
 
@@ -63,6 +66,12 @@ pub trait Transport {
     fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError>;
     /// Sends a pull.
     fn pull(&self, req: &PullRequest) -> Result<PullResponse, TransportError>;
+    /// This transport, when it may be used from a second thread: [`run_cycle`] then fetches the next page of a
+    /// stream while the sink applies the current one (HQ's half and the device's half of a long pull overlap).
+    /// `None` (the default) pulls one page after the other.
+    fn concurrent(&self) -> Option<&(dyn Transport + Sync)> {
+        None
+    }
 }
 
 /// A boxed local storage error.
@@ -265,6 +274,27 @@ pub fn run_cycle(
     result.map(|()| report)
 }
 
+/// Checks a pulled page against the cursor it was asked from, counts it, and returns the cursor it ends at.
+fn check_page(resp: &PullResponse, cursor: u64, report: &mut CycleReport) -> Result<u64, SyncError> {
+    match &resp.page {
+        PullPage::Changes { changes, cursor: next } => {
+            if *next < cursor {
+                return Err(SyncError::Protocol(format!("pull cursor went back from {cursor} to {next}")));
+            }
+            if resp.more && *next == cursor {
+                return Err(SyncError::Protocol(format!("pull page at cursor {cursor} made no progress")));
+            }
+            report.pulled += changes.len() as u64;
+            Ok(*next)
+        }
+        PullPage::Reset { snapshot, cursor: next } => {
+            report.resets += 1;
+            report.pulled += snapshot.len() as u64;
+            Ok(*next)
+        }
+    }
+}
+
 fn offset(server_ms: u64, local_ms: u64) -> i64 {
     (i128::from(server_ms) - i128::from(local_ms)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
@@ -370,31 +400,34 @@ fn cycle_inner(
     report.acked_through = outbox.acked().map_err(local)?;
     report.pending = last.saturating_sub(report.acked_through);
     for stream in &options.streams {
+        let limit = options.stream_limits.iter().find(|(s, _)| s == stream).map_or(options.pull_limit, |(_, l)| *l);
+        let request = |cursor: u64| PullRequest { device, stream: stream.clone(), cursor, limit };
+        let mut cursor = sink.cursor(stream).map_err(local)?;
+        let mut resp = {
+            let req = request(cursor);
+            retrier.run(|| transport.pull(&req))?
+        };
         loop {
-            let cursor = sink.cursor(stream).map_err(local)?;
-            let limit = options.stream_limits.iter().find(|(s, _)| s == stream).map_or(options.pull_limit, |(_, l)| *l);
-            let req = PullRequest { device, stream: stream.clone(), cursor, limit };
-            let resp = retrier.run(|| transport.pull(&req))?;
             report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
-            match &resp.page {
-                PullPage::Changes { changes, cursor: next } => {
-                    if *next < cursor {
-                        return Err(SyncError::Protocol(format!("pull cursor went back from {cursor} to {next}")));
-                    }
-                    if resp.more && *next == cursor {
-                        return Err(SyncError::Protocol(format!("pull page at cursor {cursor} made no progress")));
-                    }
-                    report.pulled += changes.len() as u64;
-                }
-                PullPage::Reset { snapshot, .. } => {
-                    report.resets += 1;
-                    report.pulled += snapshot.len() as u64;
-                }
-            }
-            sink.apply(stream, &resp.page).map_err(local)?;
+            let next = check_page(&resp, cursor, report)?;
+            let req = request(next);
+            // The next page is fetched while this one is applied (one request in flight, pages applied in order).
+            let (applied, prefetched) = std::thread::scope(|s| {
+                let prefetch = resp.more.then(|| transport.concurrent()).flatten().map(|t| s.spawn(|| t.pull(&req)));
+                let applied = sink.apply(stream, &resp.page);
+                let prefetched = prefetch.map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                (applied, prefetched)
+            });
+            applied.map_err(local)?;
             if !resp.more {
                 break;
             }
+            resp = match prefetched {
+                Some(Ok(r)) => r,
+                // Not fetched ahead, or the fetch failed: (again) through the retry policy.
+                _ => retrier.run(|| transport.pull(&req))?,
+            };
+            cursor = next;
         }
     }
     Ok(())

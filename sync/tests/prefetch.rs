@@ -1,0 +1,154 @@
+//! A long pull with a transport that may be used from a second thread: the next page is fetched while the current
+//! one is applied, pages are still applied in order and each exactly once, and a failed prefetch is sent again.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use guidedesk_sync::DeviceId;
+use guidedesk_sync::envelope::Op;
+use guidedesk_sync::memory::MemoryLog;
+use guidedesk_sync::protocol::{PullPage, PullRequest, PullResponse, PushAck, PushOutcome, PushRequest, PushResponse};
+use guidedesk_sync::replicate::{
+    CycleOptions, LocalError, Outbox, PullSink, RetryPolicy, Transport, TransportError, run_cycle,
+};
+use guidedesk_sync::server::pull_page;
+
+const STREAM: &str = "records";
+
+/// Serves a log; remembers the cursors asked for, and fails the request for one cursor once.
+struct Hq {
+    log: MemoryLog,
+    asked: Mutex<Vec<u64>>,
+    fail_once_at: Mutex<Option<u64>>,
+    wake: Condvar,
+    concurrent: bool,
+}
+
+impl Transport for Hq {
+    fn push(&self, req: &PushRequest) -> Result<PushResponse, TransportError> {
+        // The desk has nothing to send: it only asks how far HQ holds its ops (nothing).
+        assert!(req.ops.is_empty());
+        Ok(PushResponse { server_time_ms: 0, outcome: PushOutcome::Accepted(PushAck::default()) })
+    }
+
+    fn pull(&self, req: &PullRequest) -> Result<PullResponse, TransportError> {
+        let mut asked = self.asked.lock().unwrap();
+        asked.push(req.cursor);
+        self.wake.notify_all();
+        let mut fail = self.fail_once_at.lock().unwrap();
+        if *fail == Some(req.cursor) {
+            *fail = None;
+            return Err(TransportError::Retryable { message: "connection lost".into(), retry_after: None });
+        }
+        Ok(pull_page(&self.log, req.cursor, req.limit, 0).unwrap())
+    }
+
+    fn concurrent(&self) -> Option<&(dyn Transport + Sync)> {
+        self.concurrent.then_some(self as &(dyn Transport + Sync))
+    }
+}
+
+/// Applies pages (checking they follow each other) and, while applying a page that is not the last, waits until
+/// HQ was asked for the next one — which only happens when the next page is fetched during the apply.
+struct Desk<'a> {
+    hq: &'a Hq,
+    cursor: Mutex<u64>,
+    applied: Mutex<Vec<u64>>,
+    overlapped: Mutex<u32>,
+    /// How long an apply waits for the next page's request.
+    wait: Duration,
+}
+
+impl Outbox for Desk<'_> {
+    fn device(&self) -> DeviceId {
+        DeviceId(7)
+    }
+    fn acked(&self) -> Result<u64, LocalError> {
+        Ok(0)
+    }
+    fn last_seq(&self) -> Result<u64, LocalError> {
+        Ok(0)
+    }
+    fn ops_after(&self, _after: u64, _limit: usize) -> Result<Vec<Op>, LocalError> {
+        Ok(Vec::new())
+    }
+    fn ack(&self, _seq: u64) -> Result<(), LocalError> {
+        Ok(())
+    }
+    fn now_ms(&self) -> u64 {
+        0
+    }
+}
+
+impl PullSink for Desk<'_> {
+    fn cursor(&self, _stream: &str) -> Result<u64, LocalError> {
+        Ok(*self.cursor.lock().unwrap())
+    }
+
+    fn apply(&self, _stream: &str, page: &PullPage) -> Result<(), LocalError> {
+        let PullPage::Changes { changes, cursor } = page else { panic!("no reset expected") };
+        let mut held = self.cursor.lock().unwrap();
+        assert!(changes.first().is_none_or(|c| c.seq == *held + 1), "a page out of order after {held}");
+        if *cursor < self.hq.log.head {
+            let asked = self.hq.asked.lock().unwrap();
+            let (asked, timeout) = self.hq.wake.wait_timeout_while(asked, self.wait, |a| !a.contains(cursor)).unwrap();
+            if !timeout.timed_out() {
+                *self.overlapped.lock().unwrap() += 1;
+            }
+            drop(asked);
+        }
+        self.applied.lock().unwrap().extend(changes.iter().map(|c| c.seq));
+        *held = *cursor;
+        Ok(())
+    }
+}
+
+fn hq(changes: u64, concurrent: bool, fail_once_at: Option<u64>) -> Hq {
+    let mut log = MemoryLog::default();
+    for i in 0..changes {
+        log.put(&format!("k{i}"), Some(vec![1]));
+    }
+    Hq { log, asked: Mutex::default(), fail_once_at: Mutex::new(fail_once_at), wake: Condvar::new(), concurrent }
+}
+
+fn pull_all(hq: &Hq, wait: Duration) -> (Desk<'_>, guidedesk_sync::replicate::CycleReport) {
+    let desk = Desk { hq, cursor: Mutex::new(0), applied: Mutex::default(), overlapped: Mutex::new(0), wait };
+    let options = CycleOptions {
+        streams: vec![STREAM.into()],
+        pull_limit: 100,
+        retry: RetryPolicy { attempts: 3, base: Duration::ZERO, cap: Duration::ZERO },
+        ..CycleOptions::default()
+    };
+    let report = run_cycle(hq, &desk, &desk, &options, &|_| {}).expect("the cycle completes");
+    (desk, report)
+}
+
+#[test]
+fn the_next_page_is_fetched_while_this_one_is_applied() {
+    let hq = hq(1_050, true, None);
+    let (desk, report) = pull_all(&hq, Duration::from_secs(10));
+    assert_eq!(*desk.applied.lock().unwrap(), (1..=1_050).collect::<Vec<u64>>(), "every change once, in order");
+    assert_eq!(report.pulled, 1_050);
+    // 11 pages: each of the first 10 was applied while the next was being fetched.
+    assert_eq!(*desk.overlapped.lock().unwrap(), 10);
+    assert_eq!(*hq.asked.lock().unwrap(), (0..=1_000).step_by(100).collect::<Vec<u64>>(), "each page asked once");
+}
+
+#[test]
+fn a_failed_prefetch_is_sent_again_and_nothing_is_skipped() {
+    let hq = hq(450, true, Some(200));
+    let (desk, report) = pull_all(&hq, Duration::from_secs(10));
+    assert_eq!(*desk.applied.lock().unwrap(), (1..=450).collect::<Vec<u64>>());
+    assert_eq!(report.retries, 0, "the prefetch failed outside the retry policy; its resend succeeded");
+    assert_eq!(*hq.asked.lock().unwrap(), vec![0, 100, 200, 200, 300, 400]);
+}
+
+#[test]
+fn a_transport_for_one_thread_pulls_page_after_page() {
+    let hq = hq(450, false, None);
+    let (desk, _) = pull_all(&hq, Duration::from_millis(50));
+    assert_eq!(*desk.applied.lock().unwrap(), (1..=450).collect::<Vec<u64>>());
+    assert_eq!(*desk.overlapped.lock().unwrap(), 0, "no request while a page is applied");
+}
