@@ -48,13 +48,14 @@ fn desk(hq: &HqHandle, code: &str) -> Result<(tempfile::TempDir, Arc<Store>)> {
 }
 
 /// Runs an enrolment, waiting out HQ's rate limit: enrolments carry no credential, so every desk the harness
-/// enrols counts against one client address (60 at once, 20 a second).
+/// enrols counts against one client address (60 at once, 20 a second). The transport words a rate-limited answer
+/// "HQ is unavailable (429): …" (`guidedesk_sync::client`).
 fn paced<T, E: std::fmt::Display>(mut enrol: impl FnMut() -> Result<T, E>) -> Result<T> {
     let until = Instant::now() + Duration::from_mins(2);
     loop {
         match enrol() {
             Ok(v) => return Ok(v),
-            Err(e) if e.to_string().contains("429") && Instant::now() < until => {
+            Err(e) if e.to_string().contains("(429)") && Instant::now() < until => {
                 std::thread::sleep(Duration::from_millis(500));
             }
             Err(e) => anyhow::bail!("enrolling a desk: {e}"),
