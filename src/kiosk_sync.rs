@@ -314,7 +314,7 @@ impl PullSink for StoreSide<'_> {
 
     fn apply(&self, stream: &str, page: &PullPage) -> Result<(), LocalError> {
         if stream == RECORDS_STREAM {
-            return self.apply_records(stream, page);
+            return self.apply_records(stream, std::slice::from_ref(page));
         }
         if stream != REFERENCE_STREAM {
             return Err(format!("no local home for stream {stream:?}").into());
@@ -330,15 +330,24 @@ impl PullSink for StoreSide<'_> {
             .map_err(|e| format!("reference data from HQ cannot be read by this version: {e}"))?;
         self.store.apply_reference_page(data, "hq", stream, page.cursor()).map_err(boxed)
     }
+
+    fn apply_many(&self, stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
+        if stream == RECORDS_STREAM {
+            return self.apply_records(stream, pages);
+        }
+        pages.iter().try_for_each(|page| self.apply(stream, page))
+    }
 }
 
 impl StoreSide<'_> {
-    /// Applies a page of the records stream (other desks' records, relayed by HQ) with its cursor.
-    fn apply_records(&self, stream: &str, page: &PullPage) -> Result<(), LocalError> {
-        let changes = match page {
+    /// Applies consecutive pages of the records stream (other desks' records, relayed by HQ) with the last page's
+    /// cursor, in one transaction.
+    fn apply_records(&self, stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
+        let Some(last) = pages.last() else { return Ok(()) };
+        let changes = pages.iter().flat_map(|page| match page {
             PullPage::Changes { changes, .. } | PullPage::Reset { snapshot: changes, .. } => changes,
-        };
-        let mut records = Vec::with_capacity(changes.len());
+        });
+        let mut records = Vec::new();
         let mut skipped = 0u64;
         for c in changes {
             let Some(value) = &c.value else { continue };
@@ -364,7 +373,7 @@ impl StoreSide<'_> {
                 Err(_) => skipped += 1,
             }
         }
-        let applied = self.store.apply_remote_page(&records, stream, page.cursor()).map_err(boxed)?;
+        let applied = self.store.apply_remote_page(&records, stream, last.cursor()).map_err(boxed)?;
         if let Some(progress) = self.progress {
             progress(&applied, skipped);
         }

@@ -19,10 +19,12 @@
 //! - transient failures (network, timeouts, 5xx, 503 with `Retry-After`) are retried with [`Backoff`] up to
 //!   [`RetryPolicy::attempts`] times; refusals (revoked credential, bad request) end the cycle at once;
 //! - a pulled page and its cursor are handed to the sink together, which must store them in one transaction;
-//! - while a page is applied, the next one may already be fetched ([`Transport::concurrent`]): one request is in
-//!   flight at a time, pages are applied strictly in order, and a prefetch that failed is sent again through the
-//!   retry policy.
+//! - while a page is applied, the next ones may already be fetched ([`Transport::concurrent`]): one request is in
+//!   flight at a time, at most [`READ_AHEAD_PAGES`] pages wait, pages are applied strictly in order (the pages that
+//!   wait when the sink is free go to it together, [`PullSink::apply_many`], up to [`MAX_APPLY_CHANGES`] changes),
+//!   and a read-ahead that failed is sent again through the retry policy.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
@@ -112,7 +114,18 @@ pub trait PullSink {
     fn cursor(&self, stream: &str) -> Result<u64, LocalError>;
     /// Applies a page and stores its cursor, in one transaction.
     fn apply(&self, stream: &str, page: &PullPage) -> Result<(), LocalError>;
+    /// Applies consecutive pages of a stream (in order, each following the one before) and stores the last one's
+    /// cursor. A sink that can should do it in one transaction — one commit for many pages is what makes a long
+    /// catch-up fast; the default applies them one by one, which is equally correct.
+    fn apply_many(&self, stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
+        pages.iter().try_for_each(|page| self.apply(stream, page))
+    }
 }
+
+/// Pages of a stream fetched ahead of the sink at most (bounds what a long pull holds in memory).
+pub const READ_AHEAD_PAGES: usize = 8;
+/// Changes handed to the sink in one [`PullSink::apply_many`] at most, when several fetched pages wait.
+pub const MAX_APPLY_CHANGES: usize = 10_000;
 
 /// How hard one cycle tries before giving up.
 #[derive(Debug, Clone)]
@@ -401,34 +414,131 @@ fn cycle_inner(
     report.pending = last.saturating_sub(report.acked_through);
     for stream in &options.streams {
         let limit = options.stream_limits.iter().find(|(s, _)| s == stream).map_or(options.pull_limit, |(_, l)| *l);
-        let request = |cursor: u64| PullRequest { device, stream: stream.clone(), cursor, limit };
-        let mut cursor = sink.cursor(stream).map_err(local)?;
-        let mut resp = {
-            let req = request(cursor);
-            retrier.run(|| transport.pull(&req))?
-        };
-        loop {
-            report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
-            let next = check_page(&resp, cursor, report)?;
-            let req = request(next);
-            // The next page is fetched while this one is applied (one request in flight, pages applied in order).
-            let (applied, prefetched) = std::thread::scope(|s| {
-                let prefetch = resp.more.then(|| transport.concurrent()).flatten().map(|t| s.spawn(|| t.pull(&req)));
-                let applied = sink.apply(stream, &resp.page);
-                let prefetched = prefetch.map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-                (applied, prefetched)
-            });
-            applied.map_err(local)?;
-            if !resp.more {
-                break;
-            }
-            resp = match prefetched {
-                Some(Ok(r)) => r,
-                // Not fetched ahead, or the fetch failed: (again) through the retry policy.
-                _ => retrier.run(|| transport.pull(&req))?,
-            };
-            cursor = next;
-        }
+        pull_stream(transport, outbox, sink, stream, limit, retrier, report)?;
     }
     Ok(())
+}
+
+/// How a read-ahead pull ended.
+enum ReadAhead {
+    /// The last page is applied.
+    Done,
+    /// A read-ahead request failed (or stopped) after the page ending at this cursor was applied.
+    Resume(u64),
+}
+
+/// The number of changes a page carries.
+fn page_len(page: &PullPage) -> usize {
+    match page {
+        PullPage::Changes { changes, .. } => changes.len(),
+        PullPage::Reset { snapshot, .. } => snapshot.len(),
+    }
+}
+
+/// Pulls one stream to its end. The first page of each stretch goes through the retry policy; with a transport that
+/// may be used from a second thread, the rest of the stretch is read ahead while the sink applies.
+fn pull_stream(
+    transport: &dyn Transport,
+    outbox: &dyn Outbox,
+    sink: &dyn PullSink,
+    stream: &str,
+    limit: u32,
+    retrier: &mut Retrier<'_>,
+    report: &mut CycleReport,
+) -> Result<(), SyncError> {
+    let device = outbox.device();
+    let request = |cursor: u64| PullRequest { device, stream: stream.to_owned(), cursor, limit };
+    let mut cursor = sink.cursor(stream).map_err(local)?;
+    loop {
+        let req = request(cursor);
+        let first = retrier.run(|| transport.pull(&req))?;
+        let Some(ahead) = first.more.then(|| transport.concurrent()).flatten() else {
+            report.hq_offset_ms = Some(offset(first.server_time_ms, outbox.now_ms()));
+            let next = check_page(&first, cursor, report)?;
+            sink.apply(stream, &first.page).map_err(local)?;
+            if !first.more {
+                return Ok(());
+            }
+            cursor = next;
+            continue;
+        };
+        let from = first.page.cursor();
+        let outcome = std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel(READ_AHEAD_PAGES);
+            s.spawn(move || read_ahead(ahead, &request, from, &tx));
+            apply_fetched(first, &rx, outbox, sink, stream, cursor, report)
+        })?;
+        match outcome {
+            ReadAhead::Done => return Ok(()),
+            ReadAhead::Resume(at) => cursor = at,
+        }
+    }
+}
+
+/// Fetches page after page from `cursor` into `tx` until the last page, a failure (sent too), a page that does not
+/// move on, or the receiver is gone.
+fn read_ahead(
+    transport: &(dyn Transport + Sync),
+    request: &(dyn Fn(u64) -> PullRequest + Sync),
+    mut cursor: u64,
+    tx: &mpsc::SyncSender<Result<PullResponse, TransportError>>,
+) {
+    loop {
+        let got = transport.pull(&request(cursor));
+        let next = got.as_ref().ok().filter(|r| r.more).map(|r| r.page.cursor()).filter(|&n| n > cursor);
+        if tx.send(got).is_err() {
+            return;
+        }
+        match next {
+            Some(n) => cursor = n,
+            None => return,
+        }
+    }
+}
+
+/// Applies `first` and the pages read ahead into `rx`, in order, handing the sink every page that already waits
+/// (up to [`MAX_APPLY_CHANGES`] changes) in one call.
+fn apply_fetched(
+    first: PullResponse,
+    rx: &mpsc::Receiver<Result<PullResponse, TransportError>>,
+    outbox: &dyn Outbox,
+    sink: &dyn PullSink,
+    stream: &str,
+    mut cursor: u64,
+    report: &mut CycleReport,
+) -> Result<ReadAhead, SyncError> {
+    let mut next_page = Some(first);
+    let mut batch = Vec::new();
+    loop {
+        let mut changes = 0;
+        let mut more = true;
+        let mut stopped = false;
+        while let Some(resp) = next_page.take() {
+            report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
+            cursor = check_page(&resp, cursor, report)?;
+            more = resp.more;
+            changes += page_len(&resp.page);
+            batch.push(resp.page);
+            if !more || changes >= MAX_APPLY_CHANGES {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(Ok(resp)) => next_page = Some(resp),
+                Ok(Err(_)) | Err(mpsc::TryRecvError::Disconnected) => stopped = true,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+        }
+        sink.apply_many(stream, &batch).map_err(local)?;
+        batch.clear();
+        if !more {
+            return Ok(ReadAhead::Done);
+        }
+        if stopped {
+            return Ok(ReadAhead::Resume(cursor));
+        }
+        match rx.recv() {
+            Ok(Ok(resp)) => next_page = Some(resp),
+            Ok(Err(_)) | Err(_) => return Ok(ReadAhead::Resume(cursor)),
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! A long pull with a transport that may be used from a second thread: the next page is fetched while the current
-//! one is applied, pages are still applied in order and each exactly once, and a failed prefetch is sent again.
+//! A long pull with a transport that may be used from a second thread: the next pages are fetched while the current
+//! one is applied, pages that wait reach the sink together (within the bound), pages are still applied in order and
+//! each exactly once, and a failed read-ahead is sent again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ use guidedesk_sync::envelope::Op;
 use guidedesk_sync::memory::MemoryLog;
 use guidedesk_sync::protocol::{PullPage, PullRequest, PullResponse, PushAck, PushOutcome, PushRequest, PushResponse};
 use guidedesk_sync::replicate::{
-    CycleOptions, LocalError, Outbox, PullSink, RetryPolicy, Transport, TransportError, run_cycle,
+    CycleOptions, LocalError, MAX_APPLY_CHANGES, Outbox, PullSink, RetryPolicy, Transport, TransportError, run_cycle,
 };
 use guidedesk_sync::server::pull_page;
 
@@ -151,4 +152,77 @@ fn a_transport_for_one_thread_pulls_page_after_page() {
     let (desk, _) = pull_all(&hq, Duration::from_millis(50));
     assert_eq!(*desk.applied.lock().unwrap(), (1..=450).collect::<Vec<u64>>());
     assert_eq!(*desk.overlapped.lock().unwrap(), 0, "no request while a page is applied");
+}
+
+/// A sink slow to commit: it takes pages only in batches and remembers how many pages each batch held.
+struct SlowDesk {
+    cursor: Mutex<u64>,
+    applied: Mutex<Vec<u64>>,
+    batches: Mutex<Vec<usize>>,
+}
+
+impl PullSink for SlowDesk {
+    fn cursor(&self, _stream: &str) -> Result<u64, LocalError> {
+        Ok(*self.cursor.lock().unwrap())
+    }
+
+    fn apply(&self, _stream: &str, _page: &PullPage) -> Result<(), LocalError> {
+        panic!("a read-ahead pull hands pages over with apply_many");
+    }
+
+    fn apply_many(&self, _stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
+        std::thread::sleep(Duration::from_millis(30));
+        let mut held = self.cursor.lock().unwrap();
+        let mut changes = 0;
+        for page in pages {
+            let PullPage::Changes { changes: page_changes, cursor } = page else { panic!("no reset expected") };
+            assert!(page_changes.first().is_none_or(|c| c.seq == *held + 1), "a page out of order after {held}");
+            self.applied.lock().unwrap().extend(page_changes.iter().map(|c| c.seq));
+            changes += page_changes.len();
+            *held = *cursor;
+        }
+        assert!(changes <= MAX_APPLY_CHANGES, "a batch of {changes} changes");
+        self.batches.lock().unwrap().push(pages.len());
+        Ok(())
+    }
+}
+
+impl Outbox for SlowDesk {
+    fn device(&self) -> DeviceId {
+        DeviceId(8)
+    }
+    fn acked(&self) -> Result<u64, LocalError> {
+        Ok(0)
+    }
+    fn last_seq(&self) -> Result<u64, LocalError> {
+        Ok(0)
+    }
+    fn ops_after(&self, _after: u64, _limit: usize) -> Result<Vec<Op>, LocalError> {
+        Ok(Vec::new())
+    }
+    fn ack(&self, _seq: u64) -> Result<(), LocalError> {
+        Ok(())
+    }
+    fn now_ms(&self) -> u64 {
+        0
+    }
+}
+
+#[test]
+fn pages_fetched_during_a_slow_apply_reach_the_sink_together() {
+    let hq = hq(25_000, true, None);
+    let desk = SlowDesk { cursor: Mutex::new(0), applied: Mutex::default(), batches: Mutex::default() };
+    let options = CycleOptions {
+        streams: vec![STREAM.into()],
+        pull_limit: 1_000,
+        retry: RetryPolicy { attempts: 3, base: Duration::ZERO, cap: Duration::ZERO },
+        ..CycleOptions::default()
+    };
+    let report = run_cycle(&hq, &desk, &desk, &options, &|_| {}).expect("the cycle completes");
+    assert_eq!(report.pulled, 25_000);
+    assert_eq!(*desk.applied.lock().unwrap(), (1..=25_000).collect::<Vec<u64>>(), "every change once, in order");
+    let batches = desk.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 25, "every page in some batch: {batches:?}");
+    assert!(batches.iter().any(|&b| b > 1), "pages that waited went together: {batches:?}");
+    assert_eq!(*hq.asked.lock().unwrap(), (0..25_000).step_by(1_000).collect::<Vec<u64>>(), "each page asked once");
 }
