@@ -59,6 +59,43 @@ pub trait FeedRead {
     fn desk_of(&self, device: u128) -> Result<String, HqError>;
 }
 
+/// Feed entries one pull reads at most while it skips the asking device's own echoes (bounds HQ's work per request).
+pub const MAX_FEED_SCAN: usize = 20 * MAX_FEED_PAGE as usize;
+
+/// Up to `limit` entries after `after` that `device` did not itself produce, reading on past its echoes (a desk
+/// that pushed a long run of records would otherwise pull page after empty page) but no more than [`MAX_FEED_SCAN`]
+/// entries. Returns them, the last entry read (the cursor when there are more) and whether entries follow it.
+fn scan(
+    read: &impl FeedRead,
+    device: DeviceId,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<FeedEntry>, u64, bool), HqError> {
+    let mut wanted = Vec::new();
+    let (mut last, mut scanned) = (after, 0usize);
+    loop {
+        let chunk = read.entries_after(last, limit + 1)?;
+        let read_all = chunk.len() <= limit;
+        let mut rest = chunk.into_iter().take(limit).peekable();
+        while let Some(e) = rest.next() {
+            last = e.seq;
+            scanned += 1;
+            if e.echo != Some(device.0) {
+                wanted.push(e);
+                if wanted.len() == limit {
+                    return Ok((wanted, last, rest.peek().is_some() || !read_all));
+                }
+            }
+        }
+        if read_all {
+            return Ok((wanted, last, false));
+        }
+        if scanned >= MAX_FEED_SCAN {
+            return Ok((wanted, last, true));
+        }
+    }
+}
+
 /// Answers a pull of the records stream: the entries after `cursor` (from the start when the cursor is beyond the
 /// head), without the ones `device` itself produced, each value a [`Relayed`] record.
 pub fn page(
@@ -74,11 +111,8 @@ pub fn page(
     let restart = cursor > head;
     let after = if restart { 0 } else { cursor };
     let limit = limit.clamp(1, MAX_FEED_PAGE) as usize;
-    let mut entries = read.entries_after(after, limit + 1)?;
-    let more = entries.len() > limit;
-    entries.truncate(limit);
-    let next = if more { entries.last().map_or(head, |e| e.seq) } else { head };
-    let wanted: Vec<FeedEntry> = entries.into_iter().filter(|e| e.echo != Some(device.0)).collect();
+    let (wanted, last, more) = scan(read, device, after, limit)?;
+    let next = if more { last } else { head };
     let records = read.records(&wanted)?;
     let mut desks: std::collections::HashMap<u128, String> = std::collections::HashMap::new();
     let mut changes = Vec::with_capacity(wanted.len());
@@ -119,4 +153,94 @@ pub fn echo_of(merged: &StoredRecord, incoming: &crate::model::AnyRecord, device
 /// The later of two stamps.
 pub fn later(a: Hlc, b: Hlc) -> Hlc {
     if b > a { b } else { a }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A site's feed in memory: entry `i` (1-based) is `seq` i, produced by `echo[i - 1]`.
+    struct Feed(Vec<Option<u128>>);
+
+    impl FeedRead for Feed {
+        fn head(&self) -> Result<u64, HqError> {
+            Ok(self.0.len() as u64)
+        }
+        fn entries_after(&self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, HqError> {
+            Ok(self
+                .0
+                .iter()
+                .enumerate()
+                .skip(after as usize)
+                .take(limit)
+                .map(|(i, echo)| FeedEntry {
+                    seq: i as u64 + 1,
+                    kind: RecordKind::Arrival,
+                    id: i as u128,
+                    echo: *echo,
+                    stamp: Hlc::default(),
+                    last_device: 9,
+                })
+                .collect())
+        }
+        fn records(&self, entries: &[FeedEntry]) -> Result<Vec<Option<StoredRecord>>, HqError> {
+            Ok(vec![None; entries.len()])
+        }
+        fn desk_of(&self, _device: u128) -> Result<String, HqError> {
+            Ok(String::new())
+        }
+    }
+
+    fn seqs(entries: &[FeedEntry]) -> Vec<u64> {
+        entries.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn a_desk_that_pushed_a_long_run_gets_the_others_records_in_one_page_not_page_after_empty_page() {
+        // Device 1 pushed 5 000 records, then device 2 wrote 3.
+        let mut feed = vec![Some(1); 5_000];
+        feed.extend([Some(2), None, Some(2)]);
+        let feed = Feed(feed);
+        let (wanted, last, more) = scan(&feed, DeviceId(1), 0, 1_000).unwrap();
+        assert_eq!(seqs(&wanted), vec![5_001, 5_002, 5_003]);
+        assert_eq!((last, more), (5_003, false));
+        // Device 2 gets device 1's records a page at a time, and nothing of its own.
+        let (wanted, last, more) = scan(&feed, DeviceId(2), 0, 1_000).unwrap();
+        assert_eq!((wanted.len(), last, more), (1_000, 1_000, true));
+        let (wanted, last, more) = scan(&feed, DeviceId(2), 5_000, 1_000).unwrap();
+        assert_eq!((seqs(&wanted), last, more), (vec![5_002], 5_003, false));
+    }
+
+    #[test]
+    fn a_page_stops_at_its_limit_and_says_whether_more_follow() {
+        let feed = Feed([Some(1), None].repeat(5));
+        let (wanted, last, more) = scan(&feed, DeviceId(1), 0, 3).unwrap();
+        assert_eq!((seqs(&wanted), last, more), (vec![2, 4, 6], 6, true));
+        let (wanted, last, more) = scan(&feed, DeviceId(1), 6, 2).unwrap();
+        assert_eq!((seqs(&wanted), last, more), (vec![8, 10], 10, false), "the last wanted entry ends the feed");
+        let (wanted, last, more) = scan(&feed, DeviceId(1), 7, 1).unwrap();
+        assert_eq!((seqs(&wanted), last, more), (vec![8], 8, true));
+    }
+
+    #[test]
+    fn the_echo_scan_is_bounded_and_the_cursor_still_moves_on() {
+        let feed = Feed(vec![Some(1); MAX_FEED_SCAN * 2 + 10]);
+        let (wanted, last, more) = scan(&feed, DeviceId(1), 0, 1_000).unwrap();
+        assert!(wanted.is_empty());
+        assert_eq!((last, more), (MAX_FEED_SCAN as u64, true), "one request reads at most the bound");
+        let (_, last, more) = scan(&feed, DeviceId(1), last, 1_000).unwrap();
+        assert_eq!((last, more), (2 * MAX_FEED_SCAN as u64, true));
+        let (_, last, more) = scan(&feed, DeviceId(1), last, 1_000).unwrap();
+        assert_eq!((last, more), (2 * MAX_FEED_SCAN as u64 + 10, false));
+    }
+
+    #[test]
+    fn an_empty_feed_or_a_cursor_at_the_head_gives_nothing_more() {
+        let feed = Feed(vec![None; 4]);
+        assert!(!scan(&feed, DeviceId(1), 4, 10).unwrap().2);
+        let (wanted, last, more) = scan(&Feed(Vec::new()), DeviceId(1), 0, 10).unwrap();
+        assert!(wanted.is_empty() && last == 0 && !more);
+    }
 }

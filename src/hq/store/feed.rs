@@ -40,17 +40,25 @@ pub(super) struct Merged {
     pub(super) device: u128,
 }
 
-/// The feed tables of a write transaction.
+/// The feed tables of a write transaction. The head is read once and written back by [`FeedTables::finish`], which
+/// every user calls before its transaction commits (a debug build checks it was).
 pub(super) struct FeedTables<'t> {
     pub(super) meta: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) feed: redb::Table<'t, (&'static str, u64), (u16, u128)>,
     pub(super) pos: redb::Table<'t, (u16, u128), &'static [u8]>,
+    /// The head as moved by this transaction, when it moved.
+    head: Option<u64>,
 }
 
 impl FeedTables<'_> {
     /// Opens the feed tables of a write transaction.
     pub(super) fn open(tx: &redb::WriteTransaction) -> Result<FeedTables<'_>, HqError> {
-        Ok(FeedTables { meta: tx.open_table(META)?, feed: tx.open_table(FEED)?, pos: tx.open_table(FEED_POS)? })
+        Ok(FeedTables {
+            meta: tx.open_table(META)?,
+            feed: tx.open_table(FEED)?,
+            pos: tx.open_table(FEED_POS)?,
+            head: None,
+        })
     }
 
     /// Moves a record to the end of its site's feed after a merge.
@@ -64,11 +72,30 @@ impl FeedTables<'_> {
         if let Some(o) = &old {
             self.feed.remove((site, o.seq))?;
         }
-        let seq = read_u64(&self.meta, FEED_HEAD)?.max(crate::hq::feed::floor(now_ms)) + 1;
-        self.meta.insert(FEED_HEAD, seq.to_le_bytes().as_slice())?;
+        let head = match self.head {
+            Some(h) => h,
+            None => read_u64(&self.meta, FEED_HEAD)?,
+        };
+        let seq = head.max(crate::hq::feed::floor(now_ms)) + 1;
+        self.head = Some(seq);
         self.feed.insert((site, seq), (kind, id))?;
         self.pos.insert((kind, id), codec::encode(&FeedPos { seq, echo, stamp, last: device })?.as_slice())?;
         Ok(())
+    }
+
+    /// Writes the head back (once per transaction, not once per record).
+    pub(super) fn finish(mut self) -> Result<(), HqError> {
+        if let Some(head) = self.head.take() {
+            self.meta.insert(FEED_HEAD, head.to_le_bytes().as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FeedTables<'_> {
+    fn drop(&mut self) {
+        // A moved head not written back would hand out its numbers again in the next transaction.
+        debug_assert!(self.head.is_none() || std::thread::panicking(), "FeedTables dropped without finish()");
     }
 }
 
@@ -88,6 +115,7 @@ pub(super) fn backfill(tx: &redb::WriteTransaction) -> Result<u64, HqError> {
         t.bump(&stored.site, kind, id, &Merged { echo: None, stamp: Hlc::ZERO, now_ms: 0, device: stored.device })?;
         n += 1;
     }
+    t.finish()?;
     Ok(n)
 }
 

@@ -167,7 +167,10 @@ impl HqTx for HqBatch<'_> {
             receipts: self.tx.open_table(RECEIPTS)?,
             feed: FeedTables::open(&self.tx)?,
         };
-        ops.iter().map(|(op, ctx)| t.apply(&site, op, ctx)).collect()
+        let verdicts = ops.iter().map(|(op, ctx)| t.apply(&site, op, ctx)).collect::<Result<Vec<_>, _>>();
+        // The head is written back even when an op failed part-way: the batch's transaction decides what stays.
+        t.feed.finish()?;
+        verdicts
     }
 
     fn quarantine(&mut self, op: &Op, ctx: &OpContext, reason: &str) -> Result<(), HqError> {

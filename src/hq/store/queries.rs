@@ -114,7 +114,9 @@ impl HqStore {
                 receipts: tx.open_table(RECEIPTS)?,
                 feed: super::feed::FeedTables::open(&tx)?,
             };
-            t.apply(&dev.site, &row.op, &ctx)?
+            let verdict = t.apply(&dev.site, &row.op, &ctx);
+            t.feed.finish()?;
+            verdict?
         };
         match verdict {
             Verdict::Applied => {
