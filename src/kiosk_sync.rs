@@ -344,9 +344,7 @@ impl StoreSide<'_> {
     /// cursor, in one transaction.
     fn apply_records(&self, stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
         let Some(last) = pages.last() else { return Ok(()) };
-        let changes = pages.iter().flat_map(|page| match page {
-            PullPage::Changes { changes, .. } | PullPage::Reset { snapshot: changes, .. } => changes,
-        });
+        let changes = pages.iter().flat_map(PullPage::changes);
         let mut records = Vec::new();
         let mut skipped = 0u64;
         for c in changes {

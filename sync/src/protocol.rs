@@ -188,6 +188,13 @@ impl PullPage {
             PullPage::Changes { cursor, .. } | PullPage::Reset { cursor, .. } => *cursor,
         }
     }
+
+    /// The changes the page carries (a reset page's snapshot).
+    pub fn changes(&self) -> &[Change] {
+        match self {
+            PullPage::Changes { changes, .. } | PullPage::Reset { snapshot: changes, .. } => changes,
+        }
+    }
 }
 
 /// HQ's answer to a watch (JSON): the device's site's record feed head.

@@ -427,14 +427,6 @@ enum ReadAhead {
     Resume(u64),
 }
 
-/// The number of changes a page carries.
-fn page_len(page: &PullPage) -> usize {
-    match page {
-        PullPage::Changes { changes, .. } => changes.len(),
-        PullPage::Reset { snapshot, .. } => snapshot.len(),
-    }
-}
-
 /// Pulls one stream to its end. The first page of each stretch goes through the retry policy; with a transport that
 /// may be used from a second thread, the rest of the stretch is read ahead while the sink applies.
 fn pull_stream(
@@ -517,7 +509,7 @@ fn apply_fetched(
             report.hq_offset_ms = Some(offset(resp.server_time_ms, outbox.now_ms()));
             cursor = check_page(&resp, cursor, report)?;
             more = resp.more;
-            changes += page_len(&resp.page);
+            changes += resp.page.changes().len();
             batch.push(resp.page);
             if !more || changes >= MAX_APPLY_CHANGES {
                 break;

@@ -62,7 +62,10 @@ struct Desk<'a> {
     wait: Duration,
 }
 
-impl Outbox for Desk<'_> {
+/// A device with nothing to send: the cycles here only pull.
+struct Quiet;
+
+impl Outbox for Quiet {
     fn device(&self) -> DeviceId {
         DeviceId(7)
     }
@@ -122,7 +125,7 @@ fn pull_all(hq: &Hq, wait: Duration) -> (Desk<'_>, guidedesk_sync::replicate::Cy
         retry: RetryPolicy { attempts: 3, base: Duration::ZERO, cap: Duration::ZERO },
         ..CycleOptions::default()
     };
-    let report = run_cycle(hq, &desk, &desk, &options, &|_| {}).expect("the cycle completes");
+    let report = run_cycle(hq, &Quiet, &desk, &options, &|_| {}).expect("the cycle completes");
     (desk, report)
 }
 
@@ -187,27 +190,6 @@ impl PullSink for SlowDesk {
     }
 }
 
-impl Outbox for SlowDesk {
-    fn device(&self) -> DeviceId {
-        DeviceId(8)
-    }
-    fn acked(&self) -> Result<u64, LocalError> {
-        Ok(0)
-    }
-    fn last_seq(&self) -> Result<u64, LocalError> {
-        Ok(0)
-    }
-    fn ops_after(&self, _after: u64, _limit: usize) -> Result<Vec<Op>, LocalError> {
-        Ok(Vec::new())
-    }
-    fn ack(&self, _seq: u64) -> Result<(), LocalError> {
-        Ok(())
-    }
-    fn now_ms(&self) -> u64 {
-        0
-    }
-}
-
 #[test]
 fn pages_fetched_during_a_slow_apply_reach_the_sink_together() {
     let hq = hq(25_000, true, None);
@@ -218,7 +200,7 @@ fn pages_fetched_during_a_slow_apply_reach_the_sink_together() {
         retry: RetryPolicy { attempts: 3, base: Duration::ZERO, cap: Duration::ZERO },
         ..CycleOptions::default()
     };
-    let report = run_cycle(&hq, &desk, &desk, &options, &|_| {}).expect("the cycle completes");
+    let report = run_cycle(&hq, &Quiet, &desk, &options, &|_| {}).expect("the cycle completes");
     assert_eq!(report.pulled, 25_000);
     assert_eq!(*desk.applied.lock().unwrap(), (1..=25_000).collect::<Vec<u64>>(), "every change once, in order");
     let batches = desk.batches.lock().unwrap().clone();
