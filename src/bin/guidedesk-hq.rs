@@ -12,6 +12,7 @@ use guidedesk::hq::admin::{self, ADMIN_FILE, AdminRequest, DEFAULT_CODE_TTL_HOUR
 use guidedesk::hq::backend::HqBackend;
 use guidedesk::hq::limits::{ApiOptions, RateLimit};
 use guidedesk::hq::pg::{PgConfig, PgStore};
+use guidedesk::hq::relay::outbound::{self, RelayLoop};
 use guidedesk::hq::reports_api::ReportsToken;
 use guidedesk::hq::server::{self, ServeOptions, TlsFiles};
 use guidedesk::hq::store::{HqError, HqStore};
@@ -88,15 +89,50 @@ enum Command {
         /// Seconds a connection has to send a complete request head (idle kept-alive connections close after it)
         #[arg(long, default_value_t = 10, value_name = "SECONDS")]
         header_timeout: u64,
+        /// Run as a site hub relaying to this group HQ (the URL it was enrolled at with `guidedesk-hq enroll`)
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// Seconds between relay cycles while the group HQ answers
+        #[arg(long, default_value_t = 30, value_name = "SECONDS", requires = "upstream")]
+        relay_interval: u64,
+        /// Relay only inside this daily window, local time, e.g. 22:00-06:00 (default: whenever the group HQ answers)
+        #[arg(long, value_name = "HH:MM-HH:MM", requires = "upstream")]
+        relay_window: Option<guidedesk::hq::relay::outbound::RelayWindow>,
+        /// Days the hub keeps ops the group HQ acknowledged (resent if the group HQ is restored from an older backup)
+        #[arg(long, default_value_t = 30, value_name = "DAYS", requires = "upstream")]
+        relay_retain_days: u64,
     },
-    /// Make a one-time enrolment code for a desk (works while the server runs); the code is the last line printed
+    /// Enrol this HQ as a site hub at the group HQ (stop its server first); from then on it logs every op it takes
+    /// for the group HQ
+    Enroll {
+        /// The group HQ's URL, e.g. `https://hq.group.example:8443`
+        #[arg(long, value_name = "URL")]
+        hq: String,
+        /// The one-time code from the group HQ's `enroll-code --site SITE --hub`
+        #[arg(long)]
+        code: String,
+        /// CA certificate(s) (PEM) to trust for the group HQ instead of the system's roots
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// Allow plain HTTP to a group HQ that is not on loopback (only behind a TLS-terminating proxy)
+        #[arg(long)]
+        allow_plain_http: bool,
+    },
+    /// On a hub: relay everything to the group HQ now (works while the server runs); exits 0 only when the group
+    /// HQ has acknowledged every op
+    Relay,
+    /// Make a one-time enrolment code for a desk or a site hub (works while the server runs); the code is the last
+    /// line printed
     EnrollCode {
         /// Site code
         #[arg(long)]
         site: String,
         /// Desk code
+        #[arg(long, required_unless_present = "hub", conflicts_with = "hub")]
+        desk: Option<String>,
+        /// A code for a site hub that relays the site's desks (`guidedesk-hq enroll` on the hub)
         #[arg(long)]
-        desk: String,
+        hub: bool,
         /// Hours the code stays valid
         #[arg(long, default_value_t = DEFAULT_CODE_TTL_HOURS)]
         ttl_hours: u64,
@@ -239,6 +275,19 @@ fn admin_call(cli: &Cli, req: &AdminRequest) -> Result<serde_json::Value> {
     }
 }
 
+/// Refuses to serve as a hub of `url` unless the store was enrolled there.
+fn check_upstream(store: &HqStore, url: &str) -> Result<()> {
+    match outbound::Upstream::of(store)? {
+        None => bail!(
+            "--upstream {url}: this HQ is not enrolled there; run `guidedesk-hq enroll --hq {url} --code CODE` first"
+        ),
+        Some(up) if up.url != url.trim_end_matches('/') => {
+            bail!("--upstream {url}: this hub is enrolled at {}, not there", up.url)
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Serve {
@@ -253,6 +302,10 @@ fn run(cli: &Cli) -> Result<()> {
             request_timeout,
             max_connections,
             header_timeout,
+            upstream,
+            relay_interval,
+            relay_window,
+            relay_retain_days,
         } => {
             let (listen, allow_plain_http, changelog_keep) = (*listen, *allow_plain_http, *changelog_keep);
             let (rate_per_second, rate_burst, request_timeout) = (*rate_per_second, *rate_burst, *request_timeout);
@@ -291,11 +344,21 @@ fn run(cli: &Cli) -> Result<()> {
             };
             // PostgreSQL: no admin endpoint (administration goes to the database, so any number of HQ processes
             // can serve it). Embedded: the admin endpoint file in the data directory.
+            if *relay_interval == 0 {
+                bail!("--relay-interval must be at least 1 second");
+            }
             let (store, admin_file, dir) = if let Some(cfg) = pg_config(cli) {
+                if upstream.is_some() {
+                    bail!("--upstream: a hub keeps its store in its data directory (not --database-url)");
+                }
                 (HqBackend::from(connect_pg(&cfg)?), None, None)
             } else {
                 let dir = data_dir(cli)?;
-                (HqBackend::from(HqStore::open(&dir)?), Some(dir.join(ADMIN_FILE)), Some(dir))
+                let store = HqStore::open(&dir)?;
+                if let Some(url) = upstream {
+                    check_upstream(&store, url)?;
+                }
+                (HqBackend::from(store), Some(dir.join(ADMIN_FILE)), Some(dir))
             };
             let tls = match (tls_cert.clone(), tls_key.clone()) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -308,25 +371,57 @@ fn run(cli: &Cli) -> Result<()> {
             println!("guidedesk-hq: listening on {}", running.url());
             std::io::stdout().flush()?;
             let stop = running.stopper();
+            let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let signalled = std::sync::Arc::clone(&stopping);
             std::thread::Builder::new().name("signals".into()).spawn(move || {
                 if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     rt.block_on(wait_for_signal());
+                    signalled.store(true, std::sync::atomic::Ordering::SeqCst);
                     stop();
                 }
             })?;
-            running.wait()?;
+            let relay = upstream.as_ref().map(|url| {
+                let opts = RelayLoop {
+                    interval: std::time::Duration::from_secs(*relay_interval),
+                    window: *relay_window,
+                    retain_ms: relay_retain_days.saturating_mul(86_400_000),
+                    keep: changelog_keep,
+                };
+                eprintln!("guidedesk-hq: hub relaying to {url} every {relay_interval} s");
+                let store = running.shared_store();
+                let stopping = std::sync::Arc::clone(&stopping);
+                std::thread::Builder::new().name("relay".into()).spawn(move || {
+                    if let HqBackend::Embedded(s) = &*store {
+                        outbound::serve_loop(s, &opts, &|| stopping.load(std::sync::atomic::Ordering::SeqCst));
+                    }
+                })
+            });
+            let relay = relay.transpose()?;
+            let served = running.wait();
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(r) = relay {
+                let _ = r.join();
+            }
+            served?;
             if let Some(dir) = dir {
                 let _ = std::fs::remove_file(dir.join(ADMIN_FILE));
             }
             eprintln!("guidedesk-hq: stopped");
         }
-        Command::EnrollCode { site, desk, ttl_hours, device } => {
+        Command::EnrollCode { site, desk, hub, ttl_hours, device } => {
             let ttl_hours = *ttl_hours;
-            let req =
-                AdminRequest::EnrollCode { site: site.clone(), desk: desk.clone(), ttl_hours, device: device.clone() };
+            let desk = desk.clone().unwrap_or_default();
+            let req = AdminRequest::EnrollCode {
+                site: site.clone(),
+                desk: desk.clone(),
+                ttl_hours,
+                device: device.clone(),
+                hub: *hub,
+            };
             let v = admin_call(cli, &req)?;
             let code = v["code"].as_str().context("HQ returned no code")?;
             match device {
+                _ if *hub => println!("hub enrolment code for site {site}, valid for {ttl_hours} h, usable once:"),
                 Some(d) => println!(
                     "enrolment code for device {d} (desk {desk} at site {site}), valid for {ttl_hours} h, usable once:"
                 ),
@@ -335,6 +430,43 @@ fn run(cli: &Cli) -> Result<()> {
                 }
             }
             println!("{code}");
+        }
+        Command::Enroll { hq, code, ca, allow_plain_http } => {
+            if pg_config(cli).is_some() {
+                bail!("enroll: a hub keeps its store in its data directory (not --database-url)");
+            }
+            let ca_pem = match ca {
+                Some(f) => {
+                    Some(std::fs::read_to_string(f).with_context(|| format!("--ca: cannot read {}", f.display()))?)
+                }
+                None => None,
+            };
+            let dir = data_dir(cli)?;
+            let mut store = match HqStore::open(&dir) {
+                Err(HqError::Locked(path)) => {
+                    bail!(
+                        "{} is in use: stop this HQ's server, enrol, then serve again with --upstream",
+                        path.display()
+                    )
+                }
+                other => other?,
+            };
+            let up = outbound::enroll(&mut store, hq, code, ca_pem, *allow_plain_http)?;
+            println!(
+                "enrolled as the hub of site {} at {} (hub id {}); serve with --upstream {}",
+                up.site,
+                up.url,
+                uuid::Uuid::from_u128(up.hub),
+                up.url
+            );
+        }
+        Command::Relay => {
+            let v = admin_call(cli, &AdminRequest::Relay)?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            let pending = v["pending"].as_u64().unwrap_or(u64::MAX);
+            if pending > 0 {
+                bail!("{pending} op(s) are not yet acknowledged by the group HQ");
+            }
         }
         Command::Ref { command: RefCommand::Import { file, site } } => {
             let json = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;

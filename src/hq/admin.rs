@@ -40,6 +40,9 @@ pub enum AdminRequest {
         /// Only this device (UUID) may use it: a new credential for an enrolled device.
         #[serde(default)]
         device: Option<String>,
+        /// A code for a site hub (its desk code is `@hub`; `desk` is ignored).
+        #[serde(default)]
+        hub: bool,
     },
     /// Publish reference data (JSON text, validated) for every site or one. Answer: `{"change_seq": N}`.
     RefImport {
@@ -82,10 +85,14 @@ pub enum AdminRequest {
         /// The op's sequence number on that device.
         seq: u64,
     },
-    /// Counts. Answer: `{"records": {…}, "devices": N, "quarantined": N}`.
+    /// Counts. Answer: `{"records": {…}, "devices": N, "quarantined": N}`, and on a hub
+    /// `"upstream": {"pending": N, "last_success": "…"|null, "url": "…", "site": "…", "hub": "…"}`.
     Stats,
-    /// Enrolled devices. Answer: a list of `{"device", "site", "desk", "last_seq", "revoked", "skew_ms"}`.
+    /// Enrolled devices. Answer: a list of `{"device", "site", "desk", "role", "last_seq", "revoked", "skew_ms"}`
+    /// (`role`: `desk`, `hub`, or `relayed` for a device known only through a hub).
     Devices,
+    /// On a hub: one relay cycle to the group HQ. Answer: what it did (`hq::relay::outbound::RelayReport`).
+    Relay,
 }
 
 /// Where the running server's admin endpoint is.
@@ -143,8 +150,15 @@ fn quarantine_json(device: DeviceId, seq: u64, row: &QuarantineRow, record: bool
 pub fn execute(store: &HqBackend, req: &AdminRequest, changelog_keep: usize) -> Result<serde_json::Value, HqError> {
     let now = super::server::now_ms();
     Ok(match req {
-        AdminRequest::EnrollCode { site, desk, ttl_hours, device } => {
+        AdminRequest::EnrollCode { site, desk, ttl_hours, device, hub } => {
             let for_device = device.as_deref().map(parse_device).transpose()?;
+            let desk = if *hub {
+                super::relay::HUB_DESK
+            } else if desk.trim().starts_with('@') {
+                return Err(HqError::Refused(format!("desk {desk:?}: desk codes may not start with '@'")));
+            } else {
+                desk.as_str()
+            };
             let code = store.create_code_for(site, desk, for_device, now, ttl_hours.saturating_mul(3_600_000))?;
             serde_json::json!({ "code": code, "site": site, "desk": desk, "ttl_hours": ttl_hours, "device": device })
         }
@@ -185,7 +199,27 @@ pub fn execute(store: &HqBackend, req: &AdminRequest, changelog_keep: usize) -> 
         AdminRequest::QuarantineDrop { device, seq } => {
             serde_json::json!({ "dropped": store.quarantine_drop(parse_device(device)?, *seq)? })
         }
-        AdminRequest::Stats => serde_json::to_value(store.stats()?).map_err(|e| HqError::Refused(e.to_string()))?,
+        AdminRequest::Stats => {
+            let mut v = serde_json::to_value(store.stats()?).map_err(|e| HqError::Refused(e.to_string()))?;
+            if let HqBackend::Embedded(s) = store
+                && let Some(up) = super::relay::outbound::stats_json(s)?
+            {
+                v["upstream"] = up;
+            }
+            v
+        }
+        AdminRequest::Relay => {
+            let HqBackend::Embedded(s) = store else {
+                return Err(HqError::Refused(
+                    "a hub keeps its store in its data directory; this HQ runs on PostgreSQL and relays to no one"
+                        .into(),
+                ));
+            };
+            let report =
+                super::relay::outbound::run_cycle(s, now, super::relay::outbound::DEFAULT_RETAIN_MS, changelog_keep)
+                    .map_err(|e| HqError::Refused(e.to_string()))?;
+            serde_json::to_value(report).map_err(|e| HqError::Refused(e.to_string()))?
+        }
         AdminRequest::Devices => {
             let list: Vec<serde_json::Value> = store
                 .devices()?
@@ -194,6 +228,13 @@ pub fn execute(store: &HqBackend, req: &AdminRequest, changelog_keep: usize) -> 
                     serde_json::json!({
                         "device": uuid::Uuid::from_u128(d.0).to_string(),
                         "site": r.site,
+                        "role": if super::relay::is_hub_desk(&r.desk) {
+                            "hub"
+                        } else if r.token_hash == [0; 32] {
+                            "relayed"
+                        } else {
+                            "desk"
+                        },
                         "desk": r.desk,
                         "last_seq": r.last_seq,
                         "revoked": r.revoked_ms.is_some(),

@@ -190,6 +190,31 @@ pub enum BackendTx<'a> {
     Postgres(PgBatch),
 }
 
+impl BackendTx<'_> {
+    /// Which of these ops (origin device, seq) the store holds already (a hub's relay batch).
+    pub fn relay_held(&mut self, ops: &[(DeviceId, u64)]) -> Result<std::collections::HashSet<(u128, u64)>, HqError> {
+        match self {
+            BackendTx::Embedded(t) => t.relay_held(ops),
+            BackendTx::Postgres(t) => t.relay_held(ops),
+        }
+    }
+
+    /// Makes sure a relayed op's origin device has a row at `site`; `Ok(Err(reason))` when it may not come from
+    /// there.
+    pub fn admit_origin(
+        &mut self,
+        site: &str,
+        origin: DeviceId,
+        desk: &str,
+        now_ms: u64,
+    ) -> Result<Result<(), String>, HqError> {
+        match self {
+            BackendTx::Embedded(t) => t.admit_origin(site, origin, desk, now_ms),
+            BackendTx::Postgres(t) => t.admit_origin(site, origin, desk, now_ms),
+        }
+    }
+}
+
 impl HqStorage for HqBackend {
     type Error = HqError;
     type Tx<'a> = BackendTx<'a>;

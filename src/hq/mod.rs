@@ -13,6 +13,7 @@
 //! - [`reports_api`]: cross-site reports (JSON, CSV) and the HTML overview, behind the reporting token.
 //! - [`openapi`]: the `OpenAPI` document (`/openapi.json`), generated from the handlers.
 //! - [`limits`]: per-request deadline and per-client rate limit.
+//! - [`relay`]: a site hub forwarding its desks' ops to the group HQ (and the group's reference data down).
 //! - [`feed`]: the site record feed every device of a site pulls; [`watch`]: the long poll that tells a desk when
 //!   its site has new records.
 //!
@@ -28,6 +29,7 @@ pub mod feed;
 pub mod limits;
 pub mod openapi;
 pub mod pg;
+pub mod relay;
 pub mod reports_api;
 pub mod rows;
 pub mod server;

@@ -137,7 +137,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn codec_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
+pub(crate) fn codec_response<T: serde::Serialize>(value: &T) -> Result<Response, ApiError> {
     let bytes = codec::encode(value).map_err(|e| internal(&e))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response())
 }
@@ -393,6 +393,7 @@ pub fn api_routes() -> utoipa_axum::router::OpenApiRouter<HqState> {
         .routes(utoipa_axum::routes!(push))
         .routes(utoipa_axum::routes!(pull))
         .routes(utoipa_axum::routes!(enroll))
+        .routes(utoipa_axum::routes!(super::relay::inbound::relay))
         .routes(utoipa_axum::routes!(super::watch::watch))
         .routes(utoipa_axum::routes!(health))
         .routes(utoipa_axum::routes!(reports_api::summary))
@@ -492,6 +493,11 @@ pub struct RunningHq {
 }
 
 impl RunningHq {
+    /// The store it serves, shared (for the hub's relay loop).
+    pub fn shared_store(&self) -> Arc<HqBackend> {
+        Arc::clone(&self.store)
+    }
+
     /// The store it serves (for inspection; writes go through the same single-writer database).
     pub fn store(&self) -> &HqBackend {
         &self.store

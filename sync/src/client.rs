@@ -230,6 +230,11 @@ impl HttpTransport {
         })
     }
 
+    /// Forwards a hub's relay batch to the group HQ (see [`RELAY_PATH`](crate::protocol::RELAY_PATH)).
+    pub fn relay(&self, req: &crate::protocol::RelayRequest) -> Result<PushResponse, TransportError> {
+        self.exchange(crate::protocol::RELAY_PATH, req, None)
+    }
+
     /// Waits (long poll, at most `wait` seconds) until the device's site has records after feed position `after`;
     /// returns the site's feed head (see [`WATCH_PATH`](crate::protocol::WATCH_PATH)).
     pub fn watch(&self, after: u64, wait: Duration) -> Result<u64, TransportError> {

@@ -28,6 +28,9 @@ pub const PUSH_PATH: &str = "/v1/push";
 pub const PULL_PATH: &str = "/v1/pull";
 /// Path of the enrolment exchange.
 pub const ENROLL_PATH: &str = "/v1/enroll";
+/// Path of the relay exchange: a site hub forwards the ops it accepted from its desks to the group HQ
+/// ([`RelayRequest`] → [`PushResponse`]).
+pub const RELAY_PATH: &str = "/v1/relay";
 /// Path of the watch exchange (`GET`, JSON answer `{"head": N}`): a long poll that answers once the device's site
 /// has records after the feed position `after`, or after `wait` seconds (at most 15).
 pub const WATCH_PATH: &str = "/v1/watch";
@@ -87,6 +90,36 @@ pub struct PushRequest {
     pub sent_at_ms: u64,
     /// The ops, seq ascending without gaps.
     pub ops: Vec<Op>,
+}
+
+/// A relay batch: ops a site hub accepted from its desks, forwarded to the group HQ in the hub's own order.
+///
+/// Each entry keeps its origin (the desk's device id and the op's own sequence number, in [`Op::seq`]), so the group
+/// HQ takes every op once whatever path it travelled; the entries' `seq` (the hub's relay sequence numbers, contiguous
+/// like a device's ops) are the hub's cursor at the group HQ. The answer is a [`PushResponse`] over those relay
+/// sequence numbers: `acked_through` is the hub's cursor, duplicates and quarantined ops are named by relay seq. A
+/// batch with no entries asks for the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayRequest {
+    /// The hub; must be the credential's device, enrolled as a hub.
+    pub hub: DeviceId,
+    /// The hub's wall clock when it sent the batch (ms since the Unix epoch).
+    pub sent_at_ms: u64,
+    /// The entries, relay seq ascending without gaps.
+    pub entries: Vec<RelayEntry>,
+}
+
+/// One op forwarded by a hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayEntry {
+    /// The hub's relay sequence number.
+    pub seq: u64,
+    /// The device that wrote the op.
+    pub origin: DeviceId,
+    /// That device's desk code at the hub (names the device at the group HQ when it first appears there).
+    pub desk: String,
+    /// The op, exactly as the device sent it (its `seq` is the origin's).
+    pub op: Op,
 }
 
 /// HQ's answer to a push.

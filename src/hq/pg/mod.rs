@@ -23,7 +23,7 @@
 //! The store is split by job: `connect.rs` (configuration, pool, migrations, shutdown), `devices.rs` (enrolment,
 //! authentication, revocation), `push.rs` (a push batch: [`PgBatch`]), `records.rs` (how a record maps onto its
 //! kind's table, read and written one or many at a time), `changes.rs` (the reference-data change log and the pull
-//! snapshot, [`PgChanges`]) and `queries.rs` (reads for reports and administration, quarantine decisions, counts).
+//! snapshot, [`PgChanges`]), `relay.rs` (what a hub's relay batch needs) and `queries.rs` (reads for reports and administration, quarantine decisions, counts).
 //! This module holds the store itself and the conversions between HQ's values and column values. The rows and
 //! [`HqError`] are shared with the embedded store (`hq::rows`), as are the credential helpers (`hq::credentials`),
 //! the enrolment rules (`hq::enrol`) and the admission checks (`hq::admit`).
@@ -35,6 +35,7 @@ mod feed;
 mod push;
 mod queries;
 mod records;
+mod relay;
 
 use std::sync::Arc;
 

@@ -71,6 +71,10 @@ impl Drop for PgBatch {
 }
 
 impl PgBatch {
+    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
     pub(super) fn tx(&mut self) -> Result<&mut Transaction<'static, Postgres>, HqError> {
         self.tx.as_mut().ok_or_else(|| HqError::Refused("push transaction already ended".into()))
     }

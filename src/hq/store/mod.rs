@@ -15,6 +15,7 @@
 //! | `changes` | change seq → [`ChangeRow`] | the reference-data change log that devices pull |
 //! | `feed` | (site, feed seq) → (kind, id) | the site record feed devices pull (`hq::feed`): each record at its latest position |
 //! | `feed_pos` | (kind, id) → position, echo device, highest stamp | where each record stands in the feed |
+//! | `relay_log`, `relay_meta` | relay seq → op with its origin; name → u64 | a site hub's ops for the group HQ (`relay.rs`) |
 //!
 //! A push batch is one write transaction (`HqStore::begin`, its
 //! [`HqStorage`](guidedesk_sync::server::HqStorage) implementation, in `push.rs`); the device's cursor is
@@ -33,6 +34,7 @@ mod devices;
 mod feed;
 mod push;
 mod queries;
+mod relay;
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +53,7 @@ pub use super::rows::{
 pub use changes::ScopedChanges;
 pub use feed::SiteFeed;
 pub use push::HqBatch;
+pub use relay::RelayState;
 
 /// The store's file name inside HQ's data directory.
 pub const FILE_NAME: &str = "hq.redb";
@@ -78,6 +81,8 @@ pub struct HqStore {
     db: Database,
     path: PathBuf,
     screens: ScreenCache,
+    /// Whether the store is a site hub (logs every applied op for the group HQ).
+    hub: bool,
 }
 
 fn read_u64(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u64, HqError> {
@@ -127,10 +132,12 @@ impl HqStore {
             tx.open_table(CHANGES)?;
             tx.open_table(feed::FEED)?;
             tx.open_table(feed::FEED_POS)?;
+            relay::create(&tx)?;
         }
         feed::backfill(&tx)?;
+        let hub = HqStore::read_hub_flag(&tx)?;
         tx.commit()?;
-        Ok(HqStore { db, path, screens: ScreenCache::default() })
+        Ok(HqStore { db, path, screens: ScreenCache::default(), hub })
     }
 
     /// The store file.

@@ -10,6 +10,7 @@ use guidedesk_sync::{DeviceId, Op, codec};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::feed::{FeedTables, Merged};
+use super::relay::RelayLog;
 use super::{
     DEVICES, DeviceRow, HqError, HqStore, IDX_DEVICE, IDX_SITE, IDX_TIME, QUARANTINE, QuarantineRow, RECEIPTS, RECORDS,
     Receipt, StoredRecord,
@@ -19,7 +20,7 @@ use crate::model::codec::decode_op_payload;
 
 /// One push batch's write transaction.
 pub struct HqBatch<'a> {
-    tx: WriteTransaction,
+    pub(super) tx: WriteTransaction,
     site: Option<String>,
     store: &'a HqStore,
 }
@@ -80,9 +81,29 @@ pub(super) struct BatchTables<'t> {
     pub(super) idx_device: redb::Table<'t, (u128, u16, u128), ()>,
     pub(super) receipts: redb::Table<'t, (u128, u64), &'static [u8]>,
     pub(super) feed: FeedTables<'t>,
+    /// A hub's relay log (`None` on a store that is not a hub).
+    pub(super) relay: Option<RelayLog<'t>>,
 }
 
-impl BatchTables<'_> {
+impl<'t> BatchTables<'t> {
+    /// Opens every table a batch writes.
+    pub(super) fn open(
+        tx: &'t WriteTransaction,
+        screen: Option<Arc<Screen>>,
+        hub: bool,
+    ) -> Result<BatchTables<'t>, HqError> {
+        Ok(BatchTables {
+            screen,
+            records: tx.open_table(RECORDS)?,
+            idx_time: tx.open_table(IDX_TIME)?,
+            idx_site: tx.open_table(IDX_SITE)?,
+            idx_device: tx.open_table(IDX_DEVICE)?,
+            receipts: tx.open_table(RECEIPTS)?,
+            feed: FeedTables::open(tx)?,
+            relay: RelayLog::open(tx, hub)?,
+        })
+    }
+
     /// Applies one op: decodes its payload, merges it into the stored record (or creates it) with its indexes, and
     /// records its receipt.
     pub(super) fn apply(&mut self, site: &str, op: &Op, ctx: &OpContext) -> Result<Verdict, HqError> {
@@ -137,6 +158,9 @@ impl BatchTables<'_> {
             // apply_push only hands over ops above the cursor, so this would be a bug: refuse the batch.
             return Err(HqError::Refused(format!("op {} of device {:x} was received twice", op.seq, ctx.device.0)));
         }
+        if let Some(log) = &mut self.relay {
+            log.append(ctx.device, ctx.received_ms, op)?;
+        }
         Ok(Verdict::Applied)
     }
 }
@@ -158,15 +182,7 @@ impl HqTx for HqBatch<'_> {
         let site = self.site_of(first.device)?;
         let screen =
             self.store.screens.get(&site, || Ok::<_, HqError>(self.store.reference_for(&site)?.map(|(_, r)| r)))?;
-        let mut t = BatchTables {
-            screen: Some(screen),
-            records: self.tx.open_table(RECORDS)?,
-            idx_time: self.tx.open_table(IDX_TIME)?,
-            idx_site: self.tx.open_table(IDX_SITE)?,
-            idx_device: self.tx.open_table(IDX_DEVICE)?,
-            receipts: self.tx.open_table(RECEIPTS)?,
-            feed: FeedTables::open(&self.tx)?,
-        };
+        let mut t = BatchTables::open(&self.tx, Some(screen), self.store.hub)?;
         let verdicts = ops.iter().map(|(op, ctx)| t.apply(&site, op, ctx)).collect::<Result<Vec<_>, _>>();
         // The head is written back even when an op failed part-way: the batch's transaction decides what stays.
         t.feed.finish()?;

@@ -105,15 +105,7 @@ impl HqStore {
                 })?;
             let ctx =
                 OpContext { device, received_ms: now_ms, stamp: row.op.stamp, clamped: false, skew_ms: dev.skew_ms };
-            let mut t = BatchTables {
-                screen: None,
-                records: tx.open_table(RECORDS)?,
-                idx_time: tx.open_table(IDX_TIME)?,
-                idx_site: tx.open_table(IDX_SITE)?,
-                idx_device: tx.open_table(IDX_DEVICE)?,
-                receipts: tx.open_table(RECEIPTS)?,
-                feed: super::feed::FeedTables::open(&tx)?,
-            };
+            let mut t = BatchTables::open(&tx, None, self.hub)?;
             let verdict = t.apply(&dev.site, &row.op, &ctx);
             t.feed.finish()?;
             verdict?
