@@ -29,13 +29,14 @@ const GROWTH: [u64; 3] = [1, 10, 100];
 
 /// The figure groups `--only` selects from, in run order.
 /// `share-visibility`, `share-backfill`, `share-idle` and `share-burst` run one part of `share`.
-pub const GROUPS: [&str; 11] = [
+pub const GROUPS: [&str; 12] = [
     "register",
     "board",
     "demo",
     "report",
     "sync",
     "hq",
+    "relay",
     "share",
     "share-visibility",
     "share-backfill",
@@ -74,6 +75,10 @@ pub fn run_all(s: &Sizes, t: &mut Table) -> Result<()> {
         if let Err(e) = &pg {
             t.info("sync push over loopback to HQ on PostgreSQL", pg_note(e), "");
         }
+    }
+    if s.runs("relay") {
+        eprintln!("== site hub relay to the group HQ");
+        crate::relay::run(s, t)?;
     }
     if crate::sharing::PARTS.iter().any(|p| s.runs_part("share", p)) {
         eprintln!("== sharing within a site");

@@ -18,6 +18,7 @@ mod baselines;
 mod children;
 mod figures;
 mod fixtures;
+mod relay;
 mod sharing;
 mod table;
 

@@ -21,7 +21,7 @@ use crate::hq::store::{HqStore, RelayState};
 use crate::model::ReferenceData;
 
 /// Entries per relay batch.
-pub const RELAY_BATCH: usize = 2_000;
+pub const RELAY_BATCH: usize = 10_000;
 /// How long acknowledged entries are kept for a group HQ restored from an older backup: 30 days.
 pub const DEFAULT_RETAIN_MS: u64 = 30 * 24 * 3_600_000;
 

@@ -178,15 +178,18 @@ impl HqStore {
     }
 
     /// Records the group HQ's cursor (lower than before after a group HQ restore: those ops go again) and drops
-    /// acknowledged entries received before `keep_after_ms`. How many were dropped.
+    /// acknowledged entries received before `keep_after_ms` (never the last one, which keeps the head). How many
+    /// were dropped.
     pub fn relay_acked(&self, through: u64, keep_after_ms: u64) -> Result<u64, HqError> {
         let tx = self.db.begin_write()?;
         let mut dropped = 0;
         {
             tx.open_table(RELAY_META)?.insert(ACKED, through)?;
             let mut log = tx.open_table(RELAY_LOG)?;
+            // The last row always stays: it carries the head, so relay seqs are never reused.
+            let last = log.last()?.map_or(0, |(k, _)| k.value());
             let mut old = Vec::new();
-            for e in log.range(..=through)? {
+            for e in log.range(..=through.min(last.saturating_sub(1)))? {
                 let (k, v) = e?;
                 let row: RelayRow = codec::decode(v.value())?;
                 if row.received_ms >= keep_after_ms {

@@ -113,3 +113,71 @@ fn a_second_process_finds_the_store_locked_and_foreign_files_are_refused() {
     drop(db);
     assert!(matches!(HqStore::open(other.path()), Err(HqError::NotAnHqStore(_))));
 }
+
+/// A desk's registration as an op (arrivals decode at HQ; the payload is the kiosk codec's).
+fn arrival_op(seq: u64) -> guidedesk_sync::Op {
+    use crate::model::{Arrival, ArrivalChannel, ArrivalForm, Moment, Sex, StaffRef, VisitType};
+    let refs = ReferenceData::bundled().unwrap();
+    let form = ArrivalForm {
+        name: format!("中继{seq}"),
+        sex: Some(Sex::Female),
+        visit_type: Some(VisitType::Return),
+        channel: Some(ArrivalChannel::WalkIn),
+        complaint: "头痛".into(),
+        department: refs.departments[0].id.clone(),
+        phone: format!("139{seq:08}"),
+        ..ArrivalForm::default()
+    };
+    let at = Moment(i64::try_from(NOW).unwrap());
+    let draft = form.validate(&refs, at.local_date(crate::model::common::china_offset())).unwrap();
+    let stamp = guidedesk_sync::Hlc { wall_ms: NOW, logical: u32::try_from(seq).unwrap(), node: 7 };
+    let id = crate::model::RecordId::from_u128(u128::from(seq));
+    let record: Arrival = draft.into_record(id, at, StaffRef("D1".into()), stamp);
+    let (_, payload) = crate::model::codec::encode_record(&record).unwrap();
+    guidedesk_sync::Op {
+        seq,
+        key: guidedesk_sync::RecordKey { kind: crate::model::RecordKind::Arrival.code(), id: u128::from(seq) },
+        schema: crate::model::RECORD_SCHEMA,
+        stamp,
+        payload,
+    }
+}
+
+#[test]
+fn a_hub_logs_each_applied_op_once_and_never_reuses_a_relay_seq_after_pruning() {
+    let (_dir, mut hq) = fresh();
+    let code = hq.create_code("main", "d1", NOW, 10_000).unwrap();
+    hq.enroll(&code, DeviceId(5), NOW).unwrap().unwrap();
+    // A store that already holds ops cannot become a hub (they were never logged).
+    guidedesk_sync::server::apply_push(&hq, DeviceId(5), &[arrival_op(1)], NOW, NOW).unwrap();
+    let refused = hq.enable_relay(b"{}").unwrap_err().to_string();
+    assert!(refused.contains("1 ops received before it became a hub"), "{refused}");
+    assert!(!hq.is_hub());
+
+    let (_dir, mut hq) = fresh();
+    let code = hq.create_code("main", "d1", NOW, 10_000).unwrap();
+    hq.enroll(&code, DeviceId(5), NOW).unwrap().unwrap();
+    hq.enable_relay(b"{}").unwrap();
+    assert!(hq.is_hub());
+    let ops: Vec<_> = (1..=3).map(arrival_op).collect();
+    guidedesk_sync::server::apply_push(&hq, DeviceId(5), &ops, NOW, NOW).unwrap();
+    // A retried batch is not logged twice.
+    guidedesk_sync::server::apply_push(&hq, DeviceId(5), &ops, NOW, NOW).unwrap();
+    let log = hq.relay_after(0, 10).unwrap();
+    assert_eq!(
+        log.iter().map(|e| (e.seq, e.op.seq, e.desk.as_str())).collect::<Vec<_>>(),
+        [(1, 1, "d1"), (2, 2, "d1"), (3, 3, "d1")]
+    );
+    assert_eq!(log[0].origin, DeviceId(5));
+    assert_eq!(log[1].op, ops[1], "the op exactly as the desk sent it");
+    // Everything acknowledged and past retention: all but the last row go; the next op continues the numbering.
+    assert_eq!(hq.relay_acked(3, NOW + 1).unwrap(), 2);
+    let st = hq.relay_state().unwrap();
+    assert_eq!((st.head, st.acked, st.oldest, st.pending()), (3, 3, 3, 0));
+    guidedesk_sync::server::apply_push(&hq, DeviceId(5), &[arrival_op(4)], NOW, NOW).unwrap();
+    assert_eq!(hq.relay_after(3, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
+    assert_eq!(hq.relay_state().unwrap().pending(), 1);
+    // Within the retention nothing goes; a lower cursor (the group HQ restored) makes those pending again.
+    assert_eq!(hq.relay_acked(1, 0).unwrap(), 0);
+    assert_eq!(hq.relay_state().unwrap().pending(), 3);
+}
