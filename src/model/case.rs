@@ -57,6 +57,13 @@ impl CaseGrade {
         }
     }
 
+    /// Whether the case is a patient's complaint in the sense of the 投诉处理满意率 and the accountability rules:
+    /// every grade but 情况反馈 (feedback on the environment) and 建议 (a suggestion), which complain of no one
+    /// (《客户服务中心管理方案》 三.4, the complaint grades).
+    pub fn is_complaint(self) -> bool {
+        !matches!(self, CaseGrade::Feedback | CaseGrade::Suggestion)
+    }
+
     /// Grades 1–3 are handled on the spot by the specialist.
     pub fn handled_on_the_spot(self) -> bool {
         self <= CaseGrade::VeryDissatisfied

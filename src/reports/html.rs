@@ -606,6 +606,7 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
             &s.registration_dissatisfaction,
             &s.guide_dissatisfaction,
             &s.complaint_handling,
+            &s.case_handling_all,
             &s.case_on_time,
             &s.call_satisfaction,
             &s.inpatient_followup,
@@ -732,7 +733,7 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
 
     d.section("cases");
     d.h2("cases", lang.tr().t("report.monthly.cases"));
-    kpi_table(&mut d, &[&s.complaint_handling, &s.case_on_time]);
+    kpi_table(&mut d, &[&s.complaint_handling, &s.case_handling_all, &s.case_on_time]);
     d.raw(&grade_chart(s, lang));
     d.table(&tables::cases_by_grade(s, lang));
     d.table(&tables::cases_by_department(s, refs, lang));

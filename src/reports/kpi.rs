@@ -99,8 +99,10 @@ pub enum Metric {
     SatisfactionPositive(Question),
     /// Share of dissatisfied answers to a question (registration and guide dissatisfaction are this metric).
     SatisfactionNegative(Question),
-    /// Complainants satisfied with how their case was handled.
+    /// Complainants satisfied with how their complaint was handled (情况反馈 and 建议 left out).
     ComplaintHandlingSatisfaction,
+    /// The same over every finished case, 情况反馈 and 建议 included.
+    CaseHandlingSatisfactionAll,
     /// Cases closed by their due date.
     CaseOnTimeClosure,
     /// Discharged inpatients followed up.
@@ -143,6 +145,7 @@ impl Metric {
             Metric::SatisfactionPositive(q) => format!("satisfaction_positive.{}", q.key()),
             Metric::SatisfactionNegative(q) => format!("satisfaction_negative.{}", q.key()),
             Metric::ComplaintHandlingSatisfaction => "complaint_handling_satisfaction".into(),
+            Metric::CaseHandlingSatisfactionAll => "case_handling_satisfaction_all".into(),
             Metric::CaseOnTimeClosure => "case_on_time_closure".into(),
             Metric::InpatientFollowupRate => "inpatient_followup_rate".into(),
             Metric::OutpatientFollowupRate => "outpatient_followup_rate".into(),
@@ -159,6 +162,7 @@ impl Metric {
             Metric::SatisfactionPositive(_) => "report.formula.satisfaction_positive",
             Metric::SatisfactionNegative(_) => "report.formula.satisfaction_negative",
             Metric::ComplaintHandlingSatisfaction => "report.formula.complaint_handling_satisfaction",
+            Metric::CaseHandlingSatisfactionAll => "report.formula.case_handling_satisfaction_all",
             Metric::CaseOnTimeClosure => "report.formula.case_on_time_closure",
             Metric::InpatientFollowupRate => "report.formula.inpatient_followup_rate",
             Metric::OutpatientFollowupRate => "report.formula.outpatient_followup_rate",

@@ -173,6 +173,10 @@ pub struct ReportParams {
     pub as_of: NaiveDate,
 }
 
+/// Days after a discharge within which its list is expected to be imported: a report reads follow-up tasks created
+/// from this many days before its period, so a discharge of the period imported late is still filed under it.
+pub const DISCHARGE_IMPORT_LAG_DAYS: u64 = 31;
+
 /// Months of case history the accountability rules look back on (a rolling year, the report's month included).
 pub const ACCOUNTABILITY_MONTHS: u32 = 12;
 
@@ -180,6 +184,16 @@ impl ReportParams {
     /// Parameters for a period at a UTC offset, with figures as of `as_of`.
     pub fn new(period: Period, offset: FixedOffset, as_of: NaiveDate) -> Self {
         Self { period, offset, as_of }
+    }
+
+    /// The local days whose follow-up tasks a report reads: discharge tasks are filed under their discharge date,
+    /// which lies before the day their list was imported, so the window reaches from
+    /// [`DISCHARGE_IMPORT_LAG_DAYS`] before the period (a list imported ahead of the discharge) to the as-of day (a
+    /// list of the period imported after it ended).
+    pub fn task_days(&self) -> (NaiveDate, NaiveDate) {
+        let from =
+            self.period.from.checked_sub_days(chrono::Days::new(DISCHARGE_IMPORT_LAG_DAYS)).unwrap_or(self.period.from);
+        (from, self.period.to.max(self.as_of))
     }
 
     /// The month accountability figures are reported for: the month of the period's last day.

@@ -1,5 +1,6 @@
 //! The streaming pass over the kiosk store: every record of the period, read through the business-time index and
-//! folded into an [`Aggregator`] one at a time — nothing is collected in memory.
+//! folded into an [`Aggregator`] one at a time — nothing is collected in memory. Follow-up tasks are read over
+//! [`ReportParams::task_days`], since a discharge task is filed under its discharge date.
 
 use super::ReportParams;
 use super::agg::Aggregator;
@@ -31,11 +32,19 @@ pub fn aggregate_selected(
         RecordKind::FollowupTask,
         RecordKind::CallAttempt,
     ] {
-        let end = match feedback_until {
-            Some(until) if kind == RecordKind::Feedback => to.min(until),
-            _ => to,
+        let (start, end) = match feedback_until {
+            Some(until) if kind == RecordKind::Feedback => (from, to.min(until)),
+            _ if kind == RecordKind::FollowupTask => {
+                // Discharge tasks are filed under their discharge date (`agg::filing_day`).
+                let (first, last) = params.task_days();
+                (
+                    Moment::start_of_day(first, offset),
+                    Moment::start_of_day(last.succ_opt().unwrap_or(last), offset).max(to),
+                )
+            }
+            _ => (from, to),
         };
-        store.for_each_between(kind, from, end, |rec| {
+        store.for_each_between(kind, start, end, |rec| {
             if keep(&rec) {
                 agg.add(&rec);
             }

@@ -163,8 +163,11 @@ pub struct Summary {
     pub appointment_arrival_rate: Kpi,
     /// Consultations that became an arrival.
     pub consultation_conversion: Kpi,
-    /// Complaint-handling satisfaction (target from `targets.complaint_handling_min_pct`).
+    /// Complaint-handling satisfaction (target from `targets.complaint_handling_min_pct`): complaints only, 情况反馈
+    /// and 建议 left out.
     pub complaint_handling: Kpi,
+    /// The same over every finished case, 情况反馈 and 建议 included, shown beside it (no target).
+    pub case_handling_all: Kpi,
     /// On-time closure of every case received.
     pub case_on_time: Kpi,
     /// Every grade, in order.
@@ -282,6 +285,12 @@ impl Aggregator {
             cases.handling.scored(),
             Some(Target::at_least(targets.complaint_handling_min_pct)),
         );
+        let case_handling_all = Kpi::rate(
+            Metric::CaseHandlingSatisfactionAll,
+            cases.handling_all.positive(),
+            cases.handling_all.scored(),
+            None,
+        );
         let on_time = |c: &ClosureCounts| Kpi::rate(Metric::CaseOnTimeClosure, c.on_time, c.judged(), None);
         let case_on_time = on_time(&cases.closure_total());
         let cases_by_grade = CaseGrade::ALL
@@ -348,6 +357,7 @@ impl Aggregator {
             appointment_arrival_rate,
             consultation_conversion,
             complaint_handling,
+            case_handling_all,
             case_on_time,
             cases_by_grade,
             cases_by_department,
@@ -445,6 +455,7 @@ impl Summary {
             &self.registration_dissatisfaction,
             &self.guide_dissatisfaction,
             &self.complaint_handling,
+            &self.case_handling_all,
             &self.inpatient_followup,
             &self.outpatient_followup,
             &self.case_on_time,

@@ -251,12 +251,19 @@ pub fn report_records(store: &HqBackend, site: Option<&str>, params: &ReportPara
     let margin = i64::try_from(margin).unwrap_or(i64::MAX / 4);
     let mut out = Vec::new();
     // The audit log is not part of any report.
+    let (task_first, task_last) = params.task_days();
+    let task_to = Moment::start_of_day(task_last.succ_opt().unwrap_or(task_last), offset).0.max(to);
     for kind in RecordKind::ALL.into_iter().filter(|k| *k != RecordKind::Audit) {
-        let lo = if kind == RecordKind::Case { case_from } else { from };
-        for id in store.ids_between(kind, site, lo.saturating_sub(margin), to.saturating_add(margin))? {
+        let (lo, hi) = match kind {
+            RecordKind::Case => (case_from, to),
+            // Discharge tasks are filed under their discharge date: the aggregator picks those of the period.
+            RecordKind::FollowupTask => (Moment::start_of_day(task_first, offset).0.min(from), task_to),
+            _ => (from, to),
+        };
+        for id in store.ids_between(kind, site, lo.saturating_sub(margin), hi.saturating_add(margin))? {
             let Some(s) = store.record(kind, id)? else { continue };
             let t = s.corrected_business_ms();
-            if t >= lo && t < to {
+            if t >= lo && t < hi {
                 out.push(filed_record(&s));
             }
         }

@@ -149,10 +149,13 @@ pub struct CaseAcc {
     pub by_department: BTreeMap<String, DeptCases>,
     /// By channel.
     pub by_channel: BTreeMap<CaseChannel, u64>,
-    /// Handling ratings of finished cases.
+    /// Handling ratings of finished complaints (every grade but 情况反馈 and 建议: [`CaseGrade::is_complaint`]).
     pub handling: RatingCounts,
-    /// Finished cases without a handling rating (not asked or not answered).
+    /// Finished complaints without a handling rating (not asked or not answered).
     pub handling_not_rated: u64,
+    /// Handling ratings of every finished case, 情况反馈 and 建议 included (the figure a hospital that reads the
+    /// rule the other way reports).
+    pub handling_all: RatingCounts,
     /// Cases, earliest first, at most [`MAX_LISTED`].
     pub items: Vec<CaseItem>,
     /// Cases beyond the listed ones.
@@ -182,9 +185,14 @@ impl CaseAcc {
         }
         *self.by_channel.entry(c.channel).or_default() += 1;
         if c.current().is_final() {
-            match c.handling_satisfaction.value {
-                Some(r) => self.handling.add(r),
-                None => self.handling_not_rated += 1,
+            if let Some(r) = c.handling_satisfaction.value {
+                self.handling_all.add(r);
+            }
+            if grade.is_complaint() {
+                match c.handling_satisfaction.value {
+                    Some(r) => self.handling.add(r),
+                    None => self.handling_not_rated += 1,
+                }
             }
         }
         self.items.push(CaseItem {
@@ -218,6 +226,7 @@ impl CaseAcc {
         add_map(&mut self.by_channel, &o.by_channel);
         self.handling.merge(&o.handling);
         self.handling_not_rated += o.handling_not_rated;
+        self.handling_all.merge(&o.handling_all);
         self.items.extend(o.items.iter().cloned());
         self.items_not_listed += o.items_not_listed;
         cap_list(&mut self.items, &mut self.items_not_listed, |i| (i.received_at, i.id));
@@ -286,7 +295,7 @@ impl AccountabilityAcc {
     /// stand; one that does not is explained to the complainant instead (§三.5).
     pub fn add(&mut self, c: &Case, p: &ReportParams) {
         let grade = c.grade.value;
-        if matches!(grade, CaseGrade::Feedback | CaseGrade::Suggestion) || c.found_not_established() {
+        if !grade.is_complaint() || c.found_not_established() {
             return;
         }
         let month = YearMonth::of(c.received_at.local_date(p.offset));

@@ -58,6 +58,19 @@ pub struct Aggregator {
     pub skipped: SkippedAcc,
 }
 
+/// The local day a record is filed under in reports: its business time's, except a discharge follow-up task, which
+/// is filed under its discharge date, so the month's discharged patients do not move when a list is imported late
+/// (《出院病人电话回访制度》: the patients discharged in the month are the base of the follow-up rate).
+pub fn filing_day(rec: &AnyRecord, offset: chrono::FixedOffset) -> chrono::NaiveDate {
+    match rec {
+        AnyRecord::FollowupTask(crate::model::FollowupTask {
+            source: crate::model::FollowupSource::Discharge { discharged_on, .. },
+            ..
+        }) => *discharged_on,
+        _ => rec.occurred_at().local_date(offset),
+    }
+}
+
 impl Aggregator {
     /// An empty aggregator.
     pub fn new(params: ReportParams) -> Self {
@@ -83,7 +96,7 @@ impl Aggregator {
             return;
         }
         let p = &self.params;
-        let day = rec.occurred_at().local_date(p.offset);
+        let day = filing_day(rec, p.offset);
         let in_period = p.period.contains(day);
         let in_look_back = matches!(rec, AnyRecord::Case(_)) && day >= p.accountability_from() && day <= p.period.to;
         if !in_period && !in_look_back {

@@ -359,3 +359,35 @@ fn csv_tables_neutralise_formulas_from_record_text() {
     }
     assert!(seen >= payloads.len() * 2, "the payloads are in the tables, neutralised ({seen})");
 }
+
+/// The store's report pass reads follow-up tasks created after the period, so a discharge of the period imported
+/// late is counted in it (`agg::filing_day`).
+#[test]
+fn a_discharge_list_imported_after_the_week_counts_in_the_week_read_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Moment(T0)));
+    let store = Store::open_with(dir.path(), StoreOptions { clock, utc_offset: china_offset() }).unwrap();
+    // Imported on Tuesday 11-24, discharged on Friday 11-20.
+    let AnyRecord::FollowupTask(mut t) = super::task(
+        super::at(11, 24, 9, 0),
+        crate::reports::agg::TaskGroup::Discharge,
+        Some("cardio"),
+        crate::model::FollowupStatus::Open,
+        d(11, 27),
+    ) else {
+        unreachable!()
+    };
+    t.source =
+        crate::model::FollowupSource::Discharge { his_key: "Z77".into(), discharged_on: d(11, 20), diagnosis: None };
+    store.write(|ctx| ctx.put(&t)).unwrap();
+    let week = crate::reports::ReportParams::new(crate::reports::Period::week_of(d(11, 18)), china_offset(), d(11, 24));
+    let agg = crate::reports::source::aggregate(&store, week).unwrap();
+    assert_eq!(agg.followups.group(crate::reports::agg::TaskGroup::Discharge).total, 1);
+    let next = crate::reports::ReportParams::new(crate::reports::Period::week_of(d(11, 25)), china_offset(), d(11, 30));
+    let agg = crate::reports::source::aggregate(&store, next).unwrap();
+    assert_eq!(
+        agg.followups.group(crate::reports::agg::TaskGroup::Discharge).total,
+        0,
+        "not in the week it was imported"
+    );
+}

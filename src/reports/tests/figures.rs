@@ -132,15 +132,23 @@ fn closure_standing_rules() {
     );
 }
 
+/// 病人投诉处理满意率 (《经营部工作手册》 2, target 98%) is over patients' complaints: a 情况反馈 or 建议 complains of
+/// no one, so its handling rating is left out of the rate (《客户服务中心管理方案》 三.4 grades them apart). The
+/// figure over every case is shown beside it for a hospital that reads the rule that way.
 #[test]
-fn complaint_handling_satisfaction_excludes_dont_know_and_unrated() {
+fn complaint_handling_satisfaction_is_over_complaints_with_every_case_beside_it() {
     let s = fixture();
     let c = &s.agg.cases;
-    // Finished cases: satisfied, don't know, (referred to legal: not rated), very dissatisfied.
-    assert_eq!((c.handling.total(), c.handling_not_rated), (3, 1));
-    assert_rate(&s.complaint_handling, 1, 2);
+    // Finished complaints: satisfied, don't know, (referred to legal: not rated); the finished suggestion (very
+    // dissatisfied) is not a complaint.
+    assert_eq!((c.handling.total(), c.handling_not_rated), (2, 1));
+    assert_eq!(c.handling_all.total(), 3);
+    assert_rate(&s.complaint_handling, 1, 1);
     assert_eq!(s.complaint_handling.target, Some(Target::at_least(98.0)));
-    assert_eq!(s.complaint_handling.meets, Some(false));
+    assert_eq!(s.complaint_handling.meets, Some(true));
+    assert_rate(&s.case_handling_all, 1, 2);
+    assert_eq!((s.case_handling_all.target, s.case_handling_all.meets), (None, None));
+    assert!(s.headline().iter().any(|k| k.metric == crate::reports::kpi::Metric::CaseHandlingSatisfactionAll));
 }
 
 #[test]
@@ -333,4 +341,36 @@ fn comment_and_case_lists_are_capped_but_counted() {
     assert_eq!(agg.feedback.comments_not_listed, 20);
     assert!(agg.feedback.comments.windows(2).all(|w| w[0].at <= w[1].at));
     assert_eq!(agg.feedback.comments[0].at, at(11, 16, 8, 0), "the earliest are kept");
+}
+
+/// 《出院病人电话回访制度》: the month's follow-up rate is over the patients discharged in the month. A discharge task
+/// is filed under its discharge date, not the day its list was imported: a list of the period imported after it
+/// ended still counts in it, and one of an earlier period imported during it does not.
+#[test]
+fn discharge_tasks_are_filed_by_discharge_date_not_import_date() {
+    let discharge = |created: Moment, discharged: NaiveDate| {
+        let AnyRecord::FollowupTask(mut t) =
+            task(created, TaskGroup::Discharge, Some("cardio"), FollowupStatus::Completed, d(11, 20))
+        else {
+            unreachable!()
+        };
+        t.source = FollowupSource::Discharge {
+            his_key: format!("Z{}", created.0),
+            discharged_on: discharged,
+            diagnosis: None,
+        };
+        AnyRecord::FollowupTask(t)
+    };
+    let base = fixture().agg.followups.group(TaskGroup::Discharge).total;
+    let count = |extra: AnyRecord| {
+        let mut records = all_records();
+        records.push(extra);
+        summarize(&records, params(), &refs()).agg.followups.group(TaskGroup::Discharge).total
+    };
+    // Discharged on the Friday of the week, imported the Tuesday after it: counted.
+    assert_eq!(count(discharge(at(11, 24, 9, 0), d(11, 20))), base + 1);
+    // Discharged the week before, imported during the week: not counted.
+    assert_eq!(count(discharge(at(11, 17, 9, 0), d(11, 13))), base);
+    let (first, last) = params().task_days();
+    assert_eq!((first, last), (d(10, 16), d(11, 23)), "31 days before the period, to the as-of day");
 }
