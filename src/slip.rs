@@ -25,11 +25,25 @@ pub fn escape(s: &str) -> String {
 
 /// The slip as a self-contained HTML document (A5, prints as is).
 pub fn slip_html(case: &Case, refs: &ReferenceData, offset: FixedOffset) -> String {
-    let hospital = refs.sites.first().map_or("", |s| s.name.as_str());
+    let site = refs.sites.first();
+    let hospital = site.map_or("", |s| s.name.as_str());
+    let complaint_phone = site.and_then(|s| s.complaint_phone.as_deref());
     let received = case.received_at.local(offset).format("%Y年%m月%d日 %H:%M").to_string();
     let due = case.due.value.0.format("%Y年%m月%d日").to_string();
-    let depts: Vec<&str> =
-        case.departments.iter().map(|d| refs.department(d).map_or(d.as_str(), |x| x.name.as_str())).collect();
+    let depts: Vec<String> = case
+        .departments
+        .iter()
+        .map(|d| match refs.department(d) {
+            Some(x) => match &x.phone {
+                Some(p) => format!("{}（电话 {p}）", x.name),
+                None => x.name.clone(),
+            },
+            None => d.clone(),
+        })
+        .collect();
+    let phone_row = complaint_phone.map_or(String::new(), |p| {
+        format!("<tr><td class=\"k\">投诉电话 Complaint line</td><td>{}</td></tr>\n", escape(p))
+    });
     let mut h = String::new();
     let _ = write!(
         h,
@@ -56,7 +70,7 @@ td.k {{ width: 28%; background: #f3f3f3; }}
 <tr><td class="k">事由 Summary</td><td>{facts}</td></tr>
 <tr><td class="k">受理人 Received by</td><td>{by}</td></tr>
 <tr><td class="k">答复期限 Reply by</td><td class="due">{due} 前</td></tr>
-</table>
+{phone_row}</table>
 <p class="foot">我们将在上述日期前将处理结果告知您（按国家法定工作日计算）。请保留本回执，查询时请提供受理编号。<br>
 We will tell you the outcome by the date above (working days). Please keep this slip and quote the case number.</p>
 </body></html>
@@ -77,6 +91,34 @@ We will tell you the outcome by the date above (working days). Please keep this 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slip_carries_the_complaint_line_and_the_departments_phones() {
+        let refs = ReferenceData::bundled().unwrap();
+        let form = crate::model::CaseForm {
+            grade: Some(crate::model::CaseGrade::Complaint),
+            channel: Some(crate::model::CaseChannel::InPerson),
+            complainant: "王女士".into(),
+            departments: vec!["cardio".into()],
+            facts: "候诊时间过长".into(),
+            ..crate::model::CaseForm::default()
+        };
+        let at = crate::model::Moment(1_795_399_200_000);
+        let origin = crate::model::case::CaseOrigin {
+            id: crate::model::RecordId::new_v7(at),
+            at,
+            by: crate::model::StaffRef("D001".into()),
+            due: (chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(), false),
+            stamp: guidedesk_sync::Hlc::ZERO,
+        };
+        let case = form.into_record(&refs, origin).unwrap();
+        let html = slip_html(&case, &refs, crate::model::common::china_offset());
+        assert!(html.contains("投诉电话 Complaint line</td><td>0571-87000000"), "{html}");
+        assert!(html.contains("心血管内科（电话 0571-87001002）"), "{html}");
+        let mut bare = refs.clone();
+        bare.sites[0].complaint_phone = None;
+        assert!(!slip_html(&case, &bare, crate::model::common::china_offset()).contains("投诉电话"));
+    }
 
     #[test]
     fn escaping() {

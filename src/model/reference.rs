@@ -23,6 +23,9 @@ pub struct Site {
     /// The guide desks (kiosks) at this site.
     #[serde(default)]
     pub desks: Vec<Desk>,
+    /// The complaint line (投诉电话), printed on the complainant's acknowledgement slip.
+    #[serde(default)]
+    pub complaint_phone: Option<String>,
 }
 
 /// A guide desk at a site.
@@ -53,6 +56,9 @@ pub struct Department {
     /// Whether the department takes inpatients (for follow-up targets).
     #[serde(default)]
     pub inpatient: bool,
+    /// The department's phone, for the patient (on slips).
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 /// A doctor.
@@ -404,6 +410,15 @@ pub enum ReferenceError {
 /// The default reference data shipped with the application.
 pub const BUNDLED_DEFAULT: &str = include_str!("../../assets/reference/default.json");
 
+/// Whether a phone number in reference data is printable as one: 3 to 32 characters, digits with spaces, `+`, `-`,
+/// parentheses and 转 (an extension), at least three digits.
+fn is_phone_text(p: &str) -> bool {
+    let n = p.chars().count();
+    (3..=32).contains(&n)
+        && p.chars().all(|c| c.is_ascii_digit() || " +-()转".contains(c))
+        && p.chars().filter(char::is_ascii_digit).count() >= 3
+}
+
 impl ReferenceData {
     /// Parses and checks a reference-data JSON document.
     pub fn from_json(json: &str) -> Result<Self, ReferenceError> {
@@ -449,6 +464,22 @@ impl ReferenceData {
         for s in &self.duty {
             if self.doctor(&s.doctor).is_none() {
                 return Err(ReferenceError::Inconsistent(format!("duty schedule for unknown doctor {:?}", s.doctor)));
+            }
+        }
+        let phones = self
+            .sites
+            .iter()
+            .filter_map(|s| s.complaint_phone.as_deref().map(|p| (format!("site {:?} complaint_phone", s.id), p)))
+            .chain(
+                self.departments
+                    .iter()
+                    .filter_map(|d| d.phone.as_deref().map(|p| (format!("department {:?} phone", d.id), p))),
+            );
+        for (what, phone) in phones {
+            if !is_phone_text(phone) {
+                return Err(ReferenceError::Inconsistent(format!(
+                    "{what}: {phone:?} is not a phone number (digits, spaces, + - ( ) and 转 for an extension, at most 32)"
+                )));
             }
         }
         if self.survey.questions.is_empty() {
@@ -523,6 +554,20 @@ mod tests {
         assert!(r.departments.len() >= 8);
         assert!(!r.doctors.is_empty());
         assert!(r.survey.questions.len() >= 9);
+    }
+
+    #[test]
+    fn phones_in_reference_data_must_be_phone_numbers() {
+        let mut r = ReferenceData::bundled().unwrap();
+        assert_eq!(r.sites[0].complaint_phone.as_deref(), Some("0571-87000000"));
+        r.departments[1].phone = Some("0571-8700 1002 转 12".into());
+        r.check().unwrap();
+        r.departments[1].phone = Some("=HYPERLINK(\"x\")".into());
+        let e = r.check().unwrap_err().to_string();
+        assert!(e.contains("department \"cardio\" phone"), "{e}");
+        r.departments[1].phone = None;
+        r.sites[0].complaint_phone = Some("12".into());
+        assert!(r.check().unwrap_err().to_string().contains("site \"main\" complaint_phone"));
     }
 
     #[test]
