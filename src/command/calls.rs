@@ -92,6 +92,15 @@ pub fn record_attempt(
     }
     let previous = ctx.attempts_of(task_id)?;
     let attempt = form.into_record(ctx.new_id(), task_id, ctx.now(), by)?;
+    // 《出院病人电话回访制度》: calls are made in the calling hours (8–11, 14–17 by default); a call outside them is
+    // recorded only with the reason (the patient asked to be called then, or called back).
+    let policy = &ctx.reference().followup_policy;
+    let local = ctx.now().local(ctx.offset()).time();
+    if !crate::policy::within_calling_hours(&policy.calling_hours, local) && attempt.notes.is_none() {
+        let mut e = ValidationErrors::default();
+        e.push("notes", Problem::OutsideCallingHours);
+        return Err(e.into());
+    }
     ctx.put(&attempt)?;
     let max = ctx.reference().followup_policy.max_attempts;
     if let Some(status) = task.status_after(attempt.outcome, previous + 1, ctx.today(), max) {

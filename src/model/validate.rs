@@ -38,6 +38,8 @@ pub enum Problem {
     Conflict(&'static str),
     /// The text contains control characters.
     ControlCharacters,
+    /// A call recorded outside the calling hours needs the reason in its notes.
+    OutsideCallingHours,
 }
 
 impl fmt::Display for Problem {
@@ -55,6 +57,9 @@ impl fmt::Display for Problem {
             Problem::InvalidDate => f.write_str("is not a valid date (YYYY-MM-DD)"),
             Problem::Conflict(why) => f.write_str(why),
             Problem::ControlCharacters => f.write_str("contains control characters"),
+            Problem::OutsideCallingHours => f.write_str(
+                "must say why the patient was called outside the calling hours (e.g. asked to be called now)",
+            ),
         }
     }
 }

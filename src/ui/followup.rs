@@ -362,6 +362,7 @@ impl FollowupScreen {
         }
         widgets::field_error(ui, tr, &self.errors, "satisfaction");
         widgets::text_row(ui, tr.t("followup.notes"), &mut f.notes, "");
+        widgets::field_error(ui, tr, &self.errors, "notes");
         if ui
             .add(
                 egui::Button::new(RichText::new(tr.t("followup.save")).strong())

@@ -58,6 +58,7 @@ pub fn problem_text(tr: Tr, p: &Problem) -> String {
         Problem::InvalidDate => tr.t("problem.invalid_date").to_string(),
         Problem::ControlCharacters => tr.t("problem.control").to_string(),
         Problem::Conflict(why) => format!("{}: {why}", tr.t("problem.conflict")),
+        Problem::OutsideCallingHours => tr.t("problem.outside_calling_hours").to_string(),
     }
 }
 

@@ -110,6 +110,8 @@ fn an_overdue_case_is_highlighted() {
     assert!(h.query_by_label("纠纷 · 赵敏").is_some());
 }
 
+/// 《出院病人电话回访制度》: calls are made in the calling hours; one outside them (here at 12:30) is recorded only
+/// with the reason in its notes.
 #[test]
 fn a_follow_up_worked_through_two_attempts() {
     let f = fixture(true);
@@ -150,12 +152,18 @@ fn a_follow_up_worked_through_two_attempts() {
     assert!(h.query_by_label("回访记录已保存").is_some());
     let t: FollowupTask = f.store.get(task.id).unwrap().unwrap();
     assert_eq!(t.status.value, FollowupStatus::Open, "one unanswered call keeps it on the list");
-    f.clock.advance(2 * 3_600_000);
+    // 12:30: outside the calling hours (8–11, 14–17). A call is recorded only with the reason in its notes.
+    f.clock.advance(2 * 3_600_000 + 30 * 60_000);
     button(&mut h, "回访 周建国");
+    assert!(h.query_by_label_contains("现在不在回访时间").is_some(), "the screen says so");
     button(&mut h, "接通");
     type_into(&mut h, Role::TextInput, "恢复情况", "恢复良好");
     tick(&mut h, "已提醒复诊");
     button(&mut h, "满意");
+    button(&mut h, "保存回访记录");
+    assert!(h.query_by_label_contains("请在备注中写明原因").is_some(), "the reason is asked for");
+    assert_eq!(f.store.attempts_of(task.id).unwrap().len(), 1, "nothing recorded without it");
+    type_into(&mut h, Role::TextInput, "备注", "病人约定午休时回电");
     button(&mut h, "保存回访记录");
     let t: FollowupTask = f.store.get(task.id).unwrap().unwrap();
     assert_eq!(t.status.value, FollowupStatus::Completed);

@@ -224,6 +224,8 @@ fn first_visit_task(k: &Kiosk, name: &str) -> RecordId {
 fn reached() -> guidedesk::model::CallAttemptForm {
     guidedesk::model::CallAttemptForm {
         outcome: Some(guidedesk::model::CallOutcome::Reached),
+        // The desks' clocks are the wall clock, maybe outside the calling hours: such a call carries its reason.
+        notes: "病人约定此时回电".into(),
         ..guidedesk::model::CallAttemptForm::default()
     }
 }
