@@ -105,7 +105,7 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
         Command::Change { .. } => Action::ChangeDepartment,
         // Opening a record is part of every role's search; the screens that open records are per role.
         Command::Search(_) | Command::View { .. } => Action::Search,
-        Command::NewCase(_) => Action::NewCase,
+        Command::NewCase(_) | Command::CaseFromCall { .. } => Action::NewCase,
         Command::Case { action, .. } => case_action(action),
         Command::Slip { .. } => Action::PrintSlip,
         Command::Attempt { .. } | Command::Claim { .. } | Command::Release { .. } | Command::PromoteToCase { .. } => {

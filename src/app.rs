@@ -745,7 +745,8 @@ impl DeskApp {
             | Command::Attempt { .. }
             | Command::Claim { .. }
             | Command::Release { .. }
-            | Command::PromoteToCase { .. }) => {
+            | Command::PromoteToCase { .. }
+            | Command::CaseFromCall { .. }) => {
                 // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
                 let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));
                 self.change(kind, &detail, |ctx, by| crate::command::write(ctx, &write, by))

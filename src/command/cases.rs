@@ -29,6 +29,37 @@ pub fn new_case(ctx: &mut WriteCtx<'_>, form: &CaseForm, by: StaffRef) -> Result
     Ok(case.id)
 }
 
+/// Takes a case for what a patient raised during a follow-up call, from any task: the patient, phone and
+/// department come from the task, the channel is the phone, and the facts say it was heard on the call
+/// (《客户服务中心管理方案》: a complaint heard during a call-back is received like any other).
+pub fn case_from_call(
+    ctx: &mut WriteCtx<'_>,
+    task_id: RecordId,
+    grade: CaseGrade,
+    facts: &str,
+    by: StaffRef,
+) -> Result<RecordId, StoreError> {
+    let task: FollowupTask = ctx.require(task_id)?;
+    let said = facts.trim();
+    let form = CaseForm {
+        grade: Some(grade),
+        channel: Some(CaseChannel::Phone),
+        complainant: if task.patient_name.trim().is_empty() {
+            "回访患者".into()
+        } else {
+            task.patient_name.clone()
+        },
+        complainant_phone: task.phone.clone(),
+        relation: String::new(),
+        departments: task.department.clone().into_iter().collect(),
+        staff_concerned: Vec::new(),
+        facts: if said.is_empty() { String::new() } else { format!("回访中反映：{said}") },
+        request: String::new(),
+        from_feedback: None,
+    };
+    new_case(ctx, &form, by)
+}
+
 /// Applies a screen's case command. Escalation recomputes the deadline from the original day of receipt; reopening
 /// starts a new deadline today. Closing a case with a phone number puts a call-back on the follow-up worklist.
 pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, action: CaseCommand, by: StaffRef) -> Result<(), StoreError> {

@@ -127,6 +127,16 @@ pub enum Command {
         /// The follow-up task made from the feedback.
         task: RecordId,
     },
+    /// Take a case for what a patient raised during a follow-up call (any task): the patient, phone and department
+    /// come from the task.
+    CaseFromCall {
+        /// The follow-up task being called.
+        task: RecordId,
+        /// The grade the caller chose.
+        grade: crate::model::CaseGrade,
+        /// What the patient said.
+        facts: String,
+    },
     /// Note in the audit log that a record's details were opened (or, without a target, a list such as the audit
     /// log itself was read).
     View {
@@ -174,6 +184,7 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         Command::Claim { .. } => (RecordKind::CallClaim, "claim".into()),
         Command::Release { .. } => (RecordKind::CallClaim, "release".into()),
         Command::PromoteToCase { .. } => (RecordKind::Case, "promote_to_case".into()),
+        Command::CaseFromCall { .. } => (RecordKind::Case, "case_from_call".into()),
         Command::SignIn { .. }
         | Command::CreateAdmin { .. }
         | Command::Search(_)
@@ -202,6 +213,7 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::Claim { task } => calls::claim(ctx, *task, false, by.clone()),
         Command::Release { task } => calls::claim(ctx, *task, true, by.clone()),
         Command::PromoteToCase { task } => cases::promote_feedback(ctx, *task, by.clone()),
+        Command::CaseFromCall { task, grade, facts } => cases::case_from_call(ctx, *task, *grade, facts, by.clone()),
         // The commands `change_of` lists as changing no record (that list is exhaustive).
         _ => Err(StoreError::Conflict("this command changes no record".into())),
     }

@@ -43,6 +43,8 @@ pub struct FollowupScreen {
     import_path: String,
     importing: bool,
     import_result: Option<Result<crate::import::ImportReport, String>>,
+    /// A case being taken for what the patient raised on the call: the grade and what they said.
+    case_draft: Option<(Option<crate::model::CaseGrade>, String)>,
 }
 
 impl DeskScreen for FollowupScreen {
@@ -153,6 +155,21 @@ impl DeskScreen for FollowupScreen {
     /// Takes the result of a follow-up command.
     fn on_outcome(&mut self, reply: &Reply<'_>) {
         let tr = reply.tr;
+        if let (Command::CaseFromCall { .. }, Outcome::Done(id)) = (reply.sent, reply.outcome) {
+            // The call itself is still to be recorded: what is typed in the call form stays.
+            self.case_draft = None;
+            let no = id.map(RecordId::short).unwrap_or_default();
+            self.message = Some((true, tr.f("followup.case_taken", &[("no", &no)])));
+            return;
+        }
+        if let (Command::CaseFromCall { .. }, Outcome::Invalid(e)) = (reply.sent, reply.outcome) {
+            let text = e.0.first().map_or_else(String::new, |f| {
+                let field = if f.field == "facts" { tr.t("followup.case_facts") } else { f.field };
+                format!("{field}：{}", widgets::problem_text(tr, &f.problem))
+            });
+            self.message = Some((false, text));
+            return;
+        }
         if let (Command::Claim { .. } | Command::Release { .. }, Outcome::Done(_)) = (reply.sent, reply.outcome) {
             // Taking or letting go of a task keeps what is typed; the worklist re-reads the claims.
             self.claims_read = Moment(i64::MIN);
@@ -302,10 +319,12 @@ impl FollowupScreen {
         }
         info.push(tr.f("followup.window", &[("from", &t.due_from), ("to", &t.due_to)]));
         ui.label(info.join(" · "));
-        if let FollowupSource::Feedback { .. } = t.source
-            && ui.button(tr.t("followup.promote")).clicked()
-        {
-            cmd = Some(Command::PromoteToCase { task: t.id });
+        if let FollowupSource::Feedback { .. } = t.source {
+            if ui.button(tr.t("followup.promote")).clicked() {
+                cmd = Some(Command::PromoteToCase { task: t.id });
+            }
+        } else if let Some(c) = self.case_ui(ui, cx, t) {
+            cmd = Some(c);
         }
         if !self.attempts.is_empty() {
             ui.label(RichText::new(tr.t("followup.attempts")).strong());
@@ -372,6 +391,49 @@ impl FollowupScreen {
             .clicked()
         {
             cmd = Some(Command::Attempt { task: t.id, form: Box::new(self.form.clone()) });
+        }
+        cmd
+    }
+
+    /// A case for what the patient raises during the call, in one tap: the patient, phone and department come from
+    /// the task; the caller picks the grade and says what was raised (prefilled from the call's suggestions).
+    fn case_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>, t: &FollowupTask) -> Option<Command> {
+        let tr = cx.tr;
+        let Some((grade, facts)) = &mut self.case_draft else {
+            if ui.button(tr.t("followup.case_from_call")).clicked() {
+                let heard = [self.form.suggestions.trim(), self.form.notes.trim()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("；");
+                self.case_draft = Some((None, heard));
+            }
+            return None;
+        };
+        let (mut cmd, mut cancel, mut no_grade) = (None, false, false);
+        egui::Frame::new().fill(theme::WARN.linear_multiply(0.10)).inner_margin(8.0).show(ui, |ui| {
+            ui.label(RichText::new(tr.t("followup.case_from_call")).strong());
+            let grades: Vec<(crate::model::CaseGrade, &str)> =
+                crate::model::CaseGrade::ALL.iter().map(|g| (*g, tr.k("grade", g.key()))).collect();
+            widgets::label_row(ui, tr.t("followup.case_grade"), |ui| {
+                widgets::choice(ui, grade, &grades);
+            });
+            widgets::text_row(ui, tr.t("followup.case_facts"), facts, "");
+            ui.horizontal(|ui| {
+                if ui.button(RichText::new(tr.t("followup.case_take")).strong()).clicked() {
+                    match grade {
+                        Some(g) => cmd = Some(Command::CaseFromCall { task: t.id, grade: *g, facts: facts.clone() }),
+                        None => no_grade = true,
+                    }
+                }
+                cancel = ui.button(tr.t("followup.case_cancel")).clicked();
+            });
+        });
+        if no_grade {
+            self.message = Some((false, tr.t("followup.case_pick_grade").to_string()));
+        }
+        if cancel {
+            self.case_draft = None;
         }
         cmd
     }

@@ -110,14 +110,10 @@ fn an_overdue_case_is_highlighted() {
     assert!(h.query_by_label("纠纷 · 赵敏").is_some());
 }
 
-/// 《出院病人电话回访制度》: calls are made in the calling hours; one outside them (here at 12:30) is recorded only
-/// with the reason in its notes.
-#[test]
-fn a_follow_up_worked_through_two_attempts() {
-    let f = fixture(true);
-    let today = f.store.today();
-    let task = f
-        .store
+/// A discharge call for 周建国 (cardiology), due today.
+fn discharge_task(store: &Store) -> FollowupTask {
+    let today = store.today();
+    store
         .write(|ctx| {
             let stamp = ctx.stamp();
             let t = FollowupTask {
@@ -141,7 +137,15 @@ fn a_follow_up_worked_through_two_attempts() {
             ctx.put(&t)?;
             Ok(t)
         })
-        .unwrap();
+        .unwrap()
+}
+
+/// 《出院病人电话回访制度》: calls are made in the calling hours; one outside them (here at 12:30) is recorded only
+/// with the reason in its notes.
+#[test]
+fn a_follow_up_worked_through_two_attempts() {
+    let f = fixture(true);
+    let task = discharge_task(&f.store);
     let mut h = harness(&f.store);
     sign_in(&mut h, "刘敏");
     button(&mut h, "回访");
@@ -176,6 +180,41 @@ fn a_follow_up_worked_through_two_attempts() {
     );
     assert!(h.query_by_label("今日应访 0 人").is_some());
     assert_eq!(f.store.count(RecordKind::CallAttempt).unwrap(), 2);
+}
+
+/// 《客户服务中心管理方案》: a complaint heard during a call-back is received like any other — in one tap from the
+/// call, the patient, phone and department taken from the task, by phone.
+#[test]
+fn a_complaint_heard_on_a_follow_up_call_becomes_a_case_in_one_tap() {
+    let f = fixture(true);
+    let task = discharge_task(&f.store);
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "刘敏");
+    button(&mut h, "回访");
+    button(&mut h, "回访 周建国");
+    button(&mut h, "接通");
+    type_into(&mut h, Role::TextInput, "意见建议", "出院结算等了两个小时");
+    button(&mut h, "转为客诉（回访中反映的问题）");
+    // Without a grade nothing is taken.
+    button(&mut h, "受理客诉");
+    assert!(h.query_by_label("请选择客诉级别").is_some());
+    assert!(cases(&f.store).is_empty());
+    button(&mut h, "投诉");
+    button(&mut h, "受理客诉");
+    let list = cases(&f.store);
+    assert_eq!(list.len(), 1, "one case taken");
+    let c = &list[0];
+    assert_eq!((c.grade.value, c.channel), (CaseGrade::Complaint, CaseChannel::Phone));
+    assert_eq!((c.complainant.as_str(), c.complainant_phone.as_deref()), ("周建国", Some("13600001111")));
+    assert_eq!(c.departments, ["cardio"]);
+    assert_eq!(c.facts, "回访中反映：出院结算等了两个小时");
+    assert!(h.query_by_label_contains("已受理客诉").is_some());
+    // The call itself is still recorded as usual, with what was typed.
+    button(&mut h, "满意");
+    button(&mut h, "保存回访记录");
+    let attempts = f.store.attempts_of(task.id).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].script.as_ref().unwrap().suggestions.as_deref(), Some("出院结算等了两个小时"));
 }
 
 #[test]
