@@ -590,6 +590,10 @@ impl DayGen<'_> {
             } else {
                 rng.random_range(0..=age_days.clamp(0, 6) as u32)
             };
+            // Grades 1–3 are handled on the spot (《客户服务中心管理方案》): most are closed the same day, minutes
+            // apart; the rest of the work is done in working hours, a few hours to a day a step.
+            let same_day = grade.handled_on_the_spot() && rng.random_bool(0.9);
+            let progress = if same_day { 5 } else { progress };
             let mut t = at;
             let dept = departments[0].clone();
             let steps: [(CaseStatus, CaseEventKind); 6] = [
@@ -616,7 +620,11 @@ impl DayGen<'_> {
                 (CaseStatus::Closed, CaseEventKind::Note),
             ];
             for (status, kind) in steps.into_iter().take(progress as usize).filter(|(_, k)| *k != CaseEventKind::Note) {
-                t = t.plus_millis(rng.random_range(2..30) * 3_600_000);
+                t = if same_day {
+                    t.plus_millis(rng.random_range(5..20) * 60_000)
+                } else {
+                    self.working_hours(t.plus_millis(rng.random_range(30..600) * 60_000), rng)
+                };
                 if t > self.now {
                     break;
                 }
@@ -634,6 +642,18 @@ impl DayGen<'_> {
             report.cases += 1;
         }
         Ok(())
+    }
+
+    /// `t`, or the start of the next working day (08:00–08:59) when `t` falls outside 08:00–17:30 local time:
+    /// staff work a case in working hours.
+    fn working_hours(&self, t: Moment, rng: &mut ChaCha8Rng) -> Moment {
+        let local = t.local(self.offset);
+        let minutes = chrono::Timelike::hour(&local) * 60 + chrono::Timelike::minute(&local);
+        if (8 * 60..17 * 60 + 30).contains(&minutes) {
+            return t;
+        }
+        let day = if minutes < 8 * 60 { local.date_naive() } else { local.date_naive() + chrono::Days::new(1) };
+        Moment::start_of_day(day, self.offset).plus_millis(i64::from(8 * 60 + rng.random_range(0..60u32)) * 60_000)
     }
 
     fn discharges(
@@ -762,5 +782,48 @@ impl DayGen<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{ManualClock, StoreOptions};
+
+    /// Demo data a hospital would recognise (the service-rules issue): grades 1–3 are handled on the spot
+    /// (《客户服务中心管理方案》), so most are closed the day they are received; staff work cases in working hours.
+    #[test]
+    fn on_the_spot_cases_close_the_same_day_and_case_work_happens_in_working_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(Moment(1_795_399_200_000)));
+        let offset = crate::model::common::china_offset();
+        let store = Store::open_with(dir.path(), StoreOptions { clock, utc_offset: offset }).unwrap();
+        generate(&store, DemoOptions { days: 120, per_day: 20, seed: 3 }).unwrap();
+        let (mut spot, mut same_day, mut events, mut in_hours) = (0, 0, 0, 0);
+        store
+            .for_each_between(crate::model::RecordKind::Case, Moment(i64::MIN), Moment(i64::MAX), |r| {
+                let crate::model::AnyRecord::Case(c) = r else { return Ok(()) };
+                if c.grade.value.handled_on_the_spot() && c.received_at.local_date(offset) < store.today() {
+                    spot += 1;
+                    if c.closed_at.value.is_some_and(|t| t.local_date(offset) == c.received_at.local_date(offset)) {
+                        same_day += 1;
+                    }
+                }
+                for e in &c.events {
+                    events += 1;
+                    let h = chrono::Timelike::hour(&e.at.local(offset));
+                    if (8..19).contains(&h) {
+                        in_hours += 1;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert!(spot >= 50, "enough on-the-spot cases to judge: {spot}");
+        assert!(same_day * 100 >= spot * 80, "{same_day} of {spot} on-the-spot cases closed the same day");
+        assert!(in_hours * 100 >= events * 97, "{in_hours} of {events} case steps between 08:00 and 19:00");
     }
 }
