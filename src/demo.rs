@@ -80,6 +80,7 @@ const PLACES: &[&str] = &["本市城区", "本市郊县", "邻市", "外省", "�
 const HEARD: &[&str] = &["亲友介绍", "微信公众号", "网络搜索", "电视广告", "社区义诊", "老病人", "医生推荐"];
 const DURATIONS: &[&str] = &["一天", "两天", "三天", "一周", "半个月", "一个月", "半年"];
 const CANCEL_REASONS: &[&str] = &["患者临时有事改日再来", "挂错科室", "等候时间过长离开", "医生停诊"];
+const CHANGE_REASONS: &[&str] = &["分诊后症状更符合其他科室", "患者要求改挂专家号", "原科室号源已满"];
 const WORRYING: &[&str] = &["伤口红肿渗液", "出院后持续发热", "胸痛再发", "血糖控制不佳"];
 const RELATIONS: &[&str] = &["本人", "配偶", "子女", "父母", "亲属"];
 const CASE_FACTS: &[&str] = &[
@@ -340,6 +341,17 @@ impl DayGen<'_> {
                 let reason = step.needs_reason().then(|| (*pick(rng, CANCEL_REASONS)).to_string());
                 let stamp = ctx.stamp();
                 a.move_to(step, t, by.clone(), reason.as_deref(), stamp)?;
+                // About one registration in 40 is changed (换号) right after it, with its reason; chosen from the
+                // id's random bits so the random stream, and so every other record, stays as it was.
+                let bits = (a.id.as_u128() >> 16) & 0xffff;
+                if step == VisitStep::Registered && bits % 40 == 0 {
+                    let to = &self.refs.departments[(bits as usize / 40) % self.refs.departments.len()].id;
+                    if *to != a.department.value && t.0 + 60_000 <= self.now.0 {
+                        let reason = CHANGE_REASONS[(bits as usize / 7) % CHANGE_REASONS.len()];
+                        let stamp = ctx.stamp();
+                        a.change_department(self.refs, to, None, reason, Moment(t.0 + 60_000), by.clone(), stamp)?;
+                    }
+                }
             }
             ctx.put(&a)?;
             ids.push(a.id);

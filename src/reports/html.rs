@@ -592,6 +592,9 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
         ],
     );
     d.table(&tables::arrivals_by_day(s, lang));
+    d.table(&tables::arrivals_by_origin(s, lang));
+    d.table(&tables::arrivals_by_heard_via(s, lang));
+    d.table(&tables::cancellations_and_changes(s, lang));
     d.h3(lang.tr().t("report.weekly.needs_attention"));
     attention_list(&mut d, &attention(s, lang, false));
     skipped_note(&mut d, s);
@@ -701,6 +704,9 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.table(&tables::arrivals_by_department(s, refs, lang));
     d.table(&tables::arrivals_by_channel(s, lang));
     d.table(&tables::arrivals_by_visit_type(s, lang));
+    d.table(&tables::arrivals_by_origin(s, lang));
+    d.table(&tables::arrivals_by_heard_via(s, lang));
+    d.table(&tables::cancellations_and_changes(s, lang));
     d.table(&tables::arrivals_by_hour(s));
     d.end_section();
 

@@ -325,6 +325,47 @@ pub fn arrivals_by_channel(s: &Summary, lang: Lang) -> Table {
     t
 }
 
+/// Counts of free-text values, most frequent first (ties by text); an empty value reads "not given".
+fn counted(t: &mut Table, m: &std::collections::BTreeMap<String, u64>, total: u64, lang: Lang) {
+    let mut rows: Vec<_> = m.iter().collect();
+    rows.sort_by(|x, y| y.1.cmp(x.1).then_with(|| x.0.cmp(y.0)));
+    for (v, n) in rows {
+        let v = if v.is_empty() { lang.tr().t("report.not_given").to_string() } else { v.clone() };
+        t.push(vec![text(v), num(*n), share(*n, total)]);
+    }
+}
+
+/// Arrivals by where they came from (来源地), as entered at registration.
+pub fn arrivals_by_origin(s: &Summary, lang: Lang) -> Table {
+    let mut t = Table::new("arrivals_by_origin", &[c("origin"), c("arrivals"), c("share_pct")]);
+    counted(&mut t, &s.agg.arrivals.by_origin, s.agg.arrivals.total, lang);
+    t
+}
+
+/// Arrivals by how they heard of the hospital (获知途径), as entered at registration.
+pub fn arrivals_by_heard_via(s: &Summary, lang: Lang) -> Table {
+    let mut t = Table::new("arrivals_by_heard_via", &[c("heard_via"), c("arrivals"), c("share_pct")]);
+    counted(&mut t, &s.agg.arrivals.by_heard_via, s.agg.arrivals.total, lang);
+    t
+}
+
+/// 退号 and 换号 with their reasons, most frequent first.
+pub fn cancellations_and_changes(s: &Summary, lang: Lang) -> Table {
+    let mut t =
+        Table::new("cancellations_and_changes", &[("kind", "kind_code"), c("kind_name"), c("reason"), c("count")]);
+    let a = &s.agg.arrivals;
+    for (key, m) in [("cancelled", &a.cancel_reasons), ("changed", &a.change_reasons)] {
+        let name = lang.tr().k("report.cancel_change", key);
+        let mut rows: Vec<_> = m.iter().collect();
+        rows.sort_by(|x, y| y.1.cmp(x.1).then_with(|| x.0.cmp(y.0)));
+        for (r, n) in rows {
+            let r = if r.is_empty() { lang.tr().t("report.not_given").to_string() } else { r.clone() };
+            t.push(vec![text(key), text(name), text(r), num(*n)]);
+        }
+    }
+    t
+}
+
 /// First and return visits.
 pub fn arrivals_by_visit_type(s: &Summary, lang: Lang) -> Table {
     let mut t =
@@ -855,6 +896,9 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, lang: Lang) -> Vec<Table> {
     vec![
         kpis(s, lang),
         arrivals_by_day(s, lang),
+        arrivals_by_origin(s, lang),
+        arrivals_by_heard_via(s, lang),
+        cancellations_and_changes(s, lang),
         satisfaction_by_question(s, lang),
         satisfaction_by_day(s, lang),
         feedback_reasons(s),
@@ -875,6 +919,9 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, lang: Lang) -> Vec<Table> {
         arrivals_by_department(s, refs, lang),
         arrivals_by_channel(s, lang),
         arrivals_by_visit_type(s, lang),
+        arrivals_by_origin(s, lang),
+        arrivals_by_heard_via(s, lang),
+        cancellations_and_changes(s, lang),
         waiting_times(s, lang),
         consultations_by_channel(s, lang),
         consultations_by_concern(s, lang),

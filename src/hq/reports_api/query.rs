@@ -20,13 +20,16 @@ pub const MAX_SPAN_DAYS: i64 = 366 * 3;
 /// The languages of `lang`, exactly as written (the first is the default).
 pub const LANGS: [&str; 2] = ["zh-CN", "en"];
 /// The tables of `table=` (the monthly report's, in its order; checked against [`tables::monthly`] by a test).
-pub const TABLE_NAMES: [&str; 21] = [
+pub const TABLE_NAMES: [&str; 24] = [
     "kpis",
     "arrivals_by_day",
     "arrivals_by_hour",
     "arrivals_by_department",
     "arrivals_by_channel",
     "arrivals_by_visit_type",
+    "arrivals_by_origin",
+    "arrivals_by_heard_via",
+    "cancellations_and_changes",
     "waiting_times",
     "consultations_by_channel",
     "consultations_by_concern",

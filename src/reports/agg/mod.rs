@@ -200,6 +200,14 @@ pub struct ArrivalAcc {
     pub current_step: BTreeMap<VisitStep, u64>,
     /// Step intervals left out because the later step was recorded earlier (device clocks out of step).
     pub negative_intervals: u64,
+    /// By 来源地 as entered (trimmed; empty: not given).
+    pub by_origin: BTreeMap<String, u64>,
+    /// By 获知途径 as entered (trimmed; empty: not given).
+    pub by_heard_via: BTreeMap<String, u64>,
+    /// 退号: visits cancelled, by the reason given.
+    pub cancel_reasons: BTreeMap<String, u64>,
+    /// 换号: department or doctor changes, by the reason given (a visit changed twice counts twice).
+    pub change_reasons: BTreeMap<String, u64>,
 }
 
 impl ArrivalAcc {
@@ -241,6 +249,16 @@ impl ArrivalAcc {
             self.negative_intervals += 1;
         }
         *self.current_step.entry(a.step()).or_default() += 1;
+        let given = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_string();
+        *self.by_origin.entry(given(&a.origin)).or_default() += 1;
+        *self.by_heard_via.entry(given(&a.heard_via)).or_default() += 1;
+        if a.step() == VisitStep::Cancelled {
+            let reason = a.steps.iter().rev().find(|e| e.step == VisitStep::Cancelled).map(|e| given(&e.reason));
+            *self.cancel_reasons.entry(reason.unwrap_or_default()).or_default() += 1;
+        }
+        for c in &a.changes {
+            *self.change_reasons.entry(c.reason.trim().to_string()).or_default() += 1;
+        }
     }
 
     /// Adds another accumulator.
@@ -257,6 +275,10 @@ impl ArrivalAcc {
             d.returning += v.returning;
         }
         add_map(&mut self.by_channel, &o.by_channel);
+        add_map(&mut self.by_origin, &o.by_origin);
+        add_map(&mut self.by_heard_via, &o.by_heard_via);
+        add_map(&mut self.cancel_reasons, &o.cancel_reasons);
+        add_map(&mut self.change_reasons, &o.change_reasons);
         for (k, v) in &o.needs_by_hour {
             add_arr(self.needs_by_hour.entry(*k).or_default(), v);
         }

@@ -374,3 +374,57 @@ fn discharge_tasks_are_filed_by_discharge_date_not_import_date() {
     let (first, last) = params().task_days();
     assert_eq!((first, last), (d(10, 16), d(11, 23)), "31 days before the period, to the as-of day");
 }
+
+/// 《经营部工作手册》 (导医 登记): the registers of 退号/换号 and of where patients come from (来源地) and how they heard
+/// of the hospital (获知途径) are summed in the weekly and monthly reports.
+#[test]
+fn cancellations_changes_origins_and_how_heard_are_counted_with_their_reasons() {
+    let mut records = all_records();
+    let mut extra = |origin: Option<&str>, heard: Option<&str>, cancel: Option<&str>, change: &[&str]| {
+        let AnyRecord::Arrival(mut a) =
+            arrival(at(11, 18, 9, 0), "cardio", VisitType::First, ArrivalChannel::WalkIn, &[], &[])
+        else {
+            unreachable!()
+        };
+        a.origin = origin.map(Into::into);
+        a.heard_via = heard.map(Into::into);
+        if let Some(r) = cancel {
+            a.steps.push(StepEvent {
+                step: VisitStep::Cancelled,
+                at: at(11, 18, 9, 30),
+                by: staff("D001"),
+                reason: Some(r.into()),
+                stamp: Hlc::ZERO,
+            });
+        }
+        for r in change {
+            a.changes.push(crate::model::arrival::ChangeEvent {
+                from_department: "cardio".into(),
+                to_department: "neuro".into(),
+                from_doctor: None,
+                to_doctor: None,
+                reason: (*r).into(),
+                at: at(11, 18, 9, 10),
+                by: staff("D001"),
+                stamp: Hlc::ZERO,
+            });
+        }
+        records.push(AnyRecord::Arrival(a));
+    };
+    extra(Some(" 杭州市 "), Some("朋友介绍"), Some("患者改日再来"), &["挂错科室"]);
+    extra(Some("杭州市"), Some("网络"), None, &["挂错科室", "指定专家"]);
+    extra(None, Some("朋友介绍"), Some("患者改日再来"), &[]);
+    let s = summarize(&records, params(), &refs());
+    let a = &s.agg.arrivals;
+    assert_eq!(a.by_origin.get("杭州市"), Some(&2));
+    assert_eq!(a.by_heard_via.get("朋友介绍"), Some(&2));
+    // The fixture's own 退号 gave no reason.
+    assert_eq!(a.cancel_reasons.get("患者改日再来"), Some(&2));
+    assert_eq!(a.cancel_reasons.get(""), Some(&1));
+    assert_eq!((a.change_reasons.get("挂错科室"), a.change_reasons.get("指定专家")), (Some(&2), Some(&1)));
+    let t = crate::reports::tables::cancellations_and_changes(&s, Lang::Zh);
+    let first = t.rows[0].iter().map(|c| c.text.as_str()).collect::<Vec<_>>();
+    assert_eq!(first, ["cancelled", "退号", "患者改日再来", "2"]);
+    let origins = crate::reports::tables::arrivals_by_origin(&s, Lang::Zh);
+    assert!(origins.rows.iter().any(|r| r[0].text == "未填写"), "an arrival without 来源地 reads 未填写");
+}
