@@ -35,6 +35,9 @@ pub enum Action {
     /// See the accountability counts per department and per person (责任考核): supervisors only, as the hospital's
     /// rules name people.
     ViewAccountability,
+    /// See the supervisors' alert strip on every screen (queue over the limit, disputes and incidents, cases due
+    /// today and overdue).
+    SupervisorAlerts,
     /// Put the kiosk in patient mode.
     PatientMode,
     /// View and export the audit log.
@@ -59,6 +62,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::RevealPhone, &[L, C, S, A]),
     (Action::ViewDashboard, &[G, L, C, H, S, A]),
     (Action::ViewAccountability, &[S, A]),
+    (Action::SupervisorAlerts, &[L, S, A]),
     (Action::PatientMode, &[G, L, C, S, A]),
     (Action::ViewAudit, &[S, A]),
 ];
@@ -84,6 +88,7 @@ impl Action {
             Action::RevealPhone => "reveal_phone",
             Action::ViewDashboard => "view_dashboard",
             Action::ViewAccountability => "view_accountability",
+            Action::SupervisorAlerts => "supervisor_alerts",
             Action::PatientMode => "patient_mode",
             Action::ViewAudit => "view_audit",
         }

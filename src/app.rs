@@ -92,6 +92,8 @@ pub struct DeskApp {
     followup: FollowupScreen,
     dashboard: DashboardScreen,
     audit: AuditScreen,
+    /// The supervisors' alert strip above every screen.
+    alerts: crate::ui::alerts::AlertStrip,
     /// Records whose phone number was revealed (and audited) in this session; cleared when the session ends.
     revealed: std::collections::BTreeSet<RecordId>,
     search_job: Option<Job<Result<Vec<SearchHit>, String>>>,
@@ -127,6 +129,7 @@ impl DeskApp {
             consult: ConsultScreen::default(),
             search: SearchScreen::default(),
             cases: CasesScreen::default(),
+            alerts: crate::ui::alerts::AlertStrip::default(),
             followup: FollowupScreen::default(),
             dashboard: DashboardScreen::default(),
             audit: AuditScreen::default(),
@@ -234,6 +237,13 @@ impl DeskApp {
             // The screen reads through a handle of its own, so the app stays free to apply what it sends.
             let reader: SharedQueries = Arc::clone(&self.store) as SharedQueries;
             let cx = self.screen_ctx(&*reader, &reader);
+            if screen.is_some() && self.may(crate::access::Action::SupervisorAlerts) {
+                match self.alerts.ui(ui, &cx) {
+                    Some(crate::ui::alerts::Goto::Board) => self.screen = Screen::Board,
+                    Some(crate::ui::alerts::Goto::Cases) => self.screen = Screen::Cases,
+                    None => {}
+                }
+            }
             self.desk_screen(screen).ui(ui, &cx);
             let (sent, requests) = cx.into_commands();
             for cmd in sent {

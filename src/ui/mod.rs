@@ -4,6 +4,7 @@
 //! sizes and colours from [`theme`] (the only module allowed to make a colour). Work off the UI thread goes
 //! through [`job::Job`].
 
+pub mod alerts;
 pub mod audit;
 pub mod board;
 pub mod cases;

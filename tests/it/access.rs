@@ -93,6 +93,7 @@ fn expected(action: Action, role: Role) -> bool {
         Action::ImportDischarges => &[C, S, A],
         Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability => &[S, A],
         Action::FollowupCalls | Action::RevealPhone => &[L, C, S, A],
+        Action::SupervisorAlerts => &[L, S, A],
     };
     roles.contains(&role)
 }
@@ -113,7 +114,9 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
         Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),
         Action::ViewAudit => Command::ExportAudit { from: day(), to: day() },
-        Action::ViewDashboard | Action::PatientMode | Action::ViewAccountability => return None,
+        Action::ViewDashboard | Action::PatientMode | Action::ViewAccountability | Action::SupervisorAlerts => {
+            return None;
+        }
     })
 }
 

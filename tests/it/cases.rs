@@ -318,3 +318,62 @@ fn a_case_closed_at_two_desks_while_apart_needs_a_supervisor() {
     button(&mut h, "查看 郑华");
     assert!(h.query_by_label_contains("两个服务台各自结案").is_some());
 }
+
+/// Signs a supervisor (王主管, PIN 1234) into the fixture's staff list.
+fn with_supervisor(store: &Store) {
+    let mut r = (*store.reference()).clone();
+    let mut boss = r.staff[0].clone();
+    boss.id = "S001".into();
+    boss.name = "王主管".into();
+    boss.role = guidedesk::model::reference::Role::Supervisor;
+    r.staff.push(boss);
+    store.apply_reference(r, "test").unwrap();
+}
+
+/// The hospital's rules: a dispute or incident, a registration queue of more than 8, and cases at or past their
+/// deadline are put before the supervisor at once — on every screen of a supervisor, not on a guide's.
+#[test]
+fn an_incident_and_a_long_queue_raise_the_alert_on_a_supervisors_screen() {
+    let f = fixture(true);
+    with_supervisor(&f.store);
+    let dept = f.store.reference().departments[0].id.clone();
+    f.store
+        .write(|ctx| {
+            for i in 0..9 {
+                let form = guidedesk::model::ArrivalForm {
+                    name: format!("排队{i}"),
+                    sex: Some(guidedesk::model::Sex::Female),
+                    visit_type: Some(guidedesk::model::VisitType::Return),
+                    channel: Some(guidedesk::model::ArrivalChannel::WalkIn),
+                    complaint: "头痛".into(),
+                    department: dept.clone(),
+                    ..guidedesk::model::ArrivalForm::default()
+                };
+                guidedesk::command::desk::register(ctx, &form, &StaffRef("D001".into()))?;
+            }
+            let form = CaseForm {
+                grade: Some(CaseGrade::Incident),
+                channel: Some(CaseChannel::InPerson),
+                complainant: "李建华".into(),
+                departments: vec![dept.clone()],
+                facts: "输液后出现过敏反应".into(),
+                ..CaseForm::default()
+            };
+            guidedesk::command::cases::new_case(ctx, &form, StaffRef("D001".into()))
+        })
+        .unwrap();
+    // A guide sees no strip.
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "陈晓燕");
+    assert!(h.query_by_label_contains("主管提醒").is_none());
+    // The supervisor sees it on whatever screen, and it leads to the case.
+    let mut h = harness(&f.store);
+    sign_in(&mut h, "王主管");
+    assert!(h.query_by_label_contains("主管提醒").is_some());
+    assert!(h.query_by_label("挂号排队 9 人，超过 8 人").is_some());
+    assert!(h.query_by_label_contains("事故：李建华").is_some(), "the incident is named");
+    assert!(h.query_by_label("查看 李建华").is_none(), "the supervisor starts elsewhere");
+    h.get(egui_kittest::kittest::By::new().label_contains("事故：李建华")).click();
+    h.run();
+    assert!(h.query_by_label("查看 李建华").is_some(), "the alert leads to the case");
+}
