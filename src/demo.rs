@@ -80,6 +80,7 @@ const PLACES: &[&str] = &["本市城区", "本市郊县", "邻市", "外省", "�
 const HEARD: &[&str] = &["亲友介绍", "微信公众号", "网络搜索", "电视广告", "社区义诊", "老病人", "医生推荐"];
 const DURATIONS: &[&str] = &["一天", "两天", "三天", "一周", "半个月", "一个月", "半年"];
 const CANCEL_REASONS: &[&str] = &["患者临时有事改日再来", "挂错科室", "等候时间过长离开", "医生停诊"];
+const LATE_REASONS: &[&str] = &["涉及多个科室，调查需时较长", "等待当事医生休假返岗后核实", "患者要求补充材料后再答复"];
 const CHANGE_REASONS: &[&str] = &["分诊后症状更符合其他科室", "患者要求改挂专家号", "原科室号源已满"];
 const WORRYING: &[&str] = &["伤口红肿渗液", "出院后持续发热", "胸痛再发", "血糖控制不佳"];
 const RELATIONS: &[&str] = &["本人", "配偶", "子女", "父母", "亲属"];
@@ -648,7 +649,10 @@ impl DayGen<'_> {
                 if let CaseEventKind::Assigned { department, .. } = &kind {
                     c.assigned_department.set(Some(department.clone()), stamp);
                 }
-                c.advance(status, kind, None, t, receiver.clone(), stamp)?;
+                // A case closed after its deadline carries the reason, as the desk requires.
+                let late = status == CaseStatus::Closed && t.local_date(self.offset) > c.due.value.0;
+                let note = late.then(|| (*pick(rng, LATE_REASONS)).to_string());
+                c.advance(status, kind, note, t, receiver.clone(), stamp)?;
             }
             ctx.put(&c)?;
             report.cases += 1;

@@ -79,6 +79,15 @@ pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, action: CaseCommand, by
         )),
         _ => None,
     };
+    // 《客户服务中心管理方案》: a case not finished by its deadline is closed only with the reason for the delay.
+    if let CaseAction::Close { explanation, .. } = &action
+        && ctx.today() > case.due.value.0
+        && explanation.trim().is_empty()
+    {
+        let mut e = crate::model::ValidationErrors::default();
+        e.push("explanation", crate::model::validate::Problem::Required);
+        return Err(e.into());
+    }
     let closing = matches!(action, CaseAction::Close { .. });
     let (at, stamp) = (ctx.now(), ctx.stamp());
     case.apply_with_due(action, due, at, by.clone(), stamp)?;

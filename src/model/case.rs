@@ -403,6 +403,9 @@ pub enum CaseAction {
     Close {
         /// Satisfaction with the handling, if answered.
         satisfaction: Option<Rating>,
+        /// Why the case was not finished by its deadline (required when it is closed late; kept as the event's
+        /// note).
+        explanation: String,
     },
     /// Escalated to a higher grade (the deadline is recomputed from the original receipt: see
     /// [`Case::apply_with_due`]).
@@ -537,8 +540,9 @@ impl Case {
                 let note = validate::opt_text(&mut e, "note", &note, limits::LONG);
                 (Some(CaseStatus::Notified), CaseEventKind::Notified, note)
             }
-            CaseAction::Close { satisfaction } => {
+            CaseAction::Close { satisfaction, explanation } => {
                 need_open(&mut e);
+                let note = validate::opt_text(&mut e, "explanation", &explanation, limits::LONG);
                 if status.rank() < CaseStatus::Resolved.rank() {
                     e.push(
                         "status",
@@ -547,7 +551,7 @@ impl Case {
                 }
                 self.handling_satisfaction.set(satisfaction, stamp);
                 self.closed_at.set(Some(at), stamp);
-                (Some(CaseStatus::Closed), CaseEventKind::Closed { satisfaction }, None)
+                (Some(CaseStatus::Closed), CaseEventKind::Closed { satisfaction }, note)
             }
             CaseAction::Escalate { to } => {
                 need_open(&mut e);
@@ -793,10 +797,20 @@ mod tests {
         a.merge(&b);
         assert!(a.conflicts().is_empty(), "the same resolution twice is no conflict: {:?}", a.conflicts());
         let (mut c1, mut c2) = (a.clone(), a.clone());
-        c1.apply(CaseAction::Close { satisfaction: Some(Rating::Satisfied) }, Moment(4), by.clone(), stamp(4, 1))
-            .unwrap();
-        c2.apply(CaseAction::Close { satisfaction: Some(Rating::Dissatisfied) }, Moment(5), by.clone(), stamp(5, 2))
-            .unwrap();
+        c1.apply(
+            CaseAction::Close { satisfaction: Some(Rating::Satisfied), explanation: String::new() },
+            Moment(4),
+            by.clone(),
+            stamp(4, 1),
+        )
+        .unwrap();
+        c2.apply(
+            CaseAction::Close { satisfaction: Some(Rating::Dissatisfied), explanation: String::new() },
+            Moment(5),
+            by.clone(),
+            stamp(5, 2),
+        )
+        .unwrap();
         let mut merged = c1.clone();
         merged.merge(&c2);
         let mut other_way = c2.clone();
@@ -858,7 +872,7 @@ mod tests {
             c.apply_with_due(a, due, Moment(t), by.clone(), s(t as u64))
         };
         // Closing or notifying before resolution is refused.
-        assert!(act(&mut c, CaseAction::Close { satisfaction: None }).is_err());
+        assert!(act(&mut c, CaseAction::Close { satisfaction: None, explanation: String::new() }).is_err());
         assert!(act(&mut c, CaseAction::Notify { note: String::new() }).is_err());
         act(&mut c, CaseAction::Assign { department: "cardio".into(), assignee: Some("d9".into()) }).unwrap();
         act(&mut c, CaseAction::Investigate).unwrap();
@@ -880,7 +894,7 @@ mod tests {
         .unwrap();
         assert!(act(&mut c, CaseAction::Investigate).is_err(), "no going back");
         act(&mut c, CaseAction::Notify { note: "电话告知".into() }).unwrap();
-        act(&mut c, CaseAction::Close { satisfaction: Some(Rating::Satisfied) }).unwrap();
+        act(&mut c, CaseAction::Close { satisfaction: Some(Rating::Satisfied), explanation: String::new() }).unwrap();
         assert!(!c.is_open());
         assert!(act(&mut c, CaseAction::Note { text: "补充".into() }).is_ok());
         assert!(act(&mut c, CaseAction::Investigate).is_err(), "closed");

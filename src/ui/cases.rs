@@ -614,7 +614,16 @@ impl CasesScreen {
                 widgets::label_row(ui, tr.t("cases.satisfaction"), |ui| {
                     widgets::choice(ui, &mut self.choice_rating, &ratings);
                 });
-                CaseCommand::Close { satisfaction: self.choice_rating }
+                if cx.today > c.due.value.0 {
+                    widgets::text_row(
+                        ui,
+                        tr.t("cases.overdue_explanation"),
+                        &mut self.text1,
+                        tr.t("cases.overdue_hint"),
+                    );
+                    widgets::field_error(ui, tr, &self.errors, "explanation");
+                }
+                CaseCommand::Close { satisfaction: self.choice_rating, explanation: self.text1.clone() }
             }
             ActionKind::Escalate => {
                 let higher: Vec<(CaseGrade, &str)> = CaseGrade::ALL

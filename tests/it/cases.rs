@@ -32,10 +32,13 @@ fn tick(h: &mut egui_kittest::Harness<'_, guidedesk::app::DeskApp>, label: &str)
     h.run();
 }
 
+/// The whole handling round; the case is closed a day after its deadline, which 《客户服务中心管理方案》 allows only
+/// with the reason for the delay.
 #[test]
 fn take_assign_resolve_and_close_a_complaint() {
     let f = fixture(true);
-    let mut h = harness(&f.store);
+    // The session stays open across the days the case takes.
+    let mut h = crate::ui::harness_with(&f.store, 10 * 24 * 60);
     sign_in(&mut h, "刘敏");
     button(&mut h, "客诉处理");
     button(&mut h, "新建客诉");
@@ -67,11 +70,19 @@ fn take_assign_resolve_and_close_a_complaint() {
     button(&mut h, "确认： 处理完毕");
     button(&mut h, "已告知投诉人");
     button(&mut h, "确认： 已告知投诉人");
+    // Friday 2026-11-27: a day past the deadline.
+    f.clock.advance(4 * 24 * 3_600_000);
     button(&mut h, "结案");
     button(&mut h, "满意");
     button(&mut h, "确认： 结案");
+    let open: Case = f.store.get(c.id).unwrap().unwrap();
+    assert_eq!(open.current(), CaseStatus::Notified, "an overdue case is not closed without the reason");
+    assert!(h.query_by_label("逾期说明").is_some());
+    type_into(&mut h, Role::TextInput, "逾期说明", "科室主任出差，返院后才核实");
+    button(&mut h, "确认： 结案");
     let c: Case = f.store.get(c.id).unwrap().unwrap();
     assert_eq!(c.current(), CaseStatus::Closed);
+    assert_eq!(c.events.last().unwrap().note.as_deref(), Some("科室主任出差，返院后才核实"));
     assert_eq!(c.handling_satisfaction.value, Some(Rating::Satisfied));
     assert_eq!(c.assigned_department.value.as_deref(), Some("cardio"));
     let kinds: Vec<&str> = c.events.iter().map(|e| guidedesk::export::event_name(&e.kind)).collect();
@@ -301,8 +312,13 @@ fn a_case_closed_at_two_desks_while_apart_needs_a_supervisor() {
                 resolution: "已解释".into(), actions: String::new(), responsible: "检验科".into()
             };
         c.apply(resolve, at, StaffRef("K001".into()), stamp(10)).unwrap();
-        c.apply(CaseAction::Close { satisfaction: Some(rating) }, at, StaffRef("K001".into()), stamp(20 + node))
-            .unwrap();
+        c.apply(
+            CaseAction::Close { satisfaction: Some(rating), explanation: String::new() },
+            at,
+            StaffRef("K001".into()),
+            stamp(20 + node),
+        )
+        .unwrap();
         c
     };
     let mut merged = desk(7, Rating::Satisfied);
