@@ -203,6 +203,14 @@ pub struct CasePolicy {
     pub disputes_per_quarter_threshold: u32,
     /// Disputes in a year that flag a department.
     pub disputes_per_year_threshold: u32,
+    /// Incidents (事故) in a year that flag a department (seed: one incident in a year; 0 turns the rule off).
+    #[serde(default = "one_incident")]
+    pub incidents_per_year_threshold: u32,
+}
+
+/// The default of [`CasePolicy::incidents_per_year_threshold`]: one incident in a year.
+fn one_incident() -> u32 {
+    1
 }
 
 /// A call script for a department.

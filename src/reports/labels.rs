@@ -141,6 +141,8 @@ pub fn flag(f: Flag, lang: Lang) -> String {
         }
         Flag::DisputesQuarter { count, threshold } => ("report.flag.disputes_quarter", count, threshold),
         Flag::DisputesYear { count, threshold } => ("report.flag.disputes_year", count, threshold),
+        Flag::IncidentsYear { count, threshold } => ("report.flag.incidents_year", count, threshold),
+        Flag::StaffIncident { count } => ("report.flag.staff_incident", count, 1),
     };
     lang.tr().f(key, &[("count", &count), ("threshold", &threshold)])
 }

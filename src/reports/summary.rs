@@ -111,6 +111,18 @@ pub enum Flag {
         /// "At least" this flags.
         threshold: u32,
     },
+    /// Incidents (事故) of a department in the rolling twelve months at or above the threshold.
+    IncidentsYear {
+        /// The count.
+        count: u64,
+        /// "At least" this flags.
+        threshold: u32,
+    },
+    /// A person concerned in an incident in the month (the rules dismiss the person directly responsible).
+    StaffIncident {
+        /// Incidents in the month.
+        count: u64,
+    },
 }
 
 impl Flag {
@@ -121,6 +133,8 @@ impl Flag {
             Flag::StaffMonthly { .. } => "staff_monthly",
             Flag::DisputesQuarter { .. } => "disputes_3_months",
             Flag::DisputesYear { .. } => "disputes_12_months",
+            Flag::IncidentsYear { .. } => "incidents_12_months",
+            Flag::StaffIncident { .. } => "staff_incident",
         }
     }
 }
@@ -136,6 +150,8 @@ pub struct AccountRow {
     pub disputes_3m: u64,
     /// Disputes in the month and the eleven before.
     pub disputes_12m: u64,
+    /// Incidents in the month and the eleven before.
+    pub incidents_12m: u64,
     /// Rules crossed.
     pub flags: Vec<Flag>,
 }
@@ -395,6 +411,7 @@ fn accountability(a: &Aggregator, refs: &ReferenceData) -> (Vec<AccountRow>, Vec
             month: AccountCounts::default(),
             disputes_3m: 0,
             disputes_12m: 0,
+            incidents_12m: 0,
             flags: Vec::new(),
         };
         for ((_, m), v) in a.accountability.departments.range((d.clone(), year_from)..=(d.clone(), month)) {
@@ -405,6 +422,7 @@ fn accountability(a: &Aggregator, refs: &ReferenceData) -> (Vec<AccountRow>, Vec
                 row.disputes_3m += v.disputes;
             }
             row.disputes_12m += v.disputes;
+            row.incidents_12m += v.incidents;
         }
         let monthly = row.month.dissatisfied + row.month.complaints;
         if monthly > u64::from(policy.dept_monthly_threshold) {
@@ -418,7 +436,11 @@ fn accountability(a: &Aggregator, refs: &ReferenceData) -> (Vec<AccountRow>, Vec
         if y > 0 && row.disputes_12m >= u64::from(y) {
             row.flags.push(Flag::DisputesYear { count: row.disputes_12m, threshold: y });
         }
-        if !row.month.is_empty() || row.disputes_12m > 0 {
+        let i = policy.incidents_per_year_threshold;
+        if i > 0 && row.incidents_12m >= u64::from(i) {
+            row.flags.push(Flag::IncidentsYear { count: row.incidents_12m, threshold: i });
+        }
+        if !row.month.is_empty() || row.disputes_12m > 0 || row.incidents_12m > 0 {
             depts.push(row);
         }
     }
@@ -430,12 +452,14 @@ fn accountability(a: &Aggregator, refs: &ReferenceData) -> (Vec<AccountRow>, Vec
         .map(|((s, _), v)| {
             let monthly = v.dissatisfied + v.complaints;
             let threshold = policy.staff_monthly_threshold;
-            let flags = if monthly > u64::from(threshold) {
-                vec![Flag::StaffMonthly { count: monthly, threshold }]
-            } else {
-                Vec::new()
-            };
-            AccountRow { who: s.clone(), month: *v, disputes_3m: 0, disputes_12m: 0, flags }
+            let mut flags = Vec::new();
+            if monthly > u64::from(threshold) {
+                flags.push(Flag::StaffMonthly { count: monthly, threshold });
+            }
+            if v.incidents > 0 {
+                flags.push(Flag::StaffIncident { count: v.incidents });
+            }
+            AccountRow { who: s.clone(), month: *v, disputes_3m: 0, disputes_12m: 0, incidents_12m: 0, flags }
         })
         .collect();
     let order = |r: &AccountRow| {

@@ -797,6 +797,7 @@ pub fn accountability_departments(s: &Summary, refs: &ReferenceData, lang: Lang)
             c("incidents"),
             c("disputes_3_months"),
             c("disputes_12_months"),
+            c("incidents_12_months"),
             c("flags"),
         ],
     )
@@ -813,6 +814,7 @@ pub fn accountability_departments(s: &Summary, refs: &ReferenceData, lang: Lang)
             num(m.incidents),
             num(r.disputes_3m),
             num(r.disputes_12m),
+            num(r.incidents_12m),
             flags_cell(r, lang),
         ]);
     }

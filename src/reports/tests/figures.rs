@@ -428,3 +428,30 @@ fn cancellations_changes_origins_and_how_heard_are_counted_with_their_reasons() 
     let origins = crate::reports::tables::arrivals_by_origin(&s, Lang::Zh);
     assert!(origins.rows.iter().any(|r| r[0].text == "未填写"), "an arrival without 来源地 reads 未填写");
 }
+
+/// Seed 003 §四: "如在一年内接到本科室事故一次，该主管罚款1000元，并直接劝退" — one incident in a year flags the
+/// department; "处理事故后，直接开除事故直接主体" — the person concerned in an incident is flagged in its month.
+#[test]
+fn one_incident_in_a_year_flags_the_department_and_the_person_concerned() {
+    let mut records = all_records();
+    // An incident in ortho in March (inside the twelve months), and one in November naming D003.
+    records.push(case(&spec(at(3, 10, 9, 0), CaseGrade::Incident, &["ortho"], d(3, 19))));
+    records
+        .push(case(&CaseSpec { staff: &["D003"], ..spec(at(11, 18, 9, 0), CaseGrade::Incident, &["eye"], d(11, 27)) }));
+    let s = summarize(&records, params(), &refs());
+    let row = |who: &str| s.accountability_departments.iter().find(|r| r.who == who).unwrap().clone();
+    let ortho = row("ortho");
+    assert_eq!((ortho.month.incidents, ortho.incidents_12m), (0, 1));
+    assert_eq!(ortho.flags, [Flag::IncidentsYear { count: 1, threshold: 1 }]);
+    assert_eq!(row("eye").flags, [Flag::IncidentsYear { count: 1, threshold: 1 }]);
+    let d003 = s.accountability_staff.iter().find(|r| r.who == "D003").unwrap();
+    assert_eq!(d003.flags, [Flag::StaffIncident { count: 1 }]);
+    assert_eq!(crate::reports::labels::flag(d003.flags[0], Lang::Zh), "本月涉及事故 1 次");
+    // The threshold is policy; 0 turns the department rule off.
+    let mut lax = refs();
+    lax.case_policy.incidents_per_year_threshold = 0;
+    let s = summarize(&records, params(), &lax);
+    assert!(
+        s.accountability_departments.iter().all(|r| !r.flags.iter().any(|f| matches!(f, Flag::IncidentsYear { .. })))
+    );
+}
