@@ -451,18 +451,20 @@ fn the_board_shows_the_whole_site_with_a_desk_column_and_filter() {
         }
         panic!("the dashboard never showed its figures");
     };
-    button(&mut h, "数据看板");
+    h.get_by_role_and_label(egui::accesskit::Role::Button, "数据看板").click();
+    h.run_steps(3);
     let all = arrivals(&mut h, None);
     assert_eq!(all, 11, "the dashboard does not count the whole site");
     h.get_by_label("服务台").click();
-    h.run();
+    // The figures are recomputed in the background (a spinner repaints meanwhile): step, do not settle.
+    h.run_steps(3);
     h.get_by_role_and_label(egui::accesskit::Role::Button, "lobby").click();
-    h.run();
+    h.run_steps(3);
     assert_eq!(arrivals(&mut h, Some(all)), 10, "the desk filter does not narrow to the lobby");
     h.get_by_label("服务台").click();
-    h.run();
+    h.run_steps(3);
     h.get_by_role_and_label(egui::accesskit::Role::Button, "本台").click();
-    h.run();
+    h.run_steps(3);
     assert_eq!(arrivals(&mut h, Some(10)), 1, "this desk's figures");
 }
 
