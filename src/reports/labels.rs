@@ -22,9 +22,12 @@ pub fn department(refs: &ReferenceData, code: &str, lang: Lang) -> String {
     }
 }
 
-/// A staff member's name by id; what was recorded when the id is unknown.
+/// A staff member's or doctor's name by id; what was recorded when the id is unknown.
 pub fn staff(refs: &ReferenceData, who: &str) -> String {
-    refs.staff_member(who).map_or_else(|| who.to_string(), |s| format!("{} ({})", s.name, s.id))
+    if let Some(s) = refs.staff_member(who) {
+        return format!("{} ({})", s.name, s.id);
+    }
+    refs.doctor(who).map_or_else(|| who.to_string(), |d| format!("{} ({})", d.name, d.id))
 }
 
 /// A staff member's department code, if reference data knows it.

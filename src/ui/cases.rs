@@ -394,10 +394,42 @@ impl CasesScreen {
             }
         }
         widgets::field_error(ui, tr, &self.errors, "departments");
-        let mut staff = f.staff_concerned.join("，");
-        widgets::text_row(ui, tr.t("cases.staff_concerned"), &mut staff, tr.t("cases.staff_concerned_hint"));
-        f.staff_concerned =
-            staff.split([',', '，', '、']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        // People concerned: picked from the staff and doctor lists (so 回避 and the accountability counts match by
+        // id); anyone else by name under "other".
+        let known = |id: &str| refs.staff_member(id).is_some() || refs.doctor(id).is_some();
+        let picked: Vec<String> = f.staff_concerned.iter().filter(|s| known(s)).cloned().collect();
+        let picked_names: Vec<String> = picked.iter().map(|p| person_name(refs, p)).collect();
+        let mut add = String::new();
+        widgets::row(ui, tr.t("cases.staff_concerned"), |ui| {
+            egui::ComboBox::from_id_salt("case_people")
+                .selected_text(if picked.is_empty() {
+                    tr.t("register.choose").to_string()
+                } else {
+                    picked_names.join("、")
+                })
+                .height(400.0)
+                .show_ui(ui, |ui| {
+                    for s in refs.staff.iter().filter(|s| s.active) {
+                        ui.selectable_value(&mut add, s.id.clone(), person_name(refs, &s.id));
+                    }
+                    for d in &refs.doctors {
+                        ui.selectable_value(&mut add, d.id.clone(), person_name(refs, &d.id));
+                    }
+                })
+                .response
+        });
+        let mut picked = picked;
+        if !add.is_empty() {
+            if picked.contains(&add) {
+                picked.retain(|p| p != &add);
+            } else {
+                picked.push(add);
+            }
+        }
+        let mut other = f.staff_concerned.iter().filter(|s| !known(s)).cloned().collect::<Vec<_>>().join("，");
+        widgets::text_row(ui, tr.t("cases.staff_other"), &mut other, tr.t("cases.staff_concerned_hint"));
+        picked.extend(other.split([',', '，', '、']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+        f.staff_concerned = picked;
         widgets::field_error(ui, tr, &self.errors, "staff_concerned");
         widgets::row(ui, tr.t("cases.facts"), |ui| {
             ui.add(egui::TextEdit::multiline(&mut f.facts).desired_rows(3).desired_width(ui.available_width()))
@@ -476,7 +508,10 @@ impl CasesScreen {
                 let depts: Vec<String> =
                     c.departments.iter().map(|d| refs.department(d).map_or(d.clone(), |x| dept_name(tr, x))).collect();
                 kv("cases.departments", depts.join("、"));
-                kv("cases.staff_concerned", c.staff_concerned.join("、"));
+                kv(
+                    "cases.staff_concerned",
+                    c.staff_concerned.iter().map(|p| person_name(refs, p)).collect::<Vec<_>>().join("、"),
+                );
                 kv("cases.facts", c.facts.clone());
                 kv("cases.request", c.request.clone().unwrap_or_default());
                 if let Some(d) = &c.assigned_department.value {
@@ -675,5 +710,20 @@ impl CasesScreen {
     /// Shows a message (e.g. where the slip was written).
     fn say(&mut self, ok: bool, m: String) {
         self.message = Some((ok, m));
+    }
+}
+
+/// A person concerned as shown: a staff member's or doctor's name with the id (a doctor with the department), or the
+/// name as recorded for anyone else.
+fn person_name(refs: &crate::model::ReferenceData, id: &str) -> String {
+    if let Some(s) = refs.staff_member(id) {
+        return format!("{} {}", s.name, s.id);
+    }
+    match refs.doctor(id) {
+        Some(d) => {
+            let dept = refs.department(&d.department).map_or(d.department.as_str(), |x| x.name.as_str());
+            format!("{} · {dept}", d.name)
+        }
+        None => id.to_string(),
     }
 }

@@ -48,12 +48,16 @@ fn take_assign_resolve_and_close_a_complaint() {
     type_into(&mut h, Role::TextInput, "投诉人", "李强");
     type_into(&mut h, Role::TextInput, "电话", "13912345678");
     pick(&mut h, "涉及科室", "心血管内科");
+    // People concerned are picked from the staff list (and the doctors); anyone else is named under "others".
+    pick(&mut h, "涉及人员", "陈晓燕 D001");
+    type_into(&mut h, Role::TextInput, "其他人员", "保洁员小王");
     type_into(&mut h, Role::MultilineTextInput, "事实与理由", "候诊两小时无人告知原因");
     button(&mut h, "受理");
     assert!(h.query_by_label("客诉已受理").is_some());
     let all = cases(&f.store);
     assert_eq!(all.len(), 1);
     let c = &all[0];
+    assert_eq!(c.staff_concerned, ["D001", "保洁员小王"]);
     // Received Monday 2026-11-23: three working days → Thursday 2026-11-26.
     assert_eq!(c.due.value, (chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), false));
     assert_eq!(
