@@ -325,13 +325,19 @@ pub fn arrivals_by_channel(s: &Summary, lang: Lang) -> Table {
     t
 }
 
-/// Counts of free-text values, most frequent first (ties by text); an empty value reads "not given".
-fn counted(t: &mut Table, m: &std::collections::BTreeMap<String, u64>, total: u64, lang: Lang) {
+/// Free-text values with their counts, most frequent first (ties by text); an empty value reads "not given".
+fn by_count(m: &std::collections::BTreeMap<String, u64>, lang: Lang) -> Vec<(String, u64)> {
     let mut rows: Vec<_> = m.iter().collect();
     rows.sort_by(|x, y| y.1.cmp(x.1).then_with(|| x.0.cmp(y.0)));
-    for (v, n) in rows {
-        let v = if v.is_empty() { lang.tr().t("report.not_given").to_string() } else { v.clone() };
-        t.push(vec![text(v), num(*n), share(*n, total)]);
+    rows.into_iter()
+        .map(|(v, n)| (if v.is_empty() { lang.tr().t("report.not_given").to_string() } else { v.clone() }, *n))
+        .collect()
+}
+
+/// Rows of free-text values with their counts and shares of `total`.
+fn counted(t: &mut Table, m: &std::collections::BTreeMap<String, u64>, total: u64, lang: Lang) {
+    for (v, n) in by_count(m, lang) {
+        t.push(vec![text(v), num(n), share(n, total)]);
     }
 }
 
@@ -356,11 +362,8 @@ pub fn cancellations_and_changes(s: &Summary, lang: Lang) -> Table {
     let a = &s.agg.arrivals;
     for (key, m) in [("cancelled", &a.cancel_reasons), ("changed", &a.change_reasons)] {
         let name = lang.tr().k("report.cancel_change", key);
-        let mut rows: Vec<_> = m.iter().collect();
-        rows.sort_by(|x, y| y.1.cmp(x.1).then_with(|| x.0.cmp(y.0)));
-        for (r, n) in rows {
-            let r = if r.is_empty() { lang.tr().t("report.not_given").to_string() } else { r.clone() };
-            t.push(vec![text(key), text(name), text(r), num(*n)]);
+        for (reason, n) in by_count(m, lang) {
+            t.push(vec![text(key), text(name), text(reason), num(n)]);
         }
     }
     t

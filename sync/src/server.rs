@@ -42,6 +42,21 @@ pub struct OpContext {
     pub skew_ms: i64,
 }
 
+impl OpContext {
+    /// The context of `op` from `device` received at `now_ms`: the stamp clamped to `now_ms` when it is ahead by more
+    /// than [`MAX_FUTURE_SKEW_MS`] (see [`OpContext::clamped`]).
+    pub fn of(op: &Op, device: DeviceId, now_ms: u64, skew_ms: i64) -> OpContext {
+        let clamped = op.stamp.wall_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS);
+        let stamp = if clamped { Hlc { wall_ms: now_ms, logical: 0, node: op.stamp.node } } else { op.stamp };
+        OpContext { device, received_ms: now_ms, stamp, clamped, skew_ms }
+    }
+}
+
+/// The sender's clock minus HQ's (ms), from the time a batch says it was sent.
+pub fn skew_ms(sent_at_ms: u64, now_ms: u64) -> i64 {
+    (i128::from(sent_at_ms) - i128::from(now_ms)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
 /// One write transaction of HQ's storage. Dropping it without [`HqTx::commit`] must discard everything it did.
 pub trait HqTx {
     /// Storage failure (transient: the batch is retried).
@@ -104,8 +119,7 @@ pub fn apply_push<S: HqStorage>(
         Err(BatchError::Empty) => None,
         Err(e) => return Err(e.into()),
     };
-    let skew_ms =
-        (i128::from(sent_at_ms) - i128::from(now_ms)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let skew_ms = skew_ms(sent_at_ms, now_ms);
     let mut tx = storage.begin().map_err(ApplyError::Storage)?;
     let cursor = tx.device_cursor(device).map_err(ApplyError::Storage)?;
     let Some((first, last)) = range else {
@@ -121,19 +135,17 @@ pub fn apply_push<S: HqStorage>(
         return Ok(PushResponse { server_time_ms: now_ms, outcome: PushOutcome::Gap { expected: cursor + 1 } });
     }
     let mut ack = PushAck::default();
-    let limit = now_ms.saturating_add(MAX_FUTURE_SKEW_MS);
     let mut fresh: Vec<(&Op, OpContext)> = Vec::with_capacity(ops.len());
     for op in ops {
         if op.seq <= cursor {
             ack.skipped_duplicates.push(op.seq);
             continue;
         }
-        let clamped = op.stamp.wall_ms > limit;
-        let stamp = if clamped { Hlc { wall_ms: now_ms, logical: 0, node: op.stamp.node } } else { op.stamp };
-        if clamped {
+        let ctx = OpContext::of(op, device, now_ms, skew_ms);
+        if ctx.clamped {
             ack.clamped.push(op.seq);
         }
-        fresh.push((op, OpContext { device, received_ms: now_ms, stamp, clamped, skew_ms }));
+        fresh.push((op, ctx));
     }
     let mut verdicts = tx.apply_all(&fresh).map_err(ApplyError::Storage)?.into_iter();
     for (op, ctx) in &fresh {

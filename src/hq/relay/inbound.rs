@@ -18,11 +18,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use guidedesk_sync::protocol::{
-    MAX_FUTURE_SKEW_MS, PushAck, PushOutcome, PushResponse, RelayEntry, RelayRequest, codes,
-};
+use guidedesk_sync::protocol::{PushAck, PushOutcome, PushResponse, RelayEntry, RelayRequest, codes};
 use guidedesk_sync::server::{HqStorage, HqTx, OpContext, Verdict};
-use guidedesk_sync::{DeviceId, Hlc, Op, codec};
+use guidedesk_sync::{DeviceId, Op, codec};
 
 use crate::hq::backend::HqBackend;
 use crate::hq::limits::Caller;
@@ -62,8 +60,7 @@ pub fn apply_relay(
             "body field \"entries\": an entry names the hub itself as origin, or a seq of 0".into(),
         ));
     }
-    let skew_ms =
-        (i128::from(sent_at_ms) - i128::from(now_ms)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let skew_ms = guidedesk_sync::server::skew_ms(sent_at_ms, now_ms);
     let mut tx = store.begin()?;
     // First statement: locks the hub's row on PostgreSQL (one batch of a hub at a time) and loads its site's checks.
     let cursor = tx.device_cursor(hub)?;
@@ -89,7 +86,6 @@ pub fn apply_relay(
     let held = tx.relay_held(&keys)?;
     let mut admitted: HashMap<u128, Result<(), String>> = HashMap::new();
     let mut seen: HashSet<(u128, u64)> = HashSet::new();
-    let limit = now_ms.saturating_add(MAX_FUTURE_SKEW_MS);
     let mut to_apply: Vec<(&Op, OpContext, u64)> = Vec::new();
     let mut origin_last: HashMap<u128, u64> = HashMap::new();
     for e in fresh {
@@ -105,12 +101,10 @@ pub fn apply_relay(
             admitted.insert(e.origin.0, v.clone());
             v
         };
-        let clamped = e.op.stamp.wall_ms > limit;
-        let stamp = if clamped { Hlc { wall_ms: now_ms, logical: 0, node: e.op.stamp.node } } else { e.op.stamp };
-        if clamped {
+        let ctx = OpContext::of(&e.op, e.origin, now_ms, skew_ms);
+        if ctx.clamped {
             ack.clamped.push(e.seq);
         }
-        let ctx = OpContext { device: e.origin, received_ms: now_ms, stamp, clamped, skew_ms };
         match verdict {
             Ok(()) => {
                 let last = origin_last.entry(e.origin.0).or_default();

@@ -220,7 +220,8 @@ pub fn enroll(
     ca_pem: Option<String>,
     allow_plain_http: bool,
 ) -> Result<Upstream, RelayFailure> {
-    if let Some(up) = Upstream::of(store)?
+    let enrolled = Upstream::of(store)?;
+    if let Some(up) = &enrolled
         && up.url.trim_end_matches('/') != url.trim_end_matches('/')
     {
         return Err(RelayFailure::Protocol(format!(
@@ -230,7 +231,7 @@ pub fn enroll(
     }
     // Refuse before the code is spent when the store holds ops it could not forward.
     store.check_relay_possible()?;
-    let hub = Upstream::of(store)?.map_or_else(|| uuid::Uuid::now_v7().as_u128(), |u| u.hub);
+    let hub = enrolled.map_or_else(|| uuid::Uuid::now_v7().as_u128(), |u| u.hub);
     let mut cfg = ClientConfig::new(url);
     cfg.ca_pem = ca_pem.as_ref().map(|p| p.as_bytes().to_vec());
     cfg.allow_plain_http = allow_plain_http;
