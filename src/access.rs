@@ -14,6 +14,8 @@ pub enum Action {
     DeskWork,
     /// Change an arrival's department or doctor (换号).
     ChangeDepartment,
+    /// Take, check in, cancel and reschedule bookings (预约).
+    Appointments,
     /// Search records.
     Search,
     /// Take a new complaint case.
@@ -52,6 +54,7 @@ use Role::{
 pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::DeskWork, &[G, L, S, A]),
     (Action::ChangeDepartment, &[G, L, S, A]),
+    (Action::Appointments, &[G, L, C, S, A]),
     (Action::Search, &[G, L, C, H, S, A]),
     (Action::NewCase, &[G, L, C, H, S, A]),
     (Action::WorkCase, &[C, H, S, A]),
@@ -78,6 +81,7 @@ impl Action {
         match self {
             Action::DeskWork => "desk_work",
             Action::ChangeDepartment => "change_department",
+            Action::Appointments => "appointments",
             Action::Search => "search",
             Action::NewCase => "new_case",
             Action::WorkCase => "work_case",
@@ -112,7 +116,8 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
         Command::Search(_) | Command::View { .. } => Action::Search,
         Command::NewCase(_) | Command::CaseFromCall { .. } => Action::NewCase,
         Command::Case { action, .. } => case_action(action),
-        Command::Slip { .. } => Action::PrintSlip,
+        Command::Slip { .. } | Command::DirectorySlip { .. } => Action::PrintSlip,
+        Command::Book(_) | Command::Appointment { .. } => Action::Appointments,
         Command::Attempt { .. } | Command::Claim { .. } | Command::Release { .. } | Command::PromoteToCase { .. } => {
             Action::FollowupCalls
         }
@@ -185,7 +190,7 @@ mod tests {
         for a in Action::all() {
             assert!(seen.insert(a), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 15);
+        assert_eq!(seen.len(), 16);
     }
 
     #[test]

@@ -706,6 +706,17 @@ impl DeskApp {
                 }
                 Err(m) => Outcome::Failed(m),
             },
+            Command::DirectorySlip { department, doctor, appointment } => {
+                match crate::slip::write_directory_slip(&self.store, &department, doctor.as_deref(), appointment) {
+                    Ok(path) => {
+                        let target = appointment.map(|id| AuditTarget { kind: RecordKind::Appointment, id });
+                        self.audit(AuditAction::Print, target, "directory slip");
+                        self.file_message = Some(self.tr.f("cases.slip_written", &[("path", &path.display())]));
+                        Outcome::Done(appointment)
+                    }
+                    Err(m) => Outcome::Failed(m),
+                }
+            }
             Command::ImportDischarges { path } => {
                 let store = Arc::clone(&self.store);
                 let staff = self.staff.as_ref().map(|s| s.id.clone());
@@ -756,7 +767,9 @@ impl DeskApp {
             | Command::Claim { .. }
             | Command::Release { .. }
             | Command::PromoteToCase { .. }
-            | Command::CaseFromCall { .. }) => {
+            | Command::CaseFromCall { .. }
+            | Command::Book(_)
+            | Command::Appointment { .. }) => {
                 // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
                 let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));
                 self.change(kind, &detail, |ctx, by| crate::command::write(ctx, &write, by))
@@ -805,7 +818,7 @@ impl DeskApp {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let path = dir.join(format!("case-{}.html", case.id.short()));
         std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
-        open_in_viewer(&path);
+        crate::slip::open_in_viewer(&path);
         Ok(path)
     }
 
@@ -912,20 +925,6 @@ fn screen_action(screen: Screen) -> crate::access::Action {
         Screen::Dashboard => Action::ViewDashboard,
         Screen::Audit => Action::ViewAudit,
     }
-}
-
-/// Opens a file with the system's viewer (best effort: a kiosk without one still has the file).
-fn open_in_viewer(path: &std::path::Path) {
-    if cfg!(test) || std::env::var_os("GUIDEDESK_NO_OPEN").is_some() {
-        return;
-    }
-    #[cfg(target_os = "windows")]
-    let r = std::process::Command::new("cmd").args(["/C", "start", ""]).arg(path).spawn();
-    #[cfg(target_os = "macos")]
-    let r = std::process::Command::new("open").arg(path).spawn();
-    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
-    let r = std::process::Command::new("xdg-open").arg(path).spawn();
-    drop(r);
 }
 
 impl eframe::App for DeskApp {

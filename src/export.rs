@@ -141,6 +141,7 @@ impl serde::Serialize for JsonRecord<'_> {
             AnyRecord::CallAttempt(r) => r.serialize(s),
             AnyRecord::Audit(r) => r.serialize(s),
             AnyRecord::CallClaim(r) => r.serialize(s),
+            AnyRecord::Appointment(r) => r.serialize(s),
         }
     }
 }
@@ -157,6 +158,7 @@ fn mask_record(rec: &mut AnyRecord) {
         AnyRecord::Feedback(f) => m(&mut f.contact_phone),
         AnyRecord::Case(c) => m(&mut c.complainant_phone),
         AnyRecord::FollowupTask(t) => t.phone = mask_phone(&t.phone),
+        AnyRecord::Appointment(a) => a.phone = mask_phone(&a.phone),
         AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
     }
 }
@@ -290,6 +292,27 @@ pub fn columns(kind: RecordKind) -> Vec<&'static str> {
             ]
         }
         RecordKind::CallClaim => vec!["id", "task", "at", "by", "released"],
+        RecordKind::Appointment => vec![
+            "id",
+            "booked_at",
+            "booked_by",
+            "kind",
+            "channel",
+            "patient_name",
+            "phone",
+            "department",
+            "doctor",
+            "day",
+            "session",
+            "slot",
+            "reason",
+            "enquiry",
+            "rescheduled_from",
+            "overbooked",
+            "status",
+            "arrival",
+            "history",
+        ],
     }
 }
 
@@ -451,6 +474,7 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
                 S::OutpatientFirstVisit { arrival } => (arrival.to_string(), String::new(), String::new()),
                 S::Feedback { feedback } => (feedback.to_string(), String::new(), String::new()),
                 S::Case { case } => (case.to_string(), String::new(), String::new()),
+                S::NoShow { appointment, day } => (appointment.to_string(), day.to_string(), String::new()),
             };
             vec![
                 task.id.to_string(),
@@ -503,6 +527,39 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
         AnyRecord::CallClaim(c) => {
             vec![c.id.to_string(), c.task.to_string(), t(c.at, offset), c.by.0.clone(), c.released.to_string()]
         }
+        AnyRecord::Appointment(a) => vec![
+            a.id.to_string(),
+            t(a.booked_at, offset),
+            a.booked_by.0.clone(),
+            a.kind.key().into(),
+            a.channel.key().into(),
+            a.patient_name.clone(),
+            phone(Some(&a.phone), mask),
+            a.department.clone(),
+            opt(a.doctor.as_deref()),
+            a.day.to_string(),
+            a.session.key().into(),
+            opt(a.slot.as_deref()),
+            opt(a.reason.as_deref()),
+            a.enquiry.map(|e| e.to_string()).unwrap_or_default(),
+            a.rescheduled_from.map(|e| e.to_string()).unwrap_or_default(),
+            opt(a.overbooked.as_deref()),
+            a.status().key().into(),
+            a.arrival().map(|e| e.to_string()).unwrap_or_default(),
+            a.events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {}{}",
+                        t(e.at, offset),
+                        e.by,
+                        e.status.key(),
+                        e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ],
     }
 }
 

@@ -291,6 +291,7 @@ fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
         AnyRecord::CallAttempt(a) => {
             store.get::<FollowupTask>(a.task).ok().flatten().is_some_and(|t| t.department.as_deref() == Some(dept))
         }
+        AnyRecord::Appointment(a) => a.department == dept,
         AnyRecord::Feedback(_) => true,
         AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => false,
     }

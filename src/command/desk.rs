@@ -12,7 +12,8 @@ use crate::store::{StoreError, WriteCtx};
 /// Registers an arrival now, as `by`: the form is validated against reference data, the record written, and the
 /// outpatient follow-up rule applied ([`file_arrival`]).
 pub fn register(ctx: &mut WriteCtx<'_>, form: &ArrivalForm, by: &StaffRef) -> Result<RecordId, StoreError> {
-    let draft = form.validate(ctx.reference(), ctx.today())?;
+    let session = ctx.reference().appointment_policy.session_for(ctx.now().local(ctx.offset()).time());
+    let draft = form.validate_in(ctx.reference(), ctx.today(), session)?;
     let (id, at, stamp) = (ctx.new_id(), ctx.now(), ctx.stamp());
     let rec = draft.into_record(id, at, by.clone(), stamp);
     file_arrival(ctx, &rec)?;

@@ -15,6 +15,7 @@
 //! writes nothing when it fails. The permission matrix ([`crate::access`]) maps a [`Command`] to the action it
 //! needs; the app checks it before anything is read or written.
 
+pub mod appointments;
 pub mod calls;
 pub mod cases;
 pub mod desk;
@@ -24,10 +25,12 @@ use chrono::NaiveDate;
 
 use crate::model::arrival::DoctorChoice;
 use crate::model::{
-    ArrivalForm, AuditTarget, CallAttemptForm, CaseForm, ConsultationForm, RecordId, RecordKind, StaffRef, VisitStep,
+    AppointmentForm, ArrivalForm, AuditTarget, CallAttemptForm, CaseForm, ConsultationForm, RecordId, RecordKind,
+    StaffRef, VisitStep,
 };
 use crate::store::{StoreError, WriteCtx};
 
+pub use appointments::AppointmentAction;
 pub use cases::CaseCommand;
 pub use search::{SearchHit, SearchQuery, run_search};
 
@@ -137,6 +140,24 @@ pub enum Command {
         /// What the patient said.
         facts: String,
     },
+    /// Take a booking.
+    Book(Box<AppointmentForm>),
+    /// Act on a booking (check in, cancel, no-show, reschedule).
+    Appointment {
+        /// The booking.
+        id: RecordId,
+        /// What to do.
+        action: AppointmentAction,
+    },
+    /// Print the patient's slip for a department (where to go, when, the phone), optionally for a booking.
+    DirectorySlip {
+        /// Department code.
+        department: String,
+        /// Doctor code, if one is meant.
+        doctor: Option<String>,
+        /// The booking the slip is for, if any.
+        appointment: Option<RecordId>,
+    },
     /// Note in the audit log that a record's details were opened (or, without a target, a list such as the audit
     /// log itself was read).
     View {
@@ -185,10 +206,13 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         Command::Release { .. } => (RecordKind::CallClaim, "release".into()),
         Command::PromoteToCase { .. } => (RecordKind::Case, "promote_to_case".into()),
         Command::CaseFromCall { .. } => (RecordKind::Case, "case_from_call".into()),
+        Command::Book(_) => (RecordKind::Appointment, "book".into()),
+        Command::Appointment { action, .. } => (RecordKind::Appointment, format!("appointment:{}", action.name())),
         Command::SignIn { .. }
         | Command::CreateAdmin { .. }
         | Command::Search(_)
         | Command::Slip { .. }
+        | Command::DirectorySlip { .. }
         | Command::ImportDischarges { .. }
         | Command::View { .. }
         | Command::Reveal(_)
@@ -214,6 +238,8 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::Release { task } => calls::claim(ctx, *task, true, by.clone()),
         Command::PromoteToCase { task } => cases::promote_feedback(ctx, *task, by.clone()),
         Command::CaseFromCall { task, grade, facts } => cases::case_from_call(ctx, *task, *grade, facts, by.clone()),
+        Command::Book(form) => appointments::book(ctx, form, by),
+        Command::Appointment { id, action } => appointments::act(ctx, *id, action, by),
         // The commands `change_of` lists as changing no record (that list is exhaustive).
         _ => Err(StoreError::Conflict("this command changes no record".into())),
     }

@@ -432,8 +432,20 @@ pub struct ArrivalForm {
 pub struct ArrivalDraft(ArrivalForm, Option<u8>, Option<String>);
 
 impl ArrivalForm {
-    /// Validates the form against reference data; `day` is the day of arrival (for the duty roster).
+    /// Validates the form against reference data; `day` is the day of arrival (for the duty roster: the doctor must
+    /// be on duty in some session of the day).
     pub fn validate(&self, refs: &ReferenceData, day: NaiveDate) -> Result<ArrivalDraft, ValidationErrors> {
+        self.validate_in(refs, day, None)
+    }
+
+    /// [`ArrivalForm::validate`] for a patient seen in `session` of the day (the session the registration time
+    /// falls in): the doctor must be on duty in that session. `None` checks the whole day.
+    pub fn validate_in(
+        &self,
+        refs: &ReferenceData,
+        day: NaiveDate,
+        session: Option<super::reference::Session>,
+    ) -> Result<ArrivalDraft, ValidationErrors> {
         let mut errs = ValidationErrors::default();
         let mut clean = self.clone();
         clean.name = validate::text(&mut errs, "name", &self.name, limits::NAME, true);
@@ -469,6 +481,9 @@ impl ArrivalForm {
                     errs.push("doctor", Problem::Conflict("the doctor is not in that department"));
                 }
                 Some(_) if !refs.on_duty(&clean.doctor, day) => errs.push("doctor", Problem::NotOnDuty),
+                Some(_) if session.is_some_and(|s| !refs.on_duty_in(&clean.doctor, day, s)) => {
+                    errs.push("doctor", Problem::NotOnDuty);
+                }
                 Some(_) => {}
             }
         }

@@ -65,6 +65,7 @@ pub fn encode_any(rec: &AnyRecord) -> Result<(Vec<u8>, Vec<u8>), PayloadError> {
         AnyRecord::CallAttempt(r) => encode_record(r),
         AnyRecord::Audit(r) => encode_record(r),
         AnyRecord::CallClaim(r) => encode_record(r),
+        AnyRecord::Appointment(r) => encode_record(r),
     }
 }
 
@@ -96,6 +97,7 @@ pub fn decode_any(kind: RecordKind, bytes: &[u8]) -> Result<AnyRecord, PayloadEr
         RecordKind::CallAttempt => AnyRecord::CallAttempt(decode_record(bytes)?),
         RecordKind::Audit => AnyRecord::Audit(decode_record(bytes)?),
         RecordKind::CallClaim => AnyRecord::CallClaim(decode_record(bytes)?),
+        RecordKind::Appointment => AnyRecord::Appointment(decode_record(bytes)?),
     })
 }
 
@@ -115,6 +117,7 @@ pub fn decode_op_payload(op: &Op) -> Result<AnyRecord, PayloadError> {
         RecordKind::CallAttempt => AnyRecord::CallAttempt(codec::decode(&op.payload)?),
         RecordKind::Audit => AnyRecord::Audit(codec::decode(&op.payload)?),
         RecordKind::CallClaim => AnyRecord::CallClaim(codec::decode(&op.payload)?),
+        RecordKind::Appointment => AnyRecord::Appointment(codec::decode(&op.payload)?),
     };
     if rec.id().as_u128() != op.key.id {
         return Err(PayloadError::IdMismatch { seq: op.seq, record: rec.id(), key: op.key.id });

@@ -20,6 +20,21 @@ impl RecordId {
         RecordId(Uuid::new_v7(ts))
     }
 
+    /// An id every device derives alike from another record's id and a purpose (the no-show call of a booking):
+    /// two desks that make the same follow-up apart make one record, which replication merges. A `UUIDv8` whose
+    /// bits are the first 16 bytes of SHA-256(purpose ‖ id).
+    pub fn derived(purpose: &str, from: RecordId) -> Self {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update([0u8]);
+        h.update(from.0.as_bytes());
+        let digest = h.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        RecordId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
     /// The id as a 128-bit integer (the store's key form).
     pub fn as_u128(self) -> u128 {
         self.0.as_u128()
@@ -173,11 +188,13 @@ pub enum RecordKind {
     Audit = 7,
     /// 回访认领 (who is calling a follow-up task now)
     CallClaim = 8,
+    /// 预约
+    Appointment = 9,
 }
 
 impl RecordKind {
     /// Every kind, in code order.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::Arrival,
         RecordKind::Consultation,
         RecordKind::Feedback,
@@ -186,6 +203,7 @@ impl RecordKind {
         RecordKind::CallAttempt,
         RecordKind::Audit,
         RecordKind::CallClaim,
+        RecordKind::Appointment,
     ];
 
     /// The kind's sync code.
@@ -209,6 +227,7 @@ impl RecordKind {
             RecordKind::CallAttempt => "call_attempt",
             RecordKind::Audit => "audit",
             RecordKind::CallClaim => "call_claim",
+            RecordKind::Appointment => "appointment",
         }
     }
 

@@ -36,6 +36,13 @@ pub enum FollowupSource {
         /// The case record.
         case: RecordId,
     },
+    /// A booking the patient did not come to (过期预约回访).
+    NoShow {
+        /// The booking.
+        appointment: RecordId,
+        /// The day it was for.
+        day: NaiveDate,
+    },
 }
 
 impl FollowupSource {
@@ -46,6 +53,7 @@ impl FollowupSource {
             FollowupSource::OutpatientFirstVisit { .. } => "outpatient",
             FollowupSource::Feedback { .. } => "feedback",
             FollowupSource::Case { .. } => "case",
+            FollowupSource::NoShow { .. } => "no_show",
         }
     }
 
@@ -56,6 +64,7 @@ impl FollowupSource {
             FollowupSource::OutpatientFirstVisit { arrival } => format!("outpatient:{arrival}"),
             FollowupSource::Feedback { feedback } => format!("feedback:{feedback}"),
             FollowupSource::Case { case } => format!("case:{case}"),
+            FollowupSource::NoShow { appointment, .. } => format!("no_show:{appointment}"),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! change after creation carry an HLC stamp ([`Lww`]) or are append-only lists of stamped events, so copies of a
 //! record merged in any order converge ([`Merge`]).
 
+pub mod appointment;
 pub mod arrival;
 pub mod audit;
 pub mod case;
@@ -16,6 +17,9 @@ pub mod followup;
 pub mod reference;
 pub mod validate;
 
+pub use appointment::{
+    Appointment, AppointmentEvent, AppointmentForm, AppointmentStatus, AppointmentType, BookingChannel, Occupancy,
+};
 pub use arrival::{Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, StepEvent, VisitStep, VisitType};
 pub use audit::{AuditAction, AuditEntry, AuditTarget};
 pub use case::{
@@ -56,6 +60,8 @@ pub enum AnyRecord {
     /// A caller's hold on a follow-up task (or its release). Last, so the variant numbers of the kinds before it
     /// stay what HQ's stores hold.
     CallClaim(CallClaim),
+    /// A booking (last, for the same reason).
+    Appointment(Appointment),
 }
 
 impl AnyRecord {
@@ -70,6 +76,7 @@ impl AnyRecord {
             AnyRecord::CallAttempt(_) => RecordKind::CallAttempt,
             AnyRecord::Audit(_) => RecordKind::Audit,
             AnyRecord::CallClaim(_) => RecordKind::CallClaim,
+            AnyRecord::Appointment(_) => RecordKind::Appointment,
         }
     }
 
@@ -84,6 +91,7 @@ impl AnyRecord {
             AnyRecord::CallAttempt(r) => r.id,
             AnyRecord::Audit(r) => r.id,
             AnyRecord::CallClaim(r) => r.id,
+            AnyRecord::Appointment(r) => r.id,
         }
     }
 
@@ -98,6 +106,7 @@ impl AnyRecord {
             AnyRecord::CallAttempt(r) => r.at,
             AnyRecord::Audit(r) => r.at,
             AnyRecord::CallClaim(r) => r.at,
+            AnyRecord::Appointment(r) => r.booked_at,
         }
     }
 
@@ -115,6 +124,7 @@ impl AnyRecord {
                 out.extend(r.events.iter().map(|e| ("events.at", e.at)));
             }
             AnyRecord::FollowupTask(r) => out.extend(r.closed_at.value.map(|m| ("closed_at", m))),
+            AnyRecord::Appointment(r) => out.extend(r.events.iter().map(|e| ("events.at", e.at))),
             AnyRecord::Consultation(_)
             | AnyRecord::Feedback(_)
             | AnyRecord::CallAttempt(_)
@@ -129,6 +139,7 @@ impl AnyRecord {
         match self {
             AnyRecord::Case(r) => vec![("due", r.due.value.0)],
             AnyRecord::FollowupTask(r) => vec![("due_from", r.due_from), ("due_to", r.due_to)],
+            AnyRecord::Appointment(r) => vec![("day", r.day)],
             _ => Vec::new(),
         }
     }
@@ -141,6 +152,7 @@ impl AnyRecord {
                 out.extend(r.changes.iter().map(|c| ("changes.to_department", c.to_department.as_str())));
                 out
             }
+            AnyRecord::Appointment(r) => vec![("department", r.department.as_str())],
             _ => Vec::new(),
         }
     }
@@ -160,6 +172,7 @@ impl AnyRecord {
             (AnyRecord::CallAttempt(a), AnyRecord::CallAttempt(b)) => a.merge(b),
             (AnyRecord::Audit(a), AnyRecord::Audit(b)) => a.merge(b),
             (AnyRecord::CallClaim(a), AnyRecord::CallClaim(b)) => a.merge(b),
+            (AnyRecord::Appointment(a), AnyRecord::Appointment(b)) => a.merge(b),
             _ => return false,
         }
         true
@@ -206,6 +219,7 @@ impl_record!(FollowupTask, FollowupTask);
 impl_record!(CallAttempt, CallAttempt);
 impl_record!(AuditEntry, Audit);
 impl_record!(CallClaim, CallClaim);
+impl_record!(Appointment, Appointment);
 
 /// An append-only, hash-chained record kind (feedback, the audit log): the store places each new record after the
 /// kiosk's last one of its kind, and verification recomputes every hash and link.

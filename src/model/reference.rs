@@ -59,6 +59,32 @@ pub struct Department {
     /// The department's phone, for the patient (on slips).
     #[serde(default)]
     pub phone: Option<String>,
+    /// Building (楼), for the directory and the patient's slip, e.g. 门诊楼.
+    #[serde(default)]
+    pub building: String,
+    /// Floor, e.g. `3F`.
+    #[serde(default)]
+    pub floor: String,
+    /// Room or area, e.g. `301–306`.
+    #[serde(default)]
+    pub room: String,
+    /// Clinic hours as shown to patients, e.g. 周一至周五 08:00–12:00 13:30–17:30.
+    #[serde(default)]
+    pub hours: String,
+    /// What the department is known for (特色专科), shown in the directory and searched.
+    #[serde(default)]
+    pub specialties: Vec<String>,
+}
+
+impl Department {
+    /// Where the department is, as one line (building, floor, room; the parts given).
+    pub fn location(&self) -> String {
+        [self.building.as_str(), self.floor.as_str(), self.room.as_str()]
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// A doctor.
@@ -86,8 +112,41 @@ pub enum Session {
     Morning,
     /// Afternoon clinic.
     Afternoon,
-    /// Whole day.
+    /// Whole day (morning and afternoon; a roster slot only, never a booking's session).
     AllDay,
+    /// Evening clinic (夜诊).
+    Night,
+}
+
+impl Session {
+    /// The sessions a patient can be booked into or seen in, in the day's order.
+    pub const CLINIC: [Session; 3] = [Session::Morning, Session::Afternoon, Session::Night];
+
+    /// Stable key (locale key suffix, export value).
+    pub fn key(self) -> &'static str {
+        match self {
+            Session::Morning => "morning",
+            Session::Afternoon => "afternoon",
+            Session::AllDay => "all_day",
+            Session::Night => "night",
+        }
+    }
+
+    /// The session's index-key code (stable).
+    pub fn code(self) -> u8 {
+        match self {
+            Session::Morning => 0,
+            Session::Afternoon => 1,
+            Session::AllDay => 2,
+            Session::Night => 3,
+        }
+    }
+
+    /// Whether a roster slot of this session covers a clinic session (a whole-day slot covers morning and
+    /// afternoon).
+    pub fn covers(self, clinic: Session) -> bool {
+        self == clinic || (self == Session::AllDay && matches!(clinic, Session::Morning | Session::Afternoon))
+    }
 }
 
 /// When a doctor sees patients: weekly slots plus dated exceptions.
@@ -104,6 +163,9 @@ pub struct DutySchedule {
     /// Days off (leave, conferences), overriding weekly slots.
     #[serde(default)]
     pub off: Vec<NaiveDate>,
+    /// Patients the doctor takes per session by appointment (absent: `appointment_policy.default_capacity`).
+    #[serde(default)]
+    pub capacity: Option<u32>,
 }
 
 /// A weekly clinic slot.
@@ -113,6 +175,100 @@ pub struct WeeklySlot {
     pub weekday: Weekday,
     /// Which part of the day.
     pub session: Session,
+    /// Bookable places in this slot, overriding the schedule's capacity.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+/// The hours of one clinic session, local time `HH:MM`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionHours {
+    /// The session (morning, afternoon or night).
+    pub session: Session,
+    /// Start, `HH:MM`.
+    pub start: String,
+    /// End, `HH:MM`.
+    pub end: String,
+}
+
+/// Appointment policy (`appointment_policy` in the reference data; absent in older documents: the defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentPolicy {
+    /// The hours of each clinic session; a session not listed is not held.
+    #[serde(default = "AppointmentPolicy::default_sessions")]
+    pub sessions: Vec<SessionHours>,
+    /// Places per doctor and session when the roster gives none.
+    #[serde(default = "AppointmentPolicy::default_capacity")]
+    pub default_capacity: u32,
+    /// Minutes after its session ends before a booking nobody checked in becomes a no-show (and a call task).
+    #[serde(default = "AppointmentPolicy::default_grace")]
+    pub no_show_grace_minutes: u32,
+    /// Days the no-show call may take (the task's window: the day after the session to this many days later).
+    #[serde(default = "AppointmentPolicy::default_call_days")]
+    pub no_show_call_days: u32,
+    /// How far ahead a booking may be made, in days.
+    #[serde(default = "AppointmentPolicy::default_horizon")]
+    pub horizon_days: u32,
+}
+
+impl Default for AppointmentPolicy {
+    fn default() -> Self {
+        Self {
+            sessions: Self::default_sessions(),
+            default_capacity: Self::default_capacity(),
+            no_show_grace_minutes: Self::default_grace(),
+            no_show_call_days: Self::default_call_days(),
+            horizon_days: Self::default_horizon(),
+        }
+    }
+}
+
+impl AppointmentPolicy {
+    fn default_sessions() -> Vec<SessionHours> {
+        [
+            (Session::Morning, "08:00", "12:00"),
+            (Session::Afternoon, "13:30", "17:30"),
+            (Session::Night, "18:00", "21:00"),
+        ]
+        .into_iter()
+        .map(|(session, start, end)| SessionHours { session, start: start.into(), end: end.into() })
+        .collect()
+    }
+
+    fn default_capacity() -> u32 {
+        30
+    }
+
+    fn default_grace() -> u32 {
+        30
+    }
+
+    fn default_call_days() -> u32 {
+        2
+    }
+
+    fn default_horizon() -> u32 {
+        90
+    }
+
+    /// A session's (start, end), if the session is held.
+    pub fn hours(&self, session: Session) -> Option<(chrono::NaiveTime, chrono::NaiveTime)> {
+        let h = self.sessions.iter().find(|h| h.session == session)?;
+        let parse = |t: &str| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok();
+        Some((parse(&h.start)?, parse(&h.end)?))
+    }
+
+    /// The session a patient arriving at `time` is seen in: the first session of the day that has not ended yet
+    /// (early arrivals wait for the morning, lunch-time arrivals for the afternoon); `None` after the last one.
+    pub fn session_for(&self, time: chrono::NaiveTime) -> Option<Session> {
+        Session::CLINIC.into_iter().find(|s| self.hours(*s).is_some_and(|(_, end)| time < end))
+    }
+
+    /// When a session of `day` has ended for no-show purposes (its end plus the grace), as a local date-time.
+    pub fn no_show_after(&self, day: NaiveDate, session: Session) -> Option<chrono::NaiveDateTime> {
+        let (_, end) = self.hours(session)?;
+        Some(day.and_time(end) + chrono::Duration::minutes(i64::from(self.no_show_grace_minutes)))
+    }
 }
 
 /// Staff roles, in increasing privilege.
@@ -323,6 +479,7 @@ impl SharingPolicy {
             ("followup_task", 31),
             ("call_attempt", 31),
             ("call_claim", 2),
+            ("appointment", 31),
         ]
         .into_iter()
         .map(|(k, d)| (k.to_string(), d))
@@ -343,6 +500,7 @@ impl SharingPolicy {
         let open = match rec {
             super::AnyRecord::Case(c) => c.is_open(),
             super::AnyRecord::FollowupTask(t) => !t.status.value.is_final(),
+            super::AnyRecord::Appointment(a) => !a.status().is_final(),
             super::AnyRecord::Audit(_) => return false,
             _ => false,
         };
@@ -401,6 +559,9 @@ pub struct ReferenceData {
     /// What each desk keeps of the other desks' records (absent in older documents: the defaults).
     #[serde(default)]
     pub sharing: SharingPolicy,
+    /// Appointment sessions, capacity and no-shows (absent in older documents: the defaults).
+    #[serde(default)]
+    pub appointment_policy: AppointmentPolicy,
 }
 
 /// Why a reference-data document was refused.
@@ -497,6 +658,30 @@ impl ReferenceData {
         if p.discharge_from_days > p.discharge_to_days {
             return Err(ReferenceError::Inconsistent("follow-up window starts after it ends".into()));
         }
+        let ap = &self.appointment_policy;
+        for h in &ap.sessions {
+            match ap.hours(h.session) {
+                _ if h.session == Session::AllDay => {
+                    return Err(ReferenceError::Inconsistent(
+                        "appointment_policy.sessions: all_day is a roster slot, not a clinic session".into(),
+                    ));
+                }
+                Some((start, end)) if start < end => {}
+                _ => {
+                    return Err(ReferenceError::Inconsistent(format!(
+                        "appointment_policy.sessions: {} must have start < end as HH:MM, not {:?}–{:?}",
+                        h.session.key(),
+                        h.start,
+                        h.end
+                    )));
+                }
+            }
+        }
+        if !(1..=366).contains(&ap.horizon_days) || ap.default_capacity == 0 {
+            return Err(ReferenceError::Inconsistent(
+                "appointment_policy: horizon_days must be 1–366 and default_capacity at least 1".into(),
+            ));
+        }
         let min = self.pin_policy.min_digits;
         if !(4..=8).contains(&min) {
             return Err(ReferenceError::Inconsistent(format!(
@@ -523,9 +708,26 @@ impl ReferenceData {
 
     /// Whether a doctor is on duty on a day (any session).
     pub fn on_duty(&self, doctor: &str, day: NaiveDate) -> bool {
+        Session::CLINIC.into_iter().any(|s| self.on_duty_in(doctor, day, s))
+    }
+
+    /// Whether a doctor sees patients in a clinic session of a day: not on a day off, and either an extra duty day
+    /// (morning and afternoon) or a weekly slot covering the session — except on a public holiday of the calendar
+    /// (the clinics close; an extra duty day still counts), or in a session the hospital does not hold.
+    pub fn on_duty_in(&self, doctor: &str, day: NaiveDate, session: Session) -> bool {
         use chrono::Datelike;
+        if self.appointment_policy.hours(session).is_none() {
+            return false;
+        }
+        let holiday = matches!(self.calendar.day_kind(day).kind, crate::policy::calendar::DayKind::Holiday { .. });
         self.duty.iter().filter(|s| s.doctor == doctor).any(|s| {
-            !s.off.contains(&day) && (s.extra.contains(&day) || s.weekly.iter().any(|w| w.weekday == day.weekday()))
+            if s.off.contains(&day) {
+                false
+            } else if s.extra.contains(&day) && Session::AllDay.covers(session) {
+                true
+            } else {
+                !holiday && s.weekly.iter().any(|w| w.weekday == day.weekday() && w.session.covers(session))
+            }
         })
     }
 
@@ -536,6 +738,87 @@ impl ReferenceData {
             .filter(|d| department.is_none_or(|dep| d.department == dep))
             .filter(|d| self.on_duty(&d.id, day))
             .collect()
+    }
+
+    /// Doctors on duty in one session of a day (or, with `session` `None`, in any), optionally only in one
+    /// department.
+    pub fn doctors_on_duty_in(
+        &self,
+        day: NaiveDate,
+        session: Option<Session>,
+        department: Option<&str>,
+    ) -> Vec<&Doctor> {
+        match session {
+            None => self.doctors_on_duty(day, department),
+            Some(s) => self
+                .doctors
+                .iter()
+                .filter(|d| department.is_none_or(|dep| d.department == dep))
+                .filter(|d| self.on_duty_in(&d.id, day, s))
+                .collect(),
+        }
+    }
+
+    /// Places a doctor takes by appointment in a session of a day: the weekly slot's capacity, else the roster's,
+    /// else the policy default; 0 when the doctor is not on duty then.
+    pub fn capacity(&self, doctor: &str, day: NaiveDate, session: Session) -> u32 {
+        use chrono::Datelike;
+        if !self.on_duty_in(doctor, day, session) {
+            return 0;
+        }
+        let default = self.appointment_policy.default_capacity;
+        self.duty
+            .iter()
+            .filter(|s| s.doctor == doctor)
+            .map(|s| {
+                let slot = s.weekly.iter().find(|w| w.weekday == day.weekday() && w.session.covers(session));
+                slot.and_then(|w| w.capacity).or(s.capacity).unwrap_or(default)
+            })
+            .max()
+            .unwrap_or(default)
+    }
+
+    /// A doctor's weekly sessions, in weekday order (for the directory).
+    pub fn weekly_sessions(&self, doctor: &str) -> Vec<(Weekday, Session)> {
+        let mut out: Vec<(Weekday, Session)> = self
+            .duty
+            .iter()
+            .filter(|s| s.doctor == doctor)
+            .flat_map(|s| s.weekly.iter().map(|w| (w.weekday, w.session)))
+            .collect();
+        out.sort_by_key(|(d, s)| (d.num_days_from_monday(), *s));
+        out.dedup();
+        out
+    }
+
+    /// Departments and doctors matching a directory search: a symptom keyword (as triage suggests), a department's
+    /// name, code or specialty, or a doctor's name or specialty. Empty text matches everything.
+    pub fn directory_search(&self, text: &str) -> (Vec<&Department>, Vec<&Doctor>) {
+        let t = text.trim().to_lowercase();
+        if t.is_empty() {
+            return (self.departments.iter().collect(), self.doctors.iter().collect());
+        }
+        let mut depts: Vec<&Department> = self.suggest_departments(text.trim());
+        for d in &self.departments {
+            let hit = d.name.to_lowercase().contains(&t)
+                || d.name_en.to_lowercase().contains(&t)
+                || d.id.to_lowercase() == t
+                || d.specialties.iter().any(|s| s.to_lowercase().contains(&t) || t.contains(&s.to_lowercase()));
+            if hit && !depts.iter().any(|x| x.id == d.id) {
+                depts.push(d);
+            }
+        }
+        let doctors = self
+            .doctors
+            .iter()
+            .filter(|d| {
+                d.name.to_lowercase().contains(&t)
+                    || (!d.specialty.is_empty()
+                        && (d.specialty.to_lowercase().contains(&t) || t.contains(&d.specialty.to_lowercase())))
+                    || depts.iter().any(|x| x.id == d.department)
+            })
+            .collect();
+        (depts, doctors)
     }
 
     /// Departments whose symptom keywords occur in a chief complaint, best match first.

@@ -595,6 +595,7 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.table(&tables::arrivals_by_origin(s, lang));
     d.table(&tables::arrivals_by_heard_via(s, lang));
     d.table(&tables::cancellations_and_changes(s, lang));
+    d.table(&tables::appointments_by_day(s, lang));
     d.h3(lang.tr().t("report.weekly.needs_attention"));
     attention_list(&mut d, &attention(s, lang, false));
     skipped_note(&mut d, s);
@@ -721,8 +722,10 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.section("consultations");
     d.h2("consultations", lang.tr().t("report.monthly.consultations_and_conversion"));
     kpi_table(&mut d, &[&s.appointment_rate, &s.appointment_arrival_rate, &s.consultation_conversion]);
-    if a.consultations.appointments_pending > 0 {
-        d.note(&lang.tr().f("report.doc.appointments_pending", &[("n", &a.consultations.appointments_pending)]));
+    d.table(&tables::appointments_by_day(s, lang));
+    d.table(&tables::appointment_arrival_rate(s, refs, lang));
+    if a.appointments.clinic.booked > 0 {
+        d.note(&lang.tr().f("report.doc.appointments_pending", &[("n", &a.appointments.clinic.booked)]));
     }
     d.table(&tables::consultations_by_channel(s, lang));
     d.table(&tables::consultations_by_concern(s, lang));

@@ -177,6 +177,10 @@ pub struct ReportParams {
 /// from this many days before its period, so a discharge of the period imported late is still filed under it.
 pub const DISCHARGE_IMPORT_LAG_DAYS: u64 = 31;
 
+/// The furthest ahead a booking can be made (`appointment_policy.horizon_days` is at most this): a report reads
+/// bookings made from this many days before its period, since a booking is filed under the day booked.
+pub const BOOKING_HORIZON_DAYS: u64 = 366;
+
 /// Months of case history the accountability rules look back on (a rolling year, the report's month included).
 pub const ACCOUNTABILITY_MONTHS: u32 = 12;
 
@@ -194,6 +198,14 @@ impl ReportParams {
         let from =
             self.period.from.checked_sub_days(chrono::Days::new(DISCHARGE_IMPORT_LAG_DAYS)).unwrap_or(self.period.from);
         (from, self.period.to.max(self.as_of))
+    }
+
+    /// The local days whose bookings a report reads (by the day each was made): a booking is filed under the day
+    /// booked, made at most [`BOOKING_HORIZON_DAYS`] before it and never after it.
+    pub fn booking_days(&self) -> (NaiveDate, NaiveDate) {
+        let from =
+            self.period.from.checked_sub_days(chrono::Days::new(BOOKING_HORIZON_DAYS)).unwrap_or(self.period.from);
+        (from, self.period.to)
     }
 
     /// The month accountability figures are reported for: the month of the period's last day.

@@ -31,6 +31,7 @@ pub fn aggregate_selected(
         RecordKind::Feedback,
         RecordKind::FollowupTask,
         RecordKind::CallAttempt,
+        RecordKind::Appointment,
     ] {
         let (start, end) = match feedback_until {
             Some(until) if kind == RecordKind::Feedback => (from, to.min(until)),
@@ -41,6 +42,10 @@ pub fn aggregate_selected(
                     Moment::start_of_day(first, offset),
                     Moment::start_of_day(last.succ_opt().unwrap_or(last), offset).max(to),
                 )
+            }
+            // Bookings are filed under the day booked (`agg::filing_day`), made up to a year before it.
+            _ if kind == RecordKind::Appointment => {
+                (Moment::start_of_day(params.booking_days().0, offset).min(from), to)
             }
             _ => (from, to),
         };

@@ -286,12 +286,9 @@ impl Aggregator {
 
         let c = &a.consultations;
         let appointment_rate = Kpi::rate(Metric::AppointmentRate, c.appointments, c.total, None);
-        let appointment_arrival_rate = Kpi::rate(
-            Metric::AppointmentArrivalRate,
-            c.appointments_came,
-            c.appointments - c.appointments_pending,
-            None,
-        );
+        let booked = &a.appointments.clinic;
+        let appointment_arrival_rate =
+            Kpi::rate(Metric::AppointmentArrivalRate, booked.arrived(), booked.expected(), None);
         let consultation_conversion = Kpi::rate(Metric::ConsultationConversion, c.came, c.total, None);
 
         let cases = &a.cases;

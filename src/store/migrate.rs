@@ -13,7 +13,7 @@ use super::tables::{self, meta};
 use crate::model::RecordKind;
 
 /// The schema version this build writes.
-pub const STORE_SCHEMA: u32 = 6;
+pub const STORE_SCHEMA: u32 = 7;
 
 /// One migration step.
 #[derive(Clone, Copy)]
@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { to: 4, name: "seal staff PIN hashes at rest", run: seal_staff },
     Migration { to: 5, name: "hold records other desks of the site wrote", run: add_replicas },
     Migration { to: 6, name: "add call claims (who is calling a follow-up task)", run: add_call_claims },
+    Migration { to: 7, name: "add appointments and their day index", run: add_appointments },
 ];
 
 /// Creates every table of schema 1.
@@ -73,6 +74,7 @@ pub fn create_index_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
     tx.open_table(tables::IDX_CALLS_BY_TASK)?;
     tx.open_table(tables::IDX_CONSULTATION_ARRIVAL)?;
+    tx.open_table(tables::IDX_APPOINTMENT_DAY)?;
     Ok(())
 }
 
@@ -134,6 +136,13 @@ fn add_replicas(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), St
 /// Schema 6: the record table of call claims (the shared follow-up worklist's "being called by").
 fn add_call_claims(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
     tx.open_table(tables::records(RecordKind::CallClaim))?;
+    Ok(())
+}
+
+/// Schema 7: the record table of appointments and their day index (`tables::IDX_APPOINTMENT_DAY`).
+fn add_appointments(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
+    tx.open_table(tables::records(RecordKind::Appointment))?;
+    tx.open_table(tables::IDX_APPOINTMENT_DAY)?;
     Ok(())
 }
 

@@ -12,8 +12,8 @@ use super::tables::{self, meta};
 use super::write::person;
 use super::{Store, StoreError, chain_keys, day_number, open_any, open_record, read_chain_pos, read_u64};
 use crate::model::{
-    AnyRecord, Arrival, AuditEntry, CallAttempt, Case, Chained, Consultation, Feedback, FollowupTask, Moment, Record,
-    RecordId, RecordKind,
+    AnyRecord, Appointment, Arrival, AuditEntry, CallAttempt, Case, Chained, Consultation, Feedback, FollowupTask,
+    Moment, Record, RecordId, RecordKind,
 };
 
 /// Counts and sizes, for `guidedesk stats` and the status bar.
@@ -85,6 +85,14 @@ impl Store {
         }
         out.sort_by_key(|a| (a.arrived_at, a.steps.first().map(|e| e.stamp), a.id));
         Ok(out)
+    }
+
+    /// Bookings for the local days `from..=to`, in (day, session, time slot, booking time) order.
+    pub fn appointments_between(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Appointment>, StoreError> {
+        let tx = self.read()?;
+        let idx = tx.open_table(tables::IDX_APPOINTMENT_DAY)?;
+        let t = tx.open_table(tables::records(RecordKind::Appointment))?;
+        appointments_in(&idx, &t, &self.keys(), from, to)
     }
 
     /// How many of a day's arrivals are at each step (index only; no record is decoded).
@@ -360,4 +368,26 @@ impl Store {
             by_origin,
         })
     }
+}
+
+/// The bookings for the days `from..=to` through the day index (see [`Store::appointments_between`]); shared with
+/// the write path, which reads them inside its transaction.
+pub(super) fn appointments_in(
+    idx: &impl ReadableTable<(i32, u8, u128), ()>,
+    records: &impl ReadableTable<u128, &'static [u8]>,
+    keys: &super::crypto::Keys,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Appointment>, StoreError> {
+    let mut out = Vec::new();
+    for e in idx.range((day_number(from), 0u8, 0u128)..=(day_number(to), u8::MAX, u128::MAX))? {
+        let id = e?.0.value().2;
+        if let Some(g) = records.get(id)? {
+            out.push(open_record::<Appointment>(keys, id, g.value())?);
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.day, a.session, &a.slot, a.booked_at, a.id).cmp(&(b.day, b.session, &b.slot, b.booked_at, b.id))
+    });
+    Ok(out)
 }

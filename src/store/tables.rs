@@ -28,6 +28,7 @@ pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'stati
         RecordKind::CallAttempt => "rec_call_attempt",
         RecordKind::Audit => "rec_audit",
         RecordKind::CallClaim => "rec_call_claim",
+        RecordKind::Appointment => "rec_appointment",
     })
 }
 
@@ -60,6 +61,10 @@ pub const IDX_CALLS_BY_TASK: TableDefinition<(u128, u128), ()> = TableDefinition
 /// Consultations by (linked arrival id, consultation id).
 pub const IDX_CONSULTATION_ARRIVAL: TableDefinition<(u128, u128), ()> =
     TableDefinition::new("idx_consultation_arrival");
+
+/// Bookings by (local day number of the booked day, session code, id): the day's expected patients, no-shows and
+/// a session's occupancy.
+pub const IDX_APPOINTMENT_DAY: TableDefinition<(i32, u8, u128), ()> = TableDefinition::new("idx_appointment_day");
 
 /// When HQ acknowledged ops: highest acknowledged seq → wall-clock ms of the acknowledgement. Acknowledged ops are
 /// kept in the outbox for a retention period (so a restored HQ can be refilled) and pruned with this log.
@@ -110,7 +115,7 @@ pub mod meta {
 pub const MAGIC_VALUE: &[u8] = b"GuideDesk kiosk store";
 
 /// Every secondary index table name, for rebuilds.
-pub const INDEX_TABLES: [&str; 9] = [
+pub const INDEX_TABLES: [&str; 10] = [
     "idx_time",
     "idx_arrival_day_step",
     "idx_phone",
@@ -120,4 +125,5 @@ pub const INDEX_TABLES: [&str; 9] = [
     "idx_followup_source",
     "idx_calls_by_task",
     "idx_consultation_arrival",
+    "idx_appointment_day",
 ];

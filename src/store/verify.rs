@@ -181,6 +181,7 @@ struct IndexSet {
     followup_source: std::collections::BTreeMap<String, u128>,
     call_by_task: std::collections::BTreeSet<(u128, u128)>,
     consultation_arrival: std::collections::BTreeSet<(u128, u128)>,
+    appointment_day: std::collections::BTreeSet<(i32, u8, u128)>,
 }
 
 impl IndexSet {
@@ -198,6 +199,7 @@ impl IndexSet {
         }
         self.call_by_task.extend(e.call_by_task);
         self.consultation_arrival.extend(e.consultation_arrival);
+        self.appointment_day.extend(e.appointment_day);
     }
 
     /// (index name, expected count, actual count) for every index whose contents differ.
@@ -219,6 +221,7 @@ impl IndexSet {
         cmp!(followup_source, "idx_followup_source");
         cmp!(call_by_task, "idx_calls_by_task");
         cmp!(consultation_arrival, "idx_consultation_arrival");
+        cmp!(appointment_day, "idx_appointment_day");
         out
     }
 }
@@ -256,6 +259,9 @@ fn read_indexes(tx: &ReadTransaction) -> Result<IndexSet, StoreError> {
     }
     for e in tx.open_table(tables::IDX_CONSULTATION_ARRIVAL)?.iter()? {
         s.consultation_arrival.insert(e?.0.value());
+    }
+    for e in tx.open_table(tables::IDX_APPOINTMENT_DAY)?.iter()? {
+        s.appointment_day.insert(e?.0.value());
     }
     Ok(s)
 }

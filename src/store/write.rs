@@ -127,6 +127,29 @@ impl WriteCtx<'_> {
         Ok(v.map(|g| RecordId::from_u128(g.value())))
     }
 
+    /// Bookings for the local days `from..=to` (sees this transaction's writes), in (day, session, slot) order.
+    pub fn appointments_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<crate::model::Appointment>, StoreError> {
+        let idx = self.tx.open_table(tables::IDX_APPOINTMENT_DAY)?;
+        let t = self.tx.open_table(tables::records(RecordKind::Appointment))?;
+        super::query::appointments_in(&idx, &t, &self.keys, from, to)
+    }
+
+    /// Records of a kind with this phone number (sees this transaction's writes).
+    pub fn ids_by_phone(&self, kind: RecordKind, phone: &str) -> Result<Vec<RecordId>, StoreError> {
+        let blind = self.keys.blind("phone", phone);
+        let idx = self.tx.open_table(tables::IDX_PHONE)?;
+        let k = kind.code();
+        let mut out = Vec::new();
+        for e in idx.range((blind.as_str(), k, 0u128)..=(blind.as_str(), k, u128::MAX))? {
+            out.push(RecordId::from_u128(e?.0.value().2));
+        }
+        Ok(out)
+    }
+
     /// The site's UTC offset.
     pub fn offset(&self) -> FixedOffset {
         self.offset
@@ -273,6 +296,7 @@ pub(super) struct Entries {
     pub(super) followup_source: Option<(String, u128)>,
     pub(super) call_by_task: Option<(u128, u128)>,
     pub(super) consultation_arrival: Option<(u128, u128)>,
+    pub(super) appointment_day: Option<(i32, u8, u128)>,
 }
 
 /// The person a record names: (name, phone), for the blind name and phone indexes.
@@ -282,6 +306,7 @@ pub(super) fn person(rec: &AnyRecord) -> (Option<&str>, Option<&str>) {
         AnyRecord::Consultation(c) => (c.name.as_deref(), c.phone.as_deref()),
         AnyRecord::Case(c) => (Some(&c.complainant), c.complainant_phone.as_deref()),
         AnyRecord::FollowupTask(t) => (Some(&t.patient_name), Some(&t.phone)),
+        AnyRecord::Appointment(a) => (Some(&a.patient_name), Some(&a.phone)),
         AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {
             (None, None)
         }
@@ -321,6 +346,7 @@ pub(super) fn entries(rec: &AnyRecord, offset: FixedOffset, keys: &Keys) -> Entr
             e.followup_source = Some((keys.blind("source", &t.source.dedup_key()), id));
         }
         AnyRecord::CallAttempt(c) => e.call_by_task = Some((c.task.as_u128(), id)),
+        AnyRecord::Appointment(a) => e.appointment_day = Some((day_number(a.day), a.session.code(), id)),
     }
     e
 }
@@ -362,6 +388,7 @@ pub(super) struct IndexTables<'t> {
     followup_source: Option<redb::Table<'t, &'static str, u128>>,
     calls: Option<redb::Table<'t, (u128, u128), ()>>,
     consultations: Option<redb::Table<'t, (u128, u128), ()>>,
+    appointments: Option<redb::Table<'t, (i32, u8, u128), ()>>,
 }
 
 /// The table in `slot`, opened from `def` the first time.
@@ -390,6 +417,7 @@ impl<'t> IndexTables<'t> {
             followup_source: None,
             calls: None,
             consultations: None,
+            appointments: None,
         }
     }
 
@@ -460,6 +488,9 @@ impl<'t> IndexTables<'t> {
         }
         if let Some(k) = e.consultation_arrival {
             apply!(self.consultations, tables::IDX_CONSULTATION_ARRIVAL, k);
+        }
+        if let Some(k) = e.appointment_day {
+            apply!(self.appointments, tables::IDX_APPOINTMENT_DAY, k);
         }
         Ok(())
     }

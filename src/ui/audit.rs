@@ -25,6 +25,11 @@ fn detail_text(tr: Tr, detail: &str) -> String {
         Some(("case", action)) => {
             format!("{}：{}", tr.k("auditdetail", "case_action"), tr.k_opt("caseaction", action).unwrap_or(action))
         }
+        Some(("appointment", action)) => format!(
+            "{}：{}",
+            tr.k("auditdetail", "appointment_action"),
+            tr.k_opt("apptaction", action).unwrap_or(action)
+        ),
         _ => detail.to_string(),
     }
 }

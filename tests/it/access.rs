@@ -88,7 +88,7 @@ fn expected(action: Action, role: Role) -> bool {
     let roles: &[Role] = match action {
         Action::DeskWork | Action::ChangeDepartment => &[G, L, S, A],
         Action::Search | Action::NewCase | Action::PrintSlip | Action::ViewDashboard => &[G, L, C, H, S, A],
-        Action::PatientMode => &[G, L, C, S, A],
+        Action::PatientMode | Action::Appointments => &[G, L, C, S, A],
         Action::WorkCase => &[C, H, S, A],
         Action::ImportDischarges => &[C, S, A],
         Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability => &[S, A],
@@ -110,6 +110,7 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::WorkCase => Command::Case { id: missing, action: CaseCommand::Investigate },
         Action::EscalateCase => Command::Case { id: missing, action: CaseCommand::Reopen { reason: "r".into() } },
         Action::PrintSlip => Command::Slip { id: missing },
+        Action::Appointments => Command::Book(Box::default()),
         Action::FollowupCalls => Command::Attempt { task: missing, form: Box::default() },
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
         Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),

@@ -36,6 +36,9 @@ pub(super) fn table(kind: RecordKind) -> (&'static str, &'static [&'static str])
         RecordKind::CallAttempt => ("call_attempts", &["task", "outcome", "worrying"]),
         RecordKind::Audit => ("audit_entries", &["actor", "action", "target_kind", "target_id", "chain_index"]),
         RecordKind::CallClaim => ("call_claims", &["task", "claimed_by", "released"]),
+        RecordKind::Appointment => {
+            ("appointments", &["kind", "status", "channel", "department", "doctor", "day", "session"])
+        }
     }
 }
 
@@ -79,6 +82,15 @@ fn key_columns(r: &AnyRecord) -> Vec<Col> {
         AnyRecord::CallClaim(c) => {
             vec![Col::Id(Some(c.task.0)), Col::Text(Some(c.by.0.clone())), Col::Bool(c.released)]
         }
+        AnyRecord::Appointment(a) => vec![
+            Col::Text(Some(a.kind.key().to_string())),
+            Col::Text(Some(a.status().key().to_string())),
+            Col::Text(Some(a.channel.key().to_string())),
+            Col::Text(Some(a.department.clone())),
+            Col::Text(a.doctor.clone()),
+            Col::Date(Some(a.day)),
+            Col::Text(Some(a.session.key().to_string())),
+        ],
     }
 }
 

@@ -229,6 +229,10 @@ pub fn filed_record(s: &StoredRecord) -> AnyRecord {
         AnyRecord::CallAttempt(c) => shift(&mut c.at),
         AnyRecord::Audit(a) => shift(&mut a.at),
         AnyRecord::CallClaim(c) => shift(&mut c.at),
+        AnyRecord::Appointment(a) => {
+            shift(&mut a.booked_at);
+            a.events.iter_mut().for_each(|e| shift(&mut e.at));
+        }
     }
     r
 }
@@ -258,6 +262,8 @@ pub fn report_records(store: &HqBackend, site: Option<&str>, params: &ReportPara
             RecordKind::Case => (case_from, to),
             // Discharge tasks are filed under their discharge date: the aggregator picks those of the period.
             RecordKind::FollowupTask => (Moment::start_of_day(task_first, offset).0.min(from), task_to),
+            // Bookings are filed under the day booked, made up to a year before it.
+            RecordKind::Appointment => (Moment::start_of_day(params.booking_days().0, offset).0.min(from), to),
             _ => (from, to),
         };
         for id in store.ids_between(kind, site, lo.saturating_sub(margin), hi.saturating_add(margin))? {

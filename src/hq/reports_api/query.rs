@@ -20,7 +20,7 @@ pub const MAX_SPAN_DAYS: i64 = 366 * 3;
 /// The languages of `lang`, exactly as written (the first is the default).
 pub const LANGS: [&str; 2] = ["zh-CN", "en"];
 /// The tables of `table=` (the monthly report's, in its order; checked against [`tables::monthly`] by a test).
-pub const TABLE_NAMES: [&str; 24] = [
+pub const TABLE_NAMES: [&str; 26] = [
     "kpis",
     "arrivals_by_day",
     "arrivals_by_hour",
@@ -31,6 +31,8 @@ pub const TABLE_NAMES: [&str; 24] = [
     "arrivals_by_heard_via",
     "cancellations_and_changes",
     "waiting_times",
+    "appointments_by_day",
+    "appointment_arrival_rate",
     "consultations_by_channel",
     "consultations_by_concern",
     "consultations_by_department",

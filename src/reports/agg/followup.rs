@@ -20,11 +20,14 @@ pub enum TaskGroup {
     Feedback,
     /// Closed cases.
     Case,
+    /// Bookings the patient did not come to.
+    NoShow,
 }
 
 impl TaskGroup {
     /// Every group.
-    pub const ALL: [TaskGroup; 4] = [TaskGroup::Discharge, TaskGroup::Outpatient, TaskGroup::Feedback, TaskGroup::Case];
+    pub const ALL: [TaskGroup; 5] =
+        [TaskGroup::Discharge, TaskGroup::Outpatient, TaskGroup::Feedback, TaskGroup::Case, TaskGroup::NoShow];
 
     /// The group of a task.
     pub fn of(t: &FollowupTask) -> TaskGroup {
@@ -33,6 +36,7 @@ impl TaskGroup {
             FollowupSource::OutpatientFirstVisit { .. } => TaskGroup::Outpatient,
             FollowupSource::Feedback { .. } => TaskGroup::Feedback,
             FollowupSource::Case { .. } => TaskGroup::Case,
+            FollowupSource::NoShow { .. } => TaskGroup::NoShow,
         }
     }
 
@@ -43,6 +47,7 @@ impl TaskGroup {
             TaskGroup::Outpatient => "outpatient",
             TaskGroup::Feedback => "feedback",
             TaskGroup::Case => "case",
+            TaskGroup::NoShow => "no_show",
         }
     }
 }

@@ -24,10 +24,12 @@ use crate::model::{
     Rating, RecordId, VisitStep, VisitType,
 };
 
+mod appointments;
 mod cases;
 mod followup;
 mod skipped;
 
+pub use appointments::*;
 pub use cases::*;
 pub use followup::*;
 pub use skipped::*;
@@ -56,17 +58,21 @@ pub struct Aggregator {
     pub calls: CallAcc,
     /// Records of the period left out for an instant outside the accepted range.
     pub skipped: SkippedAcc,
+    /// Bookings for the days of the period.
+    pub appointments: AppointmentAcc,
 }
 
 /// The local day a record is filed under in reports: its business time's, except a discharge follow-up task, which
 /// is filed under its discharge date, so the month's discharged patients do not move when a list is imported late
-/// (《出院病人电话回访制度》: the patients discharged in the month are the base of the follow-up rate).
+/// (《出院病人电话回访制度》: the patients discharged in the month are the base of the follow-up rate), and a booking,
+/// which is filed under the day booked.
 pub fn filing_day(rec: &AnyRecord, offset: chrono::FixedOffset) -> chrono::NaiveDate {
     match rec {
         AnyRecord::FollowupTask(crate::model::FollowupTask {
             source: crate::model::FollowupSource::Discharge { discharged_on, .. },
             ..
         }) => *discharged_on,
+        AnyRecord::Appointment(a) => a.day,
         _ => rec.occurred_at().local_date(offset),
     }
 }
@@ -84,6 +90,7 @@ impl Aggregator {
             followups: FollowupAcc::default(),
             calls: CallAcc::default(),
             skipped: SkippedAcc::default(),
+            appointments: AppointmentAcc::default(),
         }
     }
 
@@ -121,6 +128,7 @@ impl Aggregator {
             AnyRecord::Case(c) => self.cases.add(c, p),
             AnyRecord::FollowupTask(t) => self.followups.add(t, p),
             AnyRecord::CallAttempt(c) => self.calls.add(c),
+            AnyRecord::Appointment(a) => self.appointments.add(a),
             AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
         }
     }
@@ -146,6 +154,7 @@ impl Aggregator {
         self.followups.merge(&o.followups);
         self.calls.merge(&o.calls);
         self.skipped.merge(&o.skipped);
+        self.appointments.merge(&o.appointments);
         true
     }
 }

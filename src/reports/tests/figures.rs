@@ -86,7 +86,7 @@ fn consultation_conversion() {
     let c = &s.agg.consultations;
     assert_eq!((c.total, c.appointments, c.appointments_pending, c.appointments_came, c.came), (5, 4, 1, 1, 2));
     assert_rate(&s.appointment_rate, 4, 5);
-    assert_rate(&s.appointment_arrival_rate, 1, 3);
+    assert_rate(&s.appointment_arrival_rate, 3, 5);
     assert_rate(&s.consultation_conversion, 2, 5);
     assert_eq!(c.by_channel[&ConsultationChannel::Phone], 5);
     assert_eq!(c.by_concern[&Concern::Appointment], 5);
@@ -453,5 +453,39 @@ fn one_incident_in_a_year_flags_the_department_and_the_person_concerned() {
     let s = summarize(&records, params(), &lax);
     assert!(
         s.accountability_departments.iter().all(|r| !r.flags.iter().any(|f| matches!(f, Flag::IncidentsYear { .. })))
+    );
+}
+
+#[test]
+fn appointment_statistics_and_the_arrival_rate_come_from_bookings() {
+    use crate::model::{AppointmentType, BookingChannel};
+    let s = fixture();
+    let b = &s.agg.appointments;
+    // Nine bookings for the week (the one for 11-24 is not of the period).
+    assert_eq!(b.all.total, 9);
+    assert_eq!((b.all.checked_in, b.all.no_show, b.all.cancelled, b.all.rescheduled, b.all.booked), (3, 2, 1, 1, 2));
+    // Home care is never checked in at the desk: not in the rate.
+    assert_eq!(b.clinic.total, 8);
+    // Numerator: checked in (a late patient checked in after the no-show counts as came); denominator: came or
+    // no-show — cancelled, rescheduled and still-expected bookings left out.
+    assert_rate(&s.appointment_arrival_rate, 3, 5);
+    assert_eq!(
+        (b.by_channel[&BookingChannel::Phone].arrived(), b.by_channel[&BookingChannel::Phone].expected()),
+        (1, 2)
+    );
+    assert_eq!(
+        (b.by_channel[&BookingChannel::WeChat].arrived(), b.by_channel[&BookingChannel::WeChat].expected()),
+        (2, 2)
+    );
+    assert_eq!((b.by_department["resp"].arrived(), b.by_department["resp"].expected()), (1, 2));
+    assert_eq!(b.by_kind[&AppointmentType::HomeCare].total, 1);
+    assert_eq!(b.by_day[&d(11, 17)].total, 2);
+    assert_eq!(b.reasons["病人出差"], 1);
+    let t = crate::reports::tables::appointments_by_day(&s, Lang::Zh);
+    assert_eq!(t.rows.len(), 7, "one row per day with bookings");
+    let r = crate::reports::tables::appointment_arrival_rate(&s, &refs(), Lang::Zh);
+    assert!(
+        r.rows.iter().any(|row| row[0].text == "channel" && row[2].text == "wechat" && row[5].text == "2"),
+        "{r:?}"
     );
 }

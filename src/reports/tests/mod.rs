@@ -219,6 +219,7 @@ fn task(t: Moment, group: TaskGroup, dept: Option<&str>, status: FollowupStatus,
         TaskGroup::Outpatient => FollowupSource::OutpatientFirstVisit { arrival: RecordId::new_v7(t) },
         TaskGroup::Feedback => FollowupSource::Feedback { feedback: RecordId::new_v7(t) },
         TaskGroup::Case => FollowupSource::Case { case: RecordId::new_v7(t) },
+        TaskGroup::NoShow => FollowupSource::NoShow { appointment: RecordId::new_v7(t), day: d(11, 16) },
     };
     AnyRecord::FollowupTask(FollowupTask {
         id: RecordId::new_v7(t),
@@ -402,8 +403,69 @@ fn calls() -> Vec<AnyRecord> {
     ]
 }
 
+/// A booking for `day` made three days earlier at the phone line, its events as (status, reason).
+fn booking(
+    day: NaiveDate,
+    kind: crate::model::AppointmentType,
+    channel: crate::model::BookingChannel,
+    dept: &str,
+    events: &[(crate::model::AppointmentStatus, Option<&str>)],
+) -> AnyRecord {
+    let booked_at = Moment::start_of_day(day, off()).plus_millis(-3 * 86_400_000 + 10 * 3_600_000);
+    AnyRecord::Appointment(crate::model::Appointment {
+        id: RecordId::new_v7(booked_at),
+        booked_at,
+        booked_by: staff("D001"),
+        kind,
+        channel,
+        patient_name: "病人".into(),
+        phone: "13800138000".into(),
+        department: dept.into(),
+        doctor: None,
+        day,
+        session: crate::model::reference::Session::Morning,
+        slot: None,
+        reason: None,
+        enquiry: None,
+        rescheduled_from: None,
+        overbooked: None,
+        events: events
+            .iter()
+            .enumerate()
+            .map(|(i, (status, reason))| crate::model::AppointmentEvent {
+                status: *status,
+                at: Moment::start_of_day(day, off()).plus_millis(12 * 3_600_000),
+                by: staff("D001"),
+                reason: reason.map(str::to_string),
+                arrival: None,
+                moved_to: None,
+                stamp: Hlc { wall_ms: 1 + i as u64, logical: 0, node: 1 },
+            })
+            .collect(),
+    })
+}
+
+/// Bookings for the week: 3 came, 2 no-shows, 1 cancelled, 1 rescheduled, 1 still expected, 1 home care that took
+/// place; one more for the week after (out of the period).
+fn bookings() -> Vec<AnyRecord> {
+    use crate::model::{AppointmentStatus as S, AppointmentType as T, BookingChannel as C};
+    vec![
+        booking(d(11, 16), T::Expert, C::Phone, "cardio", &[(S::CheckedIn, None)]),
+        booking(d(11, 17), T::Expert, C::Phone, "cardio", &[(S::NoShow, None)]),
+        booking(d(11, 17), T::Specialist, C::WeChat, "cardio", &[(S::CheckedIn, None)]),
+        booking(d(11, 18), T::Examination, C::WeChat, "resp", &[(S::NoShow, None), (S::CheckedIn, None)]),
+        booking(d(11, 19), T::PhysicalExam, C::Web, "resp", &[(S::NoShow, None)]),
+        booking(d(11, 20), T::Expert, C::Phone, "cardio", &[(S::Cancelled, Some("病人出差"))]),
+        booking(d(11, 21), T::Expert, C::Phone, "cardio", &[(S::Rescheduled, Some("改约下周"))]),
+        booking(d(11, 22), T::Specialist, C::Referral, "resp", &[]),
+        booking(d(11, 20), T::HomeCare, C::Phone, "resp", &[]),
+        booking(d(11, 24), T::Expert, C::Phone, "cardio", &[]),
+    ]
+}
+
 fn all_records() -> Vec<AnyRecord> {
     let mut v = arrivals();
+    v.extend(bookings());
     v.extend(feedbacks());
     v.extend(consultations());
     v.extend(cases());

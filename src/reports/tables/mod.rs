@@ -4,6 +4,10 @@
 //! CSV headers are the stable column keys; category columns come as a code column and a name column in the
 //! document's language; percentages are plain numbers with one decimal.
 
+mod appointments;
+
+pub use appointments::{appointment_arrival_rate, appointments_by_day};
+
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -904,6 +908,7 @@ pub fn weekly(s: &Summary, refs: &ReferenceData, lang: Lang) -> Vec<Table> {
         arrivals_by_origin(s, lang),
         arrivals_by_heard_via(s, lang),
         cancellations_and_changes(s, lang),
+        appointments_by_day(s, lang),
         satisfaction_by_question(s, lang),
         satisfaction_by_day(s, lang),
         feedback_reasons(s),
@@ -928,6 +933,8 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, lang: Lang) -> Vec<Table> {
         arrivals_by_heard_via(s, lang),
         cancellations_and_changes(s, lang),
         waiting_times(s, lang),
+        appointments_by_day(s, lang),
+        appointment_arrival_rate(s, refs, lang),
         consultations_by_channel(s, lang),
         consultations_by_concern(s, lang),
         consultations_by_department(s, refs, lang),
