@@ -17,10 +17,11 @@ mod run;
 pub use run::{RunOptions, run, run_with};
 
 use crate::ui::{
-    DeskScreen, Reply, ScreenCtx, audit::AuditScreen, board::BoardScreen, cases::CasesScreen, consult::ConsultScreen,
-    context::SharedQueries, dashboard::DashboardScreen, data::Queries, followup::FollowupScreen, i18n::Tr, job::Job,
-    patient::PatientAction, patient::PatientScreen, register::RegisterScreen, search::SearchScreen,
-    signin::SignInScreen, signin::role_key, theme,
+    DeskScreen, Reply, ScreenCtx, appointments::AppointmentsScreen, audit::AuditScreen, board::BoardScreen,
+    cases::CasesScreen, consult::ConsultScreen, context::SharedQueries, dashboard::DashboardScreen, data::Queries,
+    directory::DirectoryScreen, followup::FollowupScreen, i18n::Tr, job::Job, patient::PatientAction,
+    patient::PatientScreen, register::RegisterScreen, search::SearchScreen, signin::SignInScreen, signin::role_key,
+    theme,
 };
 
 /// The staff screens.
@@ -32,6 +33,10 @@ pub enum Screen {
     Board,
     /// Consultations.
     Consult,
+    /// Bookings.
+    Appointments,
+    /// The department directory.
+    Directory,
     /// Search.
     Search,
     /// Complaints.
@@ -46,10 +51,12 @@ pub enum Screen {
 
 impl Screen {
     /// Every staff screen, in tab order.
-    pub const ALL: [Screen; 8] = [
+    pub const ALL: [Screen; 10] = [
         Screen::Register,
         Screen::Board,
+        Screen::Appointments,
         Screen::Consult,
+        Screen::Directory,
         Screen::Cases,
         Screen::Followup,
         Screen::Dashboard,
@@ -87,6 +94,8 @@ pub struct DeskApp {
     register: RegisterScreen,
     board: BoardScreen,
     consult: ConsultScreen,
+    appointments: AppointmentsScreen,
+    directory: DirectoryScreen,
     search: SearchScreen,
     cases: CasesScreen,
     followup: FollowupScreen,
@@ -127,6 +136,8 @@ impl DeskApp {
             register: RegisterScreen::default(),
             board: BoardScreen::default(),
             consult: ConsultScreen::default(),
+            appointments: AppointmentsScreen::default(),
+            directory: DirectoryScreen::default(),
             search: SearchScreen::default(),
             cases: CasesScreen::default(),
             alerts: crate::ui::alerts::AlertStrip::default(),
@@ -166,6 +177,16 @@ impl DeskApp {
     /// The registration form as typed.
     pub fn register_form(&self) -> &crate::model::ArrivalForm {
         self.register.form()
+    }
+
+    /// The bookings screen (tests fill its form as a guide would).
+    pub fn appointments_mut(&mut self) -> &mut AppointmentsScreen {
+        &mut self.appointments
+    }
+
+    /// The directory screen (tests type into its search).
+    pub fn directory_mut(&mut self) -> &mut DirectoryScreen {
+        &mut self.directory
     }
 
     /// The dashboard's figures, once computed (tests).
@@ -286,6 +307,8 @@ impl DeskApp {
             Some(Screen::Register) => &mut self.register,
             Some(Screen::Board) => &mut self.board,
             Some(Screen::Consult) => &mut self.consult,
+            Some(Screen::Appointments) => &mut self.appointments,
+            Some(Screen::Directory) => &mut self.directory,
             Some(Screen::Search) => &mut self.search,
             Some(Screen::Cases) => &mut self.cases,
             Some(Screen::Followup) => &mut self.followup,
@@ -414,7 +437,9 @@ impl DeskApp {
                     for (screen, key) in [
                         (Screen::Register, "nav.register"),
                         (Screen::Board, "nav.board"),
+                        (Screen::Appointments, "nav.appointments"),
                         (Screen::Consult, "nav.consult"),
+                        (Screen::Directory, "nav.directory"),
                         (Screen::Cases, "nav.cases"),
                         (Screen::Followup, "nav.followup"),
                         (Screen::Dashboard, "nav.dashboard"),
@@ -507,6 +532,7 @@ impl DeskApp {
                 Ok(s) => self.stats = Some((self.version, s)),
                 Err(e) => self.last_error = Some(e.to_string()),
             }
+            self.sweep_no_shows();
         }
         egui::Panel::bottom("status_bar").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -530,6 +556,24 @@ impl DeskApp {
                 self.session_buttons(ui, tr);
             });
         });
+    }
+
+    /// Marks the bookings whose session has ended without the patient as no-shows, each with its call task (every
+    /// ten seconds; a read finds whether any is due before anything is written).
+    fn sweep_no_shows(&mut self) {
+        use crate::command::appointments as appt;
+        let offset = self.store.utc_offset();
+        let (from, to) = appt::sweep_days(self.store.today());
+        let now = self.store.now().local(offset).naive_local();
+        let due = self.store.appointments_between(from, to).map(|b| appt::overdue(&b, &self.store.reference(), now));
+        match due {
+            Ok(d) if d.is_empty() => {}
+            Ok(_) => match self.store.write(appt::sweep_no_shows) {
+                Ok(_) => self.version += 1,
+                Err(e) => self.last_error = Some(e.to_string()),
+            },
+            Err(e) => self.last_error = Some(e.to_string()),
+        }
     }
 
     /// Takes the results of the search and the import once their threads are done.
@@ -639,6 +683,8 @@ impl DeskApp {
         self.register = RegisterScreen::default();
         self.board = BoardScreen::default();
         self.consult = ConsultScreen::default();
+        self.appointments = AppointmentsScreen::default();
+        self.directory = DirectoryScreen::default();
         self.search = SearchScreen::default();
         self.cases = CasesScreen::default();
         self.followup = FollowupScreen::default();
@@ -919,7 +965,8 @@ fn screen_action(screen: Screen) -> crate::access::Action {
     use crate::access::Action;
     match screen {
         Screen::Register | Screen::Board | Screen::Consult => Action::DeskWork,
-        Screen::Search => Action::Search,
+        Screen::Search | Screen::Directory => Action::Search,
+        Screen::Appointments => Action::Appointments,
         Screen::Cases => Action::NewCase,
         Screen::Followup => Action::FollowupCalls,
         Screen::Dashboard => Action::ViewDashboard,

@@ -163,6 +163,8 @@ enum KindArg {
     /// Who opened which follow-up task to call it (the shared worklist's claims)
     #[value(name = "call_claim")]
     CallClaim,
+    /// Bookings (预约) and what became of each
+    Appointment,
 }
 
 impl From<KindArg> for RecordKind {
@@ -176,6 +178,7 @@ impl From<KindArg> for RecordKind {
             KindArg::CallAttempt => RecordKind::CallAttempt,
             KindArg::Audit => RecordKind::Audit,
             KindArg::CallClaim => RecordKind::CallClaim,
+            KindArg::Appointment => RecordKind::Appointment,
         }
     }
 }
@@ -272,7 +275,7 @@ fn run(cli: Cli) -> Result<()> {
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "demo data written to {}: {} arrivals, {} consultations, {} feedback, {} cases, {} follow-up tasks, \
-                 {} call attempts, {} call claims ({} records in {secs:.1} s)",
+                 {} call attempts, {} call claims, {} bookings ({} records in {secs:.1} s)",
                 store.path().display(),
                 r.arrivals,
                 r.consultations,
@@ -281,6 +284,7 @@ fn run(cli: Cli) -> Result<()> {
                 r.followup_tasks,
                 r.call_attempts,
                 r.call_claims,
+                r.appointments,
                 r.total(),
             );
         }

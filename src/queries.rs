@@ -72,6 +72,12 @@ pub trait Queries {
     fn figures(&self, period: Period, department: Option<&str>, desk: Option<&str>) -> Result<Summary, StoreError>;
     /// The other desks of the site whose records this desk holds, by code, sorted.
     fn site_desks(&self) -> Result<Vec<String>, StoreError>;
+    /// Bookings for the local days `from..=to`, in (day, session, time slot) order.
+    fn appointments_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<crate::model::Appointment>, StoreError>;
 }
 
 /// A caller's live claim on a task, as the worklist shows it.
@@ -113,6 +119,14 @@ impl Queries for Store {
 
     fn arrivals_on(&self, day: NaiveDate) -> Result<Vec<Arrival>, StoreError> {
         Store::arrivals_on(self, day)
+    }
+
+    fn appointments_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<crate::model::Appointment>, StoreError> {
+        Store::appointments_between(self, from, to)
     }
 
     fn origin_desks(

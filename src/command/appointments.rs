@@ -256,23 +256,33 @@ fn no_show_task(ctx: &mut WriteCtx<'_>, a: &Appointment) -> Result<(), StoreErro
     if ctx.get::<FollowupTask>(id)?.is_some() || ctx.followup_by_source(&source.dedup_key())?.is_some() {
         return Ok(());
     }
-    let (today, stamp) = (ctx.today(), ctx.stamp());
-    let days = u64::from(ctx.reference().appointment_policy.no_show_call_days);
-    let task = FollowupTask {
-        id,
-        created_at: ctx.now(),
+    let (now, today, stamp) = (ctx.now(), ctx.today(), ctx.stamp());
+    let days = ctx.reference().appointment_policy.no_show_call_days;
+    ctx.put(&no_show_call(a, now, today, days, stamp))
+}
+
+/// The call task of a no-show made at `at` on `day`, due within `days` days; its id derived from the booking's.
+pub fn no_show_call(
+    a: &Appointment,
+    at: crate::model::Moment,
+    day: NaiveDate,
+    days: u32,
+    stamp: guidedesk_sync::Hlc,
+) -> FollowupTask {
+    FollowupTask {
+        id: RecordId::derived(NO_SHOW_TASK, a.id),
+        created_at: at,
         created_by: StaffRef(NO_SHOW_ACTOR.into()),
-        source,
+        source: FollowupSource::NoShow { appointment: a.id, day: a.day },
         patient_name: a.patient_name.clone(),
         phone: a.phone.clone(),
         department: Some(a.department.clone()),
         inpatient: false,
-        due_from: today,
-        due_to: today + chrono::Days::new(days),
+        due_from: day,
+        due_to: day + chrono::Days::new(u64::from(days)),
         status: Lww::new(FollowupStatus::Open, stamp),
         closed_at: Lww::new(None, stamp),
-    };
-    ctx.put(&task)
+    }
 }
 
 /// The bookings of the last [`SWEEP_DAYS`] days still expected after their session ended (plus the grace).

@@ -526,6 +526,7 @@ mod tests {
         let doc = r.doctors[0].id.clone();
         let (f, day) = booking(&r);
         let s = f.session.unwrap();
+        r.duty.iter_mut().filter(|d| d.doctor == doc).for_each(|d| d.capacity = None);
         assert_eq!(r.capacity(&doc, day, s), r.appointment_policy.default_capacity);
         let sched = r.duty.iter_mut().find(|d| d.doctor == doc).unwrap();
         sched.capacity = Some(12);

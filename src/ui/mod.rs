@@ -5,6 +5,7 @@
 //! through [`job::Job`].
 
 pub mod alerts;
+pub mod appointments;
 pub mod audit;
 pub mod board;
 pub mod cases;
@@ -12,6 +13,7 @@ pub mod consult;
 pub mod context;
 pub mod dashboard;
 pub mod data;
+pub mod directory;
 pub mod followup;
 pub mod i18n;
 pub mod job;

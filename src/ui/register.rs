@@ -11,8 +11,12 @@ use super::context::{DeskScreen, Reply, ScreenCtx};
 use super::data::{Command, Outcome, Queries};
 use super::i18n::Tr;
 use super::{theme, widgets};
+use crate::command::AppointmentAction;
 use crate::model::validate::{mask_phone, normalize_phone};
-use crate::model::{Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, ValidationErrors, VisitType};
+use crate::model::{
+    Appointment, AppointmentStatus, Arrival, ArrivalChannel, ArrivalForm, Need, Priority, Sex, ValidationErrors,
+    VisitType,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NumField {
@@ -29,6 +33,9 @@ pub struct RegisterScreen {
     earlier: Vec<Arrival>,
     earlier_key: (String, String, String),
     message: Option<(bool, String)>,
+    /// Today's bookings still expected (checked in from here), and the store version they were read at.
+    expected: Vec<Appointment>,
+    expected_loaded: Option<(u64, chrono::NaiveDate)>,
 }
 
 impl Default for RegisterScreen {
@@ -40,6 +47,8 @@ impl Default for RegisterScreen {
             earlier: Vec::new(),
             earlier_key: Default::default(),
             message: None,
+            expected: Vec::new(),
+            expected_loaded: None,
         }
     }
 }
@@ -59,6 +68,12 @@ impl DeskScreen for RegisterScreen {
         let refs = &cx.refs;
         let today = cx.today;
         self.refresh_earlier(q);
+        if self.expected_loaded != Some((cx.version, today)) {
+            self.expected = q.appointments_between(today, today).unwrap_or_default();
+            self.expected.retain(|a| a.kind.comes_in() && a.status() == AppointmentStatus::Booked);
+            self.expected_loaded = Some((cx.version, today));
+        }
+        let session = refs.appointment_policy.session_for(cx.now.local(cx.offset).time());
         let mut cmd = None;
         egui::ScrollArea::vertical().id_salt("register_page").scroll_source(egui::scroll_area::ScrollSource::ALL).show(
             ui,
@@ -67,7 +82,7 @@ impl DeskScreen for RegisterScreen {
                 let total = ui.available_width();
                 ui.horizontal_top(|ui| {
                     widgets::column(ui, total * 0.36, |ui| self.left_fields(ui, tr));
-                    widgets::column(ui, total * 0.36, |ui| self.middle_fields(ui, tr, refs, today));
+                    widgets::column(ui, total * 0.36, |ui| self.middle_fields(ui, tr, refs, today, session));
                     widgets::column(ui, ui.available_width(), |ui| self.side_ui(ui, cx));
                 });
                 let f = &mut self.form;
@@ -109,9 +124,16 @@ impl DeskScreen for RegisterScreen {
         }
     }
 
-    /// Takes the result of the register command: clears the form on success, keeps it otherwise.
+    /// Takes the result of the register command (or of a booking's check-in): clears the form on success, keeps it
+    /// otherwise.
     fn on_outcome(&mut self, reply: &Reply<'_>) {
         let tr = reply.tr;
+        if let (Command::Appointment { id, .. }, Outcome::Done(_)) = (reply.sent, reply.outcome) {
+            let name = self.expected.iter().find(|a| a.id == *id).map(|a| a.patient_name.clone()).unwrap_or_default();
+            *self = RegisterScreen::default();
+            self.message = Some((true, tr.f("appt.checked_in_done", &[("name", &name)])));
+            return;
+        }
         match reply.outcome {
             Outcome::Done(_) => {
                 let name = self.form.name.trim().to_string();
@@ -176,7 +198,14 @@ impl RegisterScreen {
         f.priority = p.unwrap_or_default();
     }
 
-    fn middle_fields(&mut self, ui: &mut Ui, tr: Tr, refs: &crate::model::ReferenceData, today: chrono::NaiveDate) {
+    fn middle_fields(
+        &mut self,
+        ui: &mut Ui,
+        tr: Tr,
+        refs: &crate::model::ReferenceData,
+        today: chrono::NaiveDate,
+        session: Option<crate::model::reference::Session>,
+    ) {
         let f = &mut self.form;
         widgets::row(ui, tr.t("register.complaint"), |ui| {
             ui.add(
@@ -217,7 +246,9 @@ impl RegisterScreen {
                 .response
         });
         widgets::field_error(ui, tr, &self.errors, "department");
-        let on_duty = refs.doctors_on_duty(today, Some(&f.department).filter(|d| !d.is_empty()).map(String::as_str));
+        // Only the doctors on duty in the session the patient is seen in (holidays close the clinics).
+        let dept = Some(&f.department).filter(|d| !d.is_empty()).map(String::as_str);
+        let on_duty = refs.doctors_on_duty_in(today, session, dept);
         let doctor_text = refs
             .doctor(&f.doctor)
             .map_or_else(|| tr.t("register.no_doctor").to_string(), |d| format!("{} {}", d.name, d.title));
@@ -261,6 +292,7 @@ impl RegisterScreen {
             NumField::Phone => widgets::keypad(ui, tr, &mut self.form.phone, 12),
             NumField::Age => widgets::keypad(ui, tr, &mut self.form.age, 3),
         };
+        self.expected_ui(ui, cx);
         ui.separator();
         ui.label(RichText::new(tr.t("register.earlier")).strong());
         if self.earlier.is_empty() {
@@ -293,6 +325,41 @@ impl RegisterScreen {
         }
     }
 
+    /// Today's expected patients by session, each checked in with one tap; a booking with the phone typed in the
+    /// form comes first, highlighted (a walk-in who had booked).
+    fn expected_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let tr = cx.tr;
+        ui.separator();
+        let typed = normalize_phone(&self.form.phone).ok();
+        let mut check_in = None;
+        if let Some(a) = typed.as_deref().and_then(|p| self.expected.iter().find(|a| a.phone == p)) {
+            let who = booking_text(cx, a);
+            ui.label(RichText::new(tr.f("appt.phone_match", &[("who", &who)])).strong().color(theme::WARN));
+            if ui.add_sized([200.0, theme::TOUCH], egui::Button::new(tr.t("appt.check_in_booking"))).clicked() {
+                check_in = Some(a.id);
+            }
+        }
+        ui.label(RichText::new(tr.t("appt.expected_today")).strong());
+        if self.expected.is_empty() {
+            ui.label(RichText::new(tr.t("appt.expected_none")).color(theme::MUTED));
+        }
+        egui::ScrollArea::vertical().id_salt("expected").max_height(200.0).show(ui, |ui| {
+            for a in &self.expected {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new(tr.k("session", a.session.key())).color(theme::MUTED));
+                    ui.label(booking_text(cx, a));
+                    ui.label(format!("…{}", a.phone.get(a.phone.len().saturating_sub(4)..).unwrap_or_default()));
+                    if ui.button(tr.t("appt.check_in")).clicked() {
+                        check_in = Some(a.id);
+                    }
+                });
+            }
+        });
+        if let Some(id) = check_in {
+            cx.send(Command::Appointment { id, action: AppointmentAction::CheckIn });
+        }
+    }
+
     fn refresh_earlier(&mut self, q: &dyn Queries) {
         let key = (self.form.phone.clone(), self.form.name.trim().to_string(), self.form.age.clone());
         if key == self.earlier_key {
@@ -308,6 +375,14 @@ impl RegisterScreen {
             q.possible_earlier_visits(phone.as_deref(), name, age).unwrap_or_default()
         };
     }
+}
+
+/// A booking as one line: time, name, department, doctor.
+fn booking_text(cx: &ScreenCtx<'_>, a: &Appointment) -> String {
+    let (tr, refs) = (cx.tr, &cx.refs);
+    let dept = refs.department(&a.department).map_or(a.department.clone(), |d| dept_name(tr, d));
+    let doctor = a.doctor.as_deref().and_then(|d| refs.doctor(d)).map(|d| d.name.clone()).unwrap_or_default();
+    format!("{} {} {dept} {doctor}", a.slot.as_deref().unwrap_or(""), a.patient_name).trim().to_string()
 }
 
 /// A department's name in the current language.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::similar_names, clippy::items_after_statements)]
 
 mod access;
+mod appointments;
 mod audit;
 mod backup;
 mod cases;

@@ -1350,6 +1350,7 @@ on_both_backends!(
 );
 
 // PostgreSQL failures and several HQ processes on one database.
+mod appointments;
 mod hub;
 mod pg_faults;
 mod sharing;
