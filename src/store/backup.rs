@@ -180,6 +180,7 @@ fn copy_all(src: &ReadTransaction, dst: &redb::WriteTransaction) -> Result<Vec<(
     copy_table(src, dst, tables::IDX_FOLLOWUP_SOURCE, &mut counts)?;
     copy_table(src, dst, tables::IDX_CALLS_BY_TASK, &mut counts)?;
     copy_table(src, dst, tables::IDX_CONSULTATION_ARRIVAL, &mut counts)?;
+    copy_table(src, dst, tables::IDX_APPOINTMENT_DAY, &mut counts)?;
     Ok(counts)
 }
 

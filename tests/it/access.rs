@@ -152,7 +152,7 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             }
         }
     }
-    assert_eq!(checked, ROLES.len() * 11);
+    assert_eq!(checked, ROLES.len() * 12);
 }
 
 #[test]
