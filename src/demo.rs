@@ -428,6 +428,11 @@ impl DayGen<'_> {
             let session = *pick(rng, &Session::CLINIC[..2]);
             let dept = pick(rng, &self.refs.departments).id.clone();
             let on_duty = self.refs.doctors_on_duty_in(day, Some(session), Some(&dept));
+            let holiday = matches!(self.refs.calendar.day_kind(day).kind, policy::calendar::DayKind::Holiday { .. });
+            if holiday && on_duty.is_empty() {
+                // The clinics are closed on a public holiday (the booking rule of `AppointmentForm`).
+                continue;
+            }
             let kind = weighted(
                 rng,
                 &[

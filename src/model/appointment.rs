@@ -425,6 +425,14 @@ impl AppointmentForm {
                 }
             },
         }
+        // On a public holiday the clinics close: a booking needs a doctor of the department on holiday duty then.
+        if let (Some(day), Some(session)) = (day, self.session)
+            && matches!(refs.calendar.day_kind(day).kind, crate::policy::calendar::DayKind::Holiday { .. })
+            && self.kind.is_none_or(AppointmentType::comes_in)
+            && refs.doctors_on_duty_in(day, Some(session), Some(department.as_str())).is_empty()
+        {
+            errs.push("day", Problem::Conflict("the clinics are closed on that public holiday"));
+        }
         if occupancy.same_patient {
             errs.push("phone", Problem::Conflict("this patient is already booked in that department and session"));
         }
@@ -578,6 +586,9 @@ mod tests {
         let g = AppointmentForm { day: holiday.to_string(), ..f.clone() };
         let e = make(&r, &g, NaiveDate::from_ymd_opt(2026, 9, 20).unwrap(), Occupancy::default()).unwrap_err();
         assert_eq!(e.get("doctor"), Some(&Problem::NotOnDuty));
+        let g = AppointmentForm { doctor: String::new(), kind: Some(AppointmentType::Examination), ..g };
+        let e = make(&r, &g, NaiveDate::from_ymd_opt(2026, 9, 20).unwrap(), Occupancy::default()).unwrap_err();
+        assert!(matches!(e.get("day"), Some(Problem::Conflict(_))), "no department booking on a closed holiday: {e:?}");
         // Past days, the horizon, a session that has ended today, a slot outside the session.
         assert!(make(&r, &f, day + chrono::Days::new(1), Occupancy::default()).unwrap_err().get("day").is_some());
         assert!(make(&r, &f, day - chrono::Days::new(200), Occupancy::default()).unwrap_err().get("day").is_some());

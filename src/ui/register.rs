@@ -292,8 +292,13 @@ impl RegisterScreen {
             NumField::Phone => widgets::keypad(ui, tr, &mut self.form.phone, 12),
             NumField::Age => widgets::keypad(ui, tr, &mut self.form.age, 3),
         };
-        self.expected_ui(ui, cx);
         ui.separator();
+        if self.form.phone.trim().is_empty() && self.form.name.trim().is_empty() {
+            // Nothing typed yet: the panel lists today's expected patients instead of earlier visits.
+            self.expected_ui(ui, cx);
+            return;
+        }
+        self.expected_ui(ui, cx);
         ui.label(RichText::new(tr.t("register.earlier")).strong());
         if self.earlier.is_empty() {
             ui.label(RichText::new(tr.t("register.earlier_none")).color(theme::MUTED));
@@ -325,11 +330,11 @@ impl RegisterScreen {
         }
     }
 
-    /// Today's expected patients by session, each checked in with one tap; a booking with the phone typed in the
-    /// form comes first, highlighted (a walk-in who had booked).
+    /// Today's bookings: with nothing typed yet, the patients still expected, by session, each checked in with one
+    /// tap; once a phone with a booking today is typed (a walk-in who had booked), that booking, highlighted, with
+    /// "按预约签到".
     fn expected_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
         let tr = cx.tr;
-        ui.separator();
         let typed = normalize_phone(&self.form.phone).ok();
         let mut check_in = None;
         if let Some(a) = typed.as_deref().and_then(|p| self.expected.iter().find(|a| a.phone == p)) {
@@ -338,20 +343,34 @@ impl RegisterScreen {
             if ui.add_sized([200.0, theme::TOUCH], egui::Button::new(tr.t("appt.check_in_booking"))).clicked() {
                 check_in = Some(a.id);
             }
+            ui.separator();
+        }
+        let browsing = self.form.phone.trim().is_empty() && self.form.name.trim().is_empty();
+        if !browsing {
+            // While a patient is being typed in, the panel is for their earlier visits.
+            if let Some(id) = check_in {
+                cx.send(Command::Appointment { id, action: AppointmentAction::CheckIn });
+            }
+            return;
         }
         ui.label(RichText::new(tr.t("appt.expected_today")).strong());
         if self.expected.is_empty() {
             ui.label(RichText::new(tr.t("appt.expected_none")).color(theme::MUTED));
         }
-        egui::ScrollArea::vertical().id_salt("expected").max_height(200.0).show(ui, |ui| {
+        // Compact rows (the button first, one line each) so the form still fits the screen without scrolling.
+        egui::ScrollArea::vertical().id_salt("expected").max_height(110.0).show(ui, |ui| {
+            ui.spacing_mut().interact_size.y = theme::SMALL + 18.0;
+            ui.spacing_mut().item_spacing.y = 2.0;
             for a in &self.expected {
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new(tr.k("session", a.session.key())).color(theme::MUTED));
-                    ui.label(booking_text(cx, a));
-                    ui.label(format!("…{}", a.phone.get(a.phone.len().saturating_sub(4)..).unwrap_or_default()));
-                    if ui.button(tr.t("appt.check_in")).clicked() {
+                ui.horizontal(|ui| {
+                    if ui.small_button(tr.t("appt.check_in")).clicked() {
                         check_in = Some(a.id);
                     }
+                    let tail = a.phone.get(a.phone.len().saturating_sub(4)..).unwrap_or_default();
+                    ui.label(
+                        RichText::new(format!("{} {} …{tail}", tr.k("session", a.session.key()), booking_text(cx, a)))
+                            .size(theme::SMALL),
+                    );
                 });
             }
         });
