@@ -13,8 +13,8 @@ use super::{theme, widgets};
 use crate::command::AppointmentAction;
 use crate::model::reference::Session;
 use crate::model::{
-    Appointment, AppointmentForm, AppointmentStatus, AppointmentType, BookingChannel, RecordId, RecordKind,
-    ReferenceData, ValidationErrors,
+    Appointment, AppointmentForm, AppointmentStatus, AppointmentType, BookingChannel, Concern, Consultation,
+    ConsultationChannel, RecordId, RecordKind, ReferenceData, ValidationErrors,
 };
 
 /// A booking being moved: the new day and session come from the form.
@@ -41,6 +41,9 @@ pub struct AppointmentsScreen {
     form_loaded: Option<(u64, NaiveDate)>,
     rescheduling: Option<Rescheduling>,
     cancelling: Option<(RecordId, String)>,
+    /// Recent enquiries about an appointment not yet come (a booking can start from one).
+    enquiries: Vec<Consultation>,
+    enquiries_loaded: Option<u64>,
 }
 
 impl AppointmentsScreen {
@@ -55,6 +58,14 @@ impl AppointmentsScreen {
     }
 
     fn reload(&mut self, cx: &ScreenCtx<'_>) {
+        if self.enquiries_loaded != Some(cx.version) {
+            self.enquiries = cx.q.recent_consultations(3).unwrap_or_default();
+            self.enquiries.retain(|c| {
+                c.concerns.contains(&Concern::Appointment) && c.phone.is_some() && c.arrival.value.is_none()
+            });
+            self.enquiries.truncate(30);
+            self.enquiries_loaded = Some(cx.version);
+        }
         let day = self.day.unwrap_or(cx.today);
         if self.loaded != Some((cx.version, day)) {
             self.list = cx.q.appointments_between(day, day).unwrap_or_default();
@@ -159,6 +170,9 @@ impl AppointmentsScreen {
             None => {
                 ui.label(RichText::new(tr.t("appt.new")).strong());
             }
+        }
+        if self.rescheduling.is_none() && !self.enquiries.is_empty() {
+            self.enquiry_ui(ui, cx);
         }
         let f = &mut self.form;
         if self.rescheduling.is_none() {
@@ -278,6 +292,66 @@ impl AppointmentsScreen {
         }
         if let Some(c) = cmd {
             cx.send(c);
+        }
+    }
+
+    /// A booking can start from a recent enquiry about an appointment: its name, phone, department, doctor, channel
+    /// and day fill the form, and the booking records the enquiry (its conversion).
+    fn enquiry_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+        let (tr, refs) = (cx.tr, &cx.refs);
+        let label = |c: &Consultation| {
+            let dept = c.referred_department.as_deref().and_then(|d| refs.department(d)).map(|d| dept_name(tr, d));
+            let phone = c.phone.as_deref().map(crate::model::validate::mask_phone).unwrap_or_default();
+            format!(
+                "{} {} {phone} {}",
+                c.at.local(cx.offset).format("%m-%d %H:%M"),
+                c.name.as_deref().unwrap_or(""),
+                dept.unwrap_or_default()
+            )
+        };
+        let shown = self
+            .form
+            .enquiry
+            .and_then(|id| self.enquiries.iter().find(|c| c.id == id))
+            .map_or_else(|| tr.t("appt.no_enquiry").to_string(), label);
+        let mut picked = None;
+        widgets::row(ui, tr.t("appt.from_enquiry"), |ui| {
+            egui::ComboBox::from_id_salt("appt_enquiry")
+                .width(theme::INPUT_WIDTH)
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    if ui.selectable_label(self.form.enquiry.is_none(), tr.t("appt.no_enquiry")).clicked() {
+                        self.form.enquiry = None;
+                    }
+                    for c in &self.enquiries {
+                        if ui.selectable_label(self.form.enquiry == Some(c.id), label(c)).clicked() {
+                            picked = Some(c.clone());
+                        }
+                    }
+                })
+                .response
+        });
+        if let Some(c) = picked {
+            let f = &mut self.form;
+            f.enquiry = Some(c.id);
+            f.name = c.name.clone().unwrap_or_default();
+            f.phone = c.phone.clone().unwrap_or_default();
+            f.department = c.referred_department.clone().unwrap_or_default();
+            f.doctor = c.referred_doctor.clone().unwrap_or_default();
+            f.channel = Some(match c.channel {
+                ConsultationChannel::Phone => BookingChannel::Phone,
+                ConsultationChannel::WeChat => BookingChannel::WeChat,
+                ConsultationChannel::Qq | ConsultationChannel::Web => BookingChannel::Web,
+                ConsultationChannel::InPerson => BookingChannel::OnSite,
+            });
+            if let Some(day) = c.appointment.value {
+                f.day = day.to_string();
+            }
+            if f.doctor.is_empty() {
+                f.kind = f.kind.or(Some(AppointmentType::Specialist));
+            } else {
+                f.kind = Some(AppointmentType::Expert);
+            }
         }
     }
 

@@ -188,6 +188,7 @@ impl DeskScreen for DashboardScreen {
                     &s.inpatient_followup,
                     &s.outpatient_followup,
                     &s.consultation_conversion,
+                    &s.appointment_arrival_rate,
                 ];
                 let per_row = ((width / 215.0).floor() as usize).max(1);
                 let mut tiles: Vec<Tile<'_>> = vec![
@@ -201,6 +202,11 @@ impl DeskScreen for DashboardScreen {
                     }),
                     Box::new(|ui: &mut Ui| count_tile(ui, tr.t("dash.consultations"), s.agg.consultations.total, "")),
                     Box::new(|ui: &mut Ui| count_tile(ui, tr.t("dash.cases"), s.agg.cases.total, "")),
+                    Box::new(|ui: &mut Ui| {
+                        let b = &s.agg.appointments.all;
+                        let sub = tr.f("dash.bookings_sub", &[("came", &b.checked_in), ("no_show", &b.no_show)]);
+                        count_tile(ui, tr.t("dash.bookings"), b.total, &sub);
+                    }),
                 ];
                 for k in kpis {
                     tiles.push(Box::new(move |ui: &mut Ui| kpi_tile(ui, tr, lang, k)));

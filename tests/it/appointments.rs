@@ -242,3 +242,45 @@ fn the_directory_finds_a_department_by_symptom_and_prints_a_guide_slip() {
     let audit = f.store.chain::<guidedesk::model::AuditEntry>().unwrap();
     assert!(audit.iter().any(|e| e.detail == "directory slip"), "the print is on the audit log");
 }
+
+#[test]
+fn a_booking_from_an_enquiry_converts_it_when_the_patient_is_checked_in() {
+    let f = fixture(false);
+    let today = f.store.today();
+    let by = StaffRef("K001".into());
+    let enquiry = guidedesk::model::ConsultationForm {
+        channel: Some(guidedesk::model::ConsultationChannel::Phone),
+        name: "周建国".into(),
+        phone: "13912345678".into(),
+        question: "想约呼吸科".into(),
+        concerns: vec![guidedesk::model::Concern::Appointment],
+        referred_department: "resp".into(),
+        ..guidedesk::model::ConsultationForm::default()
+    };
+    let c = f.store.write(|ctx| guidedesk::command::desk::consult(ctx, &enquiry, &by)).unwrap();
+    let form = AppointmentForm { enquiry: Some(c), ..booking_form(today, Session::Morning, "resp", "") };
+    let id = f.store.write(|ctx| guidedesk::command::appointments::book(ctx, &form, &by)).unwrap();
+    let consultation: guidedesk::model::Consultation = f.store.get(c).unwrap().unwrap();
+    assert_eq!(consultation.appointment.value, Some(today), "the enquiry records the day booked");
+    let arrival = f
+        .store
+        .write(|ctx| {
+            guidedesk::command::appointments::act(ctx, id, &guidedesk::command::AppointmentAction::CheckIn, &by)
+        })
+        .unwrap();
+    let consultation: guidedesk::model::Consultation = f.store.get(c).unwrap().unwrap();
+    assert_eq!(consultation.arrival.value, Some(arrival), "the enquiry became this arrival");
+    // A booking is checked in on its day only.
+    let tomorrow = AppointmentForm {
+        phone: "13912345679".into(),
+        ..booking_form(today + chrono::Days::new(1), Session::Morning, "resp", "")
+    };
+    let later = f.store.write(|ctx| guidedesk::command::appointments::book(ctx, &tomorrow, &by)).unwrap();
+    let e = f
+        .store
+        .write(|ctx| {
+            guidedesk::command::appointments::act(ctx, later, &guidedesk::command::AppointmentAction::CheckIn, &by)
+        })
+        .unwrap_err();
+    assert!(matches!(&e, StoreError::Invalid(v) if v.get("day").is_some()), "{e}");
+}
