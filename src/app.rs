@@ -561,17 +561,9 @@ impl DeskApp {
     /// Marks the bookings whose session has ended without the patient as no-shows, each with its call task (every
     /// ten seconds; a read finds whether any is due before anything is written).
     fn sweep_no_shows(&mut self) {
-        use crate::command::appointments as appt;
-        let offset = self.store.utc_offset();
-        let (from, to) = appt::sweep_days(self.store.today());
-        let now = self.store.now().local(offset).naive_local();
-        let due = self.store.appointments_between(from, to).map(|b| appt::overdue(&b, &self.store.reference(), now));
-        match due {
-            Ok(d) if d.is_empty() => {}
-            Ok(_) => match self.store.write(appt::sweep_no_shows) {
-                Ok(_) => self.version += 1,
-                Err(e) => self.last_error = Some(e.to_string()),
-            },
+        match crate::command::appointments::sweep_if_due(&self.store) {
+            Ok(0) => {}
+            Ok(_) => self.version += 1,
             Err(e) => self.last_error = Some(e.to_string()),
         }
     }

@@ -304,6 +304,16 @@ pub fn sweep_days(today: NaiveDate) -> (NaiveDate, NaiveDate) {
     (today - chrono::Days::new(SWEEP_DAYS), today)
 }
 
+/// [`sweep_no_shows`] when a read finds a booking due (no write transaction otherwise); how many it marked.
+pub fn sweep_if_due(store: &crate::store::Store) -> Result<usize, StoreError> {
+    let (from, to) = sweep_days(store.today());
+    let now = store.now().local(store.utc_offset()).naive_local();
+    if overdue(&store.appointments_between(from, to)?, &store.reference(), now).is_empty() {
+        return Ok(0);
+    }
+    store.write(sweep_no_shows)
+}
+
 /// Marks every booking whose session has ended without the patient as a no-show and puts a call for it on the
 /// follow-up worklist; how many it marked.
 pub fn sweep_no_shows(ctx: &mut WriteCtx<'_>) -> Result<usize, StoreError> {
