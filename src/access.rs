@@ -16,6 +16,8 @@ pub enum Action {
     ChangeDepartment,
     /// Take, check in, cancel and reschedule bookings (预约).
     Appointments,
+    /// Write and read the shift log (交班记录, 工作日志).
+    ShiftLog,
     /// Search records.
     Search,
     /// Take a new complaint case.
@@ -55,6 +57,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::DeskWork, &[G, L, S, A]),
     (Action::ChangeDepartment, &[G, L, S, A]),
     (Action::Appointments, &[G, L, C, S, A]),
+    (Action::ShiftLog, &[G, L, C, S, A]),
     (Action::Search, &[G, L, C, H, S, A]),
     (Action::NewCase, &[G, L, C, H, S, A]),
     (Action::WorkCase, &[C, H, S, A]),
@@ -82,6 +85,7 @@ impl Action {
             Action::DeskWork => "desk_work",
             Action::ChangeDepartment => "change_department",
             Action::Appointments => "appointments",
+            Action::ShiftLog => "shift_log",
             Action::Search => "search",
             Action::NewCase => "new_case",
             Action::WorkCase => "work_case",
@@ -118,6 +122,7 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
         Command::Case { action, .. } => case_action(action),
         Command::Slip { .. } | Command::DirectorySlip { .. } => Action::PrintSlip,
         Command::Book(_) | Command::Appointment { .. } => Action::Appointments,
+        Command::WriteLog(_) | Command::ReadLog { .. } => Action::ShiftLog,
         Command::Attempt { .. } | Command::Claim { .. } | Command::Release { .. } | Command::PromoteToCase { .. } => {
             Action::FollowupCalls
         }
@@ -190,7 +195,7 @@ mod tests {
         for a in Action::all() {
             assert!(seen.insert(a), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 16);
+        assert_eq!(seen.len(), 17);
     }
 
     #[test]

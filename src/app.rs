@@ -20,8 +20,8 @@ use crate::ui::{
     DeskScreen, Reply, ScreenCtx, appointments::AppointmentsScreen, audit::AuditScreen, board::BoardScreen,
     cases::CasesScreen, consult::ConsultScreen, context::SharedQueries, dashboard::DashboardScreen, data::Queries,
     directory::DirectoryScreen, followup::FollowupScreen, i18n::Tr, job::Job, patient::PatientAction,
-    patient::PatientScreen, register::RegisterScreen, search::SearchScreen, signin::SignInScreen, signin::role_key,
-    theme,
+    patient::PatientScreen, register::RegisterScreen, search::SearchScreen, shiftlog::ShiftLogScreen,
+    signin::SignInScreen, signin::role_key, theme,
 };
 
 /// The staff screens.
@@ -37,6 +37,8 @@ pub enum Screen {
     Appointments,
     /// The department directory.
     Directory,
+    /// The shift log.
+    ShiftLog,
     /// Search.
     Search,
     /// Complaints.
@@ -51,7 +53,7 @@ pub enum Screen {
 
 impl Screen {
     /// Every staff screen, in tab order.
-    pub const ALL: [Screen; 10] = [
+    pub const ALL: [Screen; 11] = [
         Screen::Register,
         Screen::Board,
         Screen::Appointments,
@@ -61,6 +63,7 @@ impl Screen {
         Screen::Followup,
         Screen::Dashboard,
         Screen::Search,
+        Screen::ShiftLog,
         Screen::Audit,
     ];
 }
@@ -96,6 +99,7 @@ pub struct DeskApp {
     consult: ConsultScreen,
     appointments: AppointmentsScreen,
     directory: DirectoryScreen,
+    shiftlog: ShiftLogScreen,
     search: SearchScreen,
     cases: CasesScreen,
     followup: FollowupScreen,
@@ -138,6 +142,7 @@ impl DeskApp {
             consult: ConsultScreen::default(),
             appointments: AppointmentsScreen::default(),
             directory: DirectoryScreen::default(),
+            shiftlog: ShiftLogScreen::default(),
             search: SearchScreen::default(),
             cases: CasesScreen::default(),
             alerts: crate::ui::alerts::AlertStrip::default(),
@@ -182,6 +187,11 @@ impl DeskApp {
     /// The bookings screen (tests fill its form as a guide would).
     pub fn appointments_mut(&mut self) -> &mut AppointmentsScreen {
         &mut self.appointments
+    }
+
+    /// The shift log screen (tests fill its form).
+    pub fn shiftlog_mut(&mut self) -> &mut ShiftLogScreen {
+        &mut self.shiftlog
     }
 
     /// The directory screen (tests type into its search).
@@ -309,6 +319,7 @@ impl DeskApp {
             Some(Screen::Consult) => &mut self.consult,
             Some(Screen::Appointments) => &mut self.appointments,
             Some(Screen::Directory) => &mut self.directory,
+            Some(Screen::ShiftLog) => &mut self.shiftlog,
             Some(Screen::Search) => &mut self.search,
             Some(Screen::Cases) => &mut self.cases,
             Some(Screen::Followup) => &mut self.followup,
@@ -430,7 +441,8 @@ impl DeskApp {
 
     fn top_bar(&mut self, ui: &mut Ui, tr: Tr) {
         egui::Panel::top("top_bar").show(ui, |ui| {
-            ui.horizontal(|ui| {
+            // Wraps to a second row when a role has more tabs than the screen is wide (supervisors).
+            ui.horizontal_wrapped(|ui| {
                 ui.heading(RichText::new(tr.t("app.title")).color(theme::ACCENT).strong());
                 ui.add_space(24.0);
                 if self.staff.is_some() && !self.locked {
@@ -444,6 +456,7 @@ impl DeskApp {
                         (Screen::Followup, "nav.followup"),
                         (Screen::Dashboard, "nav.dashboard"),
                         (Screen::Search, "nav.search"),
+                        (Screen::ShiftLog, "nav.shiftlog"),
                         (Screen::Audit, "nav.audit"),
                     ] {
                         if !self.may(screen_action(screen)) || (self.office && screen == Screen::Register) {
@@ -677,6 +690,7 @@ impl DeskApp {
         self.consult = ConsultScreen::default();
         self.appointments = AppointmentsScreen::default();
         self.directory = DirectoryScreen::default();
+        self.shiftlog = ShiftLogScreen::default();
         self.search = SearchScreen::default();
         self.cases = CasesScreen::default();
         self.followup = FollowupScreen::default();
@@ -736,7 +750,7 @@ impl DeskApp {
         match cmd {
             Command::SignIn { staff, pin } => self.sign_in(&staff, &pin),
             Command::CreateAdmin { id, name, pin, confirm } => self.create_admin(&id, &name, &pin, &confirm),
-            Command::Slip { id } => match self.write_slip(id) {
+            Command::Slip { id } => match crate::slip::write_case_slip(&self.store, id) {
                 Ok(path) => {
                     self.audit(AuditAction::Print, Some(AuditTarget { kind: RecordKind::Case, id }), "slip");
                     self.file_message = Some(self.tr.f("cases.slip_written", &[("path", &path.display())]));
@@ -807,7 +821,9 @@ impl DeskApp {
             | Command::PromoteToCase { .. }
             | Command::CaseFromCall { .. }
             | Command::Book(_)
-            | Command::Appointment { .. }) => {
+            | Command::Appointment { .. }
+            | Command::WriteLog(_)
+            | Command::ReadLog { .. }) => {
                 // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
                 let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));
                 self.change(kind, &detail, |ctx, by| crate::command::write(ctx, &write, by))
@@ -844,19 +860,6 @@ impl DeskApp {
             let _ = std::fs::remove_file(&path);
             return Err(self.last_error.clone().unwrap_or_default());
         }
-        Ok(path)
-    }
-
-    /// Writes the acknowledgement slip of a case into `slips/` beside the store and opens it for printing.
-    fn write_slip(&self, id: crate::model::RecordId) -> Result<std::path::PathBuf, String> {
-        let case: crate::model::Case =
-            self.store.get(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no case {id}"))?;
-        let html = crate::slip::slip_html(&case, &self.store.reference(), self.store.utc_offset());
-        let dir = self.store.path().parent().map_or_else(|| std::path::PathBuf::from("slips"), |p| p.join("slips"));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let path = dir.join(format!("case-{}.html", case.id.short()));
-        std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
-        crate::slip::open_in_viewer(&path);
         Ok(path)
     }
 
@@ -959,6 +962,7 @@ fn screen_action(screen: Screen) -> crate::access::Action {
         Screen::Register | Screen::Board | Screen::Consult => Action::DeskWork,
         Screen::Search | Screen::Directory => Action::Search,
         Screen::Appointments => Action::Appointments,
+        Screen::ShiftLog => Action::ShiftLog,
         Screen::Cases => Action::NewCase,
         Screen::Followup => Action::FollowupCalls,
         Screen::Dashboard => Action::ViewDashboard,

@@ -142,6 +142,7 @@ impl serde::Serialize for JsonRecord<'_> {
             AnyRecord::Audit(r) => r.serialize(s),
             AnyRecord::CallClaim(r) => r.serialize(s),
             AnyRecord::Appointment(r) => r.serialize(s),
+            AnyRecord::ShiftLog(r) => r.serialize(s),
         }
     }
 }
@@ -159,7 +160,7 @@ fn mask_record(rec: &mut AnyRecord) {
         AnyRecord::Case(c) => m(&mut c.complainant_phone),
         AnyRecord::FollowupTask(t) => t.phone = mask_phone(&t.phone),
         AnyRecord::Appointment(a) => a.phone = mask_phone(&a.phone),
-        AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
+        AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) | AnyRecord::ShiftLog(_) => {}
     }
 }
 
@@ -313,6 +314,9 @@ pub fn columns(kind: RecordKind) -> Vec<&'static str> {
             "arrival",
             "history",
         ],
+        RecordKind::ShiftLog => {
+            vec!["id", "at", "by", "kind", "day", "shift", "summary", "pending", "opinions", "read_by"]
+        }
     }
 }
 
@@ -475,6 +479,9 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
                 S::Feedback { feedback } => (feedback.to_string(), String::new(), String::new()),
                 S::Case { case } => (case.to_string(), String::new(), String::new()),
                 S::NoShow { appointment, day } => (appointment.to_string(), day.to_string(), String::new()),
+                S::DischargeSecond { his_key, discharged_on } => {
+                    (his_key.clone(), discharged_on.to_string(), String::new())
+                }
             };
             vec![
                 task.id.to_string(),
@@ -559,6 +566,18 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
+        ],
+        AnyRecord::ShiftLog(l) => vec![
+            l.id.to_string(),
+            t(l.at, offset),
+            l.by.0.clone(),
+            l.kind.key().into(),
+            l.day.to_string(),
+            l.shift.map(|s| s.key().to_string()).unwrap_or_default(),
+            l.summary.clone(),
+            l.pending.join("; "),
+            opt(l.opinions.as_deref()),
+            l.reads.iter().map(|r| format!("{} {}", t(r.at, offset), r.by)).collect::<Vec<_>>().join("; "),
         ],
     }
 }

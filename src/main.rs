@@ -165,6 +165,9 @@ enum KindArg {
     CallClaim,
     /// Bookings (预约) and what became of each
     Appointment,
+    /// Shift handovers and daily work logs (交班记录, 工作日志)
+    #[value(name = "shift_log")]
+    ShiftLog,
 }
 
 impl From<KindArg> for RecordKind {
@@ -179,6 +182,7 @@ impl From<KindArg> for RecordKind {
             KindArg::Audit => RecordKind::Audit,
             KindArg::CallClaim => RecordKind::CallClaim,
             KindArg::Appointment => RecordKind::Appointment,
+            KindArg::ShiftLog => RecordKind::ShiftLog,
         }
     }
 }
@@ -275,7 +279,7 @@ fn run(cli: Cli) -> Result<()> {
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "demo data written to {}: {} arrivals, {} consultations, {} feedback, {} cases, {} follow-up tasks, \
-                 {} call attempts, {} call claims, {} bookings ({} records in {secs:.1} s)",
+                 {} call attempts, {} call claims, {} bookings, {} shift log entries ({} records in {secs:.1} s)",
                 store.path().display(),
                 r.arrivals,
                 r.consultations,
@@ -285,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
                 r.call_attempts,
                 r.call_claims,
                 r.appointments,
+                r.shift_logs,
                 r.total(),
             );
         }

@@ -78,6 +78,8 @@ pub trait Queries {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<crate::model::Appointment>, StoreError>;
+    /// Shift handovers and daily logs of the last `days` days, newest first.
+    fn shift_logs(&self, days: u32) -> Result<Vec<crate::model::ShiftLog>, StoreError>;
 }
 
 /// A caller's live claim on a task, as the worklist shows it.
@@ -127,6 +129,14 @@ impl Queries for Store {
         to: NaiveDate,
     ) -> Result<Vec<crate::model::Appointment>, StoreError> {
         Store::appointments_between(self, from, to)
+    }
+
+    fn shift_logs(&self, days: u32) -> Result<Vec<crate::model::ShiftLog>, StoreError> {
+        let from = Moment(self.now().0.saturating_sub(i64::from(days) * 86_400_000));
+        let ids = self.ids_between(RecordKind::ShiftLog, from, Moment(i64::MAX))?;
+        let mut out = self.get_many::<crate::model::ShiftLog>(ids)?;
+        out.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
+        Ok(out)
     }
 
     fn origin_desks(
@@ -307,7 +317,7 @@ fn in_department(store: &Store, rec: &AnyRecord, dept: &str) -> bool {
         }
         AnyRecord::Appointment(a) => a.department == dept,
         AnyRecord::Feedback(_) => true,
-        AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => false,
+        AnyRecord::Audit(_) | AnyRecord::CallClaim(_) | AnyRecord::ShiftLog(_) => false,
     }
 }
 

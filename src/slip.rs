@@ -180,6 +180,24 @@ td.k {{ width: 34%; background: #f3f3f3; }}
     ))
 }
 
+/// Writes the acknowledgement slip of a case into `slips/` beside the store and opens it for printing; the file's
+/// path.
+pub fn write_case_slip(store: &crate::store::Store, id: crate::model::RecordId) -> Result<std::path::PathBuf, String> {
+    let case: Case = store.get(id).map_err(|e| e.to_string())?.ok_or_else(|| format!("no case {id}"))?;
+    let html = slip_html(&case, &store.reference(), store.utc_offset());
+    write_slip_file(store, &format!("case-{}.html", case.id.short()), &html)
+}
+
+/// Writes a slip into `slips/` beside the store and opens it for printing.
+fn write_slip_file(store: &crate::store::Store, name: &str, html: &str) -> Result<std::path::PathBuf, String> {
+    let dir = store.path().parent().map_or_else(|| std::path::PathBuf::from("slips"), |p| p.join("slips"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
+    open_in_viewer(&path);
+    Ok(path)
+}
+
 /// Writes the guide slip into `slips/` beside the store and opens it for printing; the file's path.
 pub fn write_directory_slip(
     store: &crate::store::Store,
@@ -192,16 +210,11 @@ pub fn write_directory_slip(
         None => None,
     };
     let html = directory_slip_html(&store.reference(), department, doctor, booking.as_ref())?;
-    let dir = store.path().parent().map_or_else(|| std::path::PathBuf::from("slips"), |p| p.join("slips"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let name = match &booking {
         Some(b) => format!("booking-{}.html", b.id.short()),
         None => format!("guide-{}.html", department.chars().filter(char::is_ascii_alphanumeric).collect::<String>()),
     };
-    let path = dir.join(name);
-    std::fs::write(&path, html).map_err(|e| format!("{}: {e}", path.display()))?;
-    open_in_viewer(&path);
-    Ok(path)
+    write_slip_file(store, &name, &html)
 }
 
 /// Opens a file with the system's viewer (best effort: a kiosk without one still has the file).

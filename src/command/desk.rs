@@ -105,3 +105,25 @@ pub fn save_feedback(ctx: &mut WriteCtx<'_>, form: &FeedbackForm) -> Result<Reco
     }
     Ok(fb.id)
 }
+
+/// Writes a shift handover or the day's work log, filed under today and the session the time falls in.
+pub fn write_log(
+    ctx: &mut WriteCtx<'_>,
+    form: &crate::model::ShiftLogForm,
+    by: &StaffRef,
+) -> Result<RecordId, StoreError> {
+    let (id, at) = (ctx.new_id(), ctx.now());
+    let shift = ctx.reference().appointment_policy.session_for(at.local(ctx.offset()).time());
+    let log = form.into_record(id, at, by.clone(), ctx.today(), shift)?;
+    ctx.put(&log)?;
+    Ok(id)
+}
+
+/// Marks a handover read by `by` (the next shift).
+pub fn read_log(ctx: &mut WriteCtx<'_>, id: RecordId, by: &StaffRef) -> Result<RecordId, StoreError> {
+    let mut log: crate::model::ShiftLog = ctx.require(id)?;
+    let (at, stamp) = (ctx.now(), ctx.stamp());
+    log.mark_read(by.clone(), at, stamp)?;
+    ctx.put(&log)?;
+    Ok(id)
+}

@@ -26,7 +26,7 @@ use chrono::NaiveDate;
 use crate::model::arrival::DoctorChoice;
 use crate::model::{
     AppointmentForm, ArrivalForm, AuditTarget, CallAttemptForm, CaseForm, ConsultationForm, RecordId, RecordKind,
-    StaffRef, VisitStep,
+    ShiftLogForm, StaffRef, VisitStep,
 };
 use crate::store::{StoreError, WriteCtx};
 
@@ -149,6 +149,13 @@ pub enum Command {
         /// What to do.
         action: AppointmentAction,
     },
+    /// Write a shift handover or the day's work log.
+    WriteLog(Box<ShiftLogForm>),
+    /// Mark a handover read (the next shift takes it over).
+    ReadLog {
+        /// The entry.
+        id: RecordId,
+    },
     /// Print the patient's slip for a department (where to go, when, the phone), optionally for a booking.
     DirectorySlip {
         /// Department code.
@@ -207,6 +214,8 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         Command::PromoteToCase { .. } => (RecordKind::Case, "promote_to_case".into()),
         Command::CaseFromCall { .. } => (RecordKind::Case, "case_from_call".into()),
         Command::Book(_) => (RecordKind::Appointment, "book".into()),
+        Command::WriteLog(_) => (RecordKind::ShiftLog, "write_log".into()),
+        Command::ReadLog { .. } => (RecordKind::ShiftLog, "read_log".into()),
         Command::Appointment { action, .. } => (RecordKind::Appointment, format!("appointment:{}", action.name())),
         Command::SignIn { .. }
         | Command::CreateAdmin { .. }
@@ -240,6 +249,8 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::CaseFromCall { task, grade, facts } => cases::case_from_call(ctx, *task, *grade, facts, by.clone()),
         Command::Book(form) => appointments::book(ctx, form, by),
         Command::Appointment { id, action } => appointments::act(ctx, *id, action, by),
+        Command::WriteLog(form) => desk::write_log(ctx, form, by),
+        Command::ReadLog { id } => desk::read_log(ctx, *id, by),
         // The commands `change_of` lists as changing no record (that list is exhaustive).
         _ => Err(StoreError::Conflict("this command changes no record".into())),
     }

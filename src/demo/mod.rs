@@ -18,6 +18,7 @@ use crate::policy;
 use crate::store::{Store, StoreError, WriteCtx};
 
 mod bookings;
+mod shiftlog;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +56,8 @@ pub struct DemoReport {
     pub call_claims: u64,
     /// Bookings written (with the arrivals their check-ins made counted under `arrivals`).
     pub appointments: u64,
+    /// Shift handovers and daily logs written.
+    pub shift_logs: u64,
 }
 
 impl DemoReport {
@@ -68,6 +71,7 @@ impl DemoReport {
             + self.call_attempts
             + self.call_claims
             + self.appointments
+            + self.shift_logs
     }
 }
 
@@ -197,6 +201,7 @@ pub fn generate(store: &Store, opts: DemoOptions) -> Result<DemoReport, StoreErr
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     // Bookings draw from their own stream, so the other records are what they were before bookings existed.
     let mut booking_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x00b0_0c1d);
+    let mut log_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5b1f_7106);
     let today = store.today();
     let now = store.now();
     let offset = store.utc_offset();
@@ -221,6 +226,7 @@ pub fn generate(store: &Store, opts: DemoOptions) -> Result<DemoReport, StoreErr
                 g.discharges(ctx, &mut rng, (opts.per_day / 20).max(1), &at_time, &mut report)?;
                 g.calls(ctx, &mut rng, &at_time, &mut report)?;
                 g.bookings(ctx, &mut booking_rng, opts.per_day / 10, &at_time, &mut report)?;
+                g.shift_logs(ctx, &mut log_rng, &at_time, &mut report)?;
                 if day >= today {
                     done = true;
                     break;
@@ -703,6 +709,28 @@ impl DayGen<'_> {
                 diagnosis: dept.symptoms.first().cloned(),
             };
             let (patient, phone) = (name(rng), mobile(rng));
+            // The second call (the policy's 7–15 days), made with the first; its id comes from the stay's key so
+            // the random stream, and every other record, stays as it was.
+            if let Some(second) = policy::discharge_second_window(&self.refs.followup_policy, self.day) {
+                let FollowupSource::Discharge { his_key, .. } = &source else { unreachable!() };
+                let stamp = ctx.stamp();
+                let key = RecordId::derived(&format!("demo discharge second call {his_key}"), RecordId::from_u128(0));
+                ctx.put(&FollowupTask {
+                    id: key,
+                    created_at: at,
+                    created_by: StaffRef(self.cs.first().cloned().unwrap_or_default()),
+                    source: FollowupSource::DischargeSecond { his_key: his_key.clone(), discharged_on: self.day },
+                    patient_name: patient.clone(),
+                    phone: phone.clone(),
+                    department: Some(dept.id.clone()),
+                    inpatient: true,
+                    due_from: second.0,
+                    due_to: second.1,
+                    status: Lww::new(FollowupStatus::Open, stamp),
+                    closed_at: Lww::new(None, stamp),
+                })?;
+                report.followup_tasks += 1;
+            }
             self.task(ctx, rng, at, source, &patient, phone, Some(dept.id.clone()), true, window)?;
             report.followup_tasks += 1;
         }

@@ -601,10 +601,34 @@ pub fn import(store: &Store, bytes: &[u8], opts: &ImportOptions) -> Result<Impor
 /// Writes the good rows of a checked list in one transaction, skipping those already imported.
 pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<ImportReport, ImportError> {
     let ParsedList { source, header_line, discharges, errors } = parsed;
-    let (imported, already_imported) = store.write(|ctx| {
+    let (imported, already_imported, calls) = store.write(|ctx| {
         let window = ctx.reference().followup_policy.clone();
-        let (mut imported, mut already) = (0, 0);
+        let (mut imported, mut already, mut calls) = (0, 0, 0);
         for d in discharges {
+            // The second call (7–15 days, by policy) is its own task, made with the first.
+            if let Some((due_from, due_to)) = policy::discharge_second_window(&window, d.discharged_on) {
+                let second =
+                    FollowupSource::DischargeSecond { his_key: d.his_key.clone(), discharged_on: d.discharged_on };
+                if ctx.followup_by_source(&second.dedup_key())?.is_none() {
+                    let stamp = ctx.stamp();
+                    let task = FollowupTask {
+                        id: ctx.new_id(),
+                        created_at: ctx.now(),
+                        created_by: creator.clone(),
+                        source: second,
+                        patient_name: d.name.clone(),
+                        phone: d.phone.clone(),
+                        department: Some(d.department.clone()),
+                        inpatient: true,
+                        due_from,
+                        due_to,
+                        status: open_status(stamp),
+                        closed_at: Lww::new(None, stamp),
+                    };
+                    ctx.put(&task)?;
+                    calls += 1;
+                }
+            }
             let source = FollowupSource::Discharge {
                 his_key: d.his_key,
                 discharged_on: d.discharged_on,
@@ -632,10 +656,11 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
             };
             ctx.put(&task)?;
             imported += 1;
+            calls += 1;
         }
-        Ok((imported, already))
+        Ok((imported, already, calls))
     })?;
-    Ok(ImportReport { imported, already_imported, errors, source: source.to_string(), header_line })
+    Ok(ImportReport { imported, already_imported, calls, errors, source: source.to_string(), header_line })
 }
 
 /// `guidedesk import-discharges`: imports the file and prints a summary and one line per bad row to `out`.
@@ -653,9 +678,11 @@ pub fn run_cli(
     writeln!(out, "{}: {}, header on line {}", path.display(), report.source, report.header_line)?;
     writeln!(
         out,
-        "imported {} new follow-up {}; {} {} already imported (skipped); {} {} with errors",
+        "imported {} new {} ({} follow-up {}); {} {} already imported (skipped); {} {} with errors",
         report.imported,
-        if report.imported == 1 { "task" } else { "tasks" },
+        if report.imported == 1 { "discharge" } else { "discharges" },
+        report.calls,
+        if report.calls == 1 { "call" } else { "calls" },
         report.already_imported,
         rows(report.already_imported),
         report.errors.len(),

@@ -63,8 +63,10 @@ impl fmt::Display for RowError {
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImportReport {
-    /// Records created.
+    /// Rows imported (discharges new to the store).
     pub imported: usize,
+    /// Follow-up calls put on the worklist (a discharge makes one per round of the policy).
+    pub calls: usize,
     /// Good rows skipped because an earlier import already created their record.
     pub already_imported: usize,
     /// Rows not imported, in line order.

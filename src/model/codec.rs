@@ -66,6 +66,7 @@ pub fn encode_any(rec: &AnyRecord) -> Result<(Vec<u8>, Vec<u8>), PayloadError> {
         AnyRecord::Audit(r) => encode_record(r),
         AnyRecord::CallClaim(r) => encode_record(r),
         AnyRecord::Appointment(r) => encode_record(r),
+        AnyRecord::ShiftLog(r) => encode_record(r),
     }
 }
 
@@ -98,6 +99,7 @@ pub fn decode_any(kind: RecordKind, bytes: &[u8]) -> Result<AnyRecord, PayloadEr
         RecordKind::Audit => AnyRecord::Audit(decode_record(bytes)?),
         RecordKind::CallClaim => AnyRecord::CallClaim(decode_record(bytes)?),
         RecordKind::Appointment => AnyRecord::Appointment(decode_record(bytes)?),
+        RecordKind::ShiftLog => AnyRecord::ShiftLog(decode_record(bytes)?),
     })
 }
 
@@ -118,6 +120,7 @@ pub fn decode_op_payload(op: &Op) -> Result<AnyRecord, PayloadError> {
         RecordKind::Audit => AnyRecord::Audit(codec::decode(&op.payload)?),
         RecordKind::CallClaim => AnyRecord::CallClaim(codec::decode(&op.payload)?),
         RecordKind::Appointment => AnyRecord::Appointment(codec::decode(&op.payload)?),
+        RecordKind::ShiftLog => AnyRecord::ShiftLog(codec::decode(&op.payload)?),
     };
     if rec.id().as_u128() != op.key.id {
         return Err(PayloadError::IdMismatch { seq: op.seq, record: rec.id(), key: op.key.id });

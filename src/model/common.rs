@@ -190,11 +190,13 @@ pub enum RecordKind {
     CallClaim = 8,
     /// 预约
     Appointment = 9,
+    /// 交班记录 / 工作日志
+    ShiftLog = 10,
 }
 
 impl RecordKind {
     /// Every kind, in code order.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 10] = [
         RecordKind::Arrival,
         RecordKind::Consultation,
         RecordKind::Feedback,
@@ -204,6 +206,7 @@ impl RecordKind {
         RecordKind::Audit,
         RecordKind::CallClaim,
         RecordKind::Appointment,
+        RecordKind::ShiftLog,
     ];
 
     /// The kind's sync code.
@@ -228,6 +231,7 @@ impl RecordKind {
             RecordKind::Audit => "audit",
             RecordKind::CallClaim => "call_claim",
             RecordKind::Appointment => "appointment",
+            RecordKind::ShiftLog => "shift_log",
         }
     }
 

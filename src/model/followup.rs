@@ -36,6 +36,13 @@ pub enum FollowupSource {
         /// The case record.
         case: RecordId,
     },
+    /// The second call after a discharge (7–15 days after it, by the customer-service centre).
+    DischargeSecond {
+        /// The HIS's key for the stay, as on the first call's task.
+        his_key: String,
+        /// Discharge date.
+        discharged_on: NaiveDate,
+    },
     /// A booking the patient did not come to (过期预约回访).
     NoShow {
         /// The booking.
@@ -54,6 +61,7 @@ impl FollowupSource {
             FollowupSource::Feedback { .. } => "feedback",
             FollowupSource::Case { .. } => "case",
             FollowupSource::NoShow { .. } => "no_show",
+            FollowupSource::DischargeSecond { .. } => "discharge_second",
         }
     }
 
@@ -65,6 +73,9 @@ impl FollowupSource {
             FollowupSource::Feedback { feedback } => format!("feedback:{feedback}"),
             FollowupSource::Case { case } => format!("case:{case}"),
             FollowupSource::NoShow { appointment, .. } => format!("no_show:{appointment}"),
+            FollowupSource::DischargeSecond { his_key, discharged_on } => {
+                format!("discharge2:{his_key}:{discharged_on}")
+            }
         }
     }
 }

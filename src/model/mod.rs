@@ -15,6 +15,7 @@ pub mod consultation;
 pub mod feedback;
 pub mod followup;
 pub mod reference;
+pub mod shiftlog;
 pub mod validate;
 
 pub use appointment::{
@@ -32,6 +33,7 @@ pub use followup::{
     CallAttempt, CallAttemptForm, CallClaim, CallOutcome, FollowupSource, FollowupStatus, FollowupTask,
 };
 pub use reference::{ReferenceData, SharingPolicy};
+pub use shiftlog::{LogKind, ShiftLog, ShiftLogForm};
 pub use validate::{FieldError, Problem, ValidationErrors};
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,8 @@ pub enum AnyRecord {
     CallClaim(CallClaim),
     /// A booking (last, for the same reason).
     Appointment(Appointment),
+    /// A shift handover or daily log entry (last, for the same reason).
+    ShiftLog(ShiftLog),
 }
 
 impl AnyRecord {
@@ -77,6 +81,7 @@ impl AnyRecord {
             AnyRecord::Audit(_) => RecordKind::Audit,
             AnyRecord::CallClaim(_) => RecordKind::CallClaim,
             AnyRecord::Appointment(_) => RecordKind::Appointment,
+            AnyRecord::ShiftLog(_) => RecordKind::ShiftLog,
         }
     }
 
@@ -92,6 +97,7 @@ impl AnyRecord {
             AnyRecord::Audit(r) => r.id,
             AnyRecord::CallClaim(r) => r.id,
             AnyRecord::Appointment(r) => r.id,
+            AnyRecord::ShiftLog(r) => r.id,
         }
     }
 
@@ -107,6 +113,7 @@ impl AnyRecord {
             AnyRecord::Audit(r) => r.at,
             AnyRecord::CallClaim(r) => r.at,
             AnyRecord::Appointment(r) => r.booked_at,
+            AnyRecord::ShiftLog(r) => r.at,
         }
     }
 
@@ -125,6 +132,7 @@ impl AnyRecord {
             }
             AnyRecord::FollowupTask(r) => out.extend(r.closed_at.value.map(|m| ("closed_at", m))),
             AnyRecord::Appointment(r) => out.extend(r.events.iter().map(|e| ("events.at", e.at))),
+            AnyRecord::ShiftLog(r) => out.extend(r.reads.iter().map(|e| ("reads.at", e.at))),
             AnyRecord::Consultation(_)
             | AnyRecord::Feedback(_)
             | AnyRecord::CallAttempt(_)
@@ -173,6 +181,7 @@ impl AnyRecord {
             (AnyRecord::Audit(a), AnyRecord::Audit(b)) => a.merge(b),
             (AnyRecord::CallClaim(a), AnyRecord::CallClaim(b)) => a.merge(b),
             (AnyRecord::Appointment(a), AnyRecord::Appointment(b)) => a.merge(b),
+            (AnyRecord::ShiftLog(a), AnyRecord::ShiftLog(b)) => a.merge(b),
             _ => return false,
         }
         true
@@ -220,6 +229,7 @@ impl_record!(CallAttempt, CallAttempt);
 impl_record!(AuditEntry, Audit);
 impl_record!(CallClaim, CallClaim);
 impl_record!(Appointment, Appointment);
+impl_record!(ShiftLog, ShiftLog);
 
 /// An append-only, hash-chained record kind (feedback, the audit log): the store places each new record after the
 /// kiosk's last one of its kind, and verification recomputes every hash and link.

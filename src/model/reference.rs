@@ -385,6 +385,11 @@ pub struct FollowupPolicy {
     pub discharge_from_days: u32,
     /// Discharge follow-up window end, days after discharge.
     pub discharge_to_days: u32,
+    /// The second discharge call's window, days after discharge (出院病人电话回访制度: the first call within 3 days,
+    /// the second by the customer-service centre 7–15 days after discharge). Absent in older documents: one call
+    /// only; `null` turns the second call off.
+    #[serde(default)]
+    pub discharge_second_call_days: Option<(u32, u32)>,
     /// Outpatient first visits are called this many days later.
     pub outpatient_after_days: u32,
     /// Calling hours as (start, end) local times `HH:MM`.
@@ -480,6 +485,7 @@ impl SharingPolicy {
             ("call_attempt", 31),
             ("call_claim", 2),
             ("appointment", 31),
+            ("shift_log", 31),
         ]
         .into_iter()
         .map(|(k, d)| (k.to_string(), d))
@@ -657,6 +663,15 @@ impl ReferenceData {
         let p = &self.followup_policy;
         if p.discharge_from_days > p.discharge_to_days {
             return Err(ReferenceError::Inconsistent("follow-up window starts after it ends".into()));
+        }
+        if let Some((from, to)) = p.discharge_second_call_days
+            && (from > to || from <= p.discharge_to_days)
+        {
+            return Err(ReferenceError::Inconsistent(format!(
+                "followup_policy.discharge_second_call_days {from}–{to} must start after the first call's window \
+                 (ends on day {}) and not end before it starts",
+                p.discharge_to_days
+            )));
         }
         let ap = &self.appointment_policy;
         for h in &ap.sessions {

@@ -33,6 +33,13 @@ pub fn discharge_window(policy: &FollowupPolicy, discharged_on: NaiveDate) -> (N
     (from, to)
 }
 
+/// The second call's window after a discharge, when the policy asks for one.
+pub fn discharge_second_window(policy: &FollowupPolicy, discharged_on: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    let (from, to) = policy.discharge_second_call_days?;
+    let day = |n: u32| discharged_on.checked_add_days(Days::new(n.into()));
+    Some((day(from)?, day(to)?))
+}
+
 /// The call window of an outpatient first visit: the day(s) after the visit.
 pub fn outpatient_window(policy: &FollowupPolicy, visit: NaiveDate) -> (NaiveDate, NaiveDate) {
     let from = visit.checked_add_days(Days::new(policy.outpatient_after_days.into())).unwrap_or(visit);
@@ -95,7 +102,15 @@ mod tests {
     #[test]
     fn followup_windows() {
         let r = ReferenceData::bundled().unwrap();
-        assert_eq!(discharge_window(&r.followup_policy, d(2026, 11, 1)), (d(2026, 11, 8), d(2026, 11, 11)));
+        // 出院病人电话回访制度 三: the first call within 3 days, the second 7–15 days after the discharge.
+        assert_eq!(discharge_window(&r.followup_policy, d(2026, 11, 1)), (d(2026, 11, 2), d(2026, 11, 4)));
+        assert_eq!(
+            discharge_second_window(&r.followup_policy, d(2026, 11, 1)),
+            Some((d(2026, 11, 8), d(2026, 11, 16)))
+        );
+        let one_call =
+            crate::model::reference::FollowupPolicy { discharge_second_call_days: None, ..r.followup_policy.clone() };
+        assert_eq!(discharge_second_window(&one_call, d(2026, 11, 1)), None);
         assert_eq!(outpatient_window(&r.followup_policy, d(2026, 11, 1)).0, d(2026, 11, 2));
     }
 }

@@ -13,7 +13,7 @@ use super::tables::{self, meta};
 use crate::model::RecordKind;
 
 /// The schema version this build writes.
-pub const STORE_SCHEMA: u32 = 7;
+pub const STORE_SCHEMA: u32 = 8;
 
 /// One migration step.
 #[derive(Clone, Copy)]
@@ -50,6 +50,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { to: 5, name: "hold records other desks of the site wrote", run: add_replicas },
     Migration { to: 6, name: "add call claims (who is calling a follow-up task)", run: add_call_claims },
     Migration { to: 7, name: "add appointments and their day index", run: add_appointments },
+    Migration { to: 8, name: "add the shift log", run: add_shift_log },
 ];
 
 /// Creates every table of schema 1.
@@ -143,6 +144,12 @@ fn add_call_claims(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(),
 fn add_appointments(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
     tx.open_table(tables::records(RecordKind::Appointment))?;
     tx.open_table(tables::IDX_APPOINTMENT_DAY)?;
+    Ok(())
+}
+
+/// Schema 8: the record table of the shift log (handovers and daily logs).
+fn add_shift_log(tx: &WriteTransaction, _env: &MigrationEnv<'_>) -> Result<(), StoreError> {
+    tx.open_table(tables::records(RecordKind::ShiftLog))?;
     Ok(())
 }
 

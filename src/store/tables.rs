@@ -29,6 +29,7 @@ pub const fn records(kind: RecordKind) -> TableDefinition<'static, u128, &'stati
         RecordKind::Audit => "rec_audit",
         RecordKind::CallClaim => "rec_call_claim",
         RecordKind::Appointment => "rec_appointment",
+        RecordKind::ShiftLog => "rec_shift_log",
     })
 }
 

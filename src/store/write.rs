@@ -307,9 +307,11 @@ pub(super) fn person(rec: &AnyRecord) -> (Option<&str>, Option<&str>) {
         AnyRecord::Case(c) => (Some(&c.complainant), c.complainant_phone.as_deref()),
         AnyRecord::FollowupTask(t) => (Some(&t.patient_name), Some(&t.phone)),
         AnyRecord::Appointment(a) => (Some(&a.patient_name), Some(&a.phone)),
-        AnyRecord::Feedback(_) | AnyRecord::CallAttempt(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {
-            (None, None)
-        }
+        AnyRecord::Feedback(_)
+        | AnyRecord::CallAttempt(_)
+        | AnyRecord::Audit(_)
+        | AnyRecord::CallClaim(_)
+        | AnyRecord::ShiftLog(_) => (None, None),
     }
 }
 
@@ -333,7 +335,7 @@ pub(super) fn entries(rec: &AnyRecord, offset: FixedOffset, keys: &Keys) -> Entr
                 e.consultation_arrival = Some((arr.as_u128(), id));
             }
         }
-        AnyRecord::Feedback(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
+        AnyRecord::Feedback(_) | AnyRecord::Audit(_) | AnyRecord::CallClaim(_) | AnyRecord::ShiftLog(_) => {}
         AnyRecord::Case(c) => {
             if c.is_open() {
                 e.case_due = Some((day_number(c.due.value.0), id));

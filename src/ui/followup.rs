@@ -308,11 +308,17 @@ impl FollowupScreen {
             });
         }
         let mut info = vec![tr.k("fsource", t.source.kind_key()).to_string()];
-        if let FollowupSource::Discharge { discharged_on, diagnosis, .. } = &t.source {
-            info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
-            if let Some(d) = diagnosis {
-                info.push(d.clone());
+        match &t.source {
+            FollowupSource::Discharge { discharged_on, diagnosis, .. } => {
+                info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
+                if let Some(d) = diagnosis {
+                    info.push(d.clone());
+                }
             }
+            FollowupSource::DischargeSecond { discharged_on, .. } => {
+                info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
+            }
+            _ => {}
         }
         if let Some(d) = t.department.as_deref().and_then(|d| refs.department(d)) {
             info.push(dept_name(tr, d));

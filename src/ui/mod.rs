@@ -20,6 +20,7 @@ pub mod job;
 pub mod patient;
 pub mod register;
 pub mod search;
+pub mod shiftlog;
 pub mod signin;
 pub mod theme;
 pub mod widgets;

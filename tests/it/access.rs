@@ -88,7 +88,7 @@ fn expected(action: Action, role: Role) -> bool {
     let roles: &[Role] = match action {
         Action::DeskWork | Action::ChangeDepartment => &[G, L, S, A],
         Action::Search | Action::NewCase | Action::PrintSlip | Action::ViewDashboard => &[G, L, C, H, S, A],
-        Action::PatientMode | Action::Appointments => &[G, L, C, S, A],
+        Action::PatientMode | Action::Appointments | Action::ShiftLog => &[G, L, C, S, A],
         Action::WorkCase => &[C, H, S, A],
         Action::ImportDischarges => &[C, S, A],
         Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability => &[S, A],
@@ -111,6 +111,7 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::EscalateCase => Command::Case { id: missing, action: CaseCommand::Reopen { reason: "r".into() } },
         Action::PrintSlip => Command::Slip { id: missing },
         Action::Appointments => Command::Book(Box::default()),
+        Action::ShiftLog => Command::WriteLog(Box::default()),
         Action::FollowupCalls => Command::Attempt { task: missing, form: Box::default() },
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
         Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),
@@ -152,7 +153,7 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             }
         }
     }
-    assert_eq!(checked, ROLES.len() * 12);
+    assert_eq!(checked, ROLES.len() * 13);
 }
 
 #[test]

@@ -32,21 +32,25 @@ fn a_bad_row_is_reported_and_the_rest_imported_once() {
     let (code, out, err) = run(d, &["import-discharges", path]);
     assert_eq!(code, 0, "bad rows do not fail the command: {out}{err}");
     assert!(
-        out.contains("imported 3 new follow-up tasks; 0 rows already imported (skipped); 1 row with errors"),
+        out.contains(
+            "imported 3 new discharges (6 follow-up calls); 0 rows already imported (skipped); 1 row with errors"
+        ),
         "{out}"
     );
     assert!(out.contains("line 4: phone \"1391234560\" is not a valid phone number"), "{out}");
     assert!(out.contains("1 row was not imported"), "{out}");
-    assert_eq!(followup_tasks(d), 3);
+    assert_eq!(followup_tasks(d), 6, "two calls per discharge");
 
     let (code, out, _) = run(d, &["import-discharges", path]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("imported 0 new follow-up tasks; 3 rows already imported (skipped); 1 row with errors"),
+        out.contains(
+            "imported 0 new discharges (0 follow-up calls); 3 rows already imported (skipped); 1 row with errors"
+        ),
         "{out}"
     );
     assert!(out.contains("line 4: "), "{out}");
-    assert_eq!(followup_tasks(d), 3, "a second run creates nothing");
+    assert_eq!(followup_tasks(d), 6, "a second run creates nothing");
 
     let (code, out, _) = run(d, &["export", "--kind", "followup_task", "--format", "json"]);
     assert_eq!(code, 0);
@@ -64,7 +68,9 @@ fn the_bundled_sample_imports_cleanly() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("CSV, UTF-8 with BOM, header on line 1"), "{out}");
     assert!(
-        out.contains("imported 20 new follow-up tasks; 0 rows already imported (skipped); 0 rows with errors"),
+        out.contains(
+            "imported 20 new discharges (40 follow-up calls); 0 rows already imported (skipped); 0 rows with errors"
+        ),
         "{out}"
     );
     assert_eq!(out.lines().count(), 2, "{out}");

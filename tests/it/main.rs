@@ -17,7 +17,9 @@ mod keys;
 mod patient;
 mod report;
 mod retention;
+mod rounds;
 mod roundtrip;
+mod shiftlog;
 mod ui;
 
 use std::path::Path;

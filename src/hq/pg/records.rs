@@ -39,6 +39,7 @@ pub(super) fn table(kind: RecordKind) -> (&'static str, &'static [&'static str])
         RecordKind::Appointment => {
             ("appointments", &["kind", "status", "channel", "department", "doctor", "day", "session"])
         }
+        RecordKind::ShiftLog => ("shift_logs", &["kind", "author", "day", "shift"]),
     }
 }
 
@@ -90,6 +91,12 @@ fn key_columns(r: &AnyRecord) -> Vec<Col> {
             Col::Text(a.doctor.clone()),
             Col::Date(Some(a.day)),
             Col::Text(Some(a.session.key().to_string())),
+        ],
+        AnyRecord::ShiftLog(l) => vec![
+            Col::Text(Some(l.kind.key().to_string())),
+            Col::Text(Some(l.by.0.clone())),
+            Col::Date(Some(l.day)),
+            Col::Text(l.shift.map(|s| s.key().to_string())),
         ],
     }
 }

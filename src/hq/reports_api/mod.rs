@@ -233,6 +233,10 @@ pub fn filed_record(s: &StoredRecord) -> AnyRecord {
             shift(&mut a.booked_at);
             a.events.iter_mut().for_each(|e| shift(&mut e.at));
         }
+        AnyRecord::ShiftLog(l) => {
+            shift(&mut l.at);
+            l.reads.iter_mut().for_each(|r| shift(&mut r.at));
+        }
     }
     r
 }

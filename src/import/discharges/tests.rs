@@ -438,18 +438,21 @@ fn import_writes_one_transaction_and_reimport_creates_nothing_twice() {
     let before = store.stats().unwrap().outbox_last_seq;
     let opts = ImportOptions::default();
     let report = import(&store, sample_csv().as_bytes(), &opts).unwrap();
-    assert_eq!((report.imported, report.already_imported), (3, 0));
+    assert_eq!((report.imported, report.already_imported, report.calls), (3, 0, 6));
     assert_eq!(report.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4]);
 
-    // One transaction: the three ops follow each other with no gap, one per task.
+    // One transaction: the six ops follow each other with no gap, one per task (two calls per discharge).
     let written = store.outbox_after(before, 100).unwrap();
     let seqs: Vec<u64> = written.iter().map(|o| o.seq).collect();
-    assert_eq!(seqs, [before + 1, before + 2, before + 3]);
+    assert_eq!(seqs, (1..=6).map(|i| before + i).collect::<Vec<_>>());
     assert!(written.iter().all(|o| o.key.kind == RecordKind::FollowupTask.code()));
 
     let tasks = store.open_followups_due(None).unwrap();
-    assert_eq!(tasks.len(), 3);
-    let t = tasks.iter().find(|t| t.patient_name == "张三").unwrap();
+    assert_eq!(tasks.len(), 6);
+    let t = tasks
+        .iter()
+        .find(|t| t.patient_name == "张三" && matches!(t.source, FollowupSource::Discharge { .. }))
+        .unwrap();
     assert_eq!(
         t.source,
         FollowupSource::Discharge {
@@ -458,7 +461,12 @@ fn import_writes_one_transaction_and_reimport_creates_nothing_twice() {
             diagnosis: Some("冠心病".into())
         }
     );
-    assert_eq!((t.due_from, t.due_to), (d(2026, 11, 27), d(2026, 11, 30)));
+    assert_eq!((t.due_from, t.due_to), (d(2026, 11, 21), d(2026, 11, 23)));
+    let second = tasks
+        .iter()
+        .find(|t| t.patient_name == "张三" && matches!(t.source, FollowupSource::DischargeSecond { .. }))
+        .unwrap();
+    assert_eq!((second.due_from, second.due_to), (d(2026, 11, 27), d(2026, 12, 5)));
     assert!(t.inpatient);
     assert_eq!(t.created_by, StaffRef("import".into()));
     assert_eq!(t.department.as_deref(), Some("cardio"));
@@ -468,13 +476,13 @@ fn import_writes_one_transaction_and_reimport_creates_nothing_twice() {
     // The same file again: nothing new, the good rows reported as already imported, the bad row again.
     let again = import(&store, sample_csv().as_bytes(), &opts).unwrap();
     assert_eq!((again.imported, again.already_imported, again.errors.len()), (0, 3, 1));
-    assert_eq!(store.stats().unwrap().outbox_last_seq, before + 3);
+    assert_eq!(store.stats().unwrap().outbox_last_seq, before + 6);
 
     // A corrected file imports only the fixed row.
     let fixed = sample_csv().replace("王五,bad", "王五,13600136000");
     let third = import(&store, fixed.as_bytes(), &opts).unwrap();
     assert_eq!((third.imported, third.already_imported, third.errors.len()), (1, 3, 0));
-    assert_eq!(store.count(RecordKind::FollowupTask).unwrap(), 4);
+    assert_eq!(store.count(RecordKind::FollowupTask).unwrap(), 8, "two calls for each of four discharges");
     assert!(store.check().unwrap().is_empty());
 }
 
@@ -517,7 +525,10 @@ fn cli_summary_lists_each_bad_line() {
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].ends_with("list.csv: CSV, UTF-8, header on line 1"), "{out}");
-    assert_eq!(lines[1], "imported 3 new follow-up tasks; 0 rows already imported (skipped); 1 row with errors");
+    assert_eq!(
+        lines[1],
+        "imported 3 new discharges (6 follow-up calls); 0 rows already imported (skipped); 1 row with errors"
+    );
     assert!(lines[2].starts_with("line 4: phone \"bad\""), "{out}");
     assert_eq!(
         lines[3],

@@ -22,12 +22,20 @@ pub enum TaskGroup {
     Case,
     /// Bookings the patient did not come to.
     NoShow,
+    /// Second calls after a discharge.
+    DischargeSecond,
 }
 
 impl TaskGroup {
     /// Every group.
-    pub const ALL: [TaskGroup; 5] =
-        [TaskGroup::Discharge, TaskGroup::Outpatient, TaskGroup::Feedback, TaskGroup::Case, TaskGroup::NoShow];
+    pub const ALL: [TaskGroup; 6] = [
+        TaskGroup::Discharge,
+        TaskGroup::DischargeSecond,
+        TaskGroup::Outpatient,
+        TaskGroup::Feedback,
+        TaskGroup::Case,
+        TaskGroup::NoShow,
+    ];
 
     /// The group of a task.
     pub fn of(t: &FollowupTask) -> TaskGroup {
@@ -37,6 +45,7 @@ impl TaskGroup {
             FollowupSource::Feedback { .. } => TaskGroup::Feedback,
             FollowupSource::Case { .. } => TaskGroup::Case,
             FollowupSource::NoShow { .. } => TaskGroup::NoShow,
+            FollowupSource::DischargeSecond { .. } => TaskGroup::DischargeSecond,
         }
     }
 
@@ -48,6 +57,7 @@ impl TaskGroup {
             TaskGroup::Feedback => "feedback",
             TaskGroup::Case => "case",
             TaskGroup::NoShow => "no_show",
+            TaskGroup::DischargeSecond => "discharge_second",
         }
     }
 }

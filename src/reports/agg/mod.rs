@@ -69,7 +69,9 @@ pub struct Aggregator {
 pub fn filing_day(rec: &AnyRecord, offset: chrono::FixedOffset) -> chrono::NaiveDate {
     match rec {
         AnyRecord::FollowupTask(crate::model::FollowupTask {
-            source: crate::model::FollowupSource::Discharge { discharged_on, .. },
+            source:
+                crate::model::FollowupSource::Discharge { discharged_on, .. }
+                | crate::model::FollowupSource::DischargeSecond { discharged_on, .. },
             ..
         }) => *discharged_on,
         AnyRecord::Appointment(a) => a.day,
@@ -129,7 +131,8 @@ impl Aggregator {
             AnyRecord::FollowupTask(t) => self.followups.add(t, p),
             AnyRecord::CallAttempt(c) => self.calls.add(c),
             AnyRecord::Appointment(a) => self.appointments.add(a),
-            AnyRecord::Audit(_) | AnyRecord::CallClaim(_) => {}
+            // Claims and the shift log are read at the desk, not counted.
+            AnyRecord::Audit(_) | AnyRecord::CallClaim(_) | AnyRecord::ShiftLog(_) => {}
         }
     }
 

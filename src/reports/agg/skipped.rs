@@ -76,6 +76,9 @@ pub fn insane_time(rec: &AnyRecord) -> Option<String> {
         AnyRecord::Appointment(a) => {
             std::iter::once(("booked_at", a.booked_at)).chain(a.events.iter().map(|e| ("events.at", e.at))).find(bad)
         }
+        AnyRecord::ShiftLog(l) => {
+            std::iter::once(("at", l.at)).chain(l.reads.iter().map(|r| ("reads.at", r.at))).find(bad)
+        }
     }?;
     let value = if m.in_datetime_range() { m.to_rfc3339() } else { format!("{} ms", m.0) };
     Some(format!("{field} {value} is outside the accepted range 2000-01-01 to 2200-01-01 (UTC)"))
