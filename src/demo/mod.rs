@@ -392,7 +392,7 @@ impl DayGen<'_> {
         department: Option<String>,
         inpatient: bool,
         (due_from, due_to): (NaiveDate, NaiveDate),
-    ) -> Result<(), StoreError> {
+    ) -> Result<RecordId, StoreError> {
         let stamp = ctx.stamp();
         let t = FollowupTask {
             id: id_at(rng, at),
@@ -408,7 +408,8 @@ impl DayGen<'_> {
             status: Lww::new(FollowupStatus::Open, stamp),
             closed_at: Lww::new(None, stamp),
         };
-        ctx.put(&t)
+        ctx.put(&t)?;
+        Ok(t.id)
     }
 
     fn consultations(
@@ -709,19 +710,24 @@ impl DayGen<'_> {
                 diagnosis: dept.symptoms.first().cloned(),
             };
             let (patient, phone) = (name(rng), mobile(rng));
-            // The second call (the policy's 7–15 days), made with the first; its id comes from the stay's key so
+            let his_key = match &source {
+                FollowupSource::Discharge { his_key, .. } => his_key.clone(),
+                _ => String::new(),
+            };
+            let first =
+                self.task(ctx, rng, at, source, &patient, phone.clone(), Some(dept.id.clone()), true, window)?;
+            report.followup_tasks += 1;
+            // The second call (the policy's 7–15 days), made with the first; its id is derived from the first's so
             // the random stream, and every other record, stays as it was.
             if let Some(second) = policy::discharge_second_window(&self.refs.followup_policy, self.day) {
-                let FollowupSource::Discharge { his_key, .. } = &source else { unreachable!() };
                 let stamp = ctx.stamp();
-                let key = RecordId::derived(&format!("demo discharge second call {his_key}"), RecordId::from_u128(0));
                 ctx.put(&FollowupTask {
-                    id: key,
+                    id: RecordId::derived("demo discharge second call", first),
                     created_at: at,
                     created_by: StaffRef(self.cs.first().cloned().unwrap_or_default()),
-                    source: FollowupSource::DischargeSecond { his_key: his_key.clone(), discharged_on: self.day },
+                    source: FollowupSource::DischargeSecond { his_key, discharged_on: self.day },
                     patient_name: patient.clone(),
-                    phone: phone.clone(),
+                    phone,
                     department: Some(dept.id.clone()),
                     inpatient: true,
                     due_from: second.0,
@@ -731,8 +737,6 @@ impl DayGen<'_> {
                 })?;
                 report.followup_tasks += 1;
             }
-            self.task(ctx, rng, at, source, &patient, phone, Some(dept.id.clone()), true, window)?;
-            report.followup_tasks += 1;
         }
         Ok(())
     }

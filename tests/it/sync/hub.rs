@@ -346,10 +346,15 @@ fn the_hub_sigkilled_mid_relay_loses_and_repeats_nothing() {
     let (store, clock) = open_kiosk(&desk_dir, now());
     let (cred, _) = kiosk_sync::enroll(&store, &desk_dir, &format!("http://{addr}"), &code, None, false).unwrap();
     let mut desk = Kiosk { store, clock, cred };
-    wan.set_default(Fault::Delay(400));
-    write_arrivals(&desk.store, 6_000, 1_000);
+    // The WAN is down while the desk fills the hub, so the relay starts only afterwards, with more ops logged than
+    // one relay request carries (`RELAY_BATCH`): the kill lands between two requests whatever the machine's load.
+    wan.set_default(Fault::Unavailable(1));
+    write_arrivals(&desk.store, 9_000, 1_000);
     sync_until_done(&desk, &options(2_000), 3);
     let total = desk.store.stats().unwrap().outbox_last_seq as usize;
+    assert!(total > guidedesk::hq::relay::outbound::RELAY_BATCH, "{total} ops fit one relay request");
+    assert_eq!(group.store().receipts().unwrap().len(), 0, "nothing passed the WAN while it was down");
+    wan.set_default(Fault::Delay(400));
     // Killed once the group HQ holds part of it.
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
