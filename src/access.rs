@@ -128,6 +128,7 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
         }
         Command::ImportDischarges { .. } => Action::ImportDischarges,
         Command::Reveal(_) => Action::RevealPhone,
+        Command::LogAlert { .. } => Action::SupervisorAlerts,
         Command::ExportAudit { .. } => Action::ViewAudit,
     })
 }

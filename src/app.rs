@@ -795,6 +795,10 @@ impl DeskApp {
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
+            Command::LogAlert { detail } => {
+                self.audit(AuditAction::Alert, None, &detail);
+                Outcome::Done(None)
+            }
             Command::View { target, what } => {
                 self.audit(AuditAction::View, target, what);
                 Outcome::Done(target.map(|t| t.id))

@@ -173,6 +173,12 @@ pub enum Command {
         /// What was looked at (a fixed word, never user input).
         what: &'static str,
     },
+    /// Put an alert a supervisor was shown on the audit log (`queue_alert:<waiting>/<limit>`: fixed words and
+    /// numbers, never user input).
+    LogAlert {
+        /// What was shown.
+        detail: String,
+    },
     /// Show a masked phone number in full for this session; audited before it is shown.
     Reveal(AuditTarget),
     /// Export the audit log of the days `from..=to` as CSV beside the store (`exports/`).
@@ -225,6 +231,7 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         | Command::ImportDischarges { .. }
         | Command::View { .. }
         | Command::Reveal(_)
+        | Command::LogAlert { .. }
         | Command::ExportAudit { .. } => return None,
     })
 }

@@ -36,11 +36,13 @@ pub enum AuditAction {
     SignOut,
     /// A command was refused by the permission matrix.
     Refused,
+    /// An alert was put before a supervisor (the registration queue over its limit).
+    Alert,
 }
 
 impl AuditAction {
     /// Every action, in display order.
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 10] = [
         AuditAction::View,
         AuditAction::Reveal,
         AuditAction::Change,
@@ -50,6 +52,7 @@ impl AuditAction {
         AuditAction::SignInFailed,
         AuditAction::SignOut,
         AuditAction::Refused,
+        AuditAction::Alert,
     ];
 
     /// The stable key (exports, locale files, CLI).
@@ -64,6 +67,7 @@ impl AuditAction {
             AuditAction::SignInFailed => "sign_in_failed",
             AuditAction::SignOut => "sign_out",
             AuditAction::Refused => "refused",
+            AuditAction::Alert => "alert",
         }
     }
 

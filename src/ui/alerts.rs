@@ -8,7 +8,8 @@
 //!   received), since the supervisor handles them in person.
 //! - **督办**: open cases due today (a reminder before the deadline) and cases past their deadline.
 //!
-//! The strip re-reads only when the store changed, and each alert opens the screen where it is worked.
+//! The strip re-reads only when the store changed, and each alert opens the screen where it is worked. The queue
+//! alert is also put on the audit log (action `alert`) each time the queue goes over the limit.
 
 use egui::{RichText, Ui};
 
@@ -60,6 +61,8 @@ const SHOWN: usize = 3;
 pub struct AlertStrip {
     alerts: Vec<Alert>,
     loaded: Option<(u64, chrono::NaiveDate)>,
+    /// The queue over its limit was put on the audit log (once per time it goes over).
+    queue_logged: bool,
 }
 
 /// The alerts of the site's state: today's arrivals and the open cases.
@@ -100,6 +103,18 @@ impl AlertStrip {
             let open = cx.q.open_cases().unwrap_or_default();
             self.alerts = alerts(&arrivals, &open, cx);
             self.loaded = Some((cx.version, cx.today));
+            // The queue alert goes on the audit log once each time the queue goes over the limit.
+            match self.alerts.iter().find_map(|a| match a {
+                Alert::Queue { waiting, limit } => Some((*waiting, *limit)),
+                _ => None,
+            }) {
+                Some((waiting, limit)) if !self.queue_logged => {
+                    cx.request(crate::command::Command::LogAlert { detail: format!("queue_alert:{waiting}/{limit}") });
+                    self.queue_logged = true;
+                }
+                Some(_) => {}
+                None => self.queue_logged = false,
+            }
         }
         if self.alerts.is_empty() {
             return None;

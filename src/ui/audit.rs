@@ -25,6 +25,7 @@ fn detail_text(tr: Tr, detail: &str) -> String {
         Some(("case", action)) => {
             format!("{}：{}", tr.k("auditdetail", "case_action"), tr.k_opt("caseaction", action).unwrap_or(action))
         }
+        Some(("queue_alert", n)) => format!("{}：{n}", tr.k("auditdetail", "queue_alert")),
         Some(("appointment", action)) => format!(
             "{}：{}",
             tr.k("auditdetail", "appointment_action"),

@@ -116,7 +116,8 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
         Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),
         Action::ViewAudit => Command::ExportAudit { from: day(), to: day() },
-        Action::ViewDashboard | Action::PatientMode | Action::ViewAccountability | Action::SupervisorAlerts => {
+        Action::SupervisorAlerts => Command::LogAlert { detail: "queue_alert:9/8".into() },
+        Action::ViewDashboard | Action::PatientMode | Action::ViewAccountability => {
             return None;
         }
     })
@@ -153,7 +154,7 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             }
         }
     }
-    assert_eq!(checked, ROLES.len() * 13);
+    assert_eq!(checked, ROLES.len() * 14);
 }
 
 #[test]

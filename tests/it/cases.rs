@@ -392,6 +392,19 @@ fn an_incident_and_a_long_queue_raise_the_alert_on_a_supervisors_screen() {
     assert!(h.query_by_label_contains("主管提醒").is_some());
     assert!(h.query_by_label("挂号排队 9 人，超过 8 人").is_some());
     assert!(h.query_by_label_contains("事故：李建华").is_some(), "the incident is named");
+    // The queue alert is on the audit log, once, under the supervisor who was shown it.
+    let logged = |store: &Store| {
+        store
+            .chain::<guidedesk::model::AuditEntry>()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == guidedesk::model::AuditAction::Alert)
+            .map(|e| (e.actor.0, e.detail))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(logged(&f.store), [("S001".to_string(), "queue_alert:9/8".to_string())]);
+    h.run_steps(3);
+    assert_eq!(logged(&f.store).len(), 1, "not again while the queue stays over the limit");
     assert!(h.query_by_label("查看 李建华").is_none(), "the supervisor starts elsewhere");
     h.get(egui_kittest::kittest::By::new().label_contains("事故：李建华")).click();
     h.run();

@@ -235,6 +235,24 @@ fn overview_lists_sites_and_kiosks_and_escapes_text() {
     assert!(html.contains("<td class=\"n\">7 ("), "records waiting: {html}");
     assert!(html.contains(&uuid::Uuid::from_u128(k.store.device().0).to_string()));
     assert!(html.contains("Overall satisfaction") || html.contains("satisfaction"), "KPIs listed");
+
+    // A dispute taken at the desk is named under the site's escalations (complainant masked), with the 督办 counts.
+    let form = guidedesk::model::CaseForm {
+        grade: Some(guidedesk::model::CaseGrade::Dispute),
+        channel: Some(guidedesk::model::CaseChannel::InPerson),
+        complainant: "王小明".into(),
+        departments: vec!["cardio".into()],
+        facts: "术后并发症，家属要求说法".into(),
+        ..guidedesk::model::CaseForm::default()
+    };
+    let by = guidedesk::model::StaffRef("D001".into());
+    k.store.write(|ctx| guidedesk::command::cases::new_case(ctx, &form, by.clone())).unwrap();
+    assert_eq!(kiosk_sync::sync_with(&k.store, &k.cred, &SyncOptions::default()).unwrap().pending, 0);
+    let html = String::from_utf8(get(hq.addr(), "/v1/overview?lang=en", Some(TOKEN)).2).unwrap();
+    assert!(html.contains("<h3>Escalations</h3>"), "{html}");
+    assert!(html.contains("<td>王**</td>"), "the complainant, masked: {html}");
+    assert!(!html.contains("王小明"), "never the full name");
+    assert!(html.contains("past their deadline"), "{html}");
 }
 
 #[test]

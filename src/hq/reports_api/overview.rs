@@ -179,7 +179,82 @@ fn overview_html(
             );
         }
         h.push_str("</table>\n");
+        escalations(&mut h, store, site, &params, lang)?;
     }
     h.push_str("</body></html>\n");
     Ok(h)
+}
+
+/// Days back the overview looks for cases still open (a dispute can stay open for months).
+const OPEN_CASE_LOOK_BACK_DAYS: i64 = 400;
+
+/// A site's escalations as of the page's day, whatever the period: every unfinished dispute and incident, named
+/// (complainant masked), and the open cases due that day and past their deadline (督办) — what the site's
+/// supervisors see on their alert strip.
+fn escalations(
+    h: &mut String,
+    store: &crate::hq::backend::HqBackend,
+    site: &str,
+    params: &ReportParams,
+    lang: Lang,
+) -> Result<(), ApiError> {
+    use crate::model::{AnyRecord, CaseGrade, RecordKind};
+    let tr = lang.tr();
+    let end = Moment::start_of_day(params.as_of, params.offset).plus_millis(86_400_000).0;
+    let from = end.saturating_sub(OPEN_CASE_LOOK_BACK_DAYS * 86_400_000);
+    let mut open = Vec::new();
+    for id in store.ids_between(RecordKind::Case, Some(site), from, end)? {
+        if let Some(s) = store.record(RecordKind::Case, id)?
+            && let AnyRecord::Case(c) = s.record
+            && c.is_open()
+        {
+            open.push(c);
+        }
+    }
+    let due_today = open.iter().filter(|c| c.due.value.0 == params.as_of).count();
+    let overdue = open.iter().filter(|c| c.due.value.0 < params.as_of).count();
+    let mut serious: Vec<_> =
+        open.iter().filter(|c| matches!(c.grade.value, CaseGrade::Dispute | CaseGrade::Incident)).collect();
+    serious.sort_by_key(|c| (std::cmp::Reverse(c.grade.value), c.received_at));
+    let _ = writeln!(h, "<h3>{}</h3>", tr.t("report.overview.escalations"));
+    if serious.is_empty() && due_today == 0 && overdue == 0 {
+        let _ = writeln!(h, "<p class=\"ok\">{}</p>", tr.t("report.overview.no_escalations"));
+        return Ok(());
+    }
+    let class = if overdue > 0 { "bad" } else { "" };
+    let _ = writeln!(
+        h,
+        "<p class=\"{class}\">{}</p>",
+        esc(&tr.f("report.overview.due_counts", &[("overdue", &overdue), ("today", &due_today)]))
+    );
+    if serious.is_empty() {
+        return Ok(());
+    }
+    let refs = reference(store, Some(site))?;
+    let _ = writeln!(
+        h,
+        "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        tr.t("report.overview.grade"),
+        tr.t("report.overview.complainant"),
+        tr.t("report.overview.department"),
+        tr.t("report.overview.received"),
+        tr.t("report.overview.due"),
+    );
+    for c in serious {
+        let dept =
+            c.departments.first().map(|d| crate::reports::labels::department(&refs, d, lang)).unwrap_or_default();
+        let late = c.due.value.0 < params.as_of;
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"bad\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            esc(crate::reports::labels::grade(c.grade.value, lang)),
+            esc(&crate::reports::labels::mask_name(&c.complainant)),
+            esc(&dept),
+            c.received_at.local(params.offset).format("%Y-%m-%d %H:%M"),
+            if late { "bad" } else { "" },
+            c.due.value.0,
+        );
+    }
+    h.push_str("</table>\n");
+    Ok(())
 }
