@@ -32,6 +32,8 @@ pub enum Action {
     FollowupCalls,
     /// Import a discharge list into the call worklist.
     ImportDischarges,
+    /// Spot-check (抽查) completed follow-up calls by calling the patient again.
+    SpotCheck,
     /// Reveal a masked phone number (audited).
     RevealPhone,
     /// View the KPI dashboard (aggregates only).
@@ -65,6 +67,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::PrintSlip, &[G, L, C, H, S, A]),
     (Action::FollowupCalls, &[L, C, S, A]),
     (Action::ImportDischarges, &[C, S, A]),
+    (Action::SpotCheck, &[S, A]),
     (Action::RevealPhone, &[L, C, S, A]),
     (Action::ViewDashboard, &[G, L, C, H, S, A]),
     (Action::ViewAccountability, &[S, A]),
@@ -93,6 +96,7 @@ impl Action {
             Action::PrintSlip => "print_slip",
             Action::FollowupCalls => "followup_calls",
             Action::ImportDischarges => "import_discharges",
+            Action::SpotCheck => "spot_check",
             Action::RevealPhone => "reveal_phone",
             Action::ViewDashboard => "view_dashboard",
             Action::ViewAccountability => "view_accountability",
@@ -127,6 +131,7 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
             Action::FollowupCalls
         }
         Command::ImportDischarges { .. } => Action::ImportDischarges,
+        Command::SpotCheck => Action::SpotCheck,
         Command::Reveal(_) => Action::RevealPhone,
         Command::LogAlert { .. } => Action::SupervisorAlerts,
         Command::ExportAudit { .. } => Action::ViewAudit,
@@ -196,7 +201,7 @@ mod tests {
         for a in Action::all() {
             assert!(seen.insert(a), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 18);
     }
 
     #[test]

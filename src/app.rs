@@ -827,7 +827,8 @@ impl DeskApp {
             | Command::Book(_)
             | Command::Appointment { .. }
             | Command::WriteLog(_)
-            | Command::ReadLog { .. }) => {
+            | Command::ReadLog { .. }
+            | Command::SpotCheck) => {
                 // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
                 let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));
                 self.change(kind, &detail, |ctx, by| crate::command::write(ctx, &write, by))

@@ -479,6 +479,7 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
                 S::Feedback { feedback } => (feedback.to_string(), String::new(), String::new()),
                 S::Case { case } => (case.to_string(), String::new(), String::new()),
                 S::NoShow { appointment, day } => (appointment.to_string(), day.to_string(), String::new()),
+                S::SpotCheck { task } => (task.to_string(), String::new(), String::new()),
                 S::DischargeSecond { his_key, discharged_on } => {
                     (his_key.clone(), discharged_on.to_string(), String::new())
                 }

@@ -78,6 +78,8 @@ pub trait Queries {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<crate::model::Appointment>, StoreError>;
+    /// The spot checks of the last month: (calls completed that a spot check may still pick, spot checks made).
+    fn spot_check_status(&self) -> Result<(usize, usize), StoreError>;
     /// Shift handovers and daily logs of the last `days` days, newest first.
     fn shift_logs(&self, days: u32) -> Result<Vec<crate::model::ShiftLog>, StoreError>;
 }
@@ -129,6 +131,28 @@ impl Queries for Store {
         to: NaiveDate,
     ) -> Result<Vec<crate::model::Appointment>, StoreError> {
         Store::appointments_between(self, from, to)
+    }
+
+    fn spot_check_status(&self) -> Result<(usize, usize), StoreError> {
+        use crate::command::calls::{SPOT_CHECK_DAYS, spot_checkable};
+        let now = self.now();
+        let from = Moment(now.0.saturating_sub(2 * SPOT_CHECK_DAYS * 86_400_000));
+        let tasks =
+            self.get_many::<FollowupTask>(self.ids_between(RecordKind::FollowupTask, from, Moment(i64::MAX))?)?;
+        let checked: std::collections::BTreeSet<RecordId> = tasks
+            .iter()
+            .filter_map(|t| match t.source {
+                crate::model::FollowupSource::SpotCheck { task } => Some(task),
+                _ => None,
+            })
+            .collect();
+        let open = tasks.iter().filter(|t| spot_checkable(t, now) && !checked.contains(&t.id)).count();
+        let since = now.0.saturating_sub(SPOT_CHECK_DAYS * 86_400_000);
+        let made = tasks
+            .iter()
+            .filter(|t| matches!(t.source, crate::model::FollowupSource::SpotCheck { .. }) && t.created_at.0 >= since)
+            .count();
+        Ok((open, made))
     }
 
     fn shift_logs(&self, days: u32) -> Result<Vec<crate::model::ShiftLog>, StoreError> {

@@ -126,3 +126,58 @@ pub fn claim(ctx: &mut WriteCtx<'_>, task_id: RecordId, release: bool, by: Staff
     ctx.put(&c)?;
     Ok(c.id)
 }
+
+/// Days back a spot check looks for completed calls.
+pub const SPOT_CHECK_DAYS: i64 = 31;
+
+/// Whether a task is a call a spot check may pick: completed in the last [`SPOT_CHECK_DAYS`] days before `now`, not
+/// itself a spot check.
+pub fn spot_checkable(t: &FollowupTask, now: crate::model::Moment) -> bool {
+    let since = now.0.saturating_sub(SPOT_CHECK_DAYS * 86_400_000);
+    t.status.value == FollowupStatus::Completed
+        && t.closed_at.value.is_some_and(|c| c.0 >= since)
+        && !matches!(t.source, FollowupSource::SpotCheck { .. })
+}
+
+/// A supervisor's spot check (抽查): one call completed in the last [`SPOT_CHECK_DAYS`] days and not checked yet,
+/// picked at random (from the new task id's random bits), goes back on the worklist as a call due within three
+/// days. The supervisor does not choose which: the pick is the system's.
+pub fn spot_check(ctx: &mut WriteCtx<'_>, by: StaffRef) -> Result<RecordId, StoreError> {
+    let now = ctx.now();
+    // Tasks are filed under when they were made: look back twice the window for calls completed in it.
+    let from = crate::model::Moment(now.0.saturating_sub(2 * SPOT_CHECK_DAYS * 86_400_000));
+    let mut candidates = Vec::new();
+    for id in ctx.ids_between(crate::model::RecordKind::FollowupTask, from, crate::model::Moment(now.0 + 1))? {
+        if let Some(t) = ctx.get::<FollowupTask>(id)?
+            && spot_checkable(&t, now)
+            && ctx.followup_by_source(&FollowupSource::SpotCheck { task: t.id }.dedup_key())?.is_none()
+        {
+            candidates.push(t);
+        }
+    }
+    if candidates.is_empty() {
+        let mut e = ValidationErrors::default();
+        e.push("task", Problem::Conflict("no call completed in the last 31 days is left to spot-check"));
+        return Err(e.into());
+    }
+    let id = ctx.new_id();
+    let pick = usize::try_from(id.as_u128() % candidates.len() as u128).unwrap_or(0);
+    let t = candidates.swap_remove(pick);
+    let (today, stamp) = (ctx.today(), ctx.stamp());
+    let task = FollowupTask {
+        id,
+        created_at: now,
+        created_by: by,
+        source: FollowupSource::SpotCheck { task: t.id },
+        patient_name: t.patient_name,
+        phone: t.phone,
+        department: t.department,
+        inpatient: t.inpatient,
+        due_from: today,
+        due_to: today + chrono::Days::new(2),
+        status: Lww::new(FollowupStatus::Open, stamp),
+        closed_at: Lww::new(None, stamp),
+    };
+    ctx.put(&task)?;
+    Ok(id)
+}

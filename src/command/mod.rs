@@ -115,6 +115,8 @@ pub enum Command {
         /// The task.
         task: RecordId,
     },
+    /// Spot-check (抽查) a call completed in the last month, picked at random: it goes back on the worklist.
+    SpotCheck,
     /// Let go of a follow-up task opened to call without recording a call.
     Release {
         /// The task.
@@ -217,6 +219,7 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         Command::Attempt { .. } => (RecordKind::CallAttempt, "call_attempt".into()),
         Command::Claim { .. } => (RecordKind::CallClaim, "claim".into()),
         Command::Release { .. } => (RecordKind::CallClaim, "release".into()),
+        Command::SpotCheck => (RecordKind::FollowupTask, "spot_check".into()),
         Command::PromoteToCase { .. } => (RecordKind::Case, "promote_to_case".into()),
         Command::CaseFromCall { .. } => (RecordKind::Case, "case_from_call".into()),
         Command::Book(_) => (RecordKind::Appointment, "book".into()),
@@ -252,6 +255,7 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::Attempt { task, form } => calls::record_attempt(ctx, *task, form, by.clone()),
         Command::Claim { task } => calls::claim(ctx, *task, false, by.clone()),
         Command::Release { task } => calls::claim(ctx, *task, true, by.clone()),
+        Command::SpotCheck => calls::spot_check(ctx, by.clone()),
         Command::PromoteToCase { task } => cases::promote_feedback(ctx, *task, by.clone()),
         Command::CaseFromCall { task, grade, facts } => cases::case_from_call(ctx, *task, *grade, facts, by.clone()),
         Command::Book(form) => appointments::book(ctx, form, by),

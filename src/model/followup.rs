@@ -36,6 +36,12 @@ pub enum FollowupSource {
         /// The case record.
         case: RecordId,
     },
+    /// A supervisor's spot check (抽查) of a follow-up recorded as completed: the patient is called again to check the
+    /// call took place and what it found (出院病人电话回访制度 8: 医务科、护理部、监察室每月或定期抽查病人).
+    SpotCheck {
+        /// The completed task checked.
+        task: RecordId,
+    },
     /// The second call after a discharge (7–15 days after it, by the customer-service centre).
     DischargeSecond {
         /// The HIS's key for the stay, as on the first call's task.
@@ -62,6 +68,7 @@ impl FollowupSource {
             FollowupSource::Case { .. } => "case",
             FollowupSource::NoShow { .. } => "no_show",
             FollowupSource::DischargeSecond { .. } => "discharge_second",
+            FollowupSource::SpotCheck { .. } => "spot_check",
         }
     }
 
@@ -76,6 +83,7 @@ impl FollowupSource {
             FollowupSource::DischargeSecond { his_key, discharged_on } => {
                 format!("discharge2:{his_key}:{discharged_on}")
             }
+            FollowupSource::SpotCheck { task } => format!("spot:{task}"),
         }
     }
 }

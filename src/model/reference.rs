@@ -401,6 +401,10 @@ pub struct FollowupPolicy {
     /// neither records a call nor lets go of it (a desk switched off mid-call): after this the task is free again.
     #[serde(default = "twenty")]
     pub claim_minutes: u32,
+    /// Share of the calls completed in a month that supervisors spot-check by calling the patient again (抽查),
+    /// percent (absent in older documents: 5).
+    #[serde(default = "five")]
+    pub spot_check_pct: u32,
     /// Target follow-up rate for inpatients (percent).
     pub inpatient_target_pct: u32,
     /// Target follow-up rate for outpatient first visits (percent).
@@ -440,6 +444,10 @@ impl Default for PinPolicy {
     fn default() -> Self {
         Self { min_digits: four() }
     }
+}
+
+fn five() -> u32 {
+    5
 }
 
 fn twenty() -> u32 {

@@ -138,6 +138,19 @@ impl WriteCtx<'_> {
         super::query::appointments_in(&idx, &t, &self.keys, from, to)
     }
 
+    /// Ids of records of a kind whose business time lies in `[from, to)` (sees this transaction's writes).
+    pub fn ids_between(&self, kind: RecordKind, from: Moment, to: Moment) -> Result<Vec<RecordId>, StoreError> {
+        let idx = self.tx.open_table(tables::IDX_TIME)?;
+        let k = kind.code();
+        let mut out = Vec::new();
+        if from < to {
+            for e in idx.range((k, from.0, 0u128)..(k, to.0, 0u128))? {
+                out.push(RecordId::from_u128(e?.0.value().2));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records of a kind with this phone number (sees this transaction's writes).
     pub fn ids_by_phone(&self, kind: RecordKind, phone: &str) -> Result<Vec<RecordId>, StoreError> {
         let blind = self.keys.blind("phone", phone);

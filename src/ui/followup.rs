@@ -45,6 +45,8 @@ pub struct FollowupScreen {
     import_result: Option<Result<crate::import::ImportReport, String>>,
     /// A case being taken for what the patient raised on the call: the grade and what they said.
     case_draft: Option<(Option<crate::model::CaseGrade>, String)>,
+    /// For supervisors: (calls a spot check may still pick, spot checks made) over the last month.
+    spot: Option<(usize, usize)>,
 }
 
 impl DeskScreen for FollowupScreen {
@@ -56,6 +58,8 @@ impl DeskScreen for FollowupScreen {
             self.worrying = q.worrying(7).unwrap_or_default();
             self.attempts = self.selected.map(|id| q.attempts_of(id).unwrap_or_default()).unwrap_or_default();
             self.attention = q.worklist_attention(7).unwrap_or_default();
+            let spot = cx.role.is_some_and(|r| crate::access::allowed(r, crate::access::Action::SpotCheck));
+            self.spot = if spot { q.spot_check_status().ok() } else { None };
             self.loaded = Some(version);
             self.claims_read = Moment(i64::MIN);
         }
@@ -119,6 +123,16 @@ impl DeskScreen for FollowupScreen {
         if let Some(c) = self.import_ui(ui, tr) {
             cmd = Some(c);
         }
+        if cx.role.is_some_and(|r| crate::access::allowed(r, crate::access::Action::SpotCheck)) {
+            ui.horizontal(|ui| {
+                let (open, made) = self.spot.unwrap_or_default();
+                let pct = refs.followup_policy.spot_check_pct;
+                ui.label(tr.f("followup.spot_status", &[("open", &open), ("made", &made), ("pct", &pct)]));
+                if ui.button(tr.t("followup.spot_check")).clicked() {
+                    cmd = Some(Command::SpotCheck);
+                }
+            });
+        }
         ui.separator();
         let total = ui.available_width();
         ui.horizontal_top(|ui| {
@@ -155,6 +169,15 @@ impl DeskScreen for FollowupScreen {
     /// Takes the result of a follow-up command.
     fn on_outcome(&mut self, reply: &Reply<'_>) {
         let tr = reply.tr;
+        if let Command::SpotCheck = reply.sent {
+            self.message = Some(match reply.outcome {
+                Outcome::Done(_) => (true, tr.t("followup.spot_done").to_string()),
+                Outcome::Invalid(_) => (false, tr.t("followup.spot_none").to_string()),
+                Outcome::Failed(m) => (false, tr.f("app.write_failed", &[("error", m)])),
+                Outcome::Pending => return,
+            });
+            return;
+        }
         if let (Command::CaseFromCall { .. }, Outcome::Done(id)) = (reply.sent, reply.outcome) {
             // The call itself is still to be recorded: what is typed in the call form stays.
             self.case_draft = None;

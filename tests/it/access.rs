@@ -91,7 +91,7 @@ fn expected(action: Action, role: Role) -> bool {
         Action::PatientMode | Action::Appointments | Action::ShiftLog => &[G, L, C, S, A],
         Action::WorkCase => &[C, H, S, A],
         Action::ImportDischarges => &[C, S, A],
-        Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability => &[S, A],
+        Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability | Action::SpotCheck => &[S, A],
         Action::FollowupCalls | Action::RevealPhone => &[L, C, S, A],
         Action::SupervisorAlerts => &[L, S, A],
     };
@@ -114,6 +114,7 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::ShiftLog => Command::WriteLog(Box::default()),
         Action::FollowupCalls => Command::Attempt { task: missing, form: Box::default() },
         Action::ImportDischarges => Command::ImportDischarges { path: "/nonexistent/discharges.csv".into() },
+        Action::SpotCheck => Command::SpotCheck,
         Action::RevealPhone => Command::Reveal(AuditTarget { kind: RecordKind::Arrival, id: missing }),
         Action::ViewAudit => Command::ExportAudit { from: day(), to: day() },
         Action::SupervisorAlerts => Command::LogAlert { detail: "queue_alert:9/8".into() },
@@ -154,7 +155,7 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             }
         }
     }
-    assert_eq!(checked, ROLES.len() * 14);
+    assert_eq!(checked, ROLES.len() * 15);
 }
 
 #[test]

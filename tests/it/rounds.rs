@@ -53,3 +53,53 @@ fn a_discharge_gets_its_two_calls_at_the_right_dates() {
     button(&mut h, "回访 孙秀兰");
     assert!(h.query_all_by_label_contains("出院第二次回访").next().is_some(), "the second call is named");
 }
+
+/// 出院病人电话回访制度 8 (医务科、护理部、监察室每月或定期抽查病人): a supervisor puts a completed call, picked at
+/// random, back on the worklist to call the patient again; each call is checked once; a guide lead cannot.
+#[test]
+fn a_supervisor_spot_checks_a_completed_call_picked_at_random() {
+    let f = fixture(true);
+    let mut r = (*f.store.reference()).clone();
+    let mut boss = r.staff[0].clone();
+    boss.id = "S001".into();
+    boss.name = "王主管".into();
+    boss.role = guidedesk::model::reference::Role::Supervisor;
+    r.staff.push(boss);
+    f.store.apply_reference(r, "test").unwrap();
+    let csv = "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY9,孙秀兰,13800138000,心血管内科,2026-11-22,冠心病\n";
+    import(&f.store, csv.as_bytes(), &ImportOptions::default()).unwrap();
+    let first = f
+        .store
+        .open_followups_due(None)
+        .unwrap()
+        .into_iter()
+        .find(|t| matches!(t.source, FollowupSource::Discharge { .. }))
+        .unwrap();
+    let reached = guidedesk::model::CallAttemptForm {
+        outcome: Some(guidedesk::model::CallOutcome::Reached),
+        ..guidedesk::model::CallAttemptForm::default()
+    };
+    let by = guidedesk::model::StaffRef("K001".into());
+    f.store.write(|ctx| guidedesk::command::calls::record_attempt(ctx, first.id, &reached, by.clone())).unwrap();
+
+    let mut h = harness_with(&f.store, 24 * 60);
+    sign_in(&mut h, "王主管");
+    button(&mut h, "回访");
+    assert!(h.query_by_label_contains("可抽已完成回访 1 条").is_some());
+    button(&mut h, "随机抽查一条");
+    let spot: Vec<_> = f
+        .store
+        .open_followups_due(None)
+        .unwrap()
+        .into_iter()
+        .filter(|t| matches!(t.source, FollowupSource::SpotCheck { task } if task == first.id))
+        .collect();
+    assert_eq!(spot.len(), 1, "the completed call is back on the worklist as a spot check");
+    assert_eq!((spot[0].phone.as_str(), spot[0].due_from), ("13800138000", f.store.today()));
+    assert!(h.query_by_label_contains("已抽查 1 条").is_some());
+    // Nothing left to pick: said so, nothing written.
+    let before = f.store.count(guidedesk::model::RecordKind::FollowupTask).unwrap();
+    button(&mut h, "随机抽查一条");
+    assert!(h.query_by_label("近 31 天没有可抽查的已完成回访").is_some());
+    assert_eq!(f.store.count(guidedesk::model::RecordKind::FollowupTask).unwrap(), before);
+}

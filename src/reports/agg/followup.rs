@@ -24,17 +24,20 @@ pub enum TaskGroup {
     NoShow,
     /// Second calls after a discharge.
     DischargeSecond,
+    /// Supervisors' spot checks of completed calls.
+    SpotCheck,
 }
 
 impl TaskGroup {
     /// Every group.
-    pub const ALL: [TaskGroup; 6] = [
+    pub const ALL: [TaskGroup; 7] = [
         TaskGroup::Discharge,
         TaskGroup::DischargeSecond,
         TaskGroup::Outpatient,
         TaskGroup::Feedback,
         TaskGroup::Case,
         TaskGroup::NoShow,
+        TaskGroup::SpotCheck,
     ];
 
     /// The group of a task.
@@ -46,6 +49,7 @@ impl TaskGroup {
             FollowupSource::Case { .. } => TaskGroup::Case,
             FollowupSource::NoShow { .. } => TaskGroup::NoShow,
             FollowupSource::DischargeSecond { .. } => TaskGroup::DischargeSecond,
+            FollowupSource::SpotCheck { .. } => TaskGroup::SpotCheck,
         }
     }
 
@@ -58,6 +62,7 @@ impl TaskGroup {
             TaskGroup::Case => "case",
             TaskGroup::NoShow => "no_show",
             TaskGroup::DischargeSecond => "discharge_second",
+            TaskGroup::SpotCheck => "spot_check",
         }
     }
 }

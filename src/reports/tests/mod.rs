@@ -220,6 +220,7 @@ fn task(t: Moment, group: TaskGroup, dept: Option<&str>, status: FollowupStatus,
         TaskGroup::Feedback => FollowupSource::Feedback { feedback: RecordId::new_v7(t) },
         TaskGroup::Case => FollowupSource::Case { case: RecordId::new_v7(t) },
         TaskGroup::NoShow => FollowupSource::NoShow { appointment: RecordId::new_v7(t), day: d(11, 16) },
+        TaskGroup::SpotCheck => FollowupSource::SpotCheck { task: RecordId::new_v7(t) },
         TaskGroup::DischargeSecond => {
             FollowupSource::DischargeSecond { his_key: RecordId::new_v7(t).short(), discharged_on: d(11, 16) }
         }
