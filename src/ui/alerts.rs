@@ -6,7 +6,8 @@
 //!   today's arrivals of the whole site still waiting to register, against `visit_policy.registration_queue_alert`.
 //! - **Disputes and incidents** (纠纷, 事故) not yet finished: each is named (grade, complainant, department, when
 //!   received), since the supervisor handles them in person.
-//! - **督办**: open cases due today (a reminder before the deadline) and cases past their deadline.
+//! - **督办**: open cases due by the next working day (the reminder before the deadline, on the official
+//!   calendar), due today, and past their deadline.
 //!
 //! The strip re-reads only when the store changed, and each alert opens the screen where it is worked. The queue
 //! alert is also put on the audit log (action `alert`) each time the queue goes over the limit.
@@ -38,6 +39,8 @@ pub enum Alert {
         /// When it was received (local time, `MM-DD HH:MM`).
         received: String,
     },
+    /// Open cases due on the next working day (the reminder before the deadline).
+    DueSoon(usize),
     /// Open cases due today.
     DueToday(usize),
     /// Open cases past their deadline.
@@ -83,6 +86,11 @@ pub fn alerts(arrivals: &[crate::model::Arrival], open: &[Case], cx: &ScreenCtx<
             department: c.departments.first().cloned(),
             received: c.received_at.local(cx.offset).format("%m-%d %H:%M").to_string(),
         });
+    }
+    let next = cx.refs.calendar.add_working_days(cx.today, 1).map_or(cx.today, |d| d.date);
+    let due_soon = open.iter().filter(|c| c.due.value.0 > cx.today && c.due.value.0 <= next).count();
+    if due_soon > 0 {
+        out.push(Alert::DueSoon(due_soon));
     }
     let due_today = open.iter().filter(|c| c.due.value.0 == cx.today).count();
     if due_today > 0 {
@@ -151,6 +159,7 @@ impl AlertStrip {
                             );
                             (text, Goto::Cases)
                         }
+                        Alert::DueSoon(n) => (tr.f("alerts.due_soon", &[("n", n)]), Goto::Cases),
                         Alert::DueToday(n) => (tr.f("alerts.due_today", &[("n", n)]), Goto::Cases),
                         Alert::Overdue(n) => (tr.f("alerts.overdue", &[("n", n)]), Goto::Cases),
                     };

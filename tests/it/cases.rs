@@ -410,3 +410,31 @@ fn an_incident_and_a_long_queue_raise_the_alert_on_a_supervisors_screen() {
     h.run();
     assert!(h.query_by_label("查看 李建华").is_some(), "the alert leads to the case");
 }
+
+/// 督办: the reminder before the deadline — a complaint received on Monday is due on Thursday (3 working days); on
+/// Wednesday the supervisor's strip says it is due by the next working day, on Thursday that it is due today.
+#[test]
+fn a_case_due_by_the_next_working_day_is_put_before_the_supervisor() {
+    let f = fixture(true);
+    with_supervisor(&f.store);
+    let dept = f.store.reference().departments[0].id.clone();
+    let form = CaseForm {
+        grade: Some(CaseGrade::Complaint),
+        channel: Some(CaseChannel::InPerson),
+        complainant: "赵敏".into(),
+        departments: vec![dept],
+        facts: "候诊时间过长".into(),
+        ..CaseForm::default()
+    };
+    f.store.write(|ctx| guidedesk::command::cases::new_case(ctx, &form, StaffRef("D001".into()))).unwrap();
+    let day = 86_400_000;
+    f.clock.set(guidedesk::model::Moment(crate::ui::T0 + 2 * day));
+    let mut h = crate::ui::harness_with(&f.store, 30 * 24 * 60);
+    sign_in(&mut h, "王主管");
+    assert!(h.query_by_label("1 件客诉下一工作日到期").is_some(), "Wednesday: due by the next working day");
+    f.clock.set(guidedesk::model::Moment(crate::ui::T0 + 3 * day));
+    let mut h = crate::ui::harness_with(&f.store, 30 * 24 * 60);
+    sign_in(&mut h, "王主管");
+    assert!(h.query_by_label("1 件客诉今日到期").is_some(), "Thursday: due today");
+    assert!(h.query_by_label("1 件客诉下一工作日到期").is_none());
+}
