@@ -703,7 +703,7 @@ impl DayGen<'_> {
         for i in 0..n {
             let dept = pick(rng, &inpatient);
             let key = format!("ZY{}{:04}", self.day.format("%Y%m%d"), i);
-            let window = policy::discharge_window(&self.refs.followup_policy, self.day);
+            let window = policy::discharge_window(&self.refs.followup_policy, &dept.id, self.day);
             let source = FollowupSource::Discharge {
                 his_key: key,
                 discharged_on: self.day,
@@ -719,7 +719,7 @@ impl DayGen<'_> {
             report.followup_tasks += 1;
             // The second call (the policy's 7–15 days), made with the first; its id is derived from the first's so
             // the random stream, and every other record, stays as it was.
-            if let Some(second) = policy::discharge_second_window(&self.refs.followup_policy, self.day) {
+            if let Some(second) = policy::discharge_second_window(&self.refs.followup_policy, &dept.id, self.day) {
                 let stamp = ctx.stamp();
                 ctx.put(&FollowupTask {
                     id: RecordId::derived("demo discharge second call", first),

@@ -606,7 +606,7 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
         let (mut imported, mut already, mut calls) = (0, 0, 0);
         for d in discharges {
             // The second call (7–15 days, by policy) is its own task, made with the first.
-            if let Some((due_from, due_to)) = policy::discharge_second_window(&window, d.discharged_on) {
+            if let Some((due_from, due_to)) = policy::discharge_second_window(&window, &d.department, d.discharged_on) {
                 let second =
                     FollowupSource::DischargeSecond { his_key: d.his_key.clone(), discharged_on: d.discharged_on };
                 if ctx.followup_by_source(&second.dedup_key())?.is_none() {
@@ -638,7 +638,7 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
                 already += 1;
                 continue;
             }
-            let (due_from, due_to) = policy::discharge_window(&window, d.discharged_on);
+            let (due_from, due_to) = policy::discharge_window(&window, &d.department, d.discharged_on);
             let stamp = ctx.stamp();
             let task = FollowupTask {
                 id: ctx.new_id(),

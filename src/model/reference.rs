@@ -390,6 +390,10 @@ pub struct FollowupPolicy {
     /// only; `null` turns the second call off.
     #[serde(default)]
     pub discharge_second_call_days: Option<(u32, u32)>,
+    /// Departments whose discharges are called on a plan of their own, e.g. after surgery on days 5 and 10 (术后
+    /// 5 天、10 天), instead of the two windows above: department code → the windows.
+    #[serde(default)]
+    pub department_calls: BTreeMap<String, DischargeCalls>,
     /// Outpatient first visits are called this many days later.
     pub outpatient_after_days: u32,
     /// Calling hours as (start, end) local times `HH:MM`.
@@ -412,6 +416,17 @@ pub struct FollowupPolicy {
     /// Call scripts per department.
     #[serde(default)]
     pub scripts: Vec<CallScript>,
+}
+
+/// A department's discharge call plan: the first call's window and the second's (none for one call), in days
+/// after the discharge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DischargeCalls {
+    /// The first call's window.
+    pub first: (u32, u32),
+    /// The second call's window.
+    #[serde(default)]
+    pub second: Option<(u32, u32)>,
 }
 
 /// Visit board policy.
@@ -672,6 +687,16 @@ impl ReferenceData {
         if p.discharge_from_days > p.discharge_to_days {
             return Err(ReferenceError::Inconsistent("follow-up window starts after it ends".into()));
         }
+        for (dept, plan) in &p.department_calls {
+            let bad_first = plan.first.0 > plan.first.1;
+            let bad_second = plan.second.is_some_and(|(from, to)| from > to || from <= plan.first.1);
+            if self.department(dept).is_none() || bad_first || bad_second {
+                return Err(ReferenceError::Inconsistent(format!(
+                    "followup_policy.department_calls[{dept:?}]: an unknown department, or windows that end before \
+                     they start or overlap"
+                )));
+            }
+        }
         if let Some((from, to)) = p.discharge_second_call_days
             && (from > to || from <= p.discharge_to_days)
         {
@@ -912,6 +937,18 @@ mod tests {
         json["pin_policy"] = serde_json::json!({ "min_digits": 3 });
         let e = ReferenceData::from_json(&json.to_string()).unwrap_err().to_string();
         assert!(e.contains("pin_policy.min_digits"), "{e}");
+    }
+
+    #[test]
+    fn department_call_plans_must_name_known_departments_and_ordered_windows() {
+        let mut r = ReferenceData::bundled().unwrap();
+        assert_eq!(r.followup_policy.department_calls["surgery"].first, (5, 6));
+        let plan = DischargeCalls { first: (5, 6), second: Some((6, 8)) };
+        r.followup_policy.department_calls.insert("surgery".into(), plan);
+        assert!(r.check().unwrap_err().to_string().contains("department_calls[\"surgery\"]"), "overlapping windows");
+        r.followup_policy.department_calls.remove("surgery");
+        r.followup_policy.department_calls.insert("nowhere".into(), DischargeCalls { first: (1, 2), second: None });
+        assert!(r.check().unwrap_err().to_string().contains("department_calls[\"nowhere\"]"));
     }
 
     #[test]

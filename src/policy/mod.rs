@@ -26,16 +26,28 @@ pub fn case_due(
     calendar.add_working_days(received, n).map_or((received, true), |d| (d.date, d.guessed))
 }
 
-/// The call window of a discharge follow-up: `[discharge + from, discharge + to]` calendar days.
-pub fn discharge_window(policy: &FollowupPolicy, discharged_on: NaiveDate) -> (NaiveDate, NaiveDate) {
-    let from = discharged_on.checked_add_days(Days::new(policy.discharge_from_days.into())).unwrap_or(discharged_on);
-    let to = discharged_on.checked_add_days(Days::new(policy.discharge_to_days.into())).unwrap_or(from);
-    (from, to)
+/// The first call's window after a discharge from `department`: `[discharge + from, discharge + to]` calendar
+/// days, from the department's own plan (`followup_policy.department_calls`) or the policy's default.
+pub fn discharge_window(policy: &FollowupPolicy, department: &str, discharged_on: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let (from, to) = policy
+        .department_calls
+        .get(department)
+        .map_or((policy.discharge_from_days, policy.discharge_to_days), |p| p.first);
+    let day = |n: u32| discharged_on.checked_add_days(Days::new(n.into()));
+    let start = day(from).unwrap_or(discharged_on);
+    (start, day(to).unwrap_or(start))
 }
 
-/// The second call's window after a discharge, when the policy asks for one.
-pub fn discharge_second_window(policy: &FollowupPolicy, discharged_on: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
-    let (from, to) = policy.discharge_second_call_days?;
+/// The second call's window after a discharge from `department`, when its plan (or the policy's default) has one.
+pub fn discharge_second_window(
+    policy: &FollowupPolicy,
+    department: &str,
+    discharged_on: NaiveDate,
+) -> Option<(NaiveDate, NaiveDate)> {
+    let (from, to) = match policy.department_calls.get(department) {
+        Some(plan) => plan.second?,
+        None => policy.discharge_second_call_days?,
+    };
     let day = |n: u32| discharged_on.checked_add_days(Days::new(n.into()));
     Some((day(from)?, day(to)?))
 }
@@ -103,14 +115,20 @@ mod tests {
     fn followup_windows() {
         let r = ReferenceData::bundled().unwrap();
         // 出院病人电话回访制度 三: the first call within 3 days, the second 7–15 days after the discharge.
-        assert_eq!(discharge_window(&r.followup_policy, d(2026, 11, 1)), (d(2026, 11, 2), d(2026, 11, 4)));
+        assert_eq!(discharge_window(&r.followup_policy, "cardio", d(2026, 11, 1)), (d(2026, 11, 2), d(2026, 11, 4)));
         assert_eq!(
-            discharge_second_window(&r.followup_policy, d(2026, 11, 1)),
+            discharge_second_window(&r.followup_policy, "cardio", d(2026, 11, 1)),
             Some((d(2026, 11, 8), d(2026, 11, 16)))
         );
         let one_call =
             crate::model::reference::FollowupPolicy { discharge_second_call_days: None, ..r.followup_policy.clone() };
-        assert_eq!(discharge_second_window(&one_call, d(2026, 11, 1)), None);
+        assert_eq!(discharge_second_window(&one_call, "cardio", d(2026, 11, 1)), None);
+        // 术后 5 天、10 天: a surgical department's own plan.
+        assert_eq!(discharge_window(&r.followup_policy, "surgery", d(2026, 11, 1)), (d(2026, 11, 6), d(2026, 11, 7)));
+        assert_eq!(
+            discharge_second_window(&r.followup_policy, "surgery", d(2026, 11, 1)),
+            Some((d(2026, 11, 11), d(2026, 11, 13)))
+        );
         assert_eq!(outpatient_window(&r.followup_policy, d(2026, 11, 1)).0, d(2026, 11, 2));
     }
 }

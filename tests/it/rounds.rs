@@ -103,3 +103,16 @@ fn a_supervisor_spot_checks_a_completed_call_picked_at_random() {
     assert!(h.query_by_label("近 31 天没有可抽查的已完成回访").is_some());
     assert_eq!(f.store.count(guidedesk::model::RecordKind::FollowupTask).unwrap(), before);
 }
+
+/// 术后 5 天、10 天: a surgical department's discharges follow its own plan (`followup_policy.department_calls`).
+#[test]
+fn a_surgical_discharge_is_called_on_days_5_and_10() {
+    let f = fixture(false);
+    let csv = "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY7,钱伟,13800138001,普外科,2026-11-22,阑尾炎术后\n";
+    assert_eq!(import(&f.store, csv.as_bytes(), &ImportOptions::default()).unwrap().calls, 2);
+    let mut tasks = f.store.open_followups_due(None).unwrap();
+    tasks.sort_by_key(|t| t.due_from);
+    let d = |m: u32, day: u32| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+    assert_eq!((tasks[0].due_from, tasks[0].due_to), (d(11, 27), d(11, 28)), "the first call on day 5");
+    assert_eq!((tasks[1].due_from, tasks[1].due_to), (d(12, 2), d(12, 4)), "the second on day 10");
+}
