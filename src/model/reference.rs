@@ -951,6 +951,18 @@ mod tests {
         assert!(r.check().unwrap_err().to_string().contains("department_calls[\"nowhere\"]"));
     }
 
+    /// 出院病人电话回访制度 四、五: the caller says who they are before anything else, and what the patient wants
+    /// improved is written down and answered later; every bundled script opens and closes so.
+    #[test]
+    fn bundled_call_scripts_open_with_the_callers_identity_and_close_with_improvements() {
+        let r = ReferenceData::bundled().unwrap();
+        assert!(!r.followup_policy.scripts.is_empty());
+        for s in &r.followup_policy.scripts {
+            assert!(s.points.first().is_some_and(|p| p.starts_with("自我介绍")), "{}: {:?}", s.department, s.points);
+            assert!(s.points.last().is_some_and(|p| p.starts_with("需改进的问题")), "{}: {:?}", s.department, s.points);
+        }
+    }
+
     #[test]
     fn duty_roster() {
         let r = ReferenceData::bundled().unwrap();
