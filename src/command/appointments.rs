@@ -116,15 +116,7 @@ pub fn act(
 ) -> Result<RecordId, StoreError> {
     let mut a: Appointment = ctx.require(id)?;
     let (at, stamp) = (ctx.now(), ctx.stamp());
-    let event = |status, reason: Option<&str>| AppointmentEvent {
-        status,
-        at,
-        by: by.clone(),
-        reason: reason.map(str::to_string),
-        arrival: None,
-        moved_to: None,
-        stamp,
-    };
+    let event = |status, reason: Option<&str>| AppointmentEvent::new(status, at, by.clone(), reason, stamp);
     match action {
         AppointmentAction::CheckIn => return check_in(ctx, a, by),
         AppointmentAction::Cancel { reason } => a.record(event(AppointmentStatus::Cancelled, Some(reason)))?,
@@ -205,13 +197,8 @@ fn check_in(ctx: &mut WriteCtx<'_>, mut a: Appointment, by: &StaffRef) -> Result
         arrival.doctor = Lww::new(Some(DoctorChoice { doctor: doctor.clone(), designated: true }), stamp);
     }
     a.record(AppointmentEvent {
-        status: AppointmentStatus::CheckedIn,
-        at,
-        by: by.clone(),
-        reason: None,
         arrival: Some(arrival_id),
-        moved_to: None,
-        stamp,
+        ..AppointmentEvent::new(AppointmentStatus::CheckedIn, at, by.clone(), None, stamp)
     })?;
     super::desk::file_arrival(ctx, &arrival)?;
     ctx.put(&a)?;
@@ -325,15 +312,7 @@ pub fn sweep_no_shows(ctx: &mut WriteCtx<'_>) -> Result<usize, StoreError> {
     for id in &due {
         let mut a: Appointment = ctx.require(*id)?;
         let (at, stamp) = (ctx.now(), ctx.stamp());
-        a.record(AppointmentEvent {
-            status: AppointmentStatus::NoShow,
-            at,
-            by: system.clone(),
-            reason: None,
-            arrival: None,
-            moved_to: None,
-            stamp,
-        })?;
+        a.record(AppointmentEvent::new(AppointmentStatus::NoShow, at, system.clone(), None, stamp))?;
         ctx.put(&a)?;
         no_show_task(ctx, &a)?;
     }

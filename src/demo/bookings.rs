@@ -89,14 +89,8 @@ impl DayGen<'_> {
             let start =
                 Moment::start_of_day(day, self.offset).plus_millis((start - chrono::NaiveTime::MIN).num_milliseconds());
             let outcome = weighted(rng, &[(S::CheckedIn, 80), (S::NoShow, 11), (S::Cancelled, 6), (S::Rescheduled, 3)]);
-            let event = |status, at, by: &StaffRef, reason: Option<&str>, stamp| AppointmentEvent {
-                status,
-                at,
-                by: by.clone(),
-                reason: reason.map(str::to_string),
-                arrival: None,
-                moved_to: None,
-                stamp,
+            let event = |status, at, by: &StaffRef, reason: Option<&str>, stamp| {
+                AppointmentEvent::new(status, at, by.clone(), reason, stamp)
             };
             match outcome {
                 S::Cancelled | S::Rescheduled => {

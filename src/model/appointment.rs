@@ -175,6 +175,14 @@ pub struct AppointmentEvent {
     pub stamp: Hlc,
 }
 
+impl AppointmentEvent {
+    /// A change to `status` at `at` by `by`, with an optional reason and no links (set `arrival` or `moved_to`
+    /// with struct update syntax for a check-in or a reschedule).
+    pub fn new(status: AppointmentStatus, at: Moment, by: StaffRef, reason: Option<&str>, stamp: Hlc) -> Self {
+        Self { status, at, by, reason: reason.map(str::to_string), arrival: None, moved_to: None, stamp }
+    }
+}
+
 /// A booking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Appointment {
@@ -483,15 +491,7 @@ mod tests {
     }
 
     fn event(status: AppointmentStatus, n: u64, reason: Option<&str>) -> AppointmentEvent {
-        AppointmentEvent {
-            status,
-            at: Moment(i64::try_from(n).unwrap()),
-            by: StaffRef("g1".into()),
-            reason: reason.map(str::to_string),
-            arrival: None,
-            moved_to: None,
-            stamp: stamp(n),
-        }
+        AppointmentEvent::new(status, Moment(i64::try_from(n).unwrap()), StaffRef("g1".into()), reason, stamp(n))
     }
 
     fn booking(r: &ReferenceData) -> (AppointmentForm, NaiveDate) {

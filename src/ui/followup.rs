@@ -45,9 +45,13 @@ pub struct FollowupScreen {
     import_result: Option<Result<crate::import::ImportReport, String>>,
     /// A case being taken for what the patient raised on the call: the grade and what they said.
     case_draft: Option<(Option<crate::model::CaseGrade>, String)>,
-    /// For supervisors: (calls a spot check may still pick, spot checks made) over the last month.
+    /// For supervisors: (calls a spot check may still pick, spot checks made) over the last month, and when read.
     spot: Option<(usize, usize)>,
+    spot_read: Option<Moment>,
 }
+
+/// How often a supervisor's spot-check counts are re-read.
+const SPOT_REFRESH_MS: i64 = 60_000;
 
 impl DeskScreen for FollowupScreen {
     /// The screen.
@@ -58,10 +62,15 @@ impl DeskScreen for FollowupScreen {
             self.worrying = q.worrying(7).unwrap_or_default();
             self.attempts = self.selected.map(|id| q.attempts_of(id).unwrap_or_default()).unwrap_or_default();
             self.attention = q.worklist_attention(7).unwrap_or_default();
-            let spot = cx.role.is_some_and(|r| crate::access::allowed(r, crate::access::Action::SpotCheck));
-            self.spot = if spot { q.spot_check_status().ok() } else { None };
             self.loaded = Some(version);
             self.claims_read = Moment(i64::MIN);
+        }
+        // The spot-check counts read a month of tasks: for supervisors only, at most once a minute (and after their
+        // own spot check), not on every change the worklist sees.
+        let spot = cx.role.is_some_and(|r| crate::access::allowed(r, crate::access::Action::SpotCheck));
+        if spot && self.spot_read.is_none_or(|t| cx.now.0.saturating_sub(t.0) >= SPOT_REFRESH_MS) {
+            self.spot = q.spot_check_status().ok();
+            self.spot_read = Some(cx.now);
         }
         if cx.now.0.saturating_sub(self.claims_read.0) >= CLAIMS_REFRESH_MS {
             self.claims = q.claims().unwrap_or_default();
@@ -170,6 +179,7 @@ impl DeskScreen for FollowupScreen {
     fn on_outcome(&mut self, reply: &Reply<'_>) {
         let tr = reply.tr;
         if let Command::SpotCheck = reply.sent {
+            self.spot_read = None;
             self.message = Some(match reply.outcome {
                 Outcome::Done(_) => (true, tr.t("followup.spot_done").to_string()),
                 Outcome::Invalid(_) => (false, tr.t("followup.spot_none").to_string()),

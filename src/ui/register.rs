@@ -293,12 +293,10 @@ impl RegisterScreen {
             NumField::Age => widgets::keypad(ui, tr, &mut self.form.age, 3),
         };
         ui.separator();
-        if self.form.phone.trim().is_empty() && self.form.name.trim().is_empty() {
-            // Nothing typed yet: the panel lists today's expected patients instead of earlier visits.
-            self.expected_ui(ui, cx);
+        // Nothing typed yet: the panel lists today's expected patients instead of earlier visits.
+        if self.expected_ui(ui, cx) {
             return;
         }
-        self.expected_ui(ui, cx);
         ui.label(RichText::new(tr.t("register.earlier")).strong());
         if self.earlier.is_empty() {
             ui.label(RichText::new(tr.t("register.earlier_none")).color(theme::MUTED));
@@ -333,7 +331,8 @@ impl RegisterScreen {
     /// Today's bookings: with nothing typed yet, the patients still expected, by session, each checked in with one
     /// tap; once a phone with a booking today is typed (a walk-in who had booked), that booking, highlighted, with
     /// "按预约签到".
-    fn expected_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) {
+    /// Whether the panel is browsing (nothing typed yet: the expected list was shown in place of earlier visits).
+    fn expected_ui(&mut self, ui: &mut Ui, cx: &ScreenCtx<'_>) -> bool {
         let tr = cx.tr;
         let typed = normalize_phone(&self.form.phone).ok();
         let mut check_in = None;
@@ -345,14 +344,20 @@ impl RegisterScreen {
             }
             ui.separator();
         }
+        // While a patient is being typed in, the panel is for their earlier visits.
         let browsing = self.form.phone.trim().is_empty() && self.form.name.trim().is_empty();
-        if !browsing {
-            // While a patient is being typed in, the panel is for their earlier visits.
-            if let Some(id) = check_in {
-                cx.send(Command::Appointment { id, action: AppointmentAction::CheckIn });
-            }
-            return;
+        if browsing {
+            self.expected_list(ui, cx, &mut check_in);
         }
+        if let Some(id) = check_in {
+            cx.send(Command::Appointment { id, action: AppointmentAction::CheckIn });
+        }
+        browsing
+    }
+
+    /// Today's expected patients, each with its check-in button.
+    fn expected_list(&self, ui: &mut Ui, cx: &ScreenCtx<'_>, check_in: &mut Option<crate::model::RecordId>) {
+        let tr = cx.tr;
         ui.label(RichText::new(tr.t("appt.expected_today")).strong());
         if self.expected.is_empty() {
             ui.label(RichText::new(tr.t("appt.expected_none")).color(theme::MUTED));
@@ -364,7 +369,7 @@ impl RegisterScreen {
             for a in &self.expected {
                 ui.horizontal(|ui| {
                     if ui.small_button(tr.t("appt.check_in")).clicked() {
-                        check_in = Some(a.id);
+                        *check_in = Some(a.id);
                     }
                     let tail = a.phone.get(a.phone.len().saturating_sub(4)..).unwrap_or_default();
                     ui.label(
@@ -374,9 +379,6 @@ impl RegisterScreen {
                 });
             }
         });
-        if let Some(id) = check_in {
-            cx.send(Command::Appointment { id, action: AppointmentAction::CheckIn });
-        }
     }
 
     fn refresh_earlier(&mut self, q: &dyn Queries) {
