@@ -127,9 +127,11 @@ pub fn action_of(cmd: &Command) -> Option<Action> {
         Command::Slip { .. } | Command::DirectorySlip { .. } => Action::PrintSlip,
         Command::Book(_) | Command::Appointment { .. } => Action::Appointments,
         Command::WriteLog(_) | Command::ReadLog { .. } => Action::ShiftLog,
-        Command::Attempt { .. } | Command::Claim { .. } | Command::Release { .. } | Command::PromoteToCase { .. } => {
-            Action::FollowupCalls
-        }
+        Command::Attempt { .. }
+        | Command::Claim { .. }
+        | Command::Release { .. }
+        | Command::PromoteToCase { .. }
+        | Command::EnrolChronic { .. } => Action::FollowupCalls,
         Command::ImportDischarges { .. } => Action::ImportDischarges,
         Command::SpotCheck => Action::SpotCheck,
         Command::Reveal(_) => Action::RevealPhone,

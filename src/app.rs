@@ -828,6 +828,7 @@ impl DeskApp {
             | Command::Appointment { .. }
             | Command::WriteLog(_)
             | Command::ReadLog { .. }
+            | Command::EnrolChronic { .. }
             | Command::SpotCheck) => {
                 // Every one of these has a `change_of`; `command::write` refuses anything else, writing nothing.
                 let (kind, detail) = crate::command::change_of(&write).unwrap_or((RecordKind::Arrival, String::new()));

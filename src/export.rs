@@ -483,6 +483,9 @@ pub fn row(rec: &AnyRecord, offset: FixedOffset, mask: bool) -> Vec<String> {
                 S::DischargeSecond { his_key, discharged_on } => {
                     (his_key.clone(), discharged_on.to_string(), String::new())
                 }
+                S::Chronic { his_key, discharged_on, round } => {
+                    (format!("{his_key}#{round}"), discharged_on.to_string(), String::new())
+                }
             };
             vec![
                 task.id.to_string(),

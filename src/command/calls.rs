@@ -18,12 +18,25 @@ pub(crate) fn put_task(
     phone: String,
     department: Option<String>,
     inpatient: bool,
-    (due_from, due_to): (chrono::NaiveDate, chrono::NaiveDate),
+    window: (chrono::NaiveDate, chrono::NaiveDate),
     by: StaffRef,
 ) -> Result<RecordId, StoreError> {
+    let id = ctx.new_id();
+    put_task_as(ctx, id, PlannedTask { source, patient_name, phone, department, window }, inpatient, by)
+}
+
+/// Puts a planned task under a given id (a derived one when desks that make it apart must make one task).
+pub(crate) fn put_task_as(
+    ctx: &mut WriteCtx<'_>,
+    id: RecordId,
+    p: PlannedTask,
+    inpatient: bool,
+    by: StaffRef,
+) -> Result<RecordId, StoreError> {
+    let PlannedTask { source, patient_name, phone, department, window: (due_from, due_to) } = p;
     let stamp = ctx.stamp();
     let task = FollowupTask {
-        id: ctx.new_id(),
+        id,
         created_at: ctx.now(),
         created_by: by,
         source,
@@ -108,8 +121,82 @@ pub fn record_attempt(
         task.status.set(status, stamp);
         task.closed_at.set(Some(attempt.at), stamp);
         ctx.put(&task)?;
+        next_chronic_round(ctx, &task, attempt.by.clone())?;
     }
     Ok(attempt.id)
+}
+
+/// The purpose under which a chronic round's next round gets its id ([`RecordId::derived`] from the round's task).
+const CHRONIC_NEXT: &str = "chronic plan next round";
+
+/// 出院病人随访制度 4: a chronic patient's round that is finished (reached, or given up as unreachable) plans the
+/// next one, due at most `every_days` after it, until the plan's rounds are done. A patient who refused or died, or
+/// a cancelled round, ends the plan. The next round's id is derived from this round's, so two desks that finish the
+/// same round apart (one offline) plan one next round.
+fn next_chronic_round(ctx: &mut WriteCtx<'_>, task: &FollowupTask, by: StaffRef) -> Result<(), StoreError> {
+    let FollowupSource::Chronic { his_key, discharged_on, round } = &task.source else { return Ok(()) };
+    let Some(plan) = ctx.reference().followup_policy.chronic.clone() else { return Ok(()) };
+    if *round >= plan.rounds || !matches!(task.status.value, FollowupStatus::Completed | FollowupStatus::Unreachable) {
+        return Ok(());
+    }
+    let source = FollowupSource::Chronic { his_key: his_key.clone(), discharged_on: *discharged_on, round: round + 1 };
+    let id = RecordId::derived(CHRONIC_NEXT, task.id);
+    if ctx.get::<FollowupTask>(id)?.is_some() || ctx.followup_by_source(&source.dedup_key())?.is_some() {
+        return Ok(());
+    }
+    let window = policy::chronic_next_window(&plan, ctx.today());
+    let planned = PlannedTask {
+        source,
+        patient_name: task.patient_name.clone(),
+        phone: task.phone.clone(),
+        department: task.department.clone(),
+        window,
+    };
+    put_task_as(ctx, id, planned, true, by).map(|_| ())
+}
+
+/// Puts a discharged patient on the chronic plan (慢病随访) from one of the discharge's call tasks: its first round,
+/// 2–4 weeks after discharge (from today when that window has passed). Refused when the hospital has no plan, the
+/// task is not a discharge's, or the patient is on the plan already.
+pub fn enrol_chronic(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: StaffRef) -> Result<RecordId, StoreError> {
+    let task: FollowupTask = ctx.require(task_id)?;
+    let conflict = |m: &'static str| {
+        let mut e = ValidationErrors::default();
+        e.push("task", Problem::Conflict(m));
+        StoreError::from(e)
+    };
+    let Some(plan) = ctx.reference().followup_policy.chronic.clone() else {
+        return Err(conflict("the hospital's follow-up policy has no chronic plan"));
+    };
+    let (his_key, discharged_on) = match &task.source {
+        FollowupSource::Discharge { his_key, discharged_on, .. }
+        | FollowupSource::DischargeSecond { his_key, discharged_on } => (his_key.clone(), *discharged_on),
+        _ => return Err(conflict("only a discharged patient is put on the chronic plan")),
+    };
+    let source = FollowupSource::Chronic { his_key, discharged_on, round: 1 };
+    if ctx.followup_by_source(&source.dedup_key())?.is_some() {
+        return Err(conflict("this patient is on the chronic plan already"));
+    }
+    let window = policy::chronic_first_window(&plan, discharged_on, ctx.today());
+    let planned =
+        PlannedTask { source, patient_name: task.patient_name, phone: task.phone, department: task.department, window };
+    let id = ctx.new_id();
+    put_task_as(ctx, id, planned, true, by)
+}
+
+/// Puts `p` unless a task of the same source exists; whether it was put.
+pub(crate) fn put_task_once(
+    ctx: &mut WriteCtx<'_>,
+    p: PlannedTask,
+    inpatient: bool,
+    by: &StaffRef,
+) -> Result<bool, StoreError> {
+    if ctx.followup_by_source(&p.source.dedup_key())?.is_some() {
+        return Ok(false);
+    }
+    let id = ctx.new_id();
+    put_task_as(ctx, id, p, inpatient, by.clone())?;
+    Ok(true)
 }
 
 /// Takes (or, with `release`, lets go of) a task for `by`: a claim event every desk of the site receives. Taking a

@@ -117,6 +117,11 @@ pub enum Command {
     },
     /// Spot-check (抽查) a call completed in the last month, picked at random: it goes back on the worklist.
     SpotCheck,
+    /// Put a discharged patient on the chronic plan (慢病随访) from one of the discharge's call tasks.
+    EnrolChronic {
+        /// The discharge's task.
+        task: RecordId,
+    },
     /// Let go of a follow-up task opened to call without recording a call.
     Release {
         /// The task.
@@ -220,6 +225,7 @@ pub fn change_of(cmd: &Command) -> Option<(RecordKind, String)> {
         Command::Claim { .. } => (RecordKind::CallClaim, "claim".into()),
         Command::Release { .. } => (RecordKind::CallClaim, "release".into()),
         Command::SpotCheck => (RecordKind::FollowupTask, "spot_check".into()),
+        Command::EnrolChronic { .. } => (RecordKind::FollowupTask, "enrol_chronic".into()),
         Command::PromoteToCase { .. } => (RecordKind::Case, "promote_to_case".into()),
         Command::CaseFromCall { .. } => (RecordKind::Case, "case_from_call".into()),
         Command::Book(_) => (RecordKind::Appointment, "book".into()),
@@ -256,6 +262,7 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::Claim { task } => calls::claim(ctx, *task, false, by.clone()),
         Command::Release { task } => calls::claim(ctx, *task, true, by.clone()),
         Command::SpotCheck => calls::spot_check(ctx, by.clone()),
+        Command::EnrolChronic { task } => calls::enrol_chronic(ctx, *task, by.clone()),
         Command::PromoteToCase { task } => cases::promote_feedback(ctx, *task, by.clone()),
         Command::CaseFromCall { task, grade, facts } => cases::case_from_call(ctx, *task, *grade, facts, by.clone()),
         Command::Book(form) => appointments::book(ctx, form, by),

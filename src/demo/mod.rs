@@ -704,16 +704,26 @@ impl DayGen<'_> {
             let dept = pick(rng, &inpatient);
             let key = format!("ZY{}{:04}", self.day.format("%Y%m%d"), i);
             let window = policy::discharge_window(&self.refs.followup_policy, &dept.id, self.day);
+            // A third of the medical wards' discharges are chronic patients (the chronic plan's diagnoses).
+            let chronic = match dept.id.as_str() {
+                "cardio" => Some("高血压病 3 级"),
+                "internal" => Some("2 型糖尿病"),
+                "resp" => Some("慢性阻塞性肺疾病急性加重"),
+                "neuro" => Some("脑梗死恢复期"),
+                _ => None,
+            }
+            .filter(|_| i % 3 == 0);
             let source = FollowupSource::Discharge {
                 his_key: key,
                 discharged_on: self.day,
-                diagnosis: dept.symptoms.first().cloned(),
+                diagnosis: chronic.map(str::to_string).or_else(|| dept.symptoms.first().cloned()),
             };
             let (patient, phone) = (name(rng), mobile(rng));
             let his_key = match &source {
                 FollowupSource::Discharge { his_key, .. } => his_key.clone(),
                 _ => String::new(),
             };
+            let (his_key2, phone2) = (his_key.clone(), phone.clone());
             let first =
                 self.task(ctx, rng, at, source, &patient, phone.clone(), Some(dept.id.clone()), true, window)?;
             report.followup_tasks += 1;
@@ -732,6 +742,26 @@ impl DayGen<'_> {
                     inpatient: true,
                     due_from: second.0,
                     due_to: second.1,
+                    status: Lww::new(FollowupStatus::Open, stamp),
+                    closed_at: Lww::new(None, stamp),
+                })?;
+                report.followup_tasks += 1;
+            }
+            if let Some(plan) = self.refs.followup_policy.chronic.as_ref().filter(|p| chronic.is_some_and(|g| p.matches(g)))
+            {
+                let (from, to) = policy::chronic_first_window(plan, self.day, self.day);
+                let stamp = ctx.stamp();
+                ctx.put(&FollowupTask {
+                    id: RecordId::derived("demo chronic plan", first),
+                    created_at: at,
+                    created_by: StaffRef(self.cs.first().cloned().unwrap_or_default()),
+                    source: FollowupSource::Chronic { his_key: his_key2, discharged_on: self.day, round: 1 },
+                    patient_name: patient.clone(),
+                    phone: phone2,
+                    department: Some(dept.id.clone()),
+                    inpatient: true,
+                    due_from: from,
+                    due_to: to,
                     status: Lww::new(FollowupStatus::Open, stamp),
                     closed_at: Lww::new(None, stamp),
                 })?;

@@ -29,6 +29,7 @@ use crate::model::followup::open_status;
 use crate::model::reference::Department;
 use crate::model::validate::{self, Problem, limits};
 use crate::model::{FollowupSource, FollowupTask, Lww, ReferenceData, StaffRef};
+use crate::command::calls::{PlannedTask, put_task_once};
 use crate::policy;
 use crate::store::Store;
 
@@ -605,27 +606,29 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
         let window = ctx.reference().followup_policy.clone();
         let (mut imported, mut already, mut calls) = (0, 0, 0);
         for d in discharges {
-            // The second call (7–15 days, by policy) is its own task, made with the first.
-            if let Some((due_from, due_to)) = policy::discharge_second_window(&window, &d.department, d.discharged_on) {
-                let second =
+            // The second call (7–15 days, by policy) is its own task, made with the first; a chronic diagnosis (by
+            // the policy's list) puts the patient on the chronic plan's first round (2–4 weeks).
+            let mut more = Vec::new();
+            if let Some(window) = policy::discharge_second_window(&window, &d.department, d.discharged_on) {
+                let source =
                     FollowupSource::DischargeSecond { his_key: d.his_key.clone(), discharged_on: d.discharged_on };
-                if ctx.followup_by_source(&second.dedup_key())?.is_none() {
-                    let stamp = ctx.stamp();
-                    let task = FollowupTask {
-                        id: ctx.new_id(),
-                        created_at: ctx.now(),
-                        created_by: creator.clone(),
-                        source: second,
-                        patient_name: d.name.clone(),
-                        phone: d.phone.clone(),
-                        department: Some(d.department.clone()),
-                        inpatient: true,
-                        due_from,
-                        due_to,
-                        status: open_status(stamp),
-                        closed_at: Lww::new(None, stamp),
-                    };
-                    ctx.put(&task)?;
+                more.push((source, window));
+            }
+            if let Some(plan) = &window.chronic
+                && d.diagnosis.as_deref().is_some_and(|g| plan.matches(g))
+            {
+                let source = FollowupSource::Chronic { his_key: d.his_key.clone(), discharged_on: d.discharged_on, round: 1 };
+                more.push((source, policy::chronic_first_window(plan, d.discharged_on, ctx.today())));
+            }
+            for (source, window) in more {
+                let planned = PlannedTask {
+                    source,
+                    patient_name: d.name.clone(),
+                    phone: d.phone.clone(),
+                    department: Some(d.department.clone()),
+                    window,
+                };
+                if put_task_once(ctx, planned, true, creator)? {
                     calls += 1;
                 }
             }

@@ -56,6 +56,15 @@ pub enum FollowupSource {
         /// The day it was for.
         day: NaiveDate,
     },
+    /// A round of a chronic patient's plan (慢病随访: 2–4 weeks after discharge, then every three months).
+    Chronic {
+        /// The HIS's key for the stay, as on the discharge call's task.
+        his_key: String,
+        /// Discharge date.
+        discharged_on: NaiveDate,
+        /// The round, from 1.
+        round: u32,
+    },
 }
 
 impl FollowupSource {
@@ -69,6 +78,7 @@ impl FollowupSource {
             FollowupSource::NoShow { .. } => "no_show",
             FollowupSource::DischargeSecond { .. } => "discharge_second",
             FollowupSource::SpotCheck { .. } => "spot_check",
+            FollowupSource::Chronic { .. } => "chronic",
         }
     }
 
@@ -84,6 +94,9 @@ impl FollowupSource {
                 format!("discharge2:{his_key}:{discharged_on}")
             }
             FollowupSource::SpotCheck { task } => format!("spot:{task}"),
+            FollowupSource::Chronic { his_key, discharged_on, round } => {
+                format!("chronic:{his_key}:{discharged_on}:{round}")
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ pub mod calendar;
 use chrono::{Days, NaiveDate};
 
 use crate::model::CaseGrade;
-use crate::model::reference::{CasePolicy, FollowupPolicy};
+use crate::model::reference::{CasePolicy, ChronicPlan, FollowupPolicy};
 use calendar::HolidayCalendar;
 
 /// The deadline of a case received on `received`: the policy's working days for its grade (or the multi-department
@@ -50,6 +50,25 @@ pub fn discharge_second_window(
     };
     let day = |n: u32| discharged_on.checked_add_days(Days::new(n.into()));
     Some((day(from)?, day(to)?))
+}
+
+/// The first round of a chronic plan after a discharge on `discharged_on`: the plan's window (2–4 weeks), or, when
+/// the patient is put on the plan after that window has begun, from `today` for the window's length.
+pub fn chronic_first_window(plan: &ChronicPlan, discharged_on: NaiveDate, today: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let day = |n: u32| discharged_on.checked_add_days(Days::new(n.into())).unwrap_or(discharged_on);
+    let (from, to) = (day(plan.first.0), day(plan.first.1));
+    if from >= today {
+        return (from, to);
+    }
+    let len = Days::new(u64::from(plan.first.1 - plan.first.0).max(2));
+    (today, today.checked_add_days(len).unwrap_or(today))
+}
+
+/// The next round of a chronic plan after a round finished on `finished`: due at most `every_days` later, its window
+/// opening `window_days` before.
+pub fn chronic_next_window(plan: &ChronicPlan, finished: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let to = finished.checked_add_days(Days::new(plan.every_days.into())).unwrap_or(finished);
+    (to.checked_sub_days(Days::new(plan.window_days.into())).unwrap_or(to), to)
 }
 
 /// The call window of an outpatient first visit: the day(s) after the visit.

@@ -351,6 +351,11 @@ impl FollowupScreen {
             FollowupSource::DischargeSecond { discharged_on, .. } => {
                 info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
             }
+            FollowupSource::Chronic { discharged_on, round, .. } => {
+                info.push(tr.f("followup.discharged", &[("date", discharged_on)]));
+                let rounds = cx.refs.followup_policy.chronic.as_ref().map_or(*round, |p| p.rounds);
+                info.push(tr.f("followup.chronic_round", &[("n", round), ("of", &rounds)]));
+            }
             _ => {}
         }
         if let Some(d) = t.department.as_deref().and_then(|d| refs.department(d)) {
@@ -364,6 +369,13 @@ impl FollowupScreen {
             }
         } else if let Some(c) = self.case_ui(ui, cx, t) {
             cmd = Some(c);
+        }
+        // 出院病人随访制度 4: a patient on long-term treatment or slow to recover is called on the chronic plan.
+        if matches!(t.source, FollowupSource::Discharge { .. } | FollowupSource::DischargeSecond { .. })
+            && refs.followup_policy.chronic.is_some()
+            && ui.button(tr.t("followup.enrol_chronic")).on_hover_text(tr.t("followup.enrol_chronic_hint")).clicked()
+        {
+            cmd = Some(Command::EnrolChronic { task: t.id });
         }
         if !self.attempts.is_empty() {
             ui.label(RichText::new(tr.t("followup.attempts")).strong());

@@ -94,7 +94,7 @@ fn english_headers_in_any_order() {
 #[test]
 fn a_title_above_the_header_is_skipped_and_lines_stay_true() {
     let csv = format!(
-        "出院病人名单（2026年11月）\n\n{HEADER}ZY1,张三,13800138000,心血管内科,2026-11-20,冠心病\n\nZY2,李四,bad,骨科,2026-11-20,\n"
+        "出院病人名单（2026年11月）\n\n{HEADER}ZY1,张三,13800138000,心血管内科,2026-11-20,心律失常\n\nZY2,李四,bad,骨科,2026-11-20,\n"
     );
     let p = parse_ok(&csv);
     assert_eq!(p.header_line, 3);
@@ -427,7 +427,7 @@ fn a_zip_bomb_is_refused_before_it_is_unpacked() {
 
 fn sample_csv() -> String {
     format!(
-        "{HEADER}ZY1,张三,13800138000,心血管内科,2026-11-20,冠心病\nZY2,李四,13900139000,骨科,2026-11-18,\n\
+        "{HEADER}ZY1,张三,13800138000,心血管内科,2026-11-20,心律失常\nZY2,李四,13900139000,骨科,2026-11-18,\n\
          ZY3,王五,bad,内科,2026-11-19,\nZY4,赵六,0755-88888888,儿科,2026-11-21,肺炎\n"
     )
 }
@@ -458,7 +458,7 @@ fn import_writes_one_transaction_and_reimport_creates_nothing_twice() {
         FollowupSource::Discharge {
             his_key: "ZY1".into(),
             discharged_on: d(2026, 11, 20),
-            diagnosis: Some("冠心病".into())
+            diagnosis: Some("心律失常".into())
         }
     );
     assert_eq!((t.due_from, t.due_to), (d(2026, 11, 21), d(2026, 11, 23)));

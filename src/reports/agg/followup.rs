@@ -26,13 +26,16 @@ pub enum TaskGroup {
     DischargeSecond,
     /// Supervisors' spot checks of completed calls.
     SpotCheck,
+    /// Rounds of chronic patients' plans.
+    Chronic,
 }
 
 impl TaskGroup {
     /// Every group.
-    pub const ALL: [TaskGroup; 7] = [
+    pub const ALL: [TaskGroup; 8] = [
         TaskGroup::Discharge,
         TaskGroup::DischargeSecond,
+        TaskGroup::Chronic,
         TaskGroup::Outpatient,
         TaskGroup::Feedback,
         TaskGroup::Case,
@@ -50,6 +53,7 @@ impl TaskGroup {
             FollowupSource::NoShow { .. } => TaskGroup::NoShow,
             FollowupSource::DischargeSecond { .. } => TaskGroup::DischargeSecond,
             FollowupSource::SpotCheck { .. } => TaskGroup::SpotCheck,
+            FollowupSource::Chronic { .. } => TaskGroup::Chronic,
         }
     }
 
@@ -63,6 +67,7 @@ impl TaskGroup {
             TaskGroup::NoShow => "no_show",
             TaskGroup::DischargeSecond => "discharge_second",
             TaskGroup::SpotCheck => "spot_check",
+            TaskGroup::Chronic => "chronic",
         }
     }
 }

@@ -362,6 +362,11 @@ pub struct CasePolicy {
     /// Incidents (事故) in a year that flag a department (seed: one incident in a year; 0 turns the rule off).
     #[serde(default = "one_incident")]
     pub incidents_per_year_threshold: u32,
+    /// Grades whose transfer to the department that handles them needs a leader's approval (批转: "拟定承办科室，经分管
+    /// 领导批转至相关科室", 医院投诉管理办法): the receiver proposes the department, a supervisor approves it. Empty (the
+    /// default) turns the step off: the receiver assigns directly.
+    #[serde(default)]
+    pub approval_grades: Vec<CaseGrade>,
 }
 
 /// The default of [`CasePolicy::incidents_per_year_threshold`]: one incident in a year.
@@ -394,6 +399,10 @@ pub struct FollowupPolicy {
     /// 5 天、10 天), instead of the two windows above: department code → the windows.
     #[serde(default)]
     pub department_calls: BTreeMap<String, DischargeCalls>,
+    /// The plan for patients on long-term treatment or slow to recover (慢性病人或疾病恢复慢的病人): absent turns
+    /// it off.
+    #[serde(default)]
+    pub chronic: Option<ChronicPlan>,
     /// Outpatient first visits are called this many days later.
     pub outpatient_after_days: u32,
     /// Calling hours as (start, end) local times `HH:MM`.
@@ -427,6 +436,37 @@ pub struct DischargeCalls {
     /// The second call's window.
     #[serde(default)]
     pub second: Option<(u32, u32)>,
+}
+
+/// Follow-up rounds for chronic patients (出院病人随访制度 4: "一般需长期治疗的慢性病人或疾病恢复慢的病人出院2~4周内应
+/// 随访一次，此后至少三个月随访一次"): a first round 2–4 weeks after discharge, then one every three months, each
+/// planned when the one before it is finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChronicPlan {
+    /// The first round's window, days after discharge (14–28).
+    pub first: (u32, u32),
+    /// Each later round is due at most this many days after the round before it was finished (90).
+    pub every_days: u32,
+    /// The later round's window opens this many days before it is due (14).
+    #[serde(default = "fourteen")]
+    pub window_days: u32,
+    /// Rounds in all, the first included (5: 2–4 weeks, then 3, 6, 9 and 12 months).
+    pub rounds: u32,
+    /// Discharge diagnoses that put a patient on the plan when the list is imported (substrings, e.g. 高血压,
+    /// 糖尿病); a caller can also put any discharged patient on it.
+    #[serde(default)]
+    pub diagnoses: Vec<String>,
+}
+
+impl ChronicPlan {
+    /// Whether a discharge diagnosis puts the patient on the plan.
+    pub fn matches(&self, diagnosis: &str) -> bool {
+        self.diagnoses.iter().any(|d| !d.trim().is_empty() && diagnosis.contains(d.trim()))
+    }
+}
+
+fn fourteen() -> u32 {
+    14
 }
 
 /// Visit board policy.
@@ -606,7 +646,7 @@ pub enum ReferenceError {
 }
 
 /// The default reference data shipped with the application.
-pub const BUNDLED_DEFAULT: &str = include_str!("../../assets/reference/default.json");
+pub const BUNDLED_DEFAULT: &str = include_str!("../../../assets/reference/default.json");
 
 /// Whether a phone number in reference data is printable as one: 3 to 32 characters, digits with spaces, `+`, `-`,
 /// parentheses and 转 (an extension), at least three digits.
@@ -704,6 +744,15 @@ impl ReferenceData {
                 "followup_policy.discharge_second_call_days {from}–{to} must start after the first call's window \
                  (ends on day {}) and not end before it starts",
                 p.discharge_to_days
+            )));
+        }
+        if let Some(c) = &p.chronic
+            && (c.first.0 > c.first.1 || c.every_days == 0 || c.window_days >= c.every_days || c.rounds == 0)
+        {
+            return Err(ReferenceError::Inconsistent(format!(
+                "followup_policy.chronic: the first window {}–{} must not end before it starts, every_days ({}) must be \
+                 above window_days ({}) and rounds ({}) at least 1",
+                c.first.0, c.first.1, c.every_days, c.window_days, c.rounds
             )));
         }
         let ap = &self.appointment_policy;
@@ -883,92 +932,4 @@ impl ReferenceData {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bundled_default_parses_and_is_consistent() {
-        let r = ReferenceData::bundled().unwrap();
-        assert!(r.departments.len() >= 8);
-        assert!(!r.doctors.is_empty());
-        assert!(r.survey.questions.len() >= 9);
-    }
-
-    #[test]
-    fn phones_in_reference_data_must_be_phone_numbers() {
-        let mut r = ReferenceData::bundled().unwrap();
-        assert_eq!(r.sites[0].complaint_phone.as_deref(), Some("0571-87000000"));
-        r.departments[1].phone = Some("0571-8700 1002 转 12".into());
-        r.check().unwrap();
-        r.departments[1].phone = Some("=HYPERLINK(\"x\")".into());
-        let e = r.check().unwrap_err().to_string();
-        assert!(e.contains("department \"cardio\" phone"), "{e}");
-        r.departments[1].phone = None;
-        r.sites[0].complaint_phone = Some("12".into());
-        assert!(r.check().unwrap_err().to_string().contains("site \"main\" complaint_phone"));
-    }
-
-    #[test]
-    fn triage_suggestions_match_symptoms() {
-        let r = ReferenceData::bundled().unwrap();
-        let s = r.suggest_departments("胸闷心悸两天");
-        assert_eq!(s.first().map(|d| d.id.as_str()), Some("cardio"));
-        assert!(r.suggest_departments("").is_empty());
-    }
-
-    #[test]
-    fn inconsistent_documents_are_refused_with_the_reason() {
-        let mut r = ReferenceData::bundled().unwrap();
-        r.doctors[0].department = "nowhere".into();
-        let json = serde_json::to_string(&r).unwrap();
-        let err = ReferenceData::from_json(&json).unwrap_err().to_string();
-        assert!(err.contains("unknown department \"nowhere\""), "{err}");
-        assert!(ReferenceData::from_json("{").unwrap_err().to_string().contains("not valid JSON"));
-    }
-
-    #[test]
-    fn pin_policy_defaults_to_four_digits_and_is_checked() {
-        let r = ReferenceData::bundled().unwrap();
-        assert_eq!(r.pin_policy.min_digits, 4, "documents without the field keep 4-digit PINs");
-        let mut json = serde_json::to_value(&r).unwrap();
-        json["pin_policy"] = serde_json::json!({ "min_digits": 6 });
-        assert_eq!(ReferenceData::from_json(&json.to_string()).unwrap().pin_policy.min_digits, 6);
-        json["pin_policy"] = serde_json::json!({ "min_digits": 3 });
-        let e = ReferenceData::from_json(&json.to_string()).unwrap_err().to_string();
-        assert!(e.contains("pin_policy.min_digits"), "{e}");
-    }
-
-    #[test]
-    fn department_call_plans_must_name_known_departments_and_ordered_windows() {
-        let mut r = ReferenceData::bundled().unwrap();
-        assert_eq!(r.followup_policy.department_calls["surgery"].first, (5, 6));
-        let plan = DischargeCalls { first: (5, 6), second: Some((6, 8)) };
-        r.followup_policy.department_calls.insert("surgery".into(), plan);
-        assert!(r.check().unwrap_err().to_string().contains("department_calls[\"surgery\"]"), "overlapping windows");
-        r.followup_policy.department_calls.remove("surgery");
-        r.followup_policy.department_calls.insert("nowhere".into(), DischargeCalls { first: (1, 2), second: None });
-        assert!(r.check().unwrap_err().to_string().contains("department_calls[\"nowhere\"]"));
-    }
-
-    /// 出院病人电话回访制度 四、五: the caller says who they are before anything else, and what the patient wants
-    /// improved is written down and answered later; every bundled script opens and closes so.
-    #[test]
-    fn bundled_call_scripts_open_with_the_callers_identity_and_close_with_improvements() {
-        let r = ReferenceData::bundled().unwrap();
-        assert!(!r.followup_policy.scripts.is_empty());
-        for s in &r.followup_policy.scripts {
-            assert!(s.points.first().is_some_and(|p| p.starts_with("自我介绍")), "{}: {:?}", s.department, s.points);
-            assert!(s.points.last().is_some_and(|p| p.starts_with("需改进的问题")), "{}: {:?}", s.department, s.points);
-        }
-    }
-
-    #[test]
-    fn duty_roster() {
-        let r = ReferenceData::bundled().unwrap();
-        let monday = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
-        let on = r.doctors_on_duty(monday, None);
-        assert!(!on.is_empty());
-        assert!(on.len() < r.doctors.len());
-    }
-}
+mod tests;
