@@ -26,6 +26,8 @@ pub enum Action {
     WorkCase,
     /// Escalate, refer to legal channels, or reopen a case.
     EscalateCase,
+    /// Approve a case's transfer to the department that handles it (批转), where the hospital's policy asks for it.
+    ApproveCase,
     /// Write and print a complainant's acknowledgement slip.
     PrintSlip,
     /// Record follow-up call attempts and turn feedback call-backs into cases.
@@ -64,6 +66,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::NewCase, &[G, L, C, H, S, A]),
     (Action::WorkCase, &[C, H, S, A]),
     (Action::EscalateCase, &[S, A]),
+    (Action::ApproveCase, &[S, A]),
     (Action::PrintSlip, &[G, L, C, H, S, A]),
     (Action::FollowupCalls, &[L, C, S, A]),
     (Action::ImportDischarges, &[C, S, A]),
@@ -93,6 +96,7 @@ impl Action {
             Action::NewCase => "new_case",
             Action::WorkCase => "work_case",
             Action::EscalateCase => "escalate_case",
+            Action::ApproveCase => "approve_case",
             Action::PrintSlip => "print_slip",
             Action::FollowupCalls => "followup_calls",
             Action::ImportDischarges => "import_discharges",
@@ -146,7 +150,11 @@ pub fn case_action(cmd: &CaseCommand) -> Action {
         CaseCommand::Escalate { .. } | CaseCommand::ReferLegal { .. } | CaseCommand::Reopen { .. } => {
             Action::EscalateCase
         }
+        CaseCommand::Approve { .. } => Action::ApproveCase,
         CaseCommand::Assign { .. }
+        | CaseCommand::Propose { .. }
+        | CaseCommand::PlanImprovement { .. }
+        | CaseCommand::ImprovementDone { .. }
         | CaseCommand::Investigate
         | CaseCommand::Resolve { .. }
         | CaseCommand::NotEstablished { .. }
@@ -203,7 +211,7 @@ mod tests {
         for a in Action::all() {
             assert!(seen.insert(a), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 19);
     }
 
     #[test]

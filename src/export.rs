@@ -601,6 +601,10 @@ pub fn event_name(kind: &crate::model::CaseEventKind) -> &'static str {
         K::ReferredLegal => "referred_legal",
         K::Reopened => "reopened",
         K::Note => "note",
+        K::Proposed { .. } => "proposed",
+        K::Approved { .. } => "approved",
+        K::ImprovementPlanned { .. } => "improvement_planned",
+        K::ImprovementDone { .. } => "improvement_done",
     }
 }
 

@@ -61,7 +61,8 @@ pub fn case_from_call(
 }
 
 /// Applies a screen's case command. Escalation recomputes the deadline from the original day of receipt; reopening
-/// starts a new deadline today. Closing a case with a phone number puts a call-back on the follow-up worklist.
+/// starts a new deadline today. A grade the policy sends through 批转 (`case_policy.approval_grades`) is never
+/// assigned directly: it is proposed, then approved. An improvement measure is due today or later. Closing a case with a phone number puts a call-back on the follow-up worklist.
 pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, action: CaseCommand, by: StaffRef) -> Result<(), StoreError> {
     let mut case: Case = ctx.require(id)?;
     let refs = ctx.reference();
@@ -79,6 +80,25 @@ pub fn act_on_case(ctx: &mut WriteCtx<'_>, id: RecordId, action: CaseCommand, by
         )),
         _ => None,
     };
+    // 医院投诉管理办法: "拟定承办科室，经分管领导批转至相关科室" — for the grades the policy lists, the receiver proposes
+    // the department and a leader approves the transfer; nobody assigns such a case directly.
+    if matches!(action, CaseAction::Assign { .. }) && refs.case_policy.approval_grades.contains(&case.grade.value) {
+        let mut e = crate::model::ValidationErrors::default();
+        e.push(
+            "department",
+            crate::model::validate::Problem::Conflict(
+                "this grade goes to a department only with a leader's approval (批转): propose the department",
+            ),
+        );
+        return Err(e.into());
+    }
+    if let CaseAction::PlanImprovement { due: Some(due), .. } = &action
+        && *due < ctx.today()
+    {
+        let mut e = crate::model::ValidationErrors::default();
+        e.push("due", crate::model::validate::Problem::Conflict("the day is in the past"));
+        return Err(e.into());
+    }
     // 《客户服务中心管理方案》: a case not finished by its deadline is closed only with the reason for the delay.
     if let CaseAction::Close { explanation, .. } = &action
         && ctx.today() > case.due.value.0

@@ -747,7 +747,8 @@ impl DayGen<'_> {
                 })?;
                 report.followup_tasks += 1;
             }
-            if let Some(plan) = self.refs.followup_policy.chronic.as_ref().filter(|p| chronic.is_some_and(|g| p.matches(g)))
+            if let Some(plan) =
+                self.refs.followup_policy.chronic.as_ref().filter(|p| chronic.is_some_and(|g| p.matches(g)))
             {
                 let (from, to) = policy::chronic_first_window(plan, self.day, self.day);
                 let stamp = ctx.stamp();

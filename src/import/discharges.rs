@@ -25,11 +25,11 @@ use chrono::NaiveDate;
 
 use super::table::{self, Row, Source, Table, Value, clean};
 use super::{ImportError, ImportReport, Limits, RowError, shorten};
+use crate::command::calls::{PlannedTask, put_task_once};
 use crate::model::followup::open_status;
 use crate::model::reference::Department;
 use crate::model::validate::{self, Problem, limits};
 use crate::model::{FollowupSource, FollowupTask, Lww, ReferenceData, StaffRef};
-use crate::command::calls::{PlannedTask, put_task_once};
 use crate::policy;
 use crate::store::Store;
 
@@ -617,7 +617,8 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
             if let Some(plan) = &window.chronic
                 && d.diagnosis.as_deref().is_some_and(|g| plan.matches(g))
             {
-                let source = FollowupSource::Chronic { his_key: d.his_key.clone(), discharged_on: d.discharged_on, round: 1 };
+                let source =
+                    FollowupSource::Chronic { his_key: d.his_key.clone(), discharged_on: d.discharged_on, round: 1 };
                 more.push((source, policy::chronic_first_window(plan, d.discharged_on, ctx.today())));
             }
             for (source, window) in more {

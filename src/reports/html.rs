@@ -746,6 +746,7 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, opts: &DocOptions) -> String {
     d.raw(&grade_chart(s, lang));
     d.table(&tables::cases_by_grade(s, lang));
     d.table(&tables::cases_by_department(s, refs, lang));
+    d.table(&tables::improvements(s, refs, lang));
     d.end_section();
 
     d.section("followup");

@@ -8,6 +8,7 @@
 //!   received), since the supervisor handles them in person.
 //! - **督办**: open cases due by the next working day (the reminder before the deadline, on the official
 //!   calendar), due today, and past their deadline.
+//! - **批转**: cases whose department was proposed and awaits a leader's approval.
 //!
 //! The strip re-reads only when the store changed, and each alert opens the screen where it is worked. The queue
 //! alert is also put on the audit log (action `alert`) each time the queue goes over the limit.
@@ -45,6 +46,8 @@ pub enum Alert {
     DueToday(usize),
     /// Open cases past their deadline.
     Overdue(usize),
+    /// Cases whose transfer to a department awaits a leader's approval (待批转).
+    AwaitingApproval(usize),
 }
 
 /// Where an alert is worked.
@@ -99,6 +102,10 @@ pub fn alerts(arrivals: &[crate::model::Arrival], open: &[Case], cx: &ScreenCtx<
     let overdue = open.iter().filter(|c| c.due.value.0 < cx.today).count();
     if overdue > 0 {
         out.push(Alert::Overdue(overdue));
+    }
+    let awaiting = open.iter().filter(|c| c.awaiting_approval().is_some()).count();
+    if awaiting > 0 {
+        out.push(Alert::AwaitingApproval(awaiting));
     }
     out
 }
@@ -162,6 +169,7 @@ impl AlertStrip {
                         Alert::DueSoon(n) => (tr.f("alerts.due_soon", &[("n", n)]), Goto::Cases),
                         Alert::DueToday(n) => (tr.f("alerts.due_today", &[("n", n)]), Goto::Cases),
                         Alert::Overdue(n) => (tr.f("alerts.overdue", &[("n", n)]), Goto::Cases),
+                        Alert::AwaitingApproval(n) => (tr.f("alerts.awaiting_approval", &[("n", n)]), Goto::Cases),
                     };
                     if ui.link(RichText::new(text).color(theme::ALERT)).clicked() {
                         goto = Some(to);

@@ -39,6 +39,10 @@ enum ActionKind {
     ReferLegal,
     Reopen,
     Note,
+    Propose,
+    Approve,
+    Improve,
+    ImproveDone,
 }
 
 impl ActionKind {
@@ -54,6 +58,10 @@ impl ActionKind {
             ActionKind::ReferLegal => "cases.act_legal",
             ActionKind::Reopen => "cases.act_reopen",
             ActionKind::Note => "cases.act_note",
+            ActionKind::Propose => "cases.act_propose",
+            ActionKind::Approve => "cases.act_approve",
+            ActionKind::Improve => "cases.act_improve",
+            ActionKind::ImproveDone => "cases.act_improve_done",
         }
     }
 
@@ -61,6 +69,7 @@ impl ActionKind {
     fn needs(self) -> crate::access::Action {
         match self {
             ActionKind::Escalate | ActionKind::ReferLegal | ActionKind::Reopen => crate::access::Action::EscalateCase,
+            ActionKind::Approve => crate::access::Action::ApproveCase,
             _ => crate::access::Action::WorkCase,
         }
     }
@@ -85,6 +94,29 @@ impl ActionKind {
             CaseStatus::Closed | CaseStatus::ReferredLegal => vec![A::Reopen, A::Note],
         }
     }
+
+    /// The actions offered on a case: those of its status, with 批转 where the policy asks for it (the receiver
+    /// proposes the department, a leader approves it) and the improvement measures (整改) at any status.
+    fn offered(c: &Case, refs: &ReferenceData) -> Vec<ActionKind> {
+        use ActionKind as A;
+        let mut v = Self::available(c.current());
+        if refs.case_policy.approval_grades.contains(&c.grade.value) {
+            for a in &mut v {
+                if *a == A::Assign {
+                    *a = A::Propose;
+                }
+            }
+        }
+        if c.awaiting_approval().is_some() {
+            v.insert(0, A::Approve);
+        }
+        let at = v.iter().position(|a| *a == A::Note).unwrap_or(v.len());
+        v.insert(at, A::Improve);
+        if c.improvements().iter().any(|i| i.done.is_none()) {
+            v.insert(at + 1, A::ImproveDone);
+        }
+        v
+    }
 }
 
 /// Cases screen state.
@@ -106,6 +138,7 @@ pub struct CasesScreen {
     choice_staff: String,
     choice_grade: Option<CaseGrade>,
     choice_rating: Option<Rating>,
+    choice_plan: Option<guidedesk_sync::Hlc>,
     message: Option<(bool, String)>,
     role: Option<crate::model::reference::Role>,
 }
@@ -323,6 +356,11 @@ impl CasesScreen {
                                     (due, theme::MUTED)
                                 };
                                 ui.label(RichText::new(text).color(color).size(theme::SMALL));
+                            }
+                            if c.awaiting_approval().is_some() {
+                                ui.label(
+                                    RichText::new(tr.t("cases.awaiting_badge")).color(theme::WARN).size(theme::SMALL),
+                                );
                             }
                             if !c.conflicts().is_empty() {
                                 ui.label(
@@ -547,7 +585,9 @@ impl CasesScreen {
                 crate::model::CaseEventKind::Closed { satisfaction: Some(r) } => {
                     line.push_str(&format!("：{}", tr.k("rating", r.key())));
                 }
-                crate::model::CaseEventKind::Assigned { department, assignee } => {
+                crate::model::CaseEventKind::Assigned { department, assignee }
+                | crate::model::CaseEventKind::Proposed { department, assignee }
+                | crate::model::CaseEventKind::Approved { department, assignee } => {
                     line.push_str(&format!(
                         "：{} {}",
                         refs.department(department).map_or(department.clone(), |x| dept_name(tr, x)),
@@ -561,11 +601,39 @@ impl CasesScreen {
             }
             ui.label(RichText::new(line).size(theme::SMALL));
         }
+        let improvements = c.improvements();
+        if !improvements.is_empty() {
+            ui.label(RichText::new(tr.t("cases.improvements")).strong());
+            for i in improvements {
+                let dept = refs.department(i.department).map_or(i.department.to_string(), |x| dept_name(tr, x));
+                let (state, color) = match i.done {
+                    Some((e, effect)) => (
+                        format!("{} {}：{effect}", tr.t("cases.improve_done_at"), e.at.local(offset).format("%m-%d")),
+                        if e.at.local_date(offset) <= i.due { theme::OK } else { theme::WARN },
+                    ),
+                    None if i.due < cx.today => (tr.t("cases.improve_overdue").to_string(), theme::ALERT),
+                    None => (tr.t("cases.improve_open").to_string(), theme::MUTED),
+                };
+                ui.label(
+                    RichText::new(format!(
+                        "{dept} · {} · {} · {state}",
+                        i.measure,
+                        tr.f("cases.improve_due", &[("date", &i.due)])
+                    ))
+                    .color(color)
+                    .size(theme::SMALL),
+                );
+            }
+        }
+        if let Some((d, _)) = c.awaiting_approval() {
+            let dept = refs.department(d).map_or(d.to_string(), |x| dept_name(tr, x));
+            ui.label(RichText::new(tr.f("cases.awaiting_approval", &[("dept", &dept)])).color(theme::WARN).strong());
+        }
         ui.separator();
         ui.horizontal_wrapped(|ui| {
             let role = self.role;
             let allowed = |a: &ActionKind| role.is_some_and(|r| crate::access::allowed(r, a.needs()));
-            for a in ActionKind::available(c.current()).into_iter().filter(allowed) {
+            for a in ActionKind::offered(c, refs).into_iter().filter(allowed) {
                 if widgets::toggle(ui, self.action == Some(a), tr.t(a.key())).clicked() {
                     self.action = Some(a);
                     self.text1.clear();
@@ -573,13 +641,28 @@ impl CasesScreen {
                     self.text3.clear();
                     self.choice_rating = None;
                     self.choice_grade = None;
+                    self.choice_plan = None;
+                    if let (ActionKind::Approve, Some((d, who))) = (a, c.awaiting_approval()) {
+                        // 批转 as proposed, unless the leader changes it.
+                        self.choice_dept = d.to_string();
+                        self.choice_staff = who.unwrap_or_default().to_string();
+                    }
+                    if a == ActionKind::Improve {
+                        self.choice_dept = c
+                            .assigned_department
+                            .value
+                            .clone()
+                            .or_else(|| c.departments.first().cloned())
+                            .unwrap_or_default();
+                        self.text2 = (cx.today + chrono::Days::new(30)).to_string();
+                    }
                 }
             }
         });
         let Some(a) = self.action else { return cmd };
         let staff = q.staff().unwrap_or_default();
         let action = match a {
-            ActionKind::Assign => {
+            ActionKind::Assign | ActionKind::Propose | ActionKind::Approve => {
                 let dept_text = refs
                     .department(&self.choice_dept)
                     .map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
@@ -609,9 +692,37 @@ impl CasesScreen {
                         })
                         .response
                 });
-                CaseCommand::Assign {
-                    department: self.choice_dept.clone(),
-                    assignee: Some(self.choice_staff.clone()).filter(|s| !s.is_empty()),
+                widgets::field_error(ui, tr, &self.errors, "department");
+                let (department, assignee) =
+                    (self.choice_dept.clone(), Some(self.choice_staff.clone()).filter(|s| !s.is_empty()));
+                match a {
+                    ActionKind::Propose => {
+                        ui.label(RichText::new(tr.t("cases.propose_hint")).color(theme::MUTED).size(theme::SMALL));
+                        CaseCommand::Propose { department, assignee }
+                    }
+                    ActionKind::Approve => CaseCommand::Approve { department, assignee },
+                    _ => CaseCommand::Assign { department, assignee },
+                }
+            }
+            ActionKind::Improve => self.improve_ui(ui, tr, refs),
+            ActionKind::ImproveDone => {
+                let open: Vec<_> = c.improvements().into_iter().filter(|i| i.done.is_none()).collect();
+                if self.choice_plan.is_none() {
+                    self.choice_plan = open.first().map(|i| i.planned.stamp);
+                }
+                widgets::label_row(ui, tr.t("cases.measure"), |ui| {
+                    ui.vertical(|ui| {
+                        for i in &open {
+                            let text = format!("{} · {}", i.measure, tr.f("cases.improve_due", &[("date", &i.due)]));
+                            ui.radio_value(&mut self.choice_plan, Some(i.planned.stamp), text);
+                        }
+                    });
+                });
+                widgets::text_row(ui, tr.t("cases.effect"), &mut self.text1, tr.t("cases.effect_hint"));
+                widgets::field_error(ui, tr, &self.errors, "effect");
+                match self.choice_plan {
+                    Some(plan) => CaseCommand::ImprovementDone { plan, effect: self.text1.clone() },
+                    None => return cmd,
                 }
             }
             ActionKind::Investigate => CaseCommand::Investigate,
@@ -690,9 +801,7 @@ impl CasesScreen {
                 CaseCommand::Note { text: self.text1.clone() }
             }
         };
-        if let Some(p) =
-            self.errors.get("status").or_else(|| self.errors.get("assignee")).or_else(|| self.errors.get("grade"))
-        {
+        if let Some(p) = ["status", "assignee", "grade", "plan"].into_iter().find_map(|k| self.errors.get(k)) {
             ui.colored_label(theme::ALERT, widgets::problem_text(tr, p));
         }
         if ui
@@ -705,6 +814,34 @@ impl CasesScreen {
             cmd = Some(Command::Case { id: c.id, action });
         }
         cmd
+    }
+
+    /// The improvement measure form (整改措施): department, what will change, by when.
+    fn improve_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData) -> CaseCommand {
+        let dept_text = refs
+            .department(&self.choice_dept)
+            .map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
+        widgets::row(ui, tr.t("register.department"), |ui| {
+            egui::ComboBox::from_id_salt("improve_dept")
+                .selected_text(dept_text)
+                .height(400.0)
+                .show_ui(ui, |ui| {
+                    for d in &refs.departments {
+                        ui.selectable_value(&mut self.choice_dept, d.id.clone(), dept_name(tr, d));
+                    }
+                })
+                .response
+        });
+        widgets::field_error(ui, tr, &self.errors, "department");
+        widgets::text_row(ui, tr.t("cases.measure"), &mut self.text1, tr.t("cases.measure_hint"));
+        widgets::field_error(ui, tr, &self.errors, "measure");
+        widgets::text_row(ui, tr.t("cases.improve_by"), &mut self.text2, "YYYY-MM-DD");
+        widgets::field_error(ui, tr, &self.errors, "due");
+        CaseCommand::PlanImprovement {
+            department: self.choice_dept.clone(),
+            measure: self.text1.clone(),
+            due: chrono::NaiveDate::parse_from_str(self.text2.trim(), "%Y-%m-%d").ok(),
+        }
     }
 
     /// Shows a message (e.g. where the slip was written).

@@ -91,7 +91,11 @@ fn expected(action: Action, role: Role) -> bool {
         Action::PatientMode | Action::Appointments | Action::ShiftLog => &[G, L, C, S, A],
         Action::WorkCase => &[C, H, S, A],
         Action::ImportDischarges => &[C, S, A],
-        Action::EscalateCase | Action::ViewAudit | Action::ViewAccountability | Action::SpotCheck => &[S, A],
+        Action::EscalateCase
+        | Action::ApproveCase
+        | Action::ViewAudit
+        | Action::ViewAccountability
+        | Action::SpotCheck => &[S, A],
         Action::FollowupCalls | Action::RevealPhone => &[L, C, S, A],
         Action::SupervisorAlerts => &[L, S, A],
     };
@@ -109,6 +113,9 @@ fn command_for(action: Action, missing: RecordId) -> Option<Command> {
         Action::NewCase => Command::NewCase(Box::default()),
         Action::WorkCase => Command::Case { id: missing, action: CaseCommand::Investigate },
         Action::EscalateCase => Command::Case { id: missing, action: CaseCommand::Reopen { reason: "r".into() } },
+        Action::ApproveCase => {
+            Command::Case { id: missing, action: CaseCommand::Approve { department: "x".into(), assignee: None } }
+        }
         Action::PrintSlip => Command::Slip { id: missing },
         Action::Appointments => Command::Book(Box::default()),
         Action::ShiftLog => Command::WriteLog(Box::default()),
@@ -155,7 +162,7 @@ fn every_rule_of_the_matrix_is_enforced_where_commands_are_applied() {
             }
         }
     }
-    assert_eq!(checked, ROLES.len() * 15);
+    assert_eq!(checked, ROLES.len() * 16);
 }
 
 #[test]

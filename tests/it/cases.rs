@@ -262,7 +262,8 @@ fn import_a_discharge_file_with_one_bad_row_from_the_worklist() {
     h.run();
     assert!(h.query_by_label("已导入 2 条，已存在 0 条，有问题 1 行").is_some());
     assert!(h.query_by_label_contains("第 4 行").is_some(), "the bad row is named by its line");
-    assert_eq!(f.store.count(RecordKind::FollowupTask).unwrap(), 4, "two calls for each of the two discharges");
+    // Two calls for each of the two discharges, and the chronic plan's first round for 冠心病 (周建国).
+    assert_eq!(f.store.count(RecordKind::FollowupTask).unwrap(), 5, "two calls each, and one chronic round");
     assert!(h.query_all_by_label("回访 吴秀英").next().is_some(), "the imported patient is on the worklist");
 }
 

@@ -33,13 +33,13 @@ fn a_bad_row_is_reported_and_the_rest_imported_once() {
     assert_eq!(code, 0, "bad rows do not fail the command: {out}{err}");
     assert!(
         out.contains(
-            "imported 3 new discharges (6 follow-up calls); 0 rows already imported (skipped); 1 row with errors"
+            "imported 3 new discharges (7 follow-up calls); 0 rows already imported (skipped); 1 row with errors"
         ),
         "{out}"
     );
     assert!(out.contains("line 4: phone \"1391234560\" is not a valid phone number"), "{out}");
     assert!(out.contains("1 row was not imported"), "{out}");
-    assert_eq!(followup_tasks(d), 6, "two calls per discharge");
+    assert_eq!(followup_tasks(d), 7, "two calls per discharge, and the chronic plan's first round for 冠心病");
 
     let (code, out, _) = run(d, &["import-discharges", path]);
     assert_eq!(code, 0);
@@ -50,7 +50,7 @@ fn a_bad_row_is_reported_and_the_rest_imported_once() {
         "{out}"
     );
     assert!(out.contains("line 4: "), "{out}");
-    assert_eq!(followup_tasks(d), 6, "a second run creates nothing");
+    assert_eq!(followup_tasks(d), 7, "a second run creates nothing");
 
     let (code, out, _) = run(d, &["export", "--kind", "followup_task", "--format", "json"]);
     assert_eq!(code, 0);
@@ -69,7 +69,7 @@ fn the_bundled_sample_imports_cleanly() {
     assert!(out.contains("CSV, UTF-8 with BOM, header on line 1"), "{out}");
     assert!(
         out.contains(
-            "imported 20 new discharges (40 follow-up calls); 0 rows already imported (skipped); 0 rows with errors"
+            "imported 20 new discharges (45 follow-up calls); 0 rows already imported (skipped); 0 rows with errors"
         ),
         "{out}"
     );

@@ -4,6 +4,7 @@
 
 mod access;
 mod appointments;
+mod approval;
 mod audit;
 mod backup;
 mod cases;

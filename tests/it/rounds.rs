@@ -13,7 +13,8 @@ const DAY: i64 = 86_400_000;
 fn a_discharge_gets_its_two_calls_at_the_right_dates() {
     let f = fixture(true);
     // Discharged Sunday 2026-11-22; the list is imported on Monday 2026-11-23 (T0).
-    let csv = "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY9,孙秀兰,13800138000,心血管内科,2026-11-22,心律失常\n";
+    let csv =
+        "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY9,孙秀兰,13800138000,心血管内科,2026-11-22,心律失常\n";
     let report = import(&f.store, csv.as_bytes(), &ImportOptions::default()).unwrap();
     assert_eq!(report.imported, 1);
     let d = |m: u32, day: u32| chrono::NaiveDate::from_ymd_opt(2026, m, day).unwrap();
@@ -66,7 +67,8 @@ fn a_supervisor_spot_checks_a_completed_call_picked_at_random() {
     boss.role = guidedesk::model::reference::Role::Supervisor;
     r.staff.push(boss);
     f.store.apply_reference(r, "test").unwrap();
-    let csv = "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY9,孙秀兰,13800138000,心血管内科,2026-11-22,心律失常\n";
+    let csv =
+        "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY9,孙秀兰,13800138000,心血管内科,2026-11-22,心律失常\n";
     import(&f.store, csv.as_bytes(), &ImportOptions::default()).unwrap();
     let first = f
         .store
@@ -203,7 +205,8 @@ fn a_refusal_ends_the_chronic_plan_and_a_caller_can_start_one() {
         .unwrap();
     let mut h = harness_with(&f.store, 30 * 24 * 60);
     sign_in(&mut h, "刘敏");
-    let o = h.state_mut().apply(guidedesk::command::Command::EnrolChronic { task: ortho.id }, &egui::Context::default());
+    let o =
+        h.state_mut().apply(guidedesk::command::Command::EnrolChronic { task: ortho.id }, &egui::Context::default());
     assert!(matches!(o, guidedesk::command::Outcome::Done(_)), "{o:?}");
     let rounds = chronic_rounds(&f.store);
     assert_eq!(rounds.len(), 1);

@@ -20,7 +20,7 @@ pub const MAX_SPAN_DAYS: i64 = 366 * 3;
 /// The languages of `lang`, exactly as written (the first is the default).
 pub const LANGS: [&str; 2] = ["zh-CN", "en"];
 /// The tables of `table=` (the monthly report's, in its order; checked against [`tables::monthly`] by a test).
-pub const TABLE_NAMES: [&str; 26] = [
+pub const TABLE_NAMES: [&str; 27] = [
     "kpis",
     "arrivals_by_day",
     "arrivals_by_hour",
@@ -47,6 +47,7 @@ pub const TABLE_NAMES: [&str; 26] = [
     "accountability_departments",
     "accountability_staff",
     "accountability_history",
+    "improvements",
 ];
 
 /// The first day a query may name.

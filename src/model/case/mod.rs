@@ -236,6 +236,51 @@ pub enum CaseEventKind {
     Reopened,
     /// A note.
     Note,
+    /// The receiver proposed the department to handle it (拟定承办科室), awaiting a leader's approval.
+    Proposed {
+        /// Department code.
+        department: String,
+        /// Assignee staff id.
+        assignee: Option<String>,
+    },
+    /// A leader approved the transfer to the department (批转): the case is assigned to it.
+    Approved {
+        /// Department code.
+        department: String,
+        /// Assignee staff id.
+        assignee: Option<String>,
+    },
+    /// An improvement measure (整改措施) a department commits to, by a day.
+    ImprovementPlanned {
+        /// Department code.
+        department: String,
+        /// What will be changed.
+        measure: String,
+        /// By when.
+        due: NaiveDate,
+    },
+    /// An improvement measure carried out, with its effect (整改落实及效果).
+    ImprovementDone {
+        /// The stamp of the measure's [`CaseEventKind::ImprovementPlanned`] event.
+        plan: Hlc,
+        /// What was done and what it changed.
+        effect: String,
+    },
+}
+
+/// An improvement measure of a case and whether it was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Improvement<'a> {
+    /// The plan's event (who, when, its stamp).
+    pub planned: &'a CaseEvent,
+    /// Department code.
+    pub department: &'a str,
+    /// What will be changed.
+    pub measure: &'a str,
+    /// By when.
+    pub due: NaiveDate,
+    /// The event that recorded it done, with the effect.
+    pub done: Option<(&'a CaseEvent, &'a str)>,
 }
 
 /// A history two desks made while apart that cannot both stand (see [`Case::conflicts`]).
@@ -341,6 +386,46 @@ impl Case {
             .is_some_and(|e| e.kind == CaseEventKind::NotEstablished)
     }
 
+    /// The department (and person) proposed in the current round and not yet approved (待批转), if any: the last
+    /// proposal after the last reopening, with no assignment or approval after it.
+    pub fn awaiting_approval(&self) -> Option<(&str, Option<&str>)> {
+        let start = self.events.iter().rposition(|e| matches!(e.kind, CaseEventKind::Reopened)).unwrap_or(0);
+        let last = self.events[start..].iter().rev().find(|e| {
+            matches!(
+                e.kind,
+                CaseEventKind::Proposed { .. } | CaseEventKind::Approved { .. } | CaseEventKind::Assigned { .. }
+            )
+        })?;
+        match &last.kind {
+            CaseEventKind::Proposed { department, assignee } if self.is_open() => {
+                Some((department.as_str(), assignee.as_deref()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The case's improvement measures in the order planned, each with the event that recorded it done.
+    pub fn improvements(&self) -> Vec<Improvement<'_>> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                CaseEventKind::ImprovementPlanned { department, measure, due } => Some(Improvement {
+                    planned: e,
+                    department,
+                    measure,
+                    due: *due,
+                    done: self.events.iter().find_map(|d| match &d.kind {
+                        CaseEventKind::ImprovementDone { plan, effect } if *plan == e.stamp => {
+                            Some((d, effect.as_str()))
+                        }
+                        _ => None,
+                    }),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether the case is still open.
     pub fn is_open(&self) -> bool {
         !self.current().is_final()
@@ -428,6 +513,36 @@ pub enum CaseAction {
         /// Text.
         text: String,
     },
+    /// Propose the department (and person) to handle it, for a leader's approval (拟定承办科室).
+    Propose {
+        /// Department code.
+        department: String,
+        /// Staff id of the person to handle it.
+        assignee: Option<String>,
+    },
+    /// Approve the transfer to a department (批转): assigns the case, as proposed or to another department.
+    Approve {
+        /// Department code.
+        department: String,
+        /// Staff id of the person handling it.
+        assignee: Option<String>,
+    },
+    /// Record an improvement measure (整改措施) a department commits to by a day; also after the case is closed.
+    PlanImprovement {
+        /// Department code.
+        department: String,
+        /// What will be changed.
+        measure: String,
+        /// By when (required).
+        due: Option<NaiveDate>,
+    },
+    /// Record an improvement measure carried out, with its effect.
+    ImprovementDone {
+        /// The stamp of the measure's plan event.
+        plan: Hlc,
+        /// What was done and what it changed.
+        effect: String,
+    },
 }
 
 impl CaseAction {
@@ -444,6 +559,10 @@ impl CaseAction {
             CaseAction::ReferLegal { .. } => "refer_legal",
             CaseAction::Reopen { .. } => "reopen",
             CaseAction::Note { .. } => "note",
+            CaseAction::Propose { .. } => "propose",
+            CaseAction::Approve { .. } => "approve",
+            CaseAction::PlanImprovement { .. } => "plan_improvement",
+            CaseAction::ImprovementDone { .. } => "improvement_done",
         }
     }
 
@@ -494,25 +613,51 @@ impl Case {
     ) -> Result<(), ValidationErrors> {
         let mut e = ValidationErrors::default();
         let status = self.current();
+        let action_name = action.name();
         let need_open = |e: &mut ValidationErrors| {
             if status.is_final() {
                 e.push("status", Problem::Conflict("the case is closed; reopen it first"));
             }
         };
         let (to, kind, note) = match action {
-            CaseAction::Assign { department, assignee } => {
+            CaseAction::Assign { department, assignee } | CaseAction::Approve { department, assignee } => {
+                let approved = matches!(action_name, "approve");
                 need_open(&mut e);
-                let department = validate::text(&mut e, "department", &department, limits::SHORT, true);
-                if let Some(a) = &assignee
-                    && self.staff_concerned.iter().any(|s| s == a)
-                {
-                    // 回避: nobody handles a case about themselves.
-                    e.push("assignee", Problem::Conflict("the case concerns this person; assign someone else"));
-                }
+                let (department, assignee) = self.check_assignee(&mut e, &department, assignee);
                 let to = (status.rank() < CaseStatus::Assigned.rank()).then_some(CaseStatus::Assigned);
                 self.assigned_department.set(Some(department.clone()), stamp);
                 self.assignee.set(assignee.clone(), stamp);
-                (to, CaseEventKind::Assigned { department, assignee }, None)
+                let kind = if approved {
+                    CaseEventKind::Approved { department, assignee }
+                } else {
+                    CaseEventKind::Assigned { department, assignee }
+                };
+                (to, kind, None)
+            }
+            CaseAction::Propose { department, assignee } => {
+                need_open(&mut e);
+                let (department, assignee) = self.check_assignee(&mut e, &department, assignee);
+                (None, CaseEventKind::Proposed { department, assignee }, None)
+            }
+            CaseAction::PlanImprovement { department, measure, due } => {
+                let department = validate::text(&mut e, "department", &department, limits::SHORT, true);
+                let measure = validate::text(&mut e, "measure", &measure, limits::LONG, true);
+                if due.is_none() {
+                    e.push("due", Problem::Required);
+                }
+                let due = due.unwrap_or(NaiveDate::MIN);
+                (None, CaseEventKind::ImprovementPlanned { department, measure, due }, None)
+            }
+            CaseAction::ImprovementDone { plan, effect } => {
+                let effect = validate::text(&mut e, "effect", &effect, limits::LONG, true);
+                match self.improvements().iter().find(|i| i.planned.stamp == plan) {
+                    None => e.push("plan", Problem::Conflict("no such improvement measure on this case")),
+                    Some(i) if i.done.is_some() => {
+                        e.push("plan", Problem::Conflict("this improvement measure is recorded done already"));
+                    }
+                    Some(_) => {}
+                }
+                (None, CaseEventKind::ImprovementDone { plan, effect }, None)
             }
             CaseAction::Investigate => {
                 need_open(&mut e);
@@ -601,6 +746,23 @@ impl Case {
         }
         self.events.push(CaseEvent { at, by, kind, note, stamp });
         Ok(())
+    }
+
+    /// The department and assignee of an assignment, proposal or approval, checked: the department is required, and
+    /// nobody handles a case about themselves (回避).
+    fn check_assignee(
+        &self,
+        e: &mut ValidationErrors,
+        department: &str,
+        assignee: Option<String>,
+    ) -> (String, Option<String>) {
+        let department = validate::text(e, "department", department, limits::SHORT, true);
+        if let Some(a) = &assignee
+            && self.staff_concerned.iter().any(|s| s == a)
+        {
+            e.push("assignee", Problem::Conflict("the case concerns this person; assign someone else"));
+        }
+        (department, assignee)
     }
 
     /// What two desks did to this case while apart that cannot both stand, in its current round (since the last

@@ -221,3 +221,58 @@ fn receiver_cannot_take_a_case_about_themselves() {
     let e = f.into_record(&refs, origin).unwrap_err();
     assert!(matches!(e.get("staff_concerned"), Some(Problem::Conflict(_))));
 }
+
+/// 医院投诉管理办法 ("拟定承办科室，经分管领导批转至相关科室"): a proposal leaves the case waiting for a leader; the
+/// approval assigns it (to the department proposed or another); a reopening starts a round with nothing pending;
+/// 回避 holds for a proposal as for an assignment.
+#[test]
+fn a_proposed_department_awaits_approval_and_the_approval_assigns_it() {
+    let mut c = case();
+    let by = StaffRef("cs1".into());
+    let propose = CaseAction::Propose { department: "cardio".into(), assignee: Some("H001".into()) };
+    c.apply(propose, Moment(2), by.clone(), s(2)).unwrap();
+    assert_eq!(c.awaiting_approval(), Some(("cardio", Some("H001"))));
+    assert_eq!(c.current(), CaseStatus::Received, "a proposal does not move the status");
+    assert_eq!(c.assigned_department.value, None);
+    c.apply(CaseAction::Approve { department: "internal".into(), assignee: None }, Moment(3), by.clone(), s(3))
+        .unwrap();
+    assert_eq!(c.awaiting_approval(), None);
+    assert_eq!((c.current(), c.assigned_department.value.as_deref()), (CaseStatus::Assigned, Some("internal")));
+    assert!(matches!(c.events.last().unwrap().kind, CaseEventKind::Approved { .. }));
+
+    let mut d = case();
+    d.staff_concerned = vec!["H001".into()];
+    let err = d
+        .apply(CaseAction::Propose { department: "cardio".into(), assignee: Some("H001".into()) }, Moment(2), by, s(2))
+        .unwrap_err();
+    assert!(err.get("assignee").is_some(), "回避: {err:?}");
+    assert_eq!(d.events.len(), 1, "a refused proposal leaves no event");
+}
+
+/// 客户服务中心管理方案 (问题…及时向有关部门和科室反馈…及时进行整改): a case records improvement measures with a day, at
+/// any status (also closed), and each is recorded done once, with its effect.
+#[test]
+fn improvement_measures_are_planned_and_carried_out_once() {
+    let mut c = case();
+    let by = StaffRef("cs1".into());
+    let day = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+    let missing_due =
+        CaseAction::PlanImprovement { department: "cardio".into(), measure: "增设叫号屏".into(), due: None };
+    assert!(c.apply(missing_due, Moment(2), by.clone(), s(2)).unwrap_err().get("due").is_some());
+    let plan =
+        CaseAction::PlanImprovement { department: "cardio".into(), measure: "增设叫号屏".into(), due: Some(day) };
+    c.apply(plan, Moment(3), by.clone(), s(3)).unwrap();
+    let improvements = c.improvements();
+    assert_eq!(improvements.len(), 1);
+    assert_eq!(
+        (improvements[0].department, improvements[0].measure, improvements[0].due),
+        ("cardio", "增设叫号屏", day)
+    );
+    assert!(improvements[0].done.is_none());
+    let unknown = CaseAction::ImprovementDone { plan: s(99), effect: "已安装".into() };
+    assert!(c.apply(unknown, Moment(4), by.clone(), s(4)).unwrap_err().get("plan").is_some());
+    let done = CaseAction::ImprovementDone { plan: s(3), effect: "已安装，候诊投诉减少".into() };
+    c.apply(done.clone(), Moment(5), by.clone(), s(5)).unwrap();
+    assert_eq!(c.improvements()[0].done.map(|(_, e)| e), Some("已安装，候诊投诉减少"));
+    assert!(c.apply(done, Moment(6), by, s(6)).unwrap_err().get("plan").is_some(), "done once");
+}

@@ -27,11 +27,13 @@ use crate::model::{
 mod appointments;
 mod cases;
 mod followup;
+mod improvements;
 mod skipped;
 
 pub use appointments::*;
 pub use cases::*;
 pub use followup::*;
+pub use improvements::*;
 pub use skipped::*;
 
 /// At most this many comments and cases are listed in full (the weekly sheet); the rest are counted.
@@ -52,6 +54,8 @@ pub struct Aggregator {
     pub cases: CaseAcc,
     /// Monthly accountability counts over the look-back.
     pub accountability: AccountabilityAcc,
+    /// Improvement measures of the look-back's cases.
+    pub improvements: ImprovementAcc,
     /// Follow-up tasks created in the period.
     pub followups: FollowupAcc,
     /// Call attempts made in the period.
@@ -89,6 +93,7 @@ impl Aggregator {
             feedback: FeedbackAcc::default(),
             cases: CaseAcc::default(),
             accountability: AccountabilityAcc::default(),
+            improvements: ImprovementAcc::default(),
             followups: FollowupAcc::default(),
             calls: CallAcc::default(),
             skipped: SkippedAcc::default(),
@@ -119,6 +124,7 @@ impl Aggregator {
             && in_look_back
         {
             self.accountability.add(c, p);
+            self.improvements.add(c, p);
         }
         if !in_period {
             return;
@@ -154,6 +160,7 @@ impl Aggregator {
         self.feedback.merge(&o.feedback);
         self.cases.merge(&o.cases);
         self.accountability.merge(&o.accountability);
+        self.improvements.merge(&o.improvements);
         self.followups.merge(&o.followups);
         self.calls.merge(&o.calls);
         self.skipped.merge(&o.skipped);

@@ -949,5 +949,44 @@ pub fn monthly(s: &Summary, refs: &ReferenceData, lang: Lang) -> Vec<Table> {
         accountability_departments(s, refs, lang),
         accountability_staff(s, refs, lang),
         accountability_history(s, refs, lang),
+        improvements(s, refs, lang),
     ]
+}
+
+/// Improvement measures (整改措施) per department: recorded in the period, due in it and carried out on time or
+/// late, and those past their day and not carried out (as of the as-of day), with a total row.
+pub fn improvements(s: &Summary, refs: &ReferenceData, lang: Lang) -> Table {
+    let mut t = Table::new(
+        "improvements",
+        &[
+            c("department"),
+            c("department_name"),
+            c("planned"),
+            ("due", "due_in_period"),
+            c("done_on_time"),
+            c("done_late"),
+            c("open_overdue"),
+            ("on_time_pct", "improvement_on_time_pct"),
+        ],
+    );
+    let acc = &s.agg.improvements;
+    let mut row = |code: String, name: String, n: &crate::reports::agg::ImprovementCounts| {
+        t.push(vec![
+            text(code),
+            text(name),
+            num(n.planned),
+            num(n.due),
+            num(n.done_on_time),
+            num(n.done_late),
+            num(n.open_overdue),
+            share(n.done_on_time, n.due),
+        ]);
+    };
+    for (d, n) in &acc.by_department {
+        row(d.clone(), labels::department(refs, d, lang), n);
+    }
+    if !acc.by_department.is_empty() {
+        row(String::new(), lang.tr().t("report.total").to_string(), &acc.total());
+    }
+    t
 }

@@ -489,3 +489,64 @@ fn appointment_statistics_and_the_arrival_rate_come_from_bookings() {
         "{r:?}"
     );
 }
+
+/// 客户服务中心管理方案 (回访中了解到的问题…及时进行整改，科室…每月小结): the monthly report counts each department's
+/// improvement measures — recorded in the period, due in it and done on time or late, and those past their day
+/// and not done (also of an earlier month), as of the as-of day; a measure done after the as-of day is not done yet.
+#[test]
+fn improvement_measures_per_department() {
+    let plan = |at_: Moment, dept: &str, due: NaiveDate, stamp: u64| CaseEvent {
+        at: at_,
+        by: staff("K001"),
+        kind: CaseEventKind::ImprovementPlanned { department: dept.into(), measure: "增设叫号屏".into(), due },
+        note: None,
+        stamp: Hlc { wall_ms: stamp, logical: 0, node: 1 },
+    };
+    let done = |at_: Moment, stamp: u64| CaseEvent {
+        at: at_,
+        by: staff("K001"),
+        kind: CaseEventKind::ImprovementDone {
+            plan: Hlc { wall_ms: stamp, logical: 0, node: 1 },
+            effect: "已落实".into(),
+        },
+        note: None,
+        stamp: Hlc { wall_ms: stamp + 100, logical: 0, node: 1 },
+    };
+    let AnyRecord::Case(mut c) = case(&spec(at(10, 5, 9, 0), CaseGrade::Complaint, &["cardio"], d(10, 8))) else {
+        unreachable!()
+    };
+    c.events.extend([
+        // Planned in October, due in the week, done on time.
+        plan(at(10, 6, 9, 0), "cardio", d(11, 18), 1),
+        done(at(11, 17, 10, 0), 1),
+        // Planned in the week, due in the week, done late (after its day, before the as-of day).
+        plan(at(11, 16, 9, 0), "cardio", d(11, 17), 2),
+        done(at(11, 20, 10, 0), 2),
+        // Due in October, never done: overdue.
+        plan(at(10, 6, 9, 0), "gastro", d(10, 20), 3),
+        // Due in the week, done after the as-of day: not done as of it, overdue.
+        plan(at(11, 16, 9, 0), "gastro", d(11, 19), 4),
+        done(at(11, 25, 10, 0), 4),
+        // Planned in the week, due next month: recorded, not due.
+        plan(at(11, 18, 9, 0), "gastro", d(12, 15), 5),
+    ]);
+    let s = summarize(&[AnyRecord::Case(c)], params(), &refs());
+    let cardio = s.agg.improvements.by_department["cardio"];
+    assert_eq!(
+        (cardio.planned, cardio.due, cardio.done_on_time, cardio.done_late, cardio.open_overdue),
+        (1, 2, 1, 1, 0)
+    );
+    let gastro = s.agg.improvements.by_department["gastro"];
+    assert_eq!(
+        (gastro.planned, gastro.due, gastro.done_on_time, gastro.done_late, gastro.open_overdue),
+        (2, 1, 0, 0, 2)
+    );
+    let t = crate::reports::tables::improvements(&s, &refs(), Lang::Zh);
+    assert_eq!(t.rows.len(), 3, "two departments and the total");
+    let total = t.rows.last().unwrap();
+    let col = |k: &str| total[t.column(k).unwrap()].text.clone();
+    assert_eq!(
+        (col("planned"), col("due"), col("open_overdue"), col("on_time_pct")),
+        ("3".into(), "3".into(), "2".into(), "33.3".into())
+    );
+}

@@ -224,6 +224,9 @@ fn task(t: Moment, group: TaskGroup, dept: Option<&str>, status: FollowupStatus,
         TaskGroup::DischargeSecond => {
             FollowupSource::DischargeSecond { his_key: RecordId::new_v7(t).short(), discharged_on: d(11, 16) }
         }
+        TaskGroup::Chronic => {
+            FollowupSource::Chronic { his_key: RecordId::new_v7(t).short(), discharged_on: d(11, 16), round: 1 }
+        }
     };
     AnyRecord::FollowupTask(FollowupTask {
         id: RecordId::new_v7(t),
