@@ -89,6 +89,15 @@ const PLACES: &[&str] = &["本市城区", "本市郊县", "邻市", "外省", "�
 const HEARD: &[&str] = &["亲友介绍", "微信公众号", "网络搜索", "电视广告", "社区义诊", "老病人", "医生推荐"];
 const DURATIONS: &[&str] = &["一天", "两天", "三天", "一周", "半个月", "一个月", "半年"];
 const CANCEL_REASONS: &[&str] = &["患者临时有事改日再来", "挂错科室", "等候时间过长离开", "医生停诊"];
+/// Improvement measures departments commit to after a complaint (整改措施).
+const IMPROVEMENTS: &[&str] = &[
+    "候诊区增设叫号屏，候诊超过 30 分钟主动告知原因",
+    "科室晨会学习服务用语，每月抽查一次",
+    "检查结果增加短信通知，减少患者往返",
+    "收费窗口高峰时段增开一个窗口",
+    "护士站公示陪护和探视规定",
+];
+
 const LATE_REASONS: &[&str] = &["涉及多个科室，调查需时较长", "等待当事医生休假返岗后核实", "患者要求补充材料后再答复"];
 const CHANGE_REASONS: &[&str] = &["分诊后症状更符合其他科室", "患者要求改挂专家号", "原科室号源已满"];
 const WORRYING: &[&str] = &["伤口红肿渗液", "出院后持续发热", "胸痛再发", "血糖控制不佳"];
@@ -198,6 +207,11 @@ pub fn generate(store: &Store, opts: DemoOptions) -> Result<DemoReport, StoreErr
     let cs: Vec<String> = staff.iter().filter(|s| s.starts_with('K')).cloned().collect();
     let guides = if guides.is_empty() { staff.clone() } else { guides };
     let cs = if cs.is_empty() { staff.clone() } else { cs };
+    let leader = refs
+        .staff
+        .iter()
+        .find(|s| s.active && s.role == Role::Supervisor)
+        .map_or_else(|| cs.first().cloned().unwrap_or_default(), |s| s.id.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     // Bookings draw from their own stream, so the other records are what they were before bookings existed.
     let mut booking_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x00b0_0c1d);
@@ -217,7 +231,7 @@ pub fn generate(store: &Store, opts: DemoOptions) -> Result<DemoReport, StoreErr
             while report.total() - tx_start < TX_RECORDS {
                 let at_time =
                     |h: u32, m: u32| Moment::start_of_day(day, offset).plus_millis(i64::from(h * 3600 + m * 60) * 1000);
-                let g = DayGen { refs: &refs, day, now, offset, guides: &guides, cs: &cs };
+                let g = DayGen { refs: &refs, day, now, offset, guides: &guides, cs: &cs, leader: &leader };
                 day_arrivals.clear();
                 g.arrivals(ctx, &mut rng, opts.per_day, &at_time, &mut day_arrivals, &mut report)?;
                 g.consultations(ctx, &mut rng, opts.per_day / 5, &at_time, &day_arrivals, &mut report)?;
@@ -246,6 +260,8 @@ struct DayGen<'a> {
     offset: chrono::FixedOffset,
     guides: &'a [String],
     cs: &'a [String],
+    /// The supervisor who approves transfers (批转).
+    leader: &'a str,
 }
 
 impl DayGen<'_> {
@@ -667,12 +683,46 @@ impl DayGen<'_> {
                 // A case closed after its deadline carries the reason, as the desk requires.
                 let late = status == CaseStatus::Closed && t.local_date(self.offset) > c.due.value.0;
                 let note = late.then(|| (*pick(rng, LATE_REASONS)).to_string());
-                c.advance(status, kind, note, t, receiver.clone(), stamp)?;
+                match kind {
+                    // 批转: the receiver proposes the department, the supervisor approves the transfer.
+                    CaseEventKind::Assigned { department, assignee }
+                        if self.refs.case_policy.approval_grades.contains(&grade) =>
+                    {
+                        let proposed = CaseEventKind::Proposed { department: department.clone(), assignee: None };
+                        let at = Moment(t.0 - 20 * 60_000);
+                        c.events.push(model::CaseEvent { at, by: receiver.clone(), kind: proposed, note: None, stamp });
+                        let approved = CaseEventKind::Approved { department, assignee };
+                        c.advance(status, approved, note, t, StaffRef(self.leader.to_string()), ctx.stamp())?;
+                    }
+                    kind => c.advance(status, kind, note, t, receiver.clone(), stamp)?,
+                }
             }
+            self.improvement(ctx, &mut c, (pick_bits, id.as_u128() >> 16), &dept);
             ctx.put(&c)?;
             report.cases += 1;
         }
         Ok(())
+    }
+
+    /// About a third of the complaints (不满意 and up) that were resolved get an improvement measure from the
+    /// department, due a month after the resolution; most are carried out by then, some late, the newest not yet.
+    /// Chosen from the case id's bits, so the random stream (and every other record) stays as it was.
+    fn improvement(&self, ctx: &mut WriteCtx<'_>, c: &mut model::Case, (low, high): (u128, u128), dept: &str) {
+        let resolved = c.events.iter().find(|e| matches!(e.kind, CaseEventKind::Resolved { .. })).map(|e| e.at);
+        let Some(resolved) = resolved.filter(|_| c.grade.value.is_complaint() && low % 3 == 0) else { return };
+        let at = Moment(resolved.0 + 60 * 60_000);
+        let due = at.local_date(self.offset) + chrono::Days::new(30);
+        let measure = IMPROVEMENTS[(high % IMPROVEMENTS.len() as u128) as usize].to_string();
+        let plan = ctx.stamp();
+        let by = c.assignee.value.clone().map_or_else(|| c.received_by.clone(), StaffRef);
+        let kind = CaseEventKind::ImprovementPlanned { department: dept.to_string(), measure, due };
+        c.events.push(model::CaseEvent { at, by: by.clone(), kind, note: None, stamp: plan });
+        // Done 10–39 days later: most within the month, a few after it.
+        let done = Moment(at.0 + i64::try_from(10 + (high >> 8) % 30).unwrap_or(10) * 86_400_000);
+        if done <= self.now {
+            let kind = CaseEventKind::ImprovementDone { plan, effect: "已落实，同类投诉减少".into() };
+            c.events.push(model::CaseEvent { at: done, by, kind, note: None, stamp: ctx.stamp() });
+        }
     }
 
     /// `t`, or the start of the next working day (08:00–08:59) when `t` falls outside 08:00–17:30 local time:

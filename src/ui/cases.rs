@@ -96,18 +96,19 @@ impl ActionKind {
     }
 
     /// The actions offered on a case: those of its status, with 批转 where the policy asks for it (the receiver
-    /// proposes the department, a leader approves it) and the improvement measures (整改) at any status.
-    fn offered(c: &Case, refs: &ReferenceData) -> Vec<ActionKind> {
+    /// proposes the department, a leader approves it — or, being the leader, sends it at once) and the improvement
+    /// measures (整改) at any status.
+    fn offered(c: &Case, refs: &ReferenceData, leader: bool) -> Vec<ActionKind> {
         use ActionKind as A;
         let mut v = Self::available(c.current());
         if refs.case_policy.approval_grades.contains(&c.grade.value) {
             for a in &mut v {
                 if *a == A::Assign {
-                    *a = A::Propose;
+                    *a = if leader { A::Approve } else { A::Propose };
                 }
             }
         }
-        if c.awaiting_approval().is_some() {
+        if c.awaiting_approval().is_some() && !v.contains(&A::Approve) {
             v.insert(0, A::Approve);
         }
         let at = v.iter().position(|a| *a == A::Note).unwrap_or(v.len());
@@ -633,7 +634,8 @@ impl CasesScreen {
         ui.horizontal_wrapped(|ui| {
             let role = self.role;
             let allowed = |a: &ActionKind| role.is_some_and(|r| crate::access::allowed(r, a.needs()));
-            for a in ActionKind::offered(c, refs).into_iter().filter(allowed) {
+            let leader = role.is_some_and(|r| crate::access::allowed(r, crate::access::Action::ApproveCase));
+            for a in ActionKind::offered(c, refs, leader).into_iter().filter(allowed) {
                 if widgets::toggle(ui, self.action == Some(a), tr.t(a.key())).clicked() {
                     self.action = Some(a);
                     self.text1.clear();

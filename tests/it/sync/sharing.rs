@@ -106,7 +106,8 @@ fn concurrent_offline_edits_of_one_case_at_two_desks_converge_everywhere(backend
     act(lobby, id, CaseAction::Assign { department: dept.clone(), assignee: Some("K003".into()) });
     act(lobby, id, CaseAction::Investigate);
     act(office, id, CaseAction::Escalate { to: CaseGrade::Dispute });
-    act(office, id, CaseAction::Assign { department: dept, assignee: Some("K004".into()) });
+    // A dispute goes to its department by 批转 (the bundled policy's approval_grades).
+    act(office, id, CaseAction::Approve { department: dept, assignee: Some("K004".into()) });
     for k in [lobby, office] {
         assert!(kiosk_sync::sync_with(&k.store, &k.cred, &options(50)).is_err());
     }
