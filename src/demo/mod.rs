@@ -705,7 +705,7 @@ impl DayGen<'_> {
     }
 
     /// About a third of the complaints (不满意 and up) that were resolved get an improvement measure from the
-    /// department, due a month after the resolution; most are carried out by then, some late, the newest not yet.
+    /// department, due a month after the resolution; most are carried out by then, some late, a few never.
     /// Chosen from the case id's bits, so the random stream (and every other record) stays as it was.
     fn improvement(&self, ctx: &mut WriteCtx<'_>, c: &mut model::Case, (low, high): (u128, u128), dept: &str) {
         let resolved = c.events.iter().find(|e| matches!(e.kind, CaseEventKind::Resolved { .. })).map(|e| e.at);
@@ -717,9 +717,9 @@ impl DayGen<'_> {
         let by = c.assignee.value.clone().map_or_else(|| c.received_by.clone(), StaffRef);
         let kind = CaseEventKind::ImprovementPlanned { department: dept.to_string(), measure, due };
         c.events.push(model::CaseEvent { at, by: by.clone(), kind, note: None, stamp: plan });
-        // Done 10–39 days later: most within the month, a few after it.
+        // Done 10–39 days later: most within the month, a few after it; one in ten is never reported done.
         let done = Moment(at.0 + i64::try_from(10 + (high >> 8) % 30).unwrap_or(10) * 86_400_000);
-        if done <= self.now {
+        if done <= self.now && (high >> 16) % 10 != 0 {
             let kind = CaseEventKind::ImprovementDone { plan, effect: "已落实，同类投诉减少".into() };
             c.events.push(model::CaseEvent { at: done, by, kind, note: None, stamp: ctx.stamp() });
         }
