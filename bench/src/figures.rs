@@ -9,6 +9,7 @@ use egui_kittest::Harness;
 use guidedesk::config::Language;
 use guidedesk::demo::{self, DemoOptions};
 use guidedesk::kiosk_sync::{self, SyncOptions};
+use guidedesk::model::VisitStep;
 use guidedesk::reports::Lang;
 use guidedesk::reports::cli::{DocKind, generate};
 use guidedesk::store::Store;
@@ -212,18 +213,42 @@ fn register_lookups_board(s: &Sizes, t: &mut Table) -> Result<()> {
         push(t, format!("lookup by phone, p99 ({label})"), pp, prev.map(|p| p.0));
         push(t, format!("lookup by name prefix (50 hits max), p99 ({label})"), pn, prev.map(|p| p.1));
 
-        // Today's board read.
+        // Today's board read: the board re-reads the day when the store changed, which is mostly one arrival
+        // moved along between two reads. The first read of the day opens every arrival (nothing decoded yet).
         let today = store.today();
+        let t0 = Instant::now();
+        let first = store.arrivals_on(today)?;
+        let cold = t0.elapsed();
+        let rows = first.len();
         let mut board = Vec::with_capacity(s.reps);
-        let mut rows = 0;
-        for _ in 0..s.reps {
+        let mut unchanged = Vec::with_capacity(s.reps);
+        let by = guidedesk::model::StaffRef("bench".into());
+        let waiting: Vec<_> = first.iter().filter(|a| a.step() == VisitStep::Triaged).take(s.reps).collect();
+        anyhow::ensure!(!waiting.is_empty(), "no arrival waiting to move along");
+        for a in waiting {
+            clock.advance(1);
+            store.write(|ctx| guidedesk::command::desk::move_step(ctx, a.id, VisitStep::Registered, None, &by))?;
             let t0 = Instant::now();
-            rows = store.arrivals_on(today)?.len();
+            let read = store.arrivals_on(today)?;
             board.push(t0.elapsed());
+            anyhow::ensure!(read.len() == rows, "the board read {} rows, not {rows}", read.len());
+            let t0 = Instant::now();
+            store.arrivals_on(today)?;
+            unchanged.push(t0.elapsed());
         }
         let b = Samples::from_durations(&board);
+        t.info(
+            format!("today's board, first read of the day, {rows} arrivals ({label})"),
+            us(cold.as_secs_f64() * 1e6),
+            "",
+        );
+        t.info(
+            format!("today's board re-read with nothing changed, {rows} arrivals, median ({label})"),
+            us(Samples::from_durations(&unchanged).median()),
+            "",
+        );
         t.target(
-            format!("today's board read, {rows} arrivals, median ({label})"),
+            format!("today's board read after one arrival moved, {rows} arrivals, median ({label})"),
             format!("{} (p99 {})", us(b.median()), us(b.pct(99.0))),
             "≤ 1 ms",
             growth(b.median(), prev.map(|p| p.2)),

@@ -35,8 +35,14 @@ pub const SEAL_MAGIC: u8 = 0xE5;
 /// Index keys hash each name prefix up to this many characters; longer prefixes are checked after decrypting.
 pub const NAME_PREFIX_CHARS: usize = 12;
 
-const NONCE_LEN: usize = 24;
+pub(crate) const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+
+/// The nonce of a sealed value: every sealing draws a fresh one, so it names one version of the value (a rewrite,
+/// a merge, a key rotation all seal anew).
+pub(crate) fn sealed_nonce(sealed: &[u8]) -> Option<[u8; NONCE_LEN]> {
+    sealed.get(5..HEADER_LEN).and_then(|n| n.try_into().ok())
+}
 const KEY_LINE: &str = "guidedesk-store-key v1 ";
 /// The first word of a key line (any version).
 const KEY_WORD: &[u8] = b"guidedesk-store-key";

@@ -88,6 +88,9 @@ pub struct Store {
     reference: RwLock<Arc<ReferenceData>>,
     keys: RwLock<Arc<Keys>>,
     key_path: PathBuf,
+    /// Decoded arrivals of the day last read with [`Store::arrivals_on`] (the board's day), each with the nonce of
+    /// the sealed value it was opened from; see [`query::DayCache`].
+    day_cache: Mutex<query::DayCache>,
 }
 
 impl Store {

@@ -119,6 +119,7 @@ impl Store {
             reference: RwLock::new(Arc::new(reference)),
             keys: RwLock::new(Arc::new(keys)),
             key_path: key_path.to_path_buf(),
+            day_cache: Mutex::default(),
         })
     }
 }

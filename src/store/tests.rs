@@ -607,3 +607,40 @@ fn reference_snapshots_from_other_versions_still_load() {
     let e = Store::open_with(dir.path(), opts(&clock)).unwrap_err().to_string();
     assert!(e.contains("reference data cannot be read"), "{e}");
 }
+
+/// The board's read of a day keeps decoded arrivals between reads and re-opens only those whose stored value was
+/// sealed anew: a local step move, a 换号, a key rotation (every value resealed) and the day turning all show at
+/// once, and the cached copies always equal what a fresh store handle reads.
+#[test]
+fn the_day_cache_is_exact_after_every_kind_of_write() {
+    let (dir, clock, store) = fresh();
+    let a = register(&store, "欧阳娜娜", "13912345678");
+    let b = register(&store, "王五", "");
+    let today = store.today();
+    assert_eq!(store.arrivals_on(today).unwrap(), [a.clone(), b.clone()]);
+    store
+        .write(|ctx| crate::command::desk::move_step(ctx, b.id, VisitStep::Registered, None, &StaffRef("g1".into())))
+        .unwrap();
+    let after_move = store.arrivals_on(today).unwrap();
+    assert_eq!(after_move[1].step(), VisitStep::Registered, "a moved arrival is read anew");
+    assert_eq!(after_move[0], a, "an untouched one is the same");
+    store
+        .write(|ctx| {
+            crate::command::desk::change_department(ctx, a.id, "cardio", None, "患者要求", &StaffRef("g1".into()))
+        })
+        .unwrap();
+    assert_eq!(store.arrivals_on(today).unwrap()[0].department.value, "cardio");
+    let c = register(&store, "李四", "13800000000");
+    assert_eq!(store.arrivals_on(today).unwrap().len(), 3, "a new arrival joins");
+    store.rotate_key().unwrap();
+    let cached = store.arrivals_on(today).unwrap();
+    assert_eq!(cached.last().map(|x| x.id), Some(c.id));
+    // Another handle of the same file (no cache) reads the same.
+    let path = dir.path().to_path_buf();
+    drop(store);
+    let reopened = Store::open_with(&path, opts(&clock)).unwrap();
+    assert_eq!(reopened.arrivals_on(today).unwrap(), cached);
+    clock.advance(86_400_000);
+    assert!(reopened.arrivals_on(reopened.today()).unwrap().is_empty());
+    assert_eq!(reopened.arrivals_on(today).unwrap(), cached, "an earlier day reads the same");
+}
