@@ -87,17 +87,17 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         let mut fresh = HashMap::with_capacity(ids.len());
         for id in ids {
-            let Some(g) = t.get(id)? else { continue };
-            let sealed = g.value();
+            let Some(value) = t.get(id)? else { continue };
+            let sealed = value.value();
             let nonce = crypto::sealed_nonce(sealed);
-            let a = match cache.rows.remove(&id) {
+            let arrival = match cache.rows.remove(&id) {
                 // The same sealed version as last read: the decoded copy is exact.
-                Some((n, a)) if nonce.is_some() && Some(n) == nonce => a,
+                Some((seen, cached)) if nonce == Some(seen) => cached,
                 _ => open_record::<Arrival>(&keys, id, sealed)?,
             };
-            out.push(a.clone());
-            if let Some(n) = nonce {
-                fresh.insert(id, (n, a));
+            out.push(arrival.clone());
+            if let Some(nonce) = nonce {
+                fresh.insert(id, (nonce, arrival));
             }
         }
         // Only what is on the day now stays: an arrival moved off the day or purged is dropped.
