@@ -373,3 +373,38 @@ pub fn run_window_start(dir: &Path, x: &Xvfb) -> Result<(f64, f64, u64), String>
     let rss = field("peak_rss_kb=").ok_or("bad first-frame line")? as u64;
     Ok((wall, ms, rss))
 }
+
+/// The kiosk in a window with nothing happening: spawns `guidedesk` on the store in `dir`, lets it settle for
+/// `settle`, then returns its CPU time over `window` as a share of one core (percent), or why it could not be
+/// measured. The window shows what an unattended kiosk shows (the sign-in screen, where the idle lock leaves it).
+pub fn run_window_idle(
+    dir: &Path,
+    x: &Xvfb,
+    settle: std::time::Duration,
+    window: std::time::Duration,
+) -> Result<f64, String> {
+    let bin = kiosk_binary().ok_or("the kiosk binary is not built (cargo build --release -p guidedesk)")?;
+    let mut child = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("GUIDEDESK_NO_OPEN", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    std::thread::sleep(settle);
+    let pid = child.id();
+    let measured = (|| {
+        let c0 = crate::table::process_cpu(pid).ok_or("cannot read the kiosk's CPU time")?;
+        let t0 = Instant::now();
+        std::thread::sleep(window);
+        let c1 = crate::table::process_cpu(pid).ok_or("the kiosk exited while measured")?;
+        Ok(100.0 * c1.saturating_sub(c0).as_secs_f64() / t0.elapsed().as_secs_f64())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    measured
+}

@@ -18,7 +18,7 @@ use guidedesk_sync::client::{ClientConfig, HttpTransport};
 use crate::Sizes;
 use crate::children::{self, HqHandle};
 use crate::fixtures;
-use crate::table::{Samples, Table, n, proc_status_kb};
+use crate::table::{Samples, Table, n, proc_status_kb, process_cpu};
 
 /// Runs the sharing figures.
 pub fn run(s: &Sizes, t: &mut Table) -> Result<()> {
@@ -185,17 +185,6 @@ pub fn backfill_child(dir: &Path, url: &str, code: &str) -> Result<()> {
     let hwm = proc_status_kb(std::process::id(), "VmHWM").unwrap_or(0);
     println!("records={records} secs={secs:.3} hwm_kb={hwm}");
     Ok(())
-}
-
-/// CPU time (user + system) of a process so far.
-fn process_cpu(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // Linux reports in clock ticks of 1/100 s on every platform this runs on (USER_HZ).
-    Some(Duration::from_millis(ticks * 10))
 }
 
 /// 300 desks connected with their long poll open and nothing happening: HQ's CPU.
