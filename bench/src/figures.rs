@@ -393,7 +393,13 @@ fn demo_and_cold_start(s: &Sizes, t: &mut Table) -> Result<()> {
         children::run_window_idle(dir.path(), &x, Duration::from_secs(if s.quick { 3 } else { 10 }), window)
     }) {
         Ok(pct) => {
-            t.target(fig, format!("{pct:.2} % of a core"), "≤ 1 % of a core", "sign-in screen, software GL", pct <= 1.0)
+            t.target(
+                fig,
+                format!("{pct:.2} % of a core"),
+                "≤ 1 % of a core",
+                "sign-in screen, software GL",
+                pct <= 1.0,
+            );
         }
         Err(why) => t.info(fig, format!("not measured: {why}"), ""),
     }
