@@ -250,7 +250,10 @@ impl DeskApp {
         self.track_activity(ui);
         self.poll_jobs();
         self.take_remote_changes();
-        ui.ctx().request_repaint_after(std::time::Duration::from_secs(1));
+        // Input, a changed record (the sync thread asks) and finished jobs repaint at once; otherwise the next
+        // frame is due when the clock's minute turns or the idle lock falls due, so an unattended kiosk draws
+        // about once a minute.
+        ui.ctx().request_repaint_after(self.next_tick());
         let tr = self.tr;
         self.top_bar(ui, tr);
         self.status_bar(ui, tr);
@@ -428,6 +431,16 @@ impl DeskApp {
         }
     }
 
+    /// How long until a frame is needed with nothing happening: the clock's next minute, or the idle lock.
+    fn next_tick(&self) -> std::time::Duration {
+        let now = self.store.now();
+        let mut ms = 60_000 - now.0.rem_euclid(60_000);
+        if self.staff.is_some() && !self.locked {
+            ms = ms.min(self.idle_lock_ms.saturating_sub(now.millis_since(self.last_activity)));
+        }
+        std::time::Duration::from_millis(u64::try_from(ms.max(50)).unwrap_or(1_000))
+    }
+
     /// Locks the session (idle timeout or the lock button); forms keep their contents.
     pub fn lock(&mut self) {
         if let Some(s) = &self.staff {
@@ -555,7 +568,7 @@ impl DeskApp {
                 };
                 ui.separator();
                 let now = self.store.now().local(self.store.utc_offset());
-                ui.label(now.format("%Y-%m-%d %H:%M:%S").to_string());
+                ui.label(now.format("%Y-%m-%d %H:%M").to_string());
                 ui.separator();
                 if let Some((_, s)) = &self.stats {
                     ui.label(tr.f("status.outbox", &[("n", &s.outbox_pending)]));
