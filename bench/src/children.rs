@@ -259,6 +259,54 @@ fn pg_exec(url: &str, sql: &str) -> Result<()> {
     })
 }
 
+/// PostgreSQL's own bulk load of the same ops: in a fresh schema, a table with one row per op (device, seq, kind,
+/// record id, payload; primary key (device, seq) like HQ's receipts), filled with one `COPY … FROM STDIN` per batch
+/// (each its own durable commit). Returns the seconds the copies took. The floor of any PostgreSQL ingest of these
+/// ops: HQ also merges each record, writes its per-kind columns and indexes, its receipt and the site feed.
+pub fn pg_copy_ops(device: u128, ops: &[guidedesk_sync::Op], batch: usize) -> Result<f64> {
+    use sqlx::Connection;
+    use std::fmt::Write as _;
+    let schema = PgSchema { url: database_url(), schema: fresh_schema() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let secs = rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&schema.url).await?;
+        let table = format!("{}.ops", schema.schema);
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA {0}; CREATE TABLE {table} (device uuid NOT NULL, seq bigint NOT NULL, kind smallint NOT \
+             NULL, record_id uuid NOT NULL, payload bytea NOT NULL, PRIMARY KEY (device, seq))",
+            schema.schema
+        ))
+        .execute(&mut c)
+        .await?;
+        let device = uuid::Uuid::from_u128(device);
+        // The rows in COPY's text format, prepared before the clock starts (HQ's decode is timed apart too).
+        let mut bodies = Vec::new();
+        for chunk in ops.chunks(batch.max(1)) {
+            let mut text = String::new();
+            for op in chunk {
+                let _ =
+                    write!(text, "{device}\t{}\t{}\t{}\t\\\\x", op.seq, op.key.kind, uuid::Uuid::from_u128(op.key.id));
+                for b in &op.payload {
+                    let _ = write!(text, "{b:02x}");
+                }
+                text.push('\n');
+            }
+            bodies.push(text);
+        }
+        let t0 = Instant::now();
+        for body in bodies {
+            let mut copy = c.copy_in_raw(&format!("COPY {table} FROM STDIN")).await?;
+            copy.send(body.into_bytes()).await?;
+            copy.finish().await?;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        c.close().await?;
+        anyhow::Ok(secs)
+    })?;
+    drop(schema);
+    Ok(secs)
+}
+
 /// A program on `PATH`, if there is one.
 fn on_path(name: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())

@@ -512,6 +512,19 @@ fn sync_push(s: &Sizes, t: &mut Table, backends: &[(&str, StartHq)]) -> Result<(
                     100.0 * rate / limit,
                     100.0 * rate / raw_rate
                 );
+                let r = if b == 0 {
+                    r
+                } else {
+                    // PostgreSQL's own bulk load of the same ops, the floor under any ingest there.
+                    let ops = store.outbox_after(0, usize::MAX)?;
+                    let copy = held as f64 / children::pg_copy_ops(store.device().0, &ops, options.batch)?;
+                    t.info(
+                        format!("baseline: PostgreSQL COPY of the same ops, one row each, a COPY per batch ({label})"),
+                        format!("{} records/s", n(copy as u64)),
+                        "",
+                    );
+                    format!("{r}; {:.0}% of COPY", 100.0 * rate / copy)
+                };
                 t.target(fig, value, "≥ 50% of the store's durable apply", r, rate >= 0.5 * limit);
             } else {
                 t.info(fig, value, format!("{:.1}% of raw POST{growth}", 100.0 * rate / raw_rate));
