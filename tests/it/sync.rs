@@ -1351,6 +1351,7 @@ on_both_backends!(
 
 // PostgreSQL failures and several HQ processes on one database.
 mod appointments;
+mod chronic;
 mod hub;
 mod pg_faults;
 mod sharing;
