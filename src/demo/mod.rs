@@ -648,7 +648,7 @@ impl DayGen<'_> {
                     CaseEventKind::Resolved {
                         resolution: "已与科室核实并向患者致歉".into(),
                         actions: "科室内部通报，加强服务培训".into(),
-                        responsible: dept.clone(),
+                        responsible: self.refs.department(&dept).map_or_else(|| dept.clone(), |d| d.name.clone()),
                     },
                 ),
                 (CaseStatus::Notified, CaseEventKind::Notified),

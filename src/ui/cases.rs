@@ -823,7 +823,7 @@ impl CasesScreen {
         let dept_text = refs
             .department(&self.choice_dept)
             .map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
-        widgets::row(ui, tr.t("register.department"), |ui| {
+        widgets::row(ui, tr.t("cases.improve_dept"), |ui| {
             egui::ComboBox::from_id_salt("improve_dept")
                 .selected_text(dept_text)
                 .height(400.0)
