@@ -129,6 +129,11 @@ pub fn record_attempt(
 /// The purpose under which a chronic round's next round gets its id ([`RecordId::derived`] from the round's task).
 const CHRONIC_NEXT: &str = "chronic plan next round";
 
+/// The purpose under which a discharge's first chronic round gets its id ([`RecordId::derived`] from the discharge's
+/// first-call task, which every desk of the site holds under the same id): desks that put the patient on the plan
+/// apart — one at import, another by hand, or two callers — make one round.
+pub(crate) const CHRONIC_FIRST: &str = "chronic plan first round";
+
 /// 出院病人随访制度 4: a chronic patient's round that is finished (reached, or given up as unreachable) plans the
 /// next one, due at most `every_days` after it, until the plan's rounds are done. A patient who refused or died, or
 /// a cancelled round, ends the plan. The next round's id is derived from this round's, so two desks that finish the
@@ -158,7 +163,7 @@ fn next_chronic_round(ctx: &mut WriteCtx<'_>, task: &FollowupTask, by: StaffRef)
 /// Puts a discharged patient on the chronic plan (慢病随访) from one of the discharge's call tasks: its first round,
 /// 2–4 weeks after discharge (from today when that window has passed). Refused when the hospital has no plan, the
 /// task is not a discharge's, or the patient is on the plan already.
-pub fn enrol_chronic(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: StaffRef) -> Result<RecordId, StoreError> {
+pub fn enrol_chronic(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: &StaffRef) -> Result<RecordId, StoreError> {
     let task: FollowupTask = ctx.require(task_id)?;
     let conflict = |m: &'static str| {
         let mut e = ValidationErrors::default();
@@ -173,15 +178,31 @@ pub fn enrol_chronic(ctx: &mut WriteCtx<'_>, task_id: RecordId, by: StaffRef) ->
         | FollowupSource::DischargeSecond { his_key, discharged_on } => (his_key.clone(), *discharged_on),
         _ => return Err(conflict("only a discharged patient is put on the chronic plan")),
     };
+    let first_call = FollowupSource::Discharge { his_key: his_key.clone(), discharged_on, diagnosis: None };
+    let anchor = ctx.followup_by_source(&first_call.dedup_key())?.unwrap_or(task.id);
+    let id = RecordId::derived(CHRONIC_FIRST, anchor);
     let source = FollowupSource::Chronic { his_key, discharged_on, round: 1 };
-    if ctx.followup_by_source(&source.dedup_key())?.is_some() {
-        return Err(conflict("this patient is on the chronic plan already"));
-    }
     let window = policy::chronic_first_window(&plan, discharged_on, ctx.today());
     let planned =
         PlannedTask { source, patient_name: task.patient_name, phone: task.phone, department: task.department, window };
-    let id = ctx.new_id();
-    put_task_as(ctx, id, planned, true, by)
+    if !put_task_once_as(ctx, id, planned, by)? {
+        return Err(conflict("this patient is on the chronic plan already"));
+    }
+    Ok(id)
+}
+
+/// Puts `p` under `id` unless a task of that id or of the same source exists; whether it was put.
+pub(crate) fn put_task_once_as(
+    ctx: &mut WriteCtx<'_>,
+    id: RecordId,
+    p: PlannedTask,
+    by: &StaffRef,
+) -> Result<bool, StoreError> {
+    if ctx.get::<FollowupTask>(id)?.is_some() || ctx.followup_by_source(&p.source.dedup_key())?.is_some() {
+        return Ok(false);
+    }
+    put_task_as(ctx, id, p, true, by.clone())?;
+    Ok(true)
 }
 
 /// Puts `p` unless a task of the same source exists; whether it was put.

@@ -262,7 +262,7 @@ pub fn write(ctx: &mut WriteCtx<'_>, cmd: &Command, by: &StaffRef) -> Result<Rec
         Command::Claim { task } => calls::claim(ctx, *task, false, by.clone()),
         Command::Release { task } => calls::claim(ctx, *task, true, by.clone()),
         Command::SpotCheck => calls::spot_check(ctx, by.clone()),
-        Command::EnrolChronic { task } => calls::enrol_chronic(ctx, *task, by.clone()),
+        Command::EnrolChronic { task } => calls::enrol_chronic(ctx, *task, by),
         Command::PromoteToCase { task } => cases::promote_feedback(ctx, *task, by.clone()),
         Command::CaseFromCall { task, grade, facts } => cases::case_from_call(ctx, *task, *grade, facts, by.clone()),
         Command::Book(form) => appointments::book(ctx, form, by),

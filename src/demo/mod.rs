@@ -803,7 +803,7 @@ impl DayGen<'_> {
                 let (from, to) = policy::chronic_first_window(plan, self.day, self.day);
                 let stamp = ctx.stamp();
                 ctx.put(&FollowupTask {
-                    id: RecordId::derived("demo chronic plan", first),
+                    id: RecordId::derived(crate::command::calls::CHRONIC_FIRST, first),
                     created_at: at,
                     created_by: StaffRef(self.cs.first().cloned().unwrap_or_default()),
                     source: FollowupSource::Chronic { his_key: his_key2, discharged_on: self.day, round: 1 },

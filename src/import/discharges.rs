@@ -25,11 +25,11 @@ use chrono::NaiveDate;
 
 use super::table::{self, Row, Source, Table, Value, clean};
 use super::{ImportError, ImportReport, Limits, RowError, shorten};
-use crate::command::calls::{PlannedTask, put_task_once};
+use crate::command::calls::{CHRONIC_FIRST, PlannedTask, put_task_once, put_task_once_as};
 use crate::model::followup::open_status;
 use crate::model::reference::Department;
 use crate::model::validate::{self, Problem, limits};
-use crate::model::{FollowupSource, FollowupTask, Lww, ReferenceData, StaffRef};
+use crate::model::{FollowupSource, FollowupTask, Lww, RecordId, ReferenceData, StaffRef};
 use crate::policy;
 use crate::store::Store;
 
@@ -606,46 +606,52 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
         let window = ctx.reference().followup_policy.clone();
         let (mut imported, mut already, mut calls) = (0, 0, 0);
         for d in discharges {
+            let source = FollowupSource::Discharge {
+                his_key: d.his_key.clone(),
+                discharged_on: d.discharged_on,
+                diagnosis: d.diagnosis.clone(),
+            };
+            let known = ctx.followup_by_source(&source.dedup_key())?;
+            let first_id = match known {
+                Some(id) => id,
+                None => ctx.new_id(),
+            };
             // The second call (7–15 days, by policy) is its own task, made with the first; a chronic diagnosis (by
-            // the policy's list) puts the patient on the chronic plan's first round (2–4 weeks).
-            let mut more = Vec::new();
-            if let Some(window) = policy::discharge_second_window(&window, &d.department, d.discharged_on) {
-                let source =
+            // the policy's list) puts the patient on the chronic plan's first round (2–4 weeks), under the id every
+            // desk derives from the first call's task.
+            let planned = |source, window| PlannedTask {
+                source,
+                patient_name: d.name.clone(),
+                phone: d.phone.clone(),
+                department: Some(d.department.clone()),
+                window,
+            };
+            if let Some(w) = policy::discharge_second_window(&window, &d.department, d.discharged_on) {
+                let second =
                     FollowupSource::DischargeSecond { his_key: d.his_key.clone(), discharged_on: d.discharged_on };
-                more.push((source, window));
+                if put_task_once(ctx, planned(second, w), true, creator)? {
+                    calls += 1;
+                }
             }
             if let Some(plan) = &window.chronic
                 && d.diagnosis.as_deref().is_some_and(|g| plan.matches(g))
             {
-                let source =
+                let chronic =
                     FollowupSource::Chronic { his_key: d.his_key.clone(), discharged_on: d.discharged_on, round: 1 };
-                more.push((source, policy::chronic_first_window(plan, d.discharged_on, ctx.today())));
-            }
-            for (source, window) in more {
-                let planned = PlannedTask {
-                    source,
-                    patient_name: d.name.clone(),
-                    phone: d.phone.clone(),
-                    department: Some(d.department.clone()),
-                    window,
-                };
-                if put_task_once(ctx, planned, true, creator)? {
+                let w = policy::chronic_first_window(plan, d.discharged_on, ctx.today());
+                let id = RecordId::derived(CHRONIC_FIRST, first_id);
+                if put_task_once_as(ctx, id, planned(chronic, w), creator)? {
                     calls += 1;
                 }
             }
-            let source = FollowupSource::Discharge {
-                his_key: d.his_key,
-                discharged_on: d.discharged_on,
-                diagnosis: d.diagnosis,
-            };
-            if ctx.followup_by_source(&source.dedup_key())?.is_some() {
+            if known.is_some() {
                 already += 1;
                 continue;
             }
             let (due_from, due_to) = policy::discharge_window(&window, &d.department, d.discharged_on);
             let stamp = ctx.stamp();
             let task = FollowupTask {
-                id: ctx.new_id(),
+                id: first_id,
                 created_at: ctx.now(),
                 created_by: creator.clone(),
                 source,
