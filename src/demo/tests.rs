@@ -41,9 +41,9 @@ fn on_the_spot_cases_close_the_same_day_and_case_work_happens_in_working_hours()
     assert!(in_hours * 100 >= events * 97, "{in_hours} of {events} case steps between 08:00 and 19:00");
 }
 
-/// The demo exercises this round's rules: disputes and incidents go to their department by 批转 (proposed, then
-/// approved by the supervisor), departments record improvement measures (most carried out, some not yet), and
-/// chronic patients get the chronic plan's first round beside the two discharge calls.
+/// The demo exercises the handling and follow-up rules: disputes and incidents go to their department by 批转
+/// (proposed, then approved by the supervisor), departments record improvement measures (most carried out, some not
+/// yet), and chronic patients get the chronic plan's first round beside the two discharge calls.
 #[test]
 fn the_demo_exercises_approval_improvements_and_chronic_rounds() {
     let dir = tempfile::tempdir().unwrap();
