@@ -205,21 +205,6 @@ pub(crate) fn put_task_once_as(
     Ok(true)
 }
 
-/// Puts `p` unless a task of the same source exists; whether it was put.
-pub(crate) fn put_task_once(
-    ctx: &mut WriteCtx<'_>,
-    p: PlannedTask,
-    inpatient: bool,
-    by: &StaffRef,
-) -> Result<bool, StoreError> {
-    if ctx.followup_by_source(&p.source.dedup_key())?.is_some() {
-        return Ok(false);
-    }
-    let id = ctx.new_id();
-    put_task_as(ctx, id, p, inpatient, by.clone())?;
-    Ok(true)
-}
-
 /// Takes (or, with `release`, lets go of) a task for `by`: a claim event every desk of the site receives. Taking a
 /// task another caller holds is allowed (the screen asks first) — the latest claim wins. A finished task cannot be
 /// taken; letting go of one is harmless.

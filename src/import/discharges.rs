@@ -25,7 +25,7 @@ use chrono::NaiveDate;
 
 use super::table::{self, Row, Source, Table, Value, clean};
 use super::{ImportError, ImportReport, Limits, RowError, shorten};
-use crate::command::calls::{CHRONIC_FIRST, PlannedTask, put_task_once, put_task_once_as};
+use crate::command::calls::{CHRONIC_FIRST, PlannedTask, put_task_once_as};
 use crate::model::followup::open_status;
 use crate::model::reference::Department;
 use crate::model::validate::{self, Problem, limits};
@@ -629,7 +629,8 @@ pub fn write(store: &Store, parsed: ParsedList, creator: &StaffRef) -> Result<Im
             if let Some(w) = policy::discharge_second_window(&window, &d.department, d.discharged_on) {
                 let second =
                     FollowupSource::DischargeSecond { his_key: d.his_key.clone(), discharged_on: d.discharged_on };
-                if put_task_once(ctx, planned(second, w), true, creator)? {
+                let id = ctx.new_id();
+                if put_task_once_as(ctx, id, planned(second, w), creator)? {
                     calls += 1;
                 }
             }

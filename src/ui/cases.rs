@@ -665,20 +665,14 @@ impl CasesScreen {
         let staff = q.staff().unwrap_or_default();
         let action = match a {
             ActionKind::Assign | ActionKind::Propose | ActionKind::Approve => {
-                let dept_text = refs
-                    .department(&self.choice_dept)
-                    .map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
-                widgets::row(ui, tr.t("register.department"), |ui| {
-                    egui::ComboBox::from_id_salt("assign_dept")
-                        .selected_text(dept_text)
-                        .height(400.0)
-                        .show_ui(ui, |ui| {
-                            for d in &refs.departments {
-                                ui.selectable_value(&mut self.choice_dept, d.id.clone(), dept_name(tr, d));
-                            }
-                        })
-                        .response
-                });
+                widgets::department_pick(
+                    ui,
+                    tr,
+                    refs,
+                    "assign_dept",
+                    tr.t("register.department"),
+                    &mut self.choice_dept,
+                );
                 let staff_text = staff
                     .iter()
                     .find(|s| s.id == self.choice_staff)
@@ -820,20 +814,7 @@ impl CasesScreen {
 
     /// The improvement measure form (整改措施): department, what will change, by when.
     fn improve_ui(&mut self, ui: &mut Ui, tr: Tr, refs: &ReferenceData) -> CaseCommand {
-        let dept_text = refs
-            .department(&self.choice_dept)
-            .map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
-        widgets::row(ui, tr.t("cases.improve_dept"), |ui| {
-            egui::ComboBox::from_id_salt("improve_dept")
-                .selected_text(dept_text)
-                .height(400.0)
-                .show_ui(ui, |ui| {
-                    for d in &refs.departments {
-                        ui.selectable_value(&mut self.choice_dept, d.id.clone(), dept_name(tr, d));
-                    }
-                })
-                .response
-        });
+        widgets::department_pick(ui, tr, refs, "improve_dept", tr.t("cases.improve_dept"), &mut self.choice_dept);
         widgets::field_error(ui, tr, &self.errors, "department");
         widgets::text_row(ui, tr.t("cases.measure"), &mut self.text1, tr.t("cases.measure_hint"));
         widgets::field_error(ui, tr, &self.errors, "measure");

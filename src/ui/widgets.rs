@@ -8,6 +8,7 @@ use super::data::Command;
 use super::i18n::Tr;
 use super::register::dept_name;
 use super::theme;
+use crate::model::ReferenceData;
 use crate::model::validate::{Problem, ValidationErrors};
 
 /// An on-screen numeric keypad editing `target` (digits only, at most `max_len`). Returns whether it changed.
@@ -241,6 +242,22 @@ pub fn desk_filter(ui: &mut Ui, tr: Tr, id: &str, desks: &[String], value: &mut 
                 ui.selectable_value(value, Some(String::new()), tr.t("board.this_desk"));
                 for d in desks {
                     ui.selectable_value(value, Some(d.clone()), d.as_str());
+                }
+            })
+            .response
+    });
+}
+
+/// A department picked from the site's list (no "all"): `value` holds its code, empty until one is chosen.
+pub fn department_pick(ui: &mut Ui, tr: Tr, refs: &ReferenceData, id: &str, label: &str, value: &mut String) {
+    let text = refs.department(value).map_or_else(|| tr.t("register.choose").to_string(), |d| dept_name(tr, d));
+    row(ui, label, |ui| {
+        egui::ComboBox::from_id_salt(id)
+            .selected_text(text)
+            .height(400.0)
+            .show_ui(ui, |ui| {
+                for d in &refs.departments {
+                    ui.selectable_value(value, d.id.clone(), dept_name(tr, d));
                 }
             })
             .response

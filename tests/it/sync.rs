@@ -446,6 +446,34 @@ pub(crate) fn enrol(hq: &RunningHq, dir: &Path, site: &str, desk: &str, via: &st
     Kiosk { store, clock, cred }
 }
 
+/// Two desks of the site `main` on `hq`, as the app's tests set them up (clock at T0, staff on the list): the
+/// customer-service office and the lobby, each with its credential.
+pub(crate) struct OfficeAndLobby {
+    pub(crate) office: crate::ui::Fixture,
+    pub(crate) lobby: crate::ui::Fixture,
+    creds: [Credential; 2],
+}
+
+impl OfficeAndLobby {
+    pub(crate) fn enrol(hq: &RunningHq) -> Self {
+        let enrol = |desk: &str| {
+            let f = crate::ui::fixture(true);
+            let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
+            let cred = kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap().0;
+            (f, cred)
+        };
+        let ((office, c0), (lobby, c1)) = (enrol("office"), enrol("lobby"));
+        Self { office, lobby, creds: [c0, c1] }
+    }
+
+    /// Syncs the office, the lobby and the office again, each to the end: both then hold what either wrote.
+    pub(crate) fn sync(&self) {
+        for (f, c) in [(&self.office, &self.creds[0]), (&self.lobby, &self.creds[1]), (&self.office, &self.creds[0])] {
+            assert_eq!(kiosk_sync::sync_with(&f.store, c, &options(100)).unwrap().pending, 0);
+        }
+    }
+}
+
 pub(crate) fn options(batch: usize) -> SyncOptions {
     SyncOptions {
         batch,

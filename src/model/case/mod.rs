@@ -613,7 +613,7 @@ impl Case {
     ) -> Result<(), ValidationErrors> {
         let mut e = ValidationErrors::default();
         let status = self.current();
-        let action_name = action.name();
+        let approved = matches!(action, CaseAction::Approve { .. });
         let need_open = |e: &mut ValidationErrors| {
             if status.is_final() {
                 e.push("status", Problem::Conflict("the case is closed; reopen it first"));
@@ -621,7 +621,6 @@ impl Case {
         };
         let (to, kind, note) = match action {
             CaseAction::Assign { department, assignee } | CaseAction::Approve { department, assignee } => {
-                let approved = matches!(action_name, "approve");
                 need_open(&mut e);
                 let (department, assignee) = self.check_assignee(&mut e, &department, assignee);
                 let to = (status.rank() < CaseStatus::Assigned.rank()).then_some(CaseStatus::Assigned);

@@ -8,17 +8,13 @@ use guidedesk::model::{Appointment, AppointmentForm, AppointmentStatus, Appointm
 
 #[test]
 fn a_phone_booking_at_one_desk_is_checked_in_at_another_and_shows_on_the_board_as_chosen() {
-    use crate::ui::{button, fixture, harness, sign_in, type_into};
+    use crate::ui::{button, harness, sign_in, type_into};
     use egui_kittest::kittest::Queryable as _;
 
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(&Backend::Embedded, &dir.path().join("hq"), 100);
-    let (office, lobby) = (fixture(true), fixture(true));
-    let mut creds = Vec::new();
-    for (f, desk) in [(&office, "office"), (&lobby, "lobby")] {
-        let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
-        creds.push(kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap().0);
-    }
+    let desks = OfficeAndLobby::enrol(&hq);
+    let (office, lobby) = (&desks.office, &desks.lobby);
     let today = office.store.today();
     // Monday morning: cardio-01 is on duty.
     let doctor = office.store.reference().doctor("cardio-01").unwrap().clone();
@@ -36,9 +32,7 @@ fn a_phone_booking_at_one_desk_is_checked_in_at_another_and_shows_on_the_board_a
     };
     button(&mut h, "保存预约");
     let id = office.store.appointments_between(today, today).unwrap()[0].id;
-    for (f, c) in [(&office, &creds[0]), (&lobby, &creds[1])] {
-        assert_eq!(kiosk_sync::sync_with(&f.store, c, &options(100)).unwrap().pending, 0);
-    }
+    desks.sync();
 
     let mut l = harness(&lobby.store);
     sign_in(&mut l, "陈晓燕");
@@ -58,9 +52,7 @@ fn a_phone_booking_at_one_desk_is_checked_in_at_another_and_shows_on_the_board_a
         "the board marks the chosen doctor"
     );
 
-    for (f, c) in [(&lobby, &creds[1]), (&office, &creds[0])] {
-        assert_eq!(kiosk_sync::sync_with(&f.store, c, &options(100)).unwrap().pending, 0);
-    }
+    desks.sync();
     let at_office: Appointment = office.store.get(id).unwrap().unwrap();
     assert_eq!(at_office.status(), AppointmentStatus::CheckedIn);
     assert_eq!(at_office.arrival(), Some(arrivals[0].id));

@@ -18,23 +18,13 @@ fn round(store: &Store, n: u32) -> Vec<FollowupTask> {
 
 #[test]
 fn a_chronic_round_finished_at_two_desks_apart_plans_one_next_round() {
-    use crate::ui::fixture;
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(&Backend::Embedded, &dir.path().join("hq"), 100);
-    let (office, lobby) = (fixture(true), fixture(true));
-    let mut creds = Vec::new();
-    for (f, desk) in [(&office, "office"), (&lobby, "lobby")] {
-        let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
-        creds.push(kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap().0);
-    }
-    let sync_all = || {
-        for (f, c) in [(&office, &creds[0]), (&lobby, &creds[1]), (&office, &creds[0])] {
-            assert_eq!(kiosk_sync::sync_with(&f.store, c, &options(100)).unwrap().pending, 0);
-        }
-    };
+    let desks = OfficeAndLobby::enrol(&hq);
+    let (office, lobby) = (&desks.office, &desks.lobby);
     let csv = "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY8,周建国,13800138002,内科,2026-11-22,2型糖尿病\n";
     import(&office.store, csv.as_bytes(), &ImportOptions::default()).unwrap();
-    sync_all();
+    desks.sync();
     let first = round(&lobby.store, 1);
     assert_eq!(first.len(), 1, "the chronic round reached the lobby");
     // Apart (neither syncs), a caller at each desk reaches the patient for the same round.
@@ -42,13 +32,13 @@ fn a_chronic_round_finished_at_two_desks_apart_plans_one_next_round() {
         outcome: Some(guidedesk::model::CallOutcome::Reached),
         ..guidedesk::model::CallAttemptForm::default()
     };
-    for (f, who) in [(&office, "K001"), (&lobby, "K002")] {
+    for (f, who) in [(office, "K001"), (lobby, "K002")] {
         f.store.write(|ctx| record_attempt(ctx, first[0].id, &reached, StaffRef(who.into()))).unwrap();
         assert_eq!(round(&f.store, 2).len(), 1, "each desk plans the next round");
     }
     assert_eq!(round(&office.store, 2)[0].id, round(&lobby.store, 2)[0].id, "under the same derived id");
-    sync_all();
-    for f in [&office, &lobby] {
+    desks.sync();
+    for f in [office, lobby] {
         assert!(round(&f.store, 1).is_empty(), "the first round is finished everywhere");
         let next = round(&f.store, 2);
         assert_eq!(next.len(), 1, "one next round, not two");
@@ -63,31 +53,21 @@ fn a_chronic_round_finished_at_two_desks_apart_plans_one_next_round() {
 /// the discharge's first-call task.
 #[test]
 fn two_desks_putting_one_patient_on_the_chronic_plan_apart_make_one_round() {
-    use crate::ui::fixture;
     use guidedesk::command::calls::enrol_chronic;
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(&Backend::Embedded, &dir.path().join("hq"), 100);
-    let (office, lobby) = (fixture(true), fixture(true));
-    let mut creds = Vec::new();
-    for (f, desk) in [(&office, "office"), (&lobby, "lobby")] {
-        let code = hq.store().create_code("main", desk, now_ms(), 3_600_000).unwrap();
-        creds.push(kiosk_sync::enroll(&f.store, f.dir.path(), &hq.url(), &code, None, false).unwrap().0);
-    }
-    let sync_all = || {
-        for (f, c) in [(&office, &creds[0]), (&lobby, &creds[1]), (&office, &creds[0])] {
-            assert_eq!(kiosk_sync::sync_with(&f.store, c, &options(100)).unwrap().pending, 0);
-        }
-    };
+    let desks = OfficeAndLobby::enrol(&hq);
+    let (office, lobby) = (&desks.office, &desks.lobby);
     let csv = "住院号,姓名,联系电话,出院科室,出院日期,出院诊断\nZY9,吴秀英,13800138003,骨科,2026-11-22,腰椎术后\n";
     import(&office.store, csv.as_bytes(), &ImportOptions::default()).unwrap();
-    sync_all();
+    desks.sync();
     let tasks = lobby.store.open_followups_due(None).unwrap();
     let first = tasks.iter().find(|t| matches!(t.source, FollowupSource::Discharge { .. })).unwrap().id;
     let second = tasks.iter().find(|t| matches!(t.source, FollowupSource::DischargeSecond { .. })).unwrap().id;
     office.store.write(|ctx| enrol_chronic(ctx, first, &StaffRef("K001".into()))).unwrap();
     lobby.store.write(|ctx| enrol_chronic(ctx, second, &StaffRef("K002".into()))).unwrap();
-    sync_all();
-    for f in [&office, &lobby] {
+    desks.sync();
+    for f in [office, lobby] {
         assert_eq!(round(&f.store, 1).len(), 1, "one first round, not two");
     }
     assert_eq!(round(&office.store, 1)[0].id, round(&lobby.store, 1)[0].id);
