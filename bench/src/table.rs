@@ -168,3 +168,52 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     // Linux reports in clock ticks of 1/100 s on every platform this runs on (USER_HZ).
     Some(Duration::from_millis(ticks * 10))
 }
+
+/// What one or more writes cost the disk, summed from `/proc/thread-self/io`: bytes handed to `write`/`pwrite`
+/// (`wchar`), write calls (`syscw`) and bytes of page cache dirtied, i.e. bytes the writes send to the disk
+/// (`write_bytes`, in whole pages).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteCost {
+    pub calls: u64,
+    pub bytes: u64,
+    pub dirtied: u64,
+    pub samples: u64,
+}
+
+/// This thread's `(wchar, syscw, write_bytes)` so far, or `None` where unavailable.
+fn io_counters() -> Option<(u64, u64, u64)> {
+    let s = std::fs::read_to_string("/proc/thread-self/io").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        s.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
+    };
+    Some((field("wchar")?, field("syscw")?, field("write_bytes")?))
+}
+
+impl WriteCost {
+    /// Runs `f` and adds what it wrote (nothing when the counters are unavailable).
+    pub fn measure<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let before = io_counters();
+        let out = f();
+        if let (Some(a), Some(b)) = (before, io_counters()) {
+            self.bytes += b.0.saturating_sub(a.0);
+            self.calls += b.1.saturating_sub(a.1);
+            self.dirtied += b.2.saturating_sub(a.2);
+            self.samples += 1;
+        }
+        out
+    }
+
+    /// "P pages (W write calls, B KiB written) per commit", averaged; "not measured" without counters.
+    pub fn per_commit(&self) -> String {
+        if self.samples == 0 {
+            return "not measured (no /proc/thread-self/io)".into();
+        }
+        let k = self.samples as f64;
+        format!(
+            "{:.1} pages ({:.1} write calls, {:.1} KiB)",
+            self.dirtied as f64 / k / 4096.0,
+            self.calls as f64 / k,
+            self.bytes as f64 / k / 1024.0
+        )
+    }
+}

@@ -57,7 +57,11 @@ impl AppointmentAction {
 
 /// What a session already holds for a form: the doctor's places taken and whether the same patient is booked in
 /// the same department and session (`except` leaves out the booking being rescheduled).
-fn occupancy(ctx: &WriteCtx<'_>, form: &AppointmentForm, except: Option<RecordId>) -> Result<Occupancy, StoreError> {
+fn occupancy(
+    ctx: &mut WriteCtx<'_>,
+    form: &AppointmentForm,
+    except: Option<RecordId>,
+) -> Result<Occupancy, StoreError> {
     let (Some(day), Some(session)) = (form.parsed_day(), form.session) else { return Ok(Occupancy::default()) };
     let phone = normalize_phone(&form.phone).ok();
     let mut occ = Occupancy::default();
@@ -320,7 +324,7 @@ pub fn sweep_no_shows(ctx: &mut WriteCtx<'_>) -> Result<usize, StoreError> {
 }
 
 /// The most recent earlier arrival with this phone, if any (a checked-in booking links it as a return visit).
-fn latest_arrival_by_phone(ctx: &WriteCtx<'_>, phone: &str) -> Result<Option<RecordId>, StoreError> {
+fn latest_arrival_by_phone(ctx: &mut WriteCtx<'_>, phone: &str) -> Result<Option<RecordId>, StoreError> {
     let mut best: Option<Arrival> = None;
     for id in ctx.ids_by_phone(crate::model::RecordKind::Arrival, phone)? {
         if let Some(a) = ctx.get::<Arrival>(id)?

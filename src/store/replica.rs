@@ -134,10 +134,7 @@ impl PageTables<'_> {
         let (stored, _) = encode_any(&merged)?;
         let sealed = keys.seal(&record_place(def.name(), id), &stored)?;
         table.insert(id, sealed.as_slice())?;
-        if let Some(o) = &old {
-            self.index.apply(o, offset, keys, false, false)?;
-        }
-        self.index.apply(&merged, offset, keys, true, false)?;
+        self.index.update(old.as_ref(), &merged, offset, keys, false)?;
         if old.is_none()
             && let Some(origin) = origin
         {

@@ -87,3 +87,59 @@ fn a_reference_page_and_its_cursor_are_stored_together_and_survive_reopen() {
     assert_eq!(store.pull_cursor("reference").unwrap(), 9);
     assert_eq!(store.reference_source().unwrap().as_deref(), Some("hq"));
 }
+
+/// A discharge task as a desk imports it (the same source at every desk that imports the list).
+fn discharge_task(at: Moment) -> crate::model::FollowupTask {
+    use crate::model::{FollowupSource, FollowupStatus, FollowupTask, Lww, RecordId};
+    let day = at.local_date(china_offset());
+    FollowupTask {
+        id: RecordId::new_v7(at),
+        created_at: at,
+        created_by: StaffRef("K001".into()),
+        source: FollowupSource::Discharge { his_key: "ZY2026-0042".into(), discharged_on: day, diagnosis: None },
+        patient_name: "周秀兰".into(),
+        phone: "13800138000".into(),
+        department: Some("cardio".into()),
+        inpatient: true,
+        due_from: day,
+        due_to: day,
+        status: Lww::new(FollowupStatus::Open, Hlc::ZERO),
+        closed_at: Lww::new(None, Hlc::ZERO),
+    }
+}
+
+#[test]
+fn a_duplicate_task_from_another_desk_can_be_settled_here_and_the_source_still_makes_no_third() {
+    use crate::model::{FollowupStatus, FollowupTask};
+    let (_dir, clock, store) = fresh();
+    // Two desks imported the same discharge list while apart: this desk's task, and the other desk's, later.
+    let mine = discharge_task(Moment(T0));
+    store.write(|ctx| ctx.put(&mine)).unwrap();
+    clock.advance(60_000);
+    let theirs = discharge_task(Moment(T0 + 60_000));
+    let remote = RemoteRecord {
+        record: AnyRecord::FollowupTask(theirs.clone()),
+        origin: Some(ReplicaOrigin { device: 0xd2, desk: "D2".into() }),
+        stamp: Hlc { wall_ms: (T0 + 60_000) as u64, logical: 0, node: 0xd2 },
+        changed_desk: "D2".into(),
+    };
+    assert_eq!(store.apply_remote_page(&[remote], "records", 1).unwrap().new, 1);
+    assert_eq!(store.duplicate_followups().unwrap(), vec![vec![mine.id, theirs.id]]);
+    // The supervisor cancels the other desk's copy here. Its source stays indexed to this desk's task, so the
+    // update leaves the source entry alone rather than claiming it.
+    let mut settled = theirs.clone();
+    store
+        .write(|ctx| {
+            let stamp = ctx.stamp();
+            settled.status.set(FollowupStatus::Cancelled, stamp);
+            ctx.put(&settled)
+        })
+        .unwrap();
+    assert_eq!(store.get::<FollowupTask>(theirs.id).unwrap().unwrap().status.value, FollowupStatus::Cancelled);
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    assert_eq!(store.write(|ctx| ctx.followup_by_source(&mine.source.dedup_key())).unwrap(), Some(mine.id));
+    // A third task from the same source is still refused.
+    clock.advance(60_000);
+    let third = discharge_task(Moment(T0 + 120_000));
+    assert!(matches!(store.write(|ctx| ctx.put(&third)), Err(StoreError::Conflict(_))));
+}

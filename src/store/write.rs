@@ -25,20 +25,24 @@ impl Store {
     /// written and the in-memory HLC is unchanged.
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut guard = self.hlc.lock().map_err(|_| StoreError::Meta("clock lock poisoned by a panic".into()))?;
-        let tx = self.db.begin_write()?;
-        let mut ctx = WriteCtx {
-            tx,
-            clock: guard.clone(),
-            now: self.clock.now(),
-            offset: self.offset,
-            next_seq: None,
-            chain_heads: Vec::new(),
-            reference: self.reference(),
-            keys: self.keys(),
-            _store: std::marker::PhantomData,
+        let mut tx = self.db.begin_write()?;
+        let (out, clock) = {
+            let mut ctx = WriteCtx {
+                tx: &tx,
+                tables: CtxTables::new(&tx),
+                clock: guard.clone(),
+                now: self.clock.now(),
+                offset: self.offset,
+                next_seq: None,
+                chain_heads: Vec::new(),
+                reference: self.reference(),
+                keys: self.keys(),
+            };
+            let out = f(&mut ctx)?;
+            (out, ctx.finish()?)
         };
-        let out = f(&mut ctx)?;
-        let clock = ctx.finish()?;
+        tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+        tx.commit()?;
         *guard = clock;
         Ok(out)
     }
@@ -56,8 +60,10 @@ impl Store {
 }
 
 /// One write transaction in progress. Obtain it from [`Store::write`].
-pub struct WriteCtx<'s> {
-    tx: WriteTransaction,
+pub struct WriteCtx<'t> {
+    tx: &'t WriteTransaction,
+    /// The tables this transaction has used so far, kept open until it ends (a run of writes opens each once).
+    tables: CtxTables<'t>,
     clock: HlcClock,
     now: Moment,
     offset: FixedOffset,
@@ -66,7 +72,35 @@ pub struct WriteCtx<'s> {
     chain_heads: Vec<(RecordKind, (u64, [u8; 32]))>,
     reference: Arc<ReferenceData>,
     keys: Arc<Keys>,
-    _store: std::marker::PhantomData<&'s Store>,
+}
+
+/// The tables of a [`WriteCtx`], each opened on first use. redb opens a table once per transaction at a time, so
+/// every read and write of the context goes through these handles.
+struct CtxTables<'t> {
+    /// Record tables by kind code − 1.
+    records: [Option<redb::Table<'t, u128, &'static [u8]>>; RecordKind::ALL.len()],
+    outbox: Option<redb::Table<'t, u64, &'static [u8]>>,
+    meta: Option<redb::Table<'t, &'static str, &'static [u8]>>,
+    index: IndexTables<'t>,
+}
+
+impl<'t> CtxTables<'t> {
+    fn new(tx: &'t WriteTransaction) -> CtxTables<'t> {
+        CtxTables { records: std::array::from_fn(|_| None), outbox: None, meta: None, index: IndexTables::new(tx) }
+    }
+
+    fn records(&mut self, kind: RecordKind) -> Result<&mut redb::Table<'t, u128, &'static [u8]>, StoreError> {
+        let slot = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        lazy(self.index.tx, &mut self.records[slot], tables::records(kind))
+    }
+
+    fn outbox(&mut self) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, StoreError> {
+        lazy(self.index.tx, &mut self.outbox, tables::OUTBOX)
+    }
+
+    fn meta(&mut self) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+        lazy(self.index.tx, &mut self.meta, tables::META)
+    }
 }
 
 impl std::fmt::Debug for WriteCtx<'_> {
@@ -108,20 +142,20 @@ impl WriteCtx<'_> {
     }
 
     /// A record by id (sees this transaction's own writes).
-    pub fn get<R: Record>(&self, id: RecordId) -> Result<Option<R>, StoreError> {
-        let t = self.tx.open_table(tables::records(R::KIND))?;
+    pub fn get<R: Record>(&mut self, id: RecordId) -> Result<Option<R>, StoreError> {
+        let t = self.tables.records(R::KIND)?;
         let v = t.get(id.as_u128())?;
         v.map(|g| open_record::<R>(&self.keys, id.as_u128(), g.value())).transpose()
     }
 
     /// A record by id, or `NotFound`.
-    pub fn require<R: Record>(&self, id: RecordId) -> Result<R, StoreError> {
+    pub fn require<R: Record>(&mut self, id: RecordId) -> Result<R, StoreError> {
         self.get::<R>(id)?.ok_or(StoreError::NotFound { kind: R::KIND, id })
     }
 
     /// The follow-up task made from a source, if any (sees this transaction's writes).
-    pub fn followup_by_source(&self, dedup_key: &str) -> Result<Option<RecordId>, StoreError> {
-        let idx = self.tx.open_table(tables::IDX_FOLLOWUP_SOURCE)?;
+    pub fn followup_by_source(&mut self, dedup_key: &str) -> Result<Option<RecordId>, StoreError> {
+        let idx = lazy(self.tx, &mut self.tables.index.followup_source, tables::IDX_FOLLOWUP_SOURCE)?;
         let blind = self.keys.blind("source", dedup_key);
         let v = idx.get(blind.as_str())?;
         Ok(v.map(|g| RecordId::from_u128(g.value())))
@@ -129,18 +163,22 @@ impl WriteCtx<'_> {
 
     /// Bookings for the local days `from..=to` (sees this transaction's writes), in (day, session, slot) order.
     pub fn appointments_between(
-        &self,
+        &mut self,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<crate::model::Appointment>, StoreError> {
-        let idx = self.tx.open_table(tables::IDX_APPOINTMENT_DAY)?;
-        let t = self.tx.open_table(tables::records(RecordKind::Appointment))?;
-        super::query::appointments_in(&idx, &t, &self.keys, from, to)
+        self.tables.records(RecordKind::Appointment)?;
+        lazy(self.tx, &mut self.tables.index.appointments, tables::IDX_APPOINTMENT_DAY)?;
+        let slot = RecordKind::ALL.iter().position(|k| *k == RecordKind::Appointment).unwrap_or(0);
+        match (&self.tables.index.appointments, &self.tables.records[slot]) {
+            (Some(idx), Some(t)) => super::query::appointments_in(idx, t, &self.keys, from, to),
+            _ => Err(StoreError::Meta("the booking tables could not be opened".into())),
+        }
     }
 
     /// Ids of records of a kind whose business time lies in `[from, to)` (sees this transaction's writes).
-    pub fn ids_between(&self, kind: RecordKind, from: Moment, to: Moment) -> Result<Vec<RecordId>, StoreError> {
-        let idx = self.tx.open_table(tables::IDX_TIME)?;
+    pub fn ids_between(&mut self, kind: RecordKind, from: Moment, to: Moment) -> Result<Vec<RecordId>, StoreError> {
+        let idx = lazy(self.tx, &mut self.tables.index.time, tables::IDX_TIME)?;
         let k = kind.code();
         let mut out = Vec::new();
         if from < to {
@@ -152,9 +190,9 @@ impl WriteCtx<'_> {
     }
 
     /// Records of a kind with this phone number (sees this transaction's writes).
-    pub fn ids_by_phone(&self, kind: RecordKind, phone: &str) -> Result<Vec<RecordId>, StoreError> {
+    pub fn ids_by_phone(&mut self, kind: RecordKind, phone: &str) -> Result<Vec<RecordId>, StoreError> {
         let blind = self.keys.blind("phone", phone);
-        let idx = self.tx.open_table(tables::IDX_PHONE)?;
+        let idx = lazy(self.tx, &mut self.tables.index.phone, tables::IDX_PHONE)?;
         let k = kind.code();
         let mut out = Vec::new();
         for e in idx.range((blind.as_str(), k, 0u128)..=(blind.as_str(), k, u128::MAX))? {
@@ -169,16 +207,16 @@ impl WriteCtx<'_> {
     }
 
     /// How many call attempts a task has (sees this transaction's writes).
-    pub fn attempts_of(&self, task: RecordId) -> Result<usize, StoreError> {
-        let idx = self.tx.open_table(tables::IDX_CALLS_BY_TASK)?;
+    pub fn attempts_of(&mut self, task: RecordId) -> Result<usize, StoreError> {
+        let idx = lazy(self.tx, &mut self.tables.index.calls, tables::IDX_CALLS_BY_TASK)?;
         let k = task.as_u128();
         let n = idx.range((k, 0u128)..=(k, u128::MAX))?.count();
         Ok(n)
     }
 
     /// A case made from a feedback record, if any (open or closed).
-    pub fn case_from_feedback(&self, feedback: RecordId) -> Result<Option<RecordId>, StoreError> {
-        let t = self.tx.open_table(tables::records(RecordKind::Case))?;
+    pub fn case_from_feedback(&mut self, feedback: RecordId) -> Result<Option<RecordId>, StoreError> {
+        let t = self.tables.records(RecordKind::Case)?;
         for e in t.iter()? {
             let (k, v) = e?;
             let c: Case = open_record(&self.keys, k.value(), v.value())?;
@@ -190,8 +228,8 @@ impl WriteCtx<'_> {
     }
 
     /// Ids of open follow-up tasks whose window starts on or before `until` (sees this transaction's writes).
-    pub fn open_followup_ids_due(&self, until: NaiveDate) -> Result<Vec<RecordId>, StoreError> {
-        let idx = self.tx.open_table(tables::IDX_FOLLOWUP_OPEN_DUE)?;
+    pub fn open_followup_ids_due(&mut self, until: NaiveDate) -> Result<Vec<RecordId>, StoreError> {
+        let idx = lazy(self.tx, &mut self.tables.index.followup_due, tables::IDX_FOLLOWUP_OPEN_DUE)?;
         let mut out = Vec::new();
         for e in idx.range((i32::MIN, 0u128)..=(day_number(until), u128::MAX))? {
             out.push(RecordId::from_u128(e?.0.value().1));
@@ -222,7 +260,7 @@ impl WriteCtx<'_> {
         let slot = self.chain_heads.iter().position(|(k, _)| *k == R::KIND);
         let (index, prev) = match slot {
             Some(i) => self.chain_heads[i].1,
-            None => read_chain_pos(&self.tx.open_table(tables::META)?, head_key)?,
+            None => read_chain_pos(self.tables.meta()?, head_key)?,
         };
         rec.seal(index, prev);
         let head = (index + 1, rec.hash());
@@ -257,43 +295,34 @@ impl WriteCtx<'_> {
         let id = rec.id().as_u128();
         let (stored, payload) = encode_any(rec)?;
         let old = {
-            let def = tables::records(kind);
-            let sealed = self.keys.seal(&record_place(def.name(), id), &stored)?;
-            let mut t = self.tx.open_table(def)?;
-            let old = t.insert(id, sealed.as_slice())?;
+            let sealed = self.keys.seal(&record_place(tables::records(kind).name(), id), &stored)?;
+            let old = self.tables.records(kind)?.insert(id, sealed.as_slice())?;
             old.map(|g| open_any(&self.keys, kind, id, g.value())).transpose()?
         };
-        if let Some(old) = &old {
-            index_apply(&self.tx, old, self.offset, &self.keys, false)?;
-        }
-        index_apply(&self.tx, rec, self.offset, &self.keys, true)?;
+        self.tables.index.update(old.as_ref(), rec, self.offset, &self.keys, true)?;
         let seq = match self.next_seq {
             Some(s) => s,
-            None => read_u64(&self.tx.open_table(tables::META)?, meta::NEXT_SEQ)?,
+            None => read_u64(self.tables.meta()?, meta::NEXT_SEQ)?,
         };
         let stamp = self.stamp();
         let op = Op { seq, key: RecordKey { kind: kind.code(), id }, schema: RECORD_SCHEMA, stamp, payload };
         let sealed = self.keys.seal(&outbox_place(seq), &codec::encode(&op)?)?;
-        self.tx.open_table(tables::OUTBOX)?.insert(seq, sealed.as_slice())?;
+        self.tables.outbox()?.insert(seq, sealed.as_slice())?;
         self.next_seq = Some(seq + 1);
         Ok(())
     }
 
-    fn finish(self) -> Result<HlcClock, StoreError> {
-        let WriteCtx { mut tx, clock, next_seq, chain_heads, .. } = self;
-        {
-            let mut m = tx.open_table(tables::META)?;
-            m.insert(meta::HLC, codec::encode(&clock.last())?.as_slice())?;
-            if let Some(s) = next_seq {
-                m.insert(meta::NEXT_SEQ, s.to_le_bytes().as_slice())?;
-            }
-            for (kind, head) in chain_heads {
-                m.insert(chain_keys(kind)?.0, codec::encode(&head)?.as_slice())?;
-            }
+    /// Writes the clock, the next sequence number and the chain heads; the caller commits.
+    fn finish(mut self) -> Result<HlcClock, StoreError> {
+        let m = self.tables.meta()?;
+        m.insert(meta::HLC, codec::encode(&self.clock.last())?.as_slice())?;
+        if let Some(s) = self.next_seq {
+            m.insert(meta::NEXT_SEQ, s.to_le_bytes().as_slice())?;
         }
-        tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
-        tx.commit()?;
-        Ok(clock)
+        for (kind, head) in &self.chain_heads {
+            m.insert(chain_keys(*kind)?.0, codec::encode(head)?.as_slice())?;
+        }
+        Ok(self.clock)
     }
 }
 
@@ -446,66 +475,89 @@ impl<'t> IndexTables<'t> {
         strict: bool,
     ) -> Result<(), StoreError> {
         let e = entries(rec, offset, keys);
+        let none = Entries::default();
+        if insert { self.change(&none, &e, rec, strict) } else { self.change(&e, &none, rec, strict) }
+    }
+
+    /// Moves a record's index entries from what `old` contributed to what `new` contributes (see
+    /// [`index_apply_with`] for `strict`). Only the entries that differ are touched: a record changed in place —
+    /// an arrival moving along the board, a task called — keeps its blind name and phone entries where they are,
+    /// instead of removing and re-inserting them in B-tree leaves all over the file.
+    pub(super) fn update(
+        &mut self,
+        old: Option<&AnyRecord>,
+        new: &AnyRecord,
+        offset: FixedOffset,
+        keys: &Keys,
+        strict: bool,
+    ) -> Result<(), StoreError> {
+        let before = old.map_or_else(Entries::default, |o| entries(o, offset, keys));
+        self.change(&before, &entries(new, offset, keys), new, strict)
+    }
+
+    /// Removes the entries of `old` that `new` lacks and inserts those of `new` that `old` lacks. `rec` is the
+    /// record `new` describes (or `old`, for a removal), for the follow-up source's conflict message.
+    fn change(&mut self, old: &Entries, new: &Entries, rec: &AnyRecord, strict: bool) -> Result<(), StoreError> {
         let tx = self.tx;
-        macro_rules! apply {
-            ($slot:expr, $def:expr, $key:expr) => {{
-                let t = lazy(tx, &mut $slot, $def)?;
-                if insert {
-                    t.insert($key, ())?;
-                } else {
-                    t.remove($key)?;
+        macro_rules! one {
+            ($slot:expr, $def:expr, $old:expr, $new:expr) => {{
+                if $old != $new {
+                    if let Some(k) = $old {
+                        lazy(tx, &mut $slot, $def)?.remove(k)?;
+                    }
+                    if let Some(k) = $new {
+                        lazy(tx, &mut $slot, $def)?.insert(k, ())?;
+                    }
                 }
             }};
         }
-        if let Some(k) = e.time {
-            apply!(self.time, tables::IDX_TIME, k);
-        }
-        if let Some(k) = e.day_step {
-            apply!(self.day_step, tables::IDX_ARRIVAL_DAY_STEP, k);
-        }
-        for (p, k, i) in &e.phones {
-            apply!(self.phone, tables::IDX_PHONE, (p.as_str(), *k, *i));
-        }
-        for (n, k, i) in &e.names {
-            apply!(self.name, tables::IDX_NAME, (n.as_str(), *k, *i));
-        }
-        if let Some(k) = e.case_due {
-            apply!(self.case_due, tables::IDX_CASE_OPEN_DUE, k);
-        }
-        if let Some(k) = e.followup_due {
-            apply!(self.followup_due, tables::IDX_FOLLOWUP_OPEN_DUE, k);
-        }
-        if let Some((s, id)) = &e.followup_source {
-            let t = lazy(tx, &mut self.followup_source, tables::IDX_FOLLOWUP_SOURCE)?;
-            let existing = t.get(s.as_str())?.map(|g| g.value());
-            if insert {
-                match existing {
-                    Some(other) if other != *id && strict => {
-                        let source = match rec {
-                            AnyRecord::FollowupTask(t) => t.source.dedup_key(),
-                            _ => s.clone(),
-                        };
-                        return Err(StoreError::Conflict(format!(
-                            "a follow-up task already exists for source {source}"
-                        )));
-                    }
-                    Some(other) if other < *id => {}
-                    _ => {
-                        t.insert(s.as_str(), *id)?;
-                    }
+        macro_rules! many {
+            ($slot:expr, $def:expr, $old:expr, $new:expr) => {{
+                for (b, k, i) in $old.iter().filter(|x| !$new.contains(x)) {
+                    lazy(tx, &mut $slot, $def)?.remove((b.as_str(), *k, *i))?;
                 }
-            } else if existing == Some(*id) {
-                t.remove(s.as_str())?;
+                for (b, k, i) in $new.iter().filter(|x| !$old.contains(x)) {
+                    lazy(tx, &mut $slot, $def)?.insert((b.as_str(), *k, *i), ())?;
+                }
+            }};
+        }
+        one!(self.time, tables::IDX_TIME, old.time, new.time);
+        one!(self.day_step, tables::IDX_ARRIVAL_DAY_STEP, old.day_step, new.day_step);
+        many!(self.phone, tables::IDX_PHONE, old.phones, new.phones);
+        many!(self.name, tables::IDX_NAME, old.names, new.names);
+        one!(self.case_due, tables::IDX_CASE_OPEN_DUE, old.case_due, new.case_due);
+        one!(self.followup_due, tables::IDX_FOLLOWUP_OPEN_DUE, old.followup_due, new.followup_due);
+        one!(self.calls, tables::IDX_CALLS_BY_TASK, old.call_by_task, new.call_by_task);
+        one!(self.consultations, tables::IDX_CONSULTATION_ARRIVAL, old.consultation_arrival, new.consultation_arrival);
+        one!(self.appointments, tables::IDX_APPOINTMENT_DAY, old.appointment_day, new.appointment_day);
+        // A record whose source is unchanged leaves the source index as it is: the entry was settled when the
+        // record was first stored (it may name another task, for a duplicate kept beside it).
+        if old.followup_source == new.followup_source {
+            return Ok(());
+        }
+        let t = lazy(tx, &mut self.followup_source, tables::IDX_FOLLOWUP_SOURCE)?;
+        // The source index names one task per source: the old record's entry goes only if it names this record,
+        // and the new one is taken only where no other task holds the source (or, not `strict`, a later one does).
+        if let Some((s, id)) = &old.followup_source
+            && t.get(s.as_str())?.map(|g| g.value()) == Some(*id)
+        {
+            t.remove(s.as_str())?;
+        }
+        if let Some((s, id)) = &new.followup_source {
+            let existing = t.get(s.as_str())?.map(|g| g.value());
+            match existing {
+                Some(other) if other != *id && strict => {
+                    let source = match rec {
+                        AnyRecord::FollowupTask(t) => t.source.dedup_key(),
+                        _ => s.clone(),
+                    };
+                    return Err(StoreError::Conflict(format!("a follow-up task already exists for source {source}")));
+                }
+                Some(other) if other <= *id => {}
+                _ => {
+                    t.insert(s.as_str(), *id)?;
+                }
             }
-        }
-        if let Some(k) = e.call_by_task {
-            apply!(self.calls, tables::IDX_CALLS_BY_TASK, k);
-        }
-        if let Some(k) = e.consultation_arrival {
-            apply!(self.consultations, tables::IDX_CONSULTATION_ARRIVAL, k);
-        }
-        if let Some(k) = e.appointment_day {
-            apply!(self.appointments, tables::IDX_APPOINTMENT_DAY, k);
         }
         Ok(())
     }
