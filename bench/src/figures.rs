@@ -358,7 +358,7 @@ fn demo_and_cold_start(s: &Sizes, t: &mut Table) -> Result<()> {
         let secs = t0.elapsed().as_secs_f64();
         let rate = rep.total() as f64 / secs;
         let fig = format!(
-            "demo seeding, {} records ({days} days, whole days per transaction of ≥ {} records)",
+            "demo seeding, {} records ({days} days, whole days per transaction of ≥ {} records or a third of the store)",
             n(rep.total()),
             n(demo::TX_RECORDS)
         );

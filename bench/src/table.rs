@@ -169,24 +169,24 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// What one or more writes cost the disk, summed from `/proc/thread-self/io`: bytes handed to `write`/`pwrite`
-/// (`wchar`), write calls (`syscw`) and bytes of page cache dirtied, i.e. bytes the writes send to the disk
-/// (`write_bytes`, in whole pages).
+/// What one or more writes hand to the kernel, summed from `/proc/thread-self/io`: bytes passed to `write`/`pwrite`
+/// (`wchar`) and write calls (`syscw`). A redb commit writes whole 4 KiB pages, so its bytes / 4 KiB is the pages
+/// it rewrote; SQLite's WAL frames are a page and a 24-byte header. (`write_bytes`, the page cache dirtied, is not
+/// used: an in-place overwrite of a page still under writeback counts far more than it writes.)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteCost {
     pub calls: u64,
     pub bytes: u64,
-    pub dirtied: u64,
     pub samples: u64,
 }
 
-/// This thread's `(wchar, syscw, write_bytes)` so far, or `None` where unavailable.
-fn io_counters() -> Option<(u64, u64, u64)> {
+/// This thread's `(wchar, syscw)` so far, or `None` where unavailable.
+fn io_counters() -> Option<(u64, u64)> {
     let s = std::fs::read_to_string("/proc/thread-self/io").ok()?;
     let field = |name: &str| -> Option<u64> {
         s.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
     };
-    Some((field("wchar")?, field("syscw")?, field("write_bytes")?))
+    Some((field("wchar")?, field("syscw")?))
 }
 
 impl WriteCost {
@@ -197,23 +197,18 @@ impl WriteCost {
         if let (Some(a), Some(b)) = (before, io_counters()) {
             self.bytes += b.0.saturating_sub(a.0);
             self.calls += b.1.saturating_sub(a.1);
-            self.dirtied += b.2.saturating_sub(a.2);
             self.samples += 1;
         }
         out
     }
 
-    /// "P pages (W write calls, B KiB written) per commit", averaged; "not measured" without counters.
+    /// "B KiB in W write calls (P pages of 4 KiB)", averaged per commit; "not measured" without counters.
     pub fn per_commit(&self) -> String {
         if self.samples == 0 {
             return "not measured (no /proc/thread-self/io)".into();
         }
         let k = self.samples as f64;
-        format!(
-            "{:.1} pages ({:.1} write calls, {:.1} KiB)",
-            self.dirtied as f64 / k / 4096.0,
-            self.calls as f64 / k,
-            self.bytes as f64 / k / 1024.0
-        )
+        let kib = self.bytes as f64 / k / 1024.0;
+        format!("{kib:.1} KiB in {:.1} write calls (≈ {:.1} pages of 4 KiB)", self.calls as f64 / k, kib / 4.0)
     }
 }
