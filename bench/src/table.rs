@@ -171,7 +171,7 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
 
 /// What one or more writes hand to the kernel, summed from `/proc/thread-self/io`: bytes passed to `write`/`pwrite`
 /// (`wchar`) and write calls (`syscw`). A redb commit writes whole 4 KiB pages, so its bytes / 4 KiB is the pages
-/// it rewrote; SQLite's WAL frames are a page and a 24-byte header. (`write_bytes`, the page cache dirtied, is not
+/// it rewrote; a WAL frame (`SQLite`) is a page and a 24-byte header. (`write_bytes`, the page cache dirtied, is not
 /// used: an in-place overwrite of a page still under writeback counts far more than it writes.)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriteCost {
