@@ -16,7 +16,7 @@ use redb::{ReadableTable, TableHandle as _};
 use serde::{Deserialize, Serialize};
 
 use super::crypto::record_place;
-use super::write::{IndexTables, index_apply_with};
+use super::write::{IndexTables, index_apply_with, kind_slot};
 use super::{Store, StoreError, open_any, open_op, read_u64, tables};
 use crate::model::codec::encode_any;
 use crate::model::{AnyRecord, Chained, Feedback, Record, RecordId, RecordKind};
@@ -107,7 +107,7 @@ impl PageTables<'_> {
         }
         let id = incoming.id().as_u128();
         let def = tables::records(kind);
-        let slot = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        let slot = kind_slot(kind);
         if self.records[slot].is_none() {
             self.records[slot] = Some(self.tx.open_table(def)?);
         }

@@ -90,8 +90,7 @@ impl<'t> CtxTables<'t> {
     }
 
     fn records(&mut self, kind: RecordKind) -> Result<&mut redb::Table<'t, u128, &'static [u8]>, StoreError> {
-        let slot = RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        lazy(self.index.tx, &mut self.records[slot], tables::records(kind))
+        lazy(self.index.tx, &mut self.records[kind_slot(kind)], tables::records(kind))
     }
 
     fn outbox(&mut self) -> Result<&mut redb::Table<'t, u64, &'static [u8]>, StoreError> {
@@ -169,8 +168,7 @@ impl WriteCtx<'_> {
     ) -> Result<Vec<crate::model::Appointment>, StoreError> {
         self.tables.records(RecordKind::Appointment)?;
         lazy(self.tx, &mut self.tables.index.appointments, tables::IDX_APPOINTMENT_DAY)?;
-        let slot = RecordKind::ALL.iter().position(|k| *k == RecordKind::Appointment).unwrap_or(0);
-        match (&self.tables.index.appointments, &self.tables.records[slot]) {
+        match (&self.tables.index.appointments, &self.tables.records[kind_slot(RecordKind::Appointment)]) {
             (Some(idx), Some(t)) => super::query::appointments_in(idx, t, &self.keys, from, to),
             _ => Err(StoreError::Meta("the booking tables could not be opened".into())),
         }
@@ -433,6 +431,11 @@ pub(super) struct IndexTables<'t> {
     calls: Option<redb::Table<'t, (u128, u128), ()>>,
     consultations: Option<redb::Table<'t, (u128, u128), ()>>,
     appointments: Option<redb::Table<'t, (i32, u8, u128), ()>>,
+}
+
+/// A record kind's place in per-kind arrays of open tables (kind code − 1, by [`RecordKind::ALL`]).
+pub(super) fn kind_slot(kind: RecordKind) -> usize {
+    RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// The table in `slot`, opened from `def` the first time.
