@@ -451,9 +451,9 @@ pub fn sync_with_progress(
     let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep)?;
     let retain = i64::try_from(options.retain_acked.as_millis()).unwrap_or(i64::MAX);
     store.prune_acked(retain)?;
-    // Records past retention can go now that HQ has acknowledged them (never before: see store::retention).
-    store.purge_expired(false)?;
-    store.purge_replicas(false)?;
+    // Records past retention can go now that HQ has acknowledged them (never before: see store::retention), and
+    // other desks' records past the sharing policy: once a day, or when the policies change.
+    store.routine_purges()?;
     Ok(report)
 }
 

@@ -91,6 +91,8 @@ pub struct Store {
     /// Decoded arrivals of the day last read with [`Store::arrivals_on`] (the board's day), each with the nonce of
     /// the sealed value it was opened from; see [`query::DayCache`].
     day_cache: Mutex<query::DayCache>,
+    /// The local day and the reference data the routine purges last ran for ([`Store::routine_purges`]).
+    purged_for: Mutex<Option<(NaiveDate, Arc<ReferenceData>)>>,
 }
 
 impl Store {

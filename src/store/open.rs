@@ -120,6 +120,7 @@ impl Store {
             keys: RwLock::new(Arc::new(keys)),
             key_path: key_path.to_path_buf(),
             day_cache: Mutex::default(),
+            purged_for: Mutex::default(),
         })
     }
 }

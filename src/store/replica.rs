@@ -16,7 +16,7 @@ use redb::{ReadableTable, TableHandle as _};
 use serde::{Deserialize, Serialize};
 
 use super::crypto::record_place;
-use super::write::{IndexTables, index_apply_with, kind_slot};
+use super::write::{IndexTables, kind_slot};
 use super::{Store, StoreError, open_any, open_op, read_u64, tables};
 use crate::model::codec::encode_any;
 use crate::model::{AnyRecord, Chained, Feedback, Record, RecordId, RecordKind};
@@ -303,6 +303,10 @@ impl Store {
     /// Purges replicated records this desk no longer keeps under the sharing policy (closed, older than the
     /// policy's days, and with no edit of this desk waiting for HQ), with their index entries and origin rows, in
     /// one durable transaction. Returns how many went.
+    ///
+    /// A record the policy no longer keeps is older than its kind's days, so the candidates are found by the time
+    /// index below each kind's cutoff and only those are opened: the cost follows the records past the policy,
+    /// not everything this desk holds.
     pub fn purge_replicas(&self, dry_run: bool) -> Result<u64, StoreError> {
         let policy = self.reference().sharing.clone();
         let keys = self.keys();
@@ -318,30 +322,34 @@ impl Store {
                 pending.insert((op.key.kind, op.key.id));
             }
             let mut gone = Vec::new();
-            for e in tx.open_table(tables::REPLICAS)?.iter()? {
-                let (k, _) = e?;
-                let (code, id) = k.value();
-                let Some(kind) = RecordKind::from_code(code) else { continue };
-                if pending.contains(&(code, id)) {
-                    continue;
-                }
-                let t = tx.open_table(tables::records(kind))?;
-                let Some(g) = t.get(id)? else {
-                    gone.push((code, id, None));
-                    continue;
-                };
-                let rec = open_any(&keys, kind, id, g.value())?;
-                if !policy.keeps(&rec, now) {
-                    gone.push((code, id, Some(rec)));
+            {
+                let time = tx.open_table(tables::IDX_TIME)?;
+                let replicas = tx.open_table(tables::REPLICAS)?;
+                for kind in RecordKind::ALL.into_iter().filter(|k| *k != RecordKind::Audit) {
+                    let code = kind.code();
+                    let days = i64::from(policy.days_for(kind));
+                    let cutoff = now.0.saturating_sub(days.saturating_mul(86_400_000));
+                    let t = tx.open_table(tables::records(kind))?;
+                    for e in time.range((code, i64::MIN, 0u128)..(code, cutoff, 0u128))? {
+                        let id = e?.0.value().2;
+                        if pending.contains(&(code, id)) || replicas.get((code, id))?.is_none() {
+                            continue;
+                        }
+                        let Some(g) = t.get(id)? else { continue };
+                        let rec = open_any(&keys, kind, id, g.value())?;
+                        if !policy.keeps(&rec, now) {
+                            gone.push(rec);
+                        }
+                    }
                 }
             }
-            for (code, id, rec) in gone {
+            let mut index = IndexTables::new(&tx);
+            for rec in gone {
+                let (code, id) = (rec.kind().code(), rec.id().as_u128());
                 tx.open_table(tables::REPLICAS)?.remove((code, id))?;
-                if let Some(rec) = rec {
-                    tx.open_table(tables::records(rec.kind()))?.remove(id)?;
-                    index_apply_with(&tx, &rec, self.offset, &keys, false, false)?;
-                    purged += 1;
-                }
+                tx.open_table(tables::records(rec.kind()))?.remove(id)?;
+                index.apply(&rec, self.offset, &keys, false, false)?;
+                purged += 1;
             }
         }
         if dry_run {

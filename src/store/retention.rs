@@ -13,6 +13,7 @@
 //! base (`meta::FEEDBACK_BASE`, `meta::AUDIT_BASE`), from which verification starts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::Months;
 use guidedesk_sync::codec;
@@ -51,6 +52,23 @@ impl PurgeReport {
 }
 
 impl Store {
+    /// The purges a sync cycle runs — records past retention ([`Store::purge_expired`]) and other desks' records
+    /// the sharing policy no longer keeps ([`Store::purge_replicas`]) — at most once a local day, and again when
+    /// new reference data (and with it the policies) arrives. Both policies count in days, so a live desk syncing
+    /// after every save at its site does not look through its records each time. `None` when not due.
+    pub fn routine_purges(&self) -> Result<Option<(PurgeReport, u64)>, StoreError> {
+        let (today, reference) = (self.today(), self.reference());
+        let mut last =
+            self.purged_for.lock().map_err(|_| StoreError::Meta("purge state poisoned by a panic".into()))?;
+        if last.as_ref().is_some_and(|(day, r)| *day == today && Arc::ptr_eq(r, &reference)) {
+            return Ok(None);
+        }
+        let expired = self.purge_expired(false)?;
+        let replicas = self.purge_replicas(false)?;
+        *last = Some((today, reference));
+        Ok(Some((expired, replicas)))
+    }
+
     /// Purges the records past retention that HQ has acknowledged (see the module docs), in one durable
     /// transaction; with `dry_run` nothing is changed.
     pub fn purge_expired(&self, dry_run: bool) -> Result<PurgeReport, StoreError> {

@@ -143,3 +143,76 @@ fn a_duplicate_task_from_another_desk_can_be_settled_here_and_the_source_still_m
     let third = discharge_task(Moment(T0 + 120_000));
     assert!(matches!(store.write(|ctx| ctx.put(&third)), Err(StoreError::Conflict(_))));
 }
+
+/// A follow-up task of another desk from source `key`, as HQ relays it.
+fn relayed_task(
+    at: Moment,
+    key: &str,
+    status: crate::model::FollowupStatus,
+) -> (crate::model::FollowupTask, RemoteRecord) {
+    use crate::model::FollowupSource;
+    let mut t = discharge_task(at);
+    t.source = FollowupSource::Discharge {
+        his_key: key.into(),
+        discharged_on: at.local_date(china_offset()),
+        diagnosis: None,
+    };
+    t.status.set(status, Hlc { wall_ms: at.0 as u64, logical: 0, node: 0xd2 });
+    let remote = RemoteRecord {
+        record: AnyRecord::FollowupTask(t.clone()),
+        origin: Some(ReplicaOrigin { device: 0xd2, desk: "D2".into() }),
+        stamp: Hlc { wall_ms: at.0 as u64, logical: 1, node: 0xd2 },
+        changed_desk: "D2".into(),
+    };
+    (t, remote)
+}
+
+#[test]
+fn other_desks_records_past_the_sharing_policy_are_purged_and_the_routine_runs_once_a_day() {
+    use crate::model::{FollowupStatus, FollowupTask};
+    let (_dir, clock, store) = fresh();
+    assert_eq!(store.reference().sharing.days_for(RecordKind::FollowupTask), 31);
+    let (old_done, r1) = relayed_task(Moment(T0), "ZY-1", FollowupStatus::Completed);
+    let (old_open, r2) = relayed_task(Moment(T0), "ZY-2", FollowupStatus::Open);
+    let (old_edited, r3) = relayed_task(Moment(T0), "ZY-3", FollowupStatus::Open);
+    store.apply_remote_page(&[r1, r2, r3], "records", 3).unwrap();
+    // This desk's own finished task of the same day follows the retention policy only.
+    let mut own = discharge_task(Moment(T0));
+    own.status.set(FollowupStatus::Completed, Hlc::ZERO);
+    store.write(|ctx| ctx.put(&own)).unwrap();
+    clock.advance(35 * DAY);
+    let (recent_done, r4) = relayed_task(clock.now(), "ZY-4", FollowupStatus::Completed);
+    store.apply_remote_page(&[r4], "records", 4).unwrap();
+    clock.advance(5 * DAY);
+    // An edit made here to an old task of the other desk, not yet at HQ, keeps it here until HQ holds it.
+    let mut edited = old_edited.clone();
+    store
+        .write(|ctx| {
+            let stamp = ctx.stamp();
+            edited.status.set(FollowupStatus::Completed, stamp);
+            ctx.put(&edited)
+        })
+        .unwrap();
+    let held = |t: &FollowupTask| store.get::<FollowupTask>(t.id).unwrap().is_some();
+
+    assert_eq!(store.routine_purges().unwrap().map(|(_, replicas)| replicas), Some(1));
+    assert!(!held(&old_done), "a closed task of another desk past 31 days goes");
+    assert!(held(&old_open) && held(&recent_done) && held(&own) && held(&old_edited));
+    assert!(store.origin_of(RecordKind::FollowupTask, old_done.id).unwrap().is_none());
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    assert!(!store.find_by_phone("13800138000").unwrap().iter().any(|(_, id)| *id == old_done.id));
+
+    // Not due again the same day, whatever HQ acknowledges meanwhile.
+    store.ack_through(store.stats().unwrap().outbox_last_seq).unwrap();
+    assert_eq!(store.routine_purges().unwrap(), None);
+    assert!(held(&old_edited));
+    // New reference data (new policies) makes it due; so does the next day.
+    store.apply_reference((*store.reference()).clone(), "hq").unwrap();
+    assert_eq!(store.routine_purges().unwrap().map(|(_, replicas)| replicas), Some(1));
+    assert!(!held(&old_edited), "acknowledged, the edited task goes too");
+    assert_eq!(store.routine_purges().unwrap(), None);
+    clock.advance(DAY);
+    assert_eq!(store.routine_purges().unwrap().map(|(_, replicas)| replicas), Some(0));
+    assert!(held(&old_open) && held(&recent_done) && held(&own));
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+}

@@ -402,6 +402,23 @@ fn migrations_run_in_order_once_and_can_rebuild_indexes() {
 }
 
 #[test]
+fn rebuilding_the_indexes_drops_stale_entries_of_every_index_table() {
+    let (_dir, _clock, store) = fresh();
+    let a = register(&store, "赵六", "13700001111");
+    // A stale entry in each of the last two index tables (a booking and a consultation that no record names).
+    let tx = store.db.begin_write().unwrap();
+    tx.open_table(tables::IDX_APPOINTMENT_DAY).unwrap().insert((20_000, 1u8, 7u128), ()).unwrap();
+    tx.open_table(tables::IDX_CONSULTATION_ARRIVAL).unwrap().insert((a.id.as_u128(), 9u128), ()).unwrap();
+    tx.commit().unwrap();
+    let problems = store.check().unwrap();
+    assert!(problems.iter().any(|p| p.contains("idx_appointment_day")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("idx_consultation_arrival")), "{problems:?}");
+    store.rebuild_indexes().unwrap();
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    assert_eq!(store.find_by_phone("13700001111").unwrap(), [(RecordKind::Arrival, a.id)]);
+}
+
+#[test]
 fn missing_or_unusable_data_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain-file");

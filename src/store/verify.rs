@@ -279,7 +279,8 @@ pub fn rebuild_indexes_in(tx: &WriteTransaction, offset: FixedOffset, keys: &Key
             "idx_followup_open_due" => drop(tx.delete_table(tables::IDX_FOLLOWUP_OPEN_DUE)?),
             "idx_followup_source" => drop(tx.delete_table(tables::IDX_FOLLOWUP_SOURCE)?),
             "idx_calls_by_task" => drop(tx.delete_table(tables::IDX_CALLS_BY_TASK)?),
-            _ => drop(tx.delete_table(tables::IDX_CONSULTATION_ARRIVAL)?),
+            "idx_consultation_arrival" => drop(tx.delete_table(tables::IDX_CONSULTATION_ARRIVAL)?),
+            _ => drop(tx.delete_table(tables::IDX_APPOINTMENT_DAY)?),
         }
     }
     migrate::create_index_tables(tx)?;
