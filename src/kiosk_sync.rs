@@ -39,8 +39,12 @@ use crate::store::{RemoteApplied, RemoteRecord, ReplicaOrigin, Store};
 pub const CREDENTIAL_FILE: &str = "hq.json";
 /// The stream of reference data.
 pub const REFERENCE_STREAM: &str = "reference";
-/// Records of the other desks per pull page.
-pub const RECORDS_PAGE: u32 = 1_000;
+/// Records of the other desks per pull page (HQ's largest, `hq::feed::MAX_FEED_PAGE`): a new desk takes in a
+/// site's year in a few dozen requests, well inside HQ's per-device rate limit.
+pub const RECORDS_PAGE: u32 = 5_000;
+/// Records applied together from which a pull counts as a catch-up (`Store::apply_remote_catch_up`) and the
+/// status line says how far through the site's feed the desk is.
+pub const CATCH_UP_RECORDS: usize = 1_000;
 
 /// What the kiosk needs to talk to HQ, stored in `hq.json` (the token sealed with the store key).
 #[derive(Clone, PartialEq, Eq)]
@@ -371,7 +375,14 @@ impl StoreSide<'_> {
                 Err(_) => skipped += 1,
             }
         }
-        let applied = self.store.apply_remote_page(&records, stream, last.cursor()).map_err(boxed)?;
+        // A run of full pages is a catch-up (a new desk, or one back after days away): its phone and name index
+        // entries go into their tables in key order when the run ends (`Store::settle_blind_backlog`).
+        let applied = if pages.len() > 1 || records.len() >= CATCH_UP_RECORDS {
+            self.store.apply_remote_catch_up(&records, stream, last.cursor())
+        } else {
+            self.store.apply_remote_page(&records, stream, last.cursor())
+        }
+        .map_err(boxed)?;
         if let Some(progress) = self.progress {
             progress(&applied, skipped);
         }
@@ -448,7 +459,10 @@ pub fn sync_with_progress(
         stream_limits: vec![(RECORDS_STREAM.to_string(), RECORDS_PAGE)],
         retry: options.retry.clone(),
     };
-    let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep)?;
+    let report = run_cycle(&t, &side, &side, &cycle, &std::thread::sleep);
+    // A catch-up's phone and name entries go into their tables now, whether or not the cycle finished.
+    store.settle_blind_backlog()?;
+    let report = report?;
     let retain = i64::try_from(options.retain_acked.as_millis()).unwrap_or(i64::MAX);
     store.prune_acked(retain)?;
     // Records past retention can go now that HQ has acknowledged them (never before: see store::retention), and
@@ -774,7 +788,7 @@ impl Loop {
             let progress = |a: &RemoteApplied, _unreadable: u64| {
                 received.set(received.get() + a.received);
                 // A long run of pages: say how far through the site's feed this desk is.
-                if received.get() >= u64::from(RECORDS_PAGE) {
+                if received.get() >= CATCH_UP_RECORDS as u64 {
                     let head = self.live.head.load(std::sync::atomic::Ordering::SeqCst);
                     let cursor = self.store.pull_cursor(RECORDS_STREAM).unwrap_or(0);
                     let done = if head > 0 {

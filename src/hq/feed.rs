@@ -27,8 +27,9 @@ pub fn floor(now_ms: u64) -> u64 {
     now_ms.saturating_mul(1_024)
 }
 
-/// Largest page of the records stream a device may ask for.
-pub const MAX_FEED_PAGE: u32 = 2_000;
+/// Largest page of the records stream a device may ask for: a desk catching up asks for this much, so a site's
+/// year comes in a few dozen requests, well inside the per-device rate limit.
+pub const MAX_FEED_PAGE: u32 = 5_000;
 
 /// One feed entry: a record's latest position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub trait FeedRead {
 }
 
 /// Feed entries one pull reads at most while it skips the asking device's own echoes (bounds HQ's work per request).
-pub const MAX_FEED_SCAN: usize = 20 * MAX_FEED_PAGE as usize;
+pub const MAX_FEED_SCAN: usize = 40_000;
 
 /// Up to `limit` entries after `after` that `device` did not itself produce, reading on past its echoes (a desk
 /// that pushed a long run of records would otherwise pull page after empty page) but no more than [`MAX_FEED_SCAN`]

@@ -76,7 +76,11 @@ impl Store {
             crypto::reseal_field_prepare(self.data_dir(), f, &old, &new)?;
         }
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
+        // The rebuild above covers a catch-up's pending index entries (see `store::backlog`).
+        let mut backlog = self.backlog()?;
         tx.commit()?;
+        backlog.clear();
+        drop(backlog);
         let id = new.id();
         if let Ok(mut k) = self.keys.write() {
             *k = Arc::new(new);

@@ -24,12 +24,14 @@
 //! - `outbox.rs`: outbox reads, acknowledgements, pruning, pull cursors, applying reference data;
 //! - `verify.rs`: [`Store::check`], chain verification, rebuilding indexes;
 //! - `accounts.rs`: this kiosk's own staff accounts;
+//! - `backlog.rs`: the phone and name index entries of a catch-up, held in memory and settled in key order;
 //! - `lockout.rs`, `backup.rs`, `retention.rs`, `migrate.rs`, `crypto.rs`, `tables.rs`, `faults.rs` as named.
 //!
 //! This file holds the [`Store`] struct, its plain accessors and the helpers every room shares (reading `meta`
 //! values, opening sealed records and ops). The record codec itself is [`crate::model::codec`].
 
 mod accounts;
+mod backlog;
 pub mod backup;
 mod clock;
 pub mod crypto;
@@ -91,6 +93,10 @@ pub struct Store {
     /// Decoded arrivals of the day last read with [`Store::arrivals_on`] (the board's day), each with the nonce of
     /// the sealed value it was opened from; see [`query::DayCache`].
     day_cache: Mutex<query::DayCache>,
+    /// Phone and name index entries of a catch-up not yet in their tables (see [`backlog`]).
+    blind_backlog: Mutex<backlog::Backlog>,
+    /// Backlog entries a catch-up page settles beyond ([`backlog::BACKLOG_MAX_OPS`]; smaller in tests).
+    backlog_cap: usize,
     /// The local day and the reference data the routine purges last ran for ([`Store::routine_purges`]).
     purged_for: Mutex<Option<(NaiveDate, Arc<ReferenceData>)>>,
 }
@@ -198,6 +204,8 @@ fn open_op(keys: &Keys, seq: u64, sealed: &[u8]) -> Result<Op, StoreError> {
     Ok(codec::decode::<Op>(&keys.open(&outbox_place(seq), sealed)?)?)
 }
 
+#[cfg(test)]
+mod backlog_tests;
 #[cfg(test)]
 mod crypto_tests;
 #[cfg(test)]

@@ -99,6 +99,11 @@ impl Store {
                 m.insert(meta::KEY_CHECK, keys.check_value().as_slice()).map_err(|e| storage(e.into()))?;
             }
             let (device, hlc) = init_meta(&tx, options.clock.now()).map_err(storage)?;
+            // The process ended during a catch-up whose phone and name entries were still in memory: the indexes
+            // are rebuilt from the records before anything reads them (see `store::backlog`).
+            if super::backlog::marked(&tx).map_err(storage)? {
+                super::rebuild_indexes_in(&tx, options.utc_offset, &keys).map_err(storage)?;
+            }
             (device, hlc, version > 0 && !applied.is_empty())
         };
         tx.commit().map_err(|e| storage(e.into()))?;
@@ -121,6 +126,8 @@ impl Store {
             key_path: key_path.to_path_buf(),
             day_cache: Mutex::default(),
             purged_for: Mutex::default(),
+            blind_backlog: Mutex::default(),
+            backlog_cap: super::backlog::BACKLOG_MAX_OPS,
         })
     }
 }

@@ -10,6 +10,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use std::collections::HashMap;
 
+use super::backlog::{self, BlindTable};
 use super::crypto;
 use super::tables::{self, meta};
 use super::write::person;
@@ -135,16 +136,24 @@ impl Store {
     pub fn find_by_phone(&self, phone: &str) -> Result<Vec<(RecordKind, RecordId)>, StoreError> {
         let blind = self.keys().blind("phone", phone);
         let phone = blind.as_str();
+        // The backlog of a catch-up is read with the same snapshot (see `store::backlog`).
+        let backlog = self.backlog()?;
         let tx = self.read()?;
         let idx = tx.open_table(tables::IDX_PHONE)?;
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         for e in idx.range((phone, 0u16, 0u128)..=(phone, u16::MAX, u128::MAX))? {
             let (_, kind, id) = e?.0.value();
-            if let Some(k) = RecordKind::from_code(kind) {
-                out.push((k, RecordId::from_u128(id)));
-            }
+            found.push((kind, id));
         }
-        Ok(out)
+        if !backlog.is_empty() {
+            backlog::overlay(&backlog, BlindTable::Phone, phone, &mut found);
+            found.sort_unstable();
+        }
+        drop(backlog);
+        Ok(found
+            .into_iter()
+            .filter_map(|(kind, id)| RecordKind::from_code(kind).map(|k| (k, RecordId::from_u128(id))))
+            .collect())
     }
 
     /// Records (of any indexed kind) whose name starts with `prefix`, at most `limit`: the newest `limit` of each
@@ -164,23 +173,45 @@ impl Store {
         // id) as a plaintext index would.
         let keys = self.keys();
         let blind = keys.name_query(prefix);
+        let backlog = self.backlog()?;
         let tx = self.read()?;
         let idx = tx.open_table(tables::IDX_NAME)?;
+        // During a catch-up, the entries still in the backlog are laid over the table's (see `store::backlog`).
+        let pending = if backlog.is_empty() {
+            None
+        } else {
+            let mut found = Vec::new();
+            for e in idx.range((blind.as_str(), 0u16, 0u128)..=(blind.as_str(), u16::MAX, u128::MAX))? {
+                let (_, kind, id) = e?.0.value();
+                found.push((kind, id));
+            }
+            backlog::overlay(&backlog, BlindTable::Name, &blind, &mut found);
+            found.sort_unstable();
+            Some(found)
+        };
+        drop(backlog);
         let mut out = Vec::new();
         for kind in RecordKind::ALL {
             let code = kind.code();
-            let mut range =
-                idx.range((blind.as_str(), code, 0u128)..=(blind.as_str(), code, u128::MAX))?.rev().peekable();
+            let mut range: Box<dyn Iterator<Item = Result<u128, StoreError>>> = match &pending {
+                Some(found) => Box::new(found.iter().rev().filter(move |(k, _)| *k == code).map(|(_, id)| Ok(*id))),
+                None => Box::new(
+                    idx.range((blind.as_str(), code, 0u128)..=(blind.as_str(), code, u128::MAX))?
+                        .rev()
+                        .map(|e| Ok(e?.0.value().2)),
+                ),
+            };
+            let mut range = range.by_ref().peekable();
             if range.peek().is_none() {
                 continue;
             }
             let t = tx.open_table(tables::records(kind))?;
             let mut found = 0;
-            for e in range {
+            for id in range {
                 if found >= limit {
                     break;
                 }
-                let (_, _, id) = e?.0.value();
+                let id = id?;
                 let Some(v) = t.get(id)? else { continue };
                 let rec = open_any(&keys, kind, id, v.value())?;
                 if let Some(name) = person(&rec).0.map(str::trim).filter(|n| n.starts_with(prefix)) {

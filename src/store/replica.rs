@@ -15,6 +15,7 @@ use guidedesk_sync::{Hlc, codec};
 use redb::{ReadableTable, TableHandle as _};
 use serde::{Deserialize, Serialize};
 
+use super::backlog;
 use super::crypto::record_place;
 use super::write::{IndexTables, kind_slot};
 use super::{Store, StoreError, open_any, open_op, read_u64, tables};
@@ -166,6 +167,30 @@ impl Store {
         stream: &str,
         cursor: u64,
     ) -> Result<RemoteApplied, StoreError> {
+        self.apply_remote(records, stream, cursor, false)
+    }
+
+    /// [`Store::apply_remote_page`] for a page of a catch-up (more pages follow): its phone and name index entries
+    /// wait in the backlog and go into their tables in key order when the catch-up ends (see `store::backlog`), and
+    /// the commit does not wait for the disk — a power cut takes back the page with its cursor, so it is pulled
+    /// again; the settling commit is durable and makes every page before it durable. Call
+    /// [`Store::settle_blind_backlog`] once the run of pages is over.
+    pub fn apply_remote_catch_up(
+        &self,
+        records: &[RemoteRecord],
+        stream: &str,
+        cursor: u64,
+    ) -> Result<RemoteApplied, StoreError> {
+        self.apply_remote(records, stream, cursor, true)
+    }
+
+    fn apply_remote(
+        &self,
+        records: &[RemoteRecord],
+        stream: &str,
+        cursor: u64,
+        catch_up: bool,
+    ) -> Result<RemoteApplied, StoreError> {
         let policy = self.reference().sharing.clone();
         let me = self.device().0;
         let keys = self.keys();
@@ -174,14 +199,18 @@ impl Store {
         let mut guard = self.hlc.lock().map_err(|_| StoreError::Meta("clock lock poisoned by a panic".into()))?;
         let mut clock = guard.clone();
         let mut tx = self.db.begin_write()?;
+        let settled = if catch_up { 0 } else { self.settle_backlog_in(&tx)? };
         let mut out = RemoteApplied { received: records.len() as u64, ..RemoteApplied::default() };
-        {
+        let deferred = {
             let mut page = PageTables {
                 records: std::array::from_fn(|_| None),
                 index: IndexTables::new(&tx),
                 replicas: tx.open_table(tables::REPLICAS)?,
                 tx: &tx,
             };
+            if catch_up {
+                page.index.deferred = Some(Vec::new());
+            }
             for r in records {
                 clock.observe(r.stamp, phys);
                 let origin = r.origin.as_ref().filter(|o| o.device != me);
@@ -201,9 +230,35 @@ impl Store {
             m.insert(meta::HLC, codec::encode(&clock.last())?.as_slice())?;
             let key = format!("{}{stream}", meta::PULL_CURSOR_PREFIX);
             m.insert(key.as_str(), cursor.to_le_bytes().as_slice())?;
-        }
+            page.index.deferred.take().unwrap_or_default()
+        };
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
-        tx.commit()?;
+        if !catch_up {
+            tx.commit()?;
+            *guard = clock;
+            self.settled(settled)?;
+            return Ok(out);
+        }
+        // The backlog's lock is held across the commit, so a reader sees these entries in the tables or in the
+        // backlog, never in neither.
+        let mut backlog = self.backlog()?;
+        let before = backlog.len();
+        backlog.extend(deferred);
+        let settle = backlog.len() > self.backlog_cap;
+        let marked = if settle { backlog::settle_in(&tx, &backlog) } else { backlog::mark_in(&tx) };
+        if !settle {
+            // Not flushed to disk: a power cut takes back these pages with their cursor, and they are pulled again.
+            // The settling commit at the end of the run (or any local write) makes everything before it durable.
+            tx.set_durability(redb::Durability::None).map_err(|e| StoreError::Meta(e.to_string()))?;
+        }
+        match marked.and_then(|()| tx.commit().map_err(StoreError::from)) {
+            Ok(()) if settle => backlog.clear(),
+            Ok(()) => {}
+            Err(e) => {
+                backlog.truncate(before);
+                return Err(e);
+            }
+        }
         *guard = clock;
         Ok(out)
     }
@@ -312,6 +367,7 @@ impl Store {
         let keys = self.keys();
         let now = self.now();
         let mut tx = self.db.begin_write()?;
+        let settled = self.settle_backlog_in(&tx)?;
         let mut purged = 0;
         {
             let acked = read_u64(&tx.open_table(tables::META)?, meta::ACKED_SEQ)?;
@@ -357,6 +413,7 @@ impl Store {
         } else {
             tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
             tx.commit()?;
+            self.settled(settled)?;
         }
         Ok(purged)
     }

@@ -76,6 +76,7 @@ impl Store {
         let keys = self.keys();
         let today = self.today();
         let mut tx = self.db.begin_write()?;
+        let settled = self.settle_backlog_in(&tx)?;
         let mut report = PurgeReport { dry_run, ..PurgeReport::default() };
         {
             let acked = read_u64(&tx.open_table(tables::META)?, meta::ACKED_SEQ)?;
@@ -139,6 +140,7 @@ impl Store {
         } else {
             tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
             tx.commit()?;
+            self.settled(settled)?;
             if report.total() > 0 {
                 let kinds: Vec<String> = report.purged.iter().map(|(k, n)| format!("{n} {k}")).collect();
                 let detail = format!("retention purge: {}", kinds.join(", "));

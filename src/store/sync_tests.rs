@@ -89,7 +89,7 @@ fn a_reference_page_and_its_cursor_are_stored_together_and_survive_reopen() {
 }
 
 /// A discharge task as a desk imports it (the same source at every desk that imports the list).
-fn discharge_task(at: Moment) -> crate::model::FollowupTask {
+pub(super) fn discharge_task(at: Moment) -> crate::model::FollowupTask {
     use crate::model::{FollowupSource, FollowupStatus, FollowupTask, Lww, RecordId};
     let day = at.local_date(china_offset());
     FollowupTask {
@@ -158,13 +158,18 @@ fn relayed_task(
         diagnosis: None,
     };
     t.status.set(status, Hlc { wall_ms: at.0 as u64, logical: 0, node: 0xd2 });
-    let remote = RemoteRecord {
-        record: AnyRecord::FollowupTask(t.clone()),
-        origin: Some(ReplicaOrigin { device: 0xd2, desk: "D2".into() }),
-        stamp: Hlc { wall_ms: at.0 as u64, logical: 1, node: 0xd2 },
-        changed_desk: "D2".into(),
-    };
+    let remote = from_desk_d2(AnyRecord::FollowupTask(t.clone()), at, 1);
     (t, remote)
+}
+
+/// `record` as HQ relays it from desk D2 (device 0xd2), last changed at `at`.
+pub(super) fn from_desk_d2(record: AnyRecord, at: Moment, logical: u32) -> RemoteRecord {
+    RemoteRecord {
+        record,
+        origin: Some(ReplicaOrigin { device: 0xd2, desk: "D2".into() }),
+        stamp: Hlc { wall_ms: at.0 as u64, logical, node: 0xd2 },
+        changed_desk: "D2".into(),
+    }
 }
 
 #[test]

@@ -108,6 +108,9 @@ pub mod meta {
     pub const LOCAL_STAFF: &str = "local_staff";
     /// When the store was created (ms, i64 LE).
     pub const CREATED: &str = "created";
+    /// Present while phone and name index entries of a catch-up are held in memory, not yet in their tables
+    /// (`store::backlog`): a store opened with it rebuilds its indexes.
+    pub const BLIND_BACKLOG: &str = "blind_backlog";
     /// The store key's id (u32 LE) and keyed check value: which key the records are sealed with.
     pub const KEY_CHECK: &str = "key_check";
 }

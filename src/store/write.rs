@@ -11,6 +11,7 @@ use chrono::{FixedOffset, NaiveDate};
 use guidedesk_sync::{Hlc, HlcClock, Op, RecordKey, codec};
 use redb::{ReadableTable, TableHandle as _, WriteTransaction};
 
+use super::backlog::{BlindOp, BlindTable};
 use super::crypto::{Keys, outbox_place, record_place};
 use super::tables::{self, meta};
 use super::{Store, StoreError, chain_keys, day_number, open_any, open_record, read_chain_pos, read_u64};
@@ -26,6 +27,8 @@ impl Store {
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut guard = self.hlc.lock().map_err(|_| StoreError::Meta("clock lock poisoned by a panic".into()))?;
         let mut tx = self.db.begin_write()?;
+        // A catch-up's phone and name entries go into their tables before this transaction reads or changes them.
+        let settled = self.settle_backlog_in(&tx)?;
         let (out, clock) = {
             let mut ctx = WriteCtx {
                 tx: &tx,
@@ -44,6 +47,7 @@ impl Store {
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
         tx.commit()?;
         *guard = clock;
+        self.settled(settled)?;
         Ok(out)
     }
 
@@ -431,6 +435,8 @@ pub(super) struct IndexTables<'t> {
     calls: Option<redb::Table<'t, (u128, u128), ()>>,
     consultations: Option<redb::Table<'t, (u128, u128), ()>>,
     appointments: Option<redb::Table<'t, (i32, u8, u128), ()>>,
+    /// For a catch-up page: the phone and name entries go here instead of their tables (see `store::backlog`).
+    pub(super) deferred: Option<Vec<BlindOp>>,
 }
 
 /// A record kind's place in per-kind arrays of open tables (kind code − 1, by [`RecordKind::ALL`]).
@@ -439,7 +445,7 @@ pub(super) fn kind_slot(kind: RecordKind) -> usize {
 }
 
 /// The table in `slot`, opened from `def` the first time.
-fn lazy<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+pub(super) fn lazy<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
     tx: &'t WriteTransaction,
     slot: &'s mut Option<redb::Table<'t, K, V>>,
     def: redb::TableDefinition<'_, K, V>,
@@ -465,6 +471,7 @@ impl<'t> IndexTables<'t> {
             calls: None,
             consultations: None,
             appointments: None,
+            deferred: None,
         }
     }
 
@@ -526,8 +533,21 @@ impl<'t> IndexTables<'t> {
         }
         one!(self.time, tables::IDX_TIME, old.time, new.time);
         one!(self.day_step, tables::IDX_ARRIVAL_DAY_STEP, old.day_step, new.day_step);
-        many!(self.phone, tables::IDX_PHONE, old.phones, new.phones);
-        many!(self.name, tables::IDX_NAME, old.names, new.names);
+        if let Some(d) = &mut self.deferred {
+            for (table, old, new) in
+                [(BlindTable::Phone, &old.phones, &new.phones), (BlindTable::Name, &old.names, &new.names)]
+            {
+                for (b, k, i) in old.iter().filter(|x| !new.contains(x)) {
+                    d.push(BlindOp::new(table, b, *k, *i, false)?);
+                }
+                for (b, k, i) in new.iter().filter(|x| !old.contains(x)) {
+                    d.push(BlindOp::new(table, b, *k, *i, true)?);
+                }
+            }
+        } else {
+            many!(self.phone, tables::IDX_PHONE, old.phones, new.phones);
+            many!(self.name, tables::IDX_NAME, old.names, new.names);
+        }
         one!(self.case_due, tables::IDX_CASE_OPEN_DUE, old.case_due, new.case_due);
         one!(self.followup_due, tables::IDX_FOLLOWUP_OPEN_DUE, old.followup_due, new.followup_due);
         one!(self.calls, tables::IDX_CALLS_BY_TASK, old.call_by_task, new.call_by_task);
