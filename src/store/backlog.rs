@@ -29,8 +29,9 @@ use super::write::lazy;
 use super::{Store, StoreError, tables};
 use tables::meta;
 
-/// Entries kept in memory at most before a catch-up page settles them (64 bytes each: 32 MiB).
-pub const BACKLOG_MAX_OPS: usize = 500_000;
+/// Entries kept in memory at most before a catch-up page settles them (36 bytes each: 36 MiB). A site's year
+/// (300 000 records, about a million entries) settles once, at the end of the run.
+pub const BACKLOG_MAX_OPS: usize = 1_050_000;
 
 /// Which blind index an entry belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,31 +40,70 @@ pub(super) enum BlindTable {
     Name,
 }
 
-/// One change to a blind index: insert or remove `(key, kind, id)`.
+/// One change to a blind index: insert or remove `(key, kind, id)`, packed: the blind key's 16 bytes (its 32 hex
+/// digits decoded), the id big-endian (byte order is numeric order, as hex order is the bytes' order), the kind,
+/// and the table and the direction in one byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BlindOp {
-    pub(super) table: BlindTable,
-    pub(super) key: [u8; 32],
-    pub(super) kind: u16,
-    pub(super) id: u128,
-    pub(super) insert: bool,
+    key: [u8; 16],
+    id: [u8; 16],
+    kind: u16,
+    flags: u8,
 }
+
+const NAME: u8 = 1;
+const INSERT: u8 = 2;
 
 impl BlindOp {
     /// The op for an index entry whose key is a blind key (32 hex digits).
     pub(super) fn new(table: BlindTable, key: &str, kind: u16, id: u128, insert: bool) -> Result<BlindOp, StoreError> {
-        let key =
-            key.as_bytes().try_into().map_err(|_| StoreError::Meta(format!("a blind key of {} bytes", key.len())))?;
-        Ok(BlindOp { table, key, kind, id, insert })
+        let bad = || StoreError::Meta(format!("a blind index key that is not 32 hex digits ({} bytes)", key.len()));
+        let digits = key.as_bytes();
+        if digits.len() != 32 {
+            return Err(bad());
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut bytes = [0u8; 16];
+        for (b, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            *b = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
+        }
+        let flags = (u8::from(table == BlindTable::Name) * NAME) | (u8::from(insert) * INSERT);
+        Ok(BlindOp { key: bytes, id: id.to_be_bytes(), kind, flags })
     }
 
-    fn key_str(&self) -> &str {
-        // Made from a `&str` in `new`, so always UTF-8.
-        std::str::from_utf8(&self.key).unwrap_or_default()
+    pub(super) fn table(&self) -> BlindTable {
+        if self.flags & NAME == 0 { BlindTable::Phone } else { BlindTable::Name }
     }
 
-    fn sort_key(&self) -> (BlindTable, &[u8; 32], u16, u128) {
-        (self.table, &self.key, self.kind, self.id)
+    pub(super) fn insert(&self) -> bool {
+        self.flags & INSERT != 0
+    }
+
+    pub(super) fn kind(&self) -> u16 {
+        self.kind
+    }
+
+    pub(super) fn id(&self) -> u128 {
+        u128::from_be_bytes(self.id)
+    }
+
+    /// The blind key as stored in the index: 32 lowercase hex digits.
+    pub(super) fn key_hex(&self) -> [u8; 32] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.key) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        out
+    }
+
+    pub(super) fn sort_key(&self) -> (bool, &[u8; 16], u16, &[u8; 16]) {
+        (self.flags & NAME != 0, &self.key, self.kind, &self.id)
     }
 }
 
@@ -81,12 +121,13 @@ pub(super) fn settle_in(tx: &WriteTransaction, ops: &[BlindOp]) -> Result<(), St
     let mut phone = None;
     let mut name = None;
     for op in sorted {
-        let t = match op.table {
+        let t = match op.table() {
             BlindTable::Phone => lazy(tx, &mut phone, tables::IDX_PHONE)?,
             BlindTable::Name => lazy(tx, &mut name, tables::IDX_NAME)?,
         };
-        let k = (op.key_str(), op.kind, op.id);
-        if op.insert {
+        let hex = op.key_hex();
+        let k = (std::str::from_utf8(&hex).map_err(|e| StoreError::Meta(e.to_string()))?, op.kind(), op.id());
+        if op.insert() {
             t.insert(k, ())?;
         } else {
             t.remove(k)?;
@@ -110,9 +151,10 @@ pub(super) fn marked(tx: &WriteTransaction) -> Result<bool, StoreError> {
 /// Lays the backlog's ops on `key` in `table` over `found` (ids by kind, from the table): inserts add, removes take
 /// away, in the order they were made.
 pub(super) fn overlay(ops: &[BlindOp], table: BlindTable, key: &str, found: &mut Vec<(u16, u128)>) {
-    for op in ops.iter().filter(|o| o.table == table && o.key == key.as_bytes()) {
-        let entry = (op.kind, op.id);
-        if op.insert {
+    let Ok(probe) = BlindOp::new(table, key, 0, 0, false) else { return };
+    for op in ops.iter().filter(|o| o.table() == table && o.key == probe.key) {
+        let entry = (op.kind(), op.id());
+        if op.insert() {
             if !found.contains(&entry) {
                 found.push(entry);
             }

@@ -156,3 +156,33 @@ fn rebuilding_the_indexes_takes_in_the_backlog() {
     assert_eq!(store.find_by_phone("13800000001").unwrap(), [(RecordKind::FollowupTask, a.id)]);
     assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
 }
+
+#[test]
+fn a_packed_entry_gives_back_its_key_and_id_and_sorts_as_the_index_does() {
+    use super::backlog::{BlindOp, BlindTable};
+    let keys = store_keys();
+    let (k1, k2) = (keys.blind("phone", "13800000001"), keys.blind("phone", "13800000002"));
+    let (id1, id2) = (0x0123_u128 << 100, 0x0124_u128);
+    let a = BlindOp::new(BlindTable::Name, &k1, 5, id1, true).unwrap();
+    assert_eq!(
+        (a.key_hex().as_slice(), a.kind(), a.id(), a.table(), a.insert()),
+        (k1.as_bytes(), 5, id1, BlindTable::Name, true)
+    );
+    let b = BlindOp::new(BlindTable::Phone, &k2, 5, id2, false).unwrap();
+    assert_eq!((b.key_hex().as_slice(), b.id(), b.table(), b.insert()), (k2.as_bytes(), id2, BlindTable::Phone, false));
+    // The order the backlog settles in is the index's (key text, kind, id) order.
+    let mut packed = [(k1.clone(), id2), (k1.clone(), id1), (k2.clone(), id1)]
+        .map(|(k, id)| BlindOp::new(BlindTable::Phone, &k, 5, id, true).unwrap());
+    let mut plain = packed.map(|o| (String::from_utf8(o.key_hex().to_vec()).unwrap(), o.kind(), o.id()));
+    plain.sort();
+    packed.sort_by(|x, y| x.sort_key().cmp(&y.sort_key()));
+    assert_eq!(packed.map(|o| (String::from_utf8(o.key_hex().to_vec()).unwrap(), o.kind(), o.id())), plain);
+    // Anything but 32 lowercase hex digits is refused.
+    assert!(BlindOp::new(BlindTable::Phone, "abc", 5, 1, true).is_err());
+    assert!(BlindOp::new(BlindTable::Phone, &"G".repeat(32), 5, 1, true).is_err());
+}
+
+fn store_keys() -> std::sync::Arc<crypto::Keys> {
+    let (_dir, _clock, store) = fresh();
+    store.keys()
+}

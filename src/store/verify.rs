@@ -27,12 +27,12 @@ impl Store {
         let mut actual = read_indexes(&tx)?;
         // A catch-up's entries not yet in their tables count as there (see `store::backlog`).
         for op in backlog.iter() {
-            let set = match op.table {
+            let set = match op.table() {
                 BlindTable::Phone => &mut actual.phones,
                 BlindTable::Name => &mut actual.names,
             };
-            let entry = (String::from_utf8_lossy(&op.key).into_owned(), op.kind, op.id);
-            if op.insert {
+            let entry = (String::from_utf8_lossy(&op.key_hex()).into_owned(), op.kind(), op.id());
+            if op.insert() {
                 set.insert(entry);
             } else {
                 set.remove(&entry);
