@@ -186,3 +186,20 @@ fn store_keys() -> std::sync::Arc<crypto::Keys> {
     let (_dir, _clock, store) = fresh();
     store.keys()
 }
+
+#[test]
+fn a_store_closed_right_after_a_catch_up_page_opens_consistent() {
+    let (dir, clock, store) = fresh();
+    let (zhang, r_zhang) = relayed(&clock, "张三", "13800000001");
+    store.apply_remote_catch_up(&[r_zhang], "records", 1).unwrap();
+    // The page was committed without waiting for the disk and nothing settled it: on reopen it is either there
+    // with its cursor and findable, or gone with its cursor (to be pulled again) — never half.
+    drop(store);
+    let store = open(dir.path(), &clock);
+    assert!(!marked(&store));
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    let held = store.get::<FollowupTask>(zhang.id).unwrap().is_some();
+    assert_eq!(store.pull_cursor("records").unwrap(), u64::from(held));
+    let found = store.find_by_phone("13800000001").unwrap();
+    assert_eq!(found, if held { vec![(RecordKind::FollowupTask, zhang.id)] } else { vec![] });
+}
