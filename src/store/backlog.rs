@@ -18,8 +18,9 @@
 //! Every transaction that leaves entries in the backlog sets [`meta::BLIND_BACKLOG`]; the one that settles them
 //! clears it. A store opened with the mark set (the process ended during a catch-up) rebuilds its indexes from the
 //! records before anything reads them. Lookups by phone and name lay the backlog over the tables, so they are exact
-//! during a catch-up too; the backlog's lock is held across each catch-up commit and each reader's snapshot, so a
-//! reader sees an entry either in the tables or in the backlog.
+//! during a catch-up too; the backlog's lock is held across every commit that adds to it or settles it (with the
+//! change to the in-memory list) and across each reader's snapshot, so a reader sees an entry either in the tables or
+//! in the backlog.
 
 use std::sync::MutexGuard;
 
@@ -171,19 +172,21 @@ impl Store {
     }
 
     /// Inside a writer's transaction (before its own changes): writes the backlog into the tables. Returns how many
-    /// ops went in; after the commit, [`Store::settled`] drops them from memory (if the transaction is abandoned,
-    /// they simply stay).
+    /// ops went in, for [`Store::commit_settled`] (if the transaction is abandoned, they simply stay).
     pub(super) fn settle_backlog_in(&self, tx: &WriteTransaction) -> Result<usize, StoreError> {
         let backlog = self.backlog()?;
         settle_in(tx, &backlog)?;
         Ok(backlog.len())
     }
 
-    /// After a commit that settled the first `n` ops of the backlog: drops them from memory.
-    pub(super) fn settled(&self, n: usize) -> Result<(), StoreError> {
-        if n > 0 {
-            self.backlog()?.drain(..n);
-        }
+    /// Commits a writer's transaction that settled the first `n` ops of the backlog and drops them from memory, the
+    /// backlog's lock held across both: no other writer can settle or add ops in between (a write transaction is
+    /// exclusive until the commit), and no reader sees the new tables with ops missing from both.
+    pub(super) fn commit_settled(&self, tx: WriteTransaction, n: usize) -> Result<(), StoreError> {
+        let mut backlog = self.backlog()?;
+        tx.commit()?;
+        let n = n.min(backlog.len());
+        backlog.drain(..n);
         Ok(())
     }
 
@@ -196,8 +199,7 @@ impl Store {
         let mut tx = self.db.begin_write()?;
         let n = self.settle_backlog_in(&tx)?;
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
-        tx.commit()?;
-        self.settled(n)?;
+        self.commit_settled(tx, n)?;
         Ok(n)
     }
 

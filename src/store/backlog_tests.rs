@@ -203,3 +203,35 @@ fn a_store_closed_right_after_a_catch_up_page_opens_consistent() {
     let found = store.find_by_phone("13800000001").unwrap();
     assert_eq!(found, if held { vec![(RecordKind::FollowupTask, zhang.id)] } else { vec![] });
 }
+
+#[test]
+fn writers_racing_catch_up_pages_and_settling_keep_the_indexes_exact() {
+    let (_dir, clock, store) = fresh();
+    // Made up front, so every record has its own time and id.
+    let pages: Vec<Vec<RemoteRecord>> =
+        (0..30).map(|p| (0..4).map(|i| relayed(&clock, "张三", &format!("1390000{p:02}{i:02}")).1).collect()).collect();
+    let own: Vec<FollowupTask> = (0..30).map(|i| relayed(&clock, "李四", &format!("1370000{i:04}")).0).collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (n, page) in pages.iter().enumerate() {
+                store.apply_remote_catch_up(page, "records", n as u64 + 1).unwrap();
+                // A purge settles too, without the clock's lock a desk's own write takes.
+                if n % 3 == 2 {
+                    store.purge_replicas(false).unwrap();
+                }
+            }
+        });
+        s.spawn(|| {
+            for task in &own {
+                store.write(|ctx| ctx.put(task)).unwrap();
+            }
+        });
+    });
+    store.settle_blind_backlog().unwrap();
+    assert_eq!(store.blind_backlog_len(), 0);
+    assert!(!marked(&store));
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    assert_eq!(store.find_by_name_prefix("张三", 500).unwrap().len(), 120);
+    assert_eq!(store.find_by_name_prefix("李四", 500).unwrap().len(), 30);
+    assert_eq!(store.find_by_phone("13900002903").unwrap().len(), 1);
+}

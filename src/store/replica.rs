@@ -234,9 +234,8 @@ impl Store {
         };
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
         if !catch_up {
-            tx.commit()?;
+            self.commit_settled(tx, settled)?;
             *guard = clock;
-            self.settled(settled)?;
             return Ok(out);
         }
         // The backlog's lock is held across the commit, so a reader sees these entries in the tables or in the
@@ -412,8 +411,7 @@ impl Store {
             tx.abort()?;
         } else {
             tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
-            tx.commit()?;
-            self.settled(settled)?;
+            self.commit_settled(tx, settled)?;
         }
         Ok(purged)
     }

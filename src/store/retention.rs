@@ -139,8 +139,7 @@ impl Store {
             tx.abort()?;
         } else {
             tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
-            tx.commit()?;
-            self.settled(settled)?;
+            self.commit_settled(tx, settled)?;
             if report.total() > 0 {
                 let kinds: Vec<String> = report.purged.iter().map(|(k, n)| format!("{n} {k}")).collect();
                 let detail = format!("retention purge: {}", kinds.join(", "));

@@ -45,9 +45,8 @@ impl Store {
             (out, ctx.finish()?)
         };
         tx.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Meta(e.to_string()))?;
-        tx.commit()?;
+        self.commit_settled(tx, settled)?;
         *guard = clock;
-        self.settled(settled)?;
         Ok(out)
     }
 
