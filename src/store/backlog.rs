@@ -27,7 +27,7 @@ use std::sync::MutexGuard;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::write::lazy;
-use super::{Store, StoreError, tables};
+use super::{Store, StoreError, crypto, tables};
 use tables::meta;
 
 /// Entries kept in memory at most before a catch-up page settles them (36 bytes each: 36 MiB). A site's year
@@ -59,19 +59,7 @@ impl BlindOp {
     /// The op for an index entry whose key is a blind key (32 hex digits).
     pub(super) fn new(table: BlindTable, key: &str, kind: u16, id: u128, insert: bool) -> Result<BlindOp, StoreError> {
         let bad = || StoreError::Meta(format!("a blind index key that is not 32 hex digits ({} bytes)", key.len()));
-        let digits = key.as_bytes();
-        if digits.len() != 32 {
-            return Err(bad());
-        }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        let mut bytes = [0u8; 16];
-        for (b, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-            *b = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
-        }
+        let bytes: [u8; 16] = crypto::unhex(key).and_then(|v| v.try_into().ok()).ok_or_else(bad)?;
         let flags = (u8::from(table == BlindTable::Name) * NAME) | (u8::from(insert) * INSERT);
         Ok(BlindOp { key: bytes, id: id.to_be_bytes(), kind, flags })
     }
@@ -94,12 +82,8 @@ impl BlindOp {
 
     /// The blind key as stored in the index: 32 lowercase hex digits.
     pub(super) fn key_hex(&self) -> [u8; 32] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 32];
-        for (pair, b) in out.chunks_exact_mut(2).zip(self.key) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 15)];
-        }
+        crypto::hex_into(&self.key, &mut out);
         out
     }
 
@@ -204,7 +188,8 @@ impl Store {
     }
 
     /// How many blind-index changes of a catch-up wait to be settled.
-    pub fn blind_backlog_len(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn blind_backlog_len(&self) -> usize {
         self.backlog().map_or(0, |b| b.len())
     }
 }

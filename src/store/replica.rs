@@ -244,7 +244,14 @@ impl Store {
         let before = backlog.len();
         backlog.extend(deferred);
         let settle = backlog.len() > self.backlog_cap;
-        let marked = if settle { backlog::settle_in(&tx, &backlog) } else { backlog::mark_in(&tx) };
+        // The mark goes only with entries that wait: a run whose records name nobody leaves nothing to rebuild.
+        let marked = if settle {
+            backlog::settle_in(&tx, &backlog)
+        } else if backlog.is_empty() {
+            Ok(())
+        } else {
+            backlog::mark_in(&tx)
+        };
         if !settle {
             // Not flushed to disk: a power cut takes back these pages with their cursor, and they are pulled again.
             // The settling commit at the end of the run (or any local write) makes everything before it durable.

@@ -117,24 +117,12 @@ fn a_duplicate_task_from_another_desk_can_be_settled_here_and_the_source_still_m
     store.write(|ctx| ctx.put(&mine)).unwrap();
     clock.advance(60_000);
     let theirs = discharge_task(Moment(T0 + 60_000));
-    let remote = RemoteRecord {
-        record: AnyRecord::FollowupTask(theirs.clone()),
-        origin: Some(ReplicaOrigin { device: 0xd2, desk: "D2".into() }),
-        stamp: Hlc { wall_ms: (T0 + 60_000) as u64, logical: 0, node: 0xd2 },
-        changed_desk: "D2".into(),
-    };
+    let remote = from_desk_d2(AnyRecord::FollowupTask(theirs.clone()), Moment(T0 + 60_000), 0);
     assert_eq!(store.apply_remote_page(&[remote], "records", 1).unwrap().new, 1);
     assert_eq!(store.duplicate_followups().unwrap(), vec![vec![mine.id, theirs.id]]);
     // The supervisor cancels the other desk's copy here. Its source stays indexed to this desk's task, so the
     // update leaves the source entry alone rather than claiming it.
-    let mut settled = theirs.clone();
-    store
-        .write(|ctx| {
-            let stamp = ctx.stamp();
-            settled.status.set(FollowupStatus::Cancelled, stamp);
-            ctx.put(&settled)
-        })
-        .unwrap();
+    set_status_here(&store, &theirs, FollowupStatus::Cancelled);
     assert_eq!(store.get::<FollowupTask>(theirs.id).unwrap().unwrap().status.value, FollowupStatus::Cancelled);
     assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
     assert_eq!(store.write(|ctx| ctx.followup_by_source(&mine.source.dedup_key())).unwrap(), Some(mine.id));
@@ -160,6 +148,18 @@ fn relayed_task(
     t.status.set(status, Hlc { wall_ms: at.0 as u64, logical: 0, node: 0xd2 });
     let remote = from_desk_d2(AnyRecord::FollowupTask(t.clone()), at, 1);
     (t, remote)
+}
+
+/// Sets a task's status at this desk (an edit with an outbox op, stamped now).
+fn set_status_here(store: &Store, task: &crate::model::FollowupTask, status: crate::model::FollowupStatus) {
+    let mut t = task.clone();
+    store
+        .write(|ctx| {
+            let stamp = ctx.stamp();
+            t.status.set(status, stamp);
+            ctx.put(&t)
+        })
+        .unwrap();
 }
 
 /// `record` as HQ relays it from desk D2 (device 0xd2), last changed at `at`.
@@ -190,14 +190,7 @@ fn other_desks_records_past_the_sharing_policy_are_purged_and_the_routine_runs_o
     store.apply_remote_page(&[r4], "records", 4).unwrap();
     clock.advance(5 * DAY);
     // An edit made here to an old task of the other desk, not yet at HQ, keeps it here until HQ holds it.
-    let mut edited = old_edited.clone();
-    store
-        .write(|ctx| {
-            let stamp = ctx.stamp();
-            edited.status.set(FollowupStatus::Completed, stamp);
-            ctx.put(&edited)
-        })
-        .unwrap();
+    set_status_here(&store, &old_edited, FollowupStatus::Completed);
     let held = |t: &FollowupTask| store.get::<FollowupTask>(t.id).unwrap().is_some();
 
     assert_eq!(store.routine_purges().unwrap().map(|(_, replicas)| replicas), Some(1));
