@@ -24,16 +24,20 @@ use chrono::FixedOffset;
 use guidedesk_sync::client::{ClientConfig, HttpTransport};
 use guidedesk_sync::protocol::{PullPage, codes};
 use guidedesk_sync::replicate::{
-    CycleOptions, CycleReport, LocalError, Outbox, PullSink, RetryPolicy, SyncError, TransportError, run_cycle,
+    CycleOptions, CycleReport, LocalError, Outbox, PagePreparer, PullSink, RetryPolicy, SyncError, TransportError,
+    run_cycle,
 };
-use guidedesk_sync::{DeviceId, Op, codec};
+use guidedesk_sync::{DeviceId, Op};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SyncConfig;
-use crate::model::codec::{PayloadError, RECORDS_STREAM, Relayed};
+use crate::model::codec::RECORDS_STREAM;
 use crate::model::{Moment, ReferenceData};
 use crate::store::crypto::{self, HQ_TOKEN};
-use crate::store::{RemoteApplied, RemoteRecord, ReplicaOrigin, Store};
+use crate::store::{RemoteApplied, Store};
+
+mod records;
+use records::{PreparedPages, decode_records};
 
 /// The credential file's name in the data directory.
 pub const CREDENTIAL_FILE: &str = "hq.json";
@@ -278,6 +282,7 @@ pub type RecordsProgress<'a> = &'a dyn Fn(&RemoteApplied, u64);
 struct StoreSide<'a> {
     store: &'a Store,
     progress: Option<RecordsProgress<'a>>,
+    prepared: PreparedPages<'a>,
 }
 
 fn boxed(e: crate::store::StoreError) -> LocalError {
@@ -341,39 +346,27 @@ impl PullSink for StoreSide<'_> {
         }
         pages.iter().try_for_each(|page| self.apply(stream, page))
     }
+
+    fn preparer(&self) -> Option<&(dyn PagePreparer + Sync)> {
+        Some(&self.prepared)
+    }
 }
 
 impl StoreSide<'_> {
     /// Applies consecutive pages of the records stream (other desks' records, relayed by HQ) with the last page's
-    /// cursor, in one transaction.
+    /// cursor, in one transaction. Pages the read-ahead thread prepared are taken as they are; the others are
+    /// decoded here.
     fn apply_records(&self, stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
         let Some(last) = pages.last() else { return Ok(()) };
-        let changes = pages.iter().flat_map(PullPage::changes);
         let mut records = Vec::new();
         let mut skipped = 0u64;
-        for c in changes {
-            let Some(value) = &c.value else { continue };
-            let decoded = codec::decode::<Relayed>(value)
-                .map_err(PayloadError::from)
-                .and_then(|r| r.open(&c.key).map(|rec| (r, rec)));
-            match decoded {
-                Ok((relayed, record)) => records.push(RemoteRecord {
-                    record,
-                    origin: Some(ReplicaOrigin { device: relayed.origin, desk: relayed.origin_desk }),
-                    stamp: relayed.stamp,
-                    changed_desk: relayed.changed_desk,
-                }),
-                // A record of a newer schema must wait for this desk's update: stop here, cursor unmoved.
-                Err(e @ PayloadError::Schema { .. }) => {
-                    return Err(format!(
-                        "a record from another desk ({}) needs a newer GuideDesk on this desk: {e}",
-                        c.key
-                    )
-                    .into());
-                }
-                // Anything else HQ should never have sent; one bad record must not stop the stream.
-                Err(_) => skipped += 1,
-            }
+        for page in pages {
+            let decoded = match self.prepared.take(page) {
+                Some(d) => d?,
+                None => decode_records(self.store, page, false)?,
+            };
+            records.extend(decoded.records);
+            skipped += decoded.skipped;
         }
         // A run of full pages is a catch-up (a new desk, or one back after days away): its phone and name index
         // entries go into their tables in key order when the run ends (`Store::settle_blind_backlog`).
@@ -450,7 +443,7 @@ pub fn sync_with_progress(
         return Err(KioskSyncError::WrongDevice { credential: cred.device.clone(), store: device });
     }
     let t = transport(cred, options)?.with_outbox_head(store.stats()?.outbox_last_seq);
-    let side = StoreSide { store, progress };
+    let side = StoreSide { store, progress, prepared: PreparedPages::new(store) };
     let cycle = CycleOptions {
         batch: options.batch.max(1),
         pull_limit: 20,

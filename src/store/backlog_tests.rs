@@ -112,7 +112,7 @@ fn catch_up_entries_are_found_while_they_wait_and_any_other_writer_settles_them_
 #[test]
 fn a_catch_up_page_that_leaves_no_entry_waiting_leaves_no_mark() {
     let (dir, clock, store) = fresh();
-    store.apply_remote_catch_up(&[], "records", 7).unwrap();
+    store.apply_remote_catch_up::<RemoteRecord>(&[], "records", 7).unwrap();
     assert_eq!(store.pull_cursor("records").unwrap(), 7);
     assert!(!marked(&store), "nothing waits, so nothing is to be rebuilt at the next open");
     drop(store);

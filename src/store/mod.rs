@@ -62,7 +62,7 @@ pub use error::{OpenError, StoreError};
 pub(crate) use keys::reseal_staff_in;
 pub use migrate::STORE_SCHEMA;
 pub use query::Stats;
-pub use replica::{ByOrigin, RemoteApplied, RemoteOutcome, RemoteRecord, ReplicaOrigin};
+pub use replica::{ByOrigin, PreparedRemote, RemoteApplied, RemoteItem, RemoteOutcome, RemoteRecord, ReplicaOrigin};
 pub use verify::{ChainProblem, rebuild_indexes_in};
 pub use write::WriteCtx;
 

@@ -10,14 +10,15 @@
 //! the hash chains of other desks' feedback are verified per origin ([`Store::verify_replica_chains`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use guidedesk_sync::{Hlc, codec};
 use redb::{ReadableTable, TableHandle as _};
 use serde::{Deserialize, Serialize};
 
 use super::backlog;
-use super::crypto::record_place;
-use super::write::{IndexTables, kind_slot};
+use super::crypto::{Keys, record_place};
+use super::write::{Entries, IndexTables, entries, kind_slot};
 use super::{Store, StoreError, open_any, open_op, read_u64, tables};
 use crate::model::codec::encode_any;
 use crate::model::{AnyRecord, Chained, Feedback, Record, RecordId, RecordKind};
@@ -60,6 +61,66 @@ pub struct RemoteRecord {
     pub changed_desk: String,
 }
 
+/// A relayed record with the work done that needs none of the store's tables: for the case that nothing is held
+/// under its id yet (every record of a new desk's catch-up), the sealed bytes to store and its index entries. Made
+/// by [`Store::prepare_remote`] on any thread — the sync's read-ahead thread prepares each page as it arrives, beside
+/// the thread that applies — and applied like a [`RemoteRecord`]; a record held already is merged as usual and the
+/// prepared bytes go unused, as they do when the store's key was rotated in between.
+pub struct PreparedRemote {
+    /// The record.
+    pub remote: RemoteRecord,
+    fresh: Option<Fresh>,
+}
+
+impl std::fmt::Debug for PreparedRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedRemote").field("remote", &self.remote).field("prepared", &self.fresh.is_some()).finish()
+    }
+}
+
+impl From<RemoteRecord> for PreparedRemote {
+    /// Not prepared: applied like the record itself.
+    fn from(remote: RemoteRecord) -> Self {
+        PreparedRemote { remote, fresh: None }
+    }
+}
+
+/// What a [`PreparedRemote`] stores when it is new here.
+struct Fresh {
+    /// The key it was sealed and blinded with.
+    keys: Arc<Keys>,
+    sealed: Vec<u8>,
+    entries: Entries,
+}
+
+/// A relayed record as [`Store::apply_remote_page`] takes it: decoded, and perhaps prepared.
+pub trait RemoteItem {
+    /// The record.
+    fn remote(&self) -> &RemoteRecord;
+    /// Its sealed bytes and index entries for when nothing is held under its id, if prepared.
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn fresh(&self) -> Option<&Fresh> {
+        None
+    }
+}
+
+impl RemoteItem for RemoteRecord {
+    fn remote(&self) -> &RemoteRecord {
+        self
+    }
+}
+
+impl RemoteItem for PreparedRemote {
+    fn remote(&self) -> &RemoteRecord {
+        &self.remote
+    }
+    #[allow(private_interfaces)]
+    fn fresh(&self) -> Option<&Fresh> {
+        self.fresh.as_ref()
+    }
+}
+
 /// What a pulled page did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RemoteApplied {
@@ -92,13 +153,15 @@ struct PageTables<'t> {
 
 impl PageTables<'_> {
     /// Merges one relayed record (see [`Store::apply_remote_page`]).
+    #[allow(clippy::too_many_arguments)]
     fn merge(
         &mut self,
         r: &RemoteRecord,
+        fresh: Option<&Fresh>,
         origin: Option<&ReplicaOrigin>,
         policy: &crate::model::SharingPolicy,
         now: crate::model::Moment,
-        keys: &crate::store::crypto::Keys,
+        keys: &Arc<Keys>,
         offset: chrono::FixedOffset,
     ) -> Result<RemoteOutcome, StoreError> {
         let incoming = &r.record;
@@ -119,6 +182,15 @@ impl PageTables<'_> {
         };
         let merged = match &old {
             None if origin.is_some() && !policy.keeps(incoming, now) => return Ok(RemoteOutcome::NotKept),
+            // Prepared with the key in use: store what was sealed and indexed beside this thread.
+            None if let Some(f) = fresh.filter(|f| Arc::ptr_eq(&f.keys, keys)) => {
+                table.insert(id, f.sealed.as_slice())?;
+                self.index.change(&Entries::default(), &f.entries, incoming, false)?;
+                if let Some(origin) = origin {
+                    self.replicas.insert((kind.code(), id), codec::encode(origin)?.as_slice())?;
+                }
+                return Ok(RemoteOutcome::New);
+            }
             Some(_) if meta::chain_keys(kind).is_some() => return Ok(RemoteOutcome::Unchanged),
             Some(o) => {
                 let mut m = o.clone();
@@ -161,9 +233,9 @@ impl Store {
     /// observes each record's stamp, so later edits here order after every edit seen. A record first seen here
     /// gets its origin noted (none when it is this desk's own). Chained records (feedback) never change once held.
     /// The tables stay open for the whole page.
-    pub fn apply_remote_page(
+    pub fn apply_remote_page<R: RemoteItem>(
         &self,
-        records: &[RemoteRecord],
+        records: &[R],
         stream: &str,
         cursor: u64,
     ) -> Result<RemoteApplied, StoreError> {
@@ -175,18 +247,18 @@ impl Store {
     /// the commit does not wait for the disk — a power cut takes back the page with its cursor, so it is pulled
     /// again; the settling commit is durable and makes every page before it durable. Call
     /// [`Store::settle_blind_backlog`] once the run of pages is over.
-    pub fn apply_remote_catch_up(
+    pub fn apply_remote_catch_up<R: RemoteItem>(
         &self,
-        records: &[RemoteRecord],
+        records: &[R],
         stream: &str,
         cursor: u64,
     ) -> Result<RemoteApplied, StoreError> {
         self.apply_remote(records, stream, cursor, true)
     }
 
-    fn apply_remote(
+    fn apply_remote<R: RemoteItem>(
         &self,
-        records: &[RemoteRecord],
+        records: &[R],
         stream: &str,
         cursor: u64,
         catch_up: bool,
@@ -211,10 +283,11 @@ impl Store {
             if catch_up {
                 page.index.deferred = Some(Vec::new());
             }
-            for r in records {
+            for item in records {
+                let r = item.remote();
                 clock.observe(r.stamp, phys);
                 let origin = r.origin.as_ref().filter(|o| o.device != me);
-                let outcome = page.merge(r, origin, &policy, now, &keys, self.offset)?;
+                let outcome = page.merge(r, item.fresh(), origin, &policy, now, &keys, self.offset)?;
                 match outcome {
                     RemoteOutcome::New => out.new += 1,
                     RemoteOutcome::Merged => out.merged += 1,
@@ -267,6 +340,20 @@ impl Store {
         }
         *guard = clock;
         Ok(out)
+    }
+
+    /// Prepares a relayed record for [`Store::apply_remote_catch_up`] (see [`PreparedRemote`]); touches no table,
+    /// so it runs on any thread beside the one that applies.
+    pub fn prepare_remote(&self, remote: RemoteRecord) -> Result<PreparedRemote, StoreError> {
+        let rec = &remote.record;
+        if rec.kind() == RecordKind::Audit {
+            return Ok(PreparedRemote { remote, fresh: None });
+        }
+        let keys = self.keys();
+        let (stored, _) = encode_any(rec)?;
+        let sealed = keys.seal(&record_place(tables::records(rec.kind()).name(), rec.id().as_u128()), &stored)?;
+        let entries = entries(rec, self.offset, &keys);
+        Ok(PreparedRemote { fresh: Some(Fresh { keys, sealed, entries }), remote })
     }
 
     /// Where a record came from: `None` for one written here.

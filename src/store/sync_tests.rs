@@ -214,3 +214,40 @@ fn other_desks_records_past_the_sharing_policy_are_purged_and_the_routine_runs_o
     assert!(held(&old_open) && held(&recent_done) && held(&own));
     assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
 }
+
+#[test]
+fn a_prepared_record_is_stored_as_the_record_itself_would_be() {
+    use crate::model::{FollowupStatus, FollowupTask};
+    let (_dir, clock, store) = fresh();
+    let (a, ra) = relayed_task(Moment(T0), "ZY-1", FollowupStatus::Open);
+    let (b, rb) = relayed_task(Moment(T0 + 1), "ZY-2", FollowupStatus::Open);
+    let prepared: Vec<PreparedRemote> = [ra, rb].into_iter().map(|r| store.prepare_remote(r).unwrap()).collect();
+    let applied = store.apply_remote_catch_up(&prepared, "records", 2).unwrap();
+    assert_eq!(applied.new, 2);
+    store.settle_blind_backlog().unwrap();
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    assert_eq!(store.get::<FollowupTask>(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(store.origin_of(RecordKind::FollowupTask, b.id).unwrap().map(|o| o.device), Some(0xd2));
+    let found: Vec<crate::model::RecordId> =
+        store.find_by_phone("13800138000").unwrap().into_iter().map(|(_, id)| id).collect();
+    assert!(found.contains(&a.id) && found.contains(&b.id), "{found:?}");
+    assert_eq!(store.write(|ctx| ctx.followup_by_source(&b.source.dedup_key())).unwrap(), Some(b.id));
+
+    // Held already: merged as usual, the prepared bytes unused.
+    clock.advance(60_000);
+    let (mut later, _) = relayed_task(Moment(T0), "ZY-1", FollowupStatus::Open);
+    later.id = a.id;
+    later.status.set(FollowupStatus::Completed, Hlc { wall_ms: (T0 + 60_000) as u64, logical: 0, node: 0xd2 });
+    let r = store.prepare_remote(from_desk_d2(AnyRecord::FollowupTask(later), Moment(T0 + 60_000), 0)).unwrap();
+    assert_eq!(store.apply_remote_page(&[r], "records", 3).unwrap().merged, 1);
+    assert_eq!(store.get::<FollowupTask>(a.id).unwrap().unwrap().status.value, FollowupStatus::Completed);
+
+    // Prepared with a key rotated away before the apply: sealed again with the key in use.
+    let (c, rc) = relayed_task(Moment(T0 + 2), "ZY-3", FollowupStatus::Open);
+    let r = store.prepare_remote(rc).unwrap();
+    store.rotate_key().unwrap();
+    assert_eq!(store.apply_remote_page(&[r], "records", 4).unwrap().new, 1);
+    assert_eq!(store.get::<FollowupTask>(c.id).unwrap(), Some(c));
+    assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
+    assert_eq!(store.find_by_phone("13800138000").unwrap().len(), 3);
+}

@@ -506,7 +506,13 @@ impl<'t> IndexTables<'t> {
 
     /// Removes the entries of `old` that `new` lacks and inserts those of `new` that `old` lacks. `rec` is the
     /// record `new` describes (or `old`, for a removal), for the follow-up source's conflict message.
-    fn change(&mut self, old: &Entries, new: &Entries, rec: &AnyRecord, strict: bool) -> Result<(), StoreError> {
+    pub(super) fn change(
+        &mut self,
+        old: &Entries,
+        new: &Entries,
+        rec: &AnyRecord,
+        strict: bool,
+    ) -> Result<(), StoreError> {
         let tx = self.tx;
         macro_rules! one {
             ($slot:expr, $def:expr, $old:expr, $new:expr) => {{

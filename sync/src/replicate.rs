@@ -20,9 +20,13 @@
 //!   [`RetryPolicy::attempts`] times; refusals (revoked credential, bad request) end the cycle at once;
 //! - a pulled page and its cursor are handed to the sink together, which must store them in one transaction;
 //! - while a page is applied, the next ones may already be fetched ([`Transport::concurrent`]): one request is in
-//!   flight at a time, at most [`READ_AHEAD_PAGES`] pages wait, pages are applied strictly in order (the pages that
-//!   wait when the sink is free go to it together, [`PullSink::apply_many`], up to [`MAX_APPLY_CHANGES`] changes),
-//!   and a read-ahead that failed is sent again through the retry policy.
+//!   flight at a time, at most [`READ_AHEAD_PAGES`] pages and about [`READ_AHEAD_CHANGES`] changes wait
+//!   ([`read_ahead_pages`]), pages are applied strictly in order (the pages that wait when the sink is free go to it
+//!   together, [`PullSink::apply_many`], up to [`MAX_APPLY_CHANGES`] changes), and a read-ahead that failed is sent
+//!   again through the retry policy;
+//! - a sink with work to do on a page that needs none of its storage (decoding, sealing) can have it done on the
+//!   read-ahead thread as each page arrives ([`PullSink::preparer`]), so that work runs beside the apply instead of
+//!   inside it.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -120,12 +124,38 @@ pub trait PullSink {
     fn apply_many(&self, stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
         pages.iter().try_for_each(|page| self.apply(stream, page))
     }
+    /// Work on fetched pages that may run on the read-ahead thread, before the page waits for the sink. `None`
+    /// (the default): none. The sink must still apply a page correctly when it was never prepared (the first page
+    /// of a stretch is not, nor is any page when the transport is not [`Transport::concurrent`]).
+    fn preparer(&self) -> Option<&(dyn PagePreparer + Sync)> {
+        None
+    }
+}
+
+/// See [`PullSink::preparer`].
+pub trait PagePreparer {
+    /// Called on the read-ahead thread with each page fetched ahead, in order, before it is queued for the sink.
+    /// Whatever it keeps is the sink's to match to the page when it is applied (a page prepared may also never be
+    /// applied, when the cycle stops first).
+    fn prepare(&self, stream: &str, page: &PullPage);
 }
 
 /// Pages of a stream fetched ahead of the sink at most (bounds what a long pull holds in memory).
 pub const READ_AHEAD_PAGES: usize = 8;
+/// Changes fetched ahead of the sink at most, when pages are large: a stream pulled in pages of `limit` changes has
+/// [`read_ahead_pages`] pages waiting, at least one. What waits is held twice when the sink prepares it (the page
+/// and its prepared form), and a catch-up gains nothing from more than one transaction's worth waiting.
+pub const READ_AHEAD_CHANGES: usize = MAX_APPLY_CHANGES;
 /// Changes handed to the sink in one [`PullSink::apply_many`] at most, when several fetched pages wait.
 pub const MAX_APPLY_CHANGES: usize = 10_000;
+
+/// How many fetched pages may wait for the sink when pages hold up to `limit` changes: [`READ_AHEAD_PAGES`], or
+/// fewer for large pages so that about [`READ_AHEAD_CHANGES`] changes wait, never none.
+#[must_use]
+pub fn read_ahead_pages(limit: u32) -> usize {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+    (READ_AHEAD_CHANGES / limit).clamp(1, READ_AHEAD_PAGES)
+}
 
 /// How hard one cycle tries before giving up.
 #[derive(Debug, Clone)]
@@ -455,9 +485,10 @@ fn pull_stream(
             continue;
         };
         let from = first.page.cursor();
+        let preparer = sink.preparer().map(|p| (p, stream));
         let outcome = std::thread::scope(|s| {
-            let (tx, rx) = mpsc::sync_channel(READ_AHEAD_PAGES);
-            s.spawn(move || read_ahead(ahead, &request, from, &tx));
+            let (tx, rx) = mpsc::sync_channel(read_ahead_pages(limit));
+            s.spawn(move || read_ahead(ahead, &request, preparer, from, &tx));
             apply_fetched(first, &rx, outbox, sink, stream, cursor, report)
         })?;
         match outcome {
@@ -468,15 +499,19 @@ fn pull_stream(
 }
 
 /// Fetches page after page from `cursor` into `tx` until the last page, a failure (sent too), a page that does not
-/// move on, or the receiver is gone.
+/// move on, or the receiver is gone; each page fetched goes through the sink's preparer first, if it has one.
 fn read_ahead(
     transport: &(dyn Transport + Sync),
     request: &(dyn Fn(u64) -> PullRequest + Sync),
+    preparer: Option<(&(dyn PagePreparer + Sync), &str)>,
     mut cursor: u64,
     tx: &mpsc::SyncSender<Result<PullResponse, TransportError>>,
 ) {
     loop {
         let got = transport.pull(&request(cursor));
+        if let (Ok(resp), Some((p, stream))) = (&got, preparer) {
+            p.prepare(stream, &resp.page);
+        }
         let next = got.as_ref().ok().filter(|r| r.more).map(|r| r.page.cursor()).filter(|&n| n > cursor);
         if tx.send(got).is_err() {
             return;

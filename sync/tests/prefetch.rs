@@ -117,15 +117,19 @@ fn hq(changes: u64, concurrent: bool, fail_once_at: Option<u64>) -> Hq {
     Hq { log, asked: Mutex::default(), fail_once_at: Mutex::new(fail_once_at), wake: Condvar::new(), concurrent }
 }
 
-fn pull_all(hq: &Hq, wait: Duration) -> (Desk<'_>, guidedesk_sync::replicate::CycleReport) {
-    let desk = Desk { hq, cursor: Mutex::new(0), applied: Mutex::default(), overlapped: Mutex::new(0), wait };
-    let options = CycleOptions {
+/// A cycle that pulls the one stream in pages of `limit`, retrying at once.
+fn options(limit: u32) -> CycleOptions {
+    CycleOptions {
         streams: vec![STREAM.into()],
-        pull_limit: 100,
+        pull_limit: limit,
         retry: RetryPolicy { attempts: 3, base: Duration::ZERO, cap: Duration::ZERO },
         ..CycleOptions::default()
-    };
-    let report = run_cycle(hq, &Quiet, &desk, &options, &|_| {}).expect("the cycle completes");
+    }
+}
+
+fn pull_all(hq: &Hq, wait: Duration) -> (Desk<'_>, guidedesk_sync::replicate::CycleReport) {
+    let desk = Desk { hq, cursor: Mutex::new(0), applied: Mutex::default(), overlapped: Mutex::new(0), wait };
+    let report = run_cycle(hq, &Quiet, &desk, &options(100), &|_| {}).expect("the cycle completes");
     (desk, report)
 }
 
@@ -194,17 +198,135 @@ impl PullSink for SlowDesk {
 fn pages_fetched_during_a_slow_apply_reach_the_sink_together() {
     let hq = hq(25_000, true, None);
     let desk = SlowDesk { cursor: Mutex::new(0), applied: Mutex::default(), batches: Mutex::default() };
-    let options = CycleOptions {
-        streams: vec![STREAM.into()],
-        pull_limit: 1_000,
-        retry: RetryPolicy { attempts: 3, base: Duration::ZERO, cap: Duration::ZERO },
-        ..CycleOptions::default()
-    };
-    let report = run_cycle(&hq, &Quiet, &desk, &options, &|_| {}).expect("the cycle completes");
+    let report = run_cycle(&hq, &Quiet, &desk, &options(1_000), &|_| {}).expect("the cycle completes");
     assert_eq!(report.pulled, 25_000);
     assert_eq!(*desk.applied.lock().unwrap(), (1..=25_000).collect::<Vec<u64>>(), "every change once, in order");
     let batches = desk.batches.lock().unwrap().clone();
     assert_eq!(batches.iter().sum::<usize>(), 25, "every page in some batch: {batches:?}");
     assert!(batches.iter().any(|&b| b > 1), "pages that waited went together: {batches:?}");
     assert_eq!(*hq.asked.lock().unwrap(), (0..25_000).step_by(1_000).collect::<Vec<u64>>(), "each page asked once");
+}
+
+#[test]
+fn large_pages_wait_fewer_at_a_time() {
+    use guidedesk_sync::replicate::{READ_AHEAD_CHANGES, READ_AHEAD_PAGES, read_ahead_pages};
+    assert_eq!(read_ahead_pages(20), READ_AHEAD_PAGES, "small pages: the page bound");
+    assert_eq!(read_ahead_pages(1_000), READ_AHEAD_PAGES.min(READ_AHEAD_CHANGES / 1_000));
+    assert_eq!(read_ahead_pages(5_000), READ_AHEAD_CHANGES / 5_000);
+    assert_eq!(read_ahead_pages(u32::MAX), 1, "never none");
+    assert_eq!(read_ahead_pages(0), READ_AHEAD_PAGES, "a zero limit is one change a page");
+}
+
+/// A slow sink that records, as each batch arrives, how far ahead HQ was already asked.
+struct Watcher<'a> {
+    hq: &'a Hq,
+    cursor: Mutex<u64>,
+    ahead: Mutex<Vec<u64>>,
+}
+
+impl PullSink for Watcher<'_> {
+    fn cursor(&self, _stream: &str) -> Result<u64, LocalError> {
+        Ok(*self.cursor.lock().unwrap())
+    }
+
+    fn apply(&self, _stream: &str, page: &PullPage) -> Result<(), LocalError> {
+        self.apply_many(STREAM, std::slice::from_ref(page))
+    }
+
+    fn apply_many(&self, _stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
+        // Long enough for the read-ahead to fill whatever room it has.
+        std::thread::sleep(Duration::from_millis(60));
+        let last = pages.last().unwrap().cursor();
+        let asked = self.hq.asked.lock().unwrap().iter().copied().max().unwrap();
+        self.ahead.lock().unwrap().push(asked.saturating_sub(last));
+        *self.cursor.lock().unwrap() = last;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_read_ahead_of_large_pages_holds_about_one_transaction() {
+    use guidedesk_sync::replicate::read_ahead_pages;
+    let limit = 5_000u32;
+    let hq = hq(60_000, true, None);
+    let desk = Watcher { hq: &hq, cursor: Mutex::new(0), ahead: Mutex::default() };
+    let report = run_cycle(&hq, &Quiet, &desk, &options(limit), &|_| {}).expect("the cycle completes");
+    assert_eq!(report.pulled, 60_000);
+    let ahead = desk.ahead.lock().unwrap().clone();
+    // Pages waiting, and the one fetched that waits for room: none further.
+    let bound = read_ahead_pages(limit) as u64 * u64::from(limit);
+    assert!(ahead.iter().all(|&a| a <= bound), "asked at most {bound} changes ahead: {ahead:?}");
+    assert!(ahead.contains(&bound), "the read-ahead filled its room: {ahead:?}");
+}
+
+/// Remembers the pages its preparer saw (first change's sequence, on which thread) and the pages applied.
+struct Preparing {
+    cursor: Mutex<u64>,
+    prepared: Mutex<Vec<(u64, std::thread::ThreadId)>>,
+    applied: Mutex<Vec<u64>>,
+    unprepared: Mutex<Vec<u64>>,
+    preparer: Prep,
+}
+
+struct Prep(Mutex<Vec<(u64, std::thread::ThreadId)>>);
+
+impl guidedesk_sync::replicate::PagePreparer for Prep {
+    fn prepare(&self, stream: &str, page: &PullPage) {
+        assert_eq!(stream, STREAM);
+        let first = page.changes().first().map_or(0, |c| c.seq);
+        self.0.lock().unwrap().push((first, std::thread::current().id()));
+    }
+}
+
+impl PullSink for Preparing {
+    fn cursor(&self, _stream: &str) -> Result<u64, LocalError> {
+        Ok(*self.cursor.lock().unwrap())
+    }
+
+    fn apply(&self, _stream: &str, page: &PullPage) -> Result<(), LocalError> {
+        std::thread::sleep(Duration::from_millis(5));
+        let first = page.changes().first().map_or(0, |c| c.seq);
+        let mut prepared = self.preparer.0.lock().unwrap();
+        match prepared.iter().position(|(f, _)| *f == first) {
+            Some(i) => {
+                let (_, thread) = prepared.remove(i);
+                assert_ne!(thread, std::thread::current().id(), "prepared beside the apply, not in it");
+                self.prepared.lock().unwrap().push((first, thread));
+            }
+            None => self.unprepared.lock().unwrap().push(first),
+        }
+        self.applied.lock().unwrap().push(first);
+        *self.cursor.lock().unwrap() = page.cursor();
+        Ok(())
+    }
+
+    fn preparer(&self) -> Option<&(dyn guidedesk_sync::replicate::PagePreparer + Sync)> {
+        Some(&self.preparer)
+    }
+}
+
+#[test]
+fn pages_read_ahead_are_prepared_beside_the_apply_in_order() {
+    // The read-ahead for the page from 200 fails once: it starts again from there.
+    let hq = hq(650, true, Some(200));
+    let desk = Preparing {
+        cursor: Mutex::new(0),
+        prepared: Mutex::default(),
+        applied: Mutex::default(),
+        unprepared: Mutex::default(),
+        preparer: Prep(Mutex::default()),
+    };
+    let report = run_cycle(&hq, &Quiet, &desk, &options(100), &|_| {}).expect("the cycle completes");
+    assert_eq!(report.pulled, 650);
+    let starts: Vec<u64> = (0..650).step_by(100).map(|c| c + 1).collect();
+    assert_eq!(*desk.applied.lock().unwrap(), starts, "every page once, in order");
+    // The first page of each stretch is fetched by the cycle itself, the rest ahead of the apply.
+    assert_eq!(
+        *desk.unprepared.lock().unwrap(),
+        vec![1, 201],
+        "the first page, and the one sent again after the failure"
+    );
+    let prepared: Vec<u64> = desk.prepared.lock().unwrap().iter().map(|(f, _)| *f).collect();
+    assert_eq!(prepared, vec![101, 301, 401, 501, 601], "prepared once each, in order");
+    assert!(desk.preparer.0.lock().unwrap().is_empty(), "nothing prepared that was not applied");
 }
