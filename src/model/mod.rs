@@ -32,7 +32,7 @@ pub use feedback::{Dimension, Feedback, FeedbackForm, Rating};
 pub use followup::{
     CallAttempt, CallAttemptForm, CallClaim, CallOutcome, FollowupSource, FollowupStatus, FollowupTask,
 };
-pub use reference::{ReferenceData, SharingPolicy};
+pub use reference::{KeepFacts, ReferenceData, SharingPolicy};
 pub use shiftlog::{LogKind, ShiftLog, ShiftLogForm};
 pub use validate::{FieldError, Problem, ValidationErrors};
 

@@ -21,7 +21,7 @@ use super::crypto::{Keys, record_place};
 use super::write::{Entries, IndexTables, entries, kind_slot};
 use super::{Store, StoreError, open_any, open_op, read_u64, tables};
 use crate::model::codec::encode_any;
-use crate::model::{AnyRecord, Chained, Feedback, Record, RecordId, RecordKind};
+use crate::model::{AnyRecord, Chained, Feedback, KeepFacts, Record, RecordId, RecordKind};
 use tables::meta;
 
 /// Where a replicated record comes from.
@@ -61,63 +61,135 @@ pub struct RemoteRecord {
     pub changed_desk: String,
 }
 
-/// A relayed record with the work done that needs none of the store's tables: for the case that nothing is held
-/// under its id yet (every record of a new desk's catch-up), the sealed bytes to store and its index entries. Made
-/// by [`Store::prepare_remote`] on any thread — the sync's read-ahead thread prepares each page as it arrives, beside
-/// the thread that applies — and applied like a [`RemoteRecord`]; a record held already is merged as usual and the
-/// prepared bytes go unused, as they do when the store's key was rotated in between.
-pub struct PreparedRemote {
-    /// The record.
-    pub remote: RemoteRecord,
-    fresh: Option<Fresh>,
+/// A relayed record as [`Store::apply_remote_page`] takes it: decoded only, or prepared by
+/// [`Store::prepare_remote`] with the work that needs none of the store's tables done — sealed with the store key and
+/// its index entries computed, for the case that nothing is held under its id yet (every record of a new desk's
+/// catch-up). The sync's read-ahead thread prepares each page as it arrives, beside the thread that applies. A
+/// prepared record keeps only its sealed bytes, entries and the few facts the apply needs, not the decoded record:
+/// pages wait prepared, and the decoded form is several times larger. A record held already is merged as usual
+/// (the prepared one opened again from its sealed bytes), as is one prepared with a key rotated away since.
+pub struct PreparedRemote(Prepared);
+
+// Nearly every record of a catch-up is sealed: boxing that variant would be one more allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    Plain(Box<RemoteRecord>),
+    Sealed(SealedRemote),
 }
 
-impl std::fmt::Debug for PreparedRemote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedRemote").field("remote", &self.remote).field("prepared", &self.fresh.is_some()).finish()
-    }
-}
-
-impl From<RemoteRecord> for PreparedRemote {
-    /// Not prepared: applied like the record itself.
-    fn from(remote: RemoteRecord) -> Self {
-        PreparedRemote { remote, fresh: None }
-    }
-}
-
-/// What a [`PreparedRemote`] stores when it is new here.
-struct Fresh {
+/// A prepared record (see [`PreparedRemote`]).
+struct SealedRemote {
+    id: RecordId,
+    stamp: Hlc,
+    origin: Option<ReplicaOrigin>,
+    changed_desk: String,
+    /// What the sharing policy asks of it.
+    facts: KeepFacts,
     /// The key it was sealed and blinded with.
     keys: Arc<Keys>,
     sealed: Vec<u8>,
     entries: Entries,
 }
 
-/// A relayed record as [`Store::apply_remote_page`] takes it: decoded, and perhaps prepared.
-pub trait RemoteItem {
-    /// The record.
-    fn remote(&self) -> &RemoteRecord;
-    /// Its sealed bytes and index entries for when nothing is held under its id, if prepared.
-    #[doc(hidden)]
-    #[allow(private_interfaces)]
-    fn fresh(&self) -> Option<&Fresh> {
-        None
+impl std::fmt::Debug for PreparedRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.view();
+        f.debug_struct("PreparedRemote")
+            .field("kind", &v.kind())
+            .field("id", &v.id())
+            .field("prepared", &matches!(self.0, Prepared::Sealed(_)))
+            .finish_non_exhaustive()
     }
 }
 
+impl From<RemoteRecord> for PreparedRemote {
+    /// Not prepared: applied like the record itself.
+    fn from(remote: RemoteRecord) -> Self {
+        PreparedRemote(Prepared::Plain(Box::new(remote)))
+    }
+}
+
+/// A relayed record, decoded ([`RemoteRecord`]) or prepared ([`PreparedRemote`]).
+pub trait RemoteItem {
+    /// What the apply reads of it.
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn view(&self) -> View<'_>;
+}
+
 impl RemoteItem for RemoteRecord {
-    fn remote(&self) -> &RemoteRecord {
-        self
+    #[allow(private_interfaces)]
+    fn view(&self) -> View<'_> {
+        View::Record(self)
     }
 }
 
 impl RemoteItem for PreparedRemote {
-    fn remote(&self) -> &RemoteRecord {
-        &self.remote
-    }
     #[allow(private_interfaces)]
-    fn fresh(&self) -> Option<&Fresh> {
-        self.fresh.as_ref()
+    fn view(&self) -> View<'_> {
+        match &self.0 {
+            Prepared::Plain(r) => View::Record(r),
+            Prepared::Sealed(s) => View::Sealed(s),
+        }
+    }
+}
+
+/// A relayed record as the apply reads it.
+#[derive(Clone, Copy)]
+enum View<'a> {
+    Record(&'a RemoteRecord),
+    Sealed(&'a SealedRemote),
+}
+
+impl View<'_> {
+    fn kind(self) -> RecordKind {
+        match self {
+            View::Record(r) => r.record.kind(),
+            View::Sealed(s) => s.facts.kind,
+        }
+    }
+
+    fn id(self) -> RecordId {
+        match self {
+            View::Record(r) => r.record.id(),
+            View::Sealed(s) => s.id,
+        }
+    }
+
+    fn stamp(self) -> Hlc {
+        match self {
+            View::Record(r) => r.stamp,
+            View::Sealed(s) => s.stamp,
+        }
+    }
+
+    fn origin(&self) -> Option<&ReplicaOrigin> {
+        match self {
+            View::Record(r) => r.origin.as_ref(),
+            View::Sealed(s) => s.origin.as_ref(),
+        }
+    }
+
+    fn changed_desk(&self) -> &str {
+        match self {
+            View::Record(r) => &r.changed_desk,
+            View::Sealed(s) => &s.changed_desk,
+        }
+    }
+
+    fn keeps(self, policy: &crate::model::SharingPolicy, now: crate::model::Moment) -> bool {
+        match self {
+            View::Record(r) => policy.keeps(&r.record, now),
+            View::Sealed(s) => policy.keeps_facts(s.facts, now),
+        }
+    }
+
+    /// The record itself; a prepared one is opened from its sealed bytes.
+    fn record(&self) -> Result<std::borrow::Cow<'_, AnyRecord>, StoreError> {
+        Ok(match self {
+            View::Record(r) => std::borrow::Cow::Borrowed(&r.record),
+            View::Sealed(s) => std::borrow::Cow::Owned(open_any(&s.keys, s.facts.kind, s.id.as_u128(), &s.sealed)?),
+        })
     }
 }
 
@@ -153,23 +225,20 @@ struct PageTables<'t> {
 
 impl PageTables<'_> {
     /// Merges one relayed record (see [`Store::apply_remote_page`]).
-    #[allow(clippy::too_many_arguments)]
     fn merge(
         &mut self,
-        r: &RemoteRecord,
-        fresh: Option<&Fresh>,
+        r: View<'_>,
         origin: Option<&ReplicaOrigin>,
         policy: &crate::model::SharingPolicy,
         now: crate::model::Moment,
         keys: &Arc<Keys>,
         offset: chrono::FixedOffset,
     ) -> Result<RemoteOutcome, StoreError> {
-        let incoming = &r.record;
-        let kind = incoming.kind();
+        let kind = r.kind();
         if kind == RecordKind::Audit {
             return Ok(RemoteOutcome::Refused);
         }
-        let id = incoming.id().as_u128();
+        let id = r.id().as_u128();
         let def = tables::records(kind);
         let slot = kind_slot(kind);
         if self.records[slot].is_none() {
@@ -181,11 +250,13 @@ impl PageTables<'_> {
             v.map(|g| open_any(keys, kind, id, g.value())).transpose()?
         };
         let merged = match &old {
-            None if origin.is_some() && !policy.keeps(incoming, now) => return Ok(RemoteOutcome::NotKept),
+            None if origin.is_some() && !r.keeps(policy, now) => return Ok(RemoteOutcome::NotKept),
             // Prepared with the key in use: store what was sealed and indexed beside this thread.
-            None if let Some(f) = fresh.filter(|f| Arc::ptr_eq(&f.keys, keys)) => {
-                table.insert(id, f.sealed.as_slice())?;
-                self.index.change(&Entries::default(), &f.entries, incoming, false)?;
+            None if let View::Sealed(p) = r
+                && Arc::ptr_eq(&p.keys, keys) =>
+            {
+                table.insert(id, p.sealed.as_slice())?;
+                self.index.change(&Entries::default(), &p.entries, None, false)?;
                 if let Some(origin) = origin {
                     self.replicas.insert((kind.code(), id), codec::encode(origin)?.as_slice())?;
                 }
@@ -194,7 +265,7 @@ impl PageTables<'_> {
             Some(_) if meta::chain_keys(kind).is_some() => return Ok(RemoteOutcome::Unchanged),
             Some(o) => {
                 let mut m = o.clone();
-                if !m.merge_from(incoming) {
+                if !m.merge_from(&*r.record()?) {
                     return Ok(RemoteOutcome::Refused);
                 }
                 if &m == o {
@@ -202,7 +273,7 @@ impl PageTables<'_> {
                 }
                 m
             }
-            None => incoming.clone(),
+            None => r.record()?.into_owned(),
         };
         let (stored, _) = encode_any(&merged)?;
         let sealed = keys.seal(&record_place(def.name(), id), &stored)?;
@@ -284,10 +355,10 @@ impl Store {
                 page.index.deferred = Some(Vec::new());
             }
             for item in records {
-                let r = item.remote();
-                clock.observe(r.stamp, phys);
-                let origin = r.origin.as_ref().filter(|o| o.device != me);
-                let outcome = page.merge(r, item.fresh(), origin, &policy, now, &keys, self.offset)?;
+                let r = item.view();
+                clock.observe(r.stamp(), phys);
+                let origin = r.origin().filter(|o| o.device != me);
+                let outcome = page.merge(r, origin, &policy, now, &keys, self.offset)?;
                 match outcome {
                     RemoteOutcome::New => out.new += 1,
                     RemoteOutcome::Merged => out.merged += 1,
@@ -296,7 +367,7 @@ impl Store {
                     RemoteOutcome::Refused => out.refused += 1,
                 }
                 if matches!(outcome, RemoteOutcome::New | RemoteOutcome::Merged) {
-                    out.changed.push((r.record.kind(), r.record.id(), r.changed_desk.clone()));
+                    out.changed.push((r.kind(), r.id(), r.changed_desk().to_owned()));
                 }
             }
             let mut m = tx.open_table(tables::META)?;
@@ -346,14 +417,24 @@ impl Store {
     /// so it runs on any thread beside the one that applies.
     pub fn prepare_remote(&self, remote: RemoteRecord) -> Result<PreparedRemote, StoreError> {
         let rec = &remote.record;
-        if rec.kind() == RecordKind::Audit {
-            return Ok(PreparedRemote { remote, fresh: None });
+        let kind = rec.kind();
+        if kind == RecordKind::Audit {
+            return Ok(remote.into());
         }
         let keys = self.keys();
         let (stored, _) = encode_any(rec)?;
-        let sealed = keys.seal(&record_place(tables::records(rec.kind()).name(), rec.id().as_u128()), &stored)?;
+        let sealed = keys.seal(&record_place(tables::records(kind).name(), rec.id().as_u128()), &stored)?;
         let entries = entries(rec, self.offset, &keys);
-        Ok(PreparedRemote { fresh: Some(Fresh { keys, sealed, entries }), remote })
+        Ok(PreparedRemote(Prepared::Sealed(SealedRemote {
+            id: rec.id(),
+            stamp: remote.stamp,
+            facts: KeepFacts::of(rec),
+            origin: remote.origin,
+            changed_desk: remote.changed_desk,
+            keys,
+            sealed,
+            entries,
+        })))
     }
 
     /// Where a record came from: `None` for one written here.

@@ -233,6 +233,14 @@ fn a_prepared_record_is_stored_as_the_record_itself_would_be() {
     assert!(found.contains(&a.id) && found.contains(&b.id), "{found:?}");
     assert_eq!(store.write(|ctx| ctx.followup_by_source(&b.source.dedup_key())).unwrap(), Some(b.id));
 
+    // The sharing policy reads the prepared record's facts: a task closed 40 days ago is not kept, an open one is.
+    let (_, old_done) = relayed_task(Moment(T0 - 40 * DAY), "ZY-9", FollowupStatus::Completed);
+    let (old_open, r) = relayed_task(Moment(T0 - 40 * DAY), "ZY-10", FollowupStatus::Open);
+    let both = [store.prepare_remote(old_done).unwrap(), store.prepare_remote(r).unwrap()];
+    let applied = store.apply_remote_page(&both, "records", 2).unwrap();
+    assert_eq!((applied.new, applied.not_kept), (1, 1));
+    assert!(store.get::<FollowupTask>(old_open.id).unwrap().is_some());
+
     // Held already: merged as usual, the prepared bytes unused.
     clock.advance(60_000);
     let (mut later, _) = relayed_task(Moment(T0), "ZY-1", FollowupStatus::Open);
@@ -249,5 +257,5 @@ fn a_prepared_record_is_stored_as_the_record_itself_would_be() {
     assert_eq!(store.apply_remote_page(&[r], "records", 4).unwrap().new, 1);
     assert_eq!(store.get::<FollowupTask>(c.id).unwrap(), Some(c));
     assert!(store.check().unwrap().is_empty(), "{:?}", store.check().unwrap());
-    assert_eq!(store.find_by_phone("13800138000").unwrap().len(), 3);
+    assert_eq!(store.find_by_phone("13800138000").unwrap().len(), 4);
 }

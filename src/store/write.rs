@@ -485,7 +485,7 @@ impl<'t> IndexTables<'t> {
     ) -> Result<(), StoreError> {
         let e = entries(rec, offset, keys);
         let none = Entries::default();
-        if insert { self.change(&none, &e, rec, strict) } else { self.change(&e, &none, rec, strict) }
+        if insert { self.change(&none, &e, Some(rec), strict) } else { self.change(&e, &none, Some(rec), strict) }
     }
 
     /// Moves a record's index entries from what `old` contributed to what `new` contributes (see
@@ -501,16 +501,17 @@ impl<'t> IndexTables<'t> {
         strict: bool,
     ) -> Result<(), StoreError> {
         let before = old.map_or_else(Entries::default, |o| entries(o, offset, keys));
-        self.change(&before, &entries(new, offset, keys), new, strict)
+        self.change(&before, &entries(new, offset, keys), Some(new), strict)
     }
 
     /// Removes the entries of `old` that `new` lacks and inserts those of `new` that `old` lacks. `rec` is the
-    /// record `new` describes (or `old`, for a removal), for the follow-up source's conflict message.
+    /// record `new` describes (or `old`, for a removal), for the follow-up source's conflict message (which names
+    /// the source by its index key without it).
     pub(super) fn change(
         &mut self,
         old: &Entries,
         new: &Entries,
-        rec: &AnyRecord,
+        rec: Option<&AnyRecord>,
         strict: bool,
     ) -> Result<(), StoreError> {
         let tx = self.tx;
@@ -576,7 +577,7 @@ impl<'t> IndexTables<'t> {
             match existing {
                 Some(other) if other != *id && strict => {
                     let source = match rec {
-                        AnyRecord::FollowupTask(t) => t.source.dedup_key(),
+                        Some(AnyRecord::FollowupTask(t)) => t.source.dedup_key(),
                         _ => s.clone(),
                     };
                     return Err(StoreError::Conflict(format!("a follow-up task already exists for source {source}")));

@@ -566,18 +566,45 @@ impl SharingPolicy {
 
     /// Whether a desk keeps a record of another desk at `now`.
     pub fn keeps(&self, rec: &super::AnyRecord, now: super::Moment) -> bool {
+        self.keeps_facts(KeepFacts::of(rec), now)
+    }
+
+    /// [`SharingPolicy::keeps`] for a record of which only these facts are at hand.
+    #[must_use]
+    pub fn keeps_facts(&self, facts: KeepFacts, now: super::Moment) -> bool {
+        if facts.kind == super::RecordKind::Audit {
+            return false;
+        }
+        if facts.open {
+            return true;
+        }
+        let days = i64::from(self.days_for(facts.kind));
+        facts.occurred_at.0 >= now.0.saturating_sub(days.saturating_mul(86_400_000))
+    }
+}
+
+/// What the sharing policy asks of a record ([`SharingPolicy::keeps_facts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepFacts {
+    /// Its kind.
+    pub kind: super::RecordKind,
+    /// Still open (a case, follow-up task or appointment not closed): kept whatever its age.
+    pub open: bool,
+    /// When it occurred.
+    pub occurred_at: super::Moment,
+}
+
+impl KeepFacts {
+    /// The facts of `rec`.
+    #[must_use]
+    pub fn of(rec: &super::AnyRecord) -> KeepFacts {
         let open = match rec {
             super::AnyRecord::Case(c) => c.is_open(),
             super::AnyRecord::FollowupTask(t) => !t.status.value.is_final(),
             super::AnyRecord::Appointment(a) => !a.status().is_final(),
-            super::AnyRecord::Audit(_) => return false,
             _ => false,
         };
-        if open {
-            return true;
-        }
-        let days = i64::from(self.days_for(rec.kind()));
-        rec.occurred_at().0 >= now.0.saturating_sub(days.saturating_mul(86_400_000))
+        KeepFacts { kind: rec.kind(), open, occurred_at: rec.occurred_at() }
     }
 }
 
