@@ -65,10 +65,6 @@ struct PreparedPage {
     decoded: Result<DecodedRecords, LocalError>,
 }
 
-fn seqs(page: &PullPage) -> Vec<u64> {
-    page.changes().iter().map(|c| c.seq).collect()
-}
-
 impl<'a> PreparedPages<'a> {
     /// None yet, for `store`.
     pub(super) fn new(store: &'a Store) -> Self {
@@ -83,7 +79,7 @@ impl<'a> PreparedPages<'a> {
                 return None;
             }
             let front = ready.pop_front()?;
-            if front.cursor == page.cursor() && front.seqs == seqs(page) {
+            if front.cursor == page.cursor() && front.seqs.iter().copied().eq(page.changes().iter().map(|c| c.seq)) {
                 return Some(front.decoded);
             }
         }
@@ -96,8 +92,11 @@ impl PagePreparer for PreparedPages<'_> {
         if stream != RECORDS_STREAM {
             return;
         }
-        let prepared =
-            PreparedPage { cursor: page.cursor(), seqs: seqs(page), decoded: decode_records(self.store, page, true) };
+        let prepared = PreparedPage {
+            cursor: page.cursor(),
+            seqs: page.changes().iter().map(|c| c.seq).collect(),
+            decoded: decode_records(self.store, page, true),
+        };
         let Ok(mut ready) = self.ready.lock() else { return };
         // A read-ahead that starts over (after a failed request) fetches from an earlier cursor: what the failed one
         // left past that point will never be applied.

@@ -66,9 +66,9 @@ pub use replica::{ByOrigin, PreparedRemote, RemoteApplied, RemoteItem, RemoteOut
 pub use verify::{ChainProblem, rebuild_indexes_in};
 pub use write::WriteCtx;
 
-use crate::model::codec::decode_record;
 /// The record codec, re-exported for the callers that knew it here (HQ moves to [`crate::model::codec`]).
 pub use crate::model::codec::{decode_any, decode_op_payload};
+use crate::model::codec::{decode_record, encode_any};
 use crate::model::{AnyRecord, Moment, Record, RecordKind, ReferenceData};
 use tables::meta;
 
@@ -197,6 +197,12 @@ fn open_record<R: Record>(keys: &Keys, id: u128, sealed: &[u8]) -> Result<R, Sto
 /// Decrypts and decodes a stored record of a kind.
 fn open_any(keys: &Keys, kind: RecordKind, id: u128, sealed: &[u8]) -> Result<AnyRecord, StoreError> {
     Ok(decode_any(kind, &keys.open(&record_place(tables::records(kind).name(), id), sealed)?)?)
+}
+
+/// Encodes and seals a record as its table stores it (the counterpart of [`open_any`]).
+fn seal_any(keys: &Keys, rec: &AnyRecord) -> Result<Vec<u8>, StoreError> {
+    let (stored, _) = encode_any(rec)?;
+    keys.seal(&record_place(tables::records(rec.kind()).name(), rec.id().as_u128()), &stored)
 }
 
 /// Decrypts and decodes a stored outbox op.

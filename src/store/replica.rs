@@ -13,14 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use guidedesk_sync::{Hlc, codec};
-use redb::{ReadableTable, TableHandle as _};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::backlog;
-use super::crypto::{Keys, record_place};
+use super::crypto::Keys;
 use super::write::{Entries, IndexTables, entries, kind_slot};
-use super::{Store, StoreError, open_any, open_op, read_u64, tables};
-use crate::model::codec::encode_any;
+use super::{Store, StoreError, open_any, open_op, read_u64, seal_any, tables};
 use crate::model::{AnyRecord, Chained, Feedback, KeepFacts, Record, RecordId, RecordKind};
 use tables::meta;
 
@@ -141,7 +140,7 @@ enum View<'a> {
     Sealed(&'a SealedRemote),
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
     fn kind(self) -> RecordKind {
         match self {
             View::Record(r) => r.record.kind(),
@@ -163,14 +162,14 @@ impl View<'_> {
         }
     }
 
-    fn origin(&self) -> Option<&ReplicaOrigin> {
+    fn origin(self) -> Option<&'a ReplicaOrigin> {
         match self {
             View::Record(r) => r.origin.as_ref(),
             View::Sealed(s) => s.origin.as_ref(),
         }
     }
 
-    fn changed_desk(&self) -> &str {
+    fn changed_desk(self) -> &'a str {
         match self {
             View::Record(r) => &r.changed_desk,
             View::Sealed(s) => &s.changed_desk,
@@ -185,7 +184,7 @@ impl View<'_> {
     }
 
     /// The record itself; a prepared one is opened from its sealed bytes.
-    fn record(&self) -> Result<std::borrow::Cow<'_, AnyRecord>, StoreError> {
+    fn record(self) -> Result<std::borrow::Cow<'a, AnyRecord>, StoreError> {
         Ok(match self {
             View::Record(r) => std::borrow::Cow::Borrowed(&r.record),
             View::Sealed(s) => std::borrow::Cow::Owned(open_any(&s.keys, s.facts.kind, s.id.as_u128(), &s.sealed)?),
@@ -275,9 +274,7 @@ impl PageTables<'_> {
             }
             None => r.record()?.into_owned(),
         };
-        let (stored, _) = encode_any(&merged)?;
-        let sealed = keys.seal(&record_place(def.name(), id), &stored)?;
-        table.insert(id, sealed.as_slice())?;
+        table.insert(id, seal_any(keys, &merged)?.as_slice())?;
         self.index.update(old.as_ref(), &merged, offset, keys, false)?;
         if old.is_none()
             && let Some(origin) = origin
@@ -422,8 +419,7 @@ impl Store {
             return Ok(remote.into());
         }
         let keys = self.keys();
-        let (stored, _) = encode_any(rec)?;
-        let sealed = keys.seal(&record_place(tables::records(kind).name(), rec.id().as_u128()), &stored)?;
+        let sealed = seal_any(&keys, rec)?;
         let entries = entries(rec, self.offset, &keys);
         Ok(PreparedRemote(Prepared::Sealed(SealedRemote {
             id: rec.id(),

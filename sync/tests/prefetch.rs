@@ -220,6 +220,10 @@ fn large_pages_wait_fewer_at_a_time() {
 /// A slow sink that records, as each batch arrives, how far ahead HQ was already asked.
 struct Watcher<'a> {
     hq: &'a Hq,
+    /// Changes per page.
+    limit: u64,
+    /// Changes the read-ahead may hold.
+    bound: u64,
     cursor: Mutex<u64>,
     ahead: Mutex<Vec<u64>>,
 }
@@ -234,9 +238,15 @@ impl PullSink for Watcher<'_> {
     }
 
     fn apply_many(&self, _stream: &str, pages: &[PullPage]) -> Result<(), LocalError> {
-        // Long enough for the read-ahead to fill whatever room it has.
-        std::thread::sleep(Duration::from_millis(60));
+        // Until the read-ahead has asked for as much as it may (or for the last page), then a while longer: time
+        // enough to overrun its room if it could.
         let last = pages.last().unwrap().cursor();
+        let room = last + self.bound;
+        let final_page = self.hq.log.head - self.limit;
+        let asked = self.hq.asked.lock().unwrap();
+        let reached = |a: &mut Vec<u64>| a.iter().copied().max().unwrap() < room.min(final_page);
+        drop(self.hq.wake.wait_timeout_while(asked, Duration::from_secs(10), reached).unwrap());
+        std::thread::sleep(Duration::from_millis(30));
         let asked = self.hq.asked.lock().unwrap().iter().copied().max().unwrap();
         self.ahead.lock().unwrap().push(asked.saturating_sub(last));
         *self.cursor.lock().unwrap() = last;
@@ -249,12 +259,12 @@ fn the_read_ahead_of_large_pages_holds_about_one_transaction() {
     use guidedesk_sync::replicate::read_ahead_pages;
     let limit = 5_000u32;
     let hq = hq(60_000, true, None);
-    let desk = Watcher { hq: &hq, cursor: Mutex::new(0), ahead: Mutex::default() };
+    let bound = read_ahead_pages(limit) as u64 * u64::from(limit);
+    let desk = Watcher { hq: &hq, limit: limit.into(), bound, cursor: Mutex::new(0), ahead: Mutex::default() };
     let report = run_cycle(&hq, &Quiet, &desk, &options(limit), &|_| {}).expect("the cycle completes");
     assert_eq!(report.pulled, 60_000);
     let ahead = desk.ahead.lock().unwrap().clone();
     // Pages waiting, and the one fetched that waits for room: none further.
-    let bound = read_ahead_pages(limit) as u64 * u64::from(limit);
     assert!(ahead.iter().all(|&a| a <= bound), "asked at most {bound} changes ahead: {ahead:?}");
     assert!(ahead.contains(&bound), "the read-ahead filled its room: {ahead:?}");
 }
