@@ -9,6 +9,7 @@ use guidedesk_sync::Hlc;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::copy::copy_in;
 use super::push::PgBatch;
 use super::records::{COMMON, stored_from_row, table};
 use super::{PgStore, to_i64, uuid_of};
@@ -25,6 +26,8 @@ pub(super) struct Bumped {
     pub(super) echo: Option<u128>,
     pub(super) stamp: Hlc,
     pub(super) last_device: u128,
+    /// The batch inserted the record's row, so the record has no feed position yet.
+    pub(super) new: bool,
 }
 
 fn head_key(site: &str) -> String {
@@ -40,8 +43,10 @@ impl PgBatch {
         let mut latest: std::collections::BTreeMap<(u16, u128), Bumped> = std::collections::BTreeMap::new();
         for b in bumped {
             let key = (b.kind.code(), b.id);
-            let stamp = latest.get(&key).map_or(b.stamp, |o| crate::hq::feed::later(o.stamp, b.stamp));
-            latest.insert(key, Bumped { stamp, ..b });
+            let (stamp, new) = latest
+                .get(&key)
+                .map_or((b.stamp, b.new), |o| (crate::hq::feed::later(o.stamp, b.stamp), o.new || b.new));
+            latest.insert(key, Bumped { stamp, new, ..b });
         }
         let mut by_site: std::collections::BTreeMap<String, Vec<Bumped>> = std::collections::BTreeMap::new();
         for b in latest.into_values() {
@@ -60,48 +65,88 @@ impl PgBatch {
             .await?
             .try_get("value")?;
             let first = head - n + 1;
-            let (mut kinds, mut ids, mut sites, mut seqs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut echoes, mut walls, mut logicals, mut nodes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let mut lasts = Vec::new();
-            for (i, b) in items.iter().enumerate() {
-                kinds.push(i16::try_from(b.kind.code()).unwrap_or(i16::MAX));
-                ids.push(uuid_of(b.id));
-                sites.push(site.clone());
-                seqs.push(first + i64::try_from(i).unwrap_or(0));
-                echoes.push(b.echo.map(uuid_of));
-                walls.push(to_i64(b.stamp.wall_ms, "stamp")?);
-                logicals.push(i64::from(b.stamp.logical));
-                nodes.push(b.stamp.node.cast_signed());
-                lasts.push(uuid_of(b.last_device));
-            }
-            sqlx::query(
-                "INSERT INTO record_feed (kind, record_id, site, seq, echo, stamp_wall, stamp_logical, stamp_node, \
-                 last_device) SELECT * FROM UNNEST($1::int2[], $2::uuid[], $3::text[], $4::int8[], $5::uuid[], \
-                 $6::int8[], $7::int8[], $8::int8[], $9::uuid[]) \
-                 ON CONFLICT (kind, record_id) DO UPDATE SET seq = EXCLUDED.seq, echo = EXCLUDED.echo, \
-                 last_device = EXCLUDED.last_device, \
-                 stamp_wall = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
-                   (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
-                   THEN EXCLUDED.stamp_wall ELSE record_feed.stamp_wall END, \
-                 stamp_logical = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
-                   (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
-                   THEN EXCLUDED.stamp_logical ELSE record_feed.stamp_logical END, \
-                 stamp_node = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
-                   (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
-                   THEN EXCLUDED.stamp_node ELSE record_feed.stamp_node END",
-            )
-            .bind(&kinds)
-            .bind(&ids)
-            .bind(&sites)
-            .bind(&seqs)
-            .bind(&echoes)
-            .bind(&walls)
-            .bind(&logicals)
-            .bind(&nodes)
-            .bind(&lasts)
-            .execute(&mut **self.tx()?)
-            .await?;
+            let positioned = items.iter().enumerate().map(|(i, b)| (first + i64::try_from(i).unwrap_or(0), b));
+            let (fresh, moved): (Vec<_>, Vec<_>) = positioned.partition(|(_, b)| b.new);
+            self.feed_insert(&site, fresh).await?;
+            self.feed_move(&site, moved).await?;
         }
+        Ok(())
+    }
+
+    /// Feed positions of records the batch inserted (none held one before: a record's feed row is written with
+    /// its first row, and neither is ever deleted).
+    async fn feed_insert(&mut self, site: &str, items: Vec<(i64, &Bumped)>) -> Result<(), HqError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        copy_in(
+            self.tx()?,
+            "COPY record_feed (kind, record_id, site, seq, echo, stamp_wall, stamp_logical, stamp_node, last_device) \
+             FROM STDIN (FORMAT binary)",
+            items,
+            |rows, (seq, b)| {
+                rows.row(9);
+                rows.int2(i16::try_from(b.kind.code()).unwrap_or(i16::MAX))?;
+                rows.uuid(b.id)?;
+                rows.text(Some(site))?;
+                rows.int8(seq)?;
+                rows.opt_uuid(b.echo)?;
+                rows.int8(to_i64(b.stamp.wall_ms, "stamp")?)?;
+                rows.int8(i64::from(b.stamp.logical))?;
+                rows.int8(b.stamp.node.cast_signed())?;
+                rows.uuid(b.last_device)
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// New feed positions of records held before, keeping the highest stamp merged into each.
+    async fn feed_move(&mut self, site: &str, items: Vec<(i64, &Bumped)>) -> Result<(), HqError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let (mut kinds, mut ids, mut sites, mut seqs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut echoes, mut walls, mut logicals, mut nodes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut lasts = Vec::new();
+        for (seq, b) in items {
+            kinds.push(i16::try_from(b.kind.code()).unwrap_or(i16::MAX));
+            ids.push(uuid_of(b.id));
+            sites.push(site);
+            seqs.push(seq);
+            echoes.push(b.echo.map(uuid_of));
+            walls.push(to_i64(b.stamp.wall_ms, "stamp")?);
+            logicals.push(i64::from(b.stamp.logical));
+            nodes.push(b.stamp.node.cast_signed());
+            lasts.push(uuid_of(b.last_device));
+        }
+        sqlx::query(
+            "INSERT INTO record_feed (kind, record_id, site, seq, echo, stamp_wall, stamp_logical, stamp_node, \
+             last_device) SELECT * FROM UNNEST($1::int2[], $2::uuid[], $3::text[], $4::int8[], $5::uuid[], \
+             $6::int8[], $7::int8[], $8::int8[], $9::uuid[]) \
+             ON CONFLICT (kind, record_id) DO UPDATE SET seq = EXCLUDED.seq, echo = EXCLUDED.echo, \
+             last_device = EXCLUDED.last_device, \
+             stamp_wall = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
+               (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
+               THEN EXCLUDED.stamp_wall ELSE record_feed.stamp_wall END, \
+             stamp_logical = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
+               (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
+               THEN EXCLUDED.stamp_logical ELSE record_feed.stamp_logical END, \
+             stamp_node = CASE WHEN (EXCLUDED.stamp_wall, EXCLUDED.stamp_logical, EXCLUDED.stamp_node) > \
+               (record_feed.stamp_wall, record_feed.stamp_logical, record_feed.stamp_node) \
+               THEN EXCLUDED.stamp_node ELSE record_feed.stamp_node END",
+        )
+        .bind(&kinds)
+        .bind(&ids)
+        .bind(&sites)
+        .bind(&seqs)
+        .bind(&echoes)
+        .bind(&walls)
+        .bind(&logicals)
+        .bind(&nodes)
+        .bind(&lasts)
+        .execute(&mut **self.tx()?)
+        .await?;
         Ok(())
     }
 }

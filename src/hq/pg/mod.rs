@@ -30,6 +30,7 @@
 
 mod changes;
 mod connect;
+mod copy;
 mod devices;
 mod feed;
 mod push;

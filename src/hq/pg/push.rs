@@ -11,8 +11,9 @@ use guidedesk_sync::{DeviceId, Hlc, Op, codec};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::copy::{copy_in, is_unique_violation};
 use super::feed::Bumped;
-use super::records::{COMMON, locked_records, stored_from_row, table, write_record, write_records};
+use super::records::{COMMON, insert_new_records, locked_records, stored_from_row, table, write_record, write_records};
 use super::{PgStore, to_i64, ts_u, uuid_of};
 use crate::hq::admit::{Screen, ScreenCache};
 use crate::hq::rows::{HqError, REFERENCE_STREAM, StoredRecord};
@@ -181,6 +182,7 @@ impl PgBatch {
                     echo: crate::hq::feed::echo_of(&stored, &incoming, ctx.device),
                     stamp: ctx.stamp,
                     last_device: ctx.device.0,
+                    new,
                 };
                 self.bump_feed(vec![bumped], ctx.received_ms).await?;
                 self.receipt(op, ctx, false).await?;
@@ -296,22 +298,26 @@ impl PgBatch {
         fresh.sort_unstable_by_key(|t| t.stored.record.id().0);
         let fresh_recs: Vec<&StoredRecord> = fresh.iter().map(|t| &t.stored).collect();
         let written: std::collections::HashSet<u128> =
-            write_records(self.tx()?, kind, &fresh_recs, true).await?.into_iter().collect();
+            insert_new_records(self.tx()?, kind, &fresh_recs).await?.into_iter().collect();
         // Every record the batch merged moves in its site's feed; its echo is the device when the final state is
         // exactly what the device's last op of it carried.
-        let bump = |stored: &StoredRecord, t_ops: &[usize], verdicts: &[Option<Verdict>]| -> Option<Bumped> {
+        let bump = |stored: &StoredRecord,
+                    t_ops: &[usize],
+                    verdicts: &[Option<Verdict>],
+                    new: bool|
+         -> Option<Bumped> {
             let applied: Vec<usize> =
                 t_ops.iter().copied().filter(|&i| matches!(verdicts[i], Some(Verdict::Applied))).collect();
             let last = *applied.last()?;
             let (op, ctx) = &ops[last];
             let stamp = applied.iter().fold(Hlc::ZERO, |m, &i| crate::hq::feed::later(m, ops[i].1.stamp));
             let echo = incoming_of[last].as_ref().and_then(|inc| crate::hq::feed::echo_of(stored, inc, ctx.device));
-            Some(Bumped { kind, id: op.key.id, site: stored.site.clone(), echo, stamp, last_device: ctx.device.0 })
+            Some(Bumped { kind, id: op.key.id, site: stored.site.clone(), echo, stamp, last_device: ctx.device.0, new })
         };
         let mut bumped: Vec<Bumped> = touched
             .values()
             .filter(|t| t.in_db || written.contains(&t.stored.record.id().as_u128()))
-            .filter_map(|t| bump(&t.stored, &t.ops, verdicts))
+            .filter_map(|t| bump(&t.stored, &t.ops, verdicts, !t.in_db))
             .collect();
         // A new record whose id another device's transaction inserted meanwhile: as in `apply_op`'s second round,
         // its row is read under its lock and the batch's ops are merged into it, in order.
@@ -333,7 +339,7 @@ impl PgBatch {
                     verdicts[i] = Some(Verdict::Invalid(reason));
                 }
             }
-            if let Some(b) = bump(&s, &t.ops, verdicts) {
+            if let Some(b) = bump(&s, &t.ops, verdicts, false) {
                 bumped.push(b);
             }
             redone.push(s);
@@ -349,37 +355,33 @@ impl PgBatch {
             return Ok(());
         }
         let n = applied.len();
-        let (mut devices, mut seqs, mut kinds) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut ids, mut at, mut clamped) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for &i in applied {
-            let (op, ctx) = &ops[i];
-            devices.push(uuid_of(ctx.device.0));
-            seqs.push(to_i64(op.seq, "op sequence")?);
-            kinds.push(i16::try_from(op.key.kind).unwrap_or(i16::MAX));
-            ids.push(uuid_of(op.key.id));
-            at.push(ts_u(ctx.received_ms));
-            clamped.push(ctx.clamped);
-        }
-        let r = sqlx::query(
-            "INSERT INTO op_receipts (device, seq, kind, record_id, received_at, quarantined, clamped) \
-             SELECT d, s, k, r, a, false, c FROM UNNEST($1::uuid[], $2::int8[], $3::int2[], $4::uuid[], \
-             $5::timestamptz[], $6::bool[]) AS u(d, s, k, r, a, c) ON CONFLICT DO NOTHING",
+        let copied = copy_in(
+            self.tx()?,
+            "COPY op_receipts (device, seq, kind, record_id, received_at, quarantined, clamped) \
+             FROM STDIN (FORMAT binary)",
+            applied.iter().map(|&i| &ops[i]),
+            |rows, (op, ctx)| {
+                rows.row(7);
+                rows.uuid(ctx.device.0)?;
+                rows.int8(to_i64(op.seq, "op sequence")?)?;
+                rows.int2(i16::try_from(op.key.kind).unwrap_or(i16::MAX))?;
+                rows.uuid(op.key.id)?;
+                rows.time_u(ctx.received_ms)?;
+                rows.bool(false)?;
+                rows.bool(ctx.clamped)
+            },
         )
-        .bind(&devices)
-        .bind(&seqs)
-        .bind(&kinds)
-        .bind(&ids)
-        .bind(&at)
-        .bind(&clamped)
-        .execute(&mut **self.tx()?)
-        .await?;
-        if r.rows_affected() != n as u64 {
+        .await;
+        match copied {
+            Ok(_) => {}
             // apply_push only hands over ops above the locked cursor, so this would be a bug: refuse the batch.
-            return Err(HqError::Refused(format!(
-                "{} of {n} ops of device {:x} were received before",
-                n as u64 - r.rows_affected(),
-                ops[applied[0]].1.device.0
-            )));
+            Err(e) if is_unique_violation(&e) => {
+                return Err(HqError::Refused(format!(
+                    "ops of device {:x} among these {n} were received before",
+                    ops[applied[0]].1.device.0
+                )));
+            }
+            Err(e) => return Err(e),
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use sqlx::query::Query;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::copy::{CopyRows, copy_in, is_unique_violation};
 use super::{label, ms_u, ts, ts_u, uuid_of};
 use crate::hq::rows::{HqError, StoredRecord};
 use crate::model::{AnyRecord, RecordKind};
@@ -312,6 +313,68 @@ pub(super) async fn write_records(
             return Err(HqError::Refused(format!("{written} of {n} merged records were written")));
         }
         Ok(ids.iter().map(Uuid::as_u128).collect())
+    }
+}
+
+/// `COPY` into a record kind's table, the columns in [`upsert_sql`]'s order.
+fn copy_sql(kind: RecordKind) -> String {
+    let (t, keys) = table(kind);
+    format!("COPY {t} (id, {COMMON}, {}, record) FROM STDIN (FORMAT binary)", keys.join(", "))
+}
+
+/// One record as a row of [`copy_sql`].
+fn copy_record(rows: &mut CopyRows, s: &StoredRecord) -> Result<(), HqError> {
+    let keys = key_columns(&s.record);
+    rows.row(i16::try_from(keys.len() + 10).unwrap_or(i16::MAX));
+    rows.uuid(s.record.id().as_u128())?;
+    rows.text(Some(&s.site))?;
+    rows.uuid(s.device)?;
+    rows.time(s.record.occurred_at().0)?;
+    rows.time(s.corrected_business_ms())?;
+    rows.time_u(s.first_received_ms)?;
+    rows.time_u(s.updated_ms)?;
+    rows.int8(s.skew_ms)?;
+    rows.bool(s.clock_flagged)?;
+    for c in keys {
+        match c {
+            Col::Text(v) => rows.text(v.as_deref())?,
+            Col::Bool(v) => rows.bool(v)?,
+            Col::Int(v) => rows.int8(v)?,
+            Col::Id(v) => rows.opt_uuid(v.map(|u| u.as_u128()))?,
+            Col::Date(v) => rows.date(v)?,
+            Col::Time(v) => match v {
+                Some(t) => rows.time(t.timestamp_millis())?,
+                None => rows.null(),
+            },
+        }
+    }
+    rows.bytes(&codec::encode(&s.record)?)
+}
+
+/// Inserts new records of one kind (distinct ids, read as absent under the batch's locks); the ids written. They
+/// are copied in bulk; when another transaction inserted one of the ids meanwhile, the copy is undone (to a
+/// savepoint) and they are inserted with [`write_records`], which leaves out the ids taken so that the batch merges
+/// into them instead.
+pub(super) async fn insert_new_records(
+    tx: &mut Transaction<'static, Postgres>,
+    kind: RecordKind,
+    recs: &[&StoredRecord],
+) -> Result<Vec<u128>, HqError> {
+    if recs.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query("SAVEPOINT new_records").execute(&mut **tx).await?;
+    match copy_in(tx, &copy_sql(kind), recs.iter().copied(), copy_record).await {
+        Ok(_) => {
+            sqlx::query("RELEASE SAVEPOINT new_records").execute(&mut **tx).await?;
+            Ok(recs.iter().map(|s| s.record.id().as_u128()).collect())
+        }
+        Err(e) if is_unique_violation(&e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT new_records").execute(&mut **tx).await?;
+            sqlx::query("RELEASE SAVEPOINT new_records").execute(&mut **tx).await?;
+            write_records(tx, kind, recs, true).await
+        }
+        Err(e) => Err(e),
     }
 }
 

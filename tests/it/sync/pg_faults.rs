@@ -375,3 +375,62 @@ fn concurrent_reference_imports_on_two_connections_get_commit_ordered_sequence_n
     let after: Vec<u64> = log.changes_after(0, 100).unwrap().iter().map(|c| c.seq).collect();
     assert_eq!(after, (1..=20).collect::<Vec<u64>>());
 }
+
+/// Two devices' first ops of one record in two transactions at once: the second one's bulk copy of the record meets
+/// the first one's row (uncommitted, then committed), is undone to its savepoint and merges into that row instead.
+/// Both ops are applied once, and the record has one row and one feed position.
+#[test]
+fn a_new_record_inserted_meanwhile_by_another_transaction_is_merged_into() {
+    use guidedesk_sync::server::{HqStorage, HqTx, OpContext, Verdict};
+    let Some(pg) = PgSchema::fresh("copy_meets_a_concurrent_insert") else { return };
+    let hq = HqBackend::from(pg.connect());
+    let at = now_ms();
+    for (d, desk) in [(1u128, "d1"), (2, "d2")] {
+        let code = hq.create_code("main", desk, at, 60_000).unwrap();
+        hq.enroll(&code, DeviceId(d), at).unwrap().unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _clock) = open_kiosk(dir.path(), now());
+    let id = write_arrivals(&store, 1, 1)[0];
+    let op = store.outbox_after(0, 10).unwrap().into_iter().find(|o| o.key.id == id.as_u128()).unwrap();
+    let first = guidedesk_sync::Op { seq: 1, ..op.clone() };
+    let second = guidedesk_sync::Op {
+        seq: 1,
+        stamp: guidedesk_sync::Hlc { wall_ms: op.stamp.wall_ms + 1, ..op.stamp },
+        ..op.clone()
+    };
+    let apply = |tx: &mut guidedesk::hq::backend::BackendTx<'_>, d: u128, op: &guidedesk_sync::Op| {
+        assert_eq!(tx.device_cursor(DeviceId(d)).unwrap(), 0);
+        let ctx = OpContext::of(op, DeviceId(d), at, 0);
+        let verdicts = tx.apply_all(&[(op, ctx)]).unwrap();
+        assert_eq!(verdicts, vec![Verdict::Applied], "device {d}");
+        tx.set_device_cursor(DeviceId(d), 1, at, 0).unwrap();
+    };
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'guidedesk-hq/{}' AND wait_event_type = 'Lock'",
+        pg.schema
+    );
+    std::thread::scope(|s| {
+        let mut tx1 = hq.begin().unwrap();
+        apply(&mut tx1, 1, &first);
+        let second_device = s.spawn(|| {
+            let mut tx2 = hq.begin().unwrap();
+            apply(&mut tx2, 2, &second);
+            tx2.commit().unwrap();
+        });
+        let t = Instant::now();
+        while psql_at(&pg.url, &waiting) != "1" {
+            assert!(t.elapsed() < Duration::from_secs(20), "the second transaction never waited for the first's row");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tx1.commit().unwrap();
+        second_device.join().unwrap();
+    });
+    let s = &pg.schema;
+    let count = |sql: &str| psql_at(&pg.url, &sql.replace("{s}", s).replace("{id}", &id.0.to_string()));
+    assert_eq!(count("SELECT count(*) FROM {s}.arrivals WHERE id = '{id}'"), "1");
+    assert_eq!(count("SELECT count(*) FROM {s}.op_receipts WHERE record_id = '{id}'"), "2");
+    assert_eq!(count("SELECT count(*) FROM {s}.record_feed WHERE record_id = '{id}'"), "1");
+    assert_eq!(count("SELECT last_device = '00000000-0000-0000-0000-000000000002' FROM {s}.record_feed"), "t");
+    assert_eq!(count("SELECT string_agg(last_seq::text, ',' ORDER BY device) FROM {s}.devices"), "1,1");
+}
