@@ -4,6 +4,7 @@
 //! statement and the cursor advanced before commit. The rules of a push (duplicates, gaps, when to quarantine) are
 //! `guidedesk_sync::server::apply_push`'s.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use guidedesk_sync::server::{HqStorage, HqTx, OpContext, Verdict};
@@ -13,7 +14,9 @@ use uuid::Uuid;
 
 use super::copy::{copy_in, is_unique_violation};
 use super::feed::Bumped;
-use super::records::{COMMON, insert_new_records, locked_records, stored_from_row, table, write_record, write_records};
+use super::records::{
+    COMMON, copy_new_records, copy_record, locked_records, stored_from_row, table, write_record, write_records,
+};
 use super::{PgStore, to_i64, ts_u, uuid_of};
 use crate::hq::admit::{Screen, ScreenCache};
 use crate::hq::rows::{HqError, REFERENCE_STREAM, StoredRecord};
@@ -197,8 +200,71 @@ impl PgBatch {
 struct Touched {
     stored: StoredRecord,
     in_db: bool,
-    /// Indices (into the batch) of the ops merged into it, in order.
-    ops: Vec<usize>,
+    /// The ops merged into it (indices into the batch), in order, with the records they carried.
+    ops: Vec<(usize, AnyRecord)>,
+}
+
+/// An op's record, decoded and screened (`hq::admit`), or why it is refused.
+fn screened(op: &Op, ctx: &OpContext, screen: Option<&Screen>) -> Result<AnyRecord, String> {
+    let r = decode_op_payload(op).map_err(|e| e.to_string())?;
+    match screen {
+        Some(screen) => crate::hq::admit::screen(&r, ctx, screen).map(|()| r),
+        None => Ok(r),
+    }
+}
+
+/// Merges one record's ops of a batch (`of`, in op order) into its row read under lock (`held`), or into a new
+/// record made from the first op that is not refused; each op's verdict is set. `None` when no op was applied.
+fn merge_record(
+    held: Option<StoredRecord>,
+    of: &[usize],
+    ops: &[(&Op, OpContext)],
+    site: &str,
+    screen: Option<&Screen>,
+    verdicts: &mut [Option<Verdict>],
+) -> Option<Touched> {
+    let in_db = held.is_some();
+    let mut stored = held;
+    let mut applied = Vec::with_capacity(of.len());
+    for &i in of {
+        let (op, ctx) = &ops[i];
+        let merged = screened(op, ctx, screen).and_then(|incoming| {
+            if let Some(s) = &mut stored {
+                s.merge(&incoming, ctx, site).map(|()| incoming)
+            } else {
+                stored = Some(StoredRecord::first(ctx, site, incoming.clone()));
+                Ok(incoming)
+            }
+        });
+        verdicts[i] = Some(match merged {
+            Ok(incoming) => {
+                applied.push((i, incoming));
+                Verdict::Applied
+            }
+            Err(reason) => Verdict::Invalid(reason),
+        });
+    }
+    if applied.is_empty() {
+        return None;
+    }
+    Some(Touched { stored: stored?, in_db, ops: applied })
+}
+
+/// Where a record a batch merged moves in its site's feed: stamped with the highest stamp of its ops, its echo the
+/// device when the final state is exactly what the device's last op of it carried.
+fn bump_of(kind: RecordKind, t: &Touched, ops: &[(&Op, OpContext)]) -> Option<Bumped> {
+    let (last, incoming) = t.ops.last()?;
+    let (op, ctx) = &ops[*last];
+    let stamp = t.ops.iter().fold(Hlc::ZERO, |m, (i, _)| crate::hq::feed::later(m, ops[*i].1.stamp));
+    Some(Bumped {
+        kind,
+        id: op.key.id,
+        site: t.stored.site.clone(),
+        echo: crate::hq::feed::echo_of(&t.stored, incoming, ctx.device),
+        stamp,
+        last_device: ctx.device.0,
+        new: !t.in_db,
+    })
 }
 
 impl PgBatch {
@@ -212,26 +278,22 @@ impl PgBatch {
             self.lock_device(first.device).await?;
         }
         let site = self.site.clone().unwrap_or_default();
-        let mut groups: Vec<(RecordKind, Vec<(usize, AnyRecord)>)> = Vec::new();
-        for (i, (op, ctx)) in ops.iter().enumerate() {
-            let screened = decode_op_payload(op).map_err(|e| e.to_string()).and_then(|r| match &self.screen {
-                Some(screen) => crate::hq::admit::screen(&r, ctx, screen).map(|()| r),
-                None => Ok(r),
-            });
-            match screened {
-                Ok(r) => {
-                    let kind = r.kind();
-                    match groups.iter_mut().find(|g| g.0 == kind) {
-                        Some(g) => g.1.push((i, r)),
-                        None => groups.push((kind, vec![(i, r)])),
-                    }
+        // Grouped by the kind their keys name (a record decodes only as its op's kind, with its op's id).
+        let mut groups: Vec<(RecordKind, Vec<usize>)> = Vec::new();
+        for (i, (op, _)) in ops.iter().enumerate() {
+            if let Some(kind) = RecordKind::from_code(op.key.kind) {
+                match groups.iter_mut().find(|g| g.0 == kind) {
+                    Some(g) => g.1.push(i),
+                    None => groups.push((kind, vec![i])),
                 }
-                Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
+            } else {
+                let reason = decode_op_payload(op).err().map(|e| e.to_string());
+                verdicts[i] = Some(Verdict::Invalid(reason.unwrap_or_else(|| "unknown record kind".into())));
             }
         }
         let mut bumped = Vec::new();
         for (kind, items) in groups {
-            bumped.extend(self.apply_kind(kind, items, ops, &site, &mut verdicts).await?);
+            bumped.extend(self.apply_kind(kind, &items, ops, &site, &mut verdicts).await?);
         }
         let now = ops.first().map_or(0, |(_, c)| c.received_ms);
         self.bump_feed(bumped, now).await?;
@@ -243,109 +305,76 @@ impl PgBatch {
             .collect()
     }
 
-    /// Applies the ops of one record kind (see [`PgBatch::apply_ops`]).
+    /// Applies the ops of one record kind (see [`PgBatch::apply_ops`]). New records are decoded, merged and encoded
+    /// as they are streamed into the table, so PostgreSQL inserts one chunk while HQ prepares the next.
     async fn apply_kind(
         &mut self,
         kind: RecordKind,
-        items: Vec<(usize, AnyRecord)>,
+        items: &[usize],
         ops: &[(&Op, OpContext)],
         site: &str,
         verdicts: &mut [Option<Verdict>],
     ) -> Result<Vec<Bumped>, HqError> {
-        let mut ids: Vec<Uuid> = items.iter().map(|(_, r)| r.id().0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut existing = locked_records(self.tx()?, kind, &ids).await?;
-        let mut touched: std::collections::HashMap<u128, Touched> = std::collections::HashMap::new();
-        let mut incoming_of: Vec<Option<AnyRecord>> = vec![None; ops.len()];
-        for (i, incoming) in items {
-            let ctx = &ops[i].1;
-            let id = ops[i].0.key.id;
-            match touched.entry(id) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    let t = e.get_mut();
-                    match t.stored.merge(&incoming, ctx, site) {
-                        Ok(()) => {
-                            t.ops.push(i);
-                            verdicts[i] = Some(Verdict::Applied);
-                        }
-                        Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
-                    }
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    if let Some(mut s) = existing.remove(&id) {
-                        match s.merge(&incoming, ctx, site) {
-                            Ok(()) => {
-                                verdicts[i] = Some(Verdict::Applied);
-                                e.insert(Touched { stored: s, in_db: true, ops: vec![i] });
-                            }
-                            Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
-                        }
-                    } else {
-                        let s = StoredRecord::first(ctx, site, incoming.clone());
-                        verdicts[i] = Some(Verdict::Applied);
-                        e.insert(Touched { stored: s, in_db: false, ops: vec![i] });
-                    }
-                }
-            }
-            incoming_of[i] = Some(incoming);
+        let screen = self.screen.clone();
+        let screen = screen.as_deref();
+        let mut by_id: BTreeMap<u128, Vec<usize>> = BTreeMap::new();
+        for &i in items {
+            by_id.entry(ops[i].0.key.id).or_default().push(i);
         }
-        let mut merged: Vec<&Touched> = touched.values().filter(|t| t.in_db).collect();
-        merged.sort_unstable_by_key(|t| t.stored.record.id().0);
-        let merged: Vec<&StoredRecord> = merged.iter().map(|t| &t.stored).collect();
-        write_records(self.tx()?, kind, &merged, false).await?;
-        let mut fresh: Vec<&Touched> = touched.values().filter(|t| !t.in_db).collect();
-        fresh.sort_unstable_by_key(|t| t.stored.record.id().0);
-        let fresh_recs: Vec<&StoredRecord> = fresh.iter().map(|t| &t.stored).collect();
-        let written: std::collections::HashSet<u128> =
-            insert_new_records(self.tx()?, kind, &fresh_recs).await?.into_iter().collect();
-        // Every record the batch merged moves in its site's feed; its echo is the device when the final state is
-        // exactly what the device's last op of it carried.
-        let bump = |stored: &StoredRecord,
-                    t_ops: &[usize],
-                    verdicts: &[Option<Verdict>],
-                    new: bool|
-         -> Option<Bumped> {
-            let applied: Vec<usize> =
-                t_ops.iter().copied().filter(|&i| matches!(verdicts[i], Some(Verdict::Applied))).collect();
-            let last = *applied.last()?;
-            let (op, ctx) = &ops[last];
-            let stamp = applied.iter().fold(Hlc::ZERO, |m, &i| crate::hq::feed::later(m, ops[i].1.stamp));
-            let echo = incoming_of[last].as_ref().and_then(|inc| crate::hq::feed::echo_of(stored, inc, ctx.device));
-            Some(Bumped { kind, id: op.key.id, site: stored.site.clone(), echo, stamp, last_device: ctx.device.0, new })
-        };
-        let mut bumped: Vec<Bumped> = touched
-            .values()
-            .filter(|t| t.in_db || written.contains(&t.stored.record.id().as_u128()))
-            .filter_map(|t| bump(&t.stored, &t.ops, verdicts, !t.in_db))
+        let ids: Vec<Uuid> = by_id.keys().map(|&id| uuid_of(id)).collect();
+        let mut existing = locked_records(self.tx()?, kind, &ids).await?;
+        let (held, fresh): (Vec<_>, Vec<_>) = by_id.iter().partition(|(id, _)| existing.contains_key(id));
+        let merged: Vec<Touched> = held
+            .into_iter()
+            .filter_map(|(id, of)| merge_record(existing.remove(id), of, ops, site, screen, verdicts))
             .collect();
-        // A new record whose id another device's transaction inserted meanwhile: as in `apply_op`'s second round,
-        // its row is read under its lock and the batch's ops are merged into it, in order.
-        let lost: Vec<&Touched> =
-            fresh.into_iter().filter(|t| !written.contains(&t.stored.record.id().as_u128())).collect();
+        write_records(self.tx()?, kind, &merged.iter().map(|t| &t.stored).collect::<Vec<_>>(), false).await?;
+        let mut bumped: Vec<Bumped> = merged.iter().filter_map(|t| bump_of(kind, t, ops)).collect();
+        let mut made: Vec<Touched> = Vec::with_capacity(fresh.len());
+        let copied = copy_new_records(self.tx()?, kind, fresh, |rows, (_, of)| {
+            if let Some(t) = merge_record(None, of, ops, site, screen, verdicts) {
+                copy_record(rows, &t.stored)?;
+                made.push(t);
+            }
+            Ok(())
+        })
+        .await?;
+        if copied {
+            bumped.extend(made.iter().filter_map(|t| bump_of(kind, t, ops)));
+            return Ok(bumped);
+        }
+        // Another device's transaction inserted one of the ids meanwhile: the new records are inserted leaving out
+        // the ids taken, and the batch's ops of those are merged into the rows there, read under their locks (as in
+        // `apply_op`'s second round).
+        let written: HashSet<u128> =
+            write_records(self.tx()?, kind, &made.iter().map(|t| &t.stored).collect::<Vec<_>>(), true)
+                .await?
+                .into_iter()
+                .collect();
+        let (ours, lost): (Vec<Touched>, Vec<Touched>) =
+            made.into_iter().partition(|t| written.contains(&t.stored.record.id().as_u128()));
+        bumped.extend(ours.iter().filter_map(|t| bump_of(kind, t, ops)));
         if lost.is_empty() {
             return Ok(bumped);
         }
         let lost_ids: Vec<Uuid> = lost.iter().map(|t| t.stored.record.id().0).collect();
         let mut rows = locked_records(self.tx()?, kind, &lost_ids).await?;
-        let mut redone: Vec<StoredRecord> = Vec::with_capacity(lost.len());
+        let mut redone: Vec<Touched> = Vec::with_capacity(lost.len());
         for t in lost {
             let id = t.stored.record.id().as_u128();
             let mut s =
                 rows.remove(&id).ok_or_else(|| HqError::Refused(format!("record {id:x} could not be written")))?;
-            for &i in &t.ops {
-                let incoming = incoming_of[i].as_ref().ok_or_else(|| HqError::Refused("op lost its record".into()))?;
-                if let Err(reason) = s.merge(incoming, &ops[i].1, site) {
-                    verdicts[i] = Some(Verdict::Invalid(reason));
+            let mut applied = Vec::with_capacity(t.ops.len());
+            for (i, incoming) in t.ops {
+                match s.merge(&incoming, &ops[i].1, site) {
+                    Ok(()) => applied.push((i, incoming)),
+                    Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
                 }
             }
-            if let Some(b) = bump(&s, &t.ops, verdicts, false) {
-                bumped.push(b);
-            }
-            redone.push(s);
+            redone.push(Touched { stored: s, in_db: true, ops: applied });
         }
-        let redone: Vec<&StoredRecord> = redone.iter().collect();
-        write_records(self.tx()?, kind, &redone, false).await?;
+        bumped.extend(redone.iter().filter_map(|t| bump_of(kind, t, ops)));
+        write_records(self.tx()?, kind, &redone.iter().map(|t| &t.stored).collect::<Vec<_>>(), false).await?;
         Ok(bumped)
     }
 

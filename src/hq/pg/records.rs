@@ -323,7 +323,7 @@ fn copy_sql(kind: RecordKind) -> String {
 }
 
 /// One record as a row of [`copy_sql`].
-fn copy_record(rows: &mut CopyRows, s: &StoredRecord) -> Result<(), HqError> {
+pub(super) fn copy_record(rows: &mut CopyRows, s: &StoredRecord) -> Result<(), HqError> {
     let keys = key_columns(&s.record);
     rows.row(i16::try_from(keys.len() + 10).unwrap_or(i16::MAX));
     rows.uuid(s.record.id().as_u128())?;
@@ -351,28 +351,30 @@ fn copy_record(rows: &mut CopyRows, s: &StoredRecord) -> Result<(), HqError> {
     rows.bytes(&codec::encode(&s.record)?)
 }
 
-/// Inserts new records of one kind (distinct ids, read as absent under the batch's locks); the ids written. They
-/// are copied in bulk; when another transaction inserted one of the ids meanwhile, the copy is undone (to a
-/// savepoint) and they are inserted with [`write_records`], which leaves out the ids taken so that the batch merges
-/// into them instead.
-pub(super) async fn insert_new_records(
+/// Copies new records of one kind into its table (distinct ids, read as absent under the batch's locks), each
+/// item encoded by `encode` ([`copy_record`], or nothing for an item that makes no record) as it is streamed.
+/// `false` when another transaction inserted one of the ids meanwhile: the copy is then undone (to a savepoint),
+/// and the caller inserts the records with [`write_records`], which leaves out the ids taken.
+pub(super) async fn copy_new_records<T>(
     tx: &mut Transaction<'static, Postgres>,
     kind: RecordKind,
-    recs: &[&StoredRecord],
-) -> Result<Vec<u128>, HqError> {
-    if recs.is_empty() {
-        return Ok(Vec::new());
+    items: impl IntoIterator<Item = T>,
+    encode: impl FnMut(&mut CopyRows, T) -> Result<(), HqError>,
+) -> Result<bool, HqError> {
+    let mut items = items.into_iter().peekable();
+    if items.peek().is_none() {
+        return Ok(true);
     }
     sqlx::query("SAVEPOINT new_records").execute(&mut **tx).await?;
-    match copy_in(tx, &copy_sql(kind), recs.iter().copied(), copy_record).await {
+    match copy_in(tx, &copy_sql(kind), items, encode).await {
         Ok(_) => {
             sqlx::query("RELEASE SAVEPOINT new_records").execute(&mut **tx).await?;
-            Ok(recs.iter().map(|s| s.record.id().as_u128()).collect())
+            Ok(true)
         }
         Err(e) if is_unique_violation(&e) => {
             sqlx::query("ROLLBACK TO SAVEPOINT new_records").execute(&mut **tx).await?;
             sqlx::query("RELEASE SAVEPOINT new_records").execute(&mut **tx).await?;
-            write_records(tx, kind, recs, true).await
+            Ok(false)
         }
         Err(e) => Err(e),
     }
