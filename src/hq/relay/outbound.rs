@@ -2,8 +2,8 @@
 //! loop that runs cycles while the hub serves.
 //!
 //! A cycle first asks the group HQ for the hub's cursor (a batch with no entries), so a group HQ restored from an
-//! older backup gets the missing part again from the retained log; then sends the log after the cursor, batch by
-//! batch, recording each acknowledgement; then pulls the group's reference data. A cycle that fails part-way leaves
+//! older backup gets the missing part again from the retained log; then sends the log after the cursor in batches,
+//! two on their way at once, recording each acknowledgement ([`send_log`]); then pulls the group's reference data. A cycle that fails part-way leaves
 //! the log as it was: what was acknowledged stays acknowledged, the rest goes next time.
 
 use std::sync::Mutex;
@@ -22,6 +22,8 @@ use crate::model::ReferenceData;
 
 /// Entries per relay batch.
 pub const RELAY_BATCH: usize = 10_000;
+/// Relay batches on their way to the group HQ at once (see [`run_cycle`]).
+pub const IN_FLIGHT: usize = 2;
 /// How long acknowledged entries are kept for a group HQ restored from an older backup: 30 days.
 pub const DEFAULT_RETAIN_MS: u64 = 30 * 24 * 3_600_000;
 
@@ -100,8 +102,10 @@ pub struct RelayReport {
     pub duplicates: u64,
     /// Ops it quarantined.
     pub quarantined: u64,
-    /// Times it asked to resend from earlier.
+    /// Times it asked to resend from earlier than it had acknowledged (it lost entries: restored from a backup).
     pub rewinds: u32,
+    /// Batches sent again because they reached the group HQ before the batch ahead of them.
+    pub resent: u32,
     /// Reference-data changes applied at the hub.
     pub reference_changes: u64,
     /// Ops still not acknowledged after the cycle.
@@ -113,6 +117,17 @@ static CYCLE: Mutex<()> = Mutex::new(());
 
 /// Runs one relay cycle: every logged op up, then the group's reference data down.
 pub fn run_cycle(store: &HqStore, now_ms: u64, retain_ms: u64, keep: usize) -> Result<RelayReport, RelayFailure> {
+    run_cycle_in_batches(store, now_ms, retain_ms, keep, RELAY_BATCH)
+}
+
+/// [`run_cycle`] with relay batches of at most `batch` entries.
+pub fn run_cycle_in_batches(
+    store: &HqStore,
+    now_ms: u64,
+    retain_ms: u64,
+    keep: usize,
+    batch: usize,
+) -> Result<RelayReport, RelayFailure> {
     let _one = CYCLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let up = Upstream::of(store)?.ok_or(RelayFailure::NotEnrolled)?;
     let t = up.transport()?;
@@ -139,53 +154,114 @@ pub fn run_cycle(store: &HqStore, now_ms: u64, retain_ms: u64, keep: usize) -> R
     if cursor != state.acked {
         store.relay_acked(cursor, keep_after)?;
     }
-    let mut after = cursor;
-    while after < state.head {
-        let entries = store.relay_after(after, RELAY_BATCH)?;
-        match entries.first() {
-            Some(e) if e.seq == after + 1 => {}
-            first => {
-                return Err(RelayFailure::Protocol(format!(
-                    "the group HQ needs relay entries from {}, but the hub retains them only from {}",
-                    after + 1,
-                    first.map_or(state.head + 1, |e| e.seq)
-                )));
-            }
-        }
-        let req = RelayRequest { hub, sent_at_ms: crate::hq::server::now_ms(), entries };
-        let batch_last = req.entries.last().map_or(after, |e| e.seq);
-        match t.relay(&req)?.outcome {
-            PushOutcome::Accepted(ack) => {
-                if ack.acked_through < batch_last || ack.acked_through > state.head {
-                    return Err(RelayFailure::Protocol(format!(
-                        "the group HQ acknowledged {} for a batch through {batch_last}",
-                        ack.acked_through
-                    )));
-                }
-                report.batches += 1;
-                report.applied += u64::from(ack.applied);
-                report.duplicates += ack.skipped_duplicates.len() as u64;
-                report.quarantined += ack.quarantined.len() as u64;
-                store.relay_acked(ack.acked_through, keep_after)?;
-                after = ack.acked_through;
-            }
-            PushOutcome::Gap { expected } => {
-                report.rewinds += 1;
-                if expected > after || report.rewinds > 3 {
-                    return Err(RelayFailure::Protocol(format!(
-                        "the group HQ keeps asking for relay entry {expected}"
-                    )));
-                }
-                after = expected.saturating_sub(1);
-            }
-        }
-    }
+    let log = Log { store, hub, head: state.head, keep_after, batch: batch.max(1) };
+    send_log(&log, &t, cursor, &mut report)?;
     report.reference_changes = pull_reference(store, &t, hub, keep)?;
     report.pending = store.relay_state()?.pending();
     if report.pending == 0 {
         store.relay_succeeded(crate::hq::server::now_ms())?;
     }
     Ok(report)
+}
+
+/// The hub's relay log as a cycle sends it.
+#[derive(Clone, Copy)]
+struct Log<'a> {
+    store: &'a HqStore,
+    hub: DeviceId,
+    /// The last relay seq logged when the cycle started.
+    head: u64,
+    /// Acknowledged entries logged before this time are dropped.
+    keep_after: u64,
+    /// Entries per batch.
+    batch: usize,
+}
+
+/// A relay request on its way: the batch's last relay seq, and what the group HQ had acknowledged when it was sent.
+struct OnTheWay<'s> {
+    answer: std::thread::ScopedJoinHandle<'s, Result<guidedesk_sync::protocol::PushResponse, TransportError>>,
+    last: u64,
+    acked_at_send: u64,
+}
+
+/// Sends the log after `cursor` (what the group HQ holds) through `head`, recording each acknowledgement.
+///
+/// [`IN_FLIGHT`] batches are on their way at once: the next batch is read, encoded and sent while the group HQ applies
+/// the one before (it takes a hub's batches one at a time, under the hub's row lock). A batch that reaches it before
+/// the one ahead of it is answered with a gap; the hub then waits for the rest and sends again from what the group HQ
+/// acknowledged. A gap below what it had acknowledged when the batch was sent means the group HQ lost entries (it was
+/// restored from an older backup): those are sent again, and more than three such rewinds in a cycle stop it.
+fn send_log(log: &Log<'_>, t: &HttpTransport, cursor: u64, report: &mut RelayReport) -> Result<(), RelayFailure> {
+    let Log { store, hub, head, keep_after, batch: batch_size } = *log;
+    std::thread::scope(|s| {
+        let mut after = cursor;
+        let mut sent = cursor;
+        let mut on_the_way: std::collections::VecDeque<OnTheWay<'_>> = std::collections::VecDeque::new();
+        loop {
+            while on_the_way.len() < IN_FLIGHT && sent < head {
+                let entries = store.relay_after(sent, batch_size)?;
+                match entries.first() {
+                    Some(e) if e.seq == sent + 1 => {}
+                    first => {
+                        return Err(RelayFailure::Protocol(format!(
+                            "the group HQ needs relay entries from {}, but the hub retains them only from {}",
+                            sent + 1,
+                            first.map_or(head + 1, |e| e.seq)
+                        )));
+                    }
+                }
+                let last = entries.last().map_or(sent, |e| e.seq);
+                let req = RelayRequest { hub, sent_at_ms: crate::hq::server::now_ms(), entries };
+                let answer = s.spawn(move || t.relay(&req));
+                on_the_way.push_back(OnTheWay { answer, last, acked_at_send: after });
+                sent = last;
+            }
+            let Some(batch) = on_the_way.pop_front() else { return Ok(()) };
+            let answer = batch
+                .answer
+                .join()
+                .map_err(|_| RelayFailure::Protocol("a relay request failed unexpectedly".into()))??;
+            match answer.outcome {
+                PushOutcome::Accepted(ack) => {
+                    if ack.acked_through < batch.last || ack.acked_through > head {
+                        return Err(RelayFailure::Protocol(format!(
+                            "the group HQ acknowledged {} for a batch through {}",
+                            ack.acked_through, batch.last
+                        )));
+                    }
+                    report.batches += 1;
+                    report.applied += u64::from(ack.applied);
+                    report.duplicates += ack.skipped_duplicates.len() as u64;
+                    report.quarantined += ack.quarantined.len() as u64;
+                    store.relay_acked(ack.acked_through, keep_after)?;
+                    after = ack.acked_through;
+                }
+                PushOutcome::Gap { expected } => {
+                    // The batches behind this one cannot have been applied without it: their answers are gaps too.
+                    for rest in on_the_way.drain(..) {
+                        rest.answer.join().ok();
+                    }
+                    if expected > after + 1 {
+                        return Err(RelayFailure::Protocol(format!(
+                            "the group HQ keeps asking for relay entry {expected}"
+                        )));
+                    }
+                    if expected > batch.acked_at_send {
+                        report.resent += 1;
+                    } else {
+                        report.rewinds += 1;
+                        if report.rewinds > 3 {
+                            return Err(RelayFailure::Protocol(format!(
+                                "the group HQ keeps asking for relay entry {expected}"
+                            )));
+                        }
+                        after = expected.saturating_sub(1);
+                    }
+                    sent = after;
+                }
+            }
+        }
+    })
 }
 
 /// Pulls the group's reference data after the hub's cursor and publishes the latest for every site of the hub.

@@ -276,7 +276,40 @@ fn only_a_hub_relays_well_formed_batches_for_its_own_site(backend: &Backend) {
     assert_eq!((again.applied, again.skipped_duplicates.clone()), (0, vec![1, 2]));
 }
 
+/// Two relay batches are on their way at once. When the first is held up on the WAN, the second reaches the group
+/// HQ first and is answered with a gap: the hub sends it again once the first is acknowledged, without counting a
+/// rewind, and the group HQ takes every op once.
+fn a_batch_that_overtakes_the_one_ahead_of_it_is_sent_again(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let group = start_hq(backend, &dir.path().join("group"), 100);
+    let wan = Proxy::start(group.addr());
+    let hub = start_hub(&dir.path().join("hub"), &group, &wan, "main");
+    let desk = enrol(&hub, &dir.path().join("desk"), "main", "lobby", &hub.url());
+    let mut resent = 0;
+    // The WAN holds up whichever batch it sees first; the first batch is nearly always the one sent first, so one
+    // round in a few is enough to see a batch overtake the one ahead.
+    for round in 1..=5u64 {
+        let before = desk.store.stats().unwrap().outbox_last_seq;
+        write_arrivals(&desk.store, 100, 100);
+        sync_until_done(&desk, &options(100), 3);
+        let ops = desk.store.stats().unwrap().outbox_last_seq - before;
+        wan.script(&[Fault::Pass, Fault::Delay(400)]);
+        let r = outbound::run_cycle_in_batches(hub_store(hub.store()), now_ms(), DEFAULT_RETAIN_MS, 100, 25).unwrap();
+        wan.clear();
+        assert_eq!((r.pending, r.applied, r.duplicates, r.rewinds), (0, ops, 0, 0), "{r:?}");
+        assert_eq!(u64::from(r.batches), ops.div_ceil(25), "each batch acknowledged once: {r:?}");
+        assert_eq!(group.store().stats().unwrap().records["arrival"], 100 * round);
+        resent += r.resent;
+        if resent > 0 {
+            break;
+        }
+    }
+    assert!(resent > 0, "no batch overtook the one ahead of it: the test proved nothing");
+    check_group(group.store(), &[hub.store()], &[&desk], "main");
+}
+
 on_both_backends!(
+    a_batch_that_overtakes_the_one_ahead_of_it_is_sent_again,
     wan_cut_for_days_while_two_desks_share_through_the_hub,
     a_desk_moved_between_hubs_and_then_to_the_group_hq_is_taken_once,
     a_revoked_hub_keeps_serving_its_desks_and_resumes_when_reinstated,
