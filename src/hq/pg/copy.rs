@@ -21,7 +21,7 @@ const PG_EPOCH_MS: i64 = 946_684_800_000;
 const PG_EPOCH_DAYS_CE: i32 = 730_120;
 
 /// A chunk is sent to the server once it holds this many bytes.
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Rows in PostgreSQL's binary `COPY` format, sent in chunks.
 #[derive(Debug)]

@@ -39,26 +39,25 @@ impl PgBatch {
     /// positions).
     pub(super) async fn bump_feed(&mut self, mut bumped: Vec<Bumped>, now_ms: u64) -> Result<(), HqError> {
         bumped.retain(|b| crate::hq::feed::relayed(b.kind));
-        // One position per record: the last bump wins, with the highest stamp.
-        let mut latest: std::collections::BTreeMap<(u16, u128), Bumped> = std::collections::BTreeMap::new();
+        // One position per record, by site, then kind and id: the last bump wins, with the highest stamp.
+        bumped.sort_by(|a, b| (&a.site, a.kind.code(), a.id).cmp(&(&b.site, b.kind.code(), b.id)));
+        let mut latest: Vec<Bumped> = Vec::with_capacity(bumped.len());
         for b in bumped {
-            let key = (b.kind.code(), b.id);
-            let (stamp, new) = latest
-                .get(&key)
-                .map_or((b.stamp, b.new), |o| (crate::hq::feed::later(o.stamp, b.stamp), o.new || b.new));
-            latest.insert(key, Bumped { stamp, new, ..b });
+            match latest.last_mut() {
+                Some(o) if (o.site == b.site && o.kind == b.kind && o.id == b.id) => {
+                    *o = Bumped { stamp: crate::hq::feed::later(o.stamp, b.stamp), new: o.new || b.new, ..b };
+                }
+                _ => latest.push(b),
+            }
         }
-        let mut by_site: std::collections::BTreeMap<String, Vec<Bumped>> = std::collections::BTreeMap::new();
-        for b in latest.into_values() {
-            by_site.entry(b.site.clone()).or_default().push(b);
-        }
-        for (site, items) in by_site {
+        for items in latest.chunk_by(|a, b| a.site == b.site) {
+            let site = items[0].site.as_str();
             let n = i64::try_from(items.len()).unwrap_or(i64::MAX);
             let head: i64 = sqlx::query(
                 "INSERT INTO hq_meta (name, value) VALUES ($1, $3 + $2) ON CONFLICT (name) \
                  DO UPDATE SET value = GREATEST(hq_meta.value, $3) + $2 RETURNING value",
             )
-            .bind(head_key(&site))
+            .bind(head_key(site))
             .bind(n)
             .bind(to_i64(crate::hq::feed::floor(now_ms), "feed floor")?)
             .fetch_one(&mut **self.tx()?)
@@ -67,8 +66,8 @@ impl PgBatch {
             let first = head - n + 1;
             let positioned = items.iter().enumerate().map(|(i, b)| (first + i64::try_from(i).unwrap_or(0), b));
             let (fresh, moved): (Vec<_>, Vec<_>) = positioned.partition(|(_, b)| b.new);
-            self.feed_insert(&site, fresh).await?;
-            self.feed_move(&site, moved).await?;
+            self.feed_insert(site, fresh).await?;
+            self.feed_move(site, moved).await?;
         }
         Ok(())
     }

@@ -51,6 +51,7 @@ pub use changes::PgChanges;
 pub use connect::{MIGRATOR, PgConfig};
 pub use feed::PgFeed;
 pub use push::PgBatch;
+pub use relay::RELAY_HELD_SQL;
 
 /// HQ's PostgreSQL store.
 pub struct PgStore {

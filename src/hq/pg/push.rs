@@ -200,8 +200,11 @@ impl PgBatch {
 struct Touched {
     stored: StoredRecord,
     in_db: bool,
-    /// The ops merged into it (indices into the batch), in order, with the records they carried.
-    ops: Vec<(usize, AnyRecord)>,
+    /// The ops merged into it (indices into the batch), in order.
+    ops: Vec<usize>,
+    /// The record the last of them carried; `None` when that is the stored record itself (a new record made by its
+    /// only op).
+    last: Option<AnyRecord>,
 }
 
 /// An op's record, decoded and screened (`hq::admit`), or why it is refused.
@@ -226,19 +229,21 @@ fn merge_record(
     let in_db = held.is_some();
     let mut stored = held;
     let mut applied = Vec::with_capacity(of.len());
+    let mut last = None;
     for &i in of {
         let (op, ctx) = &ops[i];
         let merged = screened(op, ctx, screen).and_then(|incoming| {
             if let Some(s) = &mut stored {
-                s.merge(&incoming, ctx, site).map(|()| incoming)
+                s.merge(&incoming, ctx, site).map(|()| Some(incoming))
             } else {
-                stored = Some(StoredRecord::first(ctx, site, incoming.clone()));
-                Ok(incoming)
+                stored = Some(StoredRecord::first(ctx, site, incoming));
+                Ok(None)
             }
         });
         verdicts[i] = Some(match merged {
             Ok(incoming) => {
-                applied.push((i, incoming));
+                applied.push(i);
+                last = incoming;
                 Verdict::Applied
             }
             Err(reason) => Verdict::Invalid(reason),
@@ -247,20 +252,23 @@ fn merge_record(
     if applied.is_empty() {
         return None;
     }
-    Some(Touched { stored: stored?, in_db, ops: applied })
+    Some(Touched { stored: stored?, in_db, ops: applied, last })
 }
 
 /// Where a record a batch merged moves in its site's feed: stamped with the highest stamp of its ops, its echo the
 /// device when the final state is exactly what the device's last op of it carried.
 fn bump_of(kind: RecordKind, t: &Touched, ops: &[(&Op, OpContext)]) -> Option<Bumped> {
-    let (last, incoming) = t.ops.last()?;
-    let (op, ctx) = &ops[*last];
-    let stamp = t.ops.iter().fold(Hlc::ZERO, |m, (i, _)| crate::hq::feed::later(m, ops[*i].1.stamp));
+    let (op, ctx) = &ops[*t.ops.last()?];
+    let stamp = t.ops.iter().fold(Hlc::ZERO, |m, &i| crate::hq::feed::later(m, ops[i].1.stamp));
+    let echo = match &t.last {
+        Some(incoming) => crate::hq::feed::echo_of(&t.stored, incoming, ctx.device),
+        None => Some(ctx.device.0),
+    };
     Some(Bumped {
         kind,
         id: op.key.id,
         site: t.stored.site.clone(),
-        echo: crate::hq::feed::echo_of(&t.stored, incoming, ctx.device),
+        echo,
         stamp,
         last_device: ctx.device.0,
         new: !t.in_db,
@@ -330,22 +338,26 @@ impl PgBatch {
             .collect();
         write_records(self.tx()?, kind, &merged.iter().map(|t| &t.stored).collect::<Vec<_>>(), false).await?;
         let mut bumped: Vec<Bumped> = merged.iter().filter_map(|t| bump_of(kind, t, ops)).collect();
-        let mut made: Vec<Touched> = Vec::with_capacity(fresh.len());
-        let copied = copy_new_records(self.tx()?, kind, fresh, |rows, (_, of)| {
+        // Each new record is dropped as soon as its row and feed position are made, while PostgreSQL inserts the
+        // rows before it.
+        let mut made_bumps: Vec<Bumped> = Vec::with_capacity(fresh.len());
+        let copied = copy_new_records(self.tx()?, kind, &fresh, |rows, &(_, of)| {
             if let Some(t) = merge_record(None, of, ops, site, screen, verdicts) {
                 copy_record(rows, &t.stored)?;
-                made.push(t);
+                made_bumps.extend(bump_of(kind, &t, ops));
             }
             Ok(())
         })
         .await?;
         if copied {
-            bumped.extend(made.iter().filter_map(|t| bump_of(kind, t, ops)));
+            bumped.append(&mut made_bumps);
             return Ok(bumped);
         }
-        // Another device's transaction inserted one of the ids meanwhile: the new records are inserted leaving out
-        // the ids taken, and the batch's ops of those are merged into the rows there, read under their locks (as in
-        // `apply_op`'s second round).
+        // Another device's transaction inserted one of the ids meanwhile: the new records are made again and inserted
+        // leaving out the ids taken, and the batch's ops of those are merged into the rows there, read under their
+        // locks (as in `apply_op`'s second round).
+        let made: Vec<Touched> =
+            fresh.iter().filter_map(|&(_, of)| merge_record(None, of, ops, site, screen, verdicts)).collect();
         let written: HashSet<u128> =
             write_records(self.tx()?, kind, &made.iter().map(|t| &t.stored).collect::<Vec<_>>(), true)
                 .await?
@@ -365,13 +377,18 @@ impl PgBatch {
             let mut s =
                 rows.remove(&id).ok_or_else(|| HqError::Refused(format!("record {id:x} could not be written")))?;
             let mut applied = Vec::with_capacity(t.ops.len());
-            for (i, incoming) in t.ops {
-                match s.merge(&incoming, &ops[i].1, site) {
-                    Ok(()) => applied.push((i, incoming)),
+            let mut carried = None;
+            for i in t.ops {
+                let (op, ctx) = &ops[i];
+                match screened(op, ctx, screen).and_then(|incoming| s.merge(&incoming, ctx, site).map(|()| incoming)) {
+                    Ok(incoming) => {
+                        applied.push(i);
+                        carried = Some(incoming);
+                    }
                     Err(reason) => verdicts[i] = Some(Verdict::Invalid(reason)),
                 }
             }
-            redone.push(Touched { stored: s, in_db: true, ops: applied });
+            redone.push(Touched { stored: s, in_db: true, ops: applied, last: carried });
         }
         bumped.extend(redone.iter().filter_map(|t| bump_of(kind, t, ops)));
         write_records(self.tx()?, kind, &redone.iter().map(|t| &t.stored).collect::<Vec<_>>(), false).await?;

@@ -11,6 +11,12 @@ use uuid::Uuid;
 use super::{PgBatch, to_i64, ts_u, uuid_of};
 use crate::hq::rows::HqError;
 
+/// Which of the ops `($1[i], $2[i])` (origin device, seq) the group HQ holds: one probe of the receipts' key per op
+/// (the `LATERAL` subquery keeps it so). As a join, a batch's thousands of ops let the planner hash the whole receipts
+/// table instead, a cost that grows with everything the group HQ holds.
+pub const RELAY_HELD_SQL: &str = "SELECT w.device, w.seq FROM unnest($1::uuid[], $2::bigint[]) AS w(device, seq) \
+     CROSS JOIN LATERAL (SELECT 1 FROM op_receipts r WHERE r.device = w.device AND r.seq = w.seq LIMIT 1) AS held";
+
 impl PgBatch {
     /// Which of these ops (origin device, seq) the database holds already.
     pub fn relay_held(&mut self, ops: &[(DeviceId, u64)]) -> Result<HashSet<(u128, u64)>, HqError> {
@@ -21,14 +27,7 @@ impl PgBatch {
         let seqs = ops.iter().map(|(_, s)| to_i64(*s, "op sequence")).collect::<Result<Vec<i64>, _>>()?;
         let h = self.handle().clone();
         h.block_on(async {
-            let rows = sqlx::query(
-                "SELECT r.device, r.seq FROM op_receipts r \
-                 JOIN unnest($1::uuid[], $2::bigint[]) AS w(device, seq) ON r.device = w.device AND r.seq = w.seq",
-            )
-            .bind(&devices)
-            .bind(&seqs)
-            .fetch_all(&mut **self.tx()?)
-            .await?;
+            let rows = sqlx::query(RELAY_HELD_SQL).bind(&devices).bind(&seqs).fetch_all(&mut **self.tx()?).await?;
             rows.iter()
                 .map(|r| {
                     let d: Uuid = r.try_get("device")?;

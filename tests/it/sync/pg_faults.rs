@@ -434,3 +434,42 @@ fn a_new_record_inserted_meanwhile_by_another_transaction_is_merged_into() {
     assert_eq!(count("SELECT last_device = '00000000-0000-0000-0000-000000000002' FROM {s}.record_feed"), "t");
     assert_eq!(count("SELECT string_agg(last_seq::text, ',' ORDER BY device) FROM {s}.devices"), "1,1");
 }
+
+/// The group HQ's check of which relayed ops it holds probes the receipts' key once per op, however many receipts it
+/// holds: with a batch's 10 000 ops against 200 000 receipts (planned with the batch's real size, as the first
+/// executions on a connection are), the plan reads no receipt table in full.
+#[test]
+fn the_relay_held_check_probes_the_receipts_key_whatever_the_batch_size() {
+    let Some(pg) = PgSchema::fresh("relay_held_plan") else { return };
+    drop(pg.connect());
+    let s = &pg.schema;
+    psql_at(
+        &pg.url,
+        &format!(
+            "INSERT INTO {s}.op_receipts (device, seq, kind, record_id, received_at, quarantined, clamped) \
+             SELECT ('00000000-0000-0000-0000-00000000000' || (g % 4))::uuid, g, 1, gen_random_uuid(), now(), false, \
+             false FROM generate_series(1, 200000) g; ANALYZE {s}.op_receipts"
+        ),
+    );
+    let devices: Vec<String> = (0..10_000).map(|g| format!("00000000-0000-0000-0000-00000000000{}", g % 4)).collect();
+    let seqs: Vec<String> = (195_001..205_001).map(|g: u64| g.to_string()).collect();
+    let script = format!(
+        "SET search_path = {s};\nPREPARE held(uuid[], bigint[]) AS {};\nEXPLAIN EXECUTE held('{{{}}}', '{{{}}}');\n",
+        guidedesk::hq::pg::RELAY_HELD_SQL,
+        devices.join(","),
+        seqs.join(",")
+    );
+    let mut child = Command::new("psql")
+        .arg(&pg.url)
+        .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let plan = String::from_utf8(out.stdout).unwrap();
+    assert!(plan.contains("Index Only Scan using op_receipts_pkey"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+}
