@@ -44,7 +44,7 @@ impl PgBatch {
         let mut latest: Vec<Bumped> = Vec::with_capacity(bumped.len());
         for b in bumped {
             match latest.last_mut() {
-                Some(o) if (o.site == b.site && o.kind == b.kind && o.id == b.id) => {
+                Some(o) if o.site == b.site && o.kind == b.kind && o.id == b.id => {
                     *o = Bumped { stamp: crate::hq::feed::later(o.stamp, b.stamp), new: o.new || b.new, ..b };
                 }
                 _ => latest.push(b),

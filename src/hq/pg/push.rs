@@ -20,7 +20,7 @@ use super::records::{
 use super::{PgStore, to_i64, ts_u, uuid_of};
 use crate::hq::admit::{Screen, ScreenCache};
 use crate::hq::rows::{HqError, REFERENCE_STREAM, StoredRecord};
-use crate::model::codec::decode_op_payload;
+use crate::model::codec::{PayloadError, decode_op_payload};
 use crate::model::{AnyRecord, RecordKind, ReferenceData};
 
 impl PgStore {
@@ -295,8 +295,7 @@ impl PgBatch {
                     None => groups.push((kind, vec![i])),
                 }
             } else {
-                let reason = decode_op_payload(op).err().map(|e| e.to_string());
-                verdicts[i] = Some(Verdict::Invalid(reason.unwrap_or_else(|| "unknown record kind".into())));
+                verdicts[i] = Some(Verdict::Invalid(PayloadError::UnknownKind(op.key.kind).to_string()));
             }
         }
         let mut bumped = Vec::new();

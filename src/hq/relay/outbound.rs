@@ -3,8 +3,9 @@
 //!
 //! A cycle first asks the group HQ for the hub's cursor (a batch with no entries), so a group HQ restored from an
 //! older backup gets the missing part again from the retained log; then sends the log after the cursor in batches,
-//! two on their way at once, recording each acknowledgement ([`send_log`]); then pulls the group's reference data. A cycle that fails part-way leaves
-//! the log as it was: what was acknowledged stays acknowledged, the rest goes next time.
+//! two on their way at once, recording each acknowledgement ([`send_log`]); then pulls the group's reference data.
+//! A cycle that fails part-way leaves the log as it was: what was acknowledged stays acknowledged, the rest goes next
+//! time.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use chrono::{NaiveTime, Timelike};
 use guidedesk_sync::DeviceId;
 use guidedesk_sync::client::{ClientConfig, HttpTransport};
-use guidedesk_sync::protocol::{PullPage, PullRequest, PushOutcome, RelayRequest};
+use guidedesk_sync::protocol::{PullPage, PullRequest, PushAck, PushOutcome, RelayRequest};
 use guidedesk_sync::replicate::{Transport, TransportError};
 use serde::{Deserialize, Serialize};
 
@@ -192,7 +193,7 @@ struct OnTheWay<'s> {
 /// acknowledged. A gap below what it had acknowledged when the batch was sent means the group HQ lost entries (it was
 /// restored from an older backup): those are sent again, and more than three such rewinds in a cycle stop it.
 fn send_log(log: &Log<'_>, t: &HttpTransport, cursor: u64, report: &mut RelayReport) -> Result<(), RelayFailure> {
-    let Log { store, hub, head, keep_after, batch: batch_size } = *log;
+    let Log { store, hub, head, batch: batch_size, .. } = *log;
     std::thread::scope(|s| {
         let mut after = cursor;
         let mut sent = cursor;
@@ -222,20 +223,7 @@ fn send_log(log: &Log<'_>, t: &HttpTransport, cursor: u64, report: &mut RelayRep
                 .join()
                 .map_err(|_| RelayFailure::Protocol("a relay request failed unexpectedly".into()))??;
             match answer.outcome {
-                PushOutcome::Accepted(ack) => {
-                    if ack.acked_through < batch.last || ack.acked_through > head {
-                        return Err(RelayFailure::Protocol(format!(
-                            "the group HQ acknowledged {} for a batch through {}",
-                            ack.acked_through, batch.last
-                        )));
-                    }
-                    report.batches += 1;
-                    report.applied += u64::from(ack.applied);
-                    report.duplicates += ack.skipped_duplicates.len() as u64;
-                    report.quarantined += ack.quarantined.len() as u64;
-                    store.relay_acked(ack.acked_through, keep_after)?;
-                    after = ack.acked_through;
-                }
+                PushOutcome::Accepted(ack) => after = record_ack(log, batch.last, &ack, report)?,
                 PushOutcome::Gap { expected } => {
                     // The batches behind this one cannot have been applied without it: their answers are gaps too.
                     for rest in on_the_way.drain(..) {
@@ -262,6 +250,22 @@ fn send_log(log: &Log<'_>, t: &HttpTransport, cursor: u64, report: &mut RelayRep
             }
         }
     })
+}
+
+/// Records the group HQ's acknowledgement of a batch through relay seq `last`; what it now holds.
+fn record_ack(log: &Log<'_>, last: u64, ack: &PushAck, report: &mut RelayReport) -> Result<u64, RelayFailure> {
+    if ack.acked_through < last || ack.acked_through > log.head {
+        return Err(RelayFailure::Protocol(format!(
+            "the group HQ acknowledged {} for a batch through {last}",
+            ack.acked_through
+        )));
+    }
+    report.batches += 1;
+    report.applied += u64::from(ack.applied);
+    report.duplicates += ack.skipped_duplicates.len() as u64;
+    report.quarantined += ack.quarantined.len() as u64;
+    log.store.relay_acked(ack.acked_through, log.keep_after)?;
+    Ok(ack.acked_through)
 }
 
 /// Pulls the group's reference data after the hub's cursor and publishes the latest for every site of the hub.
